@@ -1,0 +1,41 @@
+"""Runyard: self-hosted machine-learning experiments.
+
+Training code logs through the SDK functions re-exported here::
+
+    import runyard
+    runyard.init(project="digits", params={"lr": 0.1})
+    for epoch in range(10):
+        runyard.log({"loss": 0.3}, step=epoch)
+    runyard.finish()
+
+Imports are lazy so that ``import runyard`` inside a run costs almost nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_SDK_NAMES = {
+    "init",
+    "log",
+    "log_params",
+    "set_tags",
+    "log_artifact",
+    "params",
+    "finish",
+    "should_stop",
+    "active_run",
+    "Run",
+}
+
+__all__ = sorted(_SDK_NAMES | {"__version__"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SDK_NAMES:
+        from runyard import sdk
+
+        return getattr(sdk, name)
+    raise AttributeError(f"module 'runyard' has no attribute {name!r}")
