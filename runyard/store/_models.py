@@ -1,0 +1,256 @@
+"""SQLAlchemy tables. ``Sql*`` rows never leave ``store/``; queries return frozen records.
+
+Ids are integers throughout: narrow keys make the metric tables fast to fill
+(PERF.md: MLflow's wide composite key cuts bulk inserts ~3x). Times are float
+seconds since the epoch (UTC).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "metrics_table"]
+
+# Integer primary keys autoincrement as INTEGER PRIMARY KEY (rowid) on SQLite and
+# BIGINT identity on PostgreSQL.
+BigId = BigInteger().with_variant(Integer, "sqlite")
+Double = Float(precision=53)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SqlUser(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    email: Mapped[str] = mapped_column(String(256), default="")
+    password_hash: Mapped[str] = mapped_column(String(256), default="")
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlProject(Base):
+    __tablename__ = "projects"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    visibility: Mapped[str] = mapped_column(String(16), default="private")
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlExperiment(Base):
+    __tablename__ = "experiments"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    config: Mapped[str] = mapped_column(Text, default="{}")
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    backend: Mapped[str] = mapped_column(String(64), default="local")
+    message: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Double)
+    ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+class SqlRun(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), nullable=True)
+    number: Mapped[int] = mapped_column(Integer, default=0)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    status_message: Mapped[str] = mapped_column(Text, default="")
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    snapshot_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    backend: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    engine_job_id: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    started_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    __table_args__ = (
+        Index("ix_runs_project_status", "project_id", "status"),
+        Index("ix_runs_experiment", "experiment_id", "number"),
+        Index("ix_runs_status_id", "status", "id"),
+    )
+
+
+class SqlRunEvent(Base):
+    """Status history of a run: one row per transition (the UI's timeline, attempts)."""
+
+    __tablename__ = "run_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    status: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    message: Mapped[str] = mapped_column(Text, default="")
+    ts: Mapped[float] = mapped_column(Double)
+
+
+class SqlParam(Base):
+    __tablename__ = "params"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)  # JSON text
+    num: Mapped[float | None] = mapped_column(Double, nullable=True)  # numeric value, for filters
+    __table_args__ = (Index("ix_params_key_num", "key", "num"),)
+
+
+class SqlTag(Base):
+    __tablename__ = "tags"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[str] = mapped_column(Text, default="")
+
+
+class SqlMetricKey(Base):
+    __tablename__ = "metric_keys"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(250), unique=True)
+
+
+# The points themselves: a Core table without a primary key (SQLite's rowid serves),
+# one narrow index. Kept out of the ORM: it is only ever bulk-inserted and range-read.
+metrics_table = Table(
+    "metrics",
+    Base.metadata,
+    Column("run_id", BigId, nullable=False),
+    Column("key_id", BigId, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("value", Double, nullable=True),  # NULL holds NaN on SQLite
+    Column("ts", Double, nullable=False),
+    Index("ix_metrics_run_key_step", "run_id", "key_id", "step"),
+)
+
+
+class SqlMetricSummary(Base):
+    """Per (run, key): last/min/max/count, kept up to date at ingest so tables never scan points."""
+
+    __tablename__ = "metric_summaries"
+    run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    last: Mapped[float | None] = mapped_column(Double, nullable=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    last_ts: Mapped[float] = mapped_column(Double)
+    min: Mapped[float | None] = mapped_column(Double, nullable=True)
+    max: Mapped[float | None] = mapped_column(Double, nullable=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    __table_args__ = (Index("ix_summaries_key_last", "key_id", "last"),)
+
+
+class SqlMetricBlock(Base):
+    """Extremes of a run's metric over a block of BLOCK_STEPS consecutive steps.
+
+    Maintained at ingest; long histories are downsampled from these rows instead
+    of the raw points, so a 1,000,000-point metric reads ~4,000 rows.
+    """
+
+    __tablename__ = "metric_blocks"
+    run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    min: Mapped[float | None] = mapped_column(Double, nullable=True)
+    min_step: Mapped[int] = mapped_column(BigInteger)
+    min_ts: Mapped[float] = mapped_column(Double)
+    max: Mapped[float | None] = mapped_column(Double, nullable=True)
+    max_step: Mapped[int] = mapped_column(BigInteger)
+    max_ts: Mapped[float] = mapped_column(Double)
+
+
+class SqlMetricBatch(Base):
+    """Idempotency keys of ingested batches: a retried batch is stored once."""
+
+    __tablename__ = "metric_batches"
+    run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    n_points: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlTask(Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(32), default="main")
+    rank: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    host: Mapped[str] = mapped_column(String(256), default="")
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    started_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    heartbeat_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    __table_args__ = (UniqueConstraint("run_id", "role", "rank", "attempt", name="uq_task_slot"),)
+
+
+class SqlLogLine(Base):
+    """One line of a task's output. ``id`` is the offset clients read from."""
+
+    __tablename__ = "log_lines"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(BigId)
+    task: Mapped[str] = mapped_column(String(64), default="main")
+    stream: Mapped[str] = mapped_column(String(8), default="stdout")
+    text: Mapped[str] = mapped_column(Text)
+    ts: Mapped[float] = mapped_column(Double)
+    __table_args__ = (Index("ix_log_lines_run_id", "run_id", "id"),)
+
+
+class SqlArtifact(Base):
+    __tablename__ = "artifacts"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlBlob(Base):
+    __tablename__ = "blobs"
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlSnapshot(Base):
+    __tablename__ = "snapshots"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 of the manifest
+    manifest: Mapped[str] = mapped_column(Text)  # JSON: [[path, sha256, size, mode], ...]
+    n_files: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(BigInteger)
+    git_commit: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    git_branch: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    git_dirty: Mapped[bool] = mapped_column(Boolean, default=False)
+    git_diff: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlLock(Base):
+    """Named leases (the scheduler's leader lock on SQLite; PostgreSQL uses advisory locks)."""
+
+    __tablename__ = "locks"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[float] = mapped_column(Double)

@@ -1,0 +1,149 @@
+"""Frozen records returned by the store; they double as the REST API's response schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "Artifact",
+    "Experiment",
+    "LogLine",
+    "MetricSummary",
+    "Project",
+    "RUN_STATUSES",
+    "Run",
+    "RunEvent",
+    "RunPage",
+    "Snapshot",
+    "TERMINAL_STATUSES",
+    "Task",
+]
+
+RUN_STATUSES = ("queued", "starting", "running", "succeeded", "failed", "canceled", "pruned")
+ACTIVE_STATUSES = frozenset({"queued", "starting", "running"})
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "pruned"})
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+
+class Project(_Record):
+    id: int
+    name: str
+    description: str = ""
+    visibility: str = "private"
+    owner: str | None = None
+    created_at: float
+    updated_at: float
+    n_experiments: int = 0
+    n_runs: int = 0
+    last_activity_at: float | None = None
+
+
+class Experiment(_Record):
+    id: int
+    project: str
+    name: str
+    status: str
+    config: dict[str, Any] = Field(default_factory=dict)
+    snapshot_id: str | None = None
+    backend: str = "local"
+    message: str = ""
+    created_at: float
+    ended_at: float | None = None
+    counts: dict[str, int] = Field(default_factory=dict, description="runs per status")
+
+
+class MetricSummary(_Record):
+    last: float | None
+    step: int
+    min: float | None
+    max: float | None
+    count: int
+    ts: float
+
+
+class Task(_Record):
+    id: int
+    role: str
+    rank: int
+    attempt: int
+    status: str
+    host: str = ""
+    pid: int | None = None
+    exit_code: int | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}-{self.rank}"
+
+
+class RunEvent(_Record):
+    status: str
+    attempt: int
+    message: str = ""
+    ts: float
+
+
+class Run(_Record):
+    id: int
+    project: str
+    experiment_id: int | None = None
+    number: int = 0
+    name: str = ""
+    status: str
+    status_message: str = ""
+    attempt: int = 1
+    exit_code: int | None = None
+    snapshot_id: str | None = None
+    backend: str | None = None
+    engine_job_id: str | None = None
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    metrics: dict[str, MetricSummary] = Field(default_factory=dict)
+    tasks: list[Task] = Field(default_factory=list)
+    events: list[RunEvent] = Field(default_factory=list)
+
+
+class RunPage(_Record):
+    items: list[Run]
+    total: int
+    offset: int
+    limit: int
+
+
+class LogLine(_Record):
+    offset: int
+    task: str
+    stream: str
+    text: str
+    ts: float
+
+
+class Artifact(_Record):
+    path: str
+    size: int
+    sha256: str
+    created_at: float
+
+
+class Snapshot(_Record):
+    id: str
+    files: list[list[Any]] = Field(description="[path, sha256, size, mode] per file")
+    n_files: int
+    size: int
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool = False
+    git_diff: str = ""
+    created_at: float
