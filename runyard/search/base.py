@@ -14,14 +14,21 @@ Implementer's contract:
 - ``Search.exhausted(history)`` is true once no more runs will be proposed.
 - ``Pruner.decide(run, peers)`` returns ``Decision.STOP`` for a run whose
   intermediate values are poor. Called on every new intermediate value.
+
+:func:`check_space` is the one validation of a :data:`Space` that every search
+runs in its constructor, so the same bad space fails the same way whatever the
+algorithm.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
+
+from runyard.errors import SpecError
 
 __all__ = [
     "Choice",
@@ -36,6 +43,7 @@ __all__ = [
     "RunState",
     "Search",
     "Space",
+    "check_space",
 ]
 
 Params = dict[str, Any]
@@ -121,3 +129,109 @@ class Pruner(Protocol):
     name: ClassVar[str]
 
     def decide(self, run: RunRecord, peers: Sequence[RunRecord]) -> Decision: ...
+
+
+def _is_real(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _is_int(x: object) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def check_space(space: Space) -> None:
+    """Reject a search space that no search can sample.
+
+    The rules are the strictest common ones, so a space accepted here works with
+    every algorithm (the grid search adds its own rule for continuous params):
+    a choice has at least one value; bounds are finite numbers with low <= high;
+    ``step`` is positive; a log scale needs low > 0 and no ``step`` (integer
+    ranges: low >= 1 and step 1), as Optuna's distributions require.
+
+    Args:
+        space: param name -> dimension.
+
+    Raises:
+        SpecError: naming the param, the rule, the value and the fix.
+    """
+    if not isinstance(space, Mapping):
+        raise SpecError(
+            f"A search space must map param names to dimensions, but got {type(space).__name__}.",
+            "Give the params as a mapping, e.g. {'lr': FloatRange(1e-4, 1e-1, log=True)}.",
+        )
+    for name, dim in space.items():
+        if not isinstance(name, str) or not name:
+            raise SpecError(
+                f"Param names must be non-empty strings, but got {name!r}.",
+                "Rename the param.",
+            )
+        if isinstance(dim, Fixed):
+            continue
+        if isinstance(dim, Choice):
+            if len(dim.values) == 0:
+                raise SpecError(
+                    f"Param '{name}' is a choice with no values.",
+                    "List at least one value.",
+                )
+        elif isinstance(dim, FloatRange):
+            _check_float_range(name, dim)
+        elif isinstance(dim, IntRange):
+            _check_int_range(name, dim)
+        else:
+            raise SpecError(
+                f"Param '{name}' has an unknown dimension type {type(dim).__name__}.",
+                "Use Fixed, Choice, FloatRange or IntRange.",
+            )
+
+
+def _check_float_range(name: str, dim: FloatRange) -> None:
+    if not (_is_real(dim.low) and _is_real(dim.high)):
+        raise SpecError(
+            f"Param '{name}' needs finite numeric bounds, but got low={dim.low!r}, high={dim.high!r}.",
+            "Set low and high to finite numbers.",
+        )
+    if dim.low > dim.high:
+        raise SpecError(
+            f"Param '{name}' must have low <= high, but got low={dim.low}, high={dim.high}.",
+            "Swap the bounds.",
+        )
+    if dim.step is not None and not (_is_real(dim.step) and dim.step > 0):
+        raise SpecError(
+            f"Param '{name}' must have a step > 0, but got step={dim.step!r}.",
+            "Set a positive step or remove it for a continuous param.",
+        )
+    if dim.log and dim.step is not None:
+        raise SpecError(
+            f"Param '{name}' cannot have both log=true and a step (step={dim.step}).",
+            "Remove the step, or set log to false.",
+        )
+    if dim.log and dim.low <= 0:
+        raise SpecError(
+            f"Param '{name}' uses a log scale, which needs low > 0, but got low={dim.low}.",
+            "Set low to a positive value, or set log to false.",
+        )
+
+
+def _check_int_range(name: str, dim: IntRange) -> None:
+    if not (_is_int(dim.low) and _is_int(dim.high) and _is_int(dim.step)):
+        raise SpecError(
+            f"Param '{name}' is an integer range, but got low={dim.low!r}, high={dim.high!r}, "
+            f"step={dim.step!r}.",
+            "Use integers, or a FloatRange for a continuous param.",
+        )
+    if dim.low > dim.high:
+        raise SpecError(
+            f"Param '{name}' must have low <= high, but got low={dim.low}, high={dim.high}.",
+            "Swap the bounds.",
+        )
+    if dim.step < 1:
+        raise SpecError(
+            f"Param '{name}' must have a step >= 1, but got step={dim.step}.",
+            "Set step to 1 or more.",
+        )
+    if dim.log and (dim.low < 1 or dim.step != 1):
+        raise SpecError(
+            f"Param '{name}' uses a log scale, which needs low >= 1 and step 1, but got "
+            f"low={dim.low}, step={dim.step}.",
+            "Raise low to 1 or more and drop the step, or set log to false.",
+        )

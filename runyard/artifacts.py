@@ -1,0 +1,113 @@
+"""Artifact and blob storage through fsspec (local directory by default, ``s3://`` etc. for teams).
+
+Layout under ``RUNYARD_ARTIFACTS_URL``::
+
+    runs/<run_id>/<path>     files a run stored
+    blobs/<aa>/<sha256>      content-addressed snapshot blobs
+
+Paths from clients are normalised by :func:`clean_path`; anything that could
+escape the run's root (``..``, absolute paths, backslashes, NUL) is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+import re
+import uuid
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import fsspec
+
+from runyard import config
+from runyard.errors import InvalidInput, NotFound
+
+__all__ = ["ArtifactStorage", "clean_path"]
+
+_SHA = re.compile(r"^[0-9a-f]{64}$")
+CHUNK = 1024 * 1024
+
+
+def clean_path(path: str) -> str:
+    """Normalise a client-given artifact path, refusing anything that leaves the run's root."""
+    if not path or "\x00" in path or "\\" in path:
+        raise InvalidInput(f"Invalid artifact path {path!r}: it is empty or holds a NUL or a backslash.",
+                           "Use a relative path with forward slashes, e.g. model/weights.pt.")
+    if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
+        raise InvalidInput(f"Artifact path {path!r} is absolute.", "Use a path relative to the run, e.g. model/weights.pt.")
+    parts = path.split("/")
+    if any(p == ".." for p in parts):
+        raise InvalidInput(f"Artifact path {path!r} contains '..'.", "Use a path inside the run, e.g. plots/loss.png.")
+    norm = posixpath.normpath(path)
+    if norm in (".", "") or norm.startswith("../"):
+        raise InvalidInput(f"Invalid artifact path {path!r}.", "Use a path relative to the run, e.g. model/weights.pt.")
+    return norm
+
+
+def check_sha256(digest: str) -> str:
+    if not _SHA.match(digest or ""):
+        raise InvalidInput(f"{digest!r} is not a sha256 digest (64 lowercase hex characters).", "Send hashlib.sha256(data).hexdigest().")
+    return digest
+
+
+class ArtifactStorage:
+    """Streams files in and out of the fsspec store."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = (url or config.artifacts_url()).rstrip("/")
+        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs.makedirs(self.root, exist_ok=True)
+
+    def _run_path(self, run_id: int, path: str) -> str:
+        return f"{self.root}/runs/{run_id}/{clean_path(path)}"
+
+    def _blob_path(self, digest: str) -> str:
+        check_sha256(digest)
+        return f"{self.root}/blobs/{digest[:2]}/{digest}"
+
+    def open_write(self, run_id: int, path: str) -> tuple[str, BinaryIO]:
+        target = self._run_path(run_id, path)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        tmp = target + ".part"
+        return tmp, self.fs.open(tmp, "wb")
+
+    def commit(self, tmp: str) -> None:
+        self.fs.mv(tmp, tmp[: -len(".part")])
+
+    def discard(self, tmp: str) -> None:
+        if self.fs.exists(tmp):
+            self.fs.rm(tmp)
+
+    def read_run_file(self, run_id: int, path: str) -> Iterator[bytes]:
+        return self._iter(self._run_path(run_id, path), f"Run {run_id} has no artifact {path!r}.")
+
+    def blob_writer(self, digest: str) -> tuple[str, BinaryIO]:
+        target = self._blob_path(digest)
+        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        tmp = f"{target}.{uuid.uuid4().hex[:12]}.part"
+        return tmp, self.fs.open(tmp, "wb")
+
+    def commit_blob(self, tmp: str, digest: str) -> None:
+        self.fs.mv(tmp, self._blob_path(digest))
+
+    def has_blob(self, digest: str) -> bool:
+        return self.fs.exists(self._blob_path(digest))
+
+    def read_blob(self, digest: str) -> Iterator[bytes]:
+        return self._iter(self._blob_path(digest), f"No blob {digest}.")
+
+    def _iter(self, path: str, missing: str) -> Iterator[bytes]:
+        if not self.fs.exists(path):
+            raise NotFound(missing, "List what is stored with `runyard info RUN` or GET /api/v1/runs/RUN/artifacts.")
+        f = self.fs.open(path, "rb")
+
+        def chunks() -> Iterator[bytes]:
+            with f:
+                while True:
+                    data = f.read(CHUNK)
+                    if not data:
+                        return
+                    yield data
+
+        return chunks()

@@ -1,0 +1,89 @@
+"""The FastAPI application: routers under /api/v1, the error handler, the static UI."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import FileResponse
+from pydantic import BaseModel
+
+from runyard import __version__
+from runyard.artifacts import ArtifactStorage
+from runyard.server._errors import install_error_handlers
+from runyard.server._events import Changes
+from runyard.server.routers import artifacts, experiments, logs, projects, runs
+from runyard.store import Store
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("runyard.server")
+STATIC = Path(__file__).parent / "static"
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    database: str
+
+
+def create_app(store: Store | None = None, *, artifacts_url: str | None = None) -> FastAPI:
+    """Build the app. ``store`` defaults to ``Store.open()`` (migrations applied) at start-up."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = app.state.store is None
+        if own:
+            app.state.store = Store.open()
+        app.state.artifacts = ArtifactStorage(artifacts_url)
+        for hook in app.state.startup_hooks:
+            hook(app)
+        try:
+            yield
+        finally:
+            for hook in reversed(app.state.shutdown_hooks):
+                hook(app)
+            if own:
+                app.state.store.close()
+
+    app = FastAPI(
+        title="Runyard",
+        version=__version__,
+        description="Runyard's REST API: projects, experiments, runs, metrics, logs, artifacts, snapshots.",
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.store = store
+    app.state.changes = Changes()
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    install_error_handlers(app)
+
+    api = APIRouter(prefix="/api/v1")
+
+    @api.get("/health", response_model=Health, tags=["server"])
+    def health() -> Health:
+        return Health(status="ok", version=__version__, database=app.state.store.engine.dialect.name)
+
+    for r in (projects.router, experiments.router, runs.router, logs.router, artifacts.router):
+        api.include_router(r)
+    app.include_router(api)
+
+    if (STATIC / "index.html").exists():
+        from fastapi.staticfiles import StaticFiles
+
+        app.mount("/assets", StaticFiles(directory=STATIC / "assets", check_dir=False), name="assets")
+
+        @app.get("/{path:path}", include_in_schema=False)
+        def spa(path: str) -> FileResponse:
+            target = (STATIC / path).resolve()
+            if path and target.is_file() and STATIC.resolve() in target.parents:
+                return FileResponse(target)
+            return FileResponse(STATIC / "index.html")
+
+    return app

@@ -1,0 +1,155 @@
+"""Artifacts (files a run stored) and content-addressed snapshot blobs: streamed in and out."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from runyard import config
+from runyard._manifest import manifest_id
+from runyard.artifacts import ArtifactStorage, check_sha256, clean_path
+from runyard.errors import InvalidInput, PayloadTooLarge
+from runyard.server._deps import get_store
+from runyard.store import Artifact, Snapshot, Store
+
+router = APIRouter(tags=["artifacts"])
+
+_BINARY_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+
+
+class ArtifactList(BaseModel):
+    items: list[Artifact]
+
+
+class BlobQuery(BaseModel):
+    digests: list[str] = Field(max_length=100_000)
+
+
+class BlobMissing(BaseModel):
+    missing: list[str]
+
+
+class SnapshotCreate(BaseModel):
+    files: list[list[Any]] = Field(description="[path, sha256, size, mode] per file")
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool = False
+    git_diff: str = ""
+
+
+def _storage(request: Request) -> ArtifactStorage:
+    return request.app.state.artifacts
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"The upload is larger than the server's limit of {limit / 1048576:.0f} MiB.",
+        "Store large files elsewhere, or raise RUNYARD_MAX_UPLOAD_MB on the server.",
+    )
+
+
+async def _receive(request: Request, sink, limit: int) -> tuple[int, str]:  # noqa: ANN001
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    digest = hashlib.sha256()
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(limit)
+        digest.update(chunk)
+        sink.write(chunk)
+    return size, digest.hexdigest()
+
+
+@router.put("/runs/{run_id}/artifacts/{path:path}", response_model=Artifact, status_code=201, openapi_extra=_BINARY_BODY)
+async def upload_artifact(run_id: int, path: str, request: Request) -> Artifact:
+    store: Store = request.app.state.store
+    storage = _storage(request)
+    clean = clean_path(path)
+    await run_in_threadpool(store.get_run, run_id)
+    tmp, sink = storage.open_write(run_id, clean)
+    try:
+        with sink:
+            size, sha = await _receive(request, sink, config.max_upload_bytes())
+    except BaseException:
+        storage.discard(tmp)
+        raise
+    storage.commit(tmp)
+    return await run_in_threadpool(store.record_artifact, run_id, clean, size, sha)
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=ArtifactList)
+def list_artifacts(run_id: int, prefix: str = "", store: Store = Depends(get_store)) -> ArtifactList:
+    return ArtifactList(items=store.list_artifacts(run_id, clean_path(prefix) if prefix else ""))
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}", response_class=StreamingResponse,
+            responses={200: {"content": {"application/octet-stream": {}}}})
+def download_artifact(run_id: int, path: str, request: Request, store: Store = Depends(get_store)) -> StreamingResponse:
+    clean = clean_path(path)
+    art = store.find_artifact(run_id, clean)
+    if art is None:
+        store.get_run(run_id)
+        from runyard.errors import NotFound
+
+        raise NotFound(f"Run {run_id} has no artifact {clean!r}.", f"List them with `runyard info {run_id}`.")
+    return StreamingResponse(
+        _storage(request).read_run_file(run_id, clean),
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(art.size), "X-Runyard-Sha256": art.sha256},
+    )
+
+
+@router.post("/blobs/missing", response_model=BlobMissing)
+def missing_blobs(body: BlobQuery, store: Store = Depends(get_store)) -> BlobMissing:
+    """Which of these sha256 digests the server lacks: clients upload only those."""
+    for d in body.digests:
+        check_sha256(d)
+    return BlobMissing(missing=store.missing_blobs(body.digests))
+
+
+@router.put("/blobs/{digest}", status_code=204, openapi_extra=_BINARY_BODY)
+async def upload_blob(digest: str, request: Request) -> None:
+    check_sha256(digest)
+    store: Store = request.app.state.store
+    storage = _storage(request)
+    tmp, sink = storage.blob_writer(digest)
+    try:
+        with sink:
+            size, sha = await _receive(request, sink, config.max_upload_bytes())
+        if sha != digest:
+            raise InvalidInput(f"The uploaded content hashes to {sha}, not {digest}.", "Send the file whose sha256 is in the URL.")
+    except BaseException:
+        storage.discard(tmp)
+        raise
+    storage.commit_blob(tmp, digest)
+    await run_in_threadpool(store.record_blob, digest, size)
+
+
+@router.get("/blobs/{digest}", response_class=StreamingResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+def download_blob(digest: str, request: Request) -> StreamingResponse:
+    return StreamingResponse(_storage(request).read_blob(check_sha256(digest)), media_type="application/octet-stream")
+
+
+@router.post("/snapshots", response_model=Snapshot, status_code=201)
+def create_snapshot(body: SnapshotCreate, store: Store = Depends(get_store)) -> Snapshot:
+    for f in body.files:
+        if len(f) != 4 or not isinstance(f[0], str) or not isinstance(f[2], int) or not isinstance(f[3], int):
+            raise InvalidInput(f"Snapshot entry {f!r} is not [path, sha256, size, mode].", "Build manifests with runyard.snapshot.")
+        clean_path(f[0])
+        check_sha256(f[1])
+    sid = manifest_id(body.files)
+    return store.create_snapshot(sid, body.files, git_commit=body.git_commit, git_branch=body.git_branch,
+                                 git_dirty=body.git_dirty, git_diff=body.git_diff)
+
+
+@router.get("/snapshots/{snapshot_id}", response_model=Snapshot)
+def get_snapshot(snapshot_id: str, store: Store = Depends(get_store)) -> Snapshot:
+    return store.get_snapshot(snapshot_id)

@@ -1,0 +1,201 @@
+"""Runs: create ad-hoc, list with filters and sorting, read, change status, cancel;
+their params, tags and metrics (the ingest hot path and history reads)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from runyard.errors import InvalidInput, InvalidState
+from runyard.server._deps import get_store
+from runyard.store import RUN_STATUSES, MetricSummary, Run, RunPage, Store, parse_filter, parse_order
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+
+MAX_BATCH_POINTS = 100_000
+
+
+class RunCreate(BaseModel):
+    project: str
+    name: str = ""
+    experiment_id: int | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    tags: dict[str, str] = Field(default_factory=dict)
+    status: str = Field("running", description="initial status: running for runs started by hand, queued for the scheduler")
+
+
+class RunUpdate(BaseModel):
+    status: str | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
+    message: str | None = None
+    exit_code: int | None = None
+
+
+class ParamsBody(BaseModel):
+    params: dict[str, Any]
+
+
+class TagsBody(BaseModel):
+    tags: dict[str, str]
+
+
+class MetricBatch(BaseModel):
+    """Points in columns (one entry per point in each list): compact and fast to parse."""
+
+    batch_id: str | None = Field(None, max_length=64, description="idempotency key: a batch sent twice is stored once")
+    keys: list[str]
+    steps: list[int]
+    values: list[float | None] = Field(description="null stands for NaN")
+    timestamps: list[float]
+
+
+class MetricBatchResult(BaseModel):
+    stored: int
+    duplicate: bool
+
+
+class MetricHistory(BaseModel):
+    key: str
+    steps: list[int]
+    values: list[float | None]
+    timestamps: list[float]
+    downsampled: bool
+    total: int = Field(description="points stored for this metric")
+
+
+@router.post("", response_model=Run, status_code=201)
+def create_run(body: RunCreate, request: Request, store: Store = Depends(get_store)) -> Run:
+    run = store.create_run(body.project, name=body.name, experiment_id=body.experiment_id, params=body.params, tags=body.tags,
+                           status=body.status)
+    request.app.state.changes.bump("runs")
+    return run
+
+
+@router.get("", response_model=RunPage)
+def list_runs(
+    project: str | None = None,
+    experiment_id: int | None = None,
+    status: list[str] = Query(default=[], description="keep runs with any of these statuses"),
+    filter: list[str] = Query(default=[], description="e.g. 'metrics.loss.min < 0.5', 'params.lr >= 0.01'; ANDed"),  # noqa: A002
+    order_by: str | None = Query(default=None, description="e.g. 'metrics.acc.max desc'"),
+    limit: int = Query(default=100, ge=1, le=10000),
+    offset: int = Query(default=0, ge=0),
+    store: Store = Depends(get_store),
+) -> RunPage:
+    filters = [parse_filter(f) for f in filter]
+    order = parse_order(order_by) if order_by else None
+    return store.list_runs(project=project, experiment_id=experiment_id, statuses=status or None, filters=filters, order=order,
+                           limit=limit, offset=offset)
+
+
+@router.get("/{run_id}", response_model=Run)
+def get_run(run_id: int, store: Store = Depends(get_store)) -> Run:
+    return store.get_run(run_id)
+
+
+@router.patch("/{run_id}", response_model=Run)
+def update_run(run_id: int, body: RunUpdate, request: Request, store: Store = Depends(get_store)) -> Run:
+    if body.status is None:
+        run = store.get_run(run_id)
+    else:
+        run = store.set_run_status(run_id, body.status, message=body.message, exit_code=body.exit_code)
+    request.app.state.changes.bump(f"run:{run_id}")
+    request.app.state.changes.bump("runs")
+    return run
+
+
+@router.post("/{run_id}/cancel", response_model=Run)
+def cancel_run(run_id: int, request: Request, store: Store = Depends(get_store)) -> Run:
+    """Cancel a run. Its tasks are stopped by the scheduler; a finished run keeps its status."""
+    run = store.get_run(run_id)
+    if run.status in ("succeeded", "failed", "canceled", "pruned"):
+        raise InvalidState(f"Run {run_id} already ended {run.status}; there is nothing to cancel.", None)
+    run = store.set_run_status(run_id, "canceled", message="canceled by user")
+    request.app.state.changes.bump(f"run:{run_id}")
+    request.app.state.changes.bump("runs")
+    return run
+
+
+@router.post("/{run_id}/heartbeat", status_code=204)
+def heartbeat(run_id: int, store: Store = Depends(get_store)) -> Response:
+    store.heartbeat(run_id)
+    return Response(status_code=204)
+
+
+@router.post("/{run_id}/params", response_model=Run)
+def log_params(run_id: int, body: ParamsBody, store: Store = Depends(get_store)) -> Run:
+    return store.log_params(run_id, body.params)
+
+
+@router.post("/{run_id}/tags", response_model=Run)
+def set_tags(run_id: int, body: TagsBody, store: Store = Depends(get_store)) -> Run:
+    return store.set_tags(run_id, body.tags)
+
+
+@router.delete("/{run_id}/tags/{key}", response_model=Run)
+def delete_tag(run_id: int, key: str, store: Store = Depends(get_store)) -> Run:
+    return store.delete_tag(run_id, key)
+
+
+@router.post(
+    "/{run_id}/metrics",
+    response_model=MetricBatchResult,
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MetricBatch"}}}}},
+)
+async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
+    """Ingest a batch of points (the hot path: parsed with orjson, stored with one bulk insert)."""
+    raw = await request.body()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        raise InvalidInput(f"The metric batch is not valid JSON: {e}.", "Send a JSON object with keys, steps, values, timestamps.") from e
+    if not isinstance(body, dict):
+        raise InvalidInput("The metric batch must be a JSON object.", "Send {\"keys\": [...], \"steps\": [...], \"values\": [...], \"timestamps\": [...]}.")
+    cols = []
+    for name in ("keys", "steps", "values", "timestamps"):
+        col = body.get(name)
+        if not isinstance(col, list):
+            raise InvalidInput(f"The metric batch needs a list {name!r}, but got {type(col).__name__}.",
+                               "Send keys, steps, values and timestamps as lists of equal length.")
+        cols.append(col)
+    keys, steps, values, timestamps = cols
+    if len(keys) > MAX_BATCH_POINTS:
+        raise InvalidInput(f"A metric batch holds at most {MAX_BATCH_POINTS} points, but got {len(keys)}.", "Split it into smaller batches.")
+    if not all(type(s) is int for s in steps):
+        raise InvalidInput("Metric steps must be integers.", "Send whole-number steps, e.g. the epoch or iteration.")
+    if not all(type(t) in (int, float) for t in timestamps):
+        raise InvalidInput("Metric timestamps must be numbers (seconds since the epoch).", "Send time.time() values.")
+    if not all(type(k) is str for k in keys):
+        raise InvalidInput("Metric keys must be strings.", "Name metrics like 'loss' or 'val/acc'.")
+    batch_id = body.get("batch_id")
+    if batch_id is not None and (not isinstance(batch_id, str) or len(batch_id) > 64):
+        raise InvalidInput("batch_id must be a string of at most 64 characters.", "Use a UUID.")
+    store: Store = request.app.state.store
+    stored, duplicate = await run_in_threadpool(store.ingest_metrics, run_id, keys, steps, values, timestamps, batch_id=batch_id)
+    request.app.state.changes.bump(f"run:{run_id}")
+    hook = getattr(request.app.state, "on_metrics", None)
+    if hook is not None and stored:
+        hook(run_id)
+    return MetricBatchResult(stored=stored, duplicate=duplicate)
+
+
+@router.get("/{run_id}/metrics", response_model=dict[str, MetricSummary])
+def metric_summaries(run_id: int, store: Store = Depends(get_store)) -> dict[str, MetricSummary]:
+    return store.metric_summaries(run_id)
+
+
+@router.get("/{run_id}/metrics/{key:path}", response_model=MetricHistory)
+async def metric_history(
+    run_id: int,
+    key: str,
+    request: Request,
+    max_points: int | None = Query(default=None, ge=2, le=1_000_000, description="downsample to at most this many points"),
+) -> Response:
+    """A metric's points in step order; downsampled keeping each bucket's min and max."""
+    store: Store = request.app.state.store
+    hist = await run_in_threadpool(store.metric_history, run_id, key, max_points=max_points)
+    # orjson straight to bytes: 100,000 points serialise in a few ms.
+    return Response(orjson.dumps(hist), media_type="application/json")
