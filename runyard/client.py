@@ -1,0 +1,249 @@
+"""A typed HTTP client for Runyard's REST API, used by the SDK, the CLI and the task runner.
+
+Every failure surfaces as a ``RunyardError`` rebuilt from the server's
+``{code, message, hint}`` answer, or ``ServerUnreachable`` when no server answers.
+Keep this module's imports light: it is loaded inside every run.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import httpx
+
+from runyard.errors import RunyardError, ServerUnreachable, from_payload
+
+__all__ = ["Client"]
+
+try:  # orjson is a dependency; the fallback keeps the client importable in odd environments
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    _loads = orjson.loads
+except ImportError:  # pragma: no cover
+    import json
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+    _loads = json.loads
+
+
+class Client:
+    """Talks to one server. Thread-safe (httpx.Client is); reuse one per process.
+
+    Args:
+        base_url: e.g. ``http://127.0.0.1:8765``; ``/api/v1`` is added.
+        token: API token sent as ``Authorization: Bearer``.
+        timeout_s: per-request timeout.
+    """
+
+    def __init__(self, base_url: str, token: str | None = None, *, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        headers = {"User-Agent": "runyard-client"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=timeout_s)
+
+    @classmethod
+    def from_env(cls) -> Client:
+        """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one)."""
+        url = os.environ.get("RUNYARD_SERVER")
+        token = os.environ.get("RUNYARD_TOKEN")
+        if not url:
+            from runyard._local import resolve_server
+
+            url, token = resolve_server()
+        return cls(url, token)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- plumbing
+    def request(self, method: str, path: str, *, json: Any = None, content: Any = None, params: Any = None,
+                headers: dict[str, str] | None = None, timeout_s: float | None = None) -> httpx.Response:
+        kwargs: dict[str, Any] = {"params": params, "headers": headers}
+        if json is not None:
+            kwargs["content"] = _dumps(json)
+            kwargs["headers"] = {**(headers or {}), "Content-Type": "application/json"}
+        elif content is not None:
+            kwargs["content"] = content
+        if timeout_s is not None:
+            kwargs["timeout"] = timeout_s
+        try:
+            resp = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as e:
+            raise ServerUnreachable(
+                f"Cannot reach the Runyard server at {self.base_url} ({type(e).__name__}: {e}).",
+                f"Is it up? Try `curl {self.base_url}/api/v1/health`, or `runyard server status`.",
+            ) from e
+        if resp.status_code >= 400:
+            raise _error(resp)
+        return resp
+
+    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+        resp = self.request(method, path, **kwargs)
+        if resp.status_code == 204 or not resp.content:
+            return None
+        return _loads(resp.content)
+
+    # ------------------------------------------------------------------ server
+    def health(self) -> dict[str, Any]:
+        return self._json("GET", "/health", timeout_s=5.0)
+
+    # ---------------------------------------------------------------- projects
+    def create_project(self, name: str, description: str = "", visibility: str = "private") -> dict[str, Any]:
+        return self._json("POST", "/projects", json={"name": name, "description": description, "visibility": visibility})
+
+    def list_projects(self, q: str | None = None) -> list[dict[str, Any]]:
+        return self._json("GET", "/projects", params={"q": q} if q else None)["items"]
+
+    def get_project(self, name: str) -> dict[str, Any]:
+        return self._json("GET", f"/projects/{name}")
+
+    # ------------------------------------------------------------- experiments
+    def create_experiment(self, project: str, name: str, config: dict[str, Any], snapshot_id: str | None = None,
+                          backend: str = "local") -> dict[str, Any]:
+        return self._json("POST", "/experiments", json={"project": project, "name": name, "config": config,
+                                                        "snapshot_id": snapshot_id, "backend": backend})
+
+    def list_experiments(self, project: str | None = None) -> list[dict[str, Any]]:
+        return self._json("GET", "/experiments", params={"project": project} if project else None)["items"]
+
+    def get_experiment(self, experiment_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/experiments/{experiment_id}")
+
+    def cancel_experiment(self, experiment_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/experiments/{experiment_id}/cancel")
+
+    # -------------------------------------------------------------------- runs
+    def create_run(self, project: str, *, name: str = "", params: dict[str, Any] | None = None,
+                   tags: dict[str, str] | None = None, experiment_id: int | None = None, status: str = "running") -> dict[str, Any]:
+        return self._json("POST", "/runs", json={"project": project, "name": name, "params": params or {}, "tags": tags or {},
+                                                 "experiment_id": experiment_id, "status": status})
+
+    def get_run(self, run_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/runs/{run_id}")
+
+    def list_runs(self, *, project: str | None = None, experiment_id: int | None = None, status: Sequence[str] = (),
+                  filters: Sequence[str] = (), order_by: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+        params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset)]
+        if project:
+            params.append(("project", project))
+        if experiment_id is not None:
+            params.append(("experiment_id", experiment_id))
+        params += [("status", s) for s in status]
+        params += [("filter", f) for f in filters]
+        if order_by:
+            params.append(("order_by", order_by))
+        return self._json("GET", "/runs", params=params)
+
+    def update_run(self, run_id: int, status: str, message: str | None = None, exit_code: int | None = None) -> dict[str, Any]:
+        return self._json("PATCH", f"/runs/{run_id}", json={"status": status, "message": message, "exit_code": exit_code})
+
+    def cancel_run(self, run_id: int) -> dict[str, Any]:
+        return self._json("POST", f"/runs/{run_id}/cancel")
+
+    def heartbeat(self, run_id: int) -> None:
+        self._json("POST", f"/runs/{run_id}/heartbeat")
+
+    def log_params(self, run_id: int, params: dict[str, Any]) -> dict[str, Any]:
+        return self._json("POST", f"/runs/{run_id}/params", json={"params": params})
+
+    def set_tags(self, run_id: int, tags: dict[str, str]) -> dict[str, Any]:
+        return self._json("POST", f"/runs/{run_id}/tags", json={"tags": {k: str(v) for k, v in tags.items()}})
+
+    # ----------------------------------------------------------------- metrics
+    def log_metrics(self, run_id: int, keys: list[str], steps: list[int], values: list[float | None], timestamps: list[float],
+                    batch_id: str | None = None) -> dict[str, Any]:
+        return self._json("POST", f"/runs/{run_id}/metrics",
+                          json={"batch_id": batch_id, "keys": keys, "steps": steps, "values": values, "timestamps": timestamps})
+
+    def metric_summaries(self, run_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/runs/{run_id}/metrics")
+
+    def metric_history(self, run_id: int, key: str, max_points: int | None = None) -> dict[str, Any]:
+        return self._json("GET", f"/runs/{run_id}/metrics/{key}", params={"max_points": max_points} if max_points else None)
+
+    # -------------------------------------------------------------------- logs
+    def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]]) -> int:
+        return self._json("POST", f"/runs/{run_id}/logs", json={"task": task, "lines": lines})["offset"]
+
+    def read_logs(self, run_id: int, offset: int = 0, *, task: str | None = None, limit: int = 1000, wait_s: float = 0) -> dict[str, Any]:
+        params: dict[str, Any] = {"offset": offset, "limit": limit, "wait": wait_s}
+        if task:
+            params["task"] = task
+        return self._json("GET", f"/runs/{run_id}/logs", params=params, timeout_s=wait_s + 30)
+
+    # --------------------------------------------------------------- artifacts
+    def upload_artifact(self, run_id: int, path: str, data: bytes | BinaryIO | Iterator[bytes]) -> dict[str, Any]:
+        return self._json("PUT", f"/runs/{run_id}/artifacts/{path}", content=data,
+                          headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
+
+    def list_artifacts(self, run_id: int, prefix: str = "") -> list[dict[str, Any]]:
+        return self._json("GET", f"/runs/{run_id}/artifacts", params={"prefix": prefix} if prefix else None)["items"]
+
+    def download_artifact(self, run_id: int, path: str, dest: Path, *, progress=None) -> int:  # noqa: ANN001
+        """Stream one artifact to ``dest``; ``progress(n_bytes)`` is called per chunk. Returns its size."""
+        return self._download(f"/runs/{run_id}/artifacts/{path}", dest, progress)
+
+    # ----------------------------------------------------------- blobs/snapshots
+    def missing_blobs(self, digests: list[str]) -> list[str]:
+        return self._json("POST", "/blobs/missing", json={"digests": digests})["missing"]
+
+    def upload_blob(self, digest: str, data: bytes | BinaryIO) -> None:
+        self._json("PUT", f"/blobs/{digest}", content=data, headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
+
+    def download_blob(self, digest: str, dest: Path) -> int:
+        return self._download(f"/blobs/{digest}", dest, None)
+
+    def create_snapshot(self, files: list[list[Any]], *, git_commit: str | None = None, git_branch: str | None = None,
+                        git_dirty: bool = False, git_diff: str = "") -> dict[str, Any]:
+        return self._json("POST", "/snapshots", json={"files": files, "git_commit": git_commit, "git_branch": git_branch,
+                                                      "git_dirty": git_dirty, "git_diff": git_diff})
+
+    def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/snapshots/{snapshot_id}")
+
+    def _download(self, path: str, dest: Path, progress) -> int:  # noqa: ANN001
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(dest.name + ".part")
+        size = 0
+        try:
+            with self._http.stream("GET", path, timeout=3600) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise _error(resp)
+                with open(tmp, "wb") as f:
+                    for chunk in resp.iter_bytes(1024 * 1024):
+                        f.write(chunk)
+                        size += len(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+        except httpx.TransportError as e:
+            tmp.unlink(missing_ok=True)
+            raise ServerUnreachable(f"Download from {self.base_url} failed: {e}.", "Check the server and retry.") from e
+        tmp.replace(dest)
+        return size
+
+
+def _error(resp: httpx.Response) -> RunyardError:
+    try:
+        payload = _loads(resp.content)
+        if isinstance(payload, dict) and "message" in payload:
+            return from_payload(payload)
+    except ValueError:
+        pass
+    return RunyardError(f"The server answered {resp.status_code}: {resp.text[:200]}", None)
