@@ -1,0 +1,57 @@
+"""Shared fixtures: isolated RUNYARD_HOME, a live server subprocess, SQLite and PostgreSQL stores."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runyard.testing import LiveServer
+from runyard.testing._postgres import drop_database, postgres_url
+
+
+@pytest.fixture(autouse=True)
+def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own RUNYARD_HOME and no configured server."""
+    home = tmp_path / "runyard-home"
+    home.mkdir()
+    monkeypatch.setenv("RUNYARD_HOME", str(home))
+    for var in ("RUNYARD_SERVER", "RUNYARD_TOKEN", "RUNYARD_RUN_ID", "RUNYARD_DATABASE_URL", "RUNYARD_ARTIFACTS_URL", "RUNYARD_PARAMS"):
+        monkeypatch.delenv(var, raising=False)
+    return home
+
+
+@pytest.fixture
+def live_server(tmp_path: Path) -> Iterator[LiveServer]:
+    """A real server on 127.0.0.1 with SQLite, in a subprocess; stopped by its pid afterwards."""
+    server = LiveServer(tmp_path / "server-home")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database. Unreachable PostgreSQL: failure in CI, loud skip elsewhere."""
+    try:
+        url, name = postgres_url()
+    except ConnectionError as e:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {e}. CI must run the PostgreSQL tests.")
+        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {e}")
+    try:
+        yield url
+    finally:
+        drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Runs a test once on SQLite and once on PostgreSQL (the store contract)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return request.getfixturevalue("pg_url")
