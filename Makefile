@@ -1,0 +1,45 @@
+# Runyard's two commands: `make demo` and `make test` (README). `make bench` runs the benchmarks.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNYARD := $(VENV)/bin/runyard
+PEERS_VENV ?= .venv-peers
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: demo test test-fast bench install install-test system-test-deps clean-demo
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,examples]'
+	@touch $@
+
+install: $(VENV)/.installed
+
+## demo: install into .venv, start the embedded local server, run the example, show runs and the address
+demo: install
+	$(RUNYARD) server start
+	cd examples/quickstart && ../../$(PY) train.py
+	$(RUNYARD) ls --project quickstart
+	$(RUNYARD) info $$($(RUNYARD) ls --project quickstart --limit 1 --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+	$(RUNYARD) server status
+
+## system-test-deps: system packages the tests need (apt-get update first)
+system-test-deps:
+	bash scripts/test-setup.sh
+
+## test: everything the tests need, then the whole suite (slow end-to-end tests included)
+test: install system-test-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+## test-fast: the suite without the tests marked slow
+test-fast: install
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+
+## bench: side-by-side benchmarks against the peers (installed into their own venv)
+bench: install
+	PEERS_VENV=$(PEERS_VENV) bash benchmarks/setup_peers.sh
+	mkdir -p bench-results
+	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/ingest.py --json bench-results/ingest.json
+	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/query.py --with-mlflow --json bench-results/query.json

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs the system packages the test suite needs. Idempotent; needs root (or sudo).
+# Later issues add engines here (Slurm, OpenSSH, Chromium) with their own up/down scripts.
+set -euo pipefail
+
+PACKAGES=(git)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test-setup: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "test-setup: system packages present (${PACKAGES[*]})"
+fi
+
+# PostgreSQL is provided by the machine (127.0.0.1:5432, user postgres, trust auth).
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 -q; then
+  echo "test-setup: PostgreSQL on 127.0.0.1:5432 is not answering; trying to start it"
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    ver=$(ls /etc/postgresql | head -1)
+    pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
+  fi
+fi
