@@ -1,0 +1,150 @@
+"""The backend interface: a backend only starts, watches and stops tasks.
+
+Every backend starts the same task runner (``runyard/runner``), so logs, metrics
+and statuses behave the same everywhere. Policy (retries, status transitions,
+restarts, timing, feature checks) lives once in ``scheduler/dispatch.py``, never
+in a backend. A backend gets everything it needs in ``RunLaunch`` and imports
+nothing from ``store``, ``server`` or ``scheduler``.
+
+Implementer's contract:
+
+- ``capacity()``: free resources now, or ``None`` when the engine queues for us
+  (Slurm, Kubernetes). Called by the scheduler before each dispatch pass.
+- ``submit(launch)``: start the run's tasks; return the engine's job id. Raise
+  ``SubmitError`` with the engine's message when it refuses. Called once per
+  attempt of a run; the scheduler records the job id before the run moves on.
+- ``poll(job_ids)``: one engine call for all jobs; return a state for every id
+  asked (``EngineStatus.UNKNOWN`` with the raw text when the engine says
+  something we do not understand; ``LOST`` when the engine no longer knows it).
+- ``cancel(job_id)``: stop the job; idempotent (cancelling a finished job is a no-op).
+- ``unsupported(launch)``: ``{feature: reason}`` for what this backend cannot do.
+- ``close()``: release connections; jobs keep running.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+__all__ = [
+    "Backend",
+    "EngineState",
+    "EngineStatus",
+    "Feature",
+    "Resources",
+    "RunLaunch",
+    "TaskSlot",
+]
+
+
+@dataclass(frozen=True)
+class Resources:
+    """An amount of compute: what a task asks for, or what a backend has free."""
+
+    cpus: float = 1.0
+    memory_mb: int = 0  # 0: not accounted
+    gpus: int = 0
+
+    def fits_in(self, free: Resources) -> bool:
+        return (
+            self.cpus <= free.cpus + 1e-9
+            and (self.memory_mb == 0 or self.memory_mb <= free.memory_mb)
+            and self.gpus <= free.gpus
+        )
+
+    def __add__(self, other: Resources) -> Resources:
+        return Resources(self.cpus + other.cpus, self.memory_mb + other.memory_mb, self.gpus + other.gpus)
+
+    def __sub__(self, other: Resources) -> Resources:
+        return Resources(self.cpus - other.cpus, self.memory_mb - other.memory_mb, self.gpus - other.gpus)
+
+    def times(self, n: int) -> Resources:
+        return Resources(self.cpus * n, self.memory_mb * n, self.gpus * n)
+
+
+@dataclass(frozen=True)
+class TaskSlot:
+    """One process of a run: its role and rank (``main``/0 for a single-task run)."""
+
+    role: str = "main"
+    rank: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.role}-{self.rank}"
+
+
+@dataclass(frozen=True)
+class RunLaunch:
+    """Everything a backend needs to start one attempt of a run.
+
+    ``command`` is already rendered with the run's params; ``env`` holds the user's
+    ``env:`` plus Runyard's variables (RUNYARD_RUN_ID, RUNYARD_SERVER, RUNYARD_TOKEN,
+    RUNYARD_PARAMS, RUNYARD_PROJECT); the backend adds placement variables
+    (e.g. CUDA_VISIBLE_DEVICES) of its own.
+    """
+
+    run_id: int
+    attempt: int
+    project: str
+    experiment_id: int | None
+    command: str
+    snapshot_id: str | None
+    server_url: str
+    token: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=dict)
+    setup: Sequence[str] = ()
+    resources: Resources = Resources()
+    time_limit_s: int | None = None
+    grace_period_s: float = 10.0
+    tasks: Sequence[TaskSlot] = (TaskSlot(),)
+    options: Mapping[str, Any] = field(default_factory=dict)  # backend-specific settings from the spec
+
+
+class Feature(enum.Enum):
+    GPUS = "gpus"
+    MULTI_TASK = "multi_task"
+    TIME_LIMIT = "time_limit"
+    MEMORY_LIMIT = "memory_limit"
+
+
+class EngineStatus(enum.Enum):
+    PENDING = "pending"  # accepted, not started (queued by the engine)
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    TIMEOUT = "timeout"
+    LOST = "lost"  # the engine no longer knows the job (process gone without a record)
+    UNKNOWN = "unknown"  # the engine said something we do not map; see ``raw``
+
+    @property
+    def terminal(self) -> bool:
+        return self in (EngineStatus.SUCCEEDED, EngineStatus.FAILED, EngineStatus.CANCELED, EngineStatus.TIMEOUT, EngineStatus.LOST)
+
+
+@dataclass(frozen=True)
+class EngineState:
+    status: EngineStatus
+    exit_code: int | None = None
+    reason: str = ""  # e.g. "pending: Resources", "killed by signal 9"
+    raw: str = ""  # the engine's own word for it
+
+
+class Backend(Protocol):
+    name: ClassVar[str]
+
+    def unsupported(self, launch: RunLaunch) -> dict[Feature, str]: ...
+
+    def capacity(self) -> Resources | None: ...
+
+    def submit(self, launch: RunLaunch) -> str: ...
+
+    def poll(self, job_ids: Sequence[str]) -> dict[str, EngineState]: ...
+
+    def cancel(self, job_id: str) -> None: ...
+
+    def close(self) -> None: ...
