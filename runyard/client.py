@@ -155,8 +155,13 @@ class Client:
     def cancel_run(self, run_id: int) -> dict[str, Any]:
         return self._json("POST", f"/runs/{run_id}/cancel")
 
-    def heartbeat(self, run_id: int) -> None:
-        self._json("POST", f"/runs/{run_id}/heartbeat")
+    def heartbeat(self, run_id: int) -> str:
+        """Mark the run alive; returns its status (canceled/pruned means: stop the task)."""
+        return self._json("POST", f"/runs/{run_id}/heartbeat")["status"]
+
+    def update_task(self, run_id: int, role: str, rank: int, **fields: Any) -> dict[str, Any]:
+        """Record a task's status/host/pid/exit_code/attempt."""
+        return self._json("PUT", f"/runs/{run_id}/tasks/{role}/{rank}", json={k: v for k, v in fields.items() if v is not None})
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", f"/runs/{run_id}/params", json={"params": params})

@@ -525,9 +525,56 @@ class Store:
     def _get_run_in(self, conn, run_id: int) -> Run:  # noqa: ANN001
         return self._load_runs(conn, [run_id], details=True)[0]
 
-    def heartbeat(self, run_id: int) -> None:
+    def heartbeat(self, run_id: int) -> str:
+        """Record that the run is alive; returns its status (so a runner learns of cancel/prune)."""
         with write_scope(self.engine) as conn:
+            status = self._require_run(conn, run_id)
             conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id).values(heartbeat_at=_now()))
+        return status
+
+    def upsert_task(
+        self,
+        run_id: int,
+        role: str,
+        rank: int,
+        *,
+        attempt: int | None = None,
+        status: str | None = None,
+        host: str | None = None,
+        pid: int | None = None,
+        exit_code: int | None = None,
+    ) -> Task:
+        """Create or update the task (role, rank) of the run's current attempt (or ``attempt``)."""
+        now = _now()
+        t = m.SqlTask
+        with write_scope(self.engine) as conn:
+            run_attempt = conn.execute(select(m.SqlRun.attempt).where(m.SqlRun.id == run_id)).scalar()
+            if run_attempt is None:
+                raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+            attempt = attempt or run_attempt
+            row = conn.execute(
+                select(t.id).where(t.run_id == run_id, t.role == role, t.rank == rank, t.attempt == attempt)
+            ).scalar()
+            values: dict[str, Any] = {}
+            if status is not None:
+                values["status"] = status
+                if status == "running":
+                    values["started_at"] = now
+                if status in TERMINAL_STATUSES:
+                    values["ended_at"] = now
+            for name, v in (("host", host), ("pid", pid), ("exit_code", exit_code)):
+                if v is not None:
+                    values[name] = v
+            values["heartbeat_at"] = now
+            if row is None:
+                row = conn.execute(
+                    insert(t).values(run_id=run_id, role=role, rank=rank, attempt=attempt, **{"status": "queued", **values}).returning(t.id)
+                ).scalar_one()
+            elif values:
+                conn.execute(update(t).where(t.id == row).values(**values))
+            r = conn.execute(select(t.__table__).where(t.id == row)).one()
+        return Task(id=r.id, role=r.role, rank=r.rank, attempt=r.attempt, status=r.status, host=r.host, pid=r.pid,
+                    exit_code=r.exit_code, started_at=r.started_at, ended_at=r.ended_at)
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> Run:
         """Record params. Re-logging the same value is a no-op; a different value is a Conflict."""

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from runyard.errors import InvalidInput, InvalidState
 from runyard.server._deps import get_store
-from runyard.store import RUN_STATUSES, MetricSummary, Run, RunPage, Store, parse_filter, parse_order
+from runyard.store import RUN_STATUSES, MetricSummary, Run, RunPage, Store, Task, parse_filter, parse_order
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -119,10 +119,32 @@ def cancel_run(run_id: int, request: Request, store: Store = Depends(get_store))
     return run
 
 
-@router.post("/{run_id}/heartbeat", status_code=204)
-def heartbeat(run_id: int, store: Store = Depends(get_store)) -> Response:
-    store.heartbeat(run_id)
-    return Response(status_code=204)
+class HeartbeatResult(BaseModel):
+    status: str = Field(description="the run's status: a runner stops its task when it is canceled or pruned")
+
+
+class TaskUpdate(BaseModel):
+    attempt: int | None = None
+    status: str | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
+    host: str | None = None
+    pid: int | None = None
+    exit_code: int | None = None
+
+
+@router.post("/{run_id}/heartbeat", response_model=HeartbeatResult)
+def heartbeat(run_id: int, store: Store = Depends(get_store)) -> HeartbeatResult:
+    return HeartbeatResult(status=store.heartbeat(run_id))
+
+
+@router.put("/{run_id}/tasks/{role}/{rank}", response_model=Task)
+def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Request, store: Store = Depends(get_store)) -> Task:
+    """Record a task's status, host, pid and exit code (called by the task runner)."""
+    if body.status is not None and body.status not in RUN_STATUSES:
+        raise InvalidInput(f"Unknown task status {body.status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+    task = store.upsert_task(
+        run_id, role, rank, attempt=body.attempt, status=body.status, host=body.host, pid=body.pid, exit_code=body.exit_code)
+    request.app.state.changes.bump(f"run:{run_id}")
+    return task
 
 
 @router.post("/{run_id}/params", response_model=Run)
