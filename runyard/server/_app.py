@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,8 +31,18 @@ class Health(BaseModel):
     database: str
 
 
-def create_app(store: Store | None = None, *, artifacts_url: str | None = None) -> FastAPI:
-    """Build the app. ``store`` defaults to ``Store.open()`` (migrations applied) at start-up."""
+def _public_url() -> str:
+    """The address runs use to reach this server (RUNYARD_PUBLIC_URL, set by ``serve``)."""
+    return os.environ.get("RUNYARD_PUBLIC_URL", "http://127.0.0.1:8765")
+
+
+def create_app(store: Store | None = None, *, artifacts_url: str | None = None, scheduler: bool | None = None) -> FastAPI:
+    """Build the app. ``store`` defaults to ``Store.open()`` (migrations applied) at start-up.
+
+    The scheduler runs inside the app unless ``scheduler=False`` or RUNYARD_SCHEDULER=0.
+    """
+    if scheduler is None:
+        scheduler = os.environ.get("RUNYARD_SCHEDULER", "1") != "0"
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -39,6 +50,11 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None) 
         if own:
             app.state.store = Store.open()
         app.state.artifacts = ArtifactStorage(artifacts_url)
+        if scheduler:
+            from runyard.scheduler import Scheduler
+
+            app.state.scheduler = Scheduler(app.state.store, server_url=_public_url())
+            app.state.scheduler.start()
         for hook in app.state.startup_hooks:
             hook(app)
         try:
@@ -46,6 +62,8 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None) 
         finally:
             for hook in reversed(app.state.shutdown_hooks):
                 hook(app)
+            if app.state.scheduler is not None:
+                app.state.scheduler.stop()
             if own:
                 app.state.store.close()
 
@@ -59,6 +77,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None) 
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.scheduler = None
     app.state.changes = Changes()
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []

@@ -6,8 +6,15 @@ from fastapi import Request
 
 from runyard.store import Store
 
-__all__ = ["get_store"]
+__all__ = ["get_store", "wake_scheduler"]
 
 
 def get_store(request: Request) -> Store:
     return request.app.state.store
+
+
+def wake_scheduler(request: Request) -> None:
+    """Tell the scheduler something changed (a status, a new experiment); cheap and thread-safe."""
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is not None:
+        scheduler.wake()

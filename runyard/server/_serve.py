@@ -8,7 +8,13 @@ __all__ = ["serve"]
 
 
 def serve(host: str, port: int, *, log_level: str = "warning") -> None:
+    import os
+
     import uvicorn
+
+    if not os.environ.get("RUNYARD_PUBLIC_URL"):
+        reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+        os.environ["RUNYARD_PUBLIC_URL"] = f"http://{reach}:{port}"
 
     from runyard.server._app import create_app
 

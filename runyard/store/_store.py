@@ -525,6 +525,61 @@ class Store:
     def _get_run_in(self, conn, run_id: int) -> Run:  # noqa: ANN001
         return self._load_runs(conn, [run_id], details=True)[0]
 
+    def set_engine_job(self, run_id: int, job_id: str | None, backend: str | None = None) -> None:
+        values: dict[str, Any] = {"engine_job_id": job_id}
+        if backend is not None:
+            values["backend"] = backend
+        with write_scope(self.engine) as conn:
+            conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id).values(**values))
+
+    def restart_run(self, run_id: int, message: str) -> Run:
+        """Queue a failed (or lost) run again with ``attempt + 1``; it keeps its id."""
+        now = _now()
+        with write_scope(self.engine) as conn:
+            row = conn.execute(select(m.SqlRun.status, m.SqlRun.attempt).where(m.SqlRun.id == run_id)).first()
+            if row is None:
+                raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+            if row[0] not in ("failed", "starting", "running"):
+                raise InvalidState(f"Run {run_id} is {row[0]}; only a failed run is restarted.", None)
+            attempt = row[1] + 1
+            conn.execute(
+                update(m.SqlRun).where(m.SqlRun.id == run_id).values(
+                    status="queued", attempt=attempt, engine_job_id=None, started_at=None, ended_at=None, exit_code=None,
+                    status_message=message)
+            )
+            conn.execute(insert(m.SqlRunEvent).values(run_id=run_id, status="queued", attempt=attempt, message=message, ts=now))
+            return self._get_run_in(conn, run_id)
+
+    def scheduler_runs(self, statuses: Sequence[str], *, ended_after: float | None = None) -> list[dict[str, Any]]:
+        """Light rows for the scheduler: runs with these statuses (and, for terminal ones, ended after a time)."""
+        r = m.SqlRun
+        stmt = select(r.id, r.experiment_id, r.status, r.attempt, r.engine_job_id, r.backend, r.number, r.created_at,
+                      r.heartbeat_at, r.ended_at).where(r.status.in_(list(statuses)), r.experiment_id.is_not(None))
+        if ended_after is not None:
+            stmt = stmt.where(r.ended_at > ended_after)
+        with read_scope(self.engine) as conn:
+            return [dict(row._mapping) for row in conn.execute(stmt.order_by(r.id))]
+
+    def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Take or renew the named lease; true when ``holder`` has it for the next ``ttl_s`` seconds."""
+        now = _now()
+        lk = m.SqlLock
+        with write_scope(self.engine) as conn:
+            if conn.engine.dialect.name == "postgresql":
+                conn.exec_driver_sql("LOCK TABLE locks IN SHARE ROW EXCLUSIVE MODE")
+            row = conn.execute(select(lk.holder, lk.expires_at).where(lk.name == name)).first()
+            if row is None:
+                conn.execute(insert(lk).values(name=name, holder=holder, expires_at=now + ttl_s))
+                return True
+            if row[0] == holder or row[1] < now:
+                conn.execute(update(lk).where(lk.name == name).values(holder=holder, expires_at=now + ttl_s))
+                return True
+            return False
+
+    def release_lease(self, name: str, holder: str) -> None:
+        with write_scope(self.engine) as conn:
+            conn.execute(delete(m.SqlLock).where(m.SqlLock.name == name, m.SqlLock.holder == holder))
+
     def heartbeat(self, run_id: int) -> str:
         """Record that the run is alive; returns its status (so a runner learns of cancel/prune)."""
         with write_scope(self.engine) as conn:

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from runyard.server._deps import get_store
+from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import ACTIVE_STATUSES, Experiment, Store
 from runyard.errors import InvalidState
 
@@ -19,7 +19,7 @@ class ExperimentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     config: dict[str, Any] = Field(default_factory=dict)
     snapshot_id: str | None = None
-    backend: str = "local"
+    backend: str | None = Field(None, description="overrides the config's backend")
 
 
 class ExperimentList(BaseModel):
@@ -28,10 +28,21 @@ class ExperimentList(BaseModel):
 
 @router.post("", response_model=Experiment, status_code=201)
 def create_experiment(body: ExperimentCreate, request: Request, store: Store = Depends(get_store)) -> Experiment:
-    hook = getattr(request.app.state, "on_experiment_create", None)
-    if hook is not None:
-        return hook(body)
-    return store.create_experiment(body.project, body.name, config=body.config, snapshot_id=body.snapshot_id, backend=body.backend)
+    """Validate the ``runyard.yml`` config, store the experiment, and wake the scheduler to run it."""
+    from runyard.spec import validate_config
+
+    spec = validate_config(body.config)
+    backend = body.backend or spec.backend
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is not None:
+        scheduler.backends.check(backend)
+    if body.snapshot_id is not None:
+        store.get_snapshot(body.snapshot_id)
+    config = spec.to_config()
+    config["backend"] = backend
+    exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id, backend=backend)
+    wake_scheduler(request)
+    return exp
 
 
 @router.get("", response_model=ExperimentList)
@@ -58,4 +69,5 @@ def cancel_experiment(experiment_id: int, request: Request, store: Store = Depen
     if exp.status == "running":
         exp = store.set_experiment_status(experiment_id, "canceled", "canceled by user")
     request.app.state.changes.bump("runs")
+    wake_scheduler(request)
     return exp

@@ -11,7 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from runyard.errors import InvalidInput, InvalidState
-from runyard.server._deps import get_store
+from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import RUN_STATUSES, MetricSummary, Run, RunPage, Store, Task, parse_filter, parse_order
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -102,6 +102,7 @@ def update_run(run_id: int, body: RunUpdate, request: Request, store: Store = De
         run = store.get_run(run_id)
     else:
         run = store.set_run_status(run_id, body.status, message=body.message, exit_code=body.exit_code)
+        wake_scheduler(request)
     request.app.state.changes.bump(f"run:{run_id}")
     request.app.state.changes.bump("runs")
     return run
@@ -114,6 +115,7 @@ def cancel_run(run_id: int, request: Request, store: Store = Depends(get_store))
     if run.status in ("succeeded", "failed", "canceled", "pruned"):
         raise InvalidState(f"Run {run_id} already ended {run.status}; there is nothing to cancel.", None)
     run = store.set_run_status(run_id, "canceled", message="canceled by user")
+    wake_scheduler(request)
     request.app.state.changes.bump(f"run:{run_id}")
     request.app.state.changes.bump("runs")
     return run
@@ -198,9 +200,9 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
     store: Store = request.app.state.store
     stored, duplicate = await run_in_threadpool(store.ingest_metrics, run_id, keys, steps, values, timestamps, batch_id=batch_id)
     request.app.state.changes.bump(f"run:{run_id}")
-    hook = getattr(request.app.state, "on_metrics", None)
-    if hook is not None and stored:
-        hook(run_id)
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is not None and stored:
+        scheduler.note_metrics(run_id)
     return MetricBatchResult(stored=stored, duplicate=duplicate)
 
 

@@ -1,0 +1,405 @@
+"""The scheduler loop: one leader per database proposes, dispatches, follows and prunes runs.
+
+Each pass (woken by events — a new experiment, a run's status change, new metrics
+— and at least every ``tick_s``):
+
+1. renews the leader lease (a row in ``locks``); a follower does nothing else;
+2. proposes: each running experiment's search fills its free ``parallel`` slots
+   with queued runs (proposals are a function of the stored history);
+3. dispatches queued runs in submission order when the experiment's ``parallel``
+   and the backend's free resources allow: compare-and-set queued → starting,
+   then ``backend.submit`` (so two servers never dispatch one run);
+4. polls the engines for every followed job (one call per backend) and records
+   the outcome of jobs whose runner could not report it; stops the jobs of runs
+   canceled or pruned meanwhile;
+5. prunes: runs with new values of the search metric are judged by the pruner;
+   a stop decision marks the run ``pruned`` (the SDK's should_stop() turns true,
+   and the runner stops the task after the grace period);
+6. restarts failed runs per ``max_restarts`` (same id, attempt + 1);
+7. marks experiments whose search is exhausted and whose runs all ended.
+
+On start it reconciles: runs left starting/running by a previous server are
+followed again (their job ids are in the store), or failed/restarted when gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from runyard.backends.base import EngineStatus, Resources
+from runyard.errors import InvalidState, RunyardError
+from runyard.scheduler._dispatch import BackendPool, build_launch, engine_outcome, spec_of
+from runyard.search.base import RunRecord, RunState
+from runyard.store import ACTIVE_STATUSES, Store
+
+__all__ = ["Scheduler"]
+
+log = logging.getLogger("runyard.scheduler")
+
+LEASE = "scheduler"
+_LOST_GRACE_S = 10.0  # a job the engine reports ended gets this long for its runner's own report
+
+
+class Scheduler:
+    """Runs in a thread inside the server. ``wake()`` is cheap and thread-safe."""
+
+    def __init__(self, store: Store, *, server_url: str, backends: BackendPool | None = None, tick_s: float = 1.0,
+                 lease_ttl_s: float = 10.0) -> None:
+        self.store = store
+        self.server_url = server_url
+        self.backends = backends or BackendPool()
+        self.tick_s = tick_s
+        self.lease_ttl_s = lease_ttl_s
+        self.holder = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.is_leader = False
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._metrics_dirty: set[int] = set()
+        self._dirty_lock = threading.Lock()
+        self._specs: dict[int, Any] = {}
+        self._searches: dict[int, Any] = {}
+        self._pruners: dict[int, Any] = {}
+        self._ended_seen: dict[str, float] = {}
+        self._reconciled = False
+        self._intermediate_cache: dict[tuple[int, str], tuple[int, dict[int, float]]] = {}
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="runyard-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        if self.is_leader:
+            try:
+                self.store.release_lease(LEASE, self.holder)
+            except RunyardError:
+                log.warning("could not release the scheduler lease")
+        self.backends.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def note_metrics(self, run_id: int) -> None:
+        with self._dirty_lock:
+            self._metrics_dirty.add(run_id)
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.clear()
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the loop must survive one bad pass; the error is logged
+                log.exception("scheduler pass failed")
+            self._wake.wait(self.tick_s)
+
+    # ----------------------------------------------------------------- pass
+    def tick(self) -> None:
+        self.is_leader = self.store.acquire_lease(LEASE, self.holder, self.lease_ttl_s)
+        if not self.is_leader:
+            self._reconciled = False
+            return
+        if not self._reconciled:
+            self._reconciled = True
+            log.info("scheduler leader %s: following runs left by earlier servers", self.holder)
+        for _ in range(3):  # a few rounds so a finished run's successor starts in the same wake-up
+            changed = self._restart_failed()
+            changed |= self._propose()
+            changed |= self._dispatch()
+            changed |= self._follow()
+            changed |= self._prune()
+            self._finish_experiments()
+            if not changed:
+                break
+
+    # -------------------------------------------------------------- helpers
+    def _spec(self, experiment: Mapping[str, Any]) -> Any:
+        spec = self._specs.get(experiment["id"])
+        if spec is None:
+            spec = spec_of(experiment["config"])
+            self._specs[experiment["id"]] = spec
+        return spec
+
+    def _running_experiments(self) -> list[dict[str, Any]]:
+        return [e.model_dump() for e in self.store.list_experiments(limit=100000) if e.status == "running"]
+
+    def _history(self, experiment_id: int, spec: Any) -> list[RunRecord]:
+        page = self.store.list_runs(experiment_id=experiment_id, limit=10000, order=None)
+        metric = spec.search.metric
+        records = []
+        for run in sorted(page.items, key=lambda r: r.number):
+            if run.status in ACTIVE_STATUSES:
+                state = RunState.ACTIVE
+            elif run.status == "succeeded":
+                state = RunState.COMPLETE
+            elif run.status == "pruned":
+                state = RunState.PRUNED
+            else:
+                state = RunState.FAILED
+            value = None
+            if metric and metric in run.metrics:
+                value = run.metrics[metric].last
+            if state is RunState.COMPLETE and metric and value is None:
+                state = RunState.FAILED  # finished without reporting the metric: nothing to learn from
+            intermediate: dict[int, float] = {}
+            if state is RunState.PRUNED and metric and metric in run.metrics:
+                intermediate = self._intermediate(run.id, metric, run.metrics[metric].count)
+            records.append(RunRecord(number=run.number, params=dict(run.params), state=state, value=value,
+                                     intermediate=intermediate))
+        return records
+
+    def _intermediate(self, run_id: int, metric: str, count: int) -> dict[int, float]:
+        cached = self._intermediate_cache.get((run_id, metric))
+        if cached is not None and cached[0] == count:
+            return cached[1]
+        hist = self.store.metric_history(run_id, metric)
+        values = {s: v for s, v in zip(hist["steps"], hist["values"]) if v is not None}
+        self._intermediate_cache[(run_id, metric)] = (count, values)
+        return values
+
+    # -------------------------------------------------------------- propose
+    def _propose(self) -> bool:
+        changed = False
+        for exp in self._running_experiments():
+            try:
+                spec = self._spec(exp)
+            except RunyardError as e:
+                self.store.set_experiment_status(exp["id"], "failed", f"invalid config: {e.message}")
+                continue
+            counts = exp["counts"]
+            active = sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
+            free = spec.search.parallel - active
+            if free <= 0:
+                continue
+            search = self._searches.get(exp["id"])
+            if search is None:
+                from runyard.search import make_search
+
+                search = make_search(spec.search.algorithm, spec.space(), spec.search.max_runs,
+                                     spec.search.seed if spec.search.seed is not None else 0, spec.search.mode)
+                self._searches[exp["id"]] = search
+            history = self._history(exp["id"], spec)
+            if search.exhausted(history):
+                continue
+            proposals = search.propose(history, free)
+            for i, params in enumerate(proposals):
+                self.store.create_run(exp["project"], experiment_id=exp["id"], number=len(history) + i, params=params,
+                                      status="queued", snapshot_id=exp.get("snapshot_id"), backend=spec.backend,
+                                      name=f"{exp['name']}-{len(history) + i}")
+                changed = True
+        return changed
+
+    # ------------------------------------------------------------- dispatch
+    def _dispatch(self) -> bool:
+        queued = self.store.scheduler_runs(["queued"])
+        if not queued:
+            return False
+        changed = False
+        experiments = {e["id"]: e for e in self._running_experiments()}
+        active_by_exp: dict[int, int] = {}
+        for row in self.store.scheduler_runs(["starting", "running"]):
+            active_by_exp[row["experiment_id"]] = active_by_exp.get(row["experiment_id"], 0) + 1
+        held: dict[str, Resources] = {}
+        blocked_backends: set[str] = set()
+        for row in queued:
+            exp = experiments.get(row["experiment_id"])
+            if exp is None:
+                continue  # experiment canceled/ended: its queued runs were canceled with it
+            spec = self._spec(exp)
+            if active_by_exp.get(exp["id"], 0) >= spec.search.parallel:
+                continue
+            name = spec.backend
+            if name in blocked_backends:
+                continue
+            try:
+                backend = self.backends.get(name)
+            except RunyardError as e:
+                self._fail(row["id"], f"backend {name!r} unavailable: {e.message}")
+                continue
+            need = Resources(spec.resources.cpus, spec.resources.memory_mb, spec.resources.gpus)
+            cap = backend.capacity()
+            if cap is not None:
+                free = cap - held.get(name, Resources(0, 0, 0))
+                if not need.fits_in(free):
+                    blocked_backends.add(name)  # keep submission order: nothing later jumps the queue
+                    continue
+            run = self.store.get_run(row["id"])
+            try:
+                self.store.set_run_status(run.id, "starting", expect=["queued"], message="")
+            except InvalidState:
+                continue  # canceled meanwhile, or another scheduler took it
+            launch = build_launch(spec, {"id": run.id, "attempt": run.attempt, "params": run.params}, exp,
+                                  server_url=self.server_url)
+            try:
+                job_id = backend.submit(launch)
+            except RunyardError as e:
+                self._fail(run.id, f"submit to backend {name!r} failed: {e.message}")
+                continue
+            self.store.set_engine_job(run.id, job_id, backend=name)
+            if cap is not None:
+                held[name] = held.get(name, Resources(0, 0, 0)) + need
+            active_by_exp[exp["id"]] = active_by_exp.get(exp["id"], 0) + 1
+            changed = True
+        return changed
+
+    def _fail(self, run_id: int, message: str) -> None:
+        try:
+            self.store.set_run_status(run_id, "failed", message=message)
+        except InvalidState:
+            pass
+
+    # --------------------------------------------------------------- follow
+    def _follow(self) -> bool:
+        """Poll engines for active runs (and runs canceled/pruned in the last minutes)."""
+        changed = False
+        now = time.time()
+        rows = self.store.scheduler_runs(["starting", "running"])
+        rows += self.store.scheduler_runs(["canceled", "pruned", "failed", "succeeded"], ended_after=now - 600)
+        by_backend: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            if row["engine_job_id"] and row["backend"]:
+                by_backend.setdefault(row["backend"], []).append(row)
+            elif row["status"] == "starting" and not row["engine_job_id"] and now - row["created_at"] > 5:
+                # Left between compare-and-set and submit by a crashed server: never submitted.
+                try:
+                    self.store.restart_run(row["id"], "requeued: the server stopped before submitting it")
+                    changed = True
+                except InvalidState:
+                    pass
+        for name, group in by_backend.items():
+            try:
+                backend = self.backends.get(name)
+                states = backend.poll([r["engine_job_id"] for r in group])
+            except RunyardError as e:
+                log.warning("poll of backend %s failed: %s", name, e.message)
+                continue
+            for row in group:
+                job = row["engine_job_id"]
+                state = states.get(job)
+                if state is None:
+                    continue
+                if row["status"] in ("canceled", "pruned", "failed", "succeeded"):
+                    if not state.status.terminal and row["status"] in ("canceled", "failed"):
+                        backend.cancel(job)  # the runner also stops it at its next heartbeat
+                    continue
+                outcome = engine_outcome(state)
+                if outcome is None:
+                    self._ended_seen.pop(job, None)
+                    continue
+                first = self._ended_seen.setdefault(job, now)
+                if state.status is not EngineStatus.LOST and now - first < _LOST_GRACE_S:
+                    continue  # give the runner time to report the status itself
+                status, message = outcome
+                try:
+                    self.store.set_run_status(row["id"], status, message=message, exit_code=state.exit_code)
+                    changed = True
+                except InvalidState:
+                    pass
+                self._ended_seen.pop(job, None)
+        return changed
+
+    # ---------------------------------------------------------------- prune
+    def _prune(self) -> bool:
+        with self._dirty_lock:
+            dirty, self._metrics_dirty = self._metrics_dirty, set()
+        if not dirty:
+            return False
+        changed = False
+        experiments = {e["id"]: e for e in self._running_experiments()}
+        for run_id in dirty:
+            run = self.store.find_run(run_id)
+            if run is None or run.status != "running" or run.experiment_id not in experiments:
+                continue
+            exp = experiments[run.experiment_id]
+            spec = self._spec(exp)
+            if spec.early_stopping is None or not spec.search.metric or spec.search.metric not in run.metrics:
+                continue
+            pruner = self._pruners.get(exp["id"])
+            if pruner is None:
+                from runyard.search.pruners import make_pruner
+
+                settings = spec.early_stopping.model_dump(exclude={"algorithm", "grace_period_s"})
+                pruner = make_pruner(spec.early_stopping.algorithm, settings, spec.search.mode)
+                self._pruners[exp["id"]] = pruner
+            metric = spec.search.metric
+            record = RunRecord(number=run.number, params=dict(run.params), state=RunState.ACTIVE,
+                               intermediate=self._intermediate(run.id, metric, run.metrics[metric].count))
+            peers = []
+            for peer in self.store.list_runs(experiment_id=exp["id"], limit=10000).items:
+                if peer.id == run.id or metric not in peer.metrics:
+                    continue
+                state = {"succeeded": RunState.COMPLETE, "pruned": RunState.PRUNED}.get(
+                    peer.status, RunState.ACTIVE if peer.status in ACTIVE_STATUSES else RunState.FAILED)
+                peers.append(RunRecord(number=peer.number, params=dict(peer.params), state=state,
+                                       value=peer.metrics[metric].last,
+                                       intermediate=self._intermediate(peer.id, metric, peer.metrics[metric].count)))
+            from runyard.search.base import Decision
+
+            if pruner.decide(record, peers) is Decision.STOP:
+                step = max(record.intermediate) if record.intermediate else 0
+                try:
+                    self.store.set_run_status(run.id, "pruned", expect=["running"],
+                                              message=f"stopped early by the {spec.early_stopping.algorithm} rule at step {step}")
+                    changed = True
+                except InvalidState:
+                    pass
+        return changed
+
+    # ------------------------------------------------------------- restarts
+    def _restart_failed(self) -> bool:
+        changed = False
+        experiments = {e["id"]: e for e in self._running_experiments()}
+        for row in self.store.scheduler_runs(["failed"], ended_after=time.time() - 3600):
+            exp = experiments.get(row["experiment_id"])
+            if exp is None:
+                continue
+            spec = self._spec(exp)
+            if row["attempt"] > spec.max_restarts:
+                continue
+            if row["engine_job_id"]:
+                # Wait until the engine confirms the old attempt is gone.
+                try:
+                    state = self.backends.get(row["backend"]).poll([row["engine_job_id"]]).get(row["engine_job_id"])
+                except RunyardError:
+                    continue
+                if state is not None and not state.status.terminal:
+                    continue
+            try:
+                self.store.restart_run(row["id"], f"restarted after a failure (attempt {row['attempt'] + 1} of "
+                                                  f"{spec.max_restarts + 1})")
+                changed = True
+            except InvalidState:
+                pass
+        return changed
+
+    # ---------------------------------------------------------- experiments
+    def _finish_experiments(self) -> None:
+        for exp in self._running_experiments():
+            counts = exp["counts"]
+            if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
+                continue
+            spec = self._specs.get(exp["id"])
+            search = self._searches.get(exp["id"])
+            if spec is None or search is None:
+                continue
+            if not search.exhausted(self._history(exp["id"], spec)):
+                continue
+            n_ok = counts.get("succeeded", 0)
+            total = sum(counts.values())
+            if spec.max_restarts and any(
+                r["attempt"] <= spec.max_restarts for r in self.store.scheduler_runs(["failed"]) if r["experiment_id"] == exp["id"]
+            ):
+                continue  # a restart is still due
+            status = "succeeded" if n_ok or counts.get("pruned", 0) else "failed"
+            self.store.set_experiment_status(exp["id"], status, f"{n_ok} of {total} runs succeeded")
