@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from runyard import config
@@ -91,7 +91,7 @@ def _mapped_errors(engine: Engine) -> Iterator[None]:
         yield
     except RunyardError:
         raise
-    except OperationalError as e:
+    except (OperationalError, ProgrammingError) as e:  # PostgreSQL reports a missing table as ProgrammingError
         url = config.mask_url(engine.url.render_as_string(hide_password=True))
         text = str(e.orig) if e.orig is not None else str(e)
         if "no such table" in text or "does not exist" in text and "relation" in text:
