@@ -136,6 +136,8 @@ class Store:
 
     def create_project(self, name: str, *, description: str = "", owner_id: int | None = None, visibility: str = "private") -> Project:
         _check_name(name, "project")
+        if visibility not in ("private", "public"):
+            raise InvalidInput(f"visibility must be private or public, but got {visibility!r}.", "Use private or public.")
         now = _now()
         try:
             with write_scope(self.engine) as conn:
