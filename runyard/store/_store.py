@@ -495,7 +495,11 @@ class Store:
             raise InvalidInput(f"Unknown run status {status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
         now = _now()
         with write_scope(self.engine) as conn:
-            row = conn.execute(select(m.SqlRun.status, m.SqlRun.attempt).where(m.SqlRun.id == run_id)).first()
+            # FOR UPDATE: under PostgreSQL's READ COMMITTED, concurrent callers would all read the old
+            # status and all pass `expect`. (SQLite's BEGIN IMMEDIATE already serialises writers.)
+            row = conn.execute(
+                select(m.SqlRun.status, m.SqlRun.attempt).where(m.SqlRun.id == run_id).with_for_update()
+            ).first()
             if row is None:
                 raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
             current, attempt = row
