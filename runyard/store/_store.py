@@ -707,7 +707,11 @@ class Store:
                     known = dict(conn.execute(select(m.SqlMetricKey.name, m.SqlMetricKey.id).where(m.SqlMetricKey.name.in_(missing))).all())
                     new = [n for n in missing if n not in known]
                     if new:
-                        conn.execute(insert(m.SqlMetricKey), [{"name": n} for n in new])
+                        # ON CONFLICT: another server process may create the same key meanwhile (PostgreSQL).
+                        ph = "?" if self._sqlite else "%s"
+                        conn.exec_driver_sql(
+                            f"INSERT INTO metric_keys (name) VALUES ({ph}) ON CONFLICT (name) DO NOTHING", [(n,) for n in new]
+                        )
                         known.update(conn.execute(select(m.SqlMetricKey.name, m.SqlMetricKey.id).where(m.SqlMetricKey.name.in_(new))).all())
                 self._key_ids.update(known)
                 out.update(known)
