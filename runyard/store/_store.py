@@ -40,6 +40,7 @@ from runyard.store._records import (
 __all__ = ["BLOCK_STEPS", "Store"]
 
 BLOCK_STEPS = 256  # steps per row of metric_blocks (see SqlMetricBlock)
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1  # BIGINT
 
 # Allowed status moves. Terminal statuses are final, except that a restart
 # (max_restarts) moves failed -> queued with attempt + 1 through `restart_run`.
@@ -740,6 +741,12 @@ class Store:
                 f"{n}, {len(steps)}, {len(values)} and {len(timestamps)}.",
                 "Send one entry per point in each list.",
             )
+        for s in steps:  # the step column is BIGINT: out-of-range or non-integer steps must not reach the driver
+            if type(s) is not int or not _STEP_MIN <= s <= _STEP_MAX:
+                raise InvalidInput(
+                    f"Metric steps must be integers from -2**63 to 2**63-1, but got step {s!r}.",
+                    "Send whole-number steps, e.g. the epoch or iteration.",
+                )
         kids_by_name = self._ensure_key_ids(set(keys))
         kid = [kids_by_name[k] for k in keys]
         vals: list[float | None] = []
@@ -749,7 +756,13 @@ class Store:
             elif isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise InvalidInput(f"Metric values must be numbers, but got {v!r}.", "Log floats or ints; convert tensors with float(x).")
             else:
-                vals.append(float(v))
+                try:
+                    vals.append(float(v))
+                except OverflowError as e:
+                    raise InvalidInput(
+                        f"Metric value is an integer too large for a 64-bit float ({v.bit_length()} bits).",
+                        "Log values below 1.8e308, or float('inf') for an unbounded value.",
+                    ) from e
         # Per-key summary and per-block extremes of this batch.
         summ: dict[int, list] = {}
         blocks: dict[tuple[int, int], list] = {}
