@@ -24,6 +24,7 @@ __all__ = ["Filter", "Order", "parse_filter", "parse_order"]
 _OPS = ("<=", ">=", "!=", "=", "<", ">", "~")
 _AGGS = ("last", "min", "max")
 _ATTRS = ("id", "status", "name", "created_at", "started_at", "ended_at", "number", "attempt")
+_NUMERIC_ATTRS = ("id", "created_at", "started_at", "ended_at", "number", "attempt")
 _TERM = re.compile(r"^\s*([A-Za-z_][\w.\-/]*)\s*(<=|>=|!=|=|<|>|~)\s*(.+?)\s*$")
 
 
@@ -89,6 +90,11 @@ def parse_filter(expr: str) -> Filter:
         raise InvalidInput(
             f"Filter {expr!r} compares metric {key!r} with {raw!r}, which is not a number.",
             "Compare metrics with numbers, e.g. metrics.loss < 0.5.",
+        )
+    if kind == "attr" and key in _NUMERIC_ATTRS and (op == "~" or not isinstance(value, (int, float)) or isinstance(value, bool)):
+        raise InvalidInput(
+            f"Filter {expr!r} compares {key} with {raw!r} using {op}: {key} needs a number and one of <, <=, >, >=, = or !=.",
+            f"Compare {key} with a number, e.g. {key} >= 10.",
         )
     if kind == "metric" and op == "~":
         raise InvalidInput(f"Filter {expr!r}: '~' (contains) applies to text, not to metrics.", "Use <, <=, >, >=, = or !=.")
