@@ -187,7 +187,8 @@ def check_space(space: Space) -> None:
 def _check_float_range(name: str, dim: FloatRange) -> None:
     if not (_is_real(dim.low) and _is_real(dim.high)):
         raise SpecError(
-            f"Param '{name}' needs finite numeric bounds, but got low={dim.low!r}, high={dim.high!r}.",
+            f"Param '{name}' needs finite numeric bounds, "
+            f"but got low={dim.low!r}, high={dim.high!r}.",
             "Set low and high to finite numbers.",
         )
     if dim.low > dim.high:

@@ -84,7 +84,9 @@ class GridSearch:
         for axis in self._axes:
             self.n_combinations *= axis.size
         self.max_runs = max_runs
-        self.n_runs = self.n_combinations if max_runs is None else min(max_runs, self.n_combinations)
+        self.n_runs = (
+            self.n_combinations if max_runs is None else min(max_runs, self.n_combinations)
+        )
 
     def propose(self, history: Sequence[RunRecord], n: int) -> list[Params]:
         """Return the next ``n`` combinations not proposed yet (fewer at the end).
@@ -132,14 +134,15 @@ def _axis(name: str, dim: Any) -> _Axis:
                 f"Param '{name}' is an integer range of {size} values "
                 f"({dim.low}..{dim.high} step {dim.step}); a grid expands at most "
                 f"{MAX_INT_RANGE_VALUES}.",
-                "Use a larger step or a list of values, or use algorithm random or tpe.",
+                "Use a larger step or a list of values, or use algorithm random, tpe or cmaes.",
             )
         return _Axis(name, size, dim)
     if isinstance(dim, FloatRange):
         raise SpecError(
             f"Param '{name}' is a float range [{dim.low}, {dim.high}]; a grid search takes "
             "float params only as a list of values.",
-            f"Give '{name}' a list of values to try, or use algorithm random or tpe.",
+            f"Give '{name}' a list of values to try (e.g. [0.001, 0.01, 0.1]), "
+            "or use algorithm random, tpe or cmaes.",
         )
     raise SpecError(  # unreachable after check_space; kept so no type slips through
         f"Param '{name}' has an unknown dimension type {type(dim).__name__}.",

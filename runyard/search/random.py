@@ -97,7 +97,9 @@ def sample_dimension(dim: Dimension, rng: random.Random) -> Any:
         return copy.deepcopy(dim.values[rng.randrange(len(dim.values))])
     if isinstance(dim, FloatRange):
         if dim.step is not None:
-            return float_step_value(dim.low, dim.step, rng.randint(0, n_float_steps(dim.low, dim.high, dim.step)))
+            return float_step_value(
+                dim.low, dim.step, rng.randint(0, n_float_steps(dim.low, dim.high, dim.step))
+            )
         if dim.log:
             value = math.exp(rng.uniform(math.log(dim.low), math.log(dim.high)))
         else:
@@ -126,7 +128,7 @@ def n_float_steps(low: float, high: float, step: float) -> int:
 
 
 def float_step_value(low: float, step: float, k: int) -> float:
-    """``low + k * step`` without binary rounding noise (0.1 * 3 is 0.3, not 0.30000000000000004)."""
+    """``low + k * step`` exactly: 0.1 * 3 gives 0.3, not 0.30000000000000004."""
     return float(Decimal(str(low)) + k * Decimal(str(step)))
 
 
