@@ -21,7 +21,7 @@ from typing import BinaryIO
 import fsspec
 
 from runyard import config
-from runyard.errors import InvalidInput, NotFound
+from runyard.errors import Conflict, InvalidInput, NotFound
 
 __all__ = ["ArtifactStorage", "clean_path"]
 
@@ -68,7 +68,16 @@ class ArtifactStorage:
 
     def open_write(self, run_id: int, path: str) -> tuple[str, BinaryIO]:
         target = self._run_path(run_id, path)
-        self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        # A file and a directory cannot share a path: without these checks "x" after "x/y" was
+        # moved *into* x/ (an unreadable record), and "f/g" after "f" failed with a 500.
+        if self.fs.isdir(target):
+            raise Conflict(f"Run {run_id} already has artifacts under {path!r}/, so {path!r} cannot be a file.",
+                           "Upload it under another path.")
+        try:
+            self.fs.makedirs(posixpath.dirname(target), exist_ok=True)
+        except (FileExistsError, NotADirectoryError) as e:
+            raise Conflict(f"Artifact path {path!r} of run {run_id} runs through an existing artifact file.",
+                           "Upload it under another path.") from e
         tmp = target + ".part"
         return tmp, self.fs.open(tmp, "wb")
 
