@@ -167,7 +167,8 @@ def delete_tag(run_id: int, key: str, store: Store = Depends(get_store)) -> Run:
 @router.post(
     "/{run_id}/metrics",
     response_model=MetricBatchResult,
-    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/MetricBatch"}}}}},
+    # Inline schema: no route takes MetricBatch as a parameter, so a $ref to it would dangle.
+    openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": MetricBatch.model_json_schema()}}}},
 )
 async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
     """Ingest a batch of points (the hot path: parsed with orjson, stored with one bulk insert)."""
