@@ -1,0 +1,525 @@
+"""The :class:`Run` a process logs to, and how one starts: attached to a launched run or ad hoc.
+
+A run started by Runyard's runner finds ``RUNYARD_RUN_ID``, ``RUNYARD_SERVER`` (and
+``RUNYARD_TOKEN``, ``RUNYARD_PARAMS``) in its environment and *attaches*: nothing is
+asked of the server to start, and the runner owns the run's status. Anywhere else the
+SDK creates an *ad-hoc* run on the configured server (``RUNYARD_SERVER``, saved
+credentials, or the embedded local server) and sets its final status itself.
+
+``Run.log`` is the hot path: it converts values with ``float()``, appends one tuple per
+point to the sender's deque and returns; see :mod:`runyard.sdk._sender` for the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from time import time as _time
+from typing import TYPE_CHECKING, Any, Self
+from urllib.parse import quote
+
+from runyard.errors import InvalidInput, InvalidState, RunyardError
+from runyard.sdk._report import Reporter, report
+
+if TYPE_CHECKING:
+    from runyard.client import Client
+    from runyard.sdk._sender import Sender
+
+__all__ = ["Run", "env_params", "flush_timeout_s", "start_run"]
+
+DEFAULT_BUFFER_POINTS = 1_000_000
+DEFAULT_FLUSH_TIMEOUT_S = 60.0
+FINAL_STATUSES = ("succeeded", "failed", "canceled", "pruned")
+_LIVE = ("running", "starting")
+_STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
+_WAKE_POINTS = 1_000  # = _sender.WAKE_POINTS; repeated so importing this module does not load orjson
+
+
+class Run:
+    """One run this process logs to. Create it with :func:`runyard.init`, not directly.
+
+    Attributes:
+        id: the run's id on the server (None when the run could not be created).
+        url: the run's page in the web UI.
+        launched: true inside a run started by Runyard (the runner owns its status).
+
+    A run is a context manager: leaving the ``with`` block finishes it, ``failed`` when
+    an exception escapes, else ``succeeded``.
+
+    Example:
+        >>> with runyard.init(project="demo", params={"lr": 0.1}) as run:
+        ...     for step in range(3):
+        ...         run.log({"loss": 1.0 / (step + 1)})
+        ...     run.should_stop()
+        False
+    """
+
+    def __init__(self, *, run_id: int | None, params: dict[str, Any], client: Client | None, launched: bool,
+                 reporter: Reporter, cap_points: int, on_finish: Callable[[Run], None]) -> None:
+        self.id = run_id
+        self.launched = launched
+        self.url = f"{client.base_url}/runs/{run_id}" if client is not None and run_id is not None else None
+        self._params = params
+        self._client = client
+        self._reporter = reporter
+        self._on_finish = on_finish
+        self._pid = os.getpid()
+        self._finished = False
+        self._n_logs = 0
+        self._keys: dict[str, str] = {}
+        self._sender: Sender | None = None
+        if client is not None and run_id is not None:
+            from runyard.config import home
+            from runyard.sdk._sender import Sender
+
+            self._sender = Sender(client, run_id, spool_dir=home() / "spool" / str(run_id), cap_points=cap_points,
+                                  owner=not launched, reporter=reporter)
+            self._queue = self._sender.queue
+            self._wake = self._sender.wake
+            self._closed: str | None = None
+        else:
+            self._queue = None  # type: ignore[assignment]
+            self._closed = "disabled"
+
+    def __repr__(self) -> str:
+        return f"Run(id={self.id!r}, url={self.url!r}, launched={self.launched})"
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self.finish("succeeded")
+        else:
+            self._end("failed", _exit_message(exc_type, exc))
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The run's params (a copy): ``RUNYARD_PARAMS`` of a launched run over those given to init()."""
+        return dict(self._params)
+
+    # ------------------------------------------------------------ hot path
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Queue metric points; returns at once (a background thread sends them).
+
+        Args:
+            metrics: name → number; ints, floats, numpy scalars and 0-d tensors are
+                converted with ``float()``. NaN and ±inf are stored as missing values.
+                A value or name that is unusable is reported once on stderr and dropped.
+            step: the points' step; by default the number of earlier log() calls of
+                this run (0, 1, 2, ...), so a loop without steps gets one step per call.
+
+        Raises:
+            TypeError: ``metrics`` is not a mapping (nothing else ever raises).
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.log({"loss": 0.25, "acc": 0.9}, step=10)
+            >>> run.finish()
+        """
+        if self._closed:
+            self._log_closed()
+            return
+        n = self._n_logs
+        self._n_logs = n + 1
+        if step is None:
+            step = n
+        elif step.__class__ is not int or not _STEP_MIN <= step <= _STEP_MAX:
+            step = self._check_step(step)
+            if step is None:
+                return
+        try:
+            items = metrics.items()
+        except AttributeError:
+            raise TypeError(f"log() takes a dict of metric name → number, but got {type(metrics).__name__}. "
+                            f"Example: runyard.log({{'loss': 0.3}}, step=epoch).") from None
+        t = _time()
+        q = self._queue
+        append = q.append
+        keys = self._keys
+        for k, v in items:
+            if v.__class__ is not float:
+                v = self._to_float(k, v)
+                if v is None:
+                    continue
+            try:
+                k = keys[k]  # also maps str subclasses (numpy.str_) to plain str, which the API requires
+            except KeyError:
+                k = self._new_key(k)
+                if k is None:
+                    continue
+            append((k, step, v, t))
+        n_q = len(q)
+        if n_q >= _WAKE_POINTS and n_q - len(metrics) < _WAKE_POINTS:
+            self._wake()  # only when crossing the threshold: an Event.set per call would cost more than the rest
+
+    def _to_float(self, key: Any, value: Any) -> float | None:
+        if isinstance(value, (str, bytes)):  # float("0.5") would work, but a string is not a measurement
+            return self._bad_value(key, value)
+        try:
+            return float(value)
+        # Anything may come out of a foreign __float__ (torch raises RuntimeError for a
+        # multi-element tensor); none of it may reach the training loop.
+        except Exception:  # noqa: BLE001
+            return self._bad_value(key, value)
+
+    def _bad_value(self, key: Any, value: Any) -> None:
+        self._reporter.once(("value", repr(key)), (
+            f"cannot log {key!r}={_short(value)}: a metric value must be a number (int, float, numpy scalar or "
+            f"0-d tensor), but got {type(value).__name__}. The point is dropped, as are later bad values of {key!r}."))
+
+    def _new_key(self, key: Any) -> str | None:
+        if isinstance(key, str) and 0 < len(key) <= 250 and "\n" not in key:
+            self._keys[key] = str(key)
+            return self._keys[key]
+        self._reporter.once(("key", repr(key)), (
+            f"a metric name must be a string of 1-250 characters without newlines, but got {_short(key)}. "
+            f"Its points are dropped; use a name such as 'loss' or 'val/acc'."))
+        return None
+
+    def _check_step(self, step: Any) -> int | None:
+        try:
+            if isinstance(step, bool):
+                raise TypeError
+            s = operator.index(step)  # ints and numpy integers, not floats
+        except TypeError:
+            if isinstance(step, float) and step.is_integer():
+                s = int(step)
+            else:
+                self._reporter.once(("step", type(step)), (
+                    f"log() step must be an integer, but got {_short(step)} ({type(step).__name__}); the points of that "
+                    f"call are dropped. Pass an int such as the epoch or iteration, or no step."))
+                return None
+        if not _STEP_MIN <= s <= _STEP_MAX:
+            self._reporter.once(("step", "range"), f"log() step must fit in 64 bits, but got {s}; the points of that call are dropped.")
+            return None
+        return s
+
+    def _log_closed(self) -> None:
+        if self._closed == "finished":
+            self._reporter.once("closed", f"log() on run {self.id} after finish() is ignored; "
+                                          f"call runyard.init() to start another run.")
+        elif self._closed == "fork":
+            self._reporter.once("closed", f"log() in a forked child process is not recorded (run {self.id} belongs to "
+                                          f"process {self._pid}); log from the parent, or call runyard.init() in the child.")
+
+    # ------------------------------------------------------- synchronous calls
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record params of the run (synchronously). A param cannot change once logged.
+
+        Args:
+            params: name → JSON-like value; numpy scalars become numbers, tuples lists,
+                other objects their ``str()``.
+
+        Raises:
+            TypeError: ``params`` is not a mapping. Server errors are reported on stderr.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.log_params({"optimizer": "adam", "layers": 4})
+            >>> run.params["layers"]
+            4
+            >>> run.finish()
+        """
+        clean = _json_dict(params, "log_params()")
+        self._params.update(clean)
+        self._call(f"log params {sorted(clean)}", lambda c: c.log_params(self.id, clean))
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags of the run (synchronously); values are stored as strings and may change.
+
+        Raises:
+            TypeError: ``tags`` is not a mapping. Server errors are reported on stderr.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.set_tags({"stage": "baseline"})
+            >>> run.finish()
+        """
+        if not isinstance(tags, Mapping):
+            raise TypeError(f"set_tags() takes a dict of tag name → value, but got {type(tags).__name__}.")
+        clean = {str(k): str(v) for k, v in tags.items()}
+        self._call(f"set tags {sorted(clean)}", lambda c: c.set_tags(self.id, clean))
+
+    def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[str]:
+        """Upload a file, or every file under a directory, after flushing the queued metrics.
+
+        Args:
+            path: a file or a directory.
+            name: the artifact path; default the file's or directory's own name. A
+                directory's files are stored as ``name/<path relative to the directory>``.
+
+        Returns:
+            The artifact paths uploaded (fewer than the files when the server failed;
+            failures are reported on stderr).
+
+        Raises:
+            FileNotFoundError: ``path`` does not exist.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> _ = Path("weights.txt").write_text("0.1 0.2")
+            >>> run.log_artifact("weights.txt", name="model/weights.txt")
+            ['model/weights.txt']
+            >>> run.finish()
+        """
+        src = Path(path)
+        if not src.exists():
+            raise FileNotFoundError(f"log_artifact(): {str(src)!r} does not exist (cwd: {os.getcwd()}).")
+        base = (name or src.resolve().name).strip("/")
+        if src.is_dir():
+            files = [(f, f"{base}/{f.relative_to(src).as_posix()}") for f in sorted(src.rglob("*")) if f.is_file()]
+        else:
+            files = [(src, base)]
+        self.flush()
+        done: list[str] = []
+        for file, artifact_path in files:
+            def upload(c: Client, file: Path = file, artifact_path: str = artifact_path) -> None:
+                with open(file, "rb") as fh:
+                    c.upload_artifact(self.id, quote(artifact_path, safe="/"), fh)  # type: ignore[arg-type]
+
+            if not self._call(f"upload {artifact_path!r}", upload):
+                break
+            done.append(artifact_path)
+        return done
+
+    def should_stop(self) -> bool:
+        """True once the run's status on the server is no longer running or starting (e.g. pruned, canceled).
+
+        Cheap enough to call every step: it reads a value the sender thread refreshes
+        every 2 s (starting with the first call), and never blocks.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.should_stop()
+            False
+            >>> run.finish()
+        """
+        s = self._sender
+        if s is None:
+            return False
+        if not s.status_wanted:
+            s.status_wanted = True
+            s.wake()
+        status = s.status
+        return status is not None and status not in _LIVE
+
+    def flush(self, timeout_s: float | None = None) -> bool:
+        """Wait until the points logged so far reached the server (or were spooled).
+
+        Args:
+            timeout_s: default ``RUNYARD_SDK_FLUSH_TIMEOUT_S`` (60 s).
+
+        Returns:
+            False when the server did not take them in time; they stay buffered.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.log({"loss": 0.5})
+            >>> run.flush()
+            True
+            >>> run.finish()
+        """
+        if self._sender is None or self._closed == "fork":
+            return self._sender is None
+        return self._sender.flush(flush_timeout_s() if timeout_s is None else timeout_s)
+
+    def finish(self, status: str = "succeeded") -> None:
+        """Send everything buffered, then (ad-hoc runs only) set the run's final status.
+
+        Waits for the sender up to ``RUNYARD_SDK_FLUSH_TIMEOUT_S`` (default 60 s); points
+        still unsent then are saved under ``$RUNYARD_HOME/spool/<run_id>/``. Inside a
+        launched run the runner owns the status, so finish() only flushes. Idempotent;
+        a no-op in a forked child process.
+
+        Args:
+            status: ``succeeded``, ``failed``, ``canceled`` or ``pruned``.
+
+        Raises:
+            ValueError: unknown status.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.finish("failed")
+        """
+        if status not in FINAL_STATUSES:
+            raise ValueError(f"finish() status must be one of {', '.join(FINAL_STATUSES)}, but got {status!r}.")
+        self._end(status, None)
+
+    def _end(self, status: str, message: str | None) -> None:
+        if self._finished or os.getpid() != self._pid:
+            return
+        self._finished = True
+        self._closed = "finished"
+        try:
+            if self._sender is not None:
+                timeout_s = flush_timeout_s()
+                if not self._sender.healthy:
+                    report(f"waiting up to {timeout_s:g} s (RUNYARD_SDK_FLUSH_TIMEOUT_S) for the server at "
+                           f"{self._client.base_url} to take {self._sender.n_buffered()} buffered metric points.")  # type: ignore[union-attr]
+                self._sender.close(timeout_s)
+            if not self.launched and self.id is not None:
+                self._call(f"set its status to {status}", lambda c: c.update_run(self.id, status, message))
+        finally:
+            client, self._client = self._client, None
+            if client is not None:
+                client.close()
+            self._on_finish(self)
+
+    def _forked(self) -> None:
+        """In a forked child: the sender thread did not come along, so stop accepting points."""
+        if self._closed is None:
+            self._closed = "fork"
+
+    def _call(self, what: str, fn: Callable[[Client], Any]) -> bool:
+        """Run one synchronous request; report (never raise) its failure. True on success."""
+        if self._client is None:
+            if self._finished:
+                report(f"run {self.id}: cannot {what}: the run was finished; call runyard.init() to start another.")
+            else:
+                self._reporter.once("disabled", f"cannot {what}: this process has no run on the server (see the error above).")
+            return False
+        try:
+            fn(self._client)
+        except InvalidState as e:
+            report(f"run {self.id}: cannot {what}: {e.message}")
+            return False
+        except RunyardError as e:
+            report(f"run {self.id}: cannot {what}: {e}")
+            return False
+        return True
+
+
+# ------------------------------------------------------------------ starting
+def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
+              on_finish: Callable[[Run], None]) -> Run:
+    """Attach to the launched run named by ``RUNYARD_RUN_ID``, or create an ad-hoc run.
+
+    Raises:
+        TypeError: ``params`` or ``tags`` is not a mapping.
+        InvalidInput: ``RUNYARD_RUN_ID``/``RUNYARD_PARAMS`` are malformed, or the server
+            refused the new run's params or tags. Other server failures are reported and
+            give a run whose id is None and whose calls do nothing.
+    """
+    init_params = _json_dict(params or {}, "init() params")
+    if tags is not None and not isinstance(tags, Mapping):
+        raise TypeError(f"init() tags must be a dict of tag name → value, but got {type(tags).__name__}.")
+    tag_strs = {str(k): str(v) for k, v in (tags or {}).items()}
+    reporter = Reporter()
+    cap = _env_number("RUNYARD_SDK_BUFFER_POINTS", DEFAULT_BUFFER_POINTS, int)
+    common = {"reporter": reporter, "cap_points": cap, "on_finish": on_finish}
+
+    from runyard.client import Client  # httpx loads here, not at `import runyard`
+
+    run_id_text = os.environ.get("RUNYARD_RUN_ID")
+    if run_id_text:
+        try:
+            run_id = int(run_id_text)
+        except ValueError:
+            raise InvalidInput(f"RUNYARD_RUN_ID must be a run id (an integer), but got {run_id_text!r}.",
+                               "Unset it to create an ad-hoc run, or set it to an existing run's id.") from None
+        launched_params = env_params()
+        try:
+            client = Client.from_env()
+        except RunyardError as e:
+            report(f"cannot reach a server for run {run_id}: {e}\nMetrics of this process are not recorded.")
+            return Run(run_id=None, params={**init_params, **launched_params}, client=None, launched=True, **common)
+        # The launched run's params (e.g. from a search) override the code's defaults given to init().
+        run = Run(run_id=run_id, params={**init_params, **launched_params}, client=client, launched=True, **common)
+        extra = {k: v for k, v in init_params.items() if k not in launched_params}
+        if extra:
+            run._call(f"log params {sorted(extra)}", lambda c: c.log_params(run_id, extra))
+        if tag_strs:
+            run._call(f"set tags {sorted(tag_strs)}", lambda c: c.set_tags(run_id, tag_strs))
+    else:
+        project = project or os.environ.get("RUNYARD_PROJECT") or "default"
+        try:
+            client = Client.from_env()
+            record = client.create_run(project, name=name, params=init_params, tags=tag_strs)
+        except InvalidInput:
+            raise
+        except RunyardError as e:
+            report(f"cannot create a run in project {project!r}: {e}\nMetrics of this process are not recorded.")
+            return Run(run_id=None, params=init_params, client=None, launched=False, **common)
+        run = Run(run_id=record["id"], params=init_params, client=client, launched=False, **common)
+        report(f"run {run.id} ({record.get('name', '')}) in project {project!r}: {run.url}")
+    if run._sender is not None:
+        run._sender.start()
+    return run
+
+
+def env_params() -> dict[str, Any]:
+    """The launched run's params from ``RUNYARD_PARAMS`` (JSON object); {} when unset.
+
+    Raises:
+        InvalidInput: the variable is not a JSON object.
+    """
+    text = os.environ.get("RUNYARD_PARAMS")
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise InvalidInput(f"RUNYARD_PARAMS must be a JSON object, but it does not parse ({e}): {text[:200]!r}.",
+                           "The runner sets it; unset it, or set it to e.g. '{\"lr\": 0.1}'.") from None
+    if not isinstance(value, dict):
+        raise InvalidInput(f"RUNYARD_PARAMS must be a JSON object, but got {type(value).__name__}: {text[:200]!r}.",
+                           "Set it to e.g. '{\"lr\": 0.1}'.")
+    return value
+
+
+def flush_timeout_s() -> float:
+    """``RUNYARD_SDK_FLUSH_TIMEOUT_S`` (default 60), read at each flush so it can be changed late."""
+    return _env_number("RUNYARD_SDK_FLUSH_TIMEOUT_S", DEFAULT_FLUSH_TIMEOUT_S, float)
+
+
+def _env_number(var: str, default: Any, kind: type) -> Any:
+    text = os.environ.get(var)
+    if not text:
+        return default
+    try:
+        value = kind(text)
+        if value > 0:
+            return value
+    except ValueError:
+        pass
+    report(f"{var} must be a positive {kind.__name__}, but got {text!r}; using the default {default}.")
+    return default
+
+
+def _json_dict(params: Any, what: str) -> dict[str, Any]:
+    if not isinstance(params, Mapping):
+        raise TypeError(f"{what} must be a dict of name → value, but got {type(params).__name__}.")
+    return {str(k): _jsonable(v) for k, v in params.items()}
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)  # JSON has no NaN/inf; "nan" keeps the information
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    item = getattr(value, "item", None)  # numpy / torch scalars
+    if callable(item) and getattr(value, "ndim", 0) == 0:
+        try:
+            return _jsonable(item())
+        except (TypeError, ValueError):
+            pass
+    return str(value)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _exit_message(exc_type: type[BaseException], exc: BaseException | None) -> str:
+    return f"{exc_type.__name__}: {exc}"[:500]
+

@@ -1,0 +1,48 @@
+"""SDK fixtures: one live server for all SDK tests, RUNYARD_SERVER pointing at it, no run left active."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import runyard
+from runyard.client import Client
+from runyard.testing import LiveServer
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A server shared by the SDK tests (each test makes its own runs); starting one costs seconds."""
+    server = LiveServer(tmp_path_factory.mktemp("sdk-server"))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server(shared_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    """The shared server, made the SDK's server through RUNYARD_SERVER."""
+    monkeypatch.setenv("RUNYARD_SERVER", shared_server.url)
+    return shared_server
+
+
+@pytest.fixture
+def client(server: LiveServer) -> Iterator[Client]:
+    with Client(server.url) as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def no_active_run(runyard_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """SDK settings from the outer environment are cleared; a run a test left active is finished."""
+    for var in ("RUNYARD_PROJECT", "RUNYARD_SDK_BUFFER_POINTS", "RUNYARD_SDK_FLUSH_TIMEOUT_S"):
+        monkeypatch.delenv(var, raising=False)
+    yield
+    run = runyard.active_run()
+    if run is not None:
+        monkeypatch.setenv("RUNYARD_SDK_FLUSH_TIMEOUT_S", "5")
+        run.finish("failed")

@@ -1,0 +1,48 @@
+"""The SDK's public surface: exact exports, a light import, and the docstring examples run for real."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import runyard
+import runyard.sdk
+from runyard.sdk import _api, _run
+from runyard.testing import LiveServer
+
+EXPECTED = ["Run", "active_run", "finish", "init", "log", "log_artifact", "log_params", "params", "set_tags", "should_stop"]
+
+
+def test_exports_are_exactly_the_sdk_names() -> None:
+    assert sorted(runyard.sdk.__all__) == EXPECTED
+    for name in EXPECTED:
+        assert getattr(runyard, name) is getattr(runyard.sdk, name)
+
+
+def test_import_loads_no_http_client_and_no_numpy() -> None:
+    code = ("import sys, json, runyard; runyard.log; runyard.init; "
+            "print(json.dumps(sorted(m for m in ('httpx', 'numpy', 'pandas', 'orjson') if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == []
+
+
+def _examples() -> list[doctest.DocTest]:
+    finder = doctest.DocTestFinder()
+    tests = finder.find(_api) + finder.find(_run.Run, "Run", module=_run)
+    return sorted((t for t in tests if t.examples), key=lambda t: t.name)
+
+
+@pytest.mark.parametrize("example", _examples(), ids=lambda t: t.name.rsplit(".", 1)[-1] if "Run." not in t.name else t.name)
+def test_docstring_example_runs(example: doctest.DocTest, server: LiveServer, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    example.globs = {"runyard": runyard, "Path": Path}
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    report: list[str] = []
+    result = runner.run(example, out=report.append)
+    assert result.failed == 0, "".join(report)
