@@ -1,0 +1,246 @@
+"""The local backend: runs tasks on this machine, through a long-lived local agent.
+
+Concept map:
+
+| Runyard           | here                                                                  |
+| ----------------- | --------------------------------------------------------------------- |
+| run attempt       | a job of the local agent, id ``"<run_id>.<attempt>"``                 |
+| task              | a ``bash -c`` process group started by the agent's ``TaskExecution``  |
+| job state         | the agent's memory, and ``$RUNYARD_HOME/agent/jobs/<job_id>.json``    |
+| cancel            | SIGTERM to the task's process group, SIGKILL after the grace period   |
+| GPU placement     | ``CUDA_VISIBLE_DEVICES`` of the indices assigned (one task per GPU)   |
+
+Why an agent rather than a runner process per task (DESIGN.md's "the backend
+starts ``runyard task exec``"): a fresh interpreter per task costs Python's
+start-up and Runyard's imports on every run, and a runner that is the server's
+child is lost with it. The agent (``python -m runyard.runner agent``) is started
+on demand, detached into its own session, and reused: it pays imports once,
+keeps one HTTP client, and keeps every task running and reporting while the
+server is SIGKILLed and restarted. Inside it runs the same ``TaskExecution`` that
+``python -m runyard.runner exec`` runs for SSH and Slurm. Details and the socket
+protocol: ``runyard/runner/_agent.py``.
+
+Operational traps:
+
+- Resources are reservations, not limits: nothing stops a task from using more
+  CPUs or memory than it asked for (no cgroups). GPUs are exclusive by
+  assignment, through ``CUDA_VISIBLE_DEVICES`` only.
+- The agent is per ``RUNYARD_HOME``; two servers with different homes on one
+  machine each count the whole machine as theirs.
+- Killing the agent with SIGKILL orphans its tasks: they keep running (poll says
+  RUNNING and cancel still works) but their output is no longer collected and
+  their final status is never reported; poll says LOST once they end.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from runyard.backends.base import (
+    EngineState,
+    EngineStatus,
+    Feature,
+    Resources,
+    RunLaunch,
+)
+from runyard.errors import SpecError, SubmitError
+
+__all__ = ["LocalBackend", "LocalBackendOptions"]
+
+log = logging.getLogger("runyard.backends")
+
+
+class LocalBackendOptions(BaseModel):
+    """Settings of the local backend (the server's backend entry)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cpus: float | None = Field(None, gt=0, description="CPUs to hand out (default: os.cpu_count())")
+    memory_mb: int | None = Field(None, ge=0, description="memory to hand out in MB (default: the machine's total)")
+    gpus: list[int] | None = Field(None, description="GPU indices to hand out (default: RUNYARD_LOCAL_GPUS, else NVML, "
+                                                     "else nvidia-smi, else none)")
+    agent_start_timeout_s: float = Field(30.0, gt=0, description="how long to wait for the agent to start")
+
+
+_DEFAULTS = {
+    "cpus": "os.cpu_count()",
+    "memory_mb": "the machine's total",
+    "gpus": "detected",
+    "agent_start_timeout_s": "30",
+}
+
+
+def _options(options: Mapping[str, Any] | LocalBackendOptions | None) -> LocalBackendOptions:
+    if isinstance(options, LocalBackendOptions):
+        return options
+    options = dict(options or {})
+    unknown = sorted(set(options) - set(LocalBackendOptions.model_fields))
+    valid = ", ".join(f"{k} (default: {v})" for k, v in _DEFAULTS.items())
+    if unknown:
+        raise SpecError(f"Unknown option(s) {', '.join(map(repr, unknown))} for the local backend. Valid options: {valid}.",
+                        "Fix the spelling or remove the option from the backend entry.")
+    try:
+        return LocalBackendOptions(**options)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})" for err in e.errors())
+        raise SpecError(f"Invalid option for the local backend: {problems}.", f"Valid options: {valid}.") from e
+
+
+class LocalBackend:
+    """Runs tasks on this machine through the local agent. Thread-safe.
+
+    Args:
+        options: a mapping validated as :class:`LocalBackendOptions` (unknown keys
+            raise ``SpecError`` listing the valid ones).
+        home: the Runyard home whose agent to use (default: ``RUNYARD_HOME``).
+    """
+
+    name: ClassVar[str] = "local"
+
+    def __init__(self, options: Mapping[str, Any] | LocalBackendOptions | None = None, *, home: Any = None) -> None:
+        from runyard.runner._agent import AgentClient, agent_dir
+
+        self.options = _options(options)
+        self._agent = AgentClient(agent_dir(home), start_timeout_s=self.options.agent_start_timeout_s)
+        self._lock = threading.Lock()
+        self._total: Resources | None = None
+        self._gpu_inventory: list[int] | None = None
+
+    # ------------------------------------------------------------ inventory
+    @property
+    def gpu_inventory(self) -> list[int]:
+        """The GPU indices this backend hands out (option, RUNYARD_LOCAL_GPUS, NVML, nvidia-smi)."""
+        with self._lock:
+            if self._gpu_inventory is None:
+                self._gpu_inventory = _detect_gpus(self.options.gpus)
+            return list(self._gpu_inventory)
+
+    def total(self) -> Resources:
+        """This machine's resources as configured, before what jobs hold."""
+        if self._total is None:
+            import psutil
+
+            gpus = self.gpu_inventory
+            cpus = self.options.cpus if self.options.cpus is not None else float(os.cpu_count() or 1)
+            mem = self.options.memory_mb if self.options.memory_mb is not None else psutil.virtual_memory().total // (1024 * 1024)
+            self._total = Resources(cpus=cpus, memory_mb=int(mem), gpus=len(gpus))
+        return self._total
+
+    # ------------------------------------------------------------- interface
+    def unsupported(self, launch: RunLaunch) -> dict[Feature, str]:
+        """``{}`` unless the run has several tasks, or asks for more GPUs than this machine has."""
+        problems: dict[Feature, str] = {}
+        if len(launch.tasks) > 1:
+            problems[Feature.MULTI_TASK] = "distributed runs come with the distributed issue"
+        n = len(self.gpu_inventory)
+        if launch.resources.gpus > n:
+            problems[Feature.GPUS] = (f"the run asks for {launch.resources.gpus} GPU(s) per task but this machine has {n}"
+                                      + ("" if n else " (set RUNYARD_LOCAL_GPUS or the backend's gpus option if NVML cannot see them)"))
+        return problems
+
+    def capacity(self) -> Resources:
+        """Free resources now: this machine's minus what the agent's active jobs hold (one agent call)."""
+        total = self.total()
+        usage = self._agent.call("usage")
+        held_gpus = set(usage["gpus"])
+        return Resources(
+            cpus=max(0.0, total.cpus - float(usage["cpus"])),
+            memory_mb=max(0, total.memory_mb - int(usage["memory_mb"])),
+            gpus=sum(1 for g in self.gpu_inventory if g not in held_gpus),
+        )
+
+    def submit(self, launch: RunLaunch) -> str:
+        """Hand the attempt to the agent; returns ``"<run_id>.<attempt>"``. Idempotent per attempt.
+
+        Raises:
+            SubmitError: the run needs a feature this backend lacks, or its GPUs are not free.
+        """
+        problems = self.unsupported(launch)
+        if problems:
+            raise SubmitError("The local backend cannot run this: " + "; ".join(f"{f.value}: {r}" for f, r in problems.items()) + ".",
+                              "Use a backend that supports it, or change the run's resources.")
+        from runyard.runner._wire import launch_to_dict
+
+        job_id = f"{launch.run_id}.{launch.attempt}"
+        self._agent.call("submit", job_id=job_id, launch=launch_to_dict(launch), gpu_inventory=self.gpu_inventory)
+        return job_id
+
+    def poll(self, job_ids: Sequence[str], wait_s: float = 0.0) -> dict[str, EngineState]:
+        """States of ``job_ids`` in one agent call (answered from the agent's memory and job files).
+
+        Args:
+            wait_s: local-backend extra: block up to this long until one of the jobs is
+                terminal or changes state (an event-driven scheduler needs no sleep).
+        """
+        if not job_ids:
+            return {}
+        resp = self._agent.call("poll", job_ids=list(job_ids), wait_s=wait_s, timeout_s=wait_s + 30.0)
+        states: dict[str, EngineState] = {}
+        for job_id in job_ids:
+            s = resp["states"].get(job_id)
+            if s is None:
+                states[job_id] = EngineState(EngineStatus.UNKNOWN, reason="the agent did not answer for this job")
+                continue
+            try:
+                status = EngineStatus(s["status"])
+            except ValueError:
+                status = EngineStatus.UNKNOWN
+            states[job_id] = EngineState(status, s.get("exit_code"), s.get("reason") or "", s.get("raw") or s["status"])
+        return states
+
+    def cancel(self, job_id: str) -> None:
+        """SIGTERM the job's process group, SIGKILL after its grace period. Idempotent."""
+        self._agent.call("cancel", job_id=job_id)
+
+    def close(self) -> None:
+        """Close the connection to the agent; the agent and its jobs keep running."""
+        self._agent.close()
+
+    @property
+    def agent_pid(self) -> int | None:
+        """The pid of the agent serving this backend (``None`` before it started)."""
+        return self._agent.pid
+
+
+def _detect_gpus(configured: list[int] | None) -> list[int]:
+    if configured is not None:
+        return sorted(set(configured))
+    env = os.environ.get("RUNYARD_LOCAL_GPUS")
+    if env is not None:
+        try:
+            return sorted({int(x) for x in env.split(",") if x.strip()})
+        except ValueError as e:
+            raise SpecError(f"RUNYARD_LOCAL_GPUS must be comma-separated GPU indices, but got {env!r}.",
+                            "Set it like RUNYARD_LOCAL_GPUS=0,1, or to an empty string for none.") from e
+    try:
+        import pynvml
+    except ImportError:
+        pynvml = None
+    if pynvml is not None:
+        try:
+            pynvml.nvmlInit()
+            try:
+                return list(range(pynvml.nvmlDeviceGetCount()))
+            finally:
+                pynvml.nvmlShutdown()
+        except pynvml.NVMLError as e:
+            log.debug("NVML sees no GPUs: %s", e)
+    smi = shutil.which("nvidia-smi")
+    if smi:
+        try:
+            out = subprocess.run([smi, "--query-gpu=index", "--format=csv,noheader"], capture_output=True, text=True,
+                                 timeout=10, check=True).stdout
+            return sorted(int(x) for x in out.split() if x.strip().isdigit())
+        except (OSError, subprocess.SubprocessError) as e:
+            # A container often ships nvidia-smi without a driver: CPU runs must still work.
+            log.warning("`nvidia-smi --query-gpu=index --format=csv,noheader` failed (%s); counting no GPUs. "
+                        "Set the backend's gpus option (e.g. gpus: [0, 1]) if this machine has some.", e)
+    return []

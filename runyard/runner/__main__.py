@@ -1,0 +1,71 @@
+"""``python -m runyard.runner``: the local agent, or one task in the foreground.
+
+- ``python -m runyard.runner agent [--dir DIR] [--idle-exit-s N]``: serve the
+  local backend's agent (started by ``LocalBackend``; see ``runyard.runner._agent``).
+- ``python -m runyard.runner exec --launch FILE [--task ROLE-RANK] [--workdir DIR]``:
+  run one task of a launch file (``runyard.runner.write_launch_file``) in the
+  foreground, echoing its output, and exit with its exit code. The SSH and Slurm
+  backends start this on their hosts.
+
+argparse, not Typer: this starts inside every remote task and must import fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m runyard.runner", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    agent = sub.add_parser("agent", help="serve the local backend's agent")
+    agent.add_argument("--dir", type=Path, default=None, help="agent directory (default: $RUNYARD_HOME/agent)")
+    agent.add_argument("--idle-exit-s", type=float, default=600.0, help="exit after this long without jobs (0: never)")
+    ex = sub.add_parser("exec", help="run one task of a launch file in the foreground")
+    ex.add_argument("--launch", type=Path, required=True, help="launch JSON written by write_launch_file()")
+    ex.add_argument("--task", default=None, help="ROLE-RANK of the task, e.g. main-0 or worker-3 (default: the first)")
+    ex.add_argument("--workdir", type=Path, default=None, help="working directory (default: the current one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the agent's log
+    if args.command == "agent":
+        from runyard.runner._agent import Agent, agent_dir
+
+        return Agent(args.dir or agent_dir(), idle_exit_s=args.idle_exit_s).serve()
+    return _exec(args.launch, args.task, args.workdir)
+
+
+def _exec(launch_path: Path, task: str | None, workdir: Path | None) -> int:
+    from runyard.client import Client
+    from runyard.errors import InvalidInput
+    from runyard.runner._task import TaskExecution
+    from runyard.runner._wire import read_launch_file
+
+    try:
+        launch = read_launch_file(launch_path)
+        slot = launch.tasks[0]
+        if task is not None:
+            by_label = {t.label: t for t in launch.tasks}
+            if task not in by_label:
+                raise InvalidInput(f"The launch has no task {task!r}; its tasks are {', '.join(by_label)}.",
+                                   "Pass --task ROLE-RANK as listed.")
+            slot = by_label[task]
+    except InvalidInput as e:
+        print(f"runyard.runner exec: {e}", file=sys.stderr)
+        return 2
+    client = Client(launch.server_url, launch.token, timeout_s=10.0)
+    try:
+        result = TaskExecution(launch, slot, client, workdir or Path.cwd(), echo=True).run()
+    finally:
+        client.close()
+    print(f"[runyard] task {slot.label} of run {launch.run_id}: {result.reason}", file=sys.stderr)
+    if result.exit_code is None:
+        return 1
+    return result.exit_code if result.exit_code < 256 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,492 @@
+"""The task runner: runs one task of a run and reports everything about it.
+
+Every backend ends up here, so logs, metrics and statuses behave the same on
+every compute target. ``TaskExecution(launch, slot, client, workdir, extra_env).run()``:
+
+1. materialises the run's snapshot into ``workdir`` (when it has one);
+2. runs each ``setup`` step, then the ``command``, each through ``bash -c`` in
+   ``workdir``, in a process group of its own (``start_new_session``), with
+   ``os.environ`` + ``launch.env`` + ``extra_env`` + ``RUNYARD_TASK_ROLE`` /
+   ``RUNYARD_TASK_RANK``, and ``PATH`` starting with the directory of
+   ``sys.executable`` (so ``python train.py`` finds the SDK);
+3. reports the task and the run ``running``, streams stdout/stderr, heartbeats,
+   and samples system metrics, all through a :class:`~runyard.runner._reporter.Reporter`;
+4. stops the task when asked: canceled (SIGTERM to the group at once, SIGKILL
+   after ``grace_period_s``), pruned (``grace_period_s`` to exit by itself after
+   ``runyard.should_stop()`` turns true, then SIGTERM, then SIGKILL 5 s later),
+   over its time limit (SIGTERM, SIGKILL after the grace period);
+5. reports the exit: 0 → succeeded; otherwise failed with "exit code N" (or
+   "killed by signal SIGX") and the last 20 output lines.
+
+Threads: the caller's thread reads the pipes and sends signals; the reporter
+thread does all HTTP. Neither blocks the other, so a slow or dead server never
+stalls the task's output, and a chatty task never delays a cancel.
+
+Operational traps:
+
+- When the main process exits, the runner reads on for at most 1 s (a
+  background child may still hold the pipes), then SIGKILLs what is left of the
+  process group: a task's processes end with the task.
+- ``PYTHONUNBUFFERED=1`` is set unless ``launch.env`` says otherwise: a piped
+  Python buffers ``print`` output until exit, and live logs are the point.
+- ``RUNYARD_DATABASE_URL`` is removed from the task's environment: the runner may
+  inherit it from a server process, and user code must not see database passwords.
+- Exit codes of signalled processes are reported the shell's way, 128 + N (137
+  for SIGKILL), the same number Kubernetes and Slurm show.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
+from runyard.errors import RunyardError, ServerUnreachable
+
+__all__ = ["TaskExecution", "TaskResult"]
+
+log = logging.getLogger("runyard.runner")
+
+N_TAIL_LINES = 30  # kept in memory
+N_MESSAGE_LINES = 20  # put in the failure message
+MAX_LINE_BYTES = 64 * 1024
+DRAIN_AFTER_EXIT_S = 1.0
+PRUNE_KILL_AFTER_S = 5.0
+_HOST = socket.gethostname()
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """How a task ended.
+
+    Attributes:
+        status: the engine view (SUCCEEDED, FAILED, CANCELED, TIMEOUT).
+        exit_code: the command's exit code (128 + N when killed by signal N);
+            ``None`` when no process ran.
+        reason: one line, e.g. "exit code 3", "killed by signal SIGKILL",
+            "time limit of 60s exceeded", "canceled", "pruned: stopped by SIGTERM".
+        message: the status message reported for the run (reason + last lines).
+        run_status / task_status: what was reported to the server; ``run_status`` is
+            ``None`` when the server already decided it (canceled, pruned, deleted).
+        reported: every report reached the server.
+    """
+
+    status: EngineStatus
+    exit_code: int | None
+    reason: str
+    message: str
+    run_status: str | None
+    task_status: str
+    reported: bool = False
+
+
+@dataclass
+class _Stop:
+    why: str  # canceled | pruned | deleted | time_limit | backend
+    term_at: float
+    kill_at: float
+    run_status: str | None = None  # for why == backend: what to report for the run
+    message: str = ""
+
+
+class TaskExecution:
+    """Runs one task of one attempt of a run. ``run()`` blocks; ``cancel()`` is thread-safe.
+
+    Args:
+        launch: the attempt.
+        slot: which task of the run this is (role and rank).
+        client: a ``runyard.client.Client`` for ``launch.server_url`` (may be shared).
+        workdir: where the snapshot goes and the commands run; created if missing.
+        extra_env: placement variables from the backend (e.g. ``CUDA_VISIBLE_DEVICES``).
+        on_spawn: called with the pid of each process started (setup steps, command).
+        on_exit: called with the result once the processes ended, before the final
+            reports are delivered (the backend frees the task's resources here).
+        finish_timeout_s: how long to keep retrying the final reports while the
+            server is unreachable.
+        echo: also write the task's output to this process's stdout/stderr
+            (``runyard.runner exec`` under Slurm/SSH, where that output is kept too).
+        cache_dir: where materialised snapshot blobs are cached between runs.
+        heartbeat_s / sample_s: how often to heartbeat and to sample system metrics.
+    """
+
+    def __init__(self, launch: RunLaunch, slot: TaskSlot, client: Any, workdir: Path,
+                 extra_env: Mapping[str, str] | None = None, *, on_spawn: Callable[[int], None] | None = None,
+                 on_exit: Callable[[TaskResult], None] | None = None, finish_timeout_s: float = 900.0,
+                 echo: bool = False, cache_dir: Path | None = None, heartbeat_s: float = 1.0,
+                 sample_s: float = 5.0) -> None:
+        from runyard.runner._reporter import Reporter
+
+        self.launch = launch
+        self.slot = slot
+        self.workdir = Path(workdir)
+        self._client = client
+        self._extra_env = dict(extra_env or {})
+        self._on_spawn = on_spawn
+        self._on_exit = on_exit
+        self._finish_timeout_s = finish_timeout_s
+        self._echo = echo
+        self._cache_dir = cache_dir
+        self._lock = threading.Lock()
+        self._stop: _Stop | None = None
+        self._term_sent = False
+        self._kill_sent = False
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_w, False)
+        self._tail: collections.deque[str] = collections.deque(maxlen=N_TAIL_LINES)
+        self._reporter = Reporter(client, launch.run_id, slot.label, on_run_status=self._on_run_status,
+                                  heartbeat_s=heartbeat_s, sample_s=sample_s)
+        self._sampler: Any = None
+        self._deadline: float | None = None  # the time limit, monotonic
+        self.pid: int | None = None
+
+    # ------------------------------------------------------------------ control
+    def cancel(self, message: str = "canceled by the backend", run_status: str | None = "canceled") -> None:
+        """Stop the task now: SIGTERM to its process group, SIGKILL after the grace period.
+
+        Idempotent. ``run_status`` is reported for the run (``None``: report nothing).
+        """
+        self._request_stop("backend", 0.0, self.launch.grace_period_s, run_status=run_status, message=message)
+
+    def _on_run_status(self, status: str) -> None:
+        grace = self.launch.grace_period_s
+        if status == "canceled":
+            self._request_stop("canceled", 0.0, grace)
+        elif status == "pruned":
+            self._request_stop("pruned", grace, PRUNE_KILL_AFTER_S)
+        elif status == "deleted":
+            self._request_stop("deleted", 0.0, grace)
+
+    def _request_stop(self, why: str, term_after_s: float, kill_after_s: float, *, run_status: str | None = None,
+                      message: str = "") -> None:
+        now = time.monotonic()
+        with self._lock:
+            term_at = now + term_after_s
+            if self._stop is None:
+                self._stop = _Stop(why, term_at, term_at + kill_after_s, run_status, message)
+                what = {"canceled": "the run was canceled", "pruned": "the run was pruned",
+                        "deleted": "the run was deleted", "time_limit": f"the time limit of {self.launch.time_limit_s}s was reached",
+                        "backend": message or "stopped by the backend"}[why]
+                if why == "pruned":
+                    note = f"[runyard] {what}: waiting {term_after_s:g}s for the task to exit, then SIGTERM"
+                else:
+                    note = f"[runyard] {what}: sending SIGTERM, SIGKILL in {kill_after_s:g}s"
+                self._reporter.line("system", note, time.time())
+            elif term_at < self._stop.term_at:  # e.g. canceled while pruned: stop sooner
+                self._stop.term_at = term_at
+                self._stop.kill_at = min(self._stop.kill_at, term_at + kill_after_s)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _apply_signals(self, now: float) -> None:
+        with self._lock:
+            stop, proc = self._stop, self._proc
+            if stop is None or proc is None:
+                return
+            send = None
+            if not self._kill_sent and now >= stop.kill_at:
+                send, self._kill_sent, self._term_sent = signal.SIGKILL, True, True
+            elif not self._term_sent and now >= stop.term_at:
+                send, self._term_sent = signal.SIGTERM, True
+        if send is not None:
+            _killpg(proc.pid, send)
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> TaskResult:
+        """Run the task to its end and report it. Never raises for task failures."""
+        launch = self.launch
+        self._reporter.start()
+        rc: int | None = None
+        failed_step = ""
+        error = ""
+        try:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            error = self._materialize()
+            if not error:
+                env = self._environment()
+                steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", launch.command)]
+                for what, command in steps:
+                    if self._stop is not None:
+                        break
+                    rc = self._run_process(command, env)
+                    if rc != 0:
+                        failed_step = what
+                        break
+        except Exception as e:
+            log.exception("run %s task %s: runner error", launch.run_id, self.slot.label)
+            error = f"runner error: {type(e).__name__}: {e}"
+        result = self._result(rc, failed_step, error)
+        self._reporter.set_sampler(None)
+        if self._on_exit is not None:
+            self._on_exit(result)
+        slot = self.slot
+        self._reporter.task_status(role=slot.role, rank=slot.rank, status=result.task_status, exit_code=result.exit_code,
+                                   attempt=launch.attempt)
+        if result.run_status is not None:
+            self._reporter.run_status(result.run_status, result.message, result.exit_code)
+        reported = self._reporter.finish(self._finish_timeout_s)
+        with self._lock:
+            sampler, self._sampler = self._sampler, None
+        if sampler is not None:
+            sampler.close()
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return TaskResult(result.status, result.exit_code, result.reason, result.message, result.run_status,
+                          result.task_status, reported)
+
+    def _materialize(self) -> str:
+        """Fetch the snapshot into the workdir; returns an error message, or "" when done."""
+        snapshot_id = self.launch.snapshot_id
+        if not snapshot_id:
+            return ""
+        from runyard import config
+        from runyard.snapshot import materialize
+
+        cache_dir = self._cache_dir or config.home() / "cache" / "blobs"
+        delay = 0.2
+        while True:
+            try:
+                materialize(self._client, snapshot_id, self.workdir, cache_dir=cache_dir)
+                return ""
+            except ServerUnreachable:
+                if self._stop is not None:
+                    return "stopped while fetching the snapshot"
+                time.sleep(delay)  # not the dispatch path: only while the server is down
+                delay = min(5.0, delay * 2)
+            except RunyardError as e:
+                return f"could not fetch snapshot {snapshot_id}: {e.message}"
+
+    def _environment(self) -> dict[str, str]:
+        launch = self.launch
+        env = dict(os.environ)
+        env.pop("RUNYARD_DATABASE_URL", None)
+        env.update(launch.env)
+        env.update(self._extra_env)
+        defaults = {
+            "RUNYARD_RUN_ID": str(launch.run_id),
+            "RUNYARD_SERVER": launch.server_url,
+            "RUNYARD_PROJECT": launch.project,
+            "RUNYARD_PARAMS": json.dumps(dict(launch.params)),
+            "PYTHONUNBUFFERED": "1",
+        }
+        if launch.token:
+            defaults["RUNYARD_TOKEN"] = launch.token
+        for k, v in defaults.items():
+            if k not in launch.env and k not in self._extra_env:
+                env[k] = v
+        env["RUNYARD_ATTEMPT"] = str(launch.attempt)
+        env["RUNYARD_TASK_ROLE"] = self.slot.role
+        env["RUNYARD_TASK_RANK"] = str(self.slot.rank)
+        bindir = os.path.dirname(sys.executable)
+        path = env.get("PATH", os.defpath)
+        env["PATH"] = bindir + os.pathsep + path if path else bindir
+        return env
+
+    def _run_process(self, command: str, env: dict[str, str]) -> int:
+        proc = subprocess.Popen(["bash", "-c", command], cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        first = self.pid is None
+        self.pid = proc.pid
+        with self._lock:
+            self._proc = proc
+            self._term_sent = self._kill_sent = False
+        launch, slot = self.launch, self.slot
+        now = time.monotonic()
+        if first:
+            if launch.time_limit_s is not None:
+                self._deadline = now + launch.time_limit_s
+            self._reporter.run_status("running", heartbeat_if_refused=True)
+            self._reporter.task_status(role=slot.role, rank=slot.rank, status="running", pid=proc.pid, host=_HOST,
+                                       attempt=launch.attempt)
+            self._start_sampler(proc.pid, env.get("CUDA_VISIBLE_DEVICES"))
+        else:
+            self._reporter.task_status(role=slot.role, rank=slot.rank, pid=proc.pid, attempt=launch.attempt)
+            with self._lock:
+                sampler = self._sampler
+            if sampler is not None:
+                sampler.retarget(proc.pid)
+        if self._on_spawn is not None:
+            self._on_spawn(proc.pid)
+        try:
+            return self._watch(proc)
+        finally:
+            with self._lock:
+                self._proc = None
+
+    def _start_sampler(self, pid: int, cuda_visible: str | None) -> None:
+        """Sample from the reporter thread; the sampler is built there on the first call
+        (so a short task pays nothing for it on its start path)."""
+        prefix = "" if len(self.launch.tasks) <= 1 else f"{self.slot.label}/"
+
+        def sample() -> dict[str, float]:
+            with self._lock:
+                sampler, current = self._sampler, self.pid
+            if sampler is None:
+                from runyard.runner._sysmetrics import ProcessTreeSampler
+
+                sampler = ProcessTreeSampler(current or pid, cuda_visible)
+                with self._lock:
+                    self._sampler = sampler
+                return {}  # the first sample only primes cpu_percent()
+            values = sampler.sample()
+            if prefix:
+                return {k.replace("sys/", f"sys/{prefix}", 1): v for k, v in values.items()}
+            return values
+
+        self._reporter.set_sampler(sample)
+
+    def _watch(self, proc: subprocess.Popen[bytes]) -> int:
+        """Read the pipes until the process ended; send the signals that are due."""
+        assert proc.stdout is not None and proc.stderr is not None
+        sel = selectors.DefaultSelector()
+        out_fd, err_fd = proc.stdout.fileno(), proc.stderr.fileno()
+        sel.register(out_fd, selectors.EVENT_READ, "stdout")
+        sel.register(err_fd, selectors.EVENT_READ, "stderr")
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        pidfd = -1
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
+        except (AttributeError, OSError):  # no pidfd (old kernel): poll the exit instead
+            pidfd = -1
+        partial = {"stdout": b"", "stderr": b""}
+        open_pipes = 2
+        drain_until: float | None = None
+        try:
+            while True:
+                now = time.monotonic()
+                if self._deadline is not None and now >= self._deadline and self._stop is None:
+                    self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
+                self._apply_signals(now)
+                if drain_until is None and proc.poll() is not None:
+                    drain_until = now + DRAIN_AFTER_EXIT_S
+                if drain_until is not None and (open_pipes == 0 or now >= drain_until):
+                    break
+                timeout = self._select_timeout(now, drain_until, pidfd >= 0 or open_pipes > 0)
+                for key, _ in sel.select(timeout):
+                    tag = key.data
+                    if tag == "wake":
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._wake_r, 4096)
+                    elif tag == "exit":
+                        sel.unregister(pidfd)
+                    else:
+                        data = os.read(key.fd, 65536)
+                        if not data:
+                            sel.unregister(key.fd)
+                            open_pipes -= 1
+                            if partial[tag]:
+                                self._emit(tag, partial[tag])
+                                partial[tag] = b""
+                            continue
+                        buf = partial[tag] + data
+                        *lines, rest = buf.split(b"\n")
+                        for ln in lines:
+                            self._emit(tag, ln)
+                        while len(rest) > MAX_LINE_BYTES:
+                            self._emit(tag, rest[:MAX_LINE_BYTES])
+                            rest = rest[MAX_LINE_BYTES:]
+                        partial[tag] = rest
+            for tag, rest in partial.items():
+                if rest:
+                    self._emit(tag, rest)
+        finally:
+            sel.close()
+            if pidfd >= 0:
+                os.close(pidfd)
+            proc.stdout.close()
+            proc.stderr.close()
+            # Background children that outlived the main process end with the task.
+            _killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return proc.returncode
+
+    def _select_timeout(self, now: float, drain_until: float | None, exit_is_event: bool) -> float:
+        wake = [now + (1.0 if exit_is_event else 0.02)]
+        if drain_until is not None:
+            wake.append(drain_until)
+        if self._deadline is not None and self._stop is None:
+            wake.append(self._deadline)
+        stop = self._stop
+        if stop is not None:
+            if not self._term_sent:
+                wake.append(stop.term_at)
+            if not self._kill_sent:
+                wake.append(stop.kill_at)
+        return max(0.0, min(wake) - now)
+
+    def _emit(self, stream: str, raw: bytes) -> None:
+        text = raw.decode("utf-8", "replace")
+        text = text.removesuffix("\r")
+        if "\r" in text:  # progress bars redraw with \r: keep what a terminal would show
+            text = text.rsplit("\r", 1)[-1]
+        self._tail.append(text)
+        self._reporter.line(stream, text, time.time())
+        if self._echo:
+            out = sys.stdout if stream == "stdout" else sys.stderr
+            out.write(text + "\n")
+            out.flush()
+
+    # ------------------------------------------------------------------ result
+    def _result(self, rc: int | None, failed_step: str, error: str) -> TaskResult:
+        limit = self.launch.time_limit_s
+        exit_code, how = _describe_exit(rc)
+        stop = self._stop
+        tail = list(self._tail)[-N_MESSAGE_LINES:]
+
+        def message(first: str) -> str:
+            return first + ("\n" + "\n".join(tail) if tail else "")
+
+        if error and rc is None and stop is None:
+            return TaskResult(EngineStatus.FAILED, None, error, message(error), "failed", "failed")
+        if stop is not None:
+            signalled = self._term_sent or self._kill_sent
+            if stop.why == "time_limit":
+                reason = f"time limit of {limit}s exceeded"
+                return TaskResult(EngineStatus.TIMEOUT, exit_code, reason, message(reason), "failed", "failed")
+            if stop.why == "pruned":
+                reason = f"pruned: {'stopped, ' + how if signalled else 'exited by itself, ' + how}"
+                return TaskResult(EngineStatus.CANCELED, exit_code, reason, reason, None, "pruned")
+            if stop.why == "canceled":
+                return TaskResult(EngineStatus.CANCELED, exit_code, f"canceled ({how})", "canceled", None, "canceled")
+            if stop.why == "deleted":
+                return TaskResult(EngineStatus.CANCELED, exit_code, f"the run was deleted ({how})", "", None, "canceled")
+            reason = f"{stop.message} ({how})"
+            task_status = stop.run_status if stop.run_status in ("canceled", "failed") else "canceled"
+            return TaskResult(EngineStatus.CANCELED, exit_code, reason, message(reason), stop.run_status, task_status)
+        if rc == 0:
+            return TaskResult(EngineStatus.SUCCEEDED, 0, "exit code 0", "", "succeeded", "succeeded")
+        reason = f"{failed_step} failed: {how}" if failed_step else how
+        return TaskResult(EngineStatus.FAILED, exit_code, reason, message(reason), "failed", "failed")
+
+
+def _describe_exit(rc: int | None) -> tuple[int | None, str]:
+    if rc is None:
+        return None, "no process ran"
+    if rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return 128 - rc, f"killed by signal {name}"
+    return rc, f"exit code {rc}"
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)

@@ -1,0 +1,234 @@
+"""LocalBackend with its agent, real processes and a real server: statuses, GPU accounting, cancel, crashes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from backend_helpers import pid_alive, wait_for, wait_terminal
+
+from runyard.backends.base import EngineStatus, Feature, Resources, RunLaunch, TaskSlot
+from runyard.backends.local import LocalBackend
+from runyard.client import Client
+from runyard.errors import SpecError, SubmitError
+from runyard.runner import agent_dir, stop_agent
+from runyard.testing import LiveServer, free_port
+
+
+def _stdout(client: Client, run_id: int) -> list[str]:
+    return [ln["text"] for ln in client.read_logs(run_id, limit=10000)["lines"] if ln["stream"] == "stdout"]
+
+
+def _gated(gate: Path, before: str = "") -> str:
+    """A command that prints its GPUs and runs until ``gate`` exists."""
+    return f'{before}echo "cvd=[$CUDA_VISIBLE_DEVICES]"; while [ ! -e {gate} ]; do sleep 0.05; done'
+
+
+def test_runs_end_with_their_status_on_the_server(local_backend: LocalBackend, make_launch: Callable, client: Client) -> None:
+    ok, bad = make_launch("echo hello"), make_launch("echo oops; exit 3")
+    ok_id, bad_id = local_backend.submit(ok), local_backend.submit(bad)
+    assert ok_id == f"{ok.run_id}.1"
+
+    assert wait_terminal(local_backend, ok_id).status is EngineStatus.SUCCEEDED
+    state = wait_terminal(local_backend, bad_id)
+    assert (state.status, state.exit_code, state.reason) == (EngineStatus.FAILED, 3, "exit code 3")
+    # Terminal in poll means the runner's reports are stored.
+    assert client.get_run(ok.run_id)["status"] == "succeeded"
+    assert _stdout(client, ok.run_id) == ["hello"]
+    run = client.get_run(bad.run_id)
+    assert (run["status"], run["status_message"]) == ("failed", "exit code 3\noops")
+    assert local_backend.poll([ok_id, bad_id]) == {ok_id: local_backend.poll([ok_id])[ok_id],
+                                                   bad_id: local_backend.poll([bad_id])[bad_id]}
+
+
+def test_submit_is_idempotent_per_attempt(local_backend: LocalBackend, make_launch: Callable, client: Client) -> None:
+    launch = make_launch("echo once")
+    assert local_backend.submit(launch) == local_backend.submit(launch)
+    wait_terminal(local_backend, f"{launch.run_id}.1")
+    assert _stdout(client, launch.run_id) == ["once"]
+
+
+def test_gpu_accounting_with_an_injected_inventory(local_backend: LocalBackend, make_launch: Callable, client: Client,
+                                                   tmp_path: Path) -> None:
+    assert local_backend.capacity().gpus == 2
+    gates = [tmp_path / f"gate-{i}" for i in range(3)]
+    launches = [make_launch(_gated(g), resources=Resources(cpus=0.5, gpus=1)) for g in gates]
+    first = [local_backend.submit(launch) for launch in launches[:2]]
+
+    assert local_backend.capacity().gpus == 0
+    with pytest.raises(SubmitError, match="needs 1 GPU"):
+        local_backend.submit(launches[2])  # only two run at once
+    seen = [wait_for(lambda r=launch.run_id: [x for x in _stdout(client, r) if x.startswith("cvd=")], what="cvd")[0]
+            for launch in launches[:2]]
+    assert sorted(seen) == ["cvd=[0]", "cvd=[1]"]
+
+    gates[0].touch()
+    wait_terminal(local_backend, first[0])
+    assert local_backend.capacity().gpus == 1  # freed when the job ended
+    third = local_backend.submit(launches[2])
+    third_seen = wait_for(lambda: [x for x in _stdout(client, launches[2].run_id) if x.startswith("cvd=")], what="cvd")[0]
+    assert third_seen == seen[0]  # it got the GPU the first run released
+
+    gates[1].touch()
+    gates[2].touch()
+    for job_id in (first[1], third):
+        assert wait_terminal(local_backend, job_id).status is EngineStatus.SUCCEEDED
+    assert local_backend.capacity() == local_backend.total()
+
+
+def test_cpu_only_runs_see_no_gpus(local_backend: LocalBackend, make_launch: Callable, client: Client) -> None:
+    launch = make_launch('echo "cvd=[$CUDA_VISIBLE_DEVICES]"')
+    wait_terminal(local_backend, local_backend.submit(launch))
+    assert _stdout(client, launch.run_id) == ["cvd=[]"]
+
+
+def test_capacity_counts_what_active_jobs_hold(local_backend: LocalBackend, make_launch: Callable, tmp_path: Path) -> None:
+    total = local_backend.total()
+    gate = tmp_path / "gate"
+    job_id = local_backend.submit(make_launch(_gated(gate), resources=Resources(cpus=1.5, memory_mb=100)))
+    free = local_backend.capacity()
+    assert (free.cpus, free.memory_mb, free.gpus) == (total.cpus - 1.5, total.memory_mb - 100, 2)
+    gate.touch()
+    wait_terminal(local_backend, job_id)
+    assert local_backend.capacity() == total
+
+
+def test_gpu_inventory_from_the_environment(monkeypatch: pytest.MonkeyPatch, runyard_home: Path) -> None:
+    monkeypatch.setenv("RUNYARD_LOCAL_GPUS", "3,1")
+    backend = LocalBackend()
+    assert backend.gpu_inventory == [1, 3]
+    assert backend.total().gpus == 2
+    monkeypatch.setenv("RUNYARD_LOCAL_GPUS", "")
+    assert LocalBackend().gpu_inventory == []
+
+
+def test_cancel_stops_the_job_and_is_idempotent(local_backend: LocalBackend, make_launch: Callable, client: Client,
+                                               tmp_path: Path) -> None:
+    pid_file = tmp_path / "pid"
+    launch = make_launch(f"sleep 300 & echo $! > {pid_file}; wait", grace_period_s=1.0)
+    job_id = local_backend.submit(launch)
+    child = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the child pid"))
+
+    local_backend.cancel(job_id)
+    local_backend.cancel(job_id)
+    state = wait_terminal(local_backend, job_id, timeout_s=10)
+    assert state.status is EngineStatus.CANCELED
+    assert not pid_alive(child)
+    assert client.get_run(launch.run_id)["status"] == "canceled"
+    local_backend.cancel(job_id)  # a finished job: no-op
+    local_backend.cancel("12345.1")  # unknown: no-op
+
+
+def test_unknown_jobs_are_lost(local_backend: LocalBackend) -> None:
+    state = local_backend.poll(["999999.1"])["999999.1"]
+    assert state.status is EngineStatus.LOST
+
+
+def test_multi_task_runs_are_unsupported_for_now(local_backend: LocalBackend, make_launch: Callable) -> None:
+    launch = make_launch("true", tasks=(TaskSlot("master", 0), TaskSlot("worker", 0)))
+    assert local_backend.unsupported(launch) == {Feature.MULTI_TASK: "distributed runs come with the distributed issue"}
+    assert local_backend.unsupported(make_launch("true")) == {}
+    with pytest.raises(SubmitError, match="multi_task"):
+        local_backend.submit(launch)
+
+
+def test_more_gpus_than_the_machine_has_are_unsupported(local_backend: LocalBackend, make_launch: Callable) -> None:
+    launch = make_launch("true", resources=Resources(gpus=3))
+    assert Feature.GPUS in local_backend.unsupported(launch)
+
+
+def test_unknown_options_list_the_valid_ones() -> None:
+    with pytest.raises(SpecError, match=r"Unknown option\(s\) 'cpu' for the local backend\. Valid options: cpus"):
+        LocalBackend({"cpu": 2})
+    with pytest.raises(SpecError, match="cpus"):
+        LocalBackend({"cpus": -1})
+
+
+def test_agent_killed_poll_answers_from_job_records(local_backend: LocalBackend, make_launch: Callable,
+                                                    client: Client) -> None:
+    done = make_launch("echo done")
+    done_id = local_backend.submit(done)
+    wait_terminal(local_backend, done_id)
+    dies, lives = make_launch("sleep 300"), make_launch("sleep 300", grace_period_s=1.0)
+    dies_id, lives_id = local_backend.submit(dies), local_backend.submit(lives)
+    pids = {}
+    for launch in (dies, lives):
+        pids[launch.run_id] = wait_for(lambda r=launch.run_id: (client.get_run(r)["tasks"] or [{}])[0].get("pid"),
+                                       what="the task's pid")
+    old_agent = local_backend.agent_pid
+    try:
+        os.kill(old_agent, signal.SIGKILL)
+        wait_for(lambda: not pid_alive(old_agent), what="the agent to die")
+        os.killpg(pids[dies.run_id], signal.SIGKILL)  # died while no agent watched
+        wait_for(lambda: not pid_alive(pids[dies.run_id]), what="the task to die")
+
+        states = local_backend.poll([done_id, dies_id, lives_id, "424242.1"])  # starts a new agent
+        assert local_backend.agent_pid != old_agent
+        assert states[done_id].status is EngineStatus.SUCCEEDED
+        assert states[dies_id].status is EngineStatus.LOST
+        assert states[lives_id].status is EngineStatus.RUNNING  # an orphan, still alive
+        assert states["424242.1"].status is EngineStatus.LOST
+        assert local_backend.capacity().cpus == local_backend.total().cpus - 1  # the orphan still holds its CPU
+
+        local_backend.cancel(lives_id)
+        assert wait_terminal(local_backend, lives_id, timeout_s=10).status is EngineStatus.CANCELED
+        assert not pid_alive(pids[lives.run_id])
+        assert local_backend.capacity() == local_backend.total()
+    finally:
+        for pid in pids.values():
+            if pid_alive(pid):
+                os.killpg(pid, signal.SIGKILL)
+
+
+def test_agent_restarts_after_stop(local_backend: LocalBackend, make_launch: Callable, runyard_home: Path) -> None:
+    wait_terminal(local_backend, local_backend.submit(make_launch("true")))
+    first = local_backend.agent_pid
+    assert stop_agent(agent_dir(runyard_home))
+    assert not pid_alive(first)
+    assert wait_terminal(local_backend, local_backend.submit(make_launch("true"))).status is EngineStatus.SUCCEEDED
+    assert local_backend.agent_pid not in (None, first)
+
+
+def test_agent_shutdown_stops_running_tasks(local_backend: LocalBackend, make_launch: Callable, client: Client,
+                                            runyard_home: Path) -> None:
+    launch = make_launch("sleep 300", grace_period_s=1.0)
+    job_id = local_backend.submit(launch)
+    pid = wait_for(lambda: (client.get_run(launch.run_id)["tasks"] or [{}])[0].get("pid"), what="the pid")
+    assert stop_agent(agent_dir(runyard_home))
+    assert not pid_alive(pid)
+    run = client.get_run(launch.run_id)
+    assert (run["status"], run["status_message"].split(" (")[0]) == ("failed", "the local agent stopped")
+    assert local_backend.poll([job_id])[job_id].status is EngineStatus.CANCELED
+
+
+@pytest.mark.slow
+def test_tasks_survive_the_server_being_killed_and_restarted(local_backend: LocalBackend, tmp_path: Path) -> None:
+    port = free_port()
+    home = tmp_path / "crash-server"
+    server = LiveServer(home, port=port).start()
+    try:
+        with Client(server.url) as client:
+            run = client.create_run("crash", status="queued")
+            launch = RunLaunch(run_id=run["id"], attempt=1, project="crash", experiment_id=None, snapshot_id=None,
+                               server_url=server.url, command="for i in $(seq 1 40); do echo tick-$i; sleep 0.1; done")
+            job_id = local_backend.submit(launch)
+            wait_for(lambda: "tick-3" in _stdout(client, run["id"]), what="the first lines")
+        server.kill()
+        assert local_backend.poll([job_id])[job_id].status is EngineStatus.RUNNING
+        time.sleep(1.5)  # lines and the exit happen while the server is down
+        server = LiveServer(home, port=port).start()
+        state = wait_terminal(local_backend, job_id, timeout_s=30)
+        assert state.status is EngineStatus.SUCCEEDED
+        with Client(server.url) as client:
+            run = client.get_run(run["id"])
+            assert (run["status"], run["exit_code"]) == ("succeeded", 0)
+            ticks = _stdout(client, run["id"])
+        # A batch in flight when the server died may be stored twice; nothing is lost or reordered.
+        deduped = [t for i, t in enumerate(ticks) if i == 0 or t != ticks[i - 1]]
+        assert deduped == [f"tick-{i}" for i in range(1, 41)]
+    finally:
+        server.stop()

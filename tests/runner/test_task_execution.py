@@ -1,0 +1,195 @@
+"""TaskExecution against a real server and real processes: logs, exit statuses, cancel, prune, time limit."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from runner_helpers import pid_alive, wait_for
+
+from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
+from runyard.client import Client
+from runyard.runner import TaskExecution, TaskResult
+
+
+def _start(launch: RunLaunch, client: Client, workdir: Path, **kwargs) -> tuple[TaskExecution, threading.Thread, list[TaskResult]]:
+    execution = TaskExecution(launch, TaskSlot(), client, workdir, **kwargs)
+    results: list[TaskResult] = []
+    thread = threading.Thread(target=lambda: results.append(execution.run()), daemon=True)
+    thread.start()
+    return execution, thread, results
+
+
+def _lines(client: Client, run_id: int) -> list[dict]:
+    out: list[dict] = []
+    offset = 0
+    while True:
+        page = client.read_logs(run_id, offset)
+        if not page["lines"]:
+            return out
+        out += page["lines"]
+        offset = page["next_offset"]
+
+
+def _stdout(client: Client, run_id: int) -> list[str]:
+    return [ln["text"] for ln in _lines(client, run_id) if ln["stream"] == "stdout"]
+
+
+def test_output_reaches_the_server_in_order_and_exit_0_succeeds(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("for i in $(seq 1 1200); do echo line-$i; done; echo warn >&2")
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path / "w").run()
+
+    assert (result.status, result.exit_code, result.reported) == (EngineStatus.SUCCEEDED, 0, True)
+    lines = _lines(client, launch.run_id)
+    assert [ln["text"] for ln in lines if ln["stream"] == "stdout"] == [f"line-{i}" for i in range(1, 1201)]
+    assert [ln["text"] for ln in lines if ln["stream"] == "stderr"] == ["warn"]
+    assert {ln["task"] for ln in lines} == {"main-0"}
+    run = client.get_run(launch.run_id)
+    assert (run["status"], run["exit_code"]) == ("succeeded", 0)
+    assert run["started_at"] is not None
+    [task] = run["tasks"]
+    assert (task["role"], task["rank"], task["status"], task["exit_code"], task["attempt"]) == ("main", 0, "succeeded", 0, 1)
+    assert task["pid"] > 0 and task["host"]
+
+
+def test_non_zero_exit_fails_with_the_code_and_the_last_20_lines(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("for i in $(seq 1 25); do echo out-$i; done; exit 3")
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path).run()
+
+    assert (result.status, result.exit_code, result.reason) == (EngineStatus.FAILED, 3, "exit code 3")
+    run = client.get_run(launch.run_id)
+    assert (run["status"], run["exit_code"]) == ("failed", 3)
+    assert run["status_message"] == "exit code 3\n" + "\n".join(f"out-{i}" for i in range(6, 26))
+    assert run["tasks"][0]["status"] == "failed"
+
+
+def test_a_signal_is_named_in_the_message(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("echo bye; kill -KILL $$")
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path).run()
+
+    assert (result.status, result.exit_code) == (EngineStatus.FAILED, 137)
+    assert client.get_run(launch.run_id)["status_message"] == "killed by signal SIGKILL\nbye"
+
+
+def test_a_failing_setup_step_fails_the_run_and_skips_the_command(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("echo command-ran", setup=("echo setup-1", "echo setup-2; exit 4"))
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path).run()
+
+    assert (result.status, result.exit_code, result.reason) == (EngineStatus.FAILED, 4, "setup step 2 failed: exit code 4")
+    assert _stdout(client, launch.run_id) == ["setup-1", "setup-2"]
+    assert client.get_run(launch.run_id)["status_message"].startswith("setup step 2 failed: exit code 4\n")
+
+
+def test_environment_and_working_directory(make_launch: Callable, client: Client, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNYARD_DATABASE_URL", "postgresql://u:secret@db/runyard")
+    launch = make_launch('echo "$RUNYARD_TASK_ROLE $RUNYARD_TASK_RANK $RUNYARD_RUN_ID $MINE $CUDA_VISIBLE_DEVICES"; '
+                         'echo "db=${RUNYARD_DATABASE_URL:-unset}"; pwd; command -v python; echo "$PATH"',
+                         env={"MINE": "from-spec"})
+    workdir = tmp_path / "work dir"
+    TaskExecution(launch, TaskSlot(), client, workdir, {"CUDA_VISIBLE_DEVICES": "1"}).run()
+
+    role_line, db, cwd, python, path = _stdout(client, launch.run_id)
+    assert role_line == f"main 0 {launch.run_id} from-spec 1"
+    assert db == "db=unset"
+    assert Path(cwd) == workdir
+    assert python == os.path.join(os.path.dirname(sys.executable), "python")
+    assert path.split(os.pathsep)[0] == os.path.dirname(sys.executable)
+
+
+def test_cancel_stops_the_process_group_within_the_grace_period(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    # A child that ignores SIGTERM must go too: SIGKILL after grace_period_s.
+    pids = tmp_path / "pids"
+    launch = make_launch(f"(trap '' TERM; sleep 300) & echo $! >> {pids}; sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait",
+                         grace_period_s=1.0)
+    _, thread, results = _start(launch, client, tmp_path / "w")
+    started = wait_for(lambda: pids.exists() and len(pids.read_text().split()) == 3 and pids.read_text().split(), what="pids")
+    assert all(pid_alive(int(p)) for p in started)
+
+    client.cancel_run(launch.run_id)
+    t0 = time.monotonic()
+    wait_for(lambda: not any(pid_alive(int(p)) for p in started), timeout_s=10, what="the task's processes to end")
+    assert time.monotonic() - t0 < 5.0
+    thread.join(10)
+    [result] = results
+    assert result.status is EngineStatus.CANCELED
+    run = client.get_run(launch.run_id)
+    assert run["status"] == "canceled"
+    assert run["tasks"][0]["status"] == "canceled"
+
+
+def test_pruned_run_gets_its_grace_period_then_sigterm_and_stays_pruned(make_launch: Callable, client: Client,
+                                                                         tmp_path: Path) -> None:
+    launch = make_launch("trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.05; done", grace_period_s=2.0)
+    _, thread, results = _start(launch, client, tmp_path)
+    wait_for(lambda: "ready" in _stdout(client, launch.run_id), what="the task to start")
+
+    client.update_run(launch.run_id, "pruned", "pruned by the test")
+    pruned_at = time.time()
+    thread.join(15)
+    [result] = results
+    term_line = next(ln for ln in _lines(client, launch.run_id) if ln["text"] == "got-term")
+    assert term_line["ts"] - pruned_at >= 2.0 - 0.2  # no signal before the grace period
+    assert term_line["ts"] - pruned_at < 2.0 + 3.0  # a heartbeat (1 s) noticed the prune
+    assert result.status is EngineStatus.CANCELED and result.reason.startswith("pruned")
+    run = client.get_run(launch.run_id)
+    assert (run["status"], run["status_message"]) == ("pruned", "pruned by the test")
+    assert run["tasks"][0]["status"] == "pruned"
+
+
+def test_time_limit_kills_an_overrunning_task(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("echo started; sleep 60", time_limit_s=1, grace_period_s=1.0)
+    t0 = time.monotonic()
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path).run()
+
+    assert time.monotonic() - t0 < 5.0
+    assert result.status is EngineStatus.TIMEOUT
+    assert result.reason == "time limit of 1s exceeded"
+    run = client.get_run(launch.run_id)
+    assert run["status"] == "failed"
+    assert run["status_message"] == "time limit of 1s exceeded\nstarted"
+
+
+def test_canceled_before_start_stops_at_once(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("sleep 60")
+    client.cancel_run(launch.run_id)
+    t0 = time.monotonic()
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path).run()
+
+    assert time.monotonic() - t0 < 5.0
+    assert result.status is EngineStatus.CANCELED
+    assert client.get_run(launch.run_id)["status"] == "canceled"
+
+
+def test_backend_cancel_reports_the_run_canceled(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("echo up; sleep 60")
+    execution, thread, results = _start(launch, client, tmp_path)
+    wait_for(lambda: execution.pid, what="the process")
+    execution.cancel()
+    execution.cancel()  # idempotent
+    thread.join(10)
+    [result] = results
+    assert (result.status, result.exit_code) == (EngineStatus.CANCELED, 128 + signal.SIGTERM)
+    run = client.get_run(launch.run_id)
+    assert run["status"] == "canceled"
+    assert run["status_message"].startswith("canceled by the backend")
+
+
+def test_system_metrics_are_logged(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("python -c 'import time\nt = time.time()\nwhile time.time() - t < 2.5: pass'")
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path, sample_s=0.5).run()
+
+    assert result.status is EngineStatus.SUCCEEDED
+    summaries = client.metric_summaries(launch.run_id)
+    assert {"sys/cpu_percent", "sys/memory_mb"} <= set(summaries)
+    assert not any(k.startswith("sys/gpu") for k in summaries)  # no NVML on this machine
+    cpu = client.metric_history(launch.run_id, "sys/cpu_percent")
+    assert max(v for v in cpu["values"] if v is not None) > 20
+    mem = client.metric_history(launch.run_id, "sys/memory_mb")
+    assert min(mem["values"]) > 1
