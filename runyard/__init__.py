@@ -37,5 +37,7 @@ def __getattr__(name: str) -> Any:
     if name in _SDK_NAMES:
         from runyard import sdk
 
-        return getattr(sdk, name)
+        value = getattr(sdk, name)
+        globals()[name] = value  # later lookups skip this hook (runyard.log is on the hot path)
+        return value
     raise AttributeError(f"module 'runyard' has no attribute {name!r}")

@@ -1,0 +1,368 @@
+"""Which server the CLI and SDK talk to, and the embedded local server started on demand.
+
+:func:`resolve_server` picks, in order:
+
+1. ``RUNYARD_SERVER`` (and ``RUNYARD_TOKEN``) from the environment;
+2. the credentials saved by ``runyard login`` in ``$RUNYARD_HOME/credentials``
+   (JSON ``{"url", "token"}``);
+3. the embedded server: ``python -m runyard.server`` on 127.0.0.1, started in the
+   background the first time a command needs it and reused afterwards.
+
+The embedded server is recorded in ``$RUNYARD_HOME/server.json``
+(``{"url", "pid", "port", "started_at"}``) and logs to ``$RUNYARD_HOME/server.log``.
+A record is reused only when its pid is alive, is a Runyard server, and
+``GET /api/v1/health`` answers; anything else (no file, a dead or recycled pid, a
+hung server) starts a new one. An exclusive ``flock`` on ``$RUNYARD_HOME/server.lock``
+makes concurrent commands start exactly one server.
+
+Keep imports light: this module runs before every CLI command and SDK call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from runyard import config
+from runyard.errors import InvalidInput, ServerUnreachable
+
+__all__ = ["resolve_server", "server_status", "start_server", "stop_server"]
+
+HOST = "127.0.0.1"
+START_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+HEALTH_TIMEOUT_S = 2.0
+_MODULE = "runyard.server"
+
+# Servers this process started, by pid. Popen keeps the child reapable: without it a
+# server stopped by this same process (tests, `runyard server start` then `stop` in
+# one interpreter) would linger as a zombie whose pid still looks alive.
+_children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+# --------------------------------------------------------------------------- paths
+def _state_path() -> Path:
+    return config.home() / "server.json"
+
+
+def _lock_path() -> Path:
+    return config.home() / "server.lock"
+
+
+def _log_path() -> Path:
+    return config.home() / "server.log"
+
+
+def _credentials_path() -> Path:
+    return config.home() / "credentials"
+
+
+# ------------------------------------------------------------------ public API
+def resolve_server() -> tuple[str, str | None]:
+    """The (url, token) of the server to use, starting the embedded one if needed.
+
+    Returns:
+        ``(url, token)``; ``token`` is ``None`` for the embedded server.
+
+    Raises:
+        InvalidInput: ``$RUNYARD_HOME/credentials`` exists but is unreadable.
+        ServerUnreachable: the embedded server did not start (the message holds its log tail).
+    """
+    url = os.environ.get("RUNYARD_SERVER")
+    if url:
+        return url.rstrip("/"), os.environ.get("RUNYARD_TOKEN") or None
+    creds = _read_credentials()
+    if creds is not None:
+        return creds
+    return start_server()["url"], None
+
+
+def start_server() -> dict[str, Any]:
+    """Return the running embedded server, starting one if none answers.
+
+    Safe to call from concurrent processes: only one of them starts a server, the
+    others wait on the lock and reuse it. Prints one line to stderr when it starts one.
+
+    Returns:
+        ``{"url", "pid", "port", "started_at", "started"}``; ``started`` tells
+        whether this call started it.
+    """
+    info = _read_state()
+    if info is not None and _is_up(info):
+        return {**info, "started": False}
+    with _locked():
+        info = _read_state()  # another process may have started it while we waited
+        if info is not None and _is_up(info):
+            return {**info, "started": False}
+        if info is not None:
+            # A hung server that still holds its pid would keep the port and the database busy.
+            _terminate(info)
+            _state_path().unlink(missing_ok=True)
+        info = _spawn()
+        _write_state(info)
+    print(
+        f"Started the local Runyard server at {info['url']} (pid {info['pid']}); "
+        "stop it with `runyard server stop`.",
+        file=sys.stderr,
+        flush=True,
+    )
+    return {**info, "started": True}
+
+
+def server_status() -> dict[str, Any] | None:
+    """The embedded server's record and health, or ``None`` when none is running.
+
+    Returns:
+        ``{"url", "pid", "port", "started_at", "healthy", "health"}``: ``healthy`` is
+        whether ``/api/v1/health`` answered, ``health`` its answer (or ``None``).
+        A record whose process is gone is deleted and reported as ``None``.
+    """
+    info = _read_state()
+    if info is None:
+        return None
+    if not _is_runyard_server(info["pid"]):
+        with _locked():
+            if _read_state() == info:
+                _state_path().unlink(missing_ok=True)
+        return None
+    health = _health(info["url"])
+    return {**info, "healthy": health is not None, "health": health}
+
+
+def stop_server() -> bool:
+    """Stop the embedded server: SIGTERM, then SIGKILL after 10 s; remove ``server.json``.
+
+    Returns:
+        ``True`` if a server process was stopped, ``False`` if none was running.
+    """
+    with _locked():
+        info = _read_state()
+        if info is None:
+            return False
+        stopped = _terminate(info)
+        _state_path().unlink(missing_ok=True)
+    return stopped
+
+
+# ---------------------------------------------------------------- credentials
+def _read_credentials() -> tuple[str, str | None] | None:
+    path = _credentials_path()
+    try:
+        raw = path.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise InvalidInput(f"Cannot read the saved credentials {path}: {e}.",
+                           "Fix its permissions, or remove it and run `runyard login` again.") from e
+    try:
+        data = json.loads(raw)
+        url, token = data["url"], data.get("token")
+        if not isinstance(url, str) or not url or not (token is None or isinstance(token, str)):
+            raise TypeError("url must be a non-empty string and token a string")
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InvalidInput(
+            f"The saved credentials {path} must be JSON {{\"url\": ..., \"token\": ...}}, but it could not be read ({e}).",
+            f"Remove {path} and run `runyard login` again, or set RUNYARD_SERVER.",
+        ) from e
+    return url.rstrip("/"), token or None
+
+
+# ---------------------------------------------------------------------- state
+def _read_state() -> dict[str, Any] | None:
+    try:
+        data = json.loads(_state_path().read_text())
+        info = {"url": str(data["url"]), "pid": int(data["pid"]), "port": int(data["port"]),
+                "started_at": float(data["started_at"])}
+    except FileNotFoundError:
+        return None
+    except (ValueError, KeyError, TypeError, AttributeError):
+        # A torn or hand-edited record cannot name a server we could trust; treat it as absent.
+        return None
+    return info
+
+
+def _write_state(info: dict[str, Any]) -> None:
+    path = _state_path()
+    tmp = path.with_name(f".server.json.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp, path)  # atomic: readers see the old record or the new one, never half
+
+
+@contextlib.contextmanager
+def _locked() -> Iterator[None]:
+    with open(_lock_path(), "a+b") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
+
+# ------------------------------------------------------------------ processes
+def _pid_alive(pid: int) -> bool:
+    proc = _children.get(pid)
+    if proc is not None:
+        return proc.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    return True
+
+
+def _is_runyard_server(pid: int) -> bool:
+    """Alive and running ``runyard.server``: a recycled pid must never be reused or signalled."""
+    if pid <= 0 or not _pid_alive(pid):
+        return False
+    import psutil
+
+    try:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        cmdline = proc.cmdline()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return False
+    except psutil.AccessDenied:
+        return False
+    return _MODULE in cmdline
+
+
+def _health(url: str) -> dict[str, Any] | None:
+    import httpx
+
+    try:
+        resp = httpx.get(url + "/api/v1/health", timeout=HEALTH_TIMEOUT_S)
+    except httpx.HTTPError:
+        return None
+    if resp.status_code != 200:
+        return None
+    try:
+        return resp.json()
+    except ValueError:
+        return None
+
+
+def _is_up(info: dict[str, Any]) -> bool:
+    return _is_runyard_server(info["pid"]) and _health(info["url"]) is not None
+
+
+def _terminate(info: dict[str, Any]) -> bool:
+    """SIGTERM the recorded server, SIGKILL it after ``STOP_TIMEOUT_S``; ``False`` if it was not running."""
+    pid = info["pid"]
+    if not _is_runyard_server(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, STOP_TIMEOUT_S):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5.0)
+    _children.pop(pid, None)
+    return True
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie counts as exited).
+
+    Not :func:`_is_runyard_server`: an exiting process already shows an empty command
+    line while it still holds its port and files.
+    """
+    if not _pid_alive(pid):
+        return True
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.AccessDenied:
+        return False
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if _gone(pid):
+            return True
+        time.sleep(0.05)
+    return _gone(pid)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def _spawn() -> dict[str, Any]:
+    """Start ``python -m runyard.server`` detached and wait until it answers. Call with the lock held."""
+    home = config.home()
+    log_path = _log_path()
+    env = {**os.environ, "RUNYARD_HOME": str(home)}
+    env.pop("RUNYARD_SERVER", None)
+    # The free port can be taken between our probe and the server's bind; try a few.
+    n_attempts = 3
+    for attempt in range(1, n_attempts + 1):
+        port = _free_port()
+        url = f"http://{HOST}:{port}"
+        log_start = log_path.stat().st_size if log_path.exists() else 0
+        with open(log_path, "ab") as log:
+            log.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} starting the local server on {url}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(
+                [sys.executable, "-m", _MODULE, "--host", HOST, "--port", str(port)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, cwd=home, start_new_session=True,  # survives the CLI and its Ctrl-C
+            )
+        _children[proc.pid] = proc
+        started_at = time.time()
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                break
+            if _health(url) is not None:
+                return {"url": url, "pid": proc.pid, "port": port, "started_at": started_at}
+            time.sleep(0.05)
+        tail = _tail(log_path, log_start)
+        if proc.poll() is None:
+            _terminate({"pid": proc.pid})
+            proc.wait(5)
+            _children.pop(proc.pid, None)
+            raise ServerUnreachable(
+                f"The local Runyard server did not answer within {START_TIMEOUT_S:.0f} s at {url}. "
+                f"Last lines of {log_path}:\n{tail}",
+                f"Run it in the foreground to see why: `runyard server --port {port}`.",
+            )
+        _children.pop(proc.pid, None)
+        if attempt < n_attempts and "address already in use" in tail.lower():
+            continue
+        raise ServerUnreachable(
+            f"The local Runyard server exited with code {proc.returncode} while starting. "
+            f"Last lines of {log_path}:\n{tail}",
+            f"Fix the cause above, or run it in the foreground to see it: `runyard server --port {port}`.",
+        )
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _tail(path: Path, start: int, n_lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            text = f.read().decode(errors="replace")
+    except OSError as e:
+        return f"(cannot read the log: {e})"
+    lines = text.strip().splitlines()[-n_lines:]
+    return "\n".join("  " + ln for ln in lines) or "  (the log is empty)"
