@@ -17,12 +17,13 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-## demo: install into .venv, start the embedded local server, run the example, show runs and the address
+## demo: install into .venv, start the embedded local server, log a run by hand, run the digits sweep live
 demo: install
 	$(RUNYARD) server start
-	cd examples/quickstart && ../../$(PY) train.py
-	$(RUNYARD) ls --project quickstart
+	cd examples/quickstart && ../../$(PY) train.py --epochs 10
 	$(RUNYARD) info $$($(RUNYARD) ls --project quickstart --limit 1 --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+	$(RUNYARD) run examples/digits-sweep --follow
+	$(RUNYARD) ls --project digits
 	$(RUNYARD) server status
 
 ## system-test-deps: system packages the tests need (apt-get update first)

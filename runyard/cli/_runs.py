@@ -44,12 +44,15 @@ def _escape(text: Any) -> str:
 
 # ------------------------------------------------------------------------- ls
 def _metric_keys(runs: list[dict[str, Any]], n: int) -> list[str]:
-    """The ``n`` metric keys most runs share (ties by name), shown as columns."""
+    """The ``n`` metric keys most runs share (ties by name), shown as columns.
+
+    The runner's system metrics (``sys/...``) come after the user's own.
+    """
     counts: dict[str, int] = {}
     for run in runs:
         for key in run.get("metrics") or {}:
             counts[key] = counts.get(key, 0) + 1
-    return sorted(counts, key=lambda k: (-counts[k], k))[:n]
+    return sorted(counts, key=lambda k: (k.startswith("sys/"), -counts[k], k))[:n]
 
 
 @app.command("ls")
