@@ -641,9 +641,20 @@ class Store:
     def log_params(self, run_id: int, params: dict[str, Any]) -> Run:
         """Record params. Re-logging the same value is a no-op; a different value is a Conflict."""
         with write_scope(self.engine) as conn:
-            self._require_run(conn, run_id)
+            self._lock_run(conn, run_id)
             self._write_params(conn, run_id, params)
             return self._get_run_in(conn, run_id)
+
+    def _lock_run(self, conn, run_id: int) -> str:  # noqa: ANN001
+        """Like _require_run, holding the run's row until commit (PostgreSQL; SQLite writers are serial).
+
+        For read-then-write of a run's params and tags: every replica of a distributed run logs the same
+        params at start, and without the lock the slower inserts failed with a unique violation.
+        """
+        status = conn.execute(select(m.SqlRun.status).where(m.SqlRun.id == run_id).with_for_update()).scalar()
+        if status is None:
+            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+        return status
 
     def _require_run(self, conn, run_id: int) -> str:  # noqa: ANN001
         status = conn.execute(select(m.SqlRun.status).where(m.SqlRun.id == run_id)).scalar()
@@ -672,7 +683,7 @@ class Store:
 
     def set_tags(self, run_id: int, tags: dict[str, str]) -> Run:
         with write_scope(self.engine) as conn:
-            self._require_run(conn, run_id)
+            self._lock_run(conn, run_id)
             self._write_tags(conn, run_id, tags)
             return self._get_run_in(conn, run_id)
 
