@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import DataError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
 
 from runyard import config
-from runyard.errors import RunyardError, ServerUnreachable
+from runyard.errors import InvalidInput, RunyardError, ServerUnreachable
 
 __all__ = ["make_engine", "read_scope", "write_scope"]
 
@@ -91,6 +91,13 @@ def _mapped_errors(engine: Engine) -> Iterator[None]:
         yield
     except RunyardError:
         raise
+    except DataError as e:
+        # A value the database cannot hold (PostgreSQL: NUL in text, numbers out of range) is bad input, not a 500.
+        text = (str(e.orig) if e.orig is not None else str(e)).strip().splitlines()[0]
+        raise InvalidInput(
+            f"The database refused a value: {text}.",
+            "Remove NUL characters from text and keep integers within 64 bits.",
+        ) from e
     except (OperationalError, ProgrammingError) as e:  # PostgreSQL reports a missing table as ProgrammingError
         url = config.mask_url(engine.url.render_as_string(hide_password=True))
         text = str(e.orig) if e.orig is not None else str(e)
