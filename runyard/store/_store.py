@@ -688,8 +688,10 @@ class Store:
             return self._get_run_in(conn, run_id)
 
     def _write_tags(self, conn, run_id: int, tags: dict[str, Any]) -> None:  # noqa: ANN001
-        for key in tags:
+        for key, value in tags.items():
             _check_key(key, "tag")
+            if "\x00" in str(value):
+                raise InvalidInput(f"Tag {key!r} has a value with a NUL character: {str(value)!r}.", "Remove the NUL characters.")
         conn.execute(delete(m.SqlTag).where(m.SqlTag.run_id == run_id, m.SqlTag.key.in_(list(tags))))
         conn.execute(insert(m.SqlTag), [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()])
 
@@ -857,14 +859,20 @@ class Store:
 
     # ---------------------------------------------------------------------- logs
     def append_logs(self, run_id: int, task: str, lines: Sequence[tuple[str, str, float]]) -> int:
-        """Append (stream, text, ts) lines of one task; returns the offset of the last line."""
+        """Append (stream, text, ts) lines of one task; returns the offset of the last line.
+
+        NUL characters in program output become U+FFFD: PostgreSQL text cannot hold NUL, and
+        refusing the batch would lose the run's log.
+        """
         if not lines:
             return 0
+        if "\x00" in task:
+            raise InvalidInput(f"The task label {task!r} holds a NUL character.", "Use labels like main, master-0, worker-1.")
         with write_scope(self.engine) as conn:
             self._require_run(conn, run_id)
             conn.execute(
                 insert(m.SqlLogLine),
-                [{"run_id": run_id, "task": task, "stream": s, "text": t, "ts": ts} for s, t, ts in lines],
+                [{"run_id": run_id, "task": task, "stream": s, "text": t.replace("\x00", "\ufffd"), "ts": ts} for s, t, ts in lines],
             )
             return conn.execute(select(func.max(m.SqlLogLine.id)).where(m.SqlLogLine.run_id == run_id)).scalar_one()
 
@@ -1004,9 +1012,10 @@ def _check_name(name: str, what: str) -> None:
 
 
 def _check_key(key: str, what: str) -> None:
-    if not isinstance(key, str) or not key or len(key) > 250 or "\n" in key:
+    # NUL: PostgreSQL text cannot hold it, so SQLite must refuse it too (one contract).
+    if not isinstance(key, str) or not key or len(key) > 250 or "\n" in key or "\x00" in key:
         raise InvalidInput(
-            f"A {what} name must be 1-250 characters without newlines, but got {key!r}.",
+            f"A {what} name must be 1-250 characters without newlines or NUL characters, but got {key!r}.",
             f"Use a short name such as 'loss' or 'train/acc'.",
         )
 
