@@ -1,0 +1,278 @@
+"""Queries over a large tracking database: Runyard's HTTP API (and MLflow's, with --with-mlflow).
+
+    .venv/bin/python benchmarks/query.py [--with-mlflow] [--json FILE] [--runs N]
+
+Seeds a fresh Runyard database with 10,000 runs of 5 params and 5 metrics each, one
+run with a 100,000-point metric and one with a 1,000,000-point metric, starts a
+server on it (127.0.0.1, free port), and times through its HTTP API:
+
+- ``top10_by_metric_ms``: ``GET /runs?order_by=metrics.m0.last desc&limit=10``, median of 15.
+- ``history_100k_s``: the full history of the 100,000-point metric, median of 3.
+- ``history_1m_downsampled_ms``: the 1,000,000-point metric with ``max_points=1000``, median of 10.
+
+Times are end to end from the client: request, server, JSON decoding into Python.
+Targets: < 50 ms, < 0.2 s, < 100 ms.
+
+With ``--with-mlflow``, MLflow gets the same shape at the same scale (seeded into its
+SQLite file through its own store and tables before its server starts; creating 10,000
+runs through its API would take minutes), and the same client-side timings of
+``search_runs(order_by=["metrics.m0 DESC"], max_results=10)`` and
+``get_metric_history`` give ``mlflow_top10_by_metric_ms`` and ``mlflow_history_100k_s``.
+Extras on both sides (no targets): the first page of 1,000 runs and creating one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    fmt,
+    load_note,
+    median_time,
+    mlflow_server,
+    print_table,
+    run_peer,
+    runyard_server,
+    say,
+    verdict,
+    write_json,
+)
+
+TARGET_TOP10_MS = 50.0
+TARGET_HISTORY_100K_S = 0.2
+TARGET_HISTORY_1M_DS_MS = 100.0
+PROJECT = "bench"
+CHUNK = 100_000
+
+
+def metric_value(i: int, j: int) -> float:
+    """Value of metric m<j> of run i (the same on the MLflow side); all distinct for j = 0."""
+    return ((i * 7919 + j * 104729) % 10007) / 10007
+
+
+def seed_runyard(home: Path, n_runs: int, n_100k: int, n_1m: int) -> dict[str, object]:
+    """Fill ``home/runyard.db`` before the server starts.
+
+    Runs and their params are bulk-inserted through the store's own table definitions
+    (``Store.create_run`` costs ~15 ms a run here, so 10,000 would take minutes; see
+    benchmarks/README.md); every metric point goes through ``Store.ingest_metrics``, so
+    summaries and downsampling blocks are Runyard's own.
+    """
+    from sqlalchemy import insert, select
+
+    from runyard.store import Store
+    from runyard.store import _models as m
+
+    home.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    store = Store.open(f"sqlite:///{home / 'runyard.db'}")
+    try:
+        project = store.ensure_project(PROJECT)
+        now = time.time()
+        rows = [{"project_id": project.id, "number": i, "name": f"run-{i}", "status": "succeeded",
+                 "created_at": now - (n_runs - i), "started_at": now - (n_runs - i), "ended_at": now - (n_runs - i) + 1,
+                 "heartbeat_at": now - (n_runs - i) + 1} for i in range(n_runs)]
+        with store.engine.begin() as conn:
+            conn.execute(insert(m.SqlRun), rows)
+            ids = list(conn.execute(select(m.SqlRun.id).where(m.SqlRun.project_id == project.id).order_by(m.SqlRun.id)).scalars())
+            assert len(ids) == n_runs, (len(ids), n_runs)
+            conn.execute(insert(m.SqlRunEvent), [{"run_id": rid, "status": "succeeded", "attempt": 1, "message": "", "ts": now}
+                                                 for rid in ids])
+            conn.execute(insert(m.SqlParam), [{"run_id": rid, "key": f"p{j}", "value": json.dumps((i + j) % 97), "num": float((i + j) % 97)}
+                                              for i, rid in enumerate(ids) for j in range(5)])
+        t_runs = time.perf_counter()
+        keys = [f"m{j}" for j in range(5)]
+        for i, rid in enumerate(ids):
+            store.ingest_metrics(rid, keys, [0] * 5, [metric_value(i, j) for j in range(5)], [now] * 5)
+        t_metrics = time.perf_counter()
+        long_runs = {}
+        for name, n in (("history-100k", n_100k), ("history-1m", n_1m)):
+            run = store.create_run(PROJECT, name=name, status="succeeded")
+            for lo in range(0, n, CHUNK):
+                steps = list(range(lo, min(lo + CHUNK, n)))
+                store.ingest_metrics(run.id, ["loss"] * len(steps), steps, [1.0 / (s + 1) for s in steps],
+                                     [now + s * 1e-3 for s in steps])
+            long_runs[name] = run.id
+        t_long = time.perf_counter()
+    finally:
+        store.close()
+    say(f"  seeded {n_runs:,} runs in {t_runs - t0:.1f} s, their metrics in {t_metrics - t_runs:.1f} s, "
+        f"{n_100k + n_1m:,} history points in {t_long - t_metrics:.1f} s")
+    expected = [f"run-{i}" for i in sorted(range(n_runs), key=lambda i: metric_value(i, 0), reverse=True)[:10]]
+    return {"runs_s": t_runs - t0, "metrics_s": t_metrics - t_runs, "history_s": t_long - t_metrics,
+            "run_100k": long_runs["history-100k"], "run_1m": long_runs["history-1m"], "expected_top10": expected}
+
+
+def measure_runyard(url: str, seed: dict, n_100k: int, n_1m: int, n_runs: int) -> dict[str, float]:
+    from runyard.client import Client
+
+    out: dict[str, float] = {}
+    with Client(url) as c:
+        def top10() -> None:
+            page = c.list_runs(project=PROJECT, order_by="metrics.m0.last desc", limit=10)
+            names = [r["name"] for r in page["items"]]
+            if names != seed["expected_top10"]:
+                raise RuntimeError(f"top 10 answered {names}, expected {seed['expected_top10']}")
+
+        med, times = median_time(top10, 15, warmup=2)
+        out["top10_by_metric_ms"] = med * 1000
+        out["top10_by_metric_min_ms"] = min(times) * 1000
+        say(f"  top 10 by metric: median {med * 1000:.1f} ms")
+
+        def hist100k() -> None:
+            h = c.metric_history(seed["run_100k"], "loss")
+            if len(h["steps"]) != n_100k or h["downsampled"]:
+                raise RuntimeError(f"history answered {len(h['steps'])} points (downsampled={h['downsampled']}), expected {n_100k}")
+
+        med, times = median_time(hist100k, 5, warmup=1)
+        out["history_100k_min_s"] = min(times)
+        out["history_100k_s"] = med
+        say(f"  history of {n_100k:,} points: median {med:.3f} s")
+
+        def hist1m() -> None:
+            h = c.metric_history(seed["run_1m"], "loss", max_points=1000)
+            if not (0 < len(h["steps"]) <= 1000) or h["total"] != n_1m:
+                raise RuntimeError(f"downsampled history answered {len(h['steps'])} points of total {h['total']}")
+
+        med, times = median_time(hist1m, 10, warmup=1)
+        out["history_1m_downsampled_ms"] = med * 1000
+        out["history_1m_downsampled_min_ms"] = min(times) * 1000
+        say(f"  {n_1m:,}-point history downsampled to 1,000: median {med * 1000:.1f} ms")
+
+        def page1000() -> None:
+            page = c.list_runs(project=PROJECT, limit=1000)
+            if len(page["items"]) != 1000:
+                raise RuntimeError(f"list_runs(limit=1000) answered {len(page['items'])} runs")
+
+        med, _ = median_time(page1000, 3, warmup=1)
+        out["list_1000_runs_ms"] = med * 1000
+        say(f"  first page of 1,000 runs: median {med * 1000:.0f} ms")
+
+        med, _ = median_time(lambda: c.create_run(PROJECT, status="succeeded"), 20, warmup=1)
+        out["create_run_ms"] = med * 1000
+        say(f"  create a run (project of {n_runs + 2:,} runs): median {med * 1000:.1f} ms")
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--json", metavar="FILE", help="write the figures to FILE")
+    p.add_argument("--with-mlflow", action="store_true", help="also measure MLflow (peers venv) on the same shape")
+    p.add_argument("--runs", type=int, default=10_000, help="runs with 5 params and 5 metrics (default 10,000)")
+    p.add_argument("--mlflow-runs", type=int, default=None,
+                   help="runs seeded into MLflow (default: the same as --runs); its top-10 query grows with runs² on SQLite")
+    p.add_argument("--history-100k", type=int, default=100_000, help=argparse.SUPPRESS)
+    p.add_argument("--history-1m", type=int, default=1_000_000, help=argparse.SUPPRESS)
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs, databases)")
+    args = p.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="runyard-bench-query-"))
+    figures: dict[str, float | None] = {}
+    meta: dict[str, object] = {"workdir": str(workdir), "runs": args.runs, "history_points": args.history_100k,
+                               "long_history_points": args.history_1m}
+    started = time.perf_counter()
+    try:
+        say(f"Runyard: seeding {args.runs:,} runs × (5 params, 5 metrics) + {args.history_100k:,}- and "
+            f"{args.history_1m:,}-point metrics …")
+        home = workdir / "runyard-home"
+        seed = seed_runyard(home, args.runs, args.history_100k, args.history_1m)
+        meta["runyard_seed"] = {k: v for k, v in seed.items() if k != "expected_top10"}
+        server, url = runyard_server(home)
+        try:
+            say(f"Runyard: server at {url}")
+            r = measure_runyard(url, seed, args.history_100k, args.history_1m, args.runs)
+        finally:
+            server.stop()
+        figures.update({k: r[k] for k in ("top10_by_metric_ms", "history_100k_s", "history_1m_downsampled_ms")})
+        meta.update({k: v for k, v in r.items() if k not in figures})
+
+        if args.with_mlflow:
+            m_runs = args.mlflow_runs or args.runs
+            meta["mlflow_runs"] = m_runs
+            say(f"MLflow: seeding {m_runs:,} runs and a {args.history_100k:,}-point history into its SQLite file …")
+            mdir = workdir / "mlflow"
+            mdir.mkdir()
+            s = run_peer(["seed", "--db", str(mdir / "mlflow.db"), "--artifacts", str(mdir / "mlartifacts"),
+                          "--runs", str(m_runs), "--history", str(args.history_100k)])
+            meta["mlflow_seed_s"] = s["seed_s"]
+            meta["mlflow_version"] = s["mlflow_version"]
+            say("MLflow: starting its server (default workers) …")
+            server, url = mlflow_server(mdir)
+            try:
+                q = run_peer(["query", "--uri", url, "--experiment-id", s["experiment_id"], "--history-run", s["history_run"],
+                              "--runs", str(m_runs), "--history", str(args.history_100k)])
+            finally:
+                t0 = time.perf_counter()
+                server.stop()
+                say(f"MLflow: server stopped in {time.perf_counter() - t0:.1f} s")
+            figures["mlflow_top10_by_metric_ms"] = q["mlflow_top10_by_metric_ms"]
+            figures["mlflow_history_100k_s"] = q["mlflow_history_100k_s"]
+            meta.update({k: q[k] for k in ("mlflow_list_1000_runs_ms", "mlflow_create_run_ms", "mlflow_top10_by_metric_ms_all",
+                                           "mlflow_history_ms_all")})
+    except KeyboardInterrupt:
+        say("interrupted; servers stopped")
+        return 130
+    except Exception as e:  # noqa: BLE001
+        say(f"benchmark failed: {type(e).__name__}: {e}")
+        return 1
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    meta["elapsed_s"] = time.perf_counter() - started
+    meta["load_note"] = load_note()
+    report(figures, meta, args)
+    write_json(args.json, figures, meta)
+    return 0
+
+
+def report(f: dict[str, float | None], meta: dict[str, object], args: argparse.Namespace) -> None:
+    def ratio(ours: float | None, theirs: float | None) -> str:
+        return f"{theirs / ours:,.0f}× faster" if ours and theirs else "—"
+
+    top, mtop = f.get("top10_by_metric_ms"), f.get("mlflow_top10_by_metric_ms")
+    h, mh = f.get("history_100k_s"), f.get("mlflow_history_100k_s")
+    ds = f.get("history_1m_downsampled_ms")
+    lst, mlst = meta.get("list_1000_runs_ms"), meta.get("mlflow_list_1000_runs_ms")
+    cr, mcr = meta.get("create_run_ms"), meta.get("mlflow_create_run_ms")
+    n = f"{args.runs:,}"
+    print_table(
+        f"Queries over {n} runs (5 params, 5 metrics each), HTTP API on 127.0.0.1, client-side time",
+        ["query", "Runyard", "MLflow" + (f" {meta['mlflow_version']}" if meta.get("mlflow_version") else ""), "Runyard is"],
+        [
+            [f"top 10 of {n} runs by a metric", fmt(top, "ms"), fmt(mtop, "ms"), ratio(top, mtop)],
+            [f"full history, {args.history_100k:,} points", fmt(h, "s"), fmt(mh, "s"), ratio(h, mh)],
+            [f"{args.history_1m:,}-point history, max_points=1000", fmt(ds, "ms"), "— (not measured)", "—"],
+            ["first page of 1,000 runs", fmt(lst, "ms"), fmt(mlst, "ms"), ratio(lst, mlst)],  # type: ignore[arg-type]
+            ["create a run", fmt(cr, "ms"), fmt(mcr, "ms"), ratio(cr, mcr)],  # type: ignore[arg-type]
+        ],
+    )
+    if args.with_mlflow:
+        m_runs = int(meta.get("mlflow_runs", args.runs))  # type: ignore[arg-type]
+        scale = "the same" if m_runs == args.runs else f"a SMALLER scale: {m_runs:,}"
+        print(f"MLflow scale: {scale} runs and a {args.history_100k:,}-point history, seeded through its own tables "
+              f"in {meta.get('mlflow_seed_s', 0):.0f} s before its server started. MLflow figures of a second or more "
+              f"are one sample each.")
+    print_table(
+        "Targets",
+        ["target", "measured", "verdict"],
+        [
+            [f"top 10 by metric < {TARGET_TOP10_MS:.0f} ms", fmt(top, "ms"), verdict(top < TARGET_TOP10_MS if top is not None else None)],
+            [f"history of 100k points < {TARGET_HISTORY_100K_S} s", fmt(h, "s"),
+             verdict(h < TARGET_HISTORY_100K_S if h is not None else None)],
+            [f"1M points downsampled < {TARGET_HISTORY_1M_DS_MS:.0f} ms", fmt(ds, "ms"),
+             verdict(ds < TARGET_HISTORY_1M_DS_MS if ds is not None else None)],
+        ],
+    )
+    print(f"benchmark took {meta.get('elapsed_s', 0):.0f} s; {meta.get('load_note', '')}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install the peers the benchmarks compare against into their OWN virtualenv,
+# never into Runyard's: /work/main/.venv-peers by default (env PEERS_VENV).
+# Idempotent: does nothing when the pinned versions are already there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PEERS_VENV="${PEERS_VENV:-$ROOT/.venv-peers}"
+MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"   # PERF.md measured 3.17
+PYTHON="${PYTHON:-python3}"
+
+if [ -x "$PEERS_VENV/bin/python" ] \
+   && "$PEERS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mlflow') != '$MLFLOW_VERSION')" 2>/dev/null \
+   && [ -x "$PEERS_VENV/bin/mlflow" ]; then
+  echo "peers venv $PEERS_VENV: mlflow $MLFLOW_VERSION already installed"
+  exit 0
+fi
+
+if [ ! -x "$PEERS_VENV/bin/python" ]; then
+  echo "creating peers venv $PEERS_VENV"
+  "$PYTHON" -m venv "$PEERS_VENV"
+fi
+# pip warns once per package about find-links folders that are absent on some machines: noise.
+pip_quiet() {
+  "$PEERS_VENV/bin/python" -m pip install --quiet "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
+pip_quiet --upgrade pip
+echo "installing mlflow==$MLFLOW_VERSION into $PEERS_VENV"
+pip_quiet "mlflow==$MLFLOW_VERSION"
+"$PEERS_VENV/bin/python" -c "import mlflow; print('peers venv ready: mlflow', mlflow.__version__)"
