@@ -159,7 +159,7 @@ def set_tags(run_id: int, body: TagsBody, store: Store = Depends(get_store)) -> 
     return store.set_tags(run_id, body.tags)
 
 
-@router.delete("/{run_id}/tags/{key}", response_model=Run)
+@router.delete("/{run_id}/tags/{key:path}", response_model=Run)  # tag names may hold "/"
 def delete_tag(run_id: int, key: str, store: Store = Depends(get_store)) -> Run:
     return store.delete_tag(run_id, key)
 
