@@ -78,11 +78,12 @@ class ArtifactStorage:
         except (FileExistsError, NotADirectoryError) as e:
             raise Conflict(f"Artifact path {path!r} of run {run_id} runs through an existing artifact file.",
                            "Upload it under another path.") from e
-        tmp = target + ".part"
+        # One temporary file per upload: concurrent uploads of one path must not write into the same file.
+        tmp = f"{target}.{uuid.uuid4().hex[:12]}.part"
         return tmp, self.fs.open(tmp, "wb")
 
     def commit(self, tmp: str) -> None:
-        self.fs.mv(tmp, tmp[: -len(".part")])
+        self.fs.mv(tmp, tmp.rsplit(".", 2)[0])  # strip ".<hex>.part"
 
     def discard(self, tmp: str) -> None:
         if self.fs.exists(tmp):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from typing import Any
 
@@ -18,6 +19,7 @@ from runyard.server._deps import get_store
 from runyard.store import Artifact, Snapshot, Store
 
 router = APIRouter(tags=["artifacts"])
+_COMMIT_LOCK = asyncio.Lock()
 
 _BINARY_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
 
@@ -81,8 +83,11 @@ async def upload_artifact(run_id: int, path: str, request: Request) -> Artifact:
     except BaseException:
         storage.discard(tmp)
         raise
-    storage.commit(tmp)
-    return await run_in_threadpool(store.record_artifact, run_id, clean, size, sha)
+    # Move and record as one step, so that of concurrent uploads of one path the same upload
+    # wins both the file and its record (within this server process).
+    async with _COMMIT_LOCK:
+        storage.commit(tmp)
+        return await run_in_threadpool(store.record_artifact, run_id, clean, size, sha)
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=ArtifactList)
