@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -190,3 +191,36 @@ def test_blobs_and_snapshots(client: Client, tmp_path: Path) -> None:
         client.create_snapshot([["/etc/passwd", digests["train.py"], 12, 0o644]])
     with pytest.raises(NotFound):
         client.get_snapshot("0" * 64)
+
+
+def test_concurrent_uploads_of_one_path_leave_one_whole_file_and_its_record(
+    shared_server: LiveServer, client: Client, project: str, tmp_path: Path
+) -> None:
+    """Every replica of a distributed run may save `model.pt` at the same moment."""
+    rid = client.create_run(project)["id"]
+    url = f"{shared_server.url}/api/v1/runs/{rid}/artifacts/model.pt"
+    on_disk = shared_server.home / "artifacts" / "runs" / str(rid) / "model.pt"
+    for round_ in range(4):
+        contents = [bytes([65 + i + 3 * round_]) * (900 * 1024) for i in range(3)]
+        codes: list[int] = []
+
+        def upload(data: bytes) -> None:
+            def chunks() -> Iterator[bytes]:
+                for k in range(0, len(data), 32 * 1024):
+                    yield data[k : k + 32 * 1024]
+
+            codes.append(httpx.put(url, content=chunks(), timeout=30).status_code)
+
+        threads = [threading.Thread(target=upload, args=(d,)) for d in contents]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert codes == [201, 201, 201]
+        stored = on_disk.read_bytes()
+        assert stored in contents
+        record = client.list_artifacts(rid, "model.pt")
+        assert [(a["size"], a["sha256"]) for a in record] == [(len(stored), hashlib.sha256(stored).hexdigest())]
+        client.download_artifact(rid, "model.pt", tmp_path / "model.pt")
+        assert (tmp_path / "model.pt").read_bytes() == stored
+    assert sorted(p.name for p in on_disk.parent.iterdir()) == ["model.pt"]  # no temporary files left

@@ -154,11 +154,13 @@ def test_list_runs_filter_sort_paginate(client: Client, project: str) -> None:
 
 
 def test_params_tags_status_over_http(client: Client, project: str, shared_server: LiveServer) -> None:
-    run = client.create_run(project, params={"lr": 0.1}, tags={"a": "1"}, status="queued")
+    run = client.create_run(project, params={"lr": 0.1}, tags={"a": "1", "team/owner": "ml"}, status="queued")
     rid = run["id"]
     assert client.log_params(rid, {"lr": 0.1, "bs": 8})["params"] == {"lr": 0.1, "bs": 8}
-    assert client.set_tags(rid, {"b": 2})["tags"] == {"a": "1", "b": "2"}
+    assert client.set_tags(rid, {"b": 2})["tags"] == {"a": "1", "b": "2", "team/owner": "ml"}
     resp = httpx.delete(f"{shared_server.url}/api/v1/runs/{rid}/tags/a")
+    assert resp.status_code == 200 and resp.json()["tags"] == {"b": "2", "team/owner": "ml"}
+    resp = httpx.delete(f"{shared_server.url}/api/v1/runs/{rid}/tags/team%2Fowner")  # tag names may hold '/'
     assert resp.status_code == 200 and resp.json()["tags"] == {"b": "2"}
     client.update_run(rid, "running")
     done = client.update_run(rid, "failed", message="oom", exit_code=137)
