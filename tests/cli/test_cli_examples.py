@@ -21,6 +21,10 @@ FOREGROUND = {
     ("server", "--host", "127.0.0.1"),
 }
 
+# Experiment commands need a project directory and a scheduling server, which the seeded
+# data here lacks; tests/e2e runs them for real. Here they are only parsed.
+EXPERIMENT_COMMANDS = {"run", "follow", "rerun", "diff"}
+
 
 def _examples() -> list[tuple[dict[str, str], tuple[str, ...]]]:
     from typer.main import get_command
@@ -84,10 +88,13 @@ def test_examples_run(examples_home: Path, cli) -> None:
         if args in FOREGROUND:
             assert env.keys() <= {"RUNYARD_DATABASE_URL"}
             continue
+        if args[0] in EXPERIMENT_COMMANDS:
+            continue
         assert env == {}, args
         res = cli(*args)
         assert res.exit_code == 0, f"runyard {shlex.join(args)}:\n{res.output}"
         ran.append(args)
-    assert len(ran) == len(EXAMPLES) - len(FOREGROUND)
+    skipped = sum(1 for _, args in EXAMPLES if args[0] in EXPERIMENT_COMMANDS)
+    assert len(ran) == len(EXAMPLES) - len(FOREGROUND) - skipped
     assert (examples_home / "model" / "weights.bin").exists()  # `runyard download 1`
     assert (examples_home / "out" / "model" / "config.json").exists()  # `runyard download 1 model -o out`
