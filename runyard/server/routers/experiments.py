@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from runyard.server._deps import get_store, wake_scheduler
@@ -46,7 +46,9 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
 
 
 @router.get("", response_model=ExperimentList)
-def list_experiments(project: str | None = None, limit: int = 1000, store: Store = Depends(get_store)) -> ExperimentList:
+def list_experiments(
+    project: str | None = None, limit: int = Query(1000, ge=1, le=10000), store: Store = Depends(get_store)
+) -> ExperimentList:
     return ExperimentList(items=store.list_experiments(project, limit=limit))
 
 
