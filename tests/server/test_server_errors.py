@@ -53,6 +53,8 @@ def test_error_shape_and_status_for_each_kind(http: httpx.Client, client: Client
         ("DELETE", f"{api}/projects", {}, 405, "method_not_allowed", "Method Not Allowed"),
         ("GET", f"{api}/runs/abc", {}, 400, "invalid_input", "run_id"),
         ("GET", f"{api}/runs", {"params": {"limit": 0}}, 400, "invalid_input", "limit"),
+        ("GET", f"{api}/experiments", {"params": {"limit": -1}}, 400, "invalid_input", "limit"),
+        ("GET", f"{api}/runs/1/logs", {"params": {"limit": -1}}, 400, "invalid_input", "limit"),
         ("GET", f"{api}/runs", {"params": {"filter": "lr"}}, 400, "invalid_input", "Cannot read the filter 'lr'"),
         ("GET", f"{api}/runs", {"params": {"order_by": "tags.x"}}, 400, "invalid_input", "cannot be sorted by a tag"),
         ("POST", f"{api}/projects", {"json": {"name": "Bad Name"}}, 400, "invalid_input", "lowercase letters"),
