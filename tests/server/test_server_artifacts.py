@@ -204,7 +204,7 @@ def test_concurrent_uploads_of_one_path_leave_one_whole_file_and_its_record(
         contents = [bytes([65 + i + 3 * round_]) * (900 * 1024) for i in range(3)]
         codes: list[int] = []
 
-        def upload(data: bytes) -> None:
+        def upload(data: bytes, codes: list[int] = codes) -> None:
             def chunks() -> Iterator[bytes]:
                 for k in range(0, len(data), 32 * 1024):
                     yield data[k : k + 32 * 1024]
