@@ -178,7 +178,7 @@ class LocalBackend:
 
         Args:
             wait_s: local-backend extra: block up to this long until one of the jobs is
-                terminal or changes state (an event-driven scheduler needs no sleep).
+                terminal (an event-driven scheduler needs no sleep).
         """
         if not job_ids:
             return {}

@@ -5,7 +5,9 @@
 - ``python -m runyard.runner exec --launch FILE [--task ROLE-RANK] [--workdir DIR]``:
   run one task of a launch file (``runyard.runner.write_launch_file``) in the
   foreground, echoing its output, and exit with its exit code. The SSH and Slurm
-  backends start this on their hosts.
+  backends start this on their hosts. SIGTERM, SIGINT or SIGHUP stop the task
+  like a cancel (SIGTERM to its group, SIGKILL after the grace period) and fail
+  the run with "stopped: the runner received SIGTERM".
 
 argparse, not Typer: this starts inside every remote task and must import fast.
 """
@@ -14,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 
@@ -57,8 +61,18 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None) -> int:
         print(f"runyard.runner exec: {e}", file=sys.stderr)
         return 2
     client = Client(launch.server_url, launch.token, timeout_s=10.0)
+    execution = TaskExecution(launch, slot, client, workdir or Path.cwd(), echo=True)
+
+    def stop(signum: int, _frame: object) -> None:
+        # The task runs in its own session, so the engine's signal reaches only us: pass it on.
+        # From a thread: the handler may interrupt this thread while it holds the execution's lock.
+        message = f"stopped: the runner received {signal.Signals(signum).name}"
+        threading.Thread(target=execution.cancel, kwargs={"message": message, "run_status": "failed"}, daemon=True).start()
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
     try:
-        result = TaskExecution(launch, slot, client, workdir or Path.cwd(), echo=True).run()
+        result = execution.run()
     finally:
         client.close()
     print(f"[runyard] task {slot.label} of run {launch.run_id}: {result.reason}", file=sys.stderr)

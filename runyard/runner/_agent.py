@@ -36,15 +36,17 @@ answer ``{"ok": true, ...}`` or ``{"ok": false, "code", "message", "hint"}``.
   submitting is idempotent).
 - ``{"op": "poll", "job_ids", "wait_s"}`` → ``states`` ``{id: {status, exit_code,
   reason, raw}}``; with ``wait_s`` > 0 it answers as soon as one listed job is
-  terminal or changes state (a scheduler can block on it instead of sleeping).
+  terminal, or after ``wait_s`` (a scheduler can block on it instead of sleeping).
 - ``{"op": "cancel", "job_id"}``: SIGTERM the task's group, SIGKILL after its
   grace period; idempotent.
 - ``{"op": "usage"}`` → ``cpus``, ``memory_mb``, ``gpus``: what active jobs hold.
 - ``{"op": "shutdown"}``: stop like SIGTERM does.
 
-A job's state turns terminal once its task's final reports reached the server
-(or were given up on), so a scheduler that sees a terminal state also finds the
-run's final status stored. Its resources are free as soon as its processes ended.
+A job's state turns terminal once its task's final reports reached the server,
+so a scheduler that sees a terminal state also finds the run's final status
+stored; when the server cannot be reached, it turns terminal 10 s after the exit
+anyway (the runner keeps retrying the reports for 15 minutes). Its resources are
+free as soon as its processes ended.
 
 SIGTERM stops the agent: no new jobs, every running task is stopped like a
 cancel (its run fails with "the local agent stopped"), then it exits. An agent
@@ -80,6 +82,8 @@ log = logging.getLogger("runyard.runner")
 PROTOCOL = 1
 START_TIMEOUT_S = 30.0
 RECORD_MAX_AGE_S = 7 * 24 * 3600
+EVICT_AFTER_S = 600.0  # terminal jobs leave memory after this; poll then reads their record
+REPORT_WAIT_S = 10.0  # a job whose final reports are not through this long after its exit is terminal anyway
 TICK_S = 0.5
 _JOB_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 _SUN_PATH_MAX = 107
@@ -104,6 +108,27 @@ def _version() -> str:
     from runyard import __version__
 
     return __version__
+
+
+def code_fingerprint() -> str:
+    """Runyard's version plus the size and mtime of the code an agent runs.
+
+    An agent started before an upgrade (or, in development, an edit) would keep
+    running old code; the backend compares this with the agent's and replaces an
+    idle agent whose code differs.
+    """
+    import runyard
+
+    root = Path(runyard.__file__).parent
+    h = hashlib.sha1(_version().encode())
+    for rel in ("client.py", "errors.py", "backends/base.py", "runner/_agent.py", "runner/_reporter.py",
+                "runner/_sysmetrics.py", "runner/_task.py", "runner/_wire.py"):
+        try:
+            st = (root / rel).stat()
+        except OSError:
+            continue
+        h.update(f"{rel}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------- paths
@@ -209,7 +234,10 @@ class _Job:
         self.thread: threading.Thread | None = None
         self.orphan = False  # started by an earlier agent
         self.cancel_requested = False
+        self.cancel_args: dict[str, Any] = {}
         self.kill_at: float | None = None
+        self.ended_at: float | None = None  # monotonic; terminal jobs leave memory after EVICT_AFTER_S
+        self.exited: tuple[float, dict[str, Any]] | None = None  # (monotonic, state) once its processes ended
 
     def record(self, status: EngineStatus | None = None) -> dict[str, Any]:
         r = self.resources
@@ -220,6 +248,8 @@ class _Job:
                 "grace_period_s": self.grace_period_s, "updated_at": time.time()}
 
     def state(self) -> dict[str, Any]:
+        if self.exited is not None and not self.status.terminal and time.monotonic() - self.exited[0] > REPORT_WAIT_S:
+            return self.exited[1]  # the server has not taken the final reports yet; the runner keeps trying
         return {"status": self.status.value, "exit_code": self.exit_code, "reason": self.reason, "raw": self.status.value}
 
     @classmethod
@@ -258,6 +288,7 @@ class Agent:
         self._n_connections = 0
         self._last_activity = time.monotonic()
         self._lock_fd = -1
+        self._fingerprint = code_fingerprint()
 
     # ------------------------------------------------------------------ serve
     def serve(self) -> int:
@@ -329,6 +360,11 @@ class Agent:
             for job in list(self._jobs.values()):
                 if job.orphan and not job.status.terminal:
                     self._refresh_orphan(job, now)
+                if job.status.terminal:
+                    if job.ended_at is None:
+                        job.ended_at = now
+                    elif now - job.ended_at > EVICT_AFTER_S and (job.thread is None or not job.thread.is_alive()):
+                        del self._jobs[job.job_id]
             active = any(not j.status.terminal for j in self._jobs.values())
             idle = not active and self._n_connections == 0
             if not idle:
@@ -339,10 +375,14 @@ class Agent:
 
     def _shutdown(self) -> None:
         with self._cond:
-            running = [j for j in self._jobs.values() if j.execution is not None and not j.status.terminal]
-            threads = [j.thread for j in self._jobs.values() if j.thread is not None]
-        for job in running:
-            job.execution.cancel(message="the local agent stopped", run_status="failed")
+            running = [j for j in self._jobs.values() if j.thread is not None and not j.status.terminal]
+            for job in running:  # a job whose execution is not built yet cancels itself when it is
+                job.cancel_requested = True
+                job.cancel_args = {"message": "the local agent stopped", "run_status": "failed"}
+            executions = [j.execution for j in running if j.execution is not None]
+            threads = [j.thread for j in running]
+        for execution in executions:
+            execution.cancel(message="the local agent stopped", run_status="failed")
         deadline = time.monotonic() + max([j.grace_period_s for j in running] or [0.0]) + 15.0
         for t in threads:
             t.join(max(0.0, deadline - time.monotonic()))
@@ -382,7 +422,8 @@ class Agent:
         if op == "ping":
             with self._cond:
                 n_active = sum(not j.status.terminal for j in self._jobs.values())
-            return {"ok": True, "pid": os.getpid(), "version": _version(), "protocol": PROTOCOL, "n_active": n_active}
+            return {"ok": True, "pid": os.getpid(), "version": _version(), "protocol": PROTOCOL, "n_active": n_active,
+                    "fingerprint": self._fingerprint}
         if op == "shutdown":
             self._stopping.set()
             return {"ok": True}
@@ -392,10 +433,10 @@ class Agent:
         from runyard.runner._wire import launch_from_dict
 
         _check_job_id(job_id)
-        if self._stopping.is_set():
-            raise SubmitError("The local agent is stopping and takes no new jobs.", "Submit again: a new agent starts.")
         launch = launch_from_dict(launch_data)
         with self._cond:
+            if self._stopping.is_set():
+                raise SubmitError("The local agent is stopping and takes no new jobs.", "Submit again: a new agent starts.")
             job = self._find(job_id)
             if job is not None:
                 return {"job_id": job_id, "gpus": job.gpus, "existing": True}
@@ -420,17 +461,13 @@ class Agent:
     def poll(self, job_ids: list[str], wait_s: float = 0.0) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + min(max(wait_s, 0.0), 300.0)
         with self._cond:
-            first = {jid: self._state(jid) for jid in job_ids}
-            if wait_s <= 0 or any(EngineStatus(s["status"]).terminal for s in first.values()):
-                return first
             while True:
+                states = {jid: self._state(jid) for jid in job_ids}
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or self._stopping.is_set():
-                    return first
+                if (remaining <= 0 or self._stopping.is_set()
+                        or any(EngineStatus(s["status"]).terminal for s in states.values())):
+                    return states
                 self._cond.wait(min(remaining, TICK_S))
-                now = {jid: self._state(jid) for jid in job_ids}
-                if now != first:
-                    return now
 
     def cancel(self, job_id: str) -> bool:
         _check_job_id(job_id)
@@ -469,9 +506,9 @@ class Agent:
                                       on_exit=lambda result: self._exited(job, result.status, result.exit_code, result.reason))
             with self._cond:
                 job.execution = execution
-                cancel = job.cancel_requested
-            if cancel:
-                execution.cancel()
+                cancel = job.cancel_args if job.cancel_requested else None
+            if cancel is not None:
+                execution.cancel(**cancel)
             result = execution.run()
             status, exit_code, reason = result.status, result.exit_code, result.reason
         except BaseException as e:
@@ -499,6 +536,8 @@ class Agent:
             job.holding = False
             record = job.record(status)
             record["exit_code"], record["reason"] = exit_code, reason  # in memory once reported (see _run_job)
+            job.exited = (time.monotonic(), {"status": status.value, "exit_code": exit_code,
+                                             "reason": reason + " (final report to the server pending)", "raw": status.value})
             self._cond.notify_all()
         _write_json(self.jobs_dir / f"{job.job_id}.json", record)
 
@@ -660,6 +699,32 @@ class AgentClient:
                 self._sock.close()
         self._sock = self._reader = None
 
+    def _exchange(self, request: dict[str, Any]) -> dict[str, Any]:
+        assert self._sock is not None
+        self._sock.settimeout(10.0)
+        self._sock.sendall(_dumps(request) + b"\n")
+        line = self._reader.readline()
+        if not line:
+            raise ConnectionResetError("the agent closed the connection")
+        return _loads(line)
+
+    def _current(self) -> bool:
+        """Whether the connected agent runs this code; ``False`` leaves the connection open
+        only when the agent is idle and should be replaced."""
+        try:
+            info = self._exchange({"op": "ping"})
+        except (OSError, ValueError):
+            self._drop()
+            return False
+        if info.get("fingerprint") == code_fingerprint():
+            return True
+        if info.get("n_active"):
+            log.warning("the local agent (pid %s) runs other Runyard code (%s) but has active jobs; keeping it",
+                        info.get("pid"), info.get("version"))
+            return True
+        log.info("replacing the idle local agent (pid %s): it runs other Runyard code", info.get("pid"))
+        return False
+
     def _try_connect(self, info: dict[str, Any] | None) -> bool:
         if not info or not info.get("socket"):
             return False
@@ -675,11 +740,17 @@ class AgentClient:
     def _connect(self) -> None:
         _reap()
         self.dir.mkdir(parents=True, exist_ok=True)
-        if self._try_connect(_read_json(self.dir / "agent.json")):
+        if self._try_connect(_read_json(self.dir / "agent.json")) and self._current():
             return
         with _locked(self.dir / "start.lock"):
-            if self._try_connect(_read_json(self.dir / "agent.json")):
+            if self._sock is None and self._try_connect(_read_json(self.dir / "agent.json")) and self._current():
                 return
+            if self._sock is not None:  # an idle agent running other code: replace it
+                self._exchange({"op": "shutdown"})
+                self._drop()
+                deadline = time.monotonic() + self.start_timeout_s
+                while _agent_alive(self.dir) and time.monotonic() < deadline:
+                    time.sleep(0.02)
             proc = None if _agent_alive(self.dir) else self._spawn()
             deadline = time.monotonic() + self.start_timeout_s
             while time.monotonic() < deadline:

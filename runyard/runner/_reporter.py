@@ -12,7 +12,7 @@ thread that reads the task's pipes never waits on the network:
 - A heartbeat every second tells the task whether its run was canceled or
   pruned (``on_run_status``).
 - ``ServerUnreachable`` keeps everything queued and retries with a backoff of
-  0.2 s doubling to 5 s; a heartbeat that gets through ends the backoff at once.
+  0.2 s doubling to 2 s; a heartbeat that gets through ends the backoff at once.
   A server killed and restarted therefore loses nothing, except that a log batch
   in flight at the moment of the crash can arrive twice (the logs API has no
   idempotency key; metric batches carry one and are stored once).
@@ -45,7 +45,7 @@ BATCH_MAX_AGE_S = 0.2
 BATCH_MAX_LINES = 500
 MERGED_MAX_LINES = 5000
 BACKOFF_FIRST_S = 0.2
-BACKOFF_MAX_S = 5.0
+BACKOFF_MAX_S = 2.0  # a refused connection costs little; a restarted server hears from us soon
 N_SERVER_ERROR_TRIES = 5
 
 

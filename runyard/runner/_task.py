@@ -261,7 +261,9 @@ class TaskExecution:
         delay = 0.2
         while True:
             try:
-                materialize(self._client, snapshot_id, self.workdir, cache_dir=cache_dir)
+                # Copies, not hard links into the cache: a run that rewrites one of its files in
+                # place must not change the same file under a concurrent run of the snapshot.
+                materialize(self._client, snapshot_id, self.workdir, cache_dir=cache_dir, link=False)
                 return ""
             except ServerUnreachable:
                 if self._stop is not None:

@@ -232,3 +232,45 @@ def test_tasks_survive_the_server_being_killed_and_restarted(local_backend: Loca
         assert deduped == [f"tick-{i}" for i in range(1, 41)]
     finally:
         server.stop()
+
+
+def test_an_idle_agent_running_other_code_is_replaced(local_backend: LocalBackend, make_launch: Callable,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import runyard.runner._agent as agent_module
+
+    wait_terminal(local_backend, local_backend.submit(make_launch("true")))
+    old = local_backend.agent_pid
+    local_backend.close()
+    monkeypatch.setattr(agent_module, "code_fingerprint", lambda: "upgraded")  # as if Runyard changed on disk
+    assert local_backend.capacity() == local_backend.total()
+    assert local_backend.agent_pid != old
+    wait_for(lambda: not pid_alive(old), what="the old agent to exit")
+
+
+def test_concurrent_backends_start_one_agent(runyard_home: Path) -> None:
+    import threading
+
+    backends = [LocalBackend({"gpus": []}) for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def first_call(backend: LocalBackend) -> None:
+        try:
+            backend.capacity()
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=first_call, args=(b,)) for b in backends]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors
+        import psutil
+
+        agents = [p for p in psutil.Process().children() if "agent" in p.cmdline() and str(runyard_home) in " ".join(p.cmdline())]
+        assert [p.pid for p in agents] == [backends[0].agent_pid]
+    finally:
+        for b in backends:
+            b.close()
+        stop_agent(agent_dir(runyard_home))

@@ -72,3 +72,31 @@ def test_public_surface() -> None:
         assert getattr(runyard.runner, name) is not None
     with pytest.raises(AttributeError):
         runyard.runner.nothing  # noqa: B018
+
+
+def test_exec_passes_sigterm_on_to_the_task(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    from runner_helpers import pid_alive, wait_for
+
+    pid_file = tmp_path / "pid"
+    launch = make_launch(f"echo $$ > {pid_file}; exec sleep 300", grace_period_s=1.0)
+    path = write_launch_file(launch, tmp_path / "launch.json")
+    proc = subprocess.Popen([sys.executable, "-m", "runyard.runner", "exec", "--launch", str(path), "--workdir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        task_pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the task"))
+        os.kill(proc.pid, signal.SIGTERM)
+        t0 = time.monotonic()
+        assert proc.wait(15) == 128 + signal.SIGTERM
+        assert time.monotonic() - t0 < 5
+        assert not pid_alive(task_pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    run = client.get_run(launch.run_id)
+    assert run["status"] == "failed"
+    assert run["status_message"].startswith("stopped: the runner received SIGTERM")

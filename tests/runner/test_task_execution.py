@@ -193,3 +193,30 @@ def test_system_metrics_are_logged(make_launch: Callable, client: Client, tmp_pa
     assert max(v for v in cpu["values"] if v is not None) > 20
     mem = client.metric_history(launch.run_id, "sys/memory_mb")
     assert min(mem["values"]) > 1
+
+
+def test_the_snapshot_is_materialised_into_the_workdir(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    from runyard.snapshot import create_snapshot
+
+    project = tmp_path / "project"
+    (project / "pkg").mkdir(parents=True)
+    (project / "train.py").write_text("import pkg.util\nprint(pkg.util.VALUE)\nopen('train.py', 'a').write('# edited\\n')\n")
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "pkg" / "util.py").write_text("VALUE = 'from the snapshot'\n")
+    snapshot = create_snapshot(client, project)
+    launches = [make_launch("python train.py", snapshot_id=snapshot.id) for _ in range(2)]
+    for i, launch in enumerate(launches):
+        result = TaskExecution(launch, TaskSlot(), client, tmp_path / f"w{i}").run()
+        assert result.status is EngineStatus.SUCCEEDED, result.message
+        assert _stdout(client, launch.run_id) == ["from the snapshot"]
+    # Each run edits its own copy: the second run's file was not touched by the first.
+    assert (tmp_path / "w1" / "train.py").read_text().splitlines().count("# edited") == 1
+
+
+def test_a_missing_snapshot_fails_the_run(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("true", snapshot_id="0" * 64)
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path).run()
+    assert result.status is EngineStatus.FAILED
+    run = client.get_run(launch.run_id)
+    assert run["status"] == "failed"
+    assert run["status_message"].startswith(f"could not fetch snapshot {'0' * 64}")
