@@ -1,0 +1,139 @@
+"""End-to-end fixtures: real servers in subprocesses, the real local agent, the real CLI.
+
+Every server a test starts is stopped by its pid in the fixture's finalizer, and
+so is the local agent that server's backend started (its pid is in
+``$RUNYARD_HOME/agent/agent.json``; ``stop_agent`` stops its tasks first). The
+agent is stopped before its server, so the tasks it stops can still report.
+
+Most tests share one server for the whole session (starting one costs seconds);
+each test uses its own project, so they never see each other's runs. The shared
+server has an injected inventory of two GPUs (``RUNYARD_LOCAL_GPUS=0,1``).
+Tests that kill or double up servers start their own through the ``servers`` fixture.
+
+Projects are directories in ``tmp_path`` with a ``runyard.yml`` and a tiny script
+using the SDK. Scripts write what the test checks (pids, run ids, GPU indices)
+to ``$E2E_OUT``, a directory the test passes through the spec's ``env:``.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from e2e_helpers import Yard
+
+from runyard.client import Client
+from runyard.runner import agent_dir, stop_agent
+from runyard.testing import LiveServer
+
+
+class Servers:
+    """Starts servers and stops them (and their agents) by pid."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._started: list[LiveServer] = []
+        self._clients: list[Client] = []
+
+    def start(self, name: str, *, home: Path | None = None, port: int | None = None, database_url: str | None = None,
+              env: dict[str, str] | None = None) -> LiveServer:
+        server = LiveServer(home or self.root / name, database_url=database_url, port=port,
+                            env={"RUNYARD_LOCAL_GPUS": "", **(env or {})})
+        self._started.append(server)
+        server.start(timeout_s=60.0)
+        return server
+
+    def yard(self, server: LiveServer) -> Yard:
+        client = Client(server.url)
+        self._clients.append(client)
+        return Yard(server, client, self.root / "cli-home")
+
+    def stop_all(self) -> None:
+        homes: list[Path] = []
+        for server in self._started:
+            if server.home not in homes:
+                homes.append(server.home)
+        errors = []
+        for home in homes:  # agents first: their tasks' last reports still reach a live server
+            try:
+                stop_agent(agent_dir(home), timeout_s=30.0)
+            except Exception as e:  # noqa: BLE001 - keep stopping the others; reported below
+                errors.append(f"agent of {home}: {e!r}")
+        for server in reversed(self._started):
+            server.stop()
+        for client in self._clients:
+            client.close()
+        if errors:
+            raise RuntimeError("; ".join(errors))
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[Servers]:
+    """Start servers with ``servers.start(name, ...)``; all of them and their agents are stopped afterwards."""
+    s = Servers(tmp_path / "servers")
+    try:
+        yield s
+    finally:
+        s.stop_all()
+
+
+@pytest.fixture(scope="session")
+def _shared_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    s = Servers(tmp_path_factory.mktemp("e2e-shared"))
+    try:
+        yield s
+    finally:
+        s.stop_all()
+
+
+@pytest.fixture(scope="session")
+def _shared_yard(_shared_servers: Servers) -> Yard:
+    server = _shared_servers.start("shared", env={"RUNYARD_LOCAL_GPUS": "0,1"})
+    return _shared_servers.yard(server)
+
+
+@pytest.fixture
+def yard(_shared_yard: Yard) -> Iterator[Yard]:
+    """The session's shared server (2 injected GPUs). Use a project of your own."""
+    yield _shared_yard
+    # A test must not leave runs holding the shared agent's capacity.
+    active = _shared_yard.client.list_runs(status=["queued", "starting", "running"], limit=1000)["items"]
+    for run in active:
+        if run["experiment_id"] is not None:
+            _shared_yard.client.cancel_experiment(run["experiment_id"])
+
+
+@dataclass
+class Project:
+    path: Path
+    out: Path  # the scripts' shared output directory ($E2E_OUT)
+    files: dict[str, str] = field(default_factory=dict)
+
+    def read_lines(self, name: str) -> list[str]:
+        p = self.out / name
+        return p.read_text().splitlines() if p.exists() else []
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Project]:
+    """``make_project(name, yml, train_py)``: a project directory with runyard.yml and train.py.
+
+    ``yml`` gets ``env: {E2E_OUT: <dir>}`` appended; scripts write their observations there.
+    """
+
+    def make(name: str, yml: str, script: str, **more_files: str) -> Project:
+        path = tmp_path / name
+        out = tmp_path / f"{name}-out"
+        path.mkdir()
+        out.mkdir()
+        yml = textwrap.dedent(yml).strip() + f"\nenv:\n  E2E_OUT: {json.dumps(str(out))}\n"
+        files = {"runyard.yml": yml, "train.py": textwrap.dedent(script).lstrip(), **more_files}
+        for rel, text in files.items():
+            (path / rel).write_text(text)
+        return Project(path, out, files)
+
+    return make
