@@ -179,7 +179,7 @@ class Client:
         return self._json("GET", f"/runs/{run_id}/metrics")
 
     def metric_history(self, run_id: int, key: str, max_points: int | None = None) -> dict[str, Any]:
-        return self._json("GET", f"/runs/{run_id}/metrics/{key}", params={"max_points": max_points} if max_points else None)
+        return self._json("GET", f"/runs/{run_id}/metrics/{_q(key)}", params={"max_points": max_points} if max_points else None)
 
     # -------------------------------------------------------------------- logs
     def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]]) -> int:
@@ -193,7 +193,7 @@ class Client:
 
     # --------------------------------------------------------------- artifacts
     def upload_artifact(self, run_id: int, path: str, data: bytes | BinaryIO | Iterator[bytes]) -> dict[str, Any]:
-        return self._json("PUT", f"/runs/{run_id}/artifacts/{path}", content=data,
+        return self._json("PUT", f"/runs/{run_id}/artifacts/{_q(path)}", content=data,
                           headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
 
     def list_artifacts(self, run_id: int, prefix: str = "") -> list[dict[str, Any]]:
@@ -201,7 +201,7 @@ class Client:
 
     def download_artifact(self, run_id: int, path: str, dest: Path, *, progress=None) -> int:  # noqa: ANN001
         """Stream one artifact to ``dest``; ``progress(n_bytes)`` is called per chunk. Returns its size."""
-        return self._download(f"/runs/{run_id}/artifacts/{path}", dest, progress)
+        return self._download(f"/runs/{run_id}/artifacts/{_q(path)}", dest, progress)
 
     # ----------------------------------------------------------- blobs/snapshots
     def missing_blobs(self, digests: list[str]) -> list[str]:
@@ -242,6 +242,13 @@ class Client:
             raise ServerUnreachable(f"Download from {self.base_url} failed: {e}.", "Check the server and retry.") from e
         tmp.replace(dest)
         return size
+
+
+def _q(path: str) -> str:
+    """Percent-encode a metric key or artifact path for a URL, keeping its slashes."""
+    from urllib.parse import quote
+
+    return quote(path, safe="/")
 
 
 def _error(resp: httpx.Response) -> RunyardError:

@@ -813,7 +813,14 @@ class Store:
                 if res.rowcount == 0:
                     return 0, True
             if rows:
-                conn.exec_driver_sql(self._sql_insert_points, rows)
+                if self._sqlite:
+                    conn.exec_driver_sql(self._sql_insert_points, rows)
+                else:
+                    # COPY: ~20x faster than executemany's one round trip per row.
+                    cur = conn.connection.dbapi_connection.cursor()
+                    with cur.copy("COPY metrics (run_id, key_id, step, value, ts) FROM STDIN") as copy:
+                        for row in rows:
+                            copy.write_row(row)
                 conn.exec_driver_sql(
                     self._sql_upsert_summary, [(run_id, k, a[0], a[1], a[2], a[3], a[4], a[5]) for k, a in summ.items()]
                 )
