@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Install Ray Tune, the dispatch benchmark's peer, into its OWN virtualenv, never
+# into Runyard's: /work/main/.venv-ray by default (env RAY_VENV).
+# Idempotent: does nothing when the pinned version is already there.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RAY_VENV="${RAY_VENV:-$ROOT/.venv-ray}"
+case "$RAY_VENV" in /*) ;; *) RAY_VENV="$ROOT/$RAY_VENV" ;; esac
+RAY_VERSION="${RAY_VERSION:-2.60.0}"   # PERF.md measured Ray 2.60
+PYTHON="${PYTHON:-python3}"
+
+if [ -x "$RAY_VENV/bin/python" ] \
+   && "$RAY_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('ray') != '$RAY_VERSION')" 2>/dev/null \
+   && "$RAY_VENV/bin/python" -c "import ray.tune" 2>/dev/null; then
+  echo "ray venv $RAY_VENV: ray[tune] $RAY_VERSION already installed"
+  exit 0
+fi
+
+if [ ! -x "$RAY_VENV/bin/python" ]; then
+  echo "creating ray venv $RAY_VENV"
+  "$PYTHON" -m venv "$RAY_VENV"
+fi
+# pip warns once per package about find-links folders that are absent on some machines: noise.
+pip_quiet() {
+  "$RAY_VENV/bin/python" -m pip install --quiet "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+  return "${PIPESTATUS[0]}"
+}
+pip_quiet --upgrade pip
+echo "installing ray[tune]==$RAY_VERSION into $RAY_VENV"
+pip_quiet "ray[tune]==$RAY_VERSION"
+RAY_USAGE_STATS_ENABLED=0 "$RAY_VENV/bin/python" -c "import ray, ray.tune; print('ray venv ready: ray', ray.__version__)"
