@@ -18,6 +18,8 @@ before its latest step are rebuilt, and Optuna evaluates the latest step itself.
 
 from __future__ import annotations
 
+import abc
+
 import binascii
 import inspect
 import logging
@@ -43,7 +45,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-class BasePruner:
+class BasePruner(abc.ABC):
     """Shared part of every pruner: input cleaning and the CONTINUE/STOP mapping.
 
     Subclasses implement ``_stops(run, peers)`` over cleaned records.
@@ -82,8 +84,9 @@ class BasePruner:
         others = clean_history(others, context=f"{self.name} pruner's peers")
         return Decision.STOP if self._stops(run, others) else Decision.CONTINUE
 
+    @abc.abstractmethod
     def _stops(self, run: RunRecord, peers: list[RunRecord]) -> bool:
-        raise NotImplementedError
+        """True when ``run`` should stop given its cleaned ``peers``."""
 
 
 class MedianPruner(BasePruner):
