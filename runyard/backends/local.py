@@ -109,7 +109,11 @@ class LocalBackend:
         from runyard.runner._agent import AgentClient, agent_dir
 
         self.options = _options(options)
-        self._agent = AgentClient(agent_dir(home), start_timeout_s=self.options.agent_start_timeout_s)
+        self._agent_dir = agent_dir(home)
+        self._agent = AgentClient(self._agent_dir, start_timeout_s=self.options.agent_start_timeout_s)
+        # Polls that wait get connections of their own, so they never hold up submit, cancel or each other.
+        self._idle_waiters: list[AgentClient] = []
+        self._all_waiters: list[AgentClient] = []
         self._lock = threading.Lock()
         self._total: Resources | None = None
         self._gpu_inventory: list[int] | None = None
@@ -182,7 +186,15 @@ class LocalBackend:
         """
         if not job_ids:
             return {}
-        resp = self._agent.call("poll", job_ids=list(job_ids), wait_s=wait_s, timeout_s=wait_s + 30.0)
+        if wait_s > 0:
+            agent = self._borrow_waiter()
+            try:
+                resp = agent.call("poll", job_ids=list(job_ids), wait_s=wait_s, timeout_s=wait_s + 30.0)
+            finally:
+                with self._lock:
+                    self._idle_waiters.append(agent)
+        else:
+            resp = self._agent.call("poll", job_ids=list(job_ids))
         states: dict[str, EngineState] = {}
         for job_id in job_ids:
             s = resp["states"].get(job_id)
@@ -201,8 +213,22 @@ class LocalBackend:
         self._agent.call("cancel", job_id=job_id)
 
     def close(self) -> None:
-        """Close the connection to the agent; the agent and its jobs keep running."""
+        """Close the connections to the agent; the agent and its jobs keep running."""
         self._agent.close()
+        with self._lock:
+            waiters = list(self._all_waiters)
+        for waiter in waiters:
+            waiter.close()
+
+    def _borrow_waiter(self) -> Any:
+        from runyard.runner._agent import AgentClient
+
+        with self._lock:
+            if self._idle_waiters:
+                return self._idle_waiters.pop()
+            waiter = AgentClient(self._agent_dir, start_timeout_s=self.options.agent_start_timeout_s)
+            self._all_waiters.append(waiter)
+            return waiter
 
     @property
     def agent_pid(self) -> int | None:

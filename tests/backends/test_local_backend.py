@@ -274,3 +274,21 @@ def test_concurrent_backends_start_one_agent(runyard_home: Path) -> None:
         for b in backends:
             b.close()
         stop_agent(agent_dir(runyard_home))
+
+
+def test_a_waiting_poll_does_not_hold_up_submit(local_backend: LocalBackend, make_launch: Callable, tmp_path: Path) -> None:
+    import threading
+
+    gate = tmp_path / "gate"
+    waiting = local_backend.submit(make_launch(_gated(gate)))
+    answers: list = []
+    poller = threading.Thread(target=lambda: answers.append(local_backend.poll([waiting], wait_s=30)))
+    poller.start()
+    time.sleep(0.3)  # the poll is now blocked in the agent
+    t0 = time.monotonic()
+    quick = local_backend.submit(make_launch("true"))
+    assert wait_terminal(local_backend, quick).status is EngineStatus.SUCCEEDED
+    assert time.monotonic() - t0 < 10
+    gate.touch()
+    poller.join(30)
+    assert answers[0][waiting].status is EngineStatus.SUCCEEDED
