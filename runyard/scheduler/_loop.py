@@ -271,9 +271,13 @@ class Scheduler:
             if row["engine_job_id"] and row["backend"]:
                 by_backend.setdefault(row["backend"], []).append(row)
             elif row["status"] == "starting" and not row["engine_job_id"] and now - row["created_at"] > 5:
-                # Left between compare-and-set and submit by a crashed server: never submitted.
+                # Left between compare-and-set and storing the job id by a crashed server: the
+                # submit may or may not have reached the engine. Queue it again under the same
+                # attempt: the next submit reuses the attempt's job id (the local backend's submit
+                # is idempotent per attempt), where a new attempt would start a second copy.
                 try:
-                    self.store.restart_run(row["id"], "requeued: the server stopped before submitting it")
+                    self.store.set_run_status(row["id"], "queued", expect=["starting"],
+                                              message="requeued: the server stopped while submitting it")
                     changed = True
                 except InvalidState:
                     pass
