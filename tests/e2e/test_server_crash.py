@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import collections
 import json
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,72 @@ def test_server_sigkill_mid_sweep_then_restart_finishes_the_sweep(servers, make_
     assert ended["status"] == "succeeded", yard.describe(exp["id"])
     assert ended["counts"] == {"succeeded": 6}
     _check_each_run_dispatched_once(yard, exp["id"], project.read_lines("starts"), 6)
+
+
+def _freeze_a_dispatch(db_path: Path, server, timeout_s: float = 60.0) -> int | None:
+    """SIGKILL ``server`` while it dispatches a run: after its compare-and-set to starting,
+    before it stored the engine's job id. Returns that run's id (None if never caught).
+
+    The test holds SQLite's write lock while it looks, so a server that submitted the
+    job cannot store the job id meanwhile: a run seen starting without one is caught in
+    that window for sure, and the kill lands there.
+    """
+    db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT id FROM runs WHERE status = 'starting' AND engine_job_id IS NULL").fetchone()
+                if row is not None:
+                    time.sleep(0.2)  # let the submit reach the agent; storing its job id waits for our lock
+                    server.kill()
+                    return int(row[0])
+                if db.execute("SELECT count(*) FROM runs WHERE status = 'queued'").fetchone()[0] == 0 and \
+                        db.execute("SELECT count(*) FROM runs").fetchone()[0] > 0:
+                    return None  # every run is dispatched: the window was never seen
+            finally:
+                db.execute("ROLLBACK")
+            time.sleep(0.002)
+        return None
+    finally:
+        db.close()
+
+
+def _lease_expired(db_path: Path) -> bool:
+    with sqlite3.connect(db_path, timeout=30) as db:
+        row = db.execute("SELECT expires_at FROM locks WHERE name = 'scheduler'").fetchone()
+    return row is None or row[0] < time.time()
+
+
+def test_server_sigkill_between_dispatch_and_recording_the_job_runs_the_run_once(servers, make_project,
+                                                                                 tmp_path: Path) -> None:
+    project = make_project("frozen", SWEEP_YML.format(project="e2e-frozen", parallel=2),
+                           SWEEP_PY.replace("{sleep_s}", "0.05"))
+    db_path = tmp_path / "frozen.db"
+    server = servers.start("frozen", port=free_port(), database_url=f"sqlite:///{db_path}")
+    yard = servers.yard(server)
+    exp = yard.submit(project.path)
+    caught = _freeze_a_dispatch(db_path, server)
+    if caught is None:
+        pytest.skip("never saw a run between its dispatch and its recorded job id (too fast to catch here)")
+    # Restart once the dead server's scheduler lease ran out, so the new scheduler's first pass
+    # meets the run still starting (else the runner's own "running" report may come first).
+    wait_until(lambda: _lease_expired(db_path), 30, "the killed server's scheduler lease to expire", interval_s=0.2)
+    server.start(timeout_s=60.0)
+
+    ended = yard.wait_experiment(exp["id"], timeout_s=180)
+    assert ended["status"] == "succeeded", yard.describe(exp["id"])
+    starts = project.read_lines("starts")
+    runs = yard.runs(exp["id"])
+    detail = yard.describe(exp["id"]) + "\nstarts:\n" + "\n".join(starts)
+    assert len(runs) == 6, detail
+    started = collections.Counter(line.split()[0] for line in starts)
+    assert sorted(started) == sorted(str(r["id"]) for r in runs), detail
+    assert max(started.values()) == 1, f"a script ran twice (run {caught} was caught starting):\n{detail}"
+    for r in runs:
+        assert r["status"] == "succeeded" and r["attempt"] == 1, detail  # a run that never failed keeps attempt 1
+        assert r["metrics"]["loss"]["count"] == N_STEPS, detail
 
 
 def _two_servers_dispatch_each_run_once(servers, make_project, tmp_path: Path, database_url: str, name: str) -> None:
