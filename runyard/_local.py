@@ -302,9 +302,27 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
 
 
 def _free_port() -> int:
+    """The port the previous local server had, if it is free, else any free port.
+
+    Reusing the port matters: runs started by an earlier server keep reporting to
+    the address in their launch, so a restarted server must come back there.
+    """
+    last = _last_port_path()
+    if last.exists():
+        try:
+            port = int(last.read_text().strip())
+            with socket.socket() as s:
+                s.bind((HOST, port))
+            return port
+        except (ValueError, OSError):
+            pass
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def _last_port_path() -> Path:
+    return config.home() / "server.last-port"
 
 
 def _spawn() -> dict[str, Any]:
@@ -316,6 +334,8 @@ def _spawn() -> dict[str, Any]:
     # The free port can be taken between our probe and the server's bind; try a few.
     n_attempts = 3
     for attempt in range(1, n_attempts + 1):
+        if attempt > 1:
+            _last_port_path().unlink(missing_ok=True)  # lost the race for it: take any free port now
         port = _free_port()
         url = f"http://{HOST}:{port}"
         log_start = log_path.stat().st_size if log_path.exists() else 0
@@ -334,6 +354,7 @@ def _spawn() -> dict[str, Any]:
             if proc.poll() is not None:
                 break
             if _health(url) is not None:
+                _last_port_path().write_text(f"{port}\n")
                 return {"url": url, "pid": proc.pid, "port": port, "started_at": started_at}
             time.sleep(0.05)
         tail = _tail(log_path, log_start)

@@ -213,3 +213,15 @@ def test_start_error_is_server_unreachable(runyard_home: Path, monkeypatch: pyte
     with pytest.raises(ServerUnreachable, match="exited with code") as e:
         _local.start_server()
     assert e.value.code == "unreachable"
+
+
+def test_a_restarted_local_server_comes_back_on_its_port() -> None:
+    """Runs keep reporting to the address in their launch, so a new server reuses it."""
+    first = _local.start_server()
+    try:
+        _local.stop_server()
+        second = _local.start_server()
+        assert second["started"] and second["pid"] != first["pid"]
+        assert second["port"] == first["port"]
+    finally:
+        _local.stop_server()
