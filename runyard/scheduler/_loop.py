@@ -261,11 +261,13 @@ class Scheduler:
 
     # --------------------------------------------------------------- follow
     def _follow(self) -> bool:
-        """Poll engines for active runs (and runs canceled/pruned in the last minutes)."""
+        """Poll engines for active runs (and runs canceled/failed in the last minutes)."""
         changed = False
         now = time.time()
         rows = self.store.scheduler_runs(["starting", "running"])
-        rows += self.store.scheduler_runs(["canceled", "pruned", "failed", "succeeded"], ended_after=now - 600)
+        # Ended runs whose job may still run and must be stopped (a succeeded or pruned run's
+        # job ends by itself: polling those, every pass for 10 minutes, would cost O(runs)).
+        rows += self.store.scheduler_runs(["canceled", "failed"], ended_after=now - 600)
         by_backend: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             if row["engine_job_id"] and row["backend"]:
@@ -362,9 +364,12 @@ class Scheduler:
 
     # ------------------------------------------------------------- restarts
     def _restart_failed(self) -> bool:
+        failed = self.store.scheduler_runs(["failed"], ended_after=time.time() - 3600)
+        if not failed:
+            return False
         changed = False
         experiments = {e["id"]: e for e in self._running_experiments()}
-        for row in self.store.scheduler_runs(["failed"], ended_after=time.time() - 3600):
+        for row in failed:
             exp = experiments.get(row["experiment_id"])
             if exp is None:
                 continue
