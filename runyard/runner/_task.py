@@ -263,7 +263,8 @@ class TaskExecution:
             try:
                 # Copies, not hard links into the cache: a run that rewrites one of its files in
                 # place must not change the same file under a concurrent run of the snapshot.
-                materialize(self._client, snapshot_id, self.workdir, cache_dir=cache_dir, link=False)
+                materialize(_SnapshotCache(self._client, self.launch.server_url, self.launch.token), snapshot_id,
+                            self.workdir, cache_dir=cache_dir, link=False)
                 return ""
             except ServerUnreachable:
                 if self._stop is not None:
@@ -475,6 +476,41 @@ class TaskExecution:
             return TaskResult(EngineStatus.SUCCEEDED, 0, "exit code 0", "", "succeeded", "succeeded")
         reason = f"{failed_step} failed: {how}" if failed_step else how
         return TaskResult(EngineStatus.FAILED, exit_code, reason, message(reason), "failed", "failed")
+
+
+_SNAPSHOTS: collections.OrderedDict[tuple[str, str | None, str], dict[str, Any]] = collections.OrderedDict()
+_SNAPSHOTS_LOCK = threading.Lock()
+_SNAPSHOTS_MAX = 16
+
+
+class _SnapshotCache:
+    """``client`` with ``get_snapshot`` answered from memory after its first success.
+
+    A snapshot's id is the hash of its manifest, so a stored snapshot never changes;
+    the local agent runs every run of an experiment from one snapshot, and this saves
+    a request per run. Keyed by server and token too: another token still asks the server.
+    """
+
+    def __init__(self, client: Any, server_url: str, token: str | None) -> None:
+        self._client = client
+        self._key = (server_url, token)
+
+    def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
+        key = (*self._key, snapshot_id)
+        with _SNAPSHOTS_LOCK:
+            snap = _SNAPSHOTS.get(key)
+            if snap is not None:
+                _SNAPSHOTS.move_to_end(key)
+                return snap
+        snap = self._client.get_snapshot(snapshot_id)
+        with _SNAPSHOTS_LOCK:
+            _SNAPSHOTS[key] = snap
+            while len(_SNAPSHOTS) > _SNAPSHOTS_MAX:
+                _SNAPSHOTS.popitem(last=False)
+        return snap
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def _describe_exit(rc: int | None) -> tuple[int | None, str]:
