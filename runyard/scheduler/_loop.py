@@ -215,7 +215,8 @@ class Scheduler:
         for row in queued:
             exp = experiments.get(row["experiment_id"])
             if exp is None:
-                continue  # experiment canceled/ended: its queued runs were canceled with it
+                changed |= self._cancel_left_behind(row)
+                continue
             spec = self._spec(exp)
             if active_by_exp.get(exp["id"], 0) >= spec.search.parallel:
                 continue
@@ -252,6 +253,23 @@ class Scheduler:
             active_by_exp[exp["id"]] = active_by_exp.get(exp["id"], 0) + 1
             changed = True
         return changed
+
+    def _cancel_left_behind(self, row: Mapping[str, Any]) -> bool:
+        """Cancel a queued run of an experiment that ended.
+
+        A cancel of the experiment cancels the runs it finds, but a proposal made from the
+        experiment as it was a moment before can still add queued runs after it; nothing
+        would ever dispatch or end those.
+        """
+        exp = self.store.get_experiment(row["experiment_id"])
+        if exp.status == "running":
+            return False  # created after this pass listed the running experiments
+        try:
+            self.store.set_run_status(row["id"], "canceled", expect=["queued"],
+                                      message=f"canceled: its experiment is {exp.status}")
+        except InvalidState:
+            return False
+        return True
 
     def _fail(self, run_id: int, message: str) -> None:
         try:
