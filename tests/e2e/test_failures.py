@@ -169,6 +169,28 @@ def test_cancel_an_experiment_cancels_its_running_and_queued_runs(yard: Yard, ma
     assert len(list(project.out.glob("*.pid"))) == 2  # the queued run never started
 
 
+def test_cancel_an_experiment_while_its_search_proposes_leaves_no_run_queued(yard: Yard) -> None:
+    # 40 runs to propose; the cancel lands while the scheduler creates them. Each run asks for
+    # the whole machine's CPUs, so at most one runs at a time.
+    cpus = os.cpu_count() or 1
+    config = {"project": "e2e-cancel-early", "command": "sleep 60", "params": {"i": list(range(40))},
+              "search": {"parallel": 40}, "resources": {"cpus": cpus}}
+    yard.client.create_project("e2e-cancel-early")
+    for attempt in range(3):
+        exp = yard.client.create_experiment("e2e-cancel-early", f"early-{attempt}", config)
+        time.sleep(0.05 * attempt)
+        assert yard.client.cancel_experiment(exp["id"])["status"] == "canceled"
+
+        def settled() -> bool:
+            runs = yard.client.list_runs(experiment_id=exp["id"], limit=1000)["items"]
+            return all(r["status"] == "canceled" for r in runs)
+
+        for _ in range(2):  # and still so a few scheduler passes later
+            wait_until(settled, 30, f"every run of canceled experiment {exp['id']} to be canceled (none left queued)")
+            time.sleep(1.5)
+        assert yard.client.get_experiment(exp["id"])["status"] == "canceled"
+
+
 # ------------------------------------------------------------------------ time limit
 TIME_LIMIT_YML = """
 project: e2e-time-limit

@@ -133,16 +133,21 @@ resources:
 """
 
 GPU_PY = """
-import json, os, time
+import glob, json, os, time
 import runyard
 
 runyard.init()
+out, run_id = os.environ["E2E_OUT"], os.environ["RUNYARD_RUN_ID"]
 start = time.time()
 cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
 runyard.log_params({"cuda_visible_devices": cuda})
-time.sleep(2.0)
+open(os.path.join(out, run_id + ".started"), "w").close()
+# Stay until a second run started too (or 20 s), so two runs surely overlap if two may.
+while len(glob.glob(os.path.join(out, "*.started"))) < 2 and time.time() - start < 20:
+    time.sleep(0.05)
+time.sleep(0.5)
 end = time.time()
-with open(os.path.join(os.environ["E2E_OUT"], os.environ["RUNYARD_RUN_ID"] + ".json"), "w") as f:
+with open(os.path.join(out, run_id + ".json"), "w") as f:
     json.dump({"cuda": cuda, "start": start, "end": end}, f)
 runyard.finish()
 """
