@@ -12,7 +12,7 @@ Figures (also written to ``--json FILE`` under these names):
   (``params: {i: [0, …, N-1]}``, ``search: {algorithm: grid, parallel: 2}``) and
   ``command: python -c pass``; timed from the start of the code snapshot (what
   ``runyard run DIR`` does first), through ``create_experiment``, to the experiment's
-  ``ended_at`` (same machine, same clock; the client polls every 0.1 s only to notice
+  ``ended_at`` (same machine, same clock; the client polls every 0.5 s only to notice
   the end, while ``runyard run --wait`` polls every second, which would add up to 1 s),
   on a local server this script started beforehand
   (server start-up excluded and stated). The local agent is NOT started beforehand:
@@ -29,7 +29,8 @@ runs' own records (``created_at`` and the status events of ``GET /api/v1/runs/{i
 slot freed → next run created (propose), queued → starting (dispatch), starting →
 running (agent, snapshot, process start, first report), running → succeeded (the
 process and the final reports); and the CPU seconds the server, the agent and the
-runs' processes used.
+runs' processes used, with ``cpu_ratio`` = all of Runyard's CPU over the floor
+processes' CPU (CPU time drifts far less with the machine's load than wall time).
 
 Everything this script starts is stopped by its pid: the server (its process group),
 the local agent (``$RUNYARD_HOME/agent/agent.json``'s pid), and Ray's processes
@@ -74,7 +75,7 @@ TARGET_FLOOR_RATIO = 1.5  # runyard_s / floor_s at most
 TARGET_RAY_RATIO = 3.0  # ray_tune_s / runyard_s at least
 PARALLEL = 2
 RAY_PEER = BENCH_DIR / "_raytune_peer.py"
-POLL_S = 0.1  # the end is taken from the experiment's ended_at: polling only has to notice it
+POLL_S = 0.5  # the end is the experiment's ended_at: polling only notices it (a poll costs the server ~9 ms of CPU)
 
 
 def run_python() -> str:
@@ -377,6 +378,8 @@ def main() -> int:
         figures["floor_s"] = (floor_before + floor_after) / 2
         figures["runyard_s"] = r["runyard_s"]
         figures["ratio_floor"] = figures["runyard_s"] / figures["floor_s"]
+        if meta["floor_cpu_s"]:
+            meta["cpu_ratio"] = (r["runyard_server_cpu_s"] + r["runyard_agent_cpu_s"] + r["runyard_tasks_cpu_s"]) / meta["floor_cpu_s"]
         if not args.skip_ray:
             say(f"Ray Tune: import + ray.init, {n} empty trials, reuse_actors=True, {PARALLEL} at a time …")
             res = ray_tune(workdir, n, args.ray_timeout)
@@ -414,17 +417,19 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
 
     print_table(
         f"Dispatch: {n} trivial runs (`python -c pass`), {PARALLEL} at a time",
-        ["system", "wall", "per run", "note"],
+        ["system", "wall", "per run", "start-up in it"],
         [
-            ["subprocess pool of 2 (the floor)", fmt(fl, "s"), per_run(fl),
-             f"before {meta.get('floor_before_s', 0):.2f} s, after {meta.get('floor_after_s', 0):.2f} s"],
-            ["Runyard (local backend)", fmt(ry, "s"), per_run(ry),
-             f"server start {meta.get('runyard_server_start_s', 0):.1f} s excluded; agent start included"],
+            ["subprocess pool of 2 (the floor)", fmt(fl, "s"), per_run(fl), "—"],
+            ["Runyard (local backend)", fmt(ry, "s"), per_run(ry), "agent (server: no)"],
             ["Ray Tune, reuse_actors=True", fmt(rt, "s"), per_run(rt),
-             f"import {meta.get('ray_import_s', 0):.1f} s + ray.init {meta.get('ray_init_s', 0):.1f} s included"
-             if rt is not None else "skipped"],
+             f"{meta.get('ray_import_s', 0) + meta.get('ray_init_s', 0):.1f} s" if rt is not None else "skipped"],
         ],
     )
+    print(f"floor: {meta.get('floor_before_s', 0):.2f} s before Runyard, {meta.get('floor_after_s', 0):.2f} s after (mean "
+          f"taken). Runyard: server start-up {meta.get('runyard_server_start_s', 0):.1f} s, not in the figure; the "
+          f"client saw the end {meta.get('runyard_client_seen_s', 0):.2f} s after the start."
+          + (f" Ray: import {meta.get('ray_import_s', 0):.1f} s + ray.init {meta.get('ray_init_s', 0):.1f} s, in the figure."
+             if rt is not None else ""))
     rf, rr = f.get("ratio_floor"), f.get("ratio_ray")
     print_table(
         "Targets",
@@ -452,6 +457,7 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
                                                                    f"{_ms(meta.get('prof_tail_lifetime_ms'))}")],
                 ["last run ended → experiment ended", _ms(meta.get("prof_last_run_end_to_exp_end_ms"))],
                 ["CPU: the floor's processes", f"{meta.get('floor_cpu_s', 0):.1f} s"],
+                ["CPU: Runyard's total / the floor's (load-robust)", f"{meta['cpu_ratio']:.1f}×" if meta.get("cpu_ratio") else "—"],
                 ["CPU: server / agent / the runs' processes",
                  (f"{meta.get('runyard_server_cpu_s', 0):.1f} s / {meta.get('runyard_agent_cpu_s', 0):.1f} s / "
                   f"{meta.get('runyard_tasks_cpu_s', 0):.1f} s")],

@@ -10,9 +10,18 @@ case "$RAY_VENV" in /*) ;; *) RAY_VENV="$ROOT/$RAY_VENV" ;; esac
 RAY_VERSION="${RAY_VERSION:-2.60.0}"   # PERF.md measured Ray 2.60
 PYTHON="${PYTHON:-python3}"
 
+# ray at the pinned version plus the distributions its [tune] extra requires (metadata
+# only: importing ray.tune takes seconds).
 if [ -x "$RAY_VENV/bin/python" ] \
-   && "$RAY_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('ray') != '$RAY_VERSION')" 2>/dev/null \
-   && "$RAY_VENV/bin/python" -c "import ray.tune" 2>/dev/null; then
+   && "$RAY_VENV/bin/python" - "$RAY_VERSION" 2>/dev/null <<'PY'
+import importlib.metadata as m, re, sys
+if m.version("ray") != sys.argv[1]:
+    sys.exit(1)
+for req in m.requires("ray") or []:
+    if 'extra == "tune"' in req and "python_version" not in req:
+        m.version(re.split(r"[<>=!~;\[ ]", req, maxsplit=1)[0])  # raises if missing
+PY
+then
   echo "ray venv $RAY_VENV: ray[tune] $RAY_VERSION already installed"
   exit 0
 fi
