@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 RUNYARD := $(VENV)/bin/runyard
 PEERS_VENV ?= .venv-peers
+RAY_VENV ?= .venv-ray
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: demo test test-fast bench install install-test system-test-deps clean-demo
@@ -41,6 +42,8 @@ test-fast: install
 ## bench: side-by-side benchmarks against the peers (installed into their own venv)
 bench: install
 	PEERS_VENV=$(PEERS_VENV) bash benchmarks/setup_peers.sh
+	RAY_VENV=$(RAY_VENV) bash benchmarks/setup_ray.sh
 	mkdir -p bench-results
 	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/ingest.py --json bench-results/ingest.json
 	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/query.py --with-mlflow --json bench-results/query.json
+	RAY_VENV=$(RAY_VENV) $(PY) benchmarks/dispatch.py --json bench-results/dispatch.json
