@@ -68,6 +68,8 @@ class Scheduler:
         self._pruners: dict[int, Any] = {}
         self._ended_seen: dict[str, float] = {}
         self._reconciled = False
+        self._renewed_at = 0.0
+        self._experiments_cache: list[dict[str, Any]] | None = None
         self._intermediate_cache: dict[tuple[int, str], tuple[int, dict[int, float]]] = {}
 
     # ------------------------------------------------------------ lifecycle
@@ -106,7 +108,13 @@ class Scheduler:
 
     # ----------------------------------------------------------------- pass
     def tick(self) -> None:
-        self.is_leader = self.store.acquire_lease(LEASE, self.holder, self.lease_ttl_s)
+        # Renew the lease when a third of its life has passed, not on every pass (a write
+        # transaction each time); it then stays ours for at least two thirds of lease_ttl_s.
+        now = time.monotonic()
+        if not self.is_leader or now - self._renewed_at > self.lease_ttl_s / 3:
+            self.is_leader = self.store.acquire_lease(LEASE, self.holder, self.lease_ttl_s)
+            if self.is_leader:
+                self._renewed_at = now
         if not self.is_leader:
             self._reconciled = False
             return
@@ -114,6 +122,7 @@ class Scheduler:
             self._reconciled = True
             log.info("scheduler leader %s: following runs left by earlier servers", self.holder)
         for _ in range(3):  # a few rounds so a finished run's successor starts in the same wake-up
+            self._experiments_cache = None
             changed = self._restart_failed()
             changed |= self._propose()
             changed |= self._dispatch()
@@ -131,8 +140,13 @@ class Scheduler:
             self._specs[experiment["id"]] = spec
         return spec
 
-    def _running_experiments(self) -> list[dict[str, Any]]:
-        return [e.model_dump() for e in self.store.list_experiments(limit=100000) if e.status == "running"]
+    def _running_experiments(self, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """Running experiments, read once per round; ``fresh`` re-reads (for steps that use run counts)."""
+        if fresh or self._experiments_cache is None:
+            self._experiments_cache = [
+                e.model_dump() for e in self.store.list_experiments(limit=100000) if e.status == "running"
+            ]
+        return self._experiments_cache
 
     def _history(self, experiment_id: int, spec: Any) -> list[RunRecord]:
         page = self.store.list_runs(experiment_id=experiment_id, limit=10000, order=None)
@@ -171,7 +185,7 @@ class Scheduler:
     # -------------------------------------------------------------- propose
     def _propose(self) -> bool:
         changed = False
-        for exp in self._running_experiments():
+        for exp in self._running_experiments(fresh=True):
             try:
                 spec = self._spec(exp)
             except RunyardError as e:
@@ -412,7 +426,7 @@ class Scheduler:
 
     # ---------------------------------------------------------- experiments
     def _finish_experiments(self) -> None:
-        for exp in self._running_experiments():
+        for exp in self._running_experiments(fresh=True):
             counts = exp["counts"]
             if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
                 continue

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from runyard.errors import InvalidInput, InvalidState
 from runyard.server._deps import get_store, wake_scheduler
-from runyard.store import RUN_STATUSES, MetricSummary, Run, RunPage, Store, Task, parse_filter, parse_order
+from runyard.store import RUN_STATUSES, TERMINAL_STATUSES, MetricSummary, Run, RunPage, Store, Task, parse_filter, parse_order
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -102,7 +102,8 @@ def update_run(run_id: int, body: RunUpdate, request: Request, store: Store = De
         run = store.get_run(run_id)
     else:
         run = store.set_run_status(run_id, body.status, message=body.message, exit_code=body.exit_code)
-        wake_scheduler(request)
+        if run.status in TERMINAL_STATUSES:  # a slot is free or a restart is due; "running" changes nothing for it
+            wake_scheduler(request)
     request.app.state.changes.bump(f"run:{run_id}")
     request.app.state.changes.bump("runs")
     return run
