@@ -61,6 +61,11 @@ def get_experiment(experiment_id: int, store: Store = Depends(get_store)) -> Exp
 def cancel_experiment(experiment_id: int, request: Request, store: Store = Depends(get_store)) -> Experiment:
     """Cancel every queued or active run of the experiment and the experiment itself."""
     exp = store.get_experiment(experiment_id)
+    # The experiment first: the scheduler proposes and dispatches only for running experiments,
+    # so a run it adds from before this point is in the list below, and one added later is never
+    # dispatched (the scheduler cancels it).
+    if exp.status == "running":
+        store.set_experiment_status(experiment_id, "canceled", "canceled by user")
     page = store.list_runs(experiment_id=experiment_id, statuses=sorted(ACTIVE_STATUSES), limit=10000)
     for run in page.items:
         try:
@@ -68,8 +73,6 @@ def cancel_experiment(experiment_id: int, request: Request, store: Store = Depen
         except InvalidState:
             pass  # finished meanwhile: its final status stands
         request.app.state.changes.bump(f"run:{run.id}")
-    if exp.status == "running":
-        exp = store.set_experiment_status(experiment_id, "canceled", "canceled by user")
     request.app.state.changes.bump("runs")
     wake_scheduler(request)
-    return exp
+    return store.get_experiment(experiment_id)
