@@ -220,7 +220,9 @@ class Scheduler:
         if not queued:
             return False
         changed = False
-        experiments = {e["id"]: e for e in self._running_experiments()}
+        # Fresh, and read after the queued runs: a run proposed for an experiment canceled since
+        # this round's proposals must meet the canceled experiment here, not be dispatched.
+        experiments = {e["id"]: e for e in self._running_experiments(fresh=True)}
         active_by_exp: dict[int, int] = {}
         for row in self.store.scheduler_runs(["starting", "running"]):
             active_by_exp[row["experiment_id"]] = active_by_exp.get(row["experiment_id"], 0) + 1
