@@ -3,7 +3,9 @@
 Every server a test starts is stopped by its pid in the fixture's finalizer, and
 so is the local agent that server's backend started (its pid is in
 ``$RUNYARD_HOME/agent/agent.json``; ``stop_agent`` stops its tasks first). The
-agent is stopped before its server, so the tasks it stops can still report.
+server goes first: a live scheduler would start a new agent at its next pass. An
+agent the server was still starting as it stopped is found by its command line
+(``runyard.runner agent --dir <this home's agent dir>``) and stopped by its pid.
 
 Most tests share one server for the whole session (starting one costs seconds);
 each test uses its own project, so they never see each other's runs. The shared
@@ -17,12 +19,14 @@ to ``$E2E_OUT``, a directory the test passes through the spec's ``env:``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 import pytest
 from e2e_helpers import Yard
 
@@ -57,18 +61,36 @@ class Servers:
         for server in self._started:
             if server.home not in homes:
                 homes.append(server.home)
-        errors = []
-        for home in homes:  # agents first: their tasks' last reports still reach a live server
-            try:
-                stop_agent(agent_dir(home), timeout_s=30.0)
-            except Exception as e:  # noqa: BLE001 - keep stopping the others; reported below
-                errors.append(f"agent of {home}: {e!r}")
         for server in reversed(self._started):
             server.stop()
         for client in self._clients:
             client.close()
+        errors = []
+        for home in homes:
+            try:
+                stop_agent(agent_dir(home), timeout_s=30.0)
+                _stop_starting_agents(agent_dir(home))
+            except Exception as e:  # noqa: BLE001 - keep stopping the others; reported below
+                errors.append(f"agent of {home}: {e!r}")
         if errors:
             raise RuntimeError("; ".join(errors))
+
+
+def _stop_starting_agents(directory: Path) -> None:
+    """Stop, by pid, agents for ``directory`` that were still starting when their server stopped
+    (the process exists from the server's Popen on, before it writes ``agent.json``)."""
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "runyard.runner" in cmd and "agent" in cmd and str(directory) in cmd:
+            found.append(proc)
+    for proc in found:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, alive = psutil.wait_procs(found, timeout=30)
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
 
 
 @pytest.fixture

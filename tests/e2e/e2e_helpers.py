@@ -77,7 +77,7 @@ class Yard:
         for var in ("RUNYARD_DEBUG", "RUNYARD_TOKEN", "RUNYARD_DATABASE_URL"):
             env.pop(var, None)
         return subprocess.run([sys.executable, "-m", "runyard.cli", *map(str, args)], env=env, capture_output=True,
-                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+                              text=True, timeout=timeout_s, stdin=subprocess.DEVNULL, check=False)
 
     def submit(self, directory: Path, *args: str) -> dict[str, Any]:
         """``runyard run DIR --json`` (returns at once); the experiment it created."""

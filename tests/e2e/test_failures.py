@@ -160,7 +160,7 @@ def test_cancel_an_experiment_cancels_its_running_and_queued_runs(yard: Yard, ma
     assert res.returncode == 0, res.stderr
     assert json.loads(res.stdout)["status"] == "canceled"
     for pid in pids:
-        wait_until(lambda: process_gone(pid), 30, f"process {pid} of a canceled run to be gone")
+        wait_until(lambda pid=pid: process_gone(pid), 30, f"process {pid} of a canceled run to be gone")
     runs = [yard.wait_run(r["id"]) for r in yard.runs(exp["id"])]
     assert [r["status"] for r in runs] == ["canceled"] * 3, yard.describe(exp["id"])
     assert yard.client.get_experiment(exp["id"])["status"] == "canceled"
@@ -181,8 +181,8 @@ def test_cancel_an_experiment_while_its_search_proposes_leaves_no_run_queued(yar
         time.sleep(0.05 * attempt)
         assert yard.client.cancel_experiment(exp["id"])["status"] == "canceled"
 
-        def settled() -> bool:
-            runs = yard.client.list_runs(experiment_id=exp["id"], limit=1000)["items"]
+        def settled(experiment_id: int = exp["id"]) -> bool:
+            runs = yard.client.list_runs(experiment_id=experiment_id, limit=1000)["items"]
             return all(r["status"] == "canceled" for r in runs)
 
         for _ in range(2):  # and still so a few scheduler passes later

@@ -11,7 +11,6 @@ import itertools
 import json
 
 import pytest
-
 from e2e_helpers import Yard, log_texts
 
 pytestmark = pytest.mark.slow
