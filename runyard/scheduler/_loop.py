@@ -398,7 +398,9 @@ class Scheduler:
 
     # ------------------------------------------------------------- restarts
     def _restart_failed(self) -> bool:
-        failed = self.store.scheduler_runs(["failed"], ended_after=time.time() - 3600)
+        # Every failed run of a running experiment, however long ago it failed: after a long
+        # outage a due restart must still happen, or the experiment would never finish.
+        failed = self.store.scheduler_runs(["failed"], running_experiments=True)
         if not failed:
             return False
         changed = False

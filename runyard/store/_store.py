@@ -557,13 +557,18 @@ class Store:
             conn.execute(insert(m.SqlRunEvent).values(run_id=run_id, status="queued", attempt=attempt, message=message, ts=now))
             return self._get_run_in(conn, run_id)
 
-    def scheduler_runs(self, statuses: Sequence[str], *, ended_after: float | None = None) -> list[dict[str, Any]]:
-        """Light rows for the scheduler: runs with these statuses (and, for terminal ones, ended after a time)."""
+    def scheduler_runs(self, statuses: Sequence[str], *, ended_after: float | None = None,
+                       running_experiments: bool = False) -> list[dict[str, Any]]:
+        """Light rows for the scheduler: runs with these statuses (and, for terminal ones, ended after a
+        time; with ``running_experiments``, only runs of experiments still running)."""
         r = m.SqlRun
         stmt = select(r.id, r.experiment_id, r.status, r.attempt, r.engine_job_id, r.backend, r.number, r.created_at,
                       r.heartbeat_at, r.ended_at).where(r.status.in_(list(statuses)), r.experiment_id.is_not(None))
         if ended_after is not None:
             stmt = stmt.where(r.ended_at > ended_after)
+        if running_experiments:
+            e = m.SqlExperiment
+            stmt = stmt.where(r.experiment_id.in_(select(e.id).where(e.status == "running")))
         with read_scope(self.engine) as conn:
             return [dict(row._mapping) for row in conn.execute(stmt.order_by(r.id))]
 
