@@ -14,11 +14,10 @@ import platform
 import signal
 import socket
 import sqlite3
-import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,15 @@ PEER_SCRIPT = BENCH_DIR / "_mlflow_peer.py"
 
 
 # ---------------------------------------------------------------------- processes
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM (and SIGHUP) into KeyboardInterrupt, so ``finally`` blocks stop our servers."""
+    def handler(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -88,7 +96,7 @@ class Child:
             return self.log_path.read_text(errors="replace")[-n:]
         return ""
 
-    def stop(self, timeout_s: float = 15.0) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
         if self.proc is None:
             return
         pgid = self.proc.pid  # start_new_session=True: the child leads its own group
@@ -143,9 +151,10 @@ def group_cpu_s(pgid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def wait_quiet(child: Child, what: str, *, max_cores: float = 0.1, window_s: float = 1.0, timeout_s: float = 90.0) -> float:
-    """Wait until a server's process group settles (start-up work such as forking and importing
-    workers done) so that start-up is not measured as steady state. Returns the seconds waited."""
+def wait_quiet(child: Child, what: str, *, max_cores: float = 0.5, window_s: float = 2.0, timeout_s: float = 60.0) -> float:
+    """Wait until a server's process group settles below ``max_cores`` (its workers done
+    importing), so that start-up is not measured as steady state. Returns the seconds waited.
+    (An idle ``mlflow server`` keeps using ~0.25 core here: its job consumers poll.)"""
     if not os.path.isdir("/proc"):
         return 0.0
     t0 = time.monotonic()
@@ -186,15 +195,19 @@ def runyard_server(home: Path, port: int | None = None) -> tuple[Child, str]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_http(url + "/api/v1/health", child, 60, "the Runyard server")
-        wait_quiet(child, "the Runyard server", timeout_s=30)
+        wait_quiet(child, "the Runyard server", timeout_s=20)
     except BaseException:
         child.stop()
         raise
     return child, url
 
 
-def mlflow_server(workdir: Path, port: int | None = None) -> tuple[Child, str]:
-    """``mlflow server`` (the peers venv's binary, default workers) with a SQLite backend in ``workdir``."""
+def mlflow_server(workdir: Path, port: int | None = None, *, wait: bool = True) -> tuple[Child, str]:
+    """``mlflow server`` (the peers venv's binary, default workers) with a SQLite backend in ``workdir``.
+
+    With ``wait=False`` it returns at once (start it early, do other work, then call
+    :func:`wait_mlflow`): its start-up costs ~35 s of CPU on 2 cores.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     mlflow_bin = peers_venv() / "bin" / "mlflow"
@@ -206,17 +219,78 @@ def mlflow_server(workdir: Path, port: int | None = None) -> tuple[Child, str]:
     child = Child([str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{workdir / 'mlflow.db'}",
                    "--artifacts-destination", str(workdir / "mlartifacts"), "--host", "127.0.0.1", "--port", str(port)],
                   env=env, cwd=workdir, log_path=workdir / "mlflow-server.log").start()
+    child.started_at = time.monotonic()  # type: ignore[attr-defined]
     url = f"http://127.0.0.1:{port}"
-    t0 = time.monotonic()
-    try:
-        wait_http(url + "/health", child, 240, "the MLflow server")
-        up = time.monotonic() - t0
-        quiet = wait_quiet(child, "the MLflow server")
-        say(f"  MLflow server up in {up:.0f} s, its workers settled {quiet:.0f} s later")
-    except BaseException:
-        child.stop()
-        raise
+    if wait:
+        wait_mlflow(child, url)
     return child, url
+
+
+def wait_mlflow(child: Child, url: str) -> None:
+    """Wait for an ``mlflow server`` to answer and for its workers to settle; stops it on failure."""
+    try:
+        wait_http(url + "/health", child, 300, "the MLflow server")
+        up = time.monotonic() - child.started_at  # type: ignore[attr-defined]
+        quiet = wait_quiet(child, "the MLflow server")
+        say(f"  MLflow server up {up:.0f} s after its start, its workers settled {quiet:.0f} s later")
+    except BaseException:
+        child.stop(timeout_s=5)
+        raise
+
+
+class PeerSession:
+    """``_mlflow_peer.py serve`` in the peers venv: MLflow imported once, one command at a time."""
+
+    def __init__(self, uri: str) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+        env.pop("VIRTUAL_ENV", None)
+        env["PYTHONWARNINGS"] = "ignore"
+        # stderr is inherited: the peer's progress and errors show as they happen.
+        self.proc = subprocess.Popen([str(peers_python()), str(PEER_SCRIPT), "serve", "--uri", uri], env=env, cwd=BENCH_DIR,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            self._read()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the MLflow peer exited ({self.proc.wait(5)}); its errors are above")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the MLflow peer failed: {answer['error']}")
+        return answer
+
+    def ask(self, op: str, **kwargs: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"op": op, **kwargs}) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                assert self.proc.stdin is not None
+                self.proc.stdin.write('{"op": "quit"}\n')
+                self.proc.stdin.close()
+                self.proc.wait(10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(5)
+
+    def __enter__(self) -> PeerSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def run_peer(args: Sequence[str], timeout_s: float = 600) -> dict[str, Any]:
@@ -245,18 +319,6 @@ def run_peer(args: Sequence[str], timeout_s: float = 600) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ figures
-def median_time(fn: Callable[[], Any], repeat: int, warmup: int = 1) -> tuple[float, list[float]]:
-    """Median wall time of ``fn`` in seconds over ``repeat`` calls after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
-
-
 def machine() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),

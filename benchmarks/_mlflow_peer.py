@@ -1,12 +1,22 @@
 """The MLflow side of the benchmarks. Runs with the PEERS venv's python, never Runyard's.
 
-    python _mlflow_peer.py ingest --uri URL [--single N] [--batch-points M]
-    python _mlflow_peer.py seed   --db FILE --artifacts DIR [--runs R] [--history P]
-    python _mlflow_peer.py query  --uri URL --experiment-id E --history-run RUN [--runs R] [--history P]
+    python _mlflow_peer.py seed  --db FILE --artifacts DIR [--runs R] [--history P]
+    python _mlflow_peer.py serve --uri URL
 
-``ingest`` and ``query`` talk to an ``mlflow server`` that the calling benchmark started
-(and stops); ``seed`` fills its SQLite file before that server starts.
-Progress goes to stderr; the last line on stdout is one JSON object with the figures.
+``seed`` fills an MLflow SQLite file before its server starts and prints one JSON line.
+``serve`` imports MLflow once, then answers commands, one JSON object per line on stdin,
+with one JSON line on stdout each, so the calling benchmark can interleave MLflow's
+measurements with Runyard's (same machine load for both). MLflow's own prints go to
+stderr. Commands (``op``):
+
+- ``log_metric`` (``n``): a new run, then ``mlflow.log_metric`` once per point; ``{"s": seconds}``.
+- ``log_batch`` (``n``): a new run, then ``MlflowClient.log_batch`` with 1,000 metrics a call.
+- ``create_run`` / ``top10`` / ``page1000`` / ``history``: one timed query of the seeded data.
+- ``hello`` (MLflow's version), ``warmup`` (untimed requests that pay for lazy set-up).
+- ``quit``.
+
+Every command checks its answer (points stored, run order, history length) so a
+figure never comes from a request that silently failed.
 """
 
 from __future__ import annotations
@@ -15,65 +25,12 @@ import argparse
 import json
 import logging
 import os
-import statistics
 import sys
 import time
 
 
 def log(msg: str) -> None:
     print(f"  [mlflow] {msg}", file=sys.stderr, flush=True)
-
-
-def _client(uri: str):  # noqa: ANN202
-    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
-    logging.getLogger("mlflow").setLevel(logging.ERROR)
-    import mlflow
-    from mlflow.tracking import MlflowClient
-
-    mlflow.set_tracking_uri(uri)
-    return mlflow, MlflowClient(tracking_uri=uri)
-
-
-def ingest(args: argparse.Namespace) -> dict:
-    mlflow, client = _client(args.uri)
-    from mlflow.entities import Metric
-
-    out: dict = {"mlflow_version": mlflow.__version__}
-    exp_id = client.create_experiment(f"bench-ingest-{int(time.time() * 1000)}")
-
-    # 1. mlflow.log_metric: one HTTP request (one commit) per point.
-    mlflow.set_experiment(experiment_id=exp_id)
-    with mlflow.start_run(run_name="log-metric") as run:
-        mlflow.log_metric("loss", 1.0, step=0)  # warm the connection pool
-        t0 = time.perf_counter()
-        for i in range(1, args.single + 1):
-            mlflow.log_metric("loss", 1.0 / i, step=i)
-        dt = time.perf_counter() - t0
-    n = len(client.get_metric_history(run.info.run_id, "loss"))
-    if n != args.single + 1:
-        raise SystemExit(f"log_metric: expected {args.single + 1} points, the server has {n}")
-    out["mlflow_log_metric_points"] = args.single
-    out["mlflow_log_metric_s"] = dt
-    out["mlflow_log_metric_points_per_s"] = args.single / dt
-    log(f"log_metric: {args.single} points in {dt:.2f}s")
-
-    # 2. MlflowClient.log_batch with 1,000 metrics per call (MLflow's limit per request).
-    run_id = client.create_run(exp_id, run_name="log-batch").info.run_id
-    ts = int(time.time() * 1000)
-    batches = []
-    for lo in range(0, args.batch_points, args.batch_size):
-        hi = min(lo + args.batch_size, args.batch_points)
-        batches.append([Metric("loss", 1.0 / (i + 1), ts + i, i) for i in range(lo, hi)])
-    t0 = time.perf_counter()
-    for b in batches:
-        client.log_batch(run_id, metrics=b, synchronous=True)
-    dt = time.perf_counter() - t0
-    client.set_terminated(run_id)
-    out["mlflow_log_batch_points"] = args.batch_points
-    out["mlflow_log_batch_s"] = dt
-    out["mlflow_log_batch_points_per_s"] = args.batch_points / dt
-    log(f"log_batch: {args.batch_points} points in {dt:.2f}s")
-    return out
 
 
 def metric_value(i: int, j: int) -> float:
@@ -84,10 +41,10 @@ def metric_value(i: int, j: int) -> float:
 def seed(args: argparse.Namespace) -> dict:
     """Seed MLflow's SQLite file before its server starts, through MLflow's own store and tables.
 
-    Creating runs through the API costs ~5-30 ms each here (PERF.md: 13-36 runs/s), so the
-    runs, their params, tags, metrics and latest_metrics rows are bulk-inserted with MLflow's
-    own SQLAlchemy table definitions, in the shape its ``create_run`` + ``log_batch`` +
-    ``set_terminated`` would leave. The schema is created by MLflow's SqlAlchemyStore itself.
+    Creating runs through the API costs 30-1000 ms each here (PERF.md: 13-36 runs/s), so
+    the runs, their params, tags, metrics and latest_metrics rows are bulk-inserted with
+    MLflow's own SQLAlchemy table definitions, in the shape its ``create_run`` +
+    ``log_batch`` + ``set_terminated`` leave. The schema is made by MLflow's SqlAlchemyStore.
     """
     logging.getLogger("mlflow").setLevel(logging.ERROR)
     import uuid
@@ -132,85 +89,141 @@ def seed(args: argparse.Namespace) -> dict:
             conn.execute(SqlMetric.__table__.insert(), history[lo:lo + 50_000])
     store.engine.dispose()
     dt = time.perf_counter() - t0
-    log(f"seeded {args.runs} runs + a {args.history}-point history into {args.db} in {dt:.1f}s")
+    log(f"seeded {args.runs:,} runs + a {args.history:,}-point history in {dt:.1f} s")
     return {"mlflow_version": mlflow.__version__, "experiment_id": str(exp_id), "history_run": hist, "seed_s": dt}
 
 
-def query(args: argparse.Namespace) -> dict:
-    mlflow, client = _client(args.uri)
-    exp_id = args.experiment_id
-    out: dict = {"mlflow_version": mlflow.__version__}
-    expected = [f"run-{i}" for i in sorted(range(args.runs), key=lambda i: metric_value(i, 0), reverse=True)[:10]]
+class Peer:
+    """MLflow's client, imported once, answering timed commands."""
 
-    def top10() -> None:
-        runs = client.search_runs([exp_id], order_by=["metrics.m0 DESC"], max_results=10)
-        names = [r.info.run_name for r in runs]
-        if names != expected:
-            raise SystemExit(f"search_runs answered {names}, expected {expected}: the seed is not what MLflow sees")
+    def __init__(self, uri: str) -> None:
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "3")
+        logging.getLogger("mlflow").setLevel(logging.ERROR)
+        import mlflow
+        from mlflow.entities import Metric
+        from mlflow.tracking import MlflowClient
 
-    def page1000() -> None:
-        runs = client.search_runs([exp_id], max_results=1000)
-        if len(runs) != 1000:
-            raise SystemExit(f"search_runs(max_results=1000) answered {len(runs)} runs")
+        mlflow.set_tracking_uri(uri)
+        self.mlflow = mlflow
+        self.Metric = Metric
+        self.client = MlflowClient(tracking_uri=uri)
+        self.ingest_exp: str | None = None
+        self.n = 0
 
-    def history() -> None:
-        pts = client.get_metric_history(args.history_run, "loss")
-        if len(pts) != args.history:
-            raise SystemExit(f"get_metric_history: expected {args.history} points, got {len(pts)}")
+    def _ingest_experiment(self) -> str:
+        if self.ingest_exp is None:
+            self.ingest_exp = self.client.create_experiment(f"bench-ingest-{int(time.time() * 1000)}")
+        return self.ingest_exp
 
-    # Creating runs first also opens the client's connections before anything is timed.
-    out["mlflow_create_run_ms"], _ = _median_ms(lambda: client.create_run(exp_id), 10)
-    log(f"create a run: median {out['mlflow_create_run_ms']:.0f} ms")
-    out["mlflow_top10_by_metric_ms"], out["mlflow_top10_by_metric_ms_all"] = _median_ms(top10, args.repeat)
-    log(f"top 10 by metric: median {out['mlflow_top10_by_metric_ms']:.0f} ms of {len(out['mlflow_top10_by_metric_ms_all'])}")
-    out["mlflow_list_1000_runs_ms"], _ = _median_ms(page1000, args.repeat)
-    log(f"first page of 1,000 runs: median {out['mlflow_list_1000_runs_ms']:.0f} ms")
-    ms, out["mlflow_history_ms_all"] = _median_ms(history, args.repeat)
-    out["mlflow_history_100k_s"] = ms / 1000
-    log(f"history of {args.history:,} points: median {ms / 1000:.2f} s of {len(out['mlflow_history_ms_all'])}")
-    return out
+    def do(self, cmd: dict) -> dict:
+        op = cmd["op"]
+        if op == "hello":
+            return {"mlflow_version": self.mlflow.__version__}
+        if op == "warmup":
+            # The first requests a worker serves pay for its lazy set-up (seconds here): not a figure.
+            for _ in range(3):
+                self.client.search_experiments(max_results=1)
+            if cmd.get("experiment_id"):
+                self.client.create_run(cmd["experiment_id"])
+            return {}
+        if op == "log_metric":
+            return self.log_metric(int(cmd["n"]))
+        if op == "log_batch":
+            return self.log_batch(int(cmd["n"]))
+        if op in ("create_run", "top10", "page1000", "history"):
+            return self.query(op, cmd)
+        raise ValueError(f"unknown op {op!r}")
 
+    def log_metric(self, n: int) -> dict:
+        """``mlflow.log_metric``: one HTTP request (one commit) per point."""
+        mlflow = self.mlflow
+        self.n += 1
+        run = mlflow.start_run(experiment_id=self._ingest_experiment(), run_name=f"log-metric-{self.n}")
+        try:
+            mlflow.log_metric("loss", 1.0, step=0)  # opens the connection; not timed, not counted
+            t0 = time.perf_counter()
+            for i in range(1, n + 1):
+                mlflow.log_metric("loss", 1.0 / i, step=i)
+            dt = time.perf_counter() - t0
+        finally:
+            mlflow.end_run()
+        stored = len(self.client.get_metric_history(run.info.run_id, "loss"))
+        if stored != n + 1:
+            raise RuntimeError(f"log_metric: {n + 1} points sent, the server has {stored}")
+        return {"points": n, "s": dt}
 
-def _median_ms(fn, repeat: int, slow_s: float = 1.0) -> tuple[float, list[float]]:  # noqa: ANN001
-    """Median wall time in ms: a first call, then ``repeat`` timed calls; or, when the first
-    call alone took over ``slow_s``, that call as the only sample (keeps the run short;
-    a multi-second figure gains little from repeats)."""
-    t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    if first > slow_s:
-        return first * 1000, [first * 1000]
-    times = []
-    for _ in range(repeat):
+    def log_batch(self, n: int) -> dict:
+        """``MlflowClient.log_batch`` with 1,000 metrics a call (MLflow's limit per request)."""
+        self.n += 1
+        run_id = self.client.create_run(self._ingest_experiment(), run_name=f"log-batch-{self.n}").info.run_id
+        ts = int(time.time() * 1000)
+        batches = [[self.Metric("loss", 1.0 / (i + 1), ts + i, i) for i in range(lo, min(lo + 1000, n))]
+                   for lo in range(0, n, 1000)]
         t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return statistics.median(times), times
+        for b in batches:
+            self.client.log_batch(run_id, metrics=b, synchronous=True)
+        dt = time.perf_counter() - t0
+        self.client.set_terminated(run_id)
+        return {"points": n, "s": dt}
+
+    def query(self, op: str, cmd: dict) -> dict:
+        client, exp_id = self.client, cmd["experiment_id"]
+        t0 = time.perf_counter()
+        if op == "create_run":
+            client.create_run(exp_id)
+            dt = time.perf_counter() - t0
+        elif op == "top10":
+            runs = client.search_runs([exp_id], order_by=["metrics.m0 DESC"], max_results=10)
+            dt = time.perf_counter() - t0
+            names = [r.info.run_name for r in runs]
+            if names != cmd["expected"]:
+                raise RuntimeError(f"search_runs answered {names}, expected {cmd['expected']}")
+        elif op == "page1000":
+            runs = client.search_runs([exp_id], max_results=1000)
+            dt = time.perf_counter() - t0
+            if len(runs) != 1000:
+                raise RuntimeError(f"search_runs(max_results=1000) answered {len(runs)} runs")
+        else:
+            pts = client.get_metric_history(cmd["run"], "loss")
+            dt = time.perf_counter() - t0
+            if len(pts) != cmd["n"]:
+                raise RuntimeError(f"get_metric_history: expected {cmd['n']} points, got {len(pts)}")
+        return {"s": dt}
+
+
+def serve(args: argparse.Namespace) -> None:
+    out = sys.stdout
+    sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - MLflow's prints ("View run ...") must not mix with the answers
+    peer = Peer(args.uri)
+    print(json.dumps({"ready": True}), file=out, flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        cmd = json.loads(line)
+        if cmd.get("op") == "quit":
+            break
+        try:
+            answer = peer.do(cmd)
+        except Exception as e:  # noqa: BLE001 - reported to the benchmark, which stops
+            answer = {"error": f"{type(e).__name__}: {e}"}
+        print(json.dumps(answer), file=out, flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
     sub = p.add_subparsers(dest="cmd", required=True)
-    pi = sub.add_parser("ingest")
-    pi.add_argument("--uri", required=True)
-    pi.add_argument("--single", type=int, default=300)
-    pi.add_argument("--batch-points", type=int, default=20_000)
-    pi.add_argument("--batch-size", type=int, default=1000)
     ps = sub.add_parser("seed")
     ps.add_argument("--db", required=True)
     ps.add_argument("--artifacts", required=True)
     ps.add_argument("--runs", type=int, default=10_000)
     ps.add_argument("--history", type=int, default=100_000)
-    pq = sub.add_parser("query")
-    pq.add_argument("--uri", required=True)
-    pq.add_argument("--experiment-id", required=True)
-    pq.add_argument("--history-run", required=True)
-    pq.add_argument("--runs", type=int, default=10_000)
-    pq.add_argument("--history", type=int, default=100_000)
-    pq.add_argument("--repeat", type=int, default=3)
+    pv = sub.add_parser("serve")
+    pv.add_argument("--uri", required=True)
     args = p.parse_args()
-    result = {"ingest": ingest, "seed": seed, "query": query}[args.cmd](args)
-    print(json.dumps(result), flush=True)
+    if args.cmd == "seed":
+        print(json.dumps(seed(args)), flush=True)
+    else:
+        serve(args)
 
 
 if __name__ == "__main__":

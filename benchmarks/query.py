@@ -6,8 +6,8 @@ Seeds a fresh Runyard database with 10,000 runs of 5 params and 5 metrics each, 
 run with a 100,000-point metric and one with a 1,000,000-point metric, starts a
 server on it (127.0.0.1, free port), and times through its HTTP API:
 
-- ``top10_by_metric_ms``: ``GET /runs?order_by=metrics.m0.last desc&limit=10``, median of 15.
-- ``history_100k_s``: the full history of the 100,000-point metric, median of 3.
+- ``top10_by_metric_ms``: ``GET /runs?order_by=metrics.m0.last desc&limit=10``, median of 16.
+- ``history_100k_s``: the full history of the 100,000-point metric, median of 6.
 - ``history_1m_downsampled_ms``: the 1,000,000-point metric with ``max_points=1000``, median of 10.
 
 Times are end to end from the client: request, server, JSON decoding into Python.
@@ -15,7 +15,9 @@ Targets: < 50 ms, < 0.2 s, < 100 ms.
 
 With ``--with-mlflow``, MLflow gets the same shape at the same scale (seeded into its
 SQLite file through its own store and tables before its server starts; creating 10,000
-runs through its API would take minutes), and the same client-side timings of
+runs through its API would take minutes), both servers run side by side, and each query
+is timed on Runyard, then on MLflow, then on Runyard again, so both see the same machine
+load (the idle MLflow server's ~0.25 core counts against Runyard). The same client-side timings of
 ``search_runs(order_by=["metrics.m0 DESC"], max_results=10)`` and
 ``get_metric_history`` give ``mlflow_top10_by_metric_ms`` and ``mlflow_history_100k_s``.
 Extras on both sides (no targets): the first page of 1,000 runs and creating one run.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -34,15 +37,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (  # noqa: E402
+    PeerSession,
     fmt,
     load_note,
-    median_time,
     mlflow_server,
     print_table,
     run_peer,
     runyard_server,
     say,
+    stop_on_sigterm,
     verdict,
+    wait_mlflow,
     write_json,
 )
 
@@ -111,54 +116,80 @@ def seed_runyard(home: Path, n_runs: int, n_100k: int, n_1m: int) -> dict[str, o
             "run_100k": long_runs["history-100k"], "run_1m": long_runs["history-1m"], "expected_top10": expected}
 
 
-def measure_runyard(url: str, seed: dict, n_100k: int, n_1m: int, n_runs: int) -> dict[str, float]:
-    from runyard.client import Client
+class RunyardQueries:
+    """One timed call of each query through Runyard's HTTP client, each answer checked."""
 
-    out: dict[str, float] = {}
-    with Client(url) as c:
-        def top10() -> None:
+    def __init__(self, url: str, seed: dict, n_100k: int, n_1m: int) -> None:
+        from runyard.client import Client
+
+        self.c = Client(url)
+        self.seed, self.n_100k, self.n_1m = seed, n_100k, n_1m
+
+    def close(self) -> None:
+        self.c.close()
+
+    def call(self, op: str) -> float:
+        c, seed = self.c, self.seed
+        t0 = time.perf_counter()
+        if op == "top10":
             page = c.list_runs(project=PROJECT, order_by="metrics.m0.last desc", limit=10)
+            dt = time.perf_counter() - t0
             names = [r["name"] for r in page["items"]]
             if names != seed["expected_top10"]:
                 raise RuntimeError(f"top 10 answered {names}, expected {seed['expected_top10']}")
-
-        med, times = median_time(top10, 15, warmup=2)
-        out["top10_by_metric_ms"] = med * 1000
-        out["top10_by_metric_min_ms"] = min(times) * 1000
-        say(f"  top 10 by metric: median {med * 1000:.1f} ms")
-
-        def hist100k() -> None:
+        elif op == "history":
             h = c.metric_history(seed["run_100k"], "loss")
-            if len(h["steps"]) != n_100k or h["downsampled"]:
-                raise RuntimeError(f"history answered {len(h['steps'])} points (downsampled={h['downsampled']}), expected {n_100k}")
-
-        med, times = median_time(hist100k, 5, warmup=1)
-        out["history_100k_min_s"] = min(times)
-        out["history_100k_s"] = med
-        say(f"  history of {n_100k:,} points: median {med:.3f} s")
-
-        def hist1m() -> None:
+            dt = time.perf_counter() - t0
+            if len(h["steps"]) != self.n_100k or h["downsampled"]:
+                raise RuntimeError(f"history answered {len(h['steps'])} points (downsampled={h['downsampled']}), expected {self.n_100k}")
+        elif op == "downsampled":
             h = c.metric_history(seed["run_1m"], "loss", max_points=1000)
-            if not (0 < len(h["steps"]) <= 1000) or h["total"] != n_1m:
+            dt = time.perf_counter() - t0
+            if not (0 < len(h["steps"]) <= 1000) or h["total"] != self.n_1m:
                 raise RuntimeError(f"downsampled history answered {len(h['steps'])} points of total {h['total']}")
-
-        med, times = median_time(hist1m, 10, warmup=1)
-        out["history_1m_downsampled_ms"] = med * 1000
-        out["history_1m_downsampled_min_ms"] = min(times) * 1000
-        say(f"  {n_1m:,}-point history downsampled to 1,000: median {med * 1000:.1f} ms")
-
-        def page1000() -> None:
+        elif op == "page1000":
             page = c.list_runs(project=PROJECT, limit=1000)
+            dt = time.perf_counter() - t0
             if len(page["items"]) != 1000:
                 raise RuntimeError(f"list_runs(limit=1000) answered {len(page['items'])} runs")
+        elif op == "create_run":
+            c.create_run(PROJECT, status="succeeded")
+            dt = time.perf_counter() - t0
+        else:
+            raise ValueError(op)
+        return dt
 
-        med, _ = median_time(page1000, 3, warmup=1)
-        out["list_1000_runs_ms"] = med * 1000
-        say(f"  first page of 1,000 runs: median {med * 1000:.0f} ms")
 
-        med, _ = median_time(lambda: c.create_run(PROJECT, status="succeeded"), 20, warmup=1)
-        out["create_run_ms"] = med * 1000
-        say(f"  create a run (project of {n_runs + 2:,} runs): median {med * 1000:.1f} ms")
+# (query, Runyard samples before and after MLflow's, MLflow op)
+PLAN = [
+    ("create_run", 10, "create_run"),
+    ("top10", 8, "top10"),
+    ("history", 3, "history"),
+    ("downsampled", 10, None),
+    ("page1000", 3, "page1000"),
+]
+
+
+def measure(ry: RunyardQueries, peer: PeerSession | None, ml_args: dict) -> dict[str, dict]:
+    """Each query: Runyard samples, then MLflow's, then Runyard's again, so both sides see
+    the same machine load."""
+    out: dict[str, dict] = {}
+    for op, k, ml_op in PLAN:
+        ry.call(op)  # warm-up
+        times = [ry.call(op) for _ in range(k)]
+        ml_times: list[float] = []
+        if peer is not None and ml_op is not None:
+            first = peer.ask(ml_op, **ml_args.get(ml_op, {}), **ml_args["common"])["s"]
+            # A multi-second call is its own sample; a fast one gets a warm-up and 3 samples.
+            ml_times = [first] if first > 1.0 else [peer.ask(ml_op, **ml_args.get(ml_op, {}), **ml_args["common"])["s"]
+                                                    for _ in range(3)]
+            times += [ry.call(op) for _ in range(k)]
+        out[op] = {"runyard": times, "mlflow": ml_times}
+        ry_med = statistics.median(times)
+        msg = f"  {op}: Runyard median {ry_med * 1000:,.1f} ms of {len(times)}"
+        if ml_times:
+            msg += f", MLflow {statistics.median(ml_times) * 1000:,.0f} ms of {len(ml_times)}"
+        say(msg)
     return out
 
 
@@ -173,50 +204,47 @@ def main() -> int:
     p.add_argument("--history-1m", type=int, default=1_000_000, help=argparse.SUPPRESS)
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs, databases)")
     args = p.parse_args()
+    stop_on_sigterm()
 
     workdir = Path(tempfile.mkdtemp(prefix="runyard-bench-query-"))
-    figures: dict[str, float | None] = {}
     meta: dict[str, object] = {"workdir": str(workdir), "runs": args.runs, "history_points": args.history_100k,
                                "long_history_points": args.history_1m}
     started = time.perf_counter()
+    ry_server = ml_server = None
+    peer: PeerSession | None = None
+    ry: RunyardQueries | None = None
+    m_runs = args.mlflow_runs or args.runs
     try:
-        say(f"Runyard: seeding {args.runs:,} runs × (5 params, 5 metrics) + {args.history_100k:,}- and "
-            f"{args.history_1m:,}-point metrics …")
-        home = workdir / "runyard-home"
-        seed = seed_runyard(home, args.runs, args.history_100k, args.history_1m)
-        meta["runyard_seed"] = {k: v for k, v in seed.items() if k != "expected_top10"}
-        server, url = runyard_server(home)
-        try:
-            say(f"Runyard: server at {url}")
-            r = measure_runyard(url, seed, args.history_100k, args.history_1m, args.runs)
-        finally:
-            server.stop()
-        figures.update({k: r[k] for k in ("top10_by_metric_ms", "history_100k_s", "history_1m_downsampled_ms")})
-        meta.update({k: v for k, v in r.items() if k not in figures})
-
+        ml_args: dict = {}
         if args.with_mlflow:
-            m_runs = args.mlflow_runs or args.runs
             meta["mlflow_runs"] = m_runs
-            say(f"MLflow: seeding {m_runs:,} runs and a {args.history_100k:,}-point history into its SQLite file …")
+            say(f"MLflow: seeding {m_runs:,} runs × (5 params, 5 metrics) and a {args.history_100k:,}-point history "
+                "into its SQLite file …")
             mdir = workdir / "mlflow"
             mdir.mkdir()
             s = run_peer(["seed", "--db", str(mdir / "mlflow.db"), "--artifacts", str(mdir / "mlartifacts"),
                           "--runs", str(m_runs), "--history", str(args.history_100k)])
             meta["mlflow_seed_s"] = s["seed_s"]
             meta["mlflow_version"] = s["mlflow_version"]
-            say("MLflow: starting its server (default workers) …")
-            server, url = mlflow_server(mdir)
-            try:
-                q = run_peer(["query", "--uri", url, "--experiment-id", s["experiment_id"], "--history-run", s["history_run"],
-                              "--runs", str(m_runs), "--history", str(args.history_100k)])
-            finally:
-                t0 = time.perf_counter()
-                server.stop()
-                say(f"MLflow: server stopped in {time.perf_counter() - t0:.1f} s")
-            figures["mlflow_top10_by_metric_ms"] = q["mlflow_top10_by_metric_ms"]
-            figures["mlflow_history_100k_s"] = q["mlflow_history_100k_s"]
-            meta.update({k: q[k] for k in ("mlflow_list_1000_runs_ms", "mlflow_create_run_ms", "mlflow_top10_by_metric_ms_all",
-                                           "mlflow_history_ms_all")})
+            say("MLflow: starting its server (default workers) while Runyard is seeded …")
+            ml_server, ml_url = mlflow_server(mdir, wait=False)
+            expected = [f"run-{i}" for i in sorted(range(m_runs), key=lambda i: metric_value(i, 0), reverse=True)[:10]]
+            ml_args = {"common": {"experiment_id": s["experiment_id"]}, "top10": {"expected": expected},
+                       "history": {"run": s["history_run"], "n": args.history_100k}}
+        say(f"Runyard: seeding {args.runs:,} runs × (5 params, 5 metrics) + {args.history_100k:,}- and "
+            f"{args.history_1m:,}-point metrics …")
+        home = workdir / "runyard-home"
+        seed = seed_runyard(home, args.runs, args.history_100k, args.history_1m)
+        meta["runyard_seed"] = {k: v for k, v in seed.items() if k != "expected_top10"}
+        ry_server, ry_url = runyard_server(home)
+        say(f"Runyard: server at {ry_url}")
+        ry = RunyardQueries(ry_url, seed, args.history_100k, args.history_1m)
+        if ml_server is not None:
+            wait_mlflow(ml_server, ml_url)
+            peer = PeerSession(ml_url)
+            peer.ask("warmup", experiment_id=ml_args["common"]["experiment_id"])
+        say("Measuring" + (": each query on Runyard, then MLflow, then Runyard again" if peer else " …"))
+        results = measure(ry, peer, ml_args)
     except KeyboardInterrupt:
         say("interrupted; servers stopped")
         return 130
@@ -224,8 +252,33 @@ def main() -> int:
         say(f"benchmark failed: {type(e).__name__}: {e}")
         return 1
     finally:
+        for closer in (peer, ry):
+            if closer is not None:
+                closer.close()
+        if ml_server is not None:
+            ml_server.stop(timeout_s=5)  # its CLI process ignores SIGTERM for ~15 s; the data is throwaway
+        if ry_server is not None:
+            ry_server.stop()
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def med(op: str, side: str) -> float | None:
+        vals = results[op][side]
+        return statistics.median(vals) if vals else None
+
+    figures: dict[str, float | None] = {
+        "top10_by_metric_ms": med("top10", "runyard") * 1000,  # type: ignore[operator]
+        "history_100k_s": med("history", "runyard"),
+        "history_1m_downsampled_ms": med("downsampled", "runyard") * 1000,  # type: ignore[operator]
+    }
+    if peer is not None:
+        figures["mlflow_top10_by_metric_ms"] = med("top10", "mlflow") * 1000  # type: ignore[operator]
+        figures["mlflow_history_100k_s"] = med("history", "mlflow")
+        meta["mlflow_list_1000_runs_ms"] = med("page1000", "mlflow") * 1000  # type: ignore[operator]
+        meta["mlflow_create_run_ms"] = med("create_run", "mlflow") * 1000  # type: ignore[operator]
+    meta["list_1000_runs_ms"] = med("page1000", "runyard") * 1000  # type: ignore[operator]
+    meta["create_run_ms"] = med("create_run", "runyard") * 1000  # type: ignore[operator]
+    meta["samples_s"] = results
     meta["elapsed_s"] = time.perf_counter() - started
     meta["load_note"] = load_note()
     report(figures, meta, args)
@@ -258,8 +311,9 @@ def report(f: dict[str, float | None], meta: dict[str, object], args: argparse.N
         m_runs = int(meta.get("mlflow_runs", args.runs))  # type: ignore[arg-type]
         scale = "the same" if m_runs == args.runs else f"a SMALLER scale: {m_runs:,}"
         print(f"MLflow scale: {scale} runs and a {args.history_100k:,}-point history, seeded through its own tables "
-              f"in {meta.get('mlflow_seed_s', 0):.0f} s before its server started. MLflow figures of a second or more "
-              f"are one sample each.")
+              f"in {meta.get('mlflow_seed_s', 0):.0f} s before its server started. An MLflow query taking over a second "
+              f"is one sample; faster ones the median of 3 after a warm-up. Runyard: the median of its samples "
+              f"taken just before and just after MLflow's.")
     print_table(
         "Targets",
         ["target", "measured", "verdict"],
