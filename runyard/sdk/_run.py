@@ -20,7 +20,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from time import time as _time
 from typing import TYPE_CHECKING, Any, Self
-from urllib.parse import quote
 
 from runyard.errors import InvalidInput, InvalidState, RunyardError
 from runyard.sdk._report import Reporter, report
@@ -280,7 +279,7 @@ class Run:
         for file, artifact_path in files:
             def upload(c: Client, file: Path = file, artifact_path: str = artifact_path) -> None:
                 with open(file, "rb") as fh:
-                    c.upload_artifact(self.id, quote(artifact_path, safe="/"), fh)  # type: ignore[arg-type]
+                    c.upload_artifact(self.id, artifact_path, fh)  # type: ignore[arg-type]  # the client encodes it
 
             if not self._call(f"upload {artifact_path!r}", upload):
                 break

@@ -104,7 +104,7 @@ def test_params_tags_and_artifacts(server: LiveServer, client: Client, tmp_path:
     assert record["tags"] == {"seed": "1", "stage": "test"}
     paths = sorted(a["path"] for a in client.list_artifacts(run.id))
     assert paths == ["checkpoints/a.txt", "checkpoints/sub/b c.txt", "model.bin"]
-    client.download_artifact(run.id, "checkpoints/sub/b%20c.txt", tmp_path / "back.txt")
+    client.download_artifact(run.id, "checkpoints/sub/b c.txt", tmp_path / "back.txt")
     assert (tmp_path / "back.txt").read_text() == "b"
 
 
