@@ -62,6 +62,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._metrics_dirty: set[int] = set()
+        self._prunable: dict[int, bool] = {}
         self._dirty_lock = threading.Lock()
         self._specs: dict[int, Any] = {}
         self._searches: dict[int, Any] = {}
@@ -93,9 +94,30 @@ class Scheduler:
         self._wake.set()
 
     def note_metrics(self, run_id: int) -> None:
+        """New points for ``run_id``: wake the pruner, if the run's experiment stops runs early.
+
+        Called on every metric batch (a request thread); runs started by hand and runs of
+        experiments without early stopping cost one cached dictionary lookup.
+        """
+        prunable = self._prunable.get(run_id)
+        if prunable is None:
+            prunable = self._is_prunable(run_id)
+            self._prunable[run_id] = prunable
+        if not prunable:
+            return
         with self._dirty_lock:
             self._metrics_dirty.add(run_id)
         self._wake.set()
+
+    def _is_prunable(self, run_id: int) -> bool:
+        run = self.store.find_run(run_id)
+        if run is None or run.experiment_id is None:
+            return False
+        try:
+            exp = self.store.get_experiment(run.experiment_id)
+            return self._spec(exp.model_dump()).early_stopping is not None
+        except RunyardError:
+            return False
 
     def _run(self) -> None:
         while not self._stop.is_set():
