@@ -198,6 +198,8 @@ def _follow(client, experiment_id: int) -> None:  # noqa: ANN001
     except KeyboardInterrupt:
         con.print(f"\nStopped following; the experiment goes on. Resume with `runyard follow {experiment_id}`.", markup=False)
         raise typer.Exit(130) from None
+    if not con.is_terminal:
+        con.line()  # the live view's last frame ends without a newline when not on a terminal
     _summary(exp, runs, metric, mode)
 
 
