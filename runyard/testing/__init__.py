@@ -2,5 +2,6 @@
 
 from runyard.testing._server import LiveServer, free_port
 from runyard.testing._postgres import postgres_url
+from runyard.testing._wait import pid_alive, wait_for
 
-__all__ = ["LiveServer", "free_port", "postgres_url"]
+__all__ = ["LiveServer", "free_port", "pid_alive", "postgres_url", "wait_for"]

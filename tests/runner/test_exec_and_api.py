@@ -79,7 +79,7 @@ def test_exec_passes_sigterm_on_to_the_task(make_launch: Callable, client: Clien
     import signal
     import time
 
-    from runner_helpers import pid_alive, wait_for
+    from runyard.testing import pid_alive, wait_for
 
     pid_file = tmp_path / "pid"
     launch = make_launch(f"echo $$ > {pid_file}; exec sleep 300", grace_period_s=1.0)

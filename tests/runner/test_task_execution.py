@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runner_helpers import pid_alive, wait_for
+from runyard.testing import pid_alive, wait_for
 
 from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
 from runyard.client import Client

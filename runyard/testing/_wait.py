@@ -1,4 +1,4 @@
-"""Helpers for the runner tests (a module, not conftest: conftest modules are not importable by name)."""
+"""Waiting on real processes in tests: poll a condition with a deadline, check a pid."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+__all__ = ["pid_alive", "wait_for"]
+
 
 def wait_for(predicate: Callable[[], Any], timeout_s: float = 20.0, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy (tests observe real processes)."""
+    """Poll ``predicate`` until it returns something truthy; AssertionError naming ``what`` after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = predicate()
@@ -20,6 +22,7 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 20.0, what: str = 
 
 
 def pid_alive(pid: int) -> bool:
+    """True while ``pid`` is a live (not zombie) process."""
     import psutil
 
     try:
