@@ -163,6 +163,10 @@ class Client:
         """Record a task's status/host/pid/exit_code/attempt."""
         return self._json("PUT", f"/runs/{run_id}/tasks/{role}/{rank}", json={k: v for k, v in fields.items() if v is not None})
 
+    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A task runner's report (its task's fields and/or the run's status) in one request."""
+        return self._json("POST", f"/runs/{run_id}/report", json={"task": task, "run": run})
+
     def log_params(self, run_id: int, params: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", f"/runs/{run_id}/params", json={"params": params})
 

@@ -51,7 +51,7 @@ N_SERVER_ERROR_TRIES = 5
 
 @dataclass
 class _Op:
-    kind: str  # logs | task | run | metrics
+    kind: str  # logs | task | run | report (a task and a run op sent as one) | metrics
     payload: Any
     n_tries: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -268,6 +268,17 @@ class Reporter:
         if not self._ops:
             return None
         head = self._ops[0]
+        if (head.kind in ("task", "run") and head.n_tries == 0 and len(self._ops) > 1
+                and {head.kind, self._ops[1].kind} == {"task", "run"} and self._ops[1].n_tries == 0):
+            # The start (run running + task running) and the end (task + run status) each go
+            # out as one request and one transaction: half the round trips per run.
+            other = self._ops[1]
+            del self._ops[1]
+            by_kind = {head.kind: head.payload, other.kind: other.payload}
+            head.kind = "report"
+            head.payload = {"task": by_kind["task"], "run": by_kind["run"]}
+            head.extra = {**other.extra, **head.extra}
+            return head
         if head.kind == "logs" and len(self._ops) > 1 and self._ops[1].kind == "logs" and head.n_tries == 0:
             merged = list(head.payload)
             while len(self._ops) > 1 and self._ops[1].kind == "logs" and len(merged) + len(self._ops[1].payload) <= MERGED_MAX_LINES:
@@ -307,6 +318,10 @@ class Reporter:
                 client.update_task(run_id, fields.pop("role"), fields.pop("rank"), **fields)
             elif op.kind == "run":
                 client.update_run(run_id, **op.payload)
+            elif op.kind == "report":
+                answer = client.report(run_id, task=op.payload["task"], run=op.payload["run"])
+                if not answer.get("applied", True) and op.extra.get("heartbeat_if_refused"):
+                    self.heartbeat_now()  # the run ended meanwhile (canceled, pruned): learn it at once
             elif op.kind == "metrics":
                 client.log_metrics(run_id, **op.payload)
             else:  # pragma: no cover - ops are built in this module

@@ -24,6 +24,7 @@ followed again (their job ids are in the store), or failed/restarted when gone.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -72,6 +73,8 @@ class Scheduler:
         self._renewed_at = 0.0
         self._experiments_cache: list[dict[str, Any]] | None = None
         self._intermediate_cache: dict[tuple[int, str], tuple[int, dict[int, float]]] = {}
+        self._params: dict[int, dict[int, dict[str, Any]]] = {}
+        self._experiment_of: dict[int, int] = {}  # run id → experiment id, for runs the pruner looked at  # experiment id → run id → params (fixed once queued)
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -115,7 +118,7 @@ class Scheduler:
             return False
         try:
             exp = self.store.get_experiment(run.experiment_id)
-            return self._spec(exp.model_dump()).early_stopping is not None
+            return self._spec({"id": exp.id, "config": exp.config}).early_stopping is not None
         except RunyardError:
             return False
 
@@ -144,13 +147,16 @@ class Scheduler:
             self._reconciled = True
             log.info("scheduler leader %s: following runs left by earlier servers", self.holder)
         for _ in range(3):  # a few rounds so a finished run's successor starts in the same wake-up
-            self._experiments_cache = None
-            changed = self._restart_failed()
-            changed |= self._propose()
-            changed |= self._dispatch()
-            changed |= self._follow()
+            # One read per round; each step then keeps `rows` and the experiments' counts up
+            # to date with what it did itself (a run that another process ended meanwhile
+            # still looks active: the next round sees it, which only ever delays).
+            self._experiments_cache, rows = self.store.scheduler_state(ended_after=time.time() - 600)
+            changed = self._restart_failed(rows)
+            changed |= self._propose(rows)
+            changed |= self._dispatch(rows)
+            changed |= self._follow(rows)
             changed |= self._prune()
-            self._finish_experiments()
+            self._finish_experiments(rows)
             if not changed:
                 break
 
@@ -158,40 +164,48 @@ class Scheduler:
     def _spec(self, experiment: Mapping[str, Any]) -> Any:
         spec = self._specs.get(experiment["id"])
         if spec is None:
-            spec = spec_of(experiment["config"])
+            config = experiment["config"]
+            spec = spec_of(json.loads(config) if isinstance(config, str) else config)
             self._specs[experiment["id"]] = spec
         return spec
 
     def _running_experiments(self, *, fresh: bool = False) -> list[dict[str, Any]]:
-        """Running experiments, read once per round; ``fresh`` re-reads (for steps that use run counts)."""
+        """Running experiments (light rows), read once per round; ``fresh`` re-reads (for steps that use run counts)."""
         if fresh or self._experiments_cache is None:
-            self._experiments_cache = [
-                e.model_dump() for e in self.store.list_experiments(limit=100000) if e.status == "running"
-            ]
+            self._experiments_cache = self.store.scheduler_experiments()
         return self._experiments_cache
 
+    def _params_of(self, experiment_id: int, run_ids: list[int]) -> dict[int, dict[str, Any]]:
+        """Params of runs of one experiment, cached: a queued run's params never change."""
+        cache = self._params.setdefault(experiment_id, {})
+        missing = [i for i in run_ids if i not in cache]
+        if missing:
+            cache.update(self.store.run_params(missing))
+        return cache
+
     def _history(self, experiment_id: int, spec: Any) -> list[RunRecord]:
-        page = self.store.list_runs(experiment_id=experiment_id, limit=10000, order=None)
+        """The search's view of every run of the experiment, from one light query (params cached)."""
         metric = spec.search.metric
+        rows = self.store.experiment_runs_brief(experiment_id, metric)
+        params = self._params_of(experiment_id, [row[0] for row in rows])
         records = []
-        for run in sorted(page.items, key=lambda r: r.number):
-            if run.status in ACTIVE_STATUSES:
+        for run_id, number, status, value, count in rows:
+            if status in ACTIVE_STATUSES:
                 state = RunState.ACTIVE
-            elif run.status == "succeeded":
+            elif status == "succeeded":
                 state = RunState.COMPLETE
-            elif run.status == "pruned":
+            elif status == "pruned":
                 state = RunState.PRUNED
             else:
                 state = RunState.FAILED
-            value = None
-            if metric and metric in run.metrics:
-                value = run.metrics[metric].last
+            if not metric:
+                value = None
             if state is RunState.COMPLETE and metric and value is None:
                 state = RunState.FAILED  # finished without reporting the metric: nothing to learn from
             intermediate: dict[int, float] = {}
-            if state is RunState.PRUNED and metric and metric in run.metrics:
-                intermediate = self._intermediate(run.id, metric, run.metrics[metric].count)
-            records.append(RunRecord(number=run.number, params=dict(run.params), state=state, value=value,
+            if state is RunState.PRUNED and metric and count:
+                intermediate = self._intermediate(run_id, metric, count)
+            records.append(RunRecord(number=number, params=dict(params[run_id]), state=state, value=value,
                                      intermediate=intermediate))
         return records
 
@@ -205,9 +219,9 @@ class Scheduler:
         return values
 
     # -------------------------------------------------------------- propose
-    def _propose(self) -> bool:
+    def _propose(self, rows: list[dict[str, Any]]) -> bool:
         changed = False
-        for exp in self._running_experiments(fresh=True):
+        for exp in self._running_experiments():
             try:
                 spec = self._spec(exp)
             except RunyardError as e:
@@ -229,25 +243,36 @@ class Scheduler:
             if search.exhausted(history):
                 continue
             proposals = search.propose(history, free)
-            for i, params in enumerate(proposals):
-                self.store.create_run(exp["project"], experiment_id=exp["id"], number=len(history) + i, params=params,
-                                      status="queued", snapshot_id=exp.get("snapshot_id"), backend=spec.backend,
-                                      name=f"{exp['name']}-{len(history) + i}")
-                changed = True
+            if not proposals:
+                continue
+            runs = [(len(history) + i, f"{exp['name']}-{len(history) + i}", params) for i, params in enumerate(proposals)]
+            ids = self.store.create_queued_runs(exp["id"], exp["project_id"], runs, snapshot_id=exp.get("snapshot_id"),
+                                                backend=spec.backend)
+            cache = self._params.setdefault(exp["id"], {})
+            for run_id, (_, _, params) in zip(ids, runs, strict=True):
+                cache[run_id] = dict(params)
+            exp["counts"]["queued"] = exp["counts"].get("queued", 0) + len(ids)
+            for run_id, (number, _, _) in zip(ids, runs, strict=False):
+                rows.append({"id": run_id, "experiment_id": exp["id"], "status": "queued", "attempt": 1,
+                             "engine_job_id": None, "backend": spec.backend, "number": number, "created_at": time.time(),
+                             "heartbeat_at": None, "ended_at": None})
+            changed = True
         return changed
 
     # ------------------------------------------------------------- dispatch
-    def _dispatch(self) -> bool:
-        queued = self.store.scheduler_runs(["queued"])
+    def _dispatch(self, rows: list[dict[str, Any]]) -> bool:
+        queued = sorted((r for r in rows if r["status"] == "queued"), key=lambda r: r["id"])
         if not queued:
             return False
         changed = False
-        # Fresh, and read after the queued runs: a run proposed for an experiment canceled since
-        # this round's proposals must meet the canceled experiment here, not be dispatched.
-        experiments = {e["id"]: e for e in self._running_experiments(fresh=True)}
+        # A run proposed for an experiment canceled after this round's read is never queued
+        # (create_queued_runs checks the experiment in its transaction), and a queued run the
+        # cancel reached fails the compare-and-set below.
+        experiments = {e["id"]: e for e in self._running_experiments()}
         active_by_exp: dict[int, int] = {}
-        for row in self.store.scheduler_runs(["starting", "running"]):
-            active_by_exp[row["experiment_id"]] = active_by_exp.get(row["experiment_id"], 0) + 1
+        for row in rows:
+            if row["status"] in ("starting", "running"):
+                active_by_exp[row["experiment_id"]] = active_by_exp.get(row["experiment_id"], 0) + 1
         held: dict[str, Resources] = {}
         blocked_backends: set[str] = set()
         for row in queued:
@@ -273,19 +298,26 @@ class Scheduler:
                 if not need.fits_in(free):
                     blocked_backends.add(name)  # keep submission order: nothing later jumps the queue
                     continue
-            run = self.store.get_run(row["id"])
+            run_id = row["id"]
             try:
-                self.store.set_run_status(run.id, "starting", expect=["queued"], message="")
+                self.store.set_run_status(run_id, "starting", expect=["queued"], message="", full=False)
             except InvalidState:
-                continue  # canceled meanwhile, or another scheduler took it
-            launch = build_launch(spec, {"id": run.id, "attempt": run.attempt, "params": run.params}, exp,
+                row["status"] = "unknown"  # canceled meanwhile, or another scheduler took it: next round's read tells
+                continue
+            row["status"] = "starting"
+            counts = exp["counts"]
+            counts["queued"] = counts.get("queued", 0) - 1
+            counts["starting"] = counts.get("starting", 0) + 1
+            params = self._params_of(exp["id"], [run_id])[run_id]
+            launch = build_launch(spec, {"id": run_id, "attempt": row["attempt"], "params": params}, exp,
                                   server_url=self.server_url)
             try:
                 job_id = backend.submit(launch)
             except RunyardError as e:
-                self._fail(run.id, f"submit to backend {name!r} failed: {e.message}")
+                self._fail(run_id, f"submit to backend {name!r} failed: {e.message}")
                 continue
-            self.store.set_engine_job(run.id, job_id, backend=name)
+            self.store.set_engine_job(run_id, job_id, backend=name)
+            row["engine_job_id"], row["backend"] = job_id, name
             if cap is not None:
                 held[name] = held.get(name, Resources(0, 0, 0)) + need
             active_by_exp[exp["id"]] = active_by_exp.get(exp["id"], 0) + 1
@@ -304,26 +336,26 @@ class Scheduler:
             return False  # created after this pass listed the running experiments
         try:
             self.store.set_run_status(row["id"], "canceled", expect=["queued"],
-                                      message=f"canceled: its experiment is {exp.status}")
+                                      message=f"canceled: its experiment is {exp.status}", full=False)
         except InvalidState:
             return False
         return True
 
     def _fail(self, run_id: int, message: str) -> None:
         try:
-            self.store.set_run_status(run_id, "failed", message=message)
+            self.store.set_run_status(run_id, "failed", message=message, full=False)
         except InvalidState:
             pass
 
     # --------------------------------------------------------------- follow
-    def _follow(self) -> bool:
+    def _follow(self, all_rows: list[dict[str, Any]]) -> bool:
         """Poll engines for active runs (and runs canceled/failed in the last minutes)."""
         changed = False
         now = time.time()
-        rows = self.store.scheduler_runs(["starting", "running"])
         # Ended runs whose job may still run and must be stopped (a succeeded or pruned run's
         # job ends by itself: polling those, every pass for 10 minutes, would cost O(runs)).
-        rows += self.store.scheduler_runs(["canceled", "failed"], ended_after=now - 600)
+        rows = [r for r in all_rows if r["status"] in ("starting", "running")
+                or (r["status"] in ("canceled", "failed") and (r["ended_at"] or 0) > now - 600)]
         by_backend: dict[str, list[dict[str, Any]]] = {}
         for row in rows:
             if row["engine_job_id"] and row["backend"]:
@@ -335,7 +367,7 @@ class Scheduler:
                 # is idempotent per attempt), where a new attempt would start a second copy.
                 try:
                     self.store.set_run_status(row["id"], "queued", expect=["starting"],
-                                              message="requeued: the server stopped while submitting it")
+                                              message="requeued: the server stopped while submitting it", full=False)
                     changed = True
                 except InvalidState:
                     pass
@@ -364,7 +396,7 @@ class Scheduler:
                     continue  # give the runner time to report the status itself
                 status, message = outcome
                 try:
-                    self.store.set_run_status(row["id"], status, message=message, exit_code=state.exit_code)
+                    self.store.set_run_status(row["id"], status, message=message, exit_code=state.exit_code, full=False)
                     changed = True
                 except InvalidState:
                     pass
@@ -379,13 +411,26 @@ class Scheduler:
             return False
         changed = False
         experiments = {e["id"]: e for e in self._running_experiments()}
+        by_experiment: dict[int, list[tuple[int, int, str, float | None, int]]] = {}
         for run_id in dirty:
-            run = self.store.find_run(run_id)
-            if run is None or run.status != "running" or run.experiment_id not in experiments:
+            experiment_id = self._experiment_of.get(run_id)
+            if experiment_id is None:
+                run = self.store.find_run(run_id)
+                if run is None or run.experiment_id is None:
+                    continue
+                experiment_id = self._experiment_of[run_id] = run.experiment_id
+            exp = experiments.get(experiment_id)
+            if exp is None:
                 continue
-            exp = experiments[run.experiment_id]
             spec = self._spec(exp)
-            if spec.early_stopping is None or not spec.search.metric or spec.search.metric not in run.metrics:
+            metric = spec.search.metric
+            if spec.early_stopping is None or not metric:
+                continue
+            rows = by_experiment.get(exp["id"])
+            if rows is None:  # one light read per experiment per pass, however many of its runs logged
+                rows = by_experiment[exp["id"]] = self.store.experiment_runs_brief(exp["id"], metric)
+            mine = next((r for r in rows if r[0] == run_id), None)
+            if mine is None or mine[2] != "running" or not mine[4]:
                 continue
             pruner = self._pruners.get(exp["id"])
             if pruner is None:
@@ -394,39 +439,38 @@ class Scheduler:
                 settings = spec.early_stopping.model_dump(exclude={"algorithm", "grace_period_s"})
                 pruner = make_pruner(spec.early_stopping.algorithm, settings, spec.search.mode)
                 self._pruners[exp["id"]] = pruner
-            metric = spec.search.metric
-            record = RunRecord(number=run.number, params=dict(run.params), state=RunState.ACTIVE,
-                               intermediate=self._intermediate(run.id, metric, run.metrics[metric].count))
+            params = self._params_of(exp["id"], [r[0] for r in rows])
+            record = RunRecord(number=mine[1], params=dict(params[run_id]), state=RunState.ACTIVE,
+                               intermediate=self._intermediate(run_id, metric, mine[4]))
             peers = []
-            for peer in self.store.list_runs(experiment_id=exp["id"], limit=10000).items:
-                if peer.id == run.id or metric not in peer.metrics:
+            for peer_id, number, status, value, count in rows:
+                if peer_id == run_id or not count:
                     continue
                 state = {"succeeded": RunState.COMPLETE, "pruned": RunState.PRUNED}.get(
-                    peer.status, RunState.ACTIVE if peer.status in ACTIVE_STATUSES else RunState.FAILED)
-                peers.append(RunRecord(number=peer.number, params=dict(peer.params), state=state,
-                                       value=peer.metrics[metric].last,
-                                       intermediate=self._intermediate(peer.id, metric, peer.metrics[metric].count)))
+                    status, RunState.ACTIVE if status in ACTIVE_STATUSES else RunState.FAILED)
+                peers.append(RunRecord(number=number, params=dict(params[peer_id]), state=state, value=value,
+                                       intermediate=self._intermediate(peer_id, metric, count)))
             from runyard.search.base import Decision
 
             if pruner.decide(record, peers) is Decision.STOP:
                 step = max(record.intermediate) if record.intermediate else 0
                 try:
-                    self.store.set_run_status(run.id, "pruned", expect=["running"],
-                                              message=f"stopped early by the {spec.early_stopping.algorithm} rule at step {step}")
+                    self.store.set_run_status(run_id, "pruned", expect=["running"],
+                                              message=f"stopped early by the {spec.early_stopping.algorithm} rule at step {step}", full=False)
                     changed = True
                 except InvalidState:
                     pass
         return changed
 
     # ------------------------------------------------------------- restarts
-    def _restart_failed(self) -> bool:
+    def _restart_failed(self, rows: list[dict[str, Any]]) -> bool:
         # Every failed run of a running experiment, however long ago it failed: after a long
         # outage a due restart must still happen, or the experiment would never finish.
-        failed = self.store.scheduler_runs(["failed"], running_experiments=True)
+        experiments = {e["id"]: e for e in self._running_experiments()}
+        failed = [r for r in rows if r["status"] == "failed" and r["experiment_id"] in experiments]
         if not failed:
             return False
         changed = False
-        experiments = {e["id"]: e for e in self._running_experiments()}
         for row in failed:
             exp = experiments.get(row["experiment_id"])
             if exp is None:
@@ -447,12 +491,16 @@ class Scheduler:
                                                   f"{spec.max_restarts + 1})")
                 changed = True
             except InvalidState:
-                pass
+                continue
+            row.update(status="queued", attempt=row["attempt"] + 1, engine_job_id=None, ended_at=None)
+            counts = exp["counts"]
+            counts["failed"] = counts.get("failed", 0) - 1
+            counts["queued"] = counts.get("queued", 0) + 1
         return changed
 
     # ---------------------------------------------------------- experiments
-    def _finish_experiments(self) -> None:
-        for exp in self._running_experiments(fresh=True):
+    def _finish_experiments(self, rows: list[dict[str, Any]]) -> None:
+        for exp in self._running_experiments():
             counts = exp["counts"]
             if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
                 continue
@@ -465,8 +513,9 @@ class Scheduler:
             n_ok = counts.get("succeeded", 0)
             total = sum(counts.values())
             if spec.max_restarts and any(
-                r["attempt"] <= spec.max_restarts for r in self.store.scheduler_runs(["failed"]) if r["experiment_id"] == exp["id"]
+                r["attempt"] <= spec.max_restarts for r in rows if r["status"] == "failed" and r["experiment_id"] == exp["id"]
             ):
                 continue  # a restart is still due
             status = "succeeded" if n_ok or counts.get("pruned", 0) else "failed"
             self.store.set_experiment_status(exp["id"], status, f"{n_ok} of {total} runs succeeded")
+            self._params.pop(exp["id"], None)

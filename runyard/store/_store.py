@@ -514,8 +514,12 @@ class Store:
         exit_code: int | None = None,
         expect: Iterable[str] | None = None,
         engine_job_id: str | None = None,
-    ) -> Run:
+        full: bool = True,
+    ) -> Run | None:
         """Move a run to ``status``. A move out of a terminal status is refused (InvalidState).
+
+        Returns the run as it is now, or ``None`` with ``full=False`` (the scheduler's and
+        the runner's hot paths: reloading a run costs five queries).
 
         ``expect``: only move if the current status is one of these (compare-and-set, so
         two scheduler passes never both start a run); otherwise raise InvalidState.
@@ -523,40 +527,47 @@ class Store:
         """
         if status not in RUN_STATUSES:
             raise InvalidInput(f"Unknown run status {status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
-        now = _now()
         with write_scope(self.engine) as conn:
-            # FOR UPDATE: under PostgreSQL's READ COMMITTED, concurrent callers would all read the old
-            # status and all pass `expect`. (SQLite's BEGIN IMMEDIATE already serialises writers.)
-            row = conn.execute(
-                select(m.SqlRun.status, m.SqlRun.attempt).where(m.SqlRun.id == run_id).with_for_update()
-            ).first()
-            if row is None:
-                raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
-            current, attempt = row
-            if expect is not None and current not in set(expect):
-                raise InvalidState(f"Run {run_id} is {current}, not {' or '.join(expect)}.", "Refresh and try again.")
-            if current == status:
-                return self._get_run_in(conn, run_id)
-            if status not in _TRANSITIONS.get(current, frozenset()):
-                raise InvalidState(
-                    f"Run {run_id} is {current} and cannot become {status}.",
-                    "Finished runs keep their status; start a new one with `runyard rerun`." if current in TERMINAL_STATUSES else None,
-                )
-            values: dict[str, Any] = {"status": status}
-            if message is not None:
-                values["status_message"] = message
-            if exit_code is not None:
-                values["exit_code"] = exit_code
-            if engine_job_id is not None:
-                values["engine_job_id"] = engine_job_id
-            if status == "running":
-                values["started_at"] = now
-                values["heartbeat_at"] = now
-            if status in TERMINAL_STATUSES:
-                values["ended_at"] = now
-            conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id).values(**values))
-            conn.execute(insert(m.SqlRunEvent).values(run_id=run_id, status=status, attempt=attempt, message=message or "", ts=now))
-            return self._get_run_in(conn, run_id)
+            self._set_status_in(conn, run_id, status, message=message, exit_code=exit_code, expect=expect,
+                                engine_job_id=engine_job_id)
+            return self._get_run_in(conn, run_id) if full else None
+
+    def _set_status_in(self, conn, run_id: int, status: str, *, message: str | None = None, exit_code: int | None = None,  # noqa: ANN001
+                       expect: Iterable[str] | None = None, engine_job_id: str | None = None) -> bool:
+        """``set_run_status`` inside a write transaction; false when the run already had ``status``."""
+        now = _now()
+        # FOR UPDATE: under PostgreSQL's READ COMMITTED, concurrent callers would all read the old
+        # status and all pass `expect`. (SQLite's BEGIN IMMEDIATE already serialises writers.)
+        row = conn.execute(
+            select(m.SqlRun.status, m.SqlRun.attempt).where(m.SqlRun.id == run_id).with_for_update()
+        ).first()
+        if row is None:
+            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+        current, attempt = row
+        if expect is not None and current not in set(expect):
+            raise InvalidState(f"Run {run_id} is {current}, not {' or '.join(expect)}.", "Refresh and try again.")
+        if current == status:
+            return False
+        if status not in _TRANSITIONS.get(current, frozenset()):
+            raise InvalidState(
+                f"Run {run_id} is {current} and cannot become {status}.",
+                "Finished runs keep their status; start a new one with `runyard rerun`." if current in TERMINAL_STATUSES else None,
+            )
+        values: dict[str, Any] = {"status": status}
+        if message is not None:
+            values["status_message"] = message
+        if exit_code is not None:
+            values["exit_code"] = exit_code
+        if engine_job_id is not None:
+            values["engine_job_id"] = engine_job_id
+        if status == "running":
+            values["started_at"] = now
+            values["heartbeat_at"] = now
+        if status in TERMINAL_STATUSES:
+            values["ended_at"] = now
+        conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id).values(**values))
+        conn.execute(insert(m.SqlRunEvent).values(run_id=run_id, status=status, attempt=attempt, message=message or "", ts=now))
+        return True
 
     def _get_run_in(self, conn, run_id: int) -> Run:  # noqa: ANN001
         return self._load_runs(conn, [run_id], details=True)[0]
@@ -601,6 +612,144 @@ class Store:
         with read_scope(self.engine) as conn:
             return [dict(row._mapping) for row in conn.execute(stmt.order_by(r.id))]
 
+    def scheduler_experiments(self) -> list[dict[str, Any]]:
+        """Light rows for the scheduler: the running experiments, oldest first, with their run counts.
+
+        Keys: id, project, project_id, name, config (the JSON text; the scheduler parses a
+        config once per experiment), snapshot_id, backend, counts (status → number of runs).
+        """
+        e, p, r = m.SqlExperiment, m.SqlProject, m.SqlRun
+        with read_scope(self.engine) as conn:
+            rows = conn.execute(
+                select(e.id, p.name, e.project_id, e.name, e.config, e.snapshot_id, e.backend)
+                .join(p, p.id == e.project_id).where(e.status == "running").order_by(e.id)
+            ).all()
+            counts: dict[int, dict[str, int]] = {row[0]: {} for row in rows}
+            if counts:
+                for eid, status, n in conn.execute(
+                    select(r.experiment_id, r.status, func.count()).where(r.experiment_id.in_(list(counts)))
+                    .group_by(r.experiment_id, r.status)
+                ):
+                    counts[eid][status] = n
+        return [
+            {"id": row[0], "project": row[1], "project_id": row[2], "name": row[3], "config": row[4],
+             "snapshot_id": row[5], "backend": row[6], "counts": counts[row[0]]}
+            for row in rows
+        ]
+
+    def scheduler_state(self, *, ended_after: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Everything one scheduler round starts from, in one read transaction.
+
+        Returns ``(experiments, runs)``: the running experiments as ``scheduler_experiments``
+        gives them, and light rows (``scheduler_runs``' keys) of the runs of experiments
+        that are queued, starting or running, failed (restarts), or canceled or failed
+        after ``ended_after`` (their jobs may still have to be stopped), ordered by id.
+        """
+        e, p, r = m.SqlExperiment, m.SqlProject, m.SqlRun
+        with read_scope(self.engine) as conn:
+            rows = conn.execute(
+                select(e.id, p.name, e.project_id, e.name, e.config, e.snapshot_id, e.backend)
+                .join(p, p.id == e.project_id).where(e.status == "running").order_by(e.id)
+            ).all()
+            counts: dict[int, dict[str, int]] = {row[0]: {} for row in rows}
+            if counts:
+                for eid, status, n in conn.execute(
+                    select(r.experiment_id, r.status, func.count()).where(r.experiment_id.in_(list(counts)))
+                    .group_by(r.experiment_id, r.status)
+                ):
+                    counts[eid][status] = n
+            runs = conn.execute(
+                select(r.id, r.experiment_id, r.status, r.attempt, r.engine_job_id, r.backend, r.number, r.created_at,
+                       r.heartbeat_at, r.ended_at)
+                .where(r.experiment_id.is_not(None), or_(
+                    r.status.in_(["queued", "starting", "running"]),
+                    and_(r.status.in_(["canceled", "failed"]), r.ended_at > ended_after),
+                    and_(r.status == "failed", r.experiment_id.in_(list(counts))),
+                ))
+                .order_by(r.id)
+            ).all()
+        experiments = [
+            {"id": row[0], "project": row[1], "project_id": row[2], "name": row[3], "config": row[4],
+             "snapshot_id": row[5], "backend": row[6], "counts": counts[row[0]]}
+            for row in rows
+        ]
+        keys = ("id", "experiment_id", "status", "attempt", "engine_job_id", "backend", "number", "created_at",
+                "heartbeat_at", "ended_at")
+        return experiments, [dict(zip(keys, row, strict=True)) for row in runs]
+
+    def experiment_runs_brief(self, experiment_id: int, metric: str | None) -> list[tuple[int, int, str, float | None, int]]:
+        """``(id, number, status, last value of metric, its count)`` of every run of the experiment.
+
+        One indexed query and no models: the scheduler rebuilds a search's history from
+        this on every proposal, so its cost is paid once per run of a sweep.
+        """
+        r, s = m.SqlRun, m.SqlMetricSummary
+        with read_scope(self.engine) as conn:
+            key_id = self._metric_key_id(conn, metric) if metric else None
+            if key_id is None:
+                stmt = select(r.id, r.number, r.status, literal(None), literal(0)).where(r.experiment_id == experiment_id)
+            else:
+                stmt = (
+                    select(r.id, r.number, r.status, s.last, func.coalesce(s.count, 0))
+                    .outerjoin(s, and_(s.run_id == r.id, s.key_id == key_id))
+                    .where(r.experiment_id == experiment_id)
+                )
+            rows = conn.execute(stmt.order_by(r.number)).all()
+        return [(row[0], row[1], row[2], _clean_float(row[3]), row[4] or 0) for row in rows]
+
+    def run_params(self, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The params of these runs (run id → params), in one query."""
+        out: dict[int, dict[str, Any]] = {i: {} for i in run_ids}
+        if not out:
+            return out
+        with read_scope(self.engine) as conn:
+            for rid, key, value in conn.execute(
+                select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(list(out)))
+            ):
+                out[rid][key] = json.loads(value)
+        return out
+
+    def create_queued_runs(self, experiment_id: int, project_id: int, runs: Sequence[tuple[int, str, dict[str, Any]]], *,
+                           snapshot_id: str | None, backend: str | None) -> list[int]:
+        """Queue the scheduler's proposals ``(number, name, params)`` of one experiment in one transaction.
+
+        Returns the new runs' ids in order, or ``[]`` when the experiment is no longer
+        running (a cancel that came after the scheduler read it). Params are validated
+        like ``create_run``'s.
+        """
+        if not runs:
+            return []
+        now = _now()
+        param_rows: list[tuple[int, dict[str, Any]]] = []
+        ids: list[int] = []
+        with write_scope(self.engine) as conn:
+            status = conn.execute(select(m.SqlExperiment.status).where(m.SqlExperiment.id == experiment_id)).scalar()
+            if status != "running":
+                return []  # canceled (or ended) since the scheduler read it: its proposals are moot
+            for number, name, params in runs:
+                rid = conn.execute(
+                    insert(m.SqlRun)
+                    .values(project_id=project_id, experiment_id=experiment_id, number=number, name=name, status="queued",
+                            snapshot_id=snapshot_id, backend=backend, created_at=now)
+                    .returning(m.SqlRun.id)
+                ).scalar_one()
+                ids.append(rid)
+                param_rows.append((rid, params))
+            conn.execute(insert(m.SqlRunEvent), [
+                {"run_id": rid, "status": "queued", "attempt": 1, "message": "", "ts": now} for rid in ids])
+            rows = []
+            for rid, params in param_rows:
+                for key, value in params.items():
+                    _check_key(key, "param")
+                    if not _json_ok(value):
+                        raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).",
+                                           "Log numbers, strings, booleans, lists or dicts.")
+                    rows.append({"run_id": rid, "key": key, "value": json.dumps(value, sort_keys=True, allow_nan=False),
+                                 "num": _num(value)})
+            if rows:
+                conn.execute(insert(m.SqlParam), rows)
+        return ids
+
     def acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
         """Take or renew the named lease; true when ``holder`` has it for the next ``ttl_s`` seconds."""
         now = _now()
@@ -641,36 +790,69 @@ class Store:
         exit_code: int | None = None,
     ) -> Task:
         """Create or update the task (role, rank) of the run's current attempt (or ``attempt``)."""
+        with write_scope(self.engine) as conn:
+            return self._upsert_task_in(conn, run_id, role, rank, attempt=attempt, status=status, host=host, pid=pid,
+                                        exit_code=exit_code)
+
+    def _upsert_task_in(self, conn, run_id: int, role: str, rank: int, *, attempt: int | None = None,  # noqa: ANN001
+                        status: str | None = None, host: str | None = None, pid: int | None = None,
+                        exit_code: int | None = None, returning: bool = True) -> Task | None:
         now = _now()
         t = m.SqlTask
-        with write_scope(self.engine) as conn:
-            run_attempt = conn.execute(select(m.SqlRun.attempt).where(m.SqlRun.id == run_id)).scalar()
-            if run_attempt is None:
-                raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
-            attempt = attempt or run_attempt
+        run_attempt = conn.execute(select(m.SqlRun.attempt).where(m.SqlRun.id == run_id)).scalar()
+        if run_attempt is None:
+            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+        attempt = attempt or run_attempt
+        row = conn.execute(
+            select(t.id).where(t.run_id == run_id, t.role == role, t.rank == rank, t.attempt == attempt)
+        ).scalar()
+        values: dict[str, Any] = {}
+        if status is not None:
+            values["status"] = status
+            if status == "running":
+                values["started_at"] = now
+            if status in TERMINAL_STATUSES:
+                values["ended_at"] = now
+        for name, v in (("host", host), ("pid", pid), ("exit_code", exit_code)):
+            if v is not None:
+                values[name] = v
+        values["heartbeat_at"] = now
+        if row is None:
             row = conn.execute(
-                select(t.id).where(t.run_id == run_id, t.role == role, t.rank == rank, t.attempt == attempt)
-            ).scalar()
-            values: dict[str, Any] = {}
-            if status is not None:
-                values["status"] = status
-                if status == "running":
-                    values["started_at"] = now
-                if status in TERMINAL_STATUSES:
-                    values["ended_at"] = now
-            for name, v in (("host", host), ("pid", pid), ("exit_code", exit_code)):
-                if v is not None:
-                    values[name] = v
-            values["heartbeat_at"] = now
-            if row is None:
-                row = conn.execute(
-                    insert(t).values(run_id=run_id, role=role, rank=rank, attempt=attempt, **{"status": "queued", **values}).returning(t.id)
-                ).scalar_one()
-            elif values:
-                conn.execute(update(t).where(t.id == row).values(**values))
-            r = conn.execute(select(t.__table__).where(t.id == row)).one()
+                insert(t).values(run_id=run_id, role=role, rank=rank, attempt=attempt, **{"status": "queued", **values}).returning(t.id)
+            ).scalar_one()
+        elif values:
+            conn.execute(update(t).where(t.id == row).values(**values))
+        if not returning:
+            return None
+        r = conn.execute(select(t.__table__).where(t.id == row)).one()
         return Task(id=r.id, role=r.role, rank=r.rank, attempt=r.attempt, status=r.status, host=r.host, pid=r.pid,
                     exit_code=r.exit_code, started_at=r.started_at, ended_at=r.ended_at)
+
+    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> tuple[bool, str]:
+        """A task runner's report in one transaction: its task's fields and the run's new status.
+
+        ``task``: ``role``, ``rank`` and ``upsert_task``'s fields; ``run``: ``status``,
+        ``message``, ``exit_code``. Returns ``(applied, status)``: whether the run's status
+        change was accepted (false when the run had already ended, e.g. canceled or
+        pruned — the task's fields are recorded all the same) and the run's status now.
+        """
+        if run is not None and run.get("status") not in RUN_STATUSES:
+            raise InvalidInput(f"Unknown run status {run.get('status')!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+        if task is not None and task.get("status") is not None and task["status"] not in RUN_STATUSES:
+            raise InvalidInput(f"Unknown task status {task['status']!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+        applied = True
+        with write_scope(self.engine) as conn:
+            if task is not None:
+                fields = dict(task)
+                self._upsert_task_in(conn, run_id, fields.pop("role"), fields.pop("rank"), returning=False, **fields)
+            if run is not None:
+                try:
+                    self._set_status_in(conn, run_id, run["status"], message=run.get("message"), exit_code=run.get("exit_code"))
+                except InvalidState:
+                    applied = False
+            status = self._require_run(conn, run_id)
+        return applied, status
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> Run:
         """Record params. Re-logging the same value is a no-op; a different value is a Conflict."""

@@ -166,3 +166,38 @@ def test_params_tags_status_over_http(client: Client, project: str, shared_serve
     done = client.update_run(rid, "failed", message="oom", exit_code=137)
     assert (done["status"], done["exit_code"], done["status_message"]) == ("failed", 137, "oom")
     assert [e["status"] for e in done["events"]] == ["queued", "running", "failed"]
+
+
+def test_report_records_task_and_run_status_in_one_request(client: Client, project: str) -> None:
+    run = client.create_run(project, status="queued")["id"]
+    start = client.report(run, task={"role": "main", "rank": 0, "status": "running", "pid": 4242, "host": "h1"},
+                          run={"status": "running"})
+    assert start == {"applied": True, "status": "running"}
+    client.cancel_run(run)
+    # The run ended meanwhile: the task's end is recorded, the run's status change is not applied.
+    end = client.report(run, task={"role": "main", "rank": 0, "status": "succeeded", "exit_code": 0},
+                        run={"status": "succeeded", "exit_code": 0})
+    assert end == {"applied": False, "status": "canceled"}
+    got = client.get_run(run)
+    assert got["status"] == "canceled"
+    (task,) = got["tasks"]
+    assert (task["status"], task["pid"], task["host"], task["exit_code"]) == ("succeeded", 4242, "h1", 0)
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    ({"run": {"status": "done"}}, "Unknown run status 'done'"),
+    ({"task": {"role": "main", "rank": 0, "status": "bogus"}}, "Unknown task status 'bogus'"),
+    ({"run": {"message": "no status"}}, "needs a status"),
+])
+def test_bad_reports_are_refused_and_change_nothing(client: Client, project: str, body: dict[str, Any],
+                                                    fragment: str) -> None:
+    run = client.create_run(project, status="running")["id"]
+    with pytest.raises(InvalidInput, match=fragment):
+        client.report(run, **body)
+    got = client.get_run(run)
+    assert (got["status"], got["tasks"]) == ("running", [])
+
+
+def test_report_for_a_missing_run_is_404(client: Client) -> None:
+    with pytest.raises(NotFound, match="No run with id 987654"):
+        client.report(987654, run={"status": "running"})

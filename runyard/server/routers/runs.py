@@ -150,6 +150,42 @@ def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Re
     return task
 
 
+class TaskReportFields(TaskUpdate):
+    role: str
+    rank: int
+
+
+class Report(BaseModel):
+    task: TaskReportFields | None = Field(None, description="the reporting task's fields (as PUT .../tasks/{role}/{rank})")
+    run: RunUpdate | None = Field(None, description="the run's new status (as PATCH /runs/{id})")
+
+
+class ReportResult(BaseModel):
+    applied: bool = Field(description="whether the run's status change was accepted (false: the run had ended)")
+    status: str = Field(description="the run's status now")
+
+
+@router.post("/{run_id}/report", response_model=ReportResult)
+def report(run_id: int, body: Report, request: Request, store: Store = Depends(get_store)) -> ReportResult:
+    """A task runner's start or end report: its task and the run's status in one transaction.
+
+    A status change the run refuses (it was canceled or pruned meanwhile) is not an
+    error here: ``applied`` is false and ``status`` says what the run is.
+    """
+    run = None
+    if body.run is not None:
+        if body.run.status is None:
+            raise InvalidInput("A report's run part needs a status.", "Send {\"run\": {\"status\": ...}} or leave run out.")
+        run = body.run.model_dump()
+    task = body.task.model_dump(exclude_none=True) if body.task is not None else None
+    applied, status = store.report(run_id, task=task, run=run)
+    if run is not None and applied and status in TERMINAL_STATUSES:
+        wake_scheduler(request)  # a slot is free or a restart is due
+    request.app.state.changes.bump(f"run:{run_id}")
+    request.app.state.changes.bump("runs")
+    return ReportResult(applied=applied, status=status)
+
+
 @router.post("/{run_id}/params", response_model=Run)
 def log_params(run_id: int, body: ParamsBody, store: Store = Depends(get_store)) -> Run:
     return store.log_params(run_id, body.params)
