@@ -5,7 +5,8 @@ Each pass (woken by events — a new experiment, a run's status change, new metr
 
 1. renews the leader lease (a row in ``locks``); a follower does nothing else;
 2. proposes: each running experiment's search fills its free ``parallel`` slots
-   with queued runs (proposals are a function of the stored history);
+   with queued runs (proposals are a function of the stored history); a search
+   that does not learn from results (grid, random) is queued a batch ahead;
 3. dispatches queued runs in submission order when the experiment's ``parallel``
    and the backend's free resources allow: compare-and-set queued → starting,
    then ``backend.submit`` (so two servers never dispatch one run);
@@ -44,7 +45,8 @@ __all__ = ["Scheduler"]
 log = logging.getLogger("runyard.scheduler")
 
 LEASE = "scheduler"
-_LOST_GRACE_S = 10.0  # a job the engine reports ended gets this long for its runner's own report
+_LOST_GRACE_S = 10.0
+_AHEAD_MIN, _AHEAD_FACTOR = 8, 2  # grid/random: queue max(8, 2 × parallel) proposals beyond parallel  # a job the engine reports ended gets this long for its runner's own report
 
 
 class Scheduler:
@@ -229,9 +231,7 @@ class Scheduler:
                 continue
             counts = exp["counts"]
             active = sum(counts.get(s, 0) for s in ACTIVE_STATUSES)
-            free = spec.search.parallel - active
-            if free <= 0:
-                continue
+            parallel = spec.search.parallel
             search = self._searches.get(exp["id"])
             if search is None:
                 from runyard.search import make_search
@@ -239,6 +239,16 @@ class Scheduler:
                 search = make_search(spec.search.algorithm, spec.space(), spec.search.max_runs,
                                      spec.search.seed if spec.search.seed is not None else 0, spec.search.mode)
                 self._searches[exp["id"]] = search
+            if getattr(search, "learns", True):
+                free = parallel - active  # a proposal waits for every result it can learn from
+            elif counts.get("queued", 0) >= parallel:
+                free = 0  # enough queued to fill every slot that frees up
+            else:
+                # Proposals that learn nothing from results are queued ahead, a batch at a time:
+                # a freed slot is filled at once, without a proposal (and its write) in between.
+                free = parallel + max(_AHEAD_MIN, _AHEAD_FACTOR * parallel) - active
+            if free <= 0:
+                continue
             history = self._history(exp["id"], spec)
             if search.exhausted(history):
                 continue

@@ -119,6 +119,9 @@ class Decision(enum.Enum):
 
 class Search(Protocol):
     name: ClassVar[str]
+    # True when proposals depend on the results of earlier runs (TPE, CMA-ES). A search
+    # that does not learn (grid, random) gets its proposals queued ahead of free slots.
+    learns: ClassVar[bool]
 
     def propose(self, history: Sequence[RunRecord], n: int) -> list[Params]: ...
 

@@ -69,6 +69,7 @@ class GridSearch:
     """
 
     name: ClassVar[str] = "grid"
+    learns: ClassVar[bool] = False  # proposals never depend on results: the scheduler may queue them ahead
 
     def __init__(self, space: Space, max_runs: int | None = None) -> None:
         check_space(space)

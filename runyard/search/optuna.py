@@ -130,6 +130,7 @@ class OptunaSearch:
     """
 
     name: ClassVar[str] = "optuna"
+    learns: ClassVar[bool] = True  # proposals depend on earlier runs' results
 
     def __init__(
         self,

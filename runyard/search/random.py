@@ -50,6 +50,7 @@ class RandomSearch:
     """
 
     name: ClassVar[str] = "random"
+    learns: ClassVar[bool] = False  # proposals never depend on results: the scheduler may queue them ahead
 
     def __init__(self, space: Space, max_runs: int, seed: int) -> None:
         check_space(space)

@@ -36,8 +36,8 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str:
-    """Apply every pending migration; returns the revision the database is at."""
+def upgrade(engine: Engine, target: str = "head") -> str:
+    """Apply every pending migration (up to ``target``); returns the revision the database is at."""
     if current_revision(engine) == head_revision():
         return head_revision()
     if engine.dialect.name == "postgresql":
@@ -46,11 +46,11 @@ def upgrade(engine: Engine) -> str:
             try:
                 cfg = _config(engine)
                 cfg.attributes["connection"] = conn
-                command.upgrade(cfg, "head")
+                command.upgrade(cfg, target)
                 conn.commit()
             finally:
                 conn.execute(text("SELECT pg_advisory_unlock(7428801)"))
                 conn.commit()
     else:
-        command.upgrade(_config(engine), "head")
-    return head_revision()
+        command.upgrade(_config(engine), target)
+    return current_revision(engine) or ""

@@ -10,19 +10,18 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Boolean,
-    Column,
     Float,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
-    Table,
     Text,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "metrics_table"]
+__all__ = ["Base"]
 
 # Integer primary keys autoincrement as INTEGER PRIMARY KEY (rowid) on SQLite and
 # BIGINT identity on PostgreSQL.
@@ -129,20 +128,6 @@ class SqlMetricKey(Base):
     name: Mapped[str] = mapped_column(String(250), unique=True)
 
 
-# The points themselves: a Core table without a primary key (SQLite's rowid serves),
-# one narrow index. Kept out of the ORM: it is only ever bulk-inserted and range-read.
-metrics_table = Table(
-    "metrics",
-    Base.metadata,
-    Column("run_id", BigId, nullable=False),
-    Column("key_id", BigId, nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("value", Double, nullable=True),  # NULL holds NaN on SQLite
-    Column("ts", Double, nullable=False),
-    Index("ix_metrics_run_key_step", "run_id", "key_id", "step"),
-)
-
-
 class SqlMetricSummary(Base):
     """Per (run, key): last/min/max/count, kept up to date at ingest so tables never scan points."""
 
@@ -159,10 +144,11 @@ class SqlMetricSummary(Base):
 
 
 class SqlMetricBlock(Base):
-    """Extremes of a run's metric over a block of BLOCK_STEPS consecutive steps.
+    """The points of a run's metric over a block of BLOCK_STEPS consecutive steps.
 
-    Maintained at ingest; long histories are downsampled from these rows instead
-    of the raw points, so a 1,000,000-point metric reads ~4,000 rows.
+    ``data`` packs the points themselves (``runyard/store/_points.py``); the columns
+    hold their count and extremes, so long histories are downsampled from these
+    columns alone: a 1,000,000-point metric reads ~4,000 small rows.
     """
 
     __tablename__ = "metric_blocks"
@@ -176,6 +162,7 @@ class SqlMetricBlock(Base):
     max: Mapped[float | None] = mapped_column(Double, nullable=True)
     max_step: Mapped[int] = mapped_column(BigInteger)
     max_ts: Mapped[float] = mapped_column(Double)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class SqlMetricBatch(Base):
