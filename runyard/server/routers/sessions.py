@@ -18,6 +18,7 @@ from runyard.server._auth import (
     csrf_for,
     principal,
     public_route,
+    run_token_route,
 )
 from runyard.store._auth import User
 
@@ -46,6 +47,7 @@ class Me(BaseModel):
     run_id: int | None = None
     is_admin: bool
     via: Literal["none", "token", "cookie"] = "none"
+    token_id: int | None = Field(None, description="the id of the token or session the request came with")
 
 
 def _secure(request: Request) -> bool:
@@ -100,7 +102,8 @@ def logout(request: Request, response: Response) -> LogoutResult:
 
 
 @router.get("/me", response_model=Me)
+@run_token_route
 def me(request: Request) -> Me:
     p = principal(request)
     mode = "local" if request.app.state.auth.local_mode() else "auth"
-    return Me(mode=mode, kind=p.kind, user=p.user, run_id=p.run_id, is_admin=p.is_admin, via=p.via)
+    return Me(mode=mode, kind=p.kind, user=p.user, run_id=p.run_id, is_admin=p.is_admin, via=p.via, token_id=p.token_id)
