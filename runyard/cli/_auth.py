@@ -49,11 +49,11 @@ def login(
 
     The CLI and SDK then use that server and token; RUNYARD_TOKEN overrides the token.
 
-    Examples:
+    Examples (not run by tests/cli/test_cli_examples.py: they need a server with users):
 
-        $ runyard login https://runyard.example.org -u alice
+          runyard login https://runyard.example.org -u alice
 
-        $ echo "$PW" | runyard login http://10.0.0.5:8765 -u alice --password-stdin
+          echo "$PW" | runyard login http://10.0.0.5:8765 -u alice --password-stdin
     """
     from runyard._local import save_credentials
     from runyard.client import Client
@@ -145,9 +145,9 @@ def tokens_create(
 ) -> None:
     """Create a personal API token. The secret is printed once: store it now.
 
-    Examples:
+    Examples (on a server with users):
 
-        $ runyard tokens create --name ci --expires-in-days 90
+          runyard tokens create --name ci --expires-in-days 90
     """
     with get_client() as client:
         created = client.create_token(name, expires_in_days)
@@ -199,11 +199,11 @@ def admin_create_user(
 ) -> None:
     """Create a user (admins; on a server in local mode, this ends local mode).
 
-    Examples:
+    Examples (they prompt for the password, or read it from stdin):
 
-        $ runyard admin create-user alice --email alice@example.org
+          runyard admin create-user alice --email alice@example.org
 
-        $ echo "$PW" | runyard admin create-user root --admin --password-stdin
+          echo "$PW" | runyard admin create-user root --admin --password-stdin
     """
     password = _read_password(password_stdin, f"Password for {username}", confirm=True)
     with get_client() as client:
@@ -313,9 +313,9 @@ def projects_share(
 ) -> None:
     """Share a project with a user (owners and admins).
 
-    Examples:
+    Examples (on a server with users):
 
-        $ runyard projects share digits bob --role editor
+          runyard projects share digits bob --role editor
     """
     if role not in ("viewer", "editor", "owner"):
         raise InvalidInput(f"Unknown role {role!r}.", "Use viewer, editor or owner.")
