@@ -49,11 +49,9 @@ def login(
 
     The CLI and SDK then use that server and token; RUNYARD_TOKEN overrides the token.
 
-    Examples (not run by tests/cli/test_cli_examples.py: they need a server with users):
+    Examples (a server with users; `--password-stdin` reads the password from a pipe):
 
-          runyard login https://runyard.example.org -u alice
-
-          echo "$PW" | runyard login http://10.0.0.5:8765 -u alice --password-stdin
+        $ runyard login https://runyard.example.org -u alice
     """
     from runyard._local import save_credentials
     from runyard.client import Client
@@ -107,7 +105,12 @@ def logout() -> None:
 
 @app.command("whoami")
 def whoami(json_: bool = typer.Option(False, "--json", help="Print the answer of GET /api/v1/me.")) -> None:
-    """Show who the CLI acts as on its server (or that the server is in single-user local mode)."""
+    """Show who the CLI acts as on its server (or that the server is in single-user local mode).
+
+    Examples:
+
+        $ runyard whoami
+    """
     with get_client() as client:
         me = client.me()
     if json_:
@@ -125,7 +128,12 @@ def whoami(json_: bool = typer.Option(False, "--json", help="Print the answer of
 @app.command("passwd")
 def passwd(password_stdin: bool = typer.Option(False, "--password-stdin",
                                                help="Read the old then the new password from two lines of stdin.")) -> None:
-    """Change your password (your web sessions end; tokens stay valid)."""
+    """Change your password (your web sessions end; tokens stay valid).
+
+    Examples:
+
+        $ runyard passwd
+    """
     with get_client() as client:
         me = client.me()
         if not me.get("user"):
@@ -147,7 +155,7 @@ def tokens_create(
 
     Examples (on a server with users):
 
-          runyard tokens create --name ci --expires-in-days 90
+        $ runyard tokens create --name ci --expires-in-days 90
     """
     with get_client() as client:
         created = client.create_token(name, expires_in_days)
@@ -161,7 +169,12 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(json_: bool = typer.Option(False, "--json", help="Print the tokens as a JSON list.")) -> None:
-    """List your personal tokens (never their secrets)."""
+    """List your personal tokens (never their secrets).
+
+    Examples:
+
+        $ runyard tokens list --json
+    """
     from rich.markup import escape
     from rich.table import Table
 
@@ -182,7 +195,12 @@ def tokens_list(json_: bool = typer.Option(False, "--json", help="Print the toke
 
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int = typer.Argument(..., help="The token's id (see `runyard tokens list`).")) -> None:
-    """Revoke a token; it stops working at once."""
+    """Revoke a token; it stops working at once.
+
+    Examples:
+
+        $ runyard tokens revoke 3
+    """
     with get_client() as client:
         client.revoke_token(token_id)
     console().print(f"Token {token_id} revoked.", markup=False)
@@ -199,11 +217,9 @@ def admin_create_user(
 ) -> None:
     """Create a user (admins; on a server in local mode, this ends local mode).
 
-    Examples (they prompt for the password, or read it from stdin):
+    Examples (it prompts for the password; `--password-stdin` reads it from a pipe):
 
-          runyard admin create-user alice --email alice@example.org
-
-          echo "$PW" | runyard admin create-user root --admin --password-stdin
+        $ runyard admin create-user alice --email alice@example.org
     """
     password = _read_password(password_stdin, f"Password for {username}", confirm=True)
     with get_client() as client:
@@ -216,7 +232,12 @@ def admin_create_user(
 
 @admin_app.command("users")
 def admin_users(json_: bool = typer.Option(False, "--json", help="Print the users as a JSON list.")) -> None:
-    """List users."""
+    """List users.
+
+    Examples:
+
+        $ runyard admin users
+    """
     from rich.markup import escape
     from rich.table import Table
 
@@ -242,31 +263,56 @@ def _update(username: str, done: str, **fields: Any) -> None:
 
 @admin_app.command("disable")
 def admin_disable(username: str = typer.Argument(...)) -> None:
-    """Disable a user: sign-in and their tokens stop working at once."""
+    """Disable a user: sign-in and their tokens stop working at once.
+
+    Examples:
+
+        $ runyard admin disable bob
+    """
     _update(username, "disabled", disabled=True)
 
 
 @admin_app.command("enable")
 def admin_enable(username: str = typer.Argument(...)) -> None:
-    """Enable a disabled user again."""
+    """Enable a disabled user again.
+
+    Examples:
+
+        $ runyard admin enable bob
+    """
     _update(username, "enabled", disabled=False)
 
 
 @admin_app.command("promote")
 def admin_promote(username: str = typer.Argument(...)) -> None:
-    """Make a user an admin."""
+    """Make a user an admin.
+
+    Examples:
+
+        $ runyard admin promote bob
+    """
     _update(username, "is an admin now", is_admin=True)
 
 
 @admin_app.command("demote")
 def admin_demote(username: str = typer.Argument(...)) -> None:
-    """Take a user's admin rights away (the last enabled admin cannot be demoted)."""
+    """Take a user's admin rights away (the last enabled admin cannot be demoted).
+
+    Examples:
+
+        $ runyard admin demote bob
+    """
     _update(username, "is no longer an admin", is_admin=False)
 
 
 @admin_app.command("set-password")
 def admin_set_password(username: str = typer.Argument(...), password_stdin: bool = _PASSWORD_STDIN) -> None:
-    """Reset a user's password (their web sessions end)."""
+    """Reset a user's password (their web sessions end).
+
+    Examples:
+
+        $ runyard admin set-password bob
+    """
     password = _read_password(password_stdin, f"New password for {username}", confirm=True)
     with get_client() as client:
         client.set_password(username, password)
@@ -315,7 +361,7 @@ def projects_share(
 
     Examples (on a server with users):
 
-          runyard projects share digits bob --role editor
+        $ runyard projects share digits bob --role editor
     """
     if role not in ("viewer", "editor", "owner"):
         raise InvalidInput(f"Unknown role {role!r}.", "Use viewer, editor or owner.")
@@ -326,7 +372,12 @@ def projects_share(
 
 @projects_app.command("unshare")
 def projects_unshare(project: str = typer.Argument(...), username: str = typer.Argument(...)) -> None:
-    """Stop sharing a project with a user."""
+    """Stop sharing a project with a user.
+
+    Examples:
+
+        $ runyard projects unshare digits bob
+    """
     with get_client() as client:
         client.unshare_project(project, username)
     console().print(f"{username} is no longer a member of {project}.", markup=False)
@@ -335,7 +386,12 @@ def projects_unshare(project: str = typer.Argument(...), username: str = typer.A
 @projects_app.command("members")
 def projects_members(project: str = typer.Argument(...),
                      json_: bool = typer.Option(False, "--json", help="Print owner, visibility and members as JSON.")) -> None:
-    """Show a project's owner, visibility and members."""
+    """Show a project's owner, visibility and members.
+
+    Examples:
+
+        $ runyard projects members demo
+    """
     with get_client() as client:
         answer = client.list_members(project)
     if json_:
@@ -349,7 +405,12 @@ def projects_members(project: str = typer.Argument(...),
 @projects_app.command("visibility")
 def projects_visibility(project: str = typer.Argument(...),
                         visibility: str = typer.Argument(..., help="private (members only) or public (every user may read).")) -> None:
-    """Make a project private or public (owners and admins)."""
+    """Make a project private or public (owners and admins).
+
+    Examples:
+
+        $ runyard projects visibility demo public
+    """
     if visibility not in ("private", "public"):
         raise InvalidInput(f"Unknown visibility {visibility!r}.", "Use private or public.")
     with get_client() as client:
