@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from conftest import ADMIN_PW, PASSWORDS, World, call, mint_run_token, token_for
+from auth_helpers import ADMIN_PW, PASSWORDS, World, call, mint_run_token, token_for
 from runyard.client import Client
 from runyard.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from runyard.testing import LiveServer

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import BLOB, PASSWORDS, World, call
+from auth_helpers import BLOB, PASSWORDS, World, call
 
 PRINCIPALS = ("anonymous", "stranger", "viewer", "editor", "owner", "admin", "run", "revoked", "expired")
 USERS = {"stranger", "viewer", "editor", "owner", "admin"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import ADMIN_PW, start_auth_server, token_for
+from auth_helpers import ADMIN_PW, start_auth_server, token_for
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from conftest import ADMIN_PW
+from auth_helpers import ADMIN_PW
 from runyard.cli import app
 from runyard.client import Client
 from runyard.errors import RunyardError
