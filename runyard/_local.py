@@ -2,9 +2,10 @@
 
 :func:`resolve_server` picks, in order:
 
-1. ``RUNYARD_SERVER`` (and ``RUNYARD_TOKEN``) from the environment;
+1. ``RUNYARD_SERVER`` from the environment, with ``RUNYARD_TOKEN``, or else the
+   token saved by ``runyard login`` for that same URL;
 2. the credentials saved by ``runyard login`` in ``$RUNYARD_HOME/credentials``
-   (JSON ``{"url", "token"}``);
+   (JSON ``{"url", "token"}``, mode 0600); ``RUNYARD_TOKEN`` overrides its token;
 3. the embedded server: ``python -m runyard.server`` on 127.0.0.1, started in the
    background the first time a command needs it and reused afterwards.
 
@@ -36,7 +37,7 @@ from typing import Any
 from runyard import config
 from runyard.errors import InvalidInput, ServerUnreachable
 
-__all__ = ["resolve_server", "server_status", "start_server", "stop_server"]
+__all__ = ["forget_credentials", "resolve_server", "save_credentials", "server_status", "start_server", "stop_server"]
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -79,12 +80,17 @@ def resolve_server() -> tuple[str, str | None]:
         ServerUnreachable: the embedded server did not start (the message holds its log tail).
     """
     url = os.environ.get("RUNYARD_SERVER")
+    env_token = os.environ.get("RUNYARD_TOKEN") or None
     if url:
-        return url.rstrip("/"), os.environ.get("RUNYARD_TOKEN") or None
+        url = url.rstrip("/")
+        if env_token:
+            return url, env_token
+        creds = _read_credentials()
+        return url, creds[1] if creds is not None and creds[0] == url else None
     creds = _read_credentials()
     if creds is not None:
-        return creds
-    return start_server()["url"], None
+        return creds[0], env_token or creds[1]
+    return start_server()["url"], env_token
 
 
 def start_server() -> dict[str, Any]:
@@ -155,6 +161,32 @@ def stop_server() -> bool:
 
 
 # ---------------------------------------------------------------- credentials
+def save_credentials(url: str, token: str) -> Path:
+    """Save the server and token ``runyard login`` got, readable by this account only (0600)."""
+    path = _credentials_path()
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"url": url.rstrip("/"), "token": token}, f)
+    os.chmod(tmp, 0o600)  # an existing tmp file kept its old mode
+    tmp.replace(path)
+    return path
+
+
+def saved_credentials() -> tuple[str, str | None] | None:
+    """The (url, token) saved by ``runyard login``, or None."""
+    return _read_credentials()
+
+
+def forget_credentials() -> bool:
+    """Remove the saved credentials; False if there were none."""
+    try:
+        _credentials_path().unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def _read_credentials() -> tuple[str, str | None] | None:
     path = _credentials_path()
     try:

@@ -18,6 +18,8 @@ from runyard.errors import RunyardError, ServerUnreachable, from_payload
 
 __all__ = ["Client"]
 
+CSRF_HEADER = "X-CSRF-Token"
+
 try:  # orjson is a dependency; the fallback keeps the client importable in odd environments
     import orjson
 
@@ -52,13 +54,13 @@ class Client:
 
     @classmethod
     def from_env(cls) -> Client:
-        """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one)."""
-        url = os.environ.get("RUNYARD_SERVER")
-        token = os.environ.get("RUNYARD_TOKEN")
-        if not url:
-            from runyard._local import resolve_server
+        """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one).
 
-            url, token = resolve_server()
+        The token is RUNYARD_TOKEN, else the one ``runyard login`` saved for that server.
+        """
+        from runyard._local import resolve_server
+
+        url, token = resolve_server()
         return cls(url, token)
 
     def close(self) -> None:
@@ -101,6 +103,63 @@ class Client:
     # ------------------------------------------------------------------ server
     def health(self) -> dict[str, Any]:
         return self._json("GET", "/health", timeout_s=5.0)
+
+    # -------------------------------------------------------------------- auth
+    def login(self, username: str, password: str) -> dict[str, Any]:
+        """Sign in with a password: the session cookie is kept, and later writes send its CSRF header."""
+        answer = self._json("POST", "/auth/login", json={"username": username, "password": password})
+        self._http.headers[CSRF_HEADER] = answer["csrf_token"]
+        return answer
+
+    def logout(self) -> bool:
+        """End the session this client signed in with (if any)."""
+        ended = self._json("POST", "/auth/logout")["signed_out"]
+        self._http.headers.pop(CSRF_HEADER, None)
+        self._http.cookies.clear()
+        return ended
+
+    def me(self) -> dict[str, Any]:
+        return self._json("GET", "/me")
+
+    def create_token(self, name: str = "", expires_in_days: float | None = None) -> dict[str, Any]:
+        """A new personal token: ``{"token": secret (shown once), "info": {...}}``."""
+        return self._json("POST", "/tokens", json={"name": name, "expires_in_days": expires_in_days})
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/tokens")["items"]
+
+    def revoke_token(self, token_id: int) -> dict[str, Any]:
+        return self._json("DELETE", f"/tokens/{token_id}")
+
+    def create_user(self, username: str, password: str, *, email: str = "", is_admin: bool = False) -> dict[str, Any]:
+        return self._json("POST", "/users", json={"username": username, "password": password, "email": email, "is_admin": is_admin})
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/users")["items"]
+
+    def update_user(self, username: str, **fields: Any) -> dict[str, Any]:
+        """Change ``email``, ``is_admin`` or ``disabled`` (admins)."""
+        return self._json("PATCH", f"/users/{_q(username)}", json=fields)
+
+    def set_password(self, username: str, password: str, old_password: str | None = None) -> None:
+        self._json("PUT", f"/users/{_q(username)}/password", json={"password": password, "old_password": old_password})
+
+    def list_members(self, project: str) -> dict[str, Any]:
+        return self._json("GET", f"/projects/{_q(project)}/members")
+
+    def share_project(self, project: str, username: str, role: str) -> dict[str, Any]:
+        return self._json("PUT", f"/projects/{_q(project)}/members/{_q(username)}", json={"role": role})
+
+    def unshare_project(self, project: str, username: str) -> None:
+        self._json("DELETE", f"/projects/{_q(project)}/members/{_q(username)}")
+
+    def update_project(self, name: str, *, description: str | None = None, visibility: str | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in (("description", description), ("visibility", visibility)) if v is not None}
+        return self._json("PATCH", f"/projects/{_q(name)}", json=body)
+
+    def audit(self, *, limit: int = 100, action: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
+        params = {k: v for k, v in (("limit", limit), ("action", action), ("actor", actor)) if v is not None}
+        return self._json("GET", "/audit", params=params)["items"]
 
     # ---------------------------------------------------------------- projects
     def create_project(self, name: str, description: str = "", visibility: str = "private") -> dict[str, Any]:

@@ -9,6 +9,7 @@
     ├── Conflict                      conflict        409
     │   └── InvalidState              invalid_state   409
     ├── PayloadTooLarge               too_large       413
+    ├── RateLimited                   rate_limited    429
     ├── ServerUnreachable             unreachable     503
     ├── BackendError                  backend_error   502
     │   └── SubmitError               submit_error    502
@@ -32,6 +33,7 @@ __all__ = [
     "InvalidState",
     "NotFound",
     "PayloadTooLarge",
+    "RateLimited",
     "RunyardError",
     "ServerUnreachable",
     "SpecError",
@@ -95,6 +97,16 @@ class PayloadTooLarge(RunyardError):
     code = "too_large"
 
 
+class RateLimited(RunyardError):
+    """Too many attempts (sign-ins); ``retry_after_s`` says when to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, hint: str | None = None, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message, hint)
+        self.retry_after_s = retry_after_s
+
+
 class ServerUnreachable(RunyardError, ConnectionError):
     code = "unreachable"
 
@@ -117,6 +129,7 @@ _STATUS: dict[str, int] = {
     "conflict": 409,
     "invalid_state": 409,
     "too_large": 413,
+    "rate_limited": 429,
     "unreachable": 503,
     "backend_error": 502,
     "submit_error": 502,
@@ -134,6 +147,7 @@ _BY_CODE: dict[str, type[RunyardError]] = {
         Conflict,
         InvalidState,
         PayloadTooLarge,
+        RateLimited,
         ServerUnreachable,
         BackendError,
         SubmitError,

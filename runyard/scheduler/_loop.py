@@ -75,8 +75,9 @@ class Scheduler:
         self._renewed_at = 0.0
         self._experiments_cache: list[dict[str, Any]] | None = None
         self._intermediate_cache: dict[tuple[int, str], tuple[int, dict[int, float]]] = {}
-        self._params: dict[int, dict[int, dict[str, Any]]] = {}
-        self._experiment_of: dict[int, int] = {}  # run id → experiment id, for runs the pruner looked at  # experiment id → run id → params (fixed once queued)
+        self._params: dict[int, dict[int, dict[str, Any]]] = {}  # experiment id → run id → params (fixed once queued)
+        self._experiment_of: dict[int, int] = {}  # run id → experiment id, for runs the pruner looked at
+        self._auth_store: Any = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -320,7 +321,7 @@ class Scheduler:
             counts["starting"] = counts.get("starting", 0) + 1
             params = self._params_of(exp["id"], [run_id])[run_id]
             launch = build_launch(spec, {"id": run_id, "attempt": row["attempt"], "params": params}, exp,
-                                  server_url=self.server_url)
+                                  server_url=self.server_url, token=self._run_token(run_id, row["attempt"]))
             try:
                 job_id = backend.submit(launch)
             except RunyardError as e:
@@ -333,6 +334,21 @@ class Scheduler:
             active_by_exp[exp["id"]] = active_by_exp.get(exp["id"], 0) + 1
             changed = True
         return changed
+
+    def _run_token(self, run_id: int, attempt: int) -> str:
+        """Mint the token of one attempt of a run (RUNYARD_TOKEN in its environment), ending earlier attempts' tokens.
+
+        The token reaches only this run: its writes, its own reads, its snapshot
+        (runyard/server/_auth.py). Minted in local mode too, so runs keep reporting
+        when the server later gets users.
+        """
+        from runyard.store._auth import AuthStore
+
+        if self._auth_store is None:
+            self._auth_store = AuthStore(self.store.engine)
+        self._auth_store.revoke_run_tokens(run_id)
+        _, secret = self._auth_store.create_token("run", run_id=run_id, name=f"run {run_id} attempt {attempt}")
+        return secret
 
     def _cancel_left_behind(self, row: Mapping[str, Any]) -> bool:
         """Cancel a queued run of an experiment that ended.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from runyard.errors import RunyardError
 from runyard.server._serve import serve
 
 
@@ -13,7 +15,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--log-level", default="warning")
     args = parser.parse_args()
-    serve(args.host, args.port, log_level=args.log_level)
+    try:
+        serve(args.host, args.port, log_level=args.log_level)
+    except RunyardError as e:
+        print(f"Error: {e.message}", file=sys.stderr)
+        if e.hint:
+            print(f"Hint: {e.hint}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

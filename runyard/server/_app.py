@@ -8,7 +8,7 @@ import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
@@ -16,7 +16,8 @@ from runyard import __version__
 from runyard.artifacts import ArtifactStorage
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
-from runyard.server.routers import artifacts, experiments, logs, projects, runs
+from runyard.server._auth import Auth, authenticate, check_mode, public_route
+from runyard.server.routers import artifacts, audit, experiments, logs, members, projects, runs, sessions, tokens, users
 from runyard.store import Store
 
 __all__ = ["create_app"]
@@ -36,13 +37,19 @@ def _public_url() -> str:
     return os.environ.get("RUNYARD_PUBLIC_URL", "http://127.0.0.1:8765")
 
 
-def create_app(store: Store | None = None, *, artifacts_url: str | None = None, scheduler: bool | None = None) -> FastAPI:
+def create_app(store: Store | None = None, *, artifacts_url: str | None = None, scheduler: bool | None = None,
+               auth_mode: str | None = None) -> FastAPI:
     """Build the app. ``store`` defaults to ``Store.open()`` (migrations applied) at start-up.
 
     The scheduler runs inside the app unless ``scheduler=False`` or RUNYARD_SCHEDULER=0.
+    ``auth_mode`` (default RUNYARD_AUTH, else ``auto``): ``auto`` is single-user local mode
+    while no user exists, ``required`` always asks for sign-in (and creates the first admin,
+    see :func:`runyard.server._bootstrap.ensure_admin`), ``off`` never does (loopback only;
+    ``serve`` refuses it elsewhere).
     """
     if scheduler is None:
         scheduler = os.environ.get("RUNYARD_SCHEDULER", "1") != "0"
+    mode = check_mode(auth_mode or os.environ.get("RUNYARD_AUTH") or "auto")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +57,12 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         if own:
             app.state.store = Store.open()
         app.state.artifacts = ArtifactStorage(artifacts_url)
+        from runyard.server._bootstrap import ensure_admin
+        from runyard.store._auth import AuthStore
+
+        app.state.auth = Auth(AuthStore(app.state.store.engine), mode)
+        if mode == "required":
+            ensure_admin(app.state.auth.store)
         if scheduler:
             from runyard.scheduler import Scheduler
 
@@ -83,13 +96,15 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     app.state.shutdown_hooks = []
     install_error_handlers(app)
 
-    api = APIRouter(prefix="/api/v1")
+    api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)])
 
     @api.get("/health", response_model=Health, tags=["server"])
+    @public_route
     def health() -> Health:
         return Health(status="ok", version=__version__, database=app.state.store.engine.dialect.name)
 
-    for r in (projects.router, experiments.router, runs.router, logs.router, artifacts.router):
+    for r in (projects.router, members.router, experiments.router, runs.router, logs.router, artifacts.router, sessions.router,
+              users.router, tokens.router, audit.router):
         api.include_router(r)
     app.include_router(api)
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runyard.errors import RunyardError, http_status
+from runyard.errors import RateLimited, RunyardError, Unauthorized, http_status
 
 __all__ = ["install_error_handlers"]
 
 log = logging.getLogger("runyard.server")
 
 _HTTP_CODES = {400: "invalid_input", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
-               409: "conflict", 413: "too_large", 415: "invalid_input", 422: "invalid_input"}
+               409: "conflict", 413: "too_large", 429: "rate_limited", 415: "invalid_input", 422: "invalid_input"}
 
 
 def _body(code: str, message: str, hint: str | None) -> dict:
@@ -26,7 +27,12 @@ def _body(code: str, message: str, hint: str | None) -> dict:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RunyardError)
     async def _runyard(_req: Request, exc: RunyardError) -> JSONResponse:
-        return JSONResponse(exc.to_payload(), status_code=http_status(exc))
+        headers = {}
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after_s)))
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="runyard"'
+        return JSONResponse(exc.to_payload(), status_code=http_status(exc), headers=headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:

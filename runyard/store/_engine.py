@@ -91,6 +91,9 @@ def _mapped_errors(engine: Engine) -> Iterator[None]:
         yield
     except RunyardError:
         raise
+    except OverflowError as e:
+        # SQLite's driver cannot bind integers beyond 64 bits (an id like 10**30 in a URL): bad input, not a 500.
+        raise InvalidInput(f"A number is out of range: {e}.", "Keep ids and integers within 64 bits.") from e
     except DataError as e:
         # A value the database cannot hold (PostgreSQL: NUL in text, numbers out of range) is bad input, not a 500.
         text = (str(e.orig) if e.orig is not None else str(e)).strip().splitlines()[0]

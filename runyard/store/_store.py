@@ -221,9 +221,13 @@ class Store:
             raise NotFound(f"No experiment with id {experiment_id}.", "List experiments with `runyard experiments`.")
         return found[0]
 
-    def list_experiments(self, project: str | None = None, *, experiment_id: int | None = None, limit: int = 1000) -> list[Experiment]:
+    def list_experiments(self, project: str | None = None, *, experiment_id: int | None = None, limit: int = 1000,
+                         project_ids: Sequence[int] | None = None) -> list[Experiment]:
+        """Newest first; ``project_ids`` keeps only those projects' experiments (what a user may see)."""
         e, p = m.SqlExperiment, m.SqlProject
         stmt = select(e.__table__, p.name.label("project_name")).join(p, p.id == e.project_id).order_by(e.id.desc()).limit(limit)
+        if project_ids is not None:
+            stmt = stmt.where(e.project_id.in_(list(project_ids)))
         if project is not None:
             stmt = stmt.where(p.name == project)
         if experiment_id is not None:
@@ -320,7 +324,9 @@ class Store:
         order: Order | None = None,
         limit: int = 100,
         offset: int = 0,
+        project_ids: Sequence[int] | None = None,
     ) -> RunPage:
+        """A page of runs; ``project_ids`` keeps only those projects' runs (what a user may see)."""
         if limit < 1 or limit > 10000:
             raise InvalidInput(f"limit must be between 1 and 10000, but got {limit}.", "Page through runs with offset.")
         if offset < 0:
@@ -333,6 +339,8 @@ class Store:
             conds = []
             if project is not None:
                 conds.append(r.project_id == self._project_id(conn, project))
+            if project_ids is not None:
+                conds.append(r.project_id.in_(list(project_ids)))
             if experiment_id is not None:
                 conds.append(r.experiment_id == experiment_id)
             if statuses:

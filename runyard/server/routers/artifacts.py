@@ -15,6 +15,7 @@ from runyard import config
 from runyard._manifest import manifest_id
 from runyard.artifacts import ArtifactStorage, check_sha256, clean_path
 from runyard.errors import InvalidInput, PayloadTooLarge
+from runyard.server._auth import require_blob, require_snapshot, require_user, run_reader, run_token_route, run_writer
 from runyard.server._deps import get_store
 from runyard.store import Artifact, Snapshot, Store
 
@@ -70,7 +71,9 @@ async def _receive(request: Request, sink, limit: int) -> tuple[int, str]:  # no
     return size, digest.hexdigest()
 
 
-@router.put("/runs/{run_id}/artifacts/{path:path}", response_model=Artifact, status_code=201, openapi_extra=_BINARY_BODY)
+@router.put("/runs/{run_id}/artifacts/{path:path}", response_model=Artifact, status_code=201, openapi_extra=_BINARY_BODY,
+            dependencies=[Depends(run_writer)])
+@run_token_route
 async def upload_artifact(run_id: int, path: str, request: Request) -> Artifact:
     store: Store = request.app.state.store
     storage = _storage(request)
@@ -90,13 +93,15 @@ async def upload_artifact(run_id: int, path: str, request: Request) -> Artifact:
         return await run_in_threadpool(store.record_artifact, run_id, clean, size, sha)
 
 
-@router.get("/runs/{run_id}/artifacts", response_model=ArtifactList)
+@router.get("/runs/{run_id}/artifacts", response_model=ArtifactList, dependencies=[Depends(run_reader)])
+@run_token_route
 def list_artifacts(run_id: int, prefix: str = "", store: Store = Depends(get_store)) -> ArtifactList:
     return ArtifactList(items=store.list_artifacts(run_id, clean_path(prefix) if prefix else ""))
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}", response_class=StreamingResponse,
-            responses={200: {"content": {"application/octet-stream": {}}}})
+            responses={200: {"content": {"application/octet-stream": {}}}}, dependencies=[Depends(run_reader)])
+@run_token_route
 def download_artifact(run_id: int, path: str, request: Request, store: Store = Depends(get_store)) -> StreamingResponse:
     clean = clean_path(path)
     art = store.find_artifact(run_id, clean)
@@ -112,7 +117,7 @@ def download_artifact(run_id: int, path: str, request: Request, store: Store = D
     )
 
 
-@router.post("/blobs/missing", response_model=BlobMissing)
+@router.post("/blobs/missing", response_model=BlobMissing, dependencies=[Depends(require_user)])
 def missing_blobs(body: BlobQuery, store: Store = Depends(get_store)) -> BlobMissing:
     """Which of these sha256 digests the server lacks: clients upload only those."""
     for d in body.digests:
@@ -120,7 +125,7 @@ def missing_blobs(body: BlobQuery, store: Store = Depends(get_store)) -> BlobMis
     return BlobMissing(missing=store.missing_blobs(body.digests))
 
 
-@router.put("/blobs/{digest}", status_code=204, openapi_extra=_BINARY_BODY)
+@router.put("/blobs/{digest}", status_code=204, openapi_extra=_BINARY_BODY, dependencies=[Depends(require_user)])
 async def upload_blob(digest: str, request: Request) -> None:
     check_sha256(digest)
     store: Store = request.app.state.store
@@ -139,11 +144,13 @@ async def upload_blob(digest: str, request: Request) -> None:
 
 
 @router.get("/blobs/{digest}", response_class=StreamingResponse, responses={200: {"content": {"application/octet-stream": {}}}})
+@run_token_route
 def download_blob(digest: str, request: Request) -> StreamingResponse:
+    require_blob(request, digest)
     return StreamingResponse(_storage(request).read_blob(check_sha256(digest)), media_type="application/octet-stream")
 
 
-@router.post("/snapshots", response_model=Snapshot, status_code=201)
+@router.post("/snapshots", response_model=Snapshot, status_code=201, dependencies=[Depends(require_user)])
 def create_snapshot(body: SnapshotCreate, store: Store = Depends(get_store)) -> Snapshot:
     for f in body.files:
         if len(f) != 4 or not isinstance(f[0], str) or not isinstance(f[2], int) or not isinstance(f[3], int):
@@ -156,5 +163,7 @@ def create_snapshot(body: SnapshotCreate, store: Store = Depends(get_store)) -> 
 
 
 @router.get("/snapshots/{snapshot_id}", response_model=Snapshot)
-def get_snapshot(snapshot_id: str, store: Store = Depends(get_store)) -> Snapshot:
+@run_token_route
+def get_snapshot(snapshot_id: str, request: Request, store: Store = Depends(get_store)) -> Snapshot:
+    require_snapshot(request, snapshot_id)
     return store.get_snapshot(snapshot_id)

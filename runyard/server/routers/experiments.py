@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
+from runyard.server._auth import require_experiment, require_project, require_project_write, visible_project_ids
 from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import ACTIVE_STATUSES, Experiment, Store
 from runyard.errors import InvalidState
@@ -31,6 +32,7 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     """Validate the ``runyard.yml`` config, store the experiment, and wake the scheduler to run it."""
     from runyard.spec import validate_config
 
+    owner_id = require_project_write(request, body.project)
     spec = validate_config(body.config)
     backend = body.backend or spec.backend
     scheduler = getattr(request.app.state, "scheduler", None)
@@ -40,6 +42,7 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
         store.get_snapshot(body.snapshot_id)
     config = spec.to_config()
     config["backend"] = backend
+    store.ensure_project(body.project, owner_id=owner_id)
     exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id, backend=backend)
     wake_scheduler(request)
     return exp
@@ -47,19 +50,24 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
 
 @router.get("", response_model=ExperimentList)
 def list_experiments(
-    project: str | None = None, limit: int = Query(1000, ge=1, le=10000), store: Store = Depends(get_store)
+    request: Request, project: str | None = None, limit: int = Query(1000, ge=1, le=10000), store: Store = Depends(get_store)
 ) -> ExperimentList:
-    return ExperimentList(items=store.list_experiments(project, limit=limit))
+    """Experiments of the projects the caller may see, newest first."""
+    if project is not None:
+        require_project(request, project, "viewer")
+    return ExperimentList(items=store.list_experiments(project, limit=limit, project_ids=visible_project_ids(request)))
 
 
 @router.get("/{experiment_id}", response_model=Experiment)
-def get_experiment(experiment_id: int, store: Store = Depends(get_store)) -> Experiment:
+def get_experiment(experiment_id: int, request: Request, store: Store = Depends(get_store)) -> Experiment:
+    require_experiment(request, experiment_id, "viewer")
     return store.get_experiment(experiment_id)
 
 
 @router.post("/{experiment_id}/cancel", response_model=Experiment)
 def cancel_experiment(experiment_id: int, request: Request, store: Store = Depends(get_store)) -> Experiment:
     """Cancel every queued or active run of the experiment and the experiment itself."""
+    require_experiment(request, experiment_id, "editor")
     exp = store.get_experiment(experiment_id)
     # The experiment first: the scheduler proposes and dispatches only for running experiments,
     # so a run it adds from before this point is in the list below, and one added later is never

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from runyard.server._auth import run_reader, run_token_route, run_writer
 from runyard.server._deps import get_store
 from runyard.store import TERMINAL_STATUSES, LogLine, Store
 
@@ -38,7 +39,8 @@ class LogPage(BaseModel):
     run_status: str
 
 
-@router.post("", response_model=LogAppendResult)
+@router.post("", response_model=LogAppendResult, dependencies=[Depends(run_writer)])
+@run_token_route
 def append_logs(run_id: int, body: LogAppend, request: Request, store: Store = Depends(get_store)) -> LogAppendResult:
     now = time.time()
     offset = store.append_logs(run_id, body.task, [(ln.stream, ln.text, ln.ts or now) for ln in body.lines])
@@ -46,7 +48,8 @@ def append_logs(run_id: int, body: LogAppend, request: Request, store: Store = D
     return LogAppendResult(offset=offset)
 
 
-@router.get("", response_model=LogPage)
+@router.get("", response_model=LogPage, dependencies=[Depends(run_reader)])
+@run_token_route
 async def read_logs(
     run_id: int,
     request: Request,
@@ -70,7 +73,9 @@ async def read_logs(
     return LogPage(lines=lines, next_offset=next_offset, run_status=run.status)
 
 
-@router.get("/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+@router.get("/stream", response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}},
+            dependencies=[Depends(run_reader)])
+@run_token_route
 async def stream_logs(run_id: int, request: Request, offset: int = Query(0, ge=0), task: str | None = None) -> StreamingResponse:
     """Server-sent events: one ``line`` event per log line, then an ``end`` event when the run ends."""
     store: Store = request.app.state.store

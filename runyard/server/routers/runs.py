@@ -11,6 +11,15 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from runyard.errors import InvalidInput, InvalidState
+from runyard.server._auth import (
+    require_experiment,
+    require_project,
+    require_project_write,
+    run_reader,
+    run_token_route,
+    run_writer,
+    visible_project_ids,
+)
 from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import RUN_STATUSES, TERMINAL_STATUSES, MetricSummary, Run, RunPage, Store, Task, parse_filter, parse_order
 
@@ -68,6 +77,13 @@ class MetricHistory(BaseModel):
 
 @router.post("", response_model=Run, status_code=201)
 def create_run(body: RunCreate, request: Request, store: Store = Depends(get_store)) -> Run:
+    owner_id = require_project_write(request, body.project)
+    if body.experiment_id is not None:
+        info = require_experiment(request, body.experiment_id, "editor")
+        if info.project != body.project:
+            raise InvalidInput(f"Experiment {body.experiment_id} belongs to project {info.project!r}, not {body.project!r}.",
+                               f"Create the run in project {info.project!r}, or leave experiment_id out.")
+    store.ensure_project(body.project, owner_id=owner_id)
     run = store.create_run(body.project, name=body.name, experiment_id=body.experiment_id, params=body.params, tags=body.tags,
                            status=body.status)
     request.app.state.changes.bump("runs")
@@ -76,6 +92,7 @@ def create_run(body: RunCreate, request: Request, store: Store = Depends(get_sto
 
 @router.get("", response_model=RunPage)
 def list_runs(
+    request: Request,
     project: str | None = None,
     experiment_id: int | None = None,
     status: list[str] = Query(default=[], description="keep runs with any of these statuses"),
@@ -85,18 +102,25 @@ def list_runs(
     offset: int = Query(default=0, ge=0),
     store: Store = Depends(get_store),
 ) -> RunPage:
+    """Runs of the projects the caller may see."""
+    if project is not None:
+        require_project(request, project, "viewer")
+    if experiment_id is not None:
+        require_experiment(request, experiment_id, "viewer")
     filters = [parse_filter(f) for f in filter]
     order = parse_order(order_by) if order_by else None
     return store.list_runs(project=project, experiment_id=experiment_id, statuses=status or None, filters=filters, order=order,
-                           limit=limit, offset=offset)
+                           limit=limit, offset=offset, project_ids=visible_project_ids(request))
 
 
-@router.get("/{run_id}", response_model=Run)
+@router.get("/{run_id}", response_model=Run, dependencies=[Depends(run_reader)])
+@run_token_route
 def get_run(run_id: int, store: Store = Depends(get_store)) -> Run:
     return store.get_run(run_id)
 
 
-@router.patch("/{run_id}", response_model=Run)
+@router.patch("/{run_id}", response_model=Run, dependencies=[Depends(run_writer)])
+@run_token_route
 def update_run(run_id: int, body: RunUpdate, request: Request, store: Store = Depends(get_store)) -> Run:
     if body.status is None:
         run = store.get_run(run_id)
@@ -109,7 +133,7 @@ def update_run(run_id: int, body: RunUpdate, request: Request, store: Store = De
     return run
 
 
-@router.post("/{run_id}/cancel", response_model=Run)
+@router.post("/{run_id}/cancel", response_model=Run, dependencies=[Depends(run_writer)])
 def cancel_run(run_id: int, request: Request, store: Store = Depends(get_store)) -> Run:
     """Cancel a run. Its tasks are stopped by the scheduler; a finished run keeps its status."""
     run = store.get_run(run_id)
@@ -134,12 +158,14 @@ class TaskUpdate(BaseModel):
     exit_code: int | None = None
 
 
-@router.post("/{run_id}/heartbeat", response_model=HeartbeatResult)
+@router.post("/{run_id}/heartbeat", response_model=HeartbeatResult, dependencies=[Depends(run_writer)])
+@run_token_route
 def heartbeat(run_id: int, store: Store = Depends(get_store)) -> HeartbeatResult:
     return HeartbeatResult(status=store.heartbeat(run_id))
 
 
-@router.put("/{run_id}/tasks/{role}/{rank}", response_model=Task)
+@router.put("/{run_id}/tasks/{role}/{rank}", response_model=Task, dependencies=[Depends(run_writer)])
+@run_token_route
 def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Request, store: Store = Depends(get_store)) -> Task:
     """Record a task's status, host, pid and exit code (called by the task runner)."""
     if body.status is not None and body.status not in RUN_STATUSES:
@@ -165,7 +191,8 @@ class ReportResult(BaseModel):
     status: str = Field(description="the run's status now")
 
 
-@router.post("/{run_id}/report", response_model=ReportResult)
+@router.post("/{run_id}/report", response_model=ReportResult, dependencies=[Depends(run_writer)])
+@run_token_route
 def report(run_id: int, body: Report, request: Request, store: Store = Depends(get_store)) -> ReportResult:
     """A task runner's start or end report: its task and the run's status in one transaction.
 
@@ -186,17 +213,20 @@ def report(run_id: int, body: Report, request: Request, store: Store = Depends(g
     return ReportResult(applied=applied, status=status)
 
 
-@router.post("/{run_id}/params", response_model=Run)
+@router.post("/{run_id}/params", response_model=Run, dependencies=[Depends(run_writer)])
+@run_token_route
 def log_params(run_id: int, body: ParamsBody, store: Store = Depends(get_store)) -> Run:
     return store.log_params(run_id, body.params)
 
 
-@router.post("/{run_id}/tags", response_model=Run)
+@router.post("/{run_id}/tags", response_model=Run, dependencies=[Depends(run_writer)])
+@run_token_route
 def set_tags(run_id: int, body: TagsBody, store: Store = Depends(get_store)) -> Run:
     return store.set_tags(run_id, body.tags)
 
 
-@router.delete("/{run_id}/tags/{key:path}", response_model=Run)  # tag names may hold "/"
+@router.delete("/{run_id}/tags/{key:path}", response_model=Run, dependencies=[Depends(run_writer)])
+@run_token_route  # tag names may hold "/"
 def delete_tag(run_id: int, key: str, store: Store = Depends(get_store)) -> Run:
     return store.delete_tag(run_id, key)
 
@@ -204,9 +234,11 @@ def delete_tag(run_id: int, key: str, store: Store = Depends(get_store)) -> Run:
 @router.post(
     "/{run_id}/metrics",
     response_model=MetricBatchResult,
+    dependencies=[Depends(run_writer)],
     # Inline schema: no route takes MetricBatch as a parameter, so a $ref to it would dangle.
     openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": MetricBatch.model_json_schema()}}}},
 )
+@run_token_route
 async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
     """Ingest a batch of points (the hot path: parsed with orjson, stored with one bulk insert)."""
     raw = await request.body()
@@ -244,12 +276,14 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
     return MetricBatchResult(stored=stored, duplicate=duplicate)
 
 
-@router.get("/{run_id}/metrics", response_model=dict[str, MetricSummary])
+@router.get("/{run_id}/metrics", response_model=dict[str, MetricSummary], dependencies=[Depends(run_reader)])
+@run_token_route
 def metric_summaries(run_id: int, store: Store = Depends(get_store)) -> dict[str, MetricSummary]:
     return store.metric_summaries(run_id)
 
 
-@router.get("/{run_id}/metrics/{key:path}", response_model=MetricHistory)
+@router.get("/{run_id}/metrics/{key:path}", response_model=MetricHistory, dependencies=[Depends(run_reader)])
+@run_token_route
 async def metric_history(
     run_id: int,
     key: str,

@@ -1,0 +1,423 @@
+"""Who is asking, and may they: authentication, CSRF, sign-in rate limits and access checks.
+
+Every request under ``/api/v1`` passes :func:`authenticate` (a dependency of the API
+router), which sets ``request.state.principal``:
+
+- ``Authorization: Bearer TOKEN``: a personal token (the user) or a run token (that run only);
+- the ``runyard_session`` cookie set by ``POST /auth/login``: the user; writes must send
+  the ``X-CSRF-Token`` header, whose value the login answer and the readable
+  ``runyard_csrf`` cookie carry (double submit, derived from the session secret);
+- nothing: the *local* principal while the server is in single-user local mode
+  (``auth_mode="auto"`` and no users yet), else anonymous, refused with 401 on every
+  route but :data:`PUBLIC_ENDPOINTS`.
+
+Run tokens pass only routes marked with :func:`run_token_route`; the route's own check
+(:func:`require_run`, :func:`require_snapshot`, :func:`require_blob`) then keeps them to
+their run. Users pass routes by their project role: the checks below are the only place
+the rules live (docs/operating.md lists them).
+
+A resource the principal may not read answers 404 like a missing one, so private
+project names do not leak; one they may read but not change answers 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fastapi import Request
+
+from runyard.errors import Forbidden, NotFound, RateLimited, RunyardError, Unauthorized
+from runyard.store._auth import AccessInfo, AuthStore, User
+
+__all__ = [
+    "CSRF_COOKIE",
+    "CSRF_HEADER",
+    "PUBLIC_ENDPOINTS",
+    "ROLE_RANK",
+    "SESSION_COOKIE",
+    "AUTH_MODES",
+    "Auth",
+    "LoginLimiter",
+    "Principal",
+    "authenticate",
+    "check_mode",
+    "client_address",
+    "csrf_for",
+    "is_loopback",
+    "principal",
+    "public_route",
+    "require_admin",
+    "require_blob",
+    "require_experiment",
+    "require_project",
+    "require_project_write",
+    "require_run",
+    "require_snapshot",
+    "require_user",
+    "run_reader",
+    "run_token_route",
+    "run_writer",
+    "visible_project_ids",
+]
+
+SESSION_COOKIE = "runyard_session"
+CSRF_COOKIE = "runyard_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+ROLE_RANK = {"viewer": 1, "editor": 2, "owner": 3}
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+PUBLIC_ENDPOINTS: set[Callable[..., Any]] = set()
+_RUN_TOKEN_ENDPOINTS: set[Callable[..., Any]] = set()
+
+
+def public_route(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an endpoint as open to anonymous callers (health, sign-in, sign-out)."""
+    PUBLIC_ENDPOINTS.add(fn)
+    return fn
+
+
+def run_token_route(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark an endpoint as usable with a run token (its check must still confine it to the run)."""
+    _RUN_TOKEN_ENDPOINTS.add(fn)
+    return fn
+
+
+def is_loopback(host: str) -> bool:
+    """Whether listening on ``host`` keeps the server unreachable from other machines."""
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def csrf_for(session_secret: str) -> str:
+    """The CSRF token of a session: derived from its secret, so only its holder can know it."""
+    return hmac.new(session_secret.encode(), b"runyard-csrf", hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller of one request."""
+
+    kind: Literal["local", "user", "run", "anonymous"]
+    user: User | None = None
+    run_id: int | None = None
+    token_id: int | None = None
+    via: Literal["none", "token", "cookie"] = "none"
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "local" or (self.kind == "user" and self.user is not None and self.user.is_admin)
+
+    @property
+    def name(self) -> str:
+        """How the audit log names the caller."""
+        if self.kind == "user" and self.user is not None:
+            return self.user.username
+        if self.kind == "run":
+            return f"run:{self.run_id}"
+        return self.kind
+
+
+class LoginLimiter:
+    """Failed sign-ins per (username, address) and per address in a sliding window.
+
+    In memory, per server process: several server processes each allow the limit.
+    """
+
+    def __init__(self, max_failures: int = 5, window_s: float = 300.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.max_failures = max_failures
+        self.max_per_address = max_failures * 4
+        self.window_s = window_s
+        self._clock = clock
+        self._fails: dict[tuple[str, str], deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        q = self._fails.setdefault(key, deque())
+        while q and now - q[0] > self.window_s:
+            q.popleft()
+        return q
+
+    def check(self, username: str, address: str) -> None:
+        """Raise RateLimited when this user at this address, or this address, failed too often lately."""
+        now = self._clock()
+        with self._lock:
+            for key, limit in (((username, address), self.max_failures), (("", address), self.max_per_address)):
+                q = self._recent(key, now)
+                if len(q) >= limit:
+                    wait = self.window_s - (now - q[0])
+                    raise RateLimited(
+                        f"Too many failed sign-ins from {address}; sign-in is paused for {wait:.0f} s.",
+                        "Wait, then try again with the right password; an admin can reset it with `runyard admin set-password`.",
+                        retry_after_s=wait,
+                    )
+
+    def failed(self, username: str, address: str) -> None:
+        now = self._clock()
+        with self._lock:
+            self._recent((username, address), now).append(now)
+            self._recent(("", address), now).append(now)
+            if len(self._fails) > 100_000:  # bound memory under a spray of usernames
+                self._fails = {k: v for k, v in self._fails.items() if v and now - v[-1] <= self.window_s}
+
+    def succeeded(self, username: str, address: str) -> None:
+        with self._lock:
+            self._fails.pop((username, address), None)
+
+
+class Auth:
+    """The server's access-control state: the store, the mode and the sign-in limiter.
+
+    Args:
+        store: users, tokens, members and audit.
+        mode: ``"auto"``: single-user local mode while no user exists (servers on
+            127.0.0.1), sign-in required from the first user on; ``"required"``: always;
+            ``"off"``: never (loopback servers only: ``serve`` refuses it elsewhere).
+    """
+
+    def __init__(self, store: AuthStore, mode: str = "auto", *, limiter: LoginLimiter | None = None) -> None:
+        check_mode(mode)
+        self.store = store
+        self.mode = mode
+        self.limiter = limiter or LoginLimiter(int(os.environ.get("RUNYARD_LOGIN_MAX_FAILURES", "5")),
+                                               float(os.environ.get("RUNYARD_LOGIN_WINDOW_S", "300")))
+        self._has_users = False  # users are disabled, never deleted: once true it stays true
+
+    def local_mode(self) -> bool:
+        if self.mode == "off":
+            return True
+        if self.mode == "required" or self._has_users:
+            return False
+        self._has_users = self.store.count_users() > 0
+        return not self._has_users
+
+
+AUTH_MODES = ("auto", "required", "off")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in AUTH_MODES:
+        raise RunyardError(f"Unknown auth mode {mode!r} (RUNYARD_AUTH).", f"Use one of: {', '.join(AUTH_MODES)}.")
+    return mode
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client is not None else ""
+
+
+def _auth(request: Request) -> Auth:
+    return request.app.state.auth
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise Unauthorized("The Authorization header must be 'Bearer TOKEN'.", "Send the token from `runyard tokens create`.")
+    return value.strip()
+
+
+def _resolve(request: Request, auth: Auth) -> Principal | None:
+    """The principal named by the request's credentials; None without credentials; 401 for bad ones."""
+    secret = _bearer(request)
+    if secret is not None:
+        owner = auth.store.resolve_token(secret)
+        if owner is None or owner.kind == "session":
+            raise Unauthorized("The API token is unknown, expired or revoked.",
+                               "Create a new one with `runyard tokens create`, or sign in again with `runyard login URL`.")
+        if owner.kind == "run":
+            return Principal("run", run_id=owner.run_id, token_id=owner.token_id, via="token")
+        return Principal("user", user=owner.user, token_id=owner.token_id, via="token")
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        owner = auth.store.resolve_token(session)
+        if owner is None or owner.kind != "session" or owner.user is None:
+            raise Unauthorized("Your session ended (signed out, expired or revoked).", "Sign in again.")
+        if request.method not in _SAFE_METHODS:
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), csrf_for(session).encode()):
+                raise Forbidden(f"A write with a session cookie needs the {CSRF_HEADER} header from the sign-in answer.",
+                                f"Send the value of the {CSRF_COOKIE} cookie as the {CSRF_HEADER} header.")
+        return Principal("user", user=owner.user, token_id=owner.token_id, via="cookie")
+    return None
+
+
+def authenticate(request: Request) -> Principal:
+    """The API router's dependency: identify the caller and refuse anonymous or out-of-scope ones."""
+    auth = _auth(request)
+    endpoint = request.scope.get("endpoint")
+    public = endpoint in PUBLIC_ENDPOINTS
+    try:
+        found = _resolve(request, auth)
+    except Unauthorized:
+        if not public:
+            raise
+        found = None
+    if found is None:
+        found = Principal("local") if auth.local_mode() else Principal("anonymous")
+    request.state.principal = found
+    if public:
+        return found
+    if found.kind == "anonymous":
+        raise Unauthorized("This server requires sign-in.",
+                           "Run `runyard login URL` (CLI and SDK), or send 'Authorization: Bearer TOKEN'.")
+    if found.kind == "run" and endpoint not in _RUN_TOKEN_ENDPOINTS:
+        raise Forbidden(f"A run's token may only report to its own run (run {found.run_id}).",
+                        "Use a personal token (`runyard tokens create`) for anything else.")
+    return found
+
+
+def principal(request: Request) -> Principal:
+    """The caller, as set by :func:`authenticate` (local when auth is not installed, e.g. bare test apps)."""
+    return getattr(request.state, "principal", None) or Principal("local")
+
+
+# ------------------------------------------------------------------ checks
+def require_user(request: Request) -> Principal:
+    """A person (a user, or the local one) — not a run token, not anonymous."""
+    p = principal(request)
+    if p.kind not in ("user", "local"):
+        raise Forbidden("This needs a user's credentials, not a run's token.", "Use a personal token (`runyard tokens create`).")
+    return p
+
+
+def require_admin(request: Request) -> Principal:
+    p = require_user(request)
+    if not p.is_admin:
+        raise Forbidden(f"Only admins may do this, and {p.name} is not one.", "Ask an admin (`runyard admin users` lists them).")
+    return p
+
+
+def project_role(request: Request, info: AccessInfo) -> str | None:
+    """The principal's effective role in a project (None: may not see it)."""
+    p = principal(request)
+    if p.is_admin:
+        return "owner"
+    if p.kind != "user" or p.user is None:
+        return None
+    if info.owner_id == p.user.id:
+        return "owner"
+    role = _auth(request).store.role_of(info.project_id, p.user.id)
+    if role is None and info.visibility == "public":
+        return "viewer"
+    return role
+
+
+def _check_role(request: Request, info: AccessInfo, need: str, hidden: NotFound) -> AccessInfo:
+    role = project_role(request, info)
+    if role is None:
+        raise hidden
+    if ROLE_RANK[role] < ROLE_RANK[need]:
+        who = principal(request).name
+        raise Forbidden(f"{who} is a {role} of project {info.project!r}; this needs {need}.",
+                        f"Ask an owner of the project: `runyard projects share {info.project} {who} --role {need}`.")
+    return info
+
+
+def require_project(request: Request, name: str, need: str = "viewer") -> AccessInfo:
+    """The project if the principal has at least role ``need`` (NotFound if they may not see it)."""
+    p = principal(request)
+    missing = NotFound(f"No project named {name!r}.", "List projects with `runyard projects`.")
+    if p.kind == "run":
+        raise Forbidden(f"A run's token cannot use project {name!r}.", "Use a personal token for project operations.")
+    info = _auth(request).store.project_access(name)
+    if info is None:
+        raise missing
+    return _check_role(request, info, need, missing)
+
+
+def require_project_write(request: Request, name: str) -> int | None:
+    """Before creating something in project ``name``: editor rights, or the right to create the project.
+
+    Returns the owner id a new project gets (the caller; None for the local principal).
+    """
+    p = require_user(request)
+    if _auth(request).store.project_access(name) is not None:
+        require_project(request, name, "editor")
+    return p.user.id if p.user is not None else None
+
+
+def require_experiment(request: Request, experiment_id: int, need: str = "viewer") -> AccessInfo:
+    missing = NotFound(f"No experiment with id {experiment_id}.", "List experiments with `runyard experiments`.")
+    if principal(request).kind == "run":
+        raise Forbidden("A run's token cannot read experiments.", "Use a personal token.")
+    info = _auth(request).store.experiment_access(experiment_id)
+    if info is None:
+        raise missing
+    return _check_role(request, info, need, missing)
+
+
+def require_run(request: Request, run_id: int, need: str = "viewer") -> AccessInfo | None:
+    """A run the principal may read (viewer) or write (editor); a run token only its own run."""
+    p = principal(request)
+    if p.kind == "run":
+        if p.run_id != run_id:
+            raise Forbidden(f"This token belongs to run {p.run_id}; it cannot use run {run_id}.",
+                            "Each run's token reaches only its own run.")
+        return None
+    missing = NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+    info = _auth(request).store.run_access(run_id)
+    if info is None:
+        if p.is_admin:
+            return None  # the route answers its own 404
+        raise missing
+    return _check_role(request, info, need, missing)
+
+
+def run_reader(run_id: int, request: Request) -> None:
+    """Route dependency: the caller may read run ``run_id`` (viewer, or the run's own token)."""
+    require_run(request, run_id, "viewer")
+
+
+def run_writer(run_id: int, request: Request) -> None:
+    """Route dependency: the caller may write to run ``run_id`` (editor, or the run's own token)."""
+    require_run(request, run_id, "editor")
+
+
+def require_snapshot(request: Request, snapshot_id: str) -> None:
+    """Snapshots are content-addressed (unguessable ids): any user may read one; a run only its own."""
+    p = principal(request)
+    if p.kind == "run" and (p.run_id is None or _auth(request).store.run_snapshot(p.run_id) != snapshot_id):
+        raise Forbidden(f"Run {p.run_id}'s token may read only its own snapshot.", "Each run's token reaches only its own run.")
+
+
+def require_blob(request: Request, digest: str) -> None:
+    """Blobs are content-addressed: any user may read one; a run only the files of its own snapshot."""
+    p = principal(request)
+    if p.kind != "run":
+        return
+    snap = _auth(request).store.run_snapshot(p.run_id) if p.run_id is not None else None
+    if snap is None or not _auth(request).store.snapshot_has_blob(snap, digest):
+        raise Forbidden(f"Run {p.run_id}'s token may read only the files of its own snapshot.",
+                        "Each run's token reaches only its own run.")
+
+
+def visible_project_ids(request: Request) -> list[int] | None:
+    """Projects the principal may list (None: all of them)."""
+    p = principal(request)
+    if p.is_admin:
+        return None
+    if p.kind != "user" or p.user is None:
+        return []
+    return _auth(request).store.visible_project_ids(p.user.id)
+
+
+def audit(request: Request, action: str, *, target: str = "", success: bool = True, actor: str | None = None,
+          **detail: Any) -> None:
+    """Record an audit event for this request (never pass secrets in ``detail``)."""
+    _auth(request).store.audit(actor or principal(request).name, action, target=target, address=client_address(request),
+                               success=success, detail=detail)

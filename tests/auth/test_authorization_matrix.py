@@ -1,0 +1,171 @@
+"""Every route of the OpenAPI document × every principal: allowed or denied, as the table says.
+
+A route without a rule in EXPECTED fails the test: whoever adds a route decides who may call it.
+Allowed means a 2xx answer; denied means 401 (no or bad credentials), 403 (may see but not do,
+or a run token outside its scope) or 404 (may not even see the project).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from auth_helpers import BLOB, PASSWORDS, World, call
+
+PRINCIPALS = ("anonymous", "stranger", "viewer", "editor", "owner", "admin", "run", "revoked", "expired")
+USERS = {"stranger", "viewer", "editor", "owner", "admin"}
+RULES: dict[str, set[str]] = {
+    "anyone": set(PRINCIPALS),
+    "signed_in": USERS | {"run"},
+    "user": USERS,
+    "admin": {"admin"},
+    "self_or_admin": {"owner", "admin"},  # the target belongs to alice, the owner
+    "project_viewer": {"viewer", "editor", "owner", "admin"},
+    "project_editor": {"editor", "owner", "admin"},
+    "project_owner": {"owner", "admin"},
+    "viewer_or_run": {"viewer", "editor", "owner", "admin", "run"},
+    "editor_or_run": {"editor", "owner", "admin", "run"},
+    "user_or_run": USERS | {"run"},
+}
+
+_n = itertools.count()
+
+
+def _fresh() -> int:
+    return next(_n)
+
+
+Req = tuple[str, dict[str, Any]]  # concrete path, httpx keyword arguments
+Maker = Callable[[World], Req]
+
+
+def _fresh_run(w: World) -> int:
+    with w.admin() as c:
+        return c.create_run(w.project, name="to-cancel")["id"]
+
+
+def _alice_token_id(w: World) -> int:
+    with w.client("owner") as c:
+        return c.create_token("to revoke")["info"]["id"]
+
+
+def _tag(w: World) -> str:
+    with w.admin() as c:
+        c.set_tags(w.run_id, {"to-delete": "x"})
+    return "to-delete"
+
+
+def _member_erin(w: World) -> str:
+    with w.admin() as c:
+        c.share_project(w.project, "erin", "viewer")
+    return "erin"
+
+
+V1 = "/api/v1"
+# (method, OpenAPI path) -> (rule, how to build a request that succeeds when allowed)
+EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
+    ("GET", "/health"): ("anyone", lambda w: ("/health", {})),
+    ("POST", "/auth/login"): ("anyone", lambda w: ("/auth/login", {"json": {"username": "erin", "password": PASSWORDS["erin"]}})),
+    ("POST", "/auth/logout"): ("anyone", lambda w: ("/auth/logout", {})),
+    ("GET", "/me"): ("signed_in", lambda w: ("/me", {})),
+    ("GET", "/users"): ("admin", lambda w: ("/users", {})),
+    ("POST", "/users"): ("admin", lambda w: ("/users", {"json": {"username": f"new{_fresh()}", "password": "long-enough-1"}})),
+    ("GET", "/users/{username}"): ("self_or_admin", lambda w: ("/users/alice", {})),
+    ("PATCH", "/users/{username}"): ("admin", lambda w: ("/users/erin", {"json": {"email": "erin@example.com"}})),
+    ("PUT", "/users/{username}/password"): ("admin", lambda w: ("/users/erin/password", {"json": {"password": PASSWORDS["erin"]}})),
+    ("GET", "/tokens"): ("user", lambda w: ("/tokens", {})),
+    ("POST", "/tokens"): ("user", lambda w: ("/tokens", {"json": {"name": "matrix"}})),
+    ("DELETE", "/tokens/{token_id}"): ("self_or_admin", lambda w: (f"/tokens/{_alice_token_id(w)}", {})),
+    ("GET", "/audit"): ("admin", lambda w: ("/audit", {})),
+    ("POST", "/projects"): ("user", lambda w: ("/projects", {"json": {"name": f"p{_fresh()}"}})),
+    ("GET", "/projects"): ("user", lambda w: ("/projects", {})),
+    ("GET", "/projects/{name}"): ("project_viewer", lambda w: (f"/projects/{w.project}", {})),
+    ("PATCH", "/projects/{name}"): ("project_editor", lambda w: (f"/projects/{w.project}", {"json": {"description": "d"}})),
+    ("GET", "/projects/{name}/members"): ("project_viewer", lambda w: (f"/projects/{w.project}/members", {})),
+    ("PUT", "/projects/{name}/members/{username}"): (
+        "project_owner", lambda w: (f"/projects/{w.project}/members/erin", {"json": {"role": "viewer"}})),
+    ("DELETE", "/projects/{name}/members/{username}"): (
+        "project_owner", lambda w: (f"/projects/{w.project}/members/{_member_erin(w)}", {})),
+    ("POST", "/experiments"): ("project_editor", lambda w: (
+        "/experiments", {"json": {"project": w.project, "name": "m", "config": {"project": w.project, "command": "python t.py"}}})),
+    ("GET", "/experiments"): ("user", lambda w: ("/experiments", {})),
+    ("GET", "/experiments/{experiment_id}"): ("project_viewer", lambda w: (f"/experiments/{w.experiment_id}", {})),
+    ("POST", "/experiments/{experiment_id}/cancel"): ("project_editor", lambda w: (f"/experiments/{w.experiment_id}/cancel", {})),
+    ("POST", "/runs"): ("project_editor", lambda w: ("/runs", {"json": {"project": w.project}})),
+    ("GET", "/runs"): ("user", lambda w: ("/runs", {})),
+    ("GET", "/runs/{run_id}"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}", {})),
+    ("PATCH", "/runs/{run_id}"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}", {"json": {}})),
+    ("POST", "/runs/{run_id}/cancel"): ("project_editor", lambda w: (f"/runs/{_fresh_run(w)}/cancel", {})),
+    ("POST", "/runs/{run_id}/heartbeat"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/heartbeat", {})),
+    ("PUT", "/runs/{run_id}/tasks/{role}/{rank}"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/tasks/main/0", {"json": {"host": "h"}})),
+    ("POST", "/runs/{run_id}/report"): ("editor_or_run", lambda w: (
+        f"/runs/{w.run_id}/report", {"json": {"task": {"role": "main", "rank": 0, "host": "h"}}})),
+    ("POST", "/runs/{run_id}/params"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/params", {"json": {"params": {"p": 1}}})),
+    ("POST", "/runs/{run_id}/tags"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/tags", {"json": {"tags": {"t": "1"}}})),
+    ("DELETE", "/runs/{run_id}/tags/{key}"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/tags/{_tag(w)}", {})),
+    ("POST", "/runs/{run_id}/metrics"): ("editor_or_run", lambda w: (
+        f"/runs/{w.run_id}/metrics", {"json": {"keys": ["acc"], "steps": [1], "values": [0.5], "timestamps": [1.0]}})),
+    ("GET", "/runs/{run_id}/metrics"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/metrics", {})),
+    ("GET", "/runs/{run_id}/metrics/{key}"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/metrics/loss", {})),
+    ("POST", "/runs/{run_id}/logs"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/logs", {"json": {"lines": [{"text": "x"}]}})),
+    ("GET", "/runs/{run_id}/logs"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/logs", {})),
+    ("GET", "/runs/{run_id}/logs/stream"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/logs/stream", {})),
+    ("PUT", "/runs/{run_id}/artifacts/{path}"): ("editor_or_run", lambda w: (
+        f"/runs/{w.run_id}/artifacts/out.txt", {"content": b"x", "headers": {"Content-Type": "application/octet-stream"}})),
+    ("GET", "/runs/{run_id}/artifacts"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/artifacts", {})),
+    ("GET", "/runs/{run_id}/artifacts/{path}"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/artifacts/model.txt", {})),
+    ("POST", "/blobs/missing"): ("user", lambda w: ("/blobs/missing", {"json": {"digests": [w.digest]}})),
+    ("PUT", "/blobs/{digest}"): ("user", lambda w: (f"/blobs/{w.digest}", {"content": BLOB})),
+    ("GET", "/blobs/{digest}"): ("user_or_run", lambda w: (f"/blobs/{w.digest}", {})),
+    ("POST", "/snapshots"): ("user", lambda w: ("/snapshots", {"json": {"files": [["a.py", w.digest, len(BLOB), 0o644]]}})),
+    ("GET", "/snapshots/{snapshot_id}"): ("user_or_run", lambda w: (f"/snapshots/{w.snapshot_id}", {})),
+}
+
+
+def _published(url: str) -> set[tuple[str, str]]:
+    doc = httpx.get(url + "/api/v1/openapi.json", timeout=10).json()
+    return {(m.upper(), p.removeprefix(V1)) for p, ops in doc["paths"].items() for m in ops}
+
+
+def test_every_route_has_a_rule(world: World) -> None:
+    published = _published(world.url)
+    missing = sorted(published - set(EXPECTED))
+    assert not missing, f"Routes without an authorization rule (add them to EXPECTED in {__file__}): {missing}"
+    stale = sorted(set(EXPECTED) - published)
+    assert not stale, f"Rules for routes that no longer exist: {stale}"
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_matrix(world: World, principal: str) -> None:
+    token = world.tokens[principal]
+    wrong = []
+    for (method, route), (rule, make) in sorted(EXPECTED.items(), key=lambda kv: kv[0]):
+        if (method, route) not in _published_cache(world):
+            continue
+        path, kw = make(world)
+        if route.endswith("/logs/stream"):
+            with httpx.stream(method, world.url + V1 + path, headers={"Authorization": f"Bearer {token}"} if token else {},
+                              timeout=10) as resp:
+                status = resp.status_code  # the run is still running: read no further than the status
+        else:
+            status = call(world.url, token, method, V1 + path, **kw).status_code
+        allowed = principal in RULES[rule]
+        ok = 200 <= status < 300 if allowed else status in (401, 403, 404)
+        if not ok:
+            wrong.append(f"{method} {route} as {principal}: {status} (rule {rule}: {'allow' if allowed else 'deny'})")
+        if not allowed and principal in ("anonymous", "revoked", "expired"):
+            assert status == 401, (method, route, principal, status)
+    assert not wrong, "\n".join(wrong)
+
+
+_CACHE: dict[str, set[tuple[str, str]]] = {}
+
+
+def _published_cache(world: World) -> set[tuple[str, str]]:
+    if world.url not in _CACHE:
+        _CACHE[world.url] = _published(world.url)
+    return _CACHE[world.url]
