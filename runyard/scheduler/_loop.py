@@ -336,7 +336,7 @@ class Scheduler:
         return changed
 
     def _run_token(self, run_id: int, attempt: int) -> str:
-        """Mint the token of one attempt of a run (RUNYARD_TOKEN in its environment), ending earlier attempts' tokens.
+        """Mint the token of one attempt of a run (RUNYARD_TOKEN in its environment), ending other attempts' tokens.
 
         The token reaches only this run: its writes, its own reads, its snapshot
         (runyard/server/_auth.py). Minted in local mode too, so runs keep reporting
@@ -346,9 +346,7 @@ class Scheduler:
 
         if self._auth_store is None:
             self._auth_store = AuthStore(self.store.engine)
-        self._auth_store.revoke_run_tokens(run_id)
-        _, secret = self._auth_store.create_token("run", run_id=run_id, name=f"run {run_id} attempt {attempt}")
-        return secret
+        return self._auth_store.mint_run_token(run_id, attempt)
 
     def _cancel_left_behind(self, row: Mapping[str, Any]) -> bool:
         """Cancel a queued run of an experiment that ended.

@@ -292,6 +292,24 @@ class AuthStore:
             conn.execute(update(m.SqlToken).where(m.SqlToken.secret_hash == hash_secret(secret),
                                                   m.SqlToken.revoked_at.is_(None)).values(revoked_at=_now()))
 
+    def mint_run_token(self, run_id: int, attempt: int) -> str:
+        """The token of one attempt of a run, in one transaction; returns the secret.
+
+        Tokens of the run's other attempts end; earlier tokens of this same attempt stay
+        valid: a dispatch repeated after a server crash reaches a job that may already hold
+        one (the local backend's submit is idempotent per attempt and keeps the first launch).
+        """
+        secret = _PREFIX["run"] + secrets.token_urlsafe(32)
+        name = f"run {run_id} attempt {attempt}"
+        now = _now()
+        t = m.SqlToken
+        with write_scope(self.engine) as conn:
+            conn.execute(update(t).where(t.run_id == run_id, t.kind == "run", t.revoked_at.is_(None), t.name != name)
+                         .values(revoked_at=now))
+            conn.execute(insert(t).values(kind="run", run_id=run_id, name=name, secret_hash=hash_secret(secret),
+                                          created_at=now, last_used_at=now))
+        return secret
+
     def revoke_run_tokens(self, run_id: int) -> None:
         """End the tokens of earlier attempts of a run (called when the scheduler mints a new one)."""
         with write_scope(self.engine) as conn:
