@@ -9,20 +9,19 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI
-from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from runyard import __version__
 from runyard.artifacts import ArtifactStorage
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
+from runyard.server._static import STATIC_DIR, install_ui
 from runyard.server.routers import artifacts, experiments, logs, projects, runs
 from runyard.store import Store
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("runyard.server")
-STATIC = Path(__file__).parent / "static"
 
 
 class Health(BaseModel):
@@ -36,10 +35,12 @@ def _public_url() -> str:
     return os.environ.get("RUNYARD_PUBLIC_URL", "http://127.0.0.1:8765")
 
 
-def create_app(store: Store | None = None, *, artifacts_url: str | None = None, scheduler: bool | None = None) -> FastAPI:
+def create_app(store: Store | None = None, *, artifacts_url: str | None = None, scheduler: bool | None = None,
+               static_dir: Path | None = None) -> FastAPI:
     """Build the app. ``store`` defaults to ``Store.open()`` (migrations applied) at start-up.
 
     The scheduler runs inside the app unless ``scheduler=False`` or RUNYARD_SCHEDULER=0.
+    ``static_dir`` holds the built web UI (default: the package's ``static/``).
     """
     if scheduler is None:
         scheduler = os.environ.get("RUNYARD_SCHEDULER", "1") != "0"
@@ -93,16 +94,5 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         api.include_router(r)
     app.include_router(api)
 
-    if (STATIC / "index.html").exists():
-        from fastapi.staticfiles import StaticFiles
-
-        app.mount("/assets", StaticFiles(directory=STATIC / "assets", check_dir=False), name="assets")
-
-        @app.get("/{path:path}", include_in_schema=False)
-        def spa(path: str) -> FileResponse:
-            target = (STATIC / path).resolve()
-            if path and target.is_file() and STATIC.resolve() in target.parents:
-                return FileResponse(target)
-            return FileResponse(STATIC / "index.html")
-
+    install_ui(app, static_dir or STATIC_DIR)
     return app

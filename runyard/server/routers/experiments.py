@@ -26,6 +26,11 @@ class ExperimentList(BaseModel):
     items: list[Experiment]
 
 
+class ExperimentKeys(BaseModel):
+    params: list[str] = Field(description="param names of the experiment's runs, sorted")
+    metrics: list[str] = Field(description="metric names of the experiment's runs, sorted")
+
+
 @router.post("", response_model=Experiment, status_code=201)
 def create_experiment(body: ExperimentCreate, request: Request, store: Store = Depends(get_store)) -> Experiment:
     """Validate the ``runyard.yml`` config, store the experiment, and wake the scheduler to run it."""
@@ -55,6 +60,12 @@ def list_experiments(
 @router.get("/{experiment_id}", response_model=Experiment)
 def get_experiment(experiment_id: int, store: Store = Depends(get_store)) -> Experiment:
     return store.get_experiment(experiment_id)
+
+
+@router.get("/{experiment_id}/keys", response_model=ExperimentKeys)
+def experiment_keys(experiment_id: int, store: Store = Depends(get_store)) -> ExperimentKeys:
+    """The param and metric names its runs have (the UI's column and axis choices)."""
+    return ExperimentKeys(**store.experiment_keys(experiment_id))
 
 
 @router.post("/{experiment_id}/cancel", response_model=Experiment)

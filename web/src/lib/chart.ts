@@ -1,0 +1,74 @@
+// Metric series for uPlot: smoothing and the alignment of several runs' series on one x axis.
+
+export interface Series { label: string; x: number[]; y: (number | null)[] }
+
+/** Exponential moving average with debiasing (as TensorBoard's smoothing), skipping nulls and non-finite values.
+ *  weight 0 returns the values unchanged; weight must be in [0, 1). */
+export function smooth(values: (number | null)[], weight: number): (number | null)[] {
+  if (!(weight > 0)) return values.slice();
+  const w = Math.min(weight, 0.999);
+  const out: (number | null)[] = new Array(values.length);
+  let last = 0;
+  let n = 0;
+  for (let i = 0; i < values.length; i++) {
+    const v = values[i];
+    if (v === null || !Number.isFinite(v)) {
+      out[i] = null;
+      continue;
+    }
+    last = last * w + (1 - w) * v;
+    n++;
+    out[i] = last / (1 - Math.pow(w, n));
+  }
+  return out;
+}
+
+/** Join series with different x values into uPlot's aligned form [xs, ys1, ys2, …]:
+ *  xs is the sorted union, and each ys holds null where its series has no point.
+ *  Each input must be sorted by x (the API returns points in step order). O(total points · log k). */
+export function align(series: Series[]): [number[], ...(number | null)[][]] {
+  const k = series.length;
+  if (k === 0) return [[]];
+  if (k === 1) return [series[0].x.slice(), series[0].y.slice()];
+  // Fast path: identical x arrays (the usual case with steps).
+  const x0 = series[0].x;
+  if (series.every((s) => s.x.length === x0.length && (s.x === x0 || s.x.every((v, i) => v === x0[i])))) {
+    return [x0.slice(), ...series.map((s) => s.y.slice())];
+  }
+  const xs = mergeSorted(series.map((s) => s.x));
+  const out: (number | null)[][] = series.map(() => new Array(xs.length).fill(null));
+  for (let j = 0; j < k; j++) {
+    const { x, y } = series[j];
+    const col = out[j];
+    let i = 0;
+    for (let p = 0; p < x.length; p++) {
+      while (xs[i] < x[p]) i++;
+      col[i] = y[p];
+    }
+  }
+  return [xs, ...out];
+}
+
+function mergeSorted(arrays: number[][]): number[] {
+  let all: number[] = [];
+  for (const a of arrays) all = all.concat(a);
+  const f = Float64Array.from(all).sort();
+  const out: number[] = [];
+  for (let i = 0; i < f.length; i++) if (i === 0 || f[i] !== f[i - 1]) out.push(f[i]);
+  return out;
+}
+
+/** A log y scale cannot show values ≤ 0: they become null (gaps) rather than breaking the chart. */
+export function positiveOnly(values: (number | null)[]): (number | null)[] {
+  return values.map((v) => (v !== null && v > 0 ? v : null));
+}
+
+/** How many points to ask the API for: two per pixel of chart width (min and max of each bucket). */
+export function pointsFor(widthPx: number): number {
+  return Math.max(200, Math.min(4000, Math.round(widthPx * 2)));
+}
+
+/** Distinct, readable colours for up to many runs (golden-angle hues). */
+export function colour(i: number): string {
+  return `hsl(${Math.round((i * 137.508) % 360)}, 65%, 45%)`;
+}
