@@ -131,6 +131,10 @@ class Client:
         """``{"params": [...], "metrics": [...]}``: the names the experiment's runs have."""
         return self._json("GET", f"/experiments/{experiment_id}/keys")
 
+    def experiment_columns(self, experiment_id: int, fields: Sequence[str]) -> dict[str, Any]:
+        """``{"ids": [...], "columns": {field: [...]}}``: values of params and metrics for every run."""
+        return self._json("GET", f"/experiments/{experiment_id}/columns", params=[("fields", f) for f in fields])
+
     # -------------------------------------------------------------------- runs
     def create_run(self, project: str, *, name: str = "", params: dict[str, Any] | None = None,
                    tags: dict[str, str] | None = None, experiment_id: int | None = None, status: str = "running") -> dict[str, Any]:

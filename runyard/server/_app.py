@@ -15,7 +15,7 @@ from runyard import __version__
 from runyard.artifacts import ArtifactStorage
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
-from runyard.server._static import STATIC_DIR, install_ui
+from runyard.server._static import install_ui, ui_dir
 from runyard.server.routers import artifacts, experiments, logs, projects, runs
 from runyard.store import Store
 
@@ -40,7 +40,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     """Build the app. ``store`` defaults to ``Store.open()`` (migrations applied) at start-up.
 
     The scheduler runs inside the app unless ``scheduler=False`` or RUNYARD_SCHEDULER=0.
-    ``static_dir`` holds the built web UI (default: the package's ``static/``).
+    ``static_dir`` holds the built web UI (default: RUNYARD_UI_DIR or the package's ``static/``).
     """
     if scheduler is None:
         scheduler = os.environ.get("RUNYARD_SCHEDULER", "1") != "0"
@@ -94,5 +94,5 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         api.include_router(r)
     app.include_router(api)
 
-    install_ui(app, static_dir or STATIC_DIR)
+    install_ui(app, static_dir or ui_dir())
     return app

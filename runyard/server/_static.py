@@ -4,19 +4,20 @@
 ``/api/`` never fall back: an unknown API path answers a JSON 404, not the app. Hashed
 bundle files under ``/assets/`` are cached for a year; ``index.html`` is revalidated on every
 load, so a new build is picked up at once. Without a build, ``/`` answers a short page that
-says how to build it.
+says how to build it. ``RUNYARD_UI_DIR`` serves another build (e.g. ``web/dist`` while developing).
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runyard.errors import NotFound
 
-__all__ = ["STATIC_DIR", "install_ui"]
+__all__ = ["STATIC_DIR", "install_ui", "ui_dir"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -27,14 +28,20 @@ _NOT_BUILT = """<!doctype html><meta charset="utf-8"><title>Runyard</title>
 """
 
 
-def install_ui(app: FastAPI, directory: Path = STATIC_DIR) -> None:
+def ui_dir() -> Path:
+    """Where the built UI is: ``RUNYARD_UI_DIR`` or the package's ``static/``."""
+    return Path(os.environ.get("RUNYARD_UI_DIR") or STATIC_DIR)
+
+
+def install_ui(app: FastAPI, directory: Path) -> None:
     """Serve the UI from ``directory`` at ``/``; call after the API routers are included."""
     root = directory.resolve()
 
     @app.get("/{path:path}", include_in_schema=False, response_model=None)
     def ui(path: str) -> Response:
         if path == "api" or path.startswith("api/"):
-            raise NotFound(f"No API route GET /{path}.", "See the routes at /api/v1/docs.")
+            # The same answer as for any unknown route: {code: not_found, message: "Not Found", hint}.
+            raise StarletteHTTPException(status_code=404)
         index = root / "index.html"
         if not index.is_file():
             return HTMLResponse(_NOT_BUILT, status_code=503)

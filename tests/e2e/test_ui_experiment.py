@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from e2e_helpers import Yard, wait_until
-from ui_helpers import browser, column_values, page, table_total  # noqa: F401
+from ui_helpers import column_values, table_total
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def _finished(yard: Yard, exp: dict[str, Any]) -> dict[str, Any]:
     return done
 
 
-def test_runs_appear_live_while_the_sweep_runs(sweep, page) -> None:  # noqa: ANN001, F811
+def test_runs_appear_live_while_the_sweep_runs(sweep, page) -> None:  # noqa: ANN001
     yard, exp = sweep
     page.goto(f"{yard.url}/experiments/{exp['id']}")
     page.wait_for_selector("h1")
@@ -84,7 +84,7 @@ def test_runs_appear_live_while_the_sweep_runs(sweep, page) -> None:  # noqa: AN
     assert not page.console_errors, page.console_errors
 
 
-def test_sorting_by_a_metric_orders_the_rows(sweep, page) -> None:  # noqa: ANN001, F811
+def test_sorting_by_a_metric_orders_the_rows(sweep, page) -> None:  # noqa: ANN001
     yard, exp = sweep
     _finished(yard, exp)
     page.goto(f"{yard.url}/experiments/{exp['id']}")
@@ -106,7 +106,7 @@ def test_sorting_by_a_metric_orders_the_rows(sweep, page) -> None:  # noqa: ANN0
     wait_until(lambda: shown() == expected[::-1], 20, "descending order after opening the link")
 
 
-def test_brushing_parallel_coordinates_filters_the_table(sweep, page) -> None:  # noqa: ANN001, F811
+def test_brushing_parallel_coordinates_filters_the_table(sweep, page) -> None:  # noqa: ANN001
     yard, exp = sweep
     _finished(yard, exp)
     page.goto(f"{yard.url}/experiments/{exp['id']}")
@@ -130,7 +130,7 @@ def test_brushing_parallel_coordinates_filters_the_table(sweep, page) -> None:  
     wait_until(lambda: table_total(page) == 12, 20, "the brush to clear")
 
 
-def test_run_page_shows_params_chart_and_log(sweep, page) -> None:  # noqa: ANN001, F811
+def test_run_page_shows_params_chart_and_log(sweep, page) -> None:  # noqa: ANN001
     yard, exp = sweep
     _finished(yard, exp)
     run = next(r for r in yard.client.list_runs(experiment_id=exp["id"], limit=100)["items"] if r["params"]["a"] == 3)
@@ -152,7 +152,7 @@ def test_run_page_shows_params_chart_and_log(sweep, page) -> None:  # noqa: ANN0
     assert not page.console_errors, page.console_errors
 
 
-def test_compare_view_shows_the_param_that_differs(sweep, page) -> None:  # noqa: ANN001, F811
+def test_compare_view_shows_the_param_that_differs(sweep, page) -> None:  # noqa: ANN001
     yard, exp = sweep
     _finished(yard, exp)
     runs = yard.client.list_runs(experiment_id=exp["id"], limit=100)["items"]

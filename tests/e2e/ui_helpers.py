@@ -1,6 +1,6 @@
 """Browser fixtures of the UI tests: Debian's headless Chromium driven by Playwright.
 
-Import the fixtures into a test module (``from ui_helpers import browser, page  # noqa: F401``).
+``tests/e2e/conftest.py`` imports the fixtures, so the session has one browser.
 The browser is ``/usr/bin/chromium`` (installed by ``scripts/test-setup.sh``), never one
 Playwright downloads. The UI must be built (``make install`` builds ``web/`` into
 ``runyard/server/static/``). Each test's page is saved as a screenshot under

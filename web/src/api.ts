@@ -73,6 +73,8 @@ export const api = {
   experiments: (project?: string) => get<{ items: Experiment[] }>("/experiments", { project }).then((r) => r.items),
   experiment: (id: number) => get<Experiment>(`/experiments/${id}`),
   experimentKeys: (id: number) => get<{ params: string[]; metrics: string[] }>(`/experiments/${id}/keys`),
+  experimentColumns: (id: number, fields: string[]) =>
+    get<{ ids: number[]; columns: Record<string, unknown[]> }>(`/experiments/${id}/columns`, { fields }),
   cancelExperiment: (id: number) => request<Experiment>("POST", `/experiments/${id}/cancel`),
   runs: (q: RunQuery, signal?: AbortSignal) => get<RunPage>("/runs", { ...q, fields: q.fields ?? undefined } as Query, signal),
   run: (id: number) => get<Run>(`/runs/${id}`),

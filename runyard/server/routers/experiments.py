@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from runyard.server._deps import get_store, wake_scheduler
@@ -66,6 +67,21 @@ def get_experiment(experiment_id: int, store: Store = Depends(get_store)) -> Exp
 def experiment_keys(experiment_id: int, store: Store = Depends(get_store)) -> ExperimentKeys:
     """The param and metric names its runs have (the UI's column and axis choices)."""
     return ExperimentKeys(**store.experiment_keys(experiment_id))
+
+
+class ExperimentColumns(BaseModel):
+    ids: list[int] = Field(description="run ids, oldest first")
+    columns: dict[str, list[Any]] = Field(description="per field, one value per run in ids (null: the run has none)")
+
+
+@router.get("/{experiment_id}/columns", response_model=ExperimentColumns)
+def experiment_columns(
+    experiment_id: int,
+    fields: list[str] = Query(description="params.NAME or metrics.NAME[.last|.min|.max]", min_length=1, max_length=100),
+    store: Store = Depends(get_store),
+) -> Response:
+    """Values of the given params and metric summaries for every run, as columns (plots over all runs)."""
+    return Response(orjson.dumps(store.experiment_columns(experiment_id, fields)), media_type="application/json")
 
 
 @router.post("/{experiment_id}/cancel", response_model=Experiment)

@@ -26,6 +26,7 @@ export function Chart({ title, series, xLabel, smoothing = 0, logY = false, heig
       return { ...s, y };
     });
     const data = align(prepared) as uPlot.AlignedData;
+    const dots = data[0].length <= 60; // few points: show them, a lone point draws no line
     const opts: uPlot.Options = {
       title,
       width: Math.max(200, el.clientWidth),
@@ -33,7 +34,7 @@ export function Chart({ title, series, xLabel, smoothing = 0, logY = false, heig
       scales: { x: { time: xLabel === "time" }, y: logY ? { distr: 3 } : {} },
       axes: [{ label: xLabel }, {}],
       legend: { show: series.length <= 12 },
-      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: colour(i), width: 1.5, spanGaps: true, points: { show: false } }))],
+      series: [{}, ...series.map((s, i) => ({ label: s.label, stroke: colour(i), width: 1.5, spanGaps: true, points: { show: dots } }))],
     };
     plot.current?.destroy();
     plot.current = new uPlot(opts, data, el);

@@ -30,17 +30,21 @@ export function RunTable({ query, columns, orderBy, onSort, selected = [], onTog
   const [total, setTotal] = useState<number | null>(null);
   const [error, setError] = useState<Error | null>(null);
   const inflight = useRef(new Set<number>());
+  const visible = useRef<number[]>([0]);
   const fieldsKey = useMemo(() => {
     const f = new Set<string>();
     columns.forEach((c) => { if (c.kind === "param") f.add(`params.${c.key}`); if (c.kind === "metric") f.add(`metrics.${c.key}`); });
     extraMetrics.forEach((m) => f.add(`metrics.${m}`));
     return [...f].sort().join("\n");
   }, [columns, extraMetrics]);
-  const key = JSON.stringify([query, orderBy, fieldsKey]);
+  const rowsKey = JSON.stringify([query, orderBy]);
+  const key = JSON.stringify([rowsKey, fieldsKey]);
   const generation = useRef(0);
+  // After a change the pages held are stale: they stay on screen until the first fresh page replaces them all.
+  const stale = useRef(false);
 
   const fetchPage = async (page: number, gen: number) => {
-    if (inflight.current.has(page)) return;
+    if (inflight.current.has(page) && gen === generation.current && !stale.current) return;
     inflight.current.add(page);
     try {
       // No param or metric columns: ask for a field no run has, so rows carry none (no fields means all).
@@ -48,7 +52,12 @@ export function RunTable({ query, columns, orderBy, onSort, selected = [], onTog
       const res = await api.runs({ ...query, order_by: orderBy, limit: PAGE_SIZE, offset: page * PAGE_SIZE, fields });
       if (gen !== generation.current) return;
       setTotal(res.total);
-      setPages((prev) => new Map(prev).set(page, res.items));
+      if (stale.current) {
+        stale.current = false;
+        setPages(new Map([[page, res.items]]));
+      } else {
+        setPages((prev) => new Map(prev).set(page, res.items));
+      }
       setError(null);
     } catch (e) {
       if (gen === generation.current) setError(e as Error);
@@ -57,14 +66,19 @@ export function RunTable({ query, columns, orderBy, onSort, selected = [], onTog
     }
   };
 
-  // A new query: forget the pages, go back to the top, load the first page.
+  // Other rows (query or order): back to the top. Other columns only: keep the place.
+  const lastRows = useRef(rowsKey);
   useEffect(() => {
     generation.current += 1;
     inflight.current.clear();
-    setPages(new Map());
-    setTotal(null);
-    scroller.current?.scrollTo({ top: 0 });
-    fetchPage(0, generation.current);
+    stale.current = true;
+    if (lastRows.current !== rowsKey) {
+      lastRows.current = rowsKey;
+      scroller.current?.scrollTo({ top: 0 });
+      fetchPage(0, generation.current);
+    } else {
+      for (const p of visible.current) fetchPage(p, generation.current);
+    }
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [key]);
 
@@ -83,7 +97,6 @@ export function RunTable({ query, columns, orderBy, onSort, selected = [], onTog
   }, [first, last, total, pages]);
 
   // Live: re-read the visible pages every 2 s.
-  const visible = useRef<number[]>([]);
   visible.current = total === null ? [0] : pagesFor(first, last, PAGE_SIZE, Math.max(total, 1));
   useEffect(() => {
     if (!live) return;

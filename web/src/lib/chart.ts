@@ -9,7 +9,7 @@ export function smooth(values: (number | null)[], weight: number): (number | nul
   const w = Math.min(weight, 0.999);
   const out: (number | null)[] = new Array(values.length);
   let last = 0;
-  let n = 0;
+  let wn = 1; // w to the power of the points seen so far
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     if (v === null || !Number.isFinite(v)) {
@@ -17,8 +17,8 @@ export function smooth(values: (number | null)[], weight: number): (number | nul
       continue;
     }
     last = last * w + (1 - w) * v;
-    n++;
-    out[i] = last / (1 - Math.pow(w, n));
+    wn *= w;
+    out[i] = last / (1 - wn);
   }
   return out;
 }
@@ -50,11 +50,32 @@ export function align(series: Series[]): [number[], ...(number | null)[][]] {
 }
 
 function mergeSorted(arrays: number[][]): number[] {
-  let all: number[] = [];
-  for (const a of arrays) all = all.concat(a);
-  const f = Float64Array.from(all).sort();
+  // Pairwise merges of sorted, de-duplicated arrays: O(n log k), no global sort.
+  let level = arrays.map(dedupe);
+  while (level.length > 1) {
+    const next: number[][] = [];
+    for (let i = 0; i < level.length; i += 2) next.push(i + 1 < level.length ? merge2(level[i], level[i + 1]) : level[i]);
+    level = next;
+  }
+  return level[0] ?? [];
+}
+
+function dedupe(a: number[]): number[] {
   const out: number[] = [];
-  for (let i = 0; i < f.length; i++) if (i === 0 || f[i] !== f[i - 1]) out.push(f[i]);
+  for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[i - 1]) out.push(a[i]);
+  return out;
+}
+
+function merge2(a: number[], b: number[]): number[] {
+  const out: number[] = new Array(a.length + b.length);
+  let i = 0, j = 0, n = 0;
+  while (i < a.length && j < b.length) {
+    const x = a[i], y = b[j];
+    if (x < y) { out[n++] = x; i++; } else if (y < x) { out[n++] = y; j++; } else { out[n++] = x; i++; j++; }
+  }
+  while (i < a.length) out[n++] = a[i++];
+  while (j < b.length) out[n++] = b[j++];
+  out.length = n;
   return out;
 }
 

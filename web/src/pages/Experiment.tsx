@@ -62,14 +62,14 @@ export function ExperimentPage() {
   const pcField = chartMetric ? `metrics.${chartMetric}.${bestAgg(chartMetric, searchMetric, mode)}` : null;
   const pc = usePoll(async () => {
     if (!paramKeys.length) return null;
-    const page = await api.runs({ experiment_id: id, limit: 10000, fields: [...paramKeys.map((p) => `params.${p}`), ...(chartMetric ? [`metrics.${chartMetric}`] : [])] });
-    return page.items.map((r) => {
+    const fields = [...paramKeys.map((p) => `params.${p}`), ...(pcField ? [pcField] : [])];
+    const { ids, columns } = await api.experimentColumns(id, fields);
+    return ids.map((rid, i) => {
       const values: Record<string, unknown> = {};
-      for (const p of paramKeys) values[`params.${p}`] = r.params[p];
-      if (chartMetric && pcField) { const s = r.metrics[chartMetric]; values[pcField] = s ? s[bestAgg(chartMetric, searchMetric, mode)] : undefined; }
-      return { id: r.id, values };
+      for (const f of fields) values[f] = columns[f][i];
+      return { id: rid, values };
     });
-  }, [id, paramKeys.join(","), chartMetric], 4000, live);
+  }, [id, paramKeys.join(","), pcField], 4000, live);
   const axes = useMemo(() => {
     const runs = pc.data ?? [];
     const fields = [...paramKeys.map((p) => [`params.${p}`, p]), ...(pcField ? [[pcField, pcField.slice(8)]] : [])];
