@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -46,6 +47,9 @@ for step in range(4):
     runyard.log({"loss": args.a * 10 + (5 if args.b == "y" else 0) + step}, step=step)
     time.sleep(0.3)
 print(f"training a={args.a} b={args.b} done")
+with open("model.txt", "w") as f:
+    f.write(f"weights for a={args.a}")
+runyard.log_artifact("model.txt")
 runyard.finish()
 """
 
@@ -149,7 +153,41 @@ def test_run_page_shows_params_chart_and_log(sweep, page) -> None:  # noqa: ANN0
     page.locator('[data-testid="log-line"]', has_text=line).wait_for()
     page.get_by_label("search the log").fill("training")
     wait_until(lambda: page.locator('[data-testid="log-line"]').count() == 1, 20, "the search to keep one line")
+
+    # The code snapshot: the file tree and a file's content.
+    page.get_by_role("button", name="code").click()
+    page.locator('[data-testid="files"] a', has_text="train.py").click()
+    page.locator('[data-testid="file-content"]', has_text="runyard.init()").wait_for()
+    assert "file=train.py" in page.url
+    # Artifacts, with a download link that serves the file.
+    page.get_by_role("button", name="artifacts").click()
+    link = page.locator('[data-testid="artifacts"] a', has_text="download")
+    link.wait_for()
+    with page.expect_download() as info:
+        link.click()
+    assert Path(info.value.path()).read_text() == "weights for a=3"
+    # Status history and attempts.
+    page.get_by_role("button", name="history").click()
+    events = page.locator('[data-testid="events"]').text_content()
+    assert "queued" in events and "running" in events and "succeeded" in events
     assert not page.console_errors, page.console_errors
+
+
+def test_projects_lead_to_the_project_its_experiment_and_a_run(sweep, page) -> None:  # noqa: ANN001
+    yard, exp = sweep
+    _finished(yard, exp)
+    yard.client.request("PATCH", "/projects/ui-grid", json={"description": "# Grid demo\n\nA **tiny** sweep.<script>window.bad=1</script>"})
+    page.goto(f"{yard.url}/?q=ui-gr")
+    page.locator('[data-testid="projects"] a', has_text="ui-grid").click()
+    page.wait_for_url("**/projects/ui-grid")
+    page.locator(".markdown h1", has_text="Grid demo").wait_for()
+    assert page.locator(".markdown strong").text_content() == "tiny"
+    assert page.evaluate("window.bad") is None  # the Markdown is sanitised
+    page.locator('[data-testid="experiments"] a', has_text=exp["name"]).click()
+    page.wait_for_url(f"**/experiments/{exp['id']}")
+    page.locator('[data-testid="run-row"] a').first.click()
+    page.wait_for_url("**/runs/*")
+    page.locator('[data-testid="params"]').wait_for()
 
 
 def test_compare_view_shows_the_param_that_differs(sweep, page) -> None:  # noqa: ANN001
