@@ -11,9 +11,11 @@ export interface ChartProps {
   smoothing?: number;
   logY?: boolean;
   height?: number;
+  /** performance.now() when its data started loading: the chart records load + draw time in data-ms. */
+  startedAt?: number;
 }
 
-export function Chart({ title, series, xLabel, smoothing = 0, logY = false, height = 220 }: ChartProps) {
+export function Chart({ title, series, xLabel, smoothing = 0, logY = false, height = 220, startedAt }: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
 
@@ -39,6 +41,8 @@ export function Chart({ title, series, xLabel, smoothing = 0, logY = false, heig
     plot.current?.destroy();
     plot.current = new uPlot(opts, data, el);
     el.dataset.points = String(series.reduce((n, s) => n + s.x.length, 0));
+    // uPlot paints on its next frame: measure after it.
+    if (startedAt) requestAnimationFrame(() => { el.dataset.ms = String(Math.round(performance.now() - startedAt)); });
     const ro = new ResizeObserver(() => plot.current?.setSize({ width: Math.max(200, el.clientWidth), height }));
     ro.observe(el);
     return () => {

@@ -27,6 +27,7 @@ export function MetricCharts({ runs, keys, controls, live, height = 220 }: {
 }) {
   const box = useRef<HTMLDivElement>(null);
   const [data, setData] = useState<Record<string, Series[]>>({});
+  const startedAt = useRef(0);
   const [error, setError] = useState<string | null>(null);
   const runKey = runs.map((r) => `${r.id}:${r.label}`).join(",");
   const keysKey = keys.join("\n");
@@ -36,8 +37,9 @@ export function MetricCharts({ runs, keys, controls, live, height = 220 }: {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const ctrl = new AbortController();
     const load = async () => {
+      const t0 = performance.now();
       const width = Math.max(300, box.current?.clientWidth ?? 800);
-      const n = pointsFor(keys.length > 1 ? width / 2 : width);
+      const n = pointsFor(keys.length > 1 ? width / 2 : width, runs.length);
       const out: Record<string, Series[]> = {};
       try {
         await Promise.all(keys.map(async (key) => {
@@ -52,7 +54,7 @@ export function MetricCharts({ runs, keys, controls, live, height = 220 }: {
           }));
           out[key] = series;
         }));
-        if (!stopped) { setData(out); setError(null); }
+        if (!stopped) { startedAt.current = t0; setData(out); setError(null); }
       } catch (e) {
         if (!stopped && (e as Error).name !== "AbortError") setError((e as Error).message);
       }
@@ -67,7 +69,7 @@ export function MetricCharts({ runs, keys, controls, live, height = 220 }: {
     <div ref={box} className={`charts ${keys.length > 1 ? "grid" : ""}`}>
       {error && <div className="error">{error}</div>}
       {keys.map((k) => data[k] ? (
-        <Chart key={k} title={k} series={data[k]} xLabel={controls.x} smoothing={controls.smoothing} logY={controls.logY} height={height} />
+        <Chart key={k} title={k} series={data[k]} xLabel={controls.x} smoothing={controls.smoothing} logY={controls.logY} height={height} startedAt={startedAt.current} />
       ) : <div key={k} className="chart placeholder">loading {k}…</div>)}
     </div>
   );

@@ -84,9 +84,13 @@ export function positiveOnly(values: (number | null)[]): (number | null)[] {
   return values.map((v) => (v !== null && v > 0 ? v : null));
 }
 
-/** How many points to ask the API for: two per pixel of chart width (min and max of each bucket). */
-export function pointsFor(widthPx: number): number {
-  return Math.max(200, Math.min(4000, Math.round(widthPx * 2)));
+/** How many points of each series to ask the API for. One or two runs: two per pixel of chart width
+ *  (each bucket's min and max). More runs overlaid: one per two pixels, at most 760, which the server
+ *  answers from its per-256-step blocks even for series of 100,000 points and more (fast), while
+ *  every bucket still keeps its extremes. */
+export function pointsFor(widthPx: number, nRuns = 1): number {
+  if (nRuns <= 2) return Math.max(200, Math.min(4000, Math.round(widthPx * 2)));
+  return Math.max(200, Math.min(760, Math.round(widthPx / 2)));
 }
 
 /** Distinct, readable colours for up to many runs (golden-angle hues). */

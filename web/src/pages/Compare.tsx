@@ -70,7 +70,8 @@ export function ComparePage() {
           <h2>Params</h2>
           <DiffTable rows={paramRows} runs={runs} testid="param-diff" onlyDiff={onlyDiff} />
           <h2>Config</h2>
-          <DiffTable rows={configRows} runs={runs} testid="config-diff" onlyDiff={onlyDiff} />
+          {configRows.length ? <DiffTable rows={configRows} runs={runs} testid="config-diff" onlyDiff={onlyDiff} />
+            : <p className="muted">None of these runs belongs to an experiment (they were started by hand), so there is no config.</p>}
           <h2>Curves</h2>
           <div className="controls">
             <label>metric: <select value={metric ?? ""} onChange={(e) => setMetric(e.target.value)}>

@@ -1,13 +1,15 @@
 // A project: its description (Markdown), experiments, and all its runs.
-import { useCallback, useMemo } from "react";
+import { lazy, Suspense, useCallback, useMemo } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api } from "../api";
 import { ErrorNote, StatusBadge } from "../components/Confirm";
-import { Markdown } from "../components/Markdown";
 import { RunTable } from "../components/RunTable";
 import { usePoll, useQueryParam } from "../lib/hooks";
 import { nextSort, parseColumns, type Column } from "../lib/table";
 import { ago } from "./Projects";
+
+// Markdown rendering (marked + DOMPurify) loads only on this page.
+const Markdown = lazy(() => import("../components/Markdown").then((m) => ({ default: m.Markdown })));
 
 export function ProjectPage() {
   const name = useParams().name!;
@@ -22,7 +24,7 @@ export function ProjectPage() {
       <div className="crumbs"><Link to="/">Projects</Link> / {name}</div>
       <h1>{name}</h1>
       <ErrorNote error={project.error} />
-      {project.data && (project.data.description ? <Markdown text={project.data.description} /> : <p className="muted">No description.</p>)}
+      {project.data && (project.data.description ? <Suspense fallback={<p className="muted">…</p>}><Markdown text={project.data.description} /></Suspense> : <p className="muted">No description.</p>)}
       <h2>Experiments</h2>
       <table className="list" data-testid="experiments">
         <thead><tr><th>id</th><th>name</th><th>status</th><th>runs</th><th>created</th></tr></thead>
