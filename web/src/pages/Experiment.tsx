@@ -30,7 +30,7 @@ export function ExperimentPage() {
 
   const exp = usePoll(() => api.experiment(id), [id]);
   const live = exp.data ? exp.data.status === "running" || Object.keys(exp.data.counts).some((s) => !TERMINAL.has(s)) : true;
-  const keys = usePoll(() => api.experimentKeys(id), [id], 4000, live);
+  const keys = usePoll(() => api.experimentKeys(id), [id], undefined, live);
   const { metric: searchMetric, mode, maxRuns } = searchOf(exp.data);
   const paramKeys = keys.data?.params ?? [];
   const metricKeys = keys.data?.metrics ?? [];
@@ -69,7 +69,7 @@ export function ExperimentPage() {
       for (const f of fields) values[f] = columns[f][i];
       return { id: rid, values };
     });
-  }, [id, paramKeys.join(","), pcField], 4000, live);
+  }, [id, paramKeys.join(","), pcField], undefined, live);
   const axes = useMemo(() => {
     const runs = pc.data ?? [];
     const fields = [...paramKeys.map((p) => [`params.${p}`, p]), ...(pcField ? [[pcField, pcField.slice(8)]] : [])];
@@ -80,7 +80,7 @@ export function ExperimentPage() {
   // Charts: the selected runs, or the table's top 5.
   // Runs without the metric yet (queued) have no curve to draw.
   const top = usePoll(() => api.runs({ ...query, order_by: orderBy, limit: 5, fields: chartMetric ? [`metrics.${chartMetric}`] : ["metrics.-"] }),
-    [JSON.stringify(query), orderBy, chartMetric], 4000, live && selected.length === 0);
+    [JSON.stringify(query), orderBy, chartMetric], undefined, live && selected.length === 0);
   const chartRuns = useMemo(() => {
     const ids = selected.length ? selected : (top.data?.items ?? []).filter((r) => chartMetric && r.metrics[chartMetric]).map((r) => r.id);
     return ids.map((rid) => ({ id: rid, label: `run ${rid}` }));

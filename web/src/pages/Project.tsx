@@ -13,7 +13,7 @@ const Markdown = lazy(() => import("../components/Markdown").then((m) => ({ defa
 
 export function ProjectPage() {
   const name = useParams().name!;
-  const project = usePoll(() => api.project(name), [name], 5000);
+  const project = usePoll(() => api.project(name), [name]);
   const exps = usePoll(() => api.experiments(name), [name]);
   const [orderBy, setOrderBy] = useQueryParam("sort");
   const columns = useMemo(() => parseColumns(["number", "name", "status", "duration", "created_at"]), []);

@@ -17,7 +17,7 @@ export function ago(ts: number | null): string {
 export function ProjectsPage() {
   const [q, setQ] = useQueryParam("q");
   const [owner, setOwner] = useQueryParam("owner");
-  const { data, error } = usePoll(() => api.projects(q ?? undefined), [q], 5000);
+  const { data, error } = usePoll(() => api.projects(q ?? undefined), [q]);
   const owners = useMemo(() => [...new Set((data ?? []).map((p) => p.owner ?? ""))].sort(), [data]);
   const shown = useMemo(
     () => (data ?? []).filter((p) => !owner || (p.owner ?? "") === owner)

@@ -114,7 +114,7 @@ export function RunPage() {
 }
 
 function Artifacts({ runId, live }: { runId: number; live: boolean }) {
-  const arts = usePoll(() => api.artifacts(runId), [runId], 5000, live);
+  const arts = usePoll(() => api.artifacts(runId), [runId], undefined, live);
   const [prefix, setPrefix] = useState("");
   const shown = (arts.data ?? []).filter((a) => a.path.startsWith(prefix));
   return (
