@@ -134,6 +134,33 @@ def test_brushing_parallel_coordinates_filters_the_table(sweep, page) -> None:  
     wait_until(lambda: table_total(page) == 12, 20, "the brush to clear")
 
 
+def test_filter_box_and_status_filter_narrow_the_table(sweep, page) -> None:  # noqa: ANN001
+    yard, exp = sweep
+    _finished(yard, exp)
+    page.goto(f"{yard.url}/experiments/{exp['id']}")
+    wait_until(lambda: table_total(page) == 12, 20, "12 rows")
+    box = page.get_by_label("filter runs")
+    box.fill("params.b = y; metrics.loss.last >= 40")
+    box.press("Enter")
+    # loss.last = 10a + 5 + 3 for b = y: at least 40 for a in {4, 5, 6}.
+    wait_until(lambda: table_total(page) == 3, 20, "the filtered table: b = y and a >= 4")
+    wait_until(lambda: sorted(int(v) for v in column_values(page, "params.a") if v) == [4, 5, 6], 20, "a in 4, 5, 6")
+    assert "filter=" in page.url
+    # A wrong term: the server's message and hint, not a broken page.
+    box.fill("metrics.loss.last < lots")
+    box.press("Enter")
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "not a number" in alert.text_content() and "Compare metrics with numbers" in alert.text_content()
+    box.fill("")
+    box.press("Enter")
+    page.get_by_label("canceled").check()
+    wait_until(lambda: table_total(page) == 0, 20, "no canceled runs")
+    page.get_by_label("succeeded").check()
+    wait_until(lambda: table_total(page) == 12, 20, "canceled or succeeded: all 12")
+    assert "status=canceled%2Csucceeded" in page.url or "status=canceled,succeeded" in page.url
+
+
 def test_run_page_shows_params_chart_and_log(sweep, page) -> None:  # noqa: ANN001
     yard, exp = sweep
     _finished(yard, exp)

@@ -17,6 +17,7 @@ describe("columns", () => {
     expect(parseColumn("metrics.val/acc.max")).toMatchObject({ kind: "metric", key: "val/acc", agg: "max", sortField: "metrics.val/acc.max" });
     expect(parseColumn("metrics.a.b.last")).toMatchObject({ key: "a.b", agg: "last" });
     expect(parseColumn("metrics.loss")).toBeNull();
+    expect(parseColumn("metrics.val/accuracy.max")!.width).toBeGreaterThan(parseColumn("metrics.acc.max")!.width);
     expect(parseColumn("params.")).toBeNull();
     expect(parseColumn("bogus")).toBeNull();
     expect(parseColumns(["status", "bogus", "status", "params.lr"]).map((c) => c.id)).toEqual(["status", "params.lr"]);

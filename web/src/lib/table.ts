@@ -25,6 +25,11 @@ const ATTRS: Record<string, { label: string; sortable: boolean; width: number }>
 
 export const ATTR_IDS = Object.keys(ATTRS);
 
+/** Wide enough for the header (about 7.5 px a character, plus the sort arrow), within bounds. */
+function widthFor(label: string, min: number): number {
+  return Math.max(min, Math.min(260, Math.round(label.length * 7.5 + 28)));
+}
+
 /** Parse a column id ("params.lr", "metrics.val/acc.max", "status"); null when it names nothing. */
 export function parseColumn(id: string): Column | null {
   if (id in ATTRS) {
@@ -33,7 +38,7 @@ export function parseColumn(id: string): Column | null {
   }
   if (id.startsWith("params.") && id.length > 7) {
     const key = id.slice(7);
-    return { id, label: key, kind: "param", key, sortField: id, width: 110 };
+    return { id, label: key, kind: "param", key, sortField: id, width: widthFor(key, 90) };
   }
   if (id.startsWith("metrics.")) {
     const rest = id.slice(8);
@@ -41,7 +46,8 @@ export function parseColumn(id: string): Column | null {
     const agg = rest.slice(dot + 1);
     if (dot > 0 && (agg === "last" || agg === "min" || agg === "max")) {
       const key = rest.slice(0, dot);
-      return { id, label: `${key} (${agg === "last" ? "last" : agg})`, kind: "metric", key, agg, sortField: id, width: 130 };
+      const label = `${key} (${agg})`;
+      return { id, label, kind: "metric", key, agg, sortField: id, width: widthFor(label, 110) };
     }
   }
   return null;
