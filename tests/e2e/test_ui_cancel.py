@@ -1,5 +1,6 @@
-"""Cancelling from the UI, in a real headless Chromium: a running run ends ``canceled``, and so does
-the rest of an experiment cancelled from its page. Both ask for confirmation first."""
+"""Cancelling from the UI, in a real headless Chromium: a running run ends ``canceled`` (from its
+page and from its row of the runs table), and so does the rest of an experiment cancelled from
+its page. Each asks for confirmation first."""
 
 from __future__ import annotations
 
@@ -54,7 +55,19 @@ def test_cancel_a_run_and_the_experiment_from_the_ui(yard: Yard, make_project, p
     assert yard.wait_run(run["id"])["status"] == "canceled"
     page.locator("h1 .status-canceled").wait_for()  # the page shows it without a reload
 
+    # The next run starts; cancel it from its row of the experiment's table.
+    def next_running() -> dict | None:
+        items = yard.client.list_runs(experiment_id=exp["id"], status=["running"], limit=10)["items"]
+        return items[0] if items and items[0]["id"] != run["id"] else None
+
+    second = wait_until(next_running, what="the next run to be running")
     page.goto(f"{yard.url}/experiments/{exp['id']}")
+    row = page.locator(f'[data-testid="run-row"][data-run-id="{second["id"]}"]')
+    row.get_by_role("button", name="cancel").click()
+    row.get_by_role("button", name="Yes, cancel").click()
+    assert yard.wait_run(second["id"])["status"] == "canceled"
+    row.locator(".status-canceled").wait_for()
+
     page.get_by_role("button", name="Cancel experiment").click()
     page.get_by_role("button", name="Keep").click()  # changing one's mind keeps it running
     assert yard.client.get_experiment(exp["id"])["status"] == "running"

@@ -223,7 +223,13 @@ def test_compare_view_shows_the_param_that_differs(sweep, page) -> None:  # noqa
     runs = yard.client.list_runs(experiment_id=exp["id"], limit=100)["items"]
     one = next(r for r in runs if r["params"] == {"a": 2, "b": "x", "c": 7})
     two = next(r for r in runs if r["params"] == {"a": 5, "b": "x", "c": 7})
-    page.goto(f"{yard.url}/compare?runs={one['id']},{two['id']}")
+    # Select the two runs in the experiment's table and open the compare view from there.
+    page.goto(f"{yard.url}/experiments/{exp['id']}")
+    page.get_by_label(f"select run {one['id']}").check()
+    page.get_by_label(f"select run {two['id']}").check()
+    assert f"sel={one['id']}%2C{two['id']}" in page.url or f"sel={one['id']},{two['id']}" in page.url
+    page.get_by_role("button", name="compare").click()
+    page.wait_for_url(f"**/compare?runs={one['id']},{two['id']}")
     table = page.locator('[data-testid="param-diff"]')
     table.wait_for()
     assert table.locator('tr[data-key="a"]').get_attribute("data-differs") == "1"
