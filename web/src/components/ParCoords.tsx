@@ -54,9 +54,12 @@ export function ParCoords({ axes, runs, brushes, onBrush, colourField, height = 
     };
     g.lineWidth = 1;
     g.strokeStyle = "rgba(160,160,160,0.25)";
+    // Runs outside the brushes first, in grey, so the selected ones are drawn over them.
     const inside: PcRun[] = [];
-    for (const r of runs) (inBrushes(r.values, brushes) ? inside : []).push(r);
-    if (brushes.length) for (const r of runs) if (!inBrushes(r.values, brushes)) draw(r);
+    for (const r of runs) {
+      if (inBrushes(r.values, brushes)) inside.push(r);
+      else draw(r);
+    }
     g.globalAlpha = runs.length > 2000 ? 0.35 : 0.8;
     for (const r of inside) {
       const t = cAxis ? toUnit(cAxis, r.values[cAxis.field]) : null;
