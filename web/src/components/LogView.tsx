@@ -1,7 +1,7 @@
 // A run's log: per task, follows new lines live (polling ≤ 2 s), with search.
 import { useEffect, useMemo, useRef, useState } from "react";
 import { api, type LogLine } from "../api";
-import { POLL_MS } from "../lib/hooks";
+import { hidden, POLL_MS } from "../lib/hooks";
 
 const MAX_LINES = 50_000;
 
@@ -21,6 +21,10 @@ export function LogView({ runId, tasks, task, onTask, search, onSearch, live }: 
     let acc: LogLine[] = [];
     setLines([]);
     const load = async () => {
+      if (hidden() && live) {
+        timer = setTimeout(load, POLL_MS);
+        return;
+      }
       try {
         for (;;) {
           const page = await api.logs(runId, offset, task);

@@ -3,7 +3,7 @@
 import { useEffect, useRef, useState } from "react";
 import { api } from "../api";
 import { pointsFor, type Series } from "../lib/chart";
-import { POLL_MS } from "../lib/hooks";
+import { hidden, POLL_MS } from "../lib/hooks";
 import { Chart } from "./Chart";
 
 export interface ChartRun { id: number; label: string }
@@ -37,6 +37,10 @@ export function MetricCharts({ runs, keys, controls, live, height = 220 }: {
     let timer: ReturnType<typeof setTimeout> | undefined;
     const ctrl = new AbortController();
     const load = async () => {
+      if (hidden() && live) {
+        timer = setTimeout(load, POLL_MS);
+        return;
+      }
       const t0 = performance.now();
       const width = Math.max(300, box.current?.clientWidth ?? 800);
       const n = pointsFor(keys.length > 1 ? width / 2 : width, runs.length);

@@ -5,7 +5,7 @@ import { Link } from "react-router-dom";
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { api, type Run, type RunQuery } from "../api";
 import { cellValue, formatCell, pagesFor, parseSort, TERMINAL, type Column } from "../lib/table";
-import { POLL_MS } from "../lib/hooks";
+import { hidden, POLL_MS } from "../lib/hooks";
 import { ConfirmButton, ErrorNote, StatusBadge } from "./Confirm";
 
 export const PAGE_SIZE = 200;
@@ -100,7 +100,7 @@ export function RunTable({ query, columns, orderBy, onSort, selected = [], onTog
   visible.current = total === null ? [0] : pagesFor(first, last, PAGE_SIZE, Math.max(total, 1));
   useEffect(() => {
     if (!live) return;
-    const t = setInterval(() => { for (const p of visible.current) fetchPage(p, generation.current); }, POLL_MS);
+    const t = setInterval(() => { if (!hidden()) for (const p of visible.current) fetchPage(p, generation.current); }, POLL_MS);
     return () => clearInterval(t);
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [live, key]);

@@ -4,6 +4,9 @@ import { useSearchParams } from "react-router-dom";
 
 export const POLL_MS = 2000;
 
+/** Polls skip their fetch while the browser tab is hidden (no load on the server for a tab nobody sees). */
+export const hidden = () => typeof document !== "undefined" && document.visibilityState === "hidden";
+
 export interface Loaded<T> { data: T | undefined; error: Error | null; reload: () => void }
 
 /** Calls `fn` now, then every `intervalMs` while `live` (0 = once); `deps` restart it. Keeps the last data on errors. */
@@ -17,6 +20,10 @@ export function usePoll<T>(fn: () => Promise<T>, deps: unknown[], intervalMs = P
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const run = async () => {
+      if (hidden() && live && intervalMs > 0) {
+        timer = setTimeout(run, intervalMs);
+        return;
+      }
       try {
         const v = await fnRef.current();
         if (!stopped) {
