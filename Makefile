@@ -8,7 +8,12 @@ PEERS_VENV ?= .venv-peers
 RAY_VENV ?= .venv-ray
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast bench install install-test system-test-deps clean-demo
+.PHONY: demo test test-fast test-ui ui bench install install-test system-test-deps clean-demo
+
+# The web UI (web/, TypeScript) is built into the package's static folder, which `runyard server` serves at /.
+UI_INDEX := runyard/server/static/index.html
+UI_DEPS := web/node_modules/.package-lock.json
+UI_SOURCES := $(shell find web/src -type f 2>/dev/null) web/index.html web/package.json web/vite.config.ts web/tsconfig.json
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,23 +21,39 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e '.[test,examples]'
 	@touch $@
 
-install: $(VENV)/.installed
+$(UI_DEPS): web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+$(UI_INDEX): $(UI_DEPS) $(UI_SOURCES)
+	cd web && npm run build
+
+## ui: build the web UI (npm ci && npm run build in web/)
+ui: $(UI_INDEX)
+
+install: $(VENV)/.installed $(UI_INDEX)
 
 ## demo: install into .venv, start the embedded local server, log a run by hand, run the digits sweep live
 demo: install
 	$(RUNYARD) server start
+	@echo "Web UI: $$($(RUNYARD) server status --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["url"])')/  (watch the sweep there)"
 	cd examples/quickstart && ../../$(PY) train.py --epochs 10
 	$(RUNYARD) info $$($(RUNYARD) ls --project quickstart --limit 1 --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
 	$(RUNYARD) run examples/digits-sweep --follow
 	$(RUNYARD) ls --project digits
 	$(RUNYARD) server status
+	@echo "Web UI: $$($(RUNYARD) server status --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["url"])')/projects/digits"
 
 ## system-test-deps: system packages the tests need (apt-get update first)
 system-test-deps:
 	bash scripts/test-setup.sh
 
-## test: everything the tests need, then the whole suite (slow end-to-end tests included)
-test: install system-test-deps
+## test-ui: the web UI's unit tests (Vitest)
+test-ui: $(UI_DEPS)
+	cd web && npx vitest run
+
+## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included)
+test: install system-test-deps test-ui
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## test-fast: the suite without the tests marked slow

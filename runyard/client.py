@@ -186,6 +186,14 @@ class Client:
     def cancel_experiment(self, experiment_id: int) -> dict[str, Any]:
         return self._json("POST", f"/experiments/{experiment_id}/cancel")
 
+    def experiment_keys(self, experiment_id: int) -> dict[str, list[str]]:
+        """``{"params": [...], "metrics": [...]}``: the names the experiment's runs have."""
+        return self._json("GET", f"/experiments/{experiment_id}/keys")
+
+    def experiment_columns(self, experiment_id: int, fields: Sequence[str]) -> dict[str, Any]:
+        """``{"ids": [...], "columns": {field: [...]}}``: values of params and metrics for every run."""
+        return self._json("GET", f"/experiments/{experiment_id}/columns", params=[("fields", f) for f in fields])
+
     # -------------------------------------------------------------------- runs
     def create_run(self, project: str, *, name: str = "", params: dict[str, Any] | None = None,
                    tags: dict[str, str] | None = None, experiment_id: int | None = None, status: str = "running") -> dict[str, Any]:
@@ -196,8 +204,10 @@ class Client:
         return self._json("GET", f"/runs/{run_id}")
 
     def list_runs(self, *, project: str | None = None, experiment_id: int | None = None, status: Sequence[str] = (),
-                  filters: Sequence[str] = (), order_by: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+                  filters: Sequence[str] = (), order_by: str | None = None, limit: int = 100, offset: int = 0,
+                  fields: Sequence[str] | None = None) -> dict[str, Any]:
         params: list[tuple[str, Any]] = [("limit", limit), ("offset", offset)]
+        params += [("fields", f) for f in fields or ()]
         if project:
             params.append(("project", project))
         if experiment_id is not None:

@@ -3,7 +3,8 @@
 # Later issues add engines here (Slurm, OpenSSH, Chromium) with their own up/down scripts.
 set -euo pipefail
 
-PACKAGES=(git)
+# chromium: the web UI's browser tests drive Debian's /usr/bin/chromium through Playwright.
+PACKAGES=(git chromium)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.responses import FileResponse
 from pydantic import BaseModel
 
 from runyard import __version__
@@ -17,13 +16,13 @@ from runyard.artifacts import ArtifactStorage
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
 from runyard.server._auth import Auth, authenticate, check_mode, public_route
+from runyard.server._static import install_ui, ui_dir
 from runyard.server.routers import artifacts, audit, experiments, logs, members, projects, runs, sessions, tokens, users
 from runyard.store import Store
 
 __all__ = ["create_app"]
 
 log = logging.getLogger("runyard.server")
-STATIC = Path(__file__).parent / "static"
 
 
 class Health(BaseModel):
@@ -38,7 +37,7 @@ def _public_url() -> str:
 
 
 def create_app(store: Store | None = None, *, artifacts_url: str | None = None, scheduler: bool | None = None,
-               auth_mode: str | None = None) -> FastAPI:
+               auth_mode: str | None = None, static_dir: Path | None = None) -> FastAPI:
     """Build the app. ``store`` defaults to ``Store.open()`` (migrations applied) at start-up.
 
     The scheduler runs inside the app unless ``scheduler=False`` or RUNYARD_SCHEDULER=0.
@@ -46,6 +45,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     while no user exists, ``required`` always asks for sign-in (and creates the first admin,
     see :func:`runyard.server._bootstrap.ensure_admin`), ``off`` never does (loopback only;
     ``serve`` refuses it elsewhere).
+    ``static_dir`` holds the built web UI (default: RUNYARD_UI_DIR or the package's ``static/``).
     """
     if scheduler is None:
         scheduler = os.environ.get("RUNYARD_SCHEDULER", "1") != "0"
@@ -108,16 +108,5 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         api.include_router(r)
     app.include_router(api)
 
-    if (STATIC / "index.html").exists():
-        from fastapi.staticfiles import StaticFiles
-
-        app.mount("/assets", StaticFiles(directory=STATIC / "assets", check_dir=False), name="assets")
-
-        @app.get("/{path:path}", include_in_schema=False)
-        def spa(path: str) -> FileResponse:
-            target = (STATIC / path).resolve()
-            if path and target.is_file() and STATIC.resolve() in target.parents:
-                return FileResponse(target)
-            return FileResponse(STATIC / "index.html")
-
+    install_ui(app, static_dir or ui_dir())
     return app

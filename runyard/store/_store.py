@@ -22,7 +22,7 @@ from runyard.errors import Conflict, InvalidInput, InvalidState, NotFound
 from runyard.store import _models as m
 from runyard.store._engine import make_engine, read_scope, write_scope
 from runyard.store._points import BLOCK_STEPS, decode, merge
-from runyard.store._query import Filter, Order
+from runyard.store._query import Filter, Order, parse_order
 from runyard.store._records import (
     ACTIVE_STATUSES,
     RUN_STATUSES,
@@ -261,6 +261,63 @@ class Store:
                 raise NotFound(f"No experiment with id {experiment_id}.", "List experiments with `runyard experiments`.")
         return self.get_experiment(experiment_id)
 
+    def experiment_keys(self, experiment_id: int) -> dict[str, list[str]]:
+        """The param and metric names the experiment's runs have, sorted: a table's column choices."""
+        self.get_experiment(experiment_id)
+        r = m.SqlRun
+        runs = select(r.id).where(r.experiment_id == experiment_id)
+        with read_scope(self.engine) as conn:
+            params = sorted(conn.execute(select(m.SqlParam.key).where(m.SqlParam.run_id.in_(runs)).distinct()).scalars())
+            metrics = sorted(conn.execute(
+                select(m.SqlMetricKey.name).where(m.SqlMetricKey.id.in_(
+                    select(m.SqlMetricSummary.key_id).where(m.SqlMetricSummary.run_id.in_(runs)).distinct()))
+            ).scalars())
+        return {"params": params, "metrics": metrics}
+
+    def experiment_columns(self, experiment_id: int, fields: Sequence[str]) -> dict[str, Any]:
+        """Columns of values for every run of the experiment: ``{"ids": [...], "columns": {field: [...]}}``.
+
+        ``fields`` name params (``params.lr``) and metric summaries (``metrics.acc.max``, ``.last``
+        by default); a run without a value has ``None``. Made for plots over all runs (10,000 runs
+        in one small response), without building a record per run.
+        """
+        params: list[str] = []
+        metrics: list[tuple[str, str, str]] = []
+        for f in fields:
+            if f.startswith("params.") and len(f) > len("params."):
+                params.append(f[len("params."):])
+                continue
+            if f.startswith("metrics.") and len(f) > len("metrics."):
+                o = parse_order(f)
+                metrics.append((f, o.key, o.agg))
+                continue
+            raise InvalidInput(f"Unknown field {f!r}: columns are params or metrics.",
+                               "Write params.NAME or metrics.NAME[.last|.min|.max], e.g. fields=metrics.loss.min.")
+        self.get_experiment(experiment_id)
+        r = m.SqlRun
+        with read_scope(self.engine) as conn:
+            ids = list(conn.execute(select(r.id).where(r.experiment_id == experiment_id).order_by(r.id)).scalars())
+            pos = {rid: i for i, rid in enumerate(ids)}
+            columns: dict[str, list[Any]] = {}
+            runs = select(r.id).where(r.experiment_id == experiment_id)
+            if params:
+                for k in params:
+                    columns[f"params.{k}"] = [None] * len(ids)
+                p = m.SqlParam
+                for rid, key, value in conn.execute(select(p.run_id, p.key, p.value).where(p.run_id.in_(runs), p.key.in_(params))):
+                    columns[f"params.{key}"][pos[rid]] = json.loads(value)
+            sm = m.SqlMetricSummary
+            for field, key, agg in metrics:
+                col: list[Any] = [None] * len(ids)
+                columns[field] = col
+                kid = self._metric_key_id(conn, key)
+                if kid is None:
+                    continue
+                value = {"last": sm.last, "min": sm.min, "max": sm.max}[agg]
+                for rid, v in conn.execute(select(sm.run_id, value).where(sm.key_id == kid, sm.run_id.in_(runs))):
+                    col[pos[rid]] = _clean_float(v)
+        return {"ids": ids, "columns": columns}
+
     # ---------------------------------------------------------------------- runs
     def create_run(
         self,
@@ -325,8 +382,16 @@ class Store:
         limit: int = 100,
         offset: int = 0,
         project_ids: Sequence[int] | None = None,
+        fields: Sequence[str] | None = None,
     ) -> RunPage:
-        """A page of runs; ``project_ids`` keeps only those projects' runs (what a user may see)."""
+        """A page of runs matching every filter, in ``order`` (newest first by default).
+
+        ``project_ids`` keeps only those projects' runs (what a user may see). ``fields``
+        (e.g. ``["params.lr", "metrics.loss"]``) limits the params and metrics each run
+        carries to those keys: a table of 10,000 runs then reads only its columns.
+        ``None`` returns them all.
+        """
+        keep = _split_fields(fields)
         if limit < 1 or limit > 10000:
             raise InvalidInput(f"limit must be between 1 and 10000, but got {limit}.", "Page through runs with offset.")
         if offset < 0:
@@ -352,7 +417,7 @@ class Store:
             stmt = base
             if order is not None and order.kind == "metric":
                 ids = self._ids_by_metric(conn, conds, order, limit, offset)
-                items = self._load_runs(conn, ids, details=False) if ids is not None else None
+                items = self._load_runs(conn, ids, details=False, keep=keep) if ids is not None else None
                 if items is not None:
                     return RunPage(items=items, total=total, offset=offset, limit=limit)
             if order is None:
@@ -365,7 +430,7 @@ class Store:
                     # NULLs (runs without the metric) always last.
                     stmt = stmt.order_by(col.is_(None), col.desc() if order.descending else col.asc(), r.id.asc())
             ids = list(conn.execute(stmt.limit(limit).offset(offset)).scalars())
-            items = self._load_runs(conn, ids, details=False)
+            items = self._load_runs(conn, ids, details=False, keep=keep)
         return RunPage(items=items, total=total, offset=offset, limit=limit)
 
     def _ids_by_metric(self, conn, conds: list, order: Order, limit: int, offset: int) -> list[int] | None:  # noqa: ANN001
@@ -456,7 +521,8 @@ class Store:
             return select(func.coalesce(p.num, None)).where(p.run_id == r.id, p.key == o.key).scalar_subquery()
         return getattr(r, o.key)
 
-    def _load_runs(self, conn, ids: list[int], *, details: bool) -> list[Run]:  # noqa: ANN001
+    def _load_runs(self, conn, ids: list[int], *, details: bool,  # noqa: ANN001
+                   keep: tuple[list[str], list[str]] | None = None) -> list[Run]:
         if not ids:
             return []
         r, p = m.SqlRun, m.SqlProject
@@ -464,16 +530,20 @@ class Store:
             select(r.__table__, p.name.label("project_name")).join(p, p.id == r.project_id).where(r.id.in_(ids))
         ).all()
         params: dict[int, dict[str, Any]] = {i: {} for i in ids}
-        for rid, key, value in conn.execute(select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(ids))):
+        pstmt = select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(ids))
+        if keep is not None:
+            pstmt = pstmt.where(m.SqlParam.key.in_(keep[0]))
+        for rid, key, value in conn.execute(pstmt):
             params[rid][key] = json.loads(value)
         tags: dict[int, dict[str, str]] = {i: {} for i in ids}
         for rid, key, value in conn.execute(select(m.SqlTag.run_id, m.SqlTag.key, m.SqlTag.value).where(m.SqlTag.run_id.in_(ids))):
             tags[rid][key] = value
         metrics: dict[int, dict[str, MetricSummary]] = {i: {} for i in ids}
         s, k = m.SqlMetricSummary, m.SqlMetricKey
-        for row in conn.execute(
-            select(s.run_id, k.name, s.last, s.last_step, s.min, s.max, s.count, s.last_ts).join(k, k.id == s.key_id).where(s.run_id.in_(ids))
-        ):
+        mstmt = select(s.run_id, k.name, s.last, s.last_step, s.min, s.max, s.count, s.last_ts).join(k, k.id == s.key_id).where(s.run_id.in_(ids))
+        if keep is not None:
+            mstmt = mstmt.where(k.name.in_(keep[1]))
+        for row in conn.execute(mstmt):
             metrics[row[0]][row[1]] = MetricSummary(
                 last=_clean_float(row[2]), step=row[3], min=_clean_float(row[4]), max=_clean_float(row[5]), count=row[6], ts=row[7]
             )
@@ -1225,6 +1295,23 @@ class Store:
             raise NotFound(f"No snapshot {snapshot_id!r}.", "Snapshots are created by `runyard run`.")
         return Snapshot(id=r.id, files=json.loads(r.manifest), n_files=r.n_files, size=r.size, git_commit=r.git_commit,
                         git_branch=r.git_branch, git_dirty=r.git_dirty, git_diff=r.git_diff, created_at=r.created_at)
+
+
+def _split_fields(fields: Sequence[str] | None) -> tuple[list[str], list[str]] | None:
+    """``["params.lr", "metrics.loss"]`` -> (param names, metric names); bad names raise InvalidInput."""
+    if fields is None:
+        return None
+    params: list[str] = []
+    metrics: list[str] = []
+    for f in fields:
+        if f.startswith("params.") and len(f) > len("params."):
+            params.append(f[len("params."):])
+        elif f.startswith("metrics.") and len(f) > len("metrics."):
+            metrics.append(f[len("metrics."):])
+        else:
+            raise InvalidInput(f"Unknown field {f!r}: fields name params or metrics to return.",
+                               "Write params.NAME or metrics.NAME, e.g. fields=params.lr&fields=metrics.loss.")
+    return params, metrics
 
 
 def _raw_fetch(conn, sql: str, params: tuple) -> list[tuple]:  # noqa: ANN001

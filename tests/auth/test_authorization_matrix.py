@@ -94,6 +94,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
         "/experiments", {"json": {"project": w.project, "name": "m", "config": {"project": w.project, "command": "python t.py"}}})),
     ("GET", "/experiments"): ("user", lambda w: ("/experiments", {})),
     ("GET", "/experiments/{experiment_id}"): ("project_viewer", lambda w: (f"/experiments/{w.experiment_id}", {})),
+    ("GET", "/experiments/{experiment_id}/keys"): ("project_viewer", lambda w: (f"/experiments/{w.experiment_id}/keys", {})),
+    ("GET", "/experiments/{experiment_id}/columns"): ("project_viewer", lambda w: (
+        f"/experiments/{w.experiment_id}/columns", {"params": {"fields": "params.lr"}})),
     ("POST", "/experiments/{experiment_id}/cancel"): ("project_editor", lambda w: (f"/experiments/{w.experiment_id}/cancel", {})),
     ("POST", "/runs"): ("project_editor", lambda w: ("/runs", {"json": {"project": w.project}})),
     ("GET", "/runs"): ("user", lambda w: ("/runs", {})),

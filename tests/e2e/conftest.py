@@ -29,6 +29,7 @@ from pathlib import Path
 import psutil
 import pytest
 from e2e_helpers import Yard
+from ui_helpers import browser, page  # noqa: F401 - the UI tests' Chromium (one per session) and pages
 
 from runyard.client import Client
 from runyard.runner import agent_dir, stop_agent

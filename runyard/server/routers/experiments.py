@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from runyard.server._auth import require_experiment, require_project, require_project_write, visible_project_ids
@@ -25,6 +26,11 @@ class ExperimentCreate(BaseModel):
 
 class ExperimentList(BaseModel):
     items: list[Experiment]
+
+
+class ExperimentKeys(BaseModel):
+    params: list[str] = Field(description="param names of the experiment's runs, sorted")
+    metrics: list[str] = Field(description="metric names of the experiment's runs, sorted")
 
 
 @router.post("", response_model=Experiment, status_code=201)
@@ -62,6 +68,30 @@ def list_experiments(
 def get_experiment(experiment_id: int, request: Request, store: Store = Depends(get_store)) -> Experiment:
     require_experiment(request, experiment_id, "viewer")
     return store.get_experiment(experiment_id)
+
+
+@router.get("/{experiment_id}/keys", response_model=ExperimentKeys)
+def experiment_keys(experiment_id: int, request: Request, store: Store = Depends(get_store)) -> ExperimentKeys:
+    """The param and metric names its runs have (the UI's column and axis choices)."""
+    require_experiment(request, experiment_id, "viewer")
+    return ExperimentKeys(**store.experiment_keys(experiment_id))
+
+
+class ExperimentColumns(BaseModel):
+    ids: list[int] = Field(description="run ids, oldest first")
+    columns: dict[str, list[Any]] = Field(description="per field, one value per run in ids (null: the run has none)")
+
+
+@router.get("/{experiment_id}/columns", response_model=ExperimentColumns)
+def experiment_columns(
+    experiment_id: int,
+    request: Request,
+    fields: list[str] = Query(description="params.NAME or metrics.NAME[.last|.min|.max]", min_length=1, max_length=100),
+    store: Store = Depends(get_store),
+) -> Response:
+    """Values of the given params and metric summaries for every run, as columns (plots over all runs)."""
+    require_experiment(request, experiment_id, "viewer")
+    return Response(orjson.dumps(store.experiment_columns(experiment_id, fields)), media_type="application/json")
 
 
 @router.post("/{experiment_id}/cancel", response_model=Experiment)

@@ -100,6 +100,8 @@ def list_runs(
     order_by: str | None = Query(default=None, description="e.g. 'metrics.acc.max desc'"),
     limit: int = Query(default=100, ge=1, le=10000),
     offset: int = Query(default=0, ge=0),
+    fields: list[str] = Query(default=[], description="return only these params and metrics, e.g. 'params.lr', 'metrics.loss'; "
+                                                      "none given: all of them"),
     store: Store = Depends(get_store),
 ) -> RunPage:
     """Runs of the projects the caller may see."""
@@ -110,7 +112,8 @@ def list_runs(
     filters = [parse_filter(f) for f in filter]
     order = parse_order(order_by) if order_by else None
     return store.list_runs(project=project, experiment_id=experiment_id, statuses=status or None, filters=filters, order=order,
-                           limit=limit, offset=offset, project_ids=visible_project_ids(request))
+                           limit=limit, offset=offset, project_ids=visible_project_ids(request),
+                           fields=fields or None)
 
 
 @router.get("/{run_id}", response_model=Run, dependencies=[Depends(run_reader)])

@@ -1,0 +1,96 @@
+// The public REST API, through relative URLs with the session's cookies.
+
+export interface MetricSummary { last: number | null; step: number; min: number | null; max: number | null; count: number; ts: number }
+export interface Task { id: number; role: string; rank: number; attempt: number; status: string; host: string; pid: number | null; exit_code: number | null; started_at: number | null; ended_at: number | null }
+export interface RunEvent { status: string; attempt: number; message: string; ts: number }
+export interface Run {
+  id: number; project: string; experiment_id: number | null; number: number; name: string; status: string; status_message: string;
+  attempt: number; exit_code: number | null; snapshot_id: string | null; backend: string | null; created_at: number;
+  started_at: number | null; ended_at: number | null; heartbeat_at: number | null;
+  params: Record<string, unknown>; tags: Record<string, string>; metrics: Record<string, MetricSummary>; tasks: Task[]; events: RunEvent[];
+}
+export interface RunPage { items: Run[]; total: number; offset: number; limit: number }
+export interface Project { id: number; name: string; description: string; visibility: string; owner: string | null; created_at: number; updated_at: number; n_experiments: number; n_runs: number; last_activity_at: number | null }
+export interface Experiment { id: number; project: string; name: string; status: string; config: Record<string, any>; snapshot_id: string | null; backend: string; message: string; created_at: number; ended_at: number | null; counts: Record<string, number> }
+export interface MetricHistory { key: string; steps: number[]; values: (number | null)[]; timestamps: number[]; downsampled: boolean; total: number }
+export interface LogLine { offset: number; task: string; stream: string; text: string; ts: number }
+export interface LogPage { lines: LogLine[]; next_offset: number; run_status: string }
+export interface Artifact { path: string; size: number; sha256: string; created_at: number }
+export interface Snapshot { id: string; files: [string, string, number, number][]; n_files: number; size: number; git_commit: string | null; git_branch: string | null; git_dirty: boolean; git_diff: string; created_at: number }
+
+/** An error the API answered with ({code, message, hint}) or a network failure. */
+export class ApiError extends Error {
+  constructor(public status: number, public code: string, message: string, public hint: string | null) {
+    super(message);
+  }
+}
+
+export const API = "/api/v1";
+
+type Query = Record<string, string | number | boolean | (string | number)[] | null | undefined>;
+
+export function queryString(q: Query = {}): string {
+  const sp = new URLSearchParams();
+  for (const [k, v] of Object.entries(q)) {
+    if (v === null || v === undefined || v === "") continue;
+    if (Array.isArray(v)) v.forEach((x) => sp.append(k, String(x)));
+    else sp.append(k, String(v));
+  }
+  const s = sp.toString();
+  return s ? `?${s}` : "";
+}
+
+export async function request<T>(method: string, path: string, q?: Query, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const init: RequestInit = { method, credentials: "same-origin", signal, headers: { Accept: "application/json" } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    (init.headers as Record<string, string>)["Content-Type"] = "application/json";
+  }
+  const resp = await fetch(API + path + queryString(q), init);
+  if (!resp.ok) {
+    let code = "http_error", message = `${method} ${path} answered ${resp.status}`, hint: string | null = null;
+    try {
+      const j = await resp.json();
+      code = j.code ?? code;
+      message = j.message ?? (typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail ?? j));
+      hint = j.hint ?? null;
+    } catch { /* not JSON: keep the status line */ }
+    throw new ApiError(resp.status, code, message, hint);
+  }
+  return (await resp.json()) as T;
+}
+
+export const get = <T>(path: string, q?: Query, signal?: AbortSignal) => request<T>("GET", path, q, undefined, signal);
+
+export interface RunQuery {
+  project?: string; experiment_id?: number; status?: string[]; filter?: string[]; order_by?: string | null;
+  limit?: number; offset?: number; fields?: string[] | null;
+}
+
+export const api = {
+  projects: (q?: string) => get<{ items: Project[] }>("/projects", { q }).then((r) => r.items),
+  project: (name: string) => get<Project>(`/projects/${encodeURIComponent(name)}`),
+  experiments: (project?: string) => get<{ items: Experiment[] }>("/experiments", { project }).then((r) => r.items),
+  experiment: (id: number) => get<Experiment>(`/experiments/${id}`),
+  experimentKeys: (id: number) => get<{ params: string[]; metrics: string[] }>(`/experiments/${id}/keys`),
+  experimentColumns: (id: number, fields: string[]) =>
+    get<{ ids: number[]; columns: Record<string, unknown[]> }>(`/experiments/${id}/columns`, { fields }),
+  cancelExperiment: (id: number) => request<Experiment>("POST", `/experiments/${id}/cancel`),
+  runs: (q: RunQuery, signal?: AbortSignal) => get<RunPage>("/runs", { ...q, fields: q.fields ?? undefined } as Query, signal),
+  run: (id: number) => get<Run>(`/runs/${id}`),
+  cancelRun: (id: number) => request<Run>("POST", `/runs/${id}/cancel`),
+  history: (id: number, key: string, maxPoints: number, signal?: AbortSignal) =>
+    get<MetricHistory>(`/runs/${id}/metrics/${key.split("/").map(encodeURIComponent).join("/")}`, { max_points: maxPoints }, signal),
+  logs: (id: number, offset: number, task?: string | null, limit = 5000) => get<LogPage>(`/runs/${id}/logs`, { offset, task, limit }),
+  artifacts: (id: number) => get<{ items: Artifact[] }>(`/runs/${id}/artifacts`).then((r) => r.items),
+  snapshot: (id: string) => get<Snapshot>(`/snapshots/${id}`),
+  blobText: async (digest: string) => {
+    const resp = await fetch(`${API}/blobs/${digest}`, { credentials: "same-origin" });
+    if (!resp.ok) throw new ApiError(resp.status, "http_error", `blob ${digest} answered ${resp.status}`, null);
+    return resp.text();
+  },
+};
+
+export const artifactUrl = (runId: number, path: string) =>
+  `${API}/runs/${runId}/artifacts/${path.split("/").map(encodeURIComponent).join("/")}`;
+export const blobUrl = (digest: string) => `${API}/blobs/${digest}`;

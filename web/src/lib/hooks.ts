@@ -1,0 +1,65 @@
+// Data hooks: load once or poll (at most every 2 s) without reloading the page; URL state for deep links.
+import { useCallback, useEffect, useRef, useState } from "react";
+import { useSearchParams } from "react-router-dom";
+
+export const POLL_MS = 2000;
+
+/** Polls skip their fetch while the browser tab is hidden (no load on the server for a tab nobody sees). */
+export const hidden = () => typeof document !== "undefined" && document.visibilityState === "hidden";
+
+export interface Loaded<T> { data: T | undefined; error: Error | null; reload: () => void }
+
+/** Calls `fn` now, then every `intervalMs` while `live` (0 = once); `deps` restart it. Keeps the last data on errors. */
+export function usePoll<T>(fn: () => Promise<T>, deps: unknown[], intervalMs = POLL_MS, live = true): Loaded<T> {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<Error | null>(null);
+  const [tick, setTick] = useState(0);
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  useEffect(() => {
+    let stopped = false;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const run = async () => {
+      if (hidden() && live && intervalMs > 0) {
+        timer = setTimeout(run, intervalMs);
+        return;
+      }
+      try {
+        const v = await fnRef.current();
+        if (!stopped) {
+          setData(v);
+          setError(null);
+        }
+      } catch (e) {
+        if (!stopped) setError(e as Error);
+      }
+      if (!stopped && live && intervalMs > 0) timer = setTimeout(run, intervalMs);
+    };
+    run();
+    return () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick, live, intervalMs]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { data, error, reload };
+}
+
+/** One URL query parameter as state (so every selection is a shareable link). */
+export function useQueryParam(name: string): [string | null, (v: string | null) => void] {
+  const [sp, setSp] = useSearchParams();
+  const value = sp.get(name);
+  const set = useCallback(
+    (v: string | null) => {
+      setSp((prev) => {
+        const next = new URLSearchParams(prev);
+        if (v === null || v === "") next.delete(name);
+        else next.set(name, v);
+        return next;
+      }, { replace: true });
+    },
+    [name, setSp],
+  );
+  return [value, set];
+}
