@@ -52,7 +52,15 @@ class Client:
 
     @classmethod
     def from_env(cls) -> Client:
-        """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one)."""
+        """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one).
+
+        Inside a task whose compute node cannot reach the server (``RUNYARD_SPOOL_DIR``
+        set by the runner), a ``SpoolClient`` with the same methods, writing to the spool.
+        """
+        if os.environ.get("RUNYARD_SPOOL_DIR"):
+            from runyard.runner._spool import SpoolClient
+
+            return SpoolClient.from_env()  # type: ignore[return-value]
         url = os.environ.get("RUNYARD_SERVER")
         token = os.environ.get("RUNYARD_TOKEN")
         if not url:

@@ -4,6 +4,9 @@
 set -euo pipefail
 
 PACKAGES=(git)
+# Slurm for the Slurm backend's tests (scripts/dev-slurm.sh): munge, the daemons,
+# the client commands, and slurmdbd + MariaDB so that sacct keeps final states.
+PACKAGES+=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

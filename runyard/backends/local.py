@@ -105,6 +105,7 @@ class LocalBackend:
     """
 
     name: ClassVar[str] = "local"
+    options_model: ClassVar[type[BaseModel]] = LocalBackendOptions
 
     def __init__(self, options: Mapping[str, Any] | LocalBackendOptions | None = None, *, home: Any = None) -> None:
         from runyard.runner._agent import AgentClient, agent_dir
