@@ -88,7 +88,11 @@ class SSHBackendOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    hosts: list[SSHHostOptions] = Field(min_length=1, description="the hosts to run on")
+    hosts: list[SSHHostOptions] = Field(
+        min_length=1, description="the hosts to run on",
+        json_schema_extra={"fix": "Each host is {host, port, user, key_file, known_hosts, cpus, gpus, memory_mb, python, "
+                                  "work_dir}, only host required; e.g. hosts: [{host: gpu1.example.org, user: me, "
+                                  "key_file: ~/.ssh/id_ed25519, cpus: 8}]."})
     connect_timeout_s: float = Field(10.0, gt=0, description="how long connecting to a host may take")
     command_timeout_s: float = Field(60.0, gt=0, description="how long one SSH command may take")
     start_timeout_s: float = Field(30.0, gt=0, description="how long a job may take to start on its host")
@@ -123,10 +127,10 @@ def _options(options: Mapping[str, Any] | SSHBackendOptions | None) -> SSHBacken
     if unknown:
         raise SpecError(f"Unknown option(s) {', '.join(map(repr, unknown))} for the ssh backend. Valid options: {valid}.",
                         "Fix the spelling or remove the option from the backend entry.")
-    host_keys = set(SSHHostOptions.model_fields)
+    host_keys = list(SSHHostOptions.model_fields)
     for i, h in enumerate(options.get("hosts") or []):
         if isinstance(h, Mapping):
-            bad = sorted(set(h) - host_keys)
+            bad = sorted(set(h) - set(host_keys))
             if bad:
                 raise SpecError(f"Unknown key(s) {', '.join(map(repr, bad))} in hosts[{i}] of the ssh backend. "
                                 f"Valid keys: {', '.join(host_keys)}.", "Fix the spelling or remove the key.")
@@ -199,6 +203,7 @@ class SSHBackend:
     """
 
     name: ClassVar[str] = "ssh"
+    options_model: ClassVar[type[BaseModel]] = SSHBackendOptions  # read by runyard.backends.config
 
     def __init__(self, options: Mapping[str, Any] | SSHBackendOptions | None = None) -> None:
         self.options = _options(options)
@@ -226,6 +231,7 @@ class SSHBackend:
             try:
                 usage = self._usage(host, max_age_s=self.options.usage_ttl_s)
             except RemoteError as e:
+                host.usage = None
                 log.warning("ssh host %s unreachable, counted as full: %s", host.key, e.message)
                 continue
             free = host.total(usage.memory_mb) - usage.held()
@@ -358,10 +364,7 @@ class SSHBackend:
                     usage.jobs[parts[1]] = (Resources(float(parts[2]), int(parts[3]), int(parts[4])), gpus)
                 except ValueError:
                     log.warning("ssh host %s: unreadable res file of job %s: %r", host.key, parts[1], line)
-        if also is None:
-            host.usage = usage
-        else:
-            host.usage = _Usage(usage.at, dict(usage.jobs), usage.memory_mb)
+        host.usage = usage
         return usage
 
     def _start(self, host: _Host, name: str, launch: RunLaunch, gpus: tuple[int, ...]) -> None:
@@ -424,6 +427,7 @@ class SSHBackend:
             try:
                 found = self._poll_host(host, [name for _, name in jobs])
             except RemoteError as e:
+                host.usage = None  # capacity() asks again (and counts the host full while it is down)
                 for job_id, _ in jobs:
                     states[job_id] = EngineState(EngineStatus.UNKNOWN, reason=f"host unreachable: {e.message}",
                                                  raw="unreachable")
