@@ -122,7 +122,8 @@ class Client:
 
     # ------------------------------------------------------------- experiments
     def create_experiment(self, project: str, name: str, config: dict[str, Any], snapshot_id: str | None = None,
-                          backend: str = "local") -> dict[str, Any]:
+                          backend: str | None = None) -> dict[str, Any]:
+        """``backend`` overrides the config's ``backend:`` (None: the config's, else local)."""
         return self._json("POST", "/experiments", json={"project": project, "name": name, "config": config,
                                                         "snapshot_id": snapshot_id, "backend": backend})
 
