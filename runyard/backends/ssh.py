@@ -579,6 +579,9 @@ def _start_script(job: str, python: str, env: Mapping[str, str], res: str, start
     exports = " ".join(f"{k}={q(v)}" for k, v in env.items())
     inner = (
         "trap '' TERM HUP INT; echo $$ > pid.tmp && mv pid.tmp pid; "
+        # Not an SSH session any more: bash sources ~/.bashrc when SSH_CLIENT is set (even for
+        # `bash -c`), which may put another Python first on PATH for the task.
+        "unset SSH_CLIENT SSH_CONNECTION SSH2_CLIENT SSH_TTY; "
         "if [ -e cancel ]; then echo 143 > exit.tmp; mv exit.tmp exit; exit 0; fi; "
         f"{exports} {python} -m runyard.runner exec --launch launch.json --workdir work "
         "> out.log 2>&1 < /dev/null; "
