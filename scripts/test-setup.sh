@@ -7,6 +7,8 @@ PACKAGES=(git)
 # Slurm for the Slurm backend's tests (scripts/dev-slurm.sh): munge, the daemons,
 # the client commands, and slurmdbd + MariaDB so that sacct keeps final states.
 PACKAGES+=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
+# OpenSSH for the SSH backend's tests (scripts/dev-sshd.sh: sshd on 127.0.0.1:2222, ssh-keygen).
+PACKAGES+=(openssh-server openssh-client)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
