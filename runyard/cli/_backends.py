@@ -59,7 +59,7 @@ def backends(
 
         $ runyard backends
 
-        $ runyard backends add slurm-dev --type slurm --set partition=debug
+        $ runyard backends test local
     """
     if ctx.invoked_subcommand is None:
         _list(json_)
@@ -148,7 +148,7 @@ def backends_test(
 
     Examples:
 
-        $ runyard backends test slurm-dev
+        $ runyard backends test local
     """
     import dataclasses
 
