@@ -17,6 +17,7 @@ from runyard.backends.config import add_backend, load_backends, parse_backends, 
 from runyard.backends.local import LocalBackend
 from runyard.backends.slurm import SlurmBackend
 from runyard.client import Client
+from runyard.runner import agent_dir, stop_agent
 from runyard.errors import NotFound, SpecError
 from runyard.scheduler import BackendPool
 from runyard.testing import LiveServer
@@ -177,3 +178,4 @@ def test_submission_rejects_an_unknown_backend_with_the_configured_names(tmp_pat
                 client.create_experiment("cfg", "x", {"project": "cfg", "command": "true"}, backend="nope")
     finally:
         server.stop()
+        stop_agent(agent_dir(home))  # none should have started; stopped by pid if one did

@@ -88,7 +88,9 @@ def render_sbatch(launch: RunLaunch, options: SlurmBackendOptions, paths: JobPat
         sb.append(f"--qos={options.qos}")
     sb += list(options.sbatch_lines)
     lines += [f"#SBATCH {o}" for o in sb]
-    lines += ["", "set -eo pipefail"]
+    # Submitted through SSH, the job inherits SSH_CLIENT & co., and bash then reads ~/.bashrc even when not
+    # interactive: a profile that puts another Python first on PATH would hide the task's environment.
+    lines += ["", "set -eo pipefail", "unset SSH_CLIENT SSH_CONNECTION SSH2_CLIENT SSH_TTY"]
     if options.modules:
         lines.append("module load " + " ".join(shlex.quote(m) for m in options.modules))
     lines += list(options.env_setup)
