@@ -23,7 +23,8 @@ class BackendPool:
     Names map to a type and options (``runyard.backends.config``). The file is read
     again when its modification time or size changes (checked at most once a second):
     a backend whose entry changed or disappeared is closed and rebuilt on next use;
-    jobs it started keep running and are polled by the rebuilt one.
+    jobs it started keep running and are polled by the rebuilt one. A file made
+    invalid by a hand edit is logged and the backends read before are kept.
 
     Args:
         options: entries given directly, ``{name: {"type": ..., **options}}`` (tests,
@@ -43,6 +44,7 @@ class BackendPool:
                 self._static[name] = BackendEntry(name, str(opts.pop("type", name)), opts)
         self._path = path
         self._stamp: tuple[int, int] | None = None
+        self._error = ""  # why the file's current version was refused
         self._checked_at = 0.0
         self._entries: dict[str, Any] = dict(self._static or {})
         self._backends: dict[str, Backend] = {}
@@ -75,7 +77,17 @@ class BackendPool:
             stamp = (0, 0)
         if stamp == self._stamp:
             return
-        self._entries = load_backends(self.path)  # SpecError: keep the old entries, report at use
+        try:
+            entries = load_backends(self.path)
+        except SpecError as e:
+            if self._stamp is None:
+                raise  # nothing to fall back on: submissions say what is wrong with the file
+            self._stamp = stamp  # told once per version of the file
+            self._error = e.message
+            log.error("%s is invalid; keeping the backends read before: %s", self.path, e)
+            return
+        self._error = ""
+        self._entries = entries
         self._stamp = stamp
         for name in list(self._backends):
             if self._entries.get(name) != self._built_from.get(name):
@@ -106,8 +118,11 @@ class BackendPool:
 
                     known = sorted(self._entries)
                     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                    broken = (f" The server's {self.path} was changed but is invalid, so the backends read before "
+                              f"are used: {self._error}") if self._error else ""
                     raise SpecError(
-                        f"No backend named {name!r} is configured on the server. Configured backends: {', '.join(known)}.",
+                        f"No backend named {name!r} is configured on the server. Configured backends: {', '.join(known)}."
+                        + broken,
                         (f"Did you mean {close[0]!r}? " if close else "")
                         + f"Pick one in runyard.yml (backend: NAME), or add it: `runyard backends add {name} --type TYPE`.")
                 backend = get_backend(entry.type, entry.options)

@@ -129,6 +129,26 @@ def test_the_pool_builds_from_the_file_and_reloads_it(tmp_path: Path) -> None:
         pool.close()
 
 
+def test_an_invalid_edit_keeps_the_backends_read_before(tmp_path: Path) -> None:
+    path = tmp_path / "backends.yml"
+    path.write_text("hpc: {type: slurm, partition: debug}\n")
+    pool = BackendPool(path=path)
+    try:
+        assert pool.get("hpc").options.partition == "debug"
+        path.write_text("hpc: {type: slurm, partion: gpu}\nnew: {type: slurm}\n")
+        os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+        time.sleep(1.1)
+        assert pool.get("hpc").options.partition == "debug"  # still served
+        with pytest.raises(SpecError) as e:
+            pool.get("new")
+        assert "was changed but is invalid" in e.value.message and "hpc.partion is not an option" in e.value.message
+    finally:
+        pool.close()
+    path.write_text("- not a mapping\n")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        BackendPool(path=path).get("local")  # nothing read before: the error itself
+
+
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RUNYARD_HOME": str(home), "COLUMNS": "200"}
     return subprocess.run([sys.executable, "-m", "runyard.cli", *args], env=env, capture_output=True, text=True,

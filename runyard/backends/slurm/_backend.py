@@ -20,7 +20,8 @@ system the compute nodes share.
 
 Polling: ``poll`` answers from its last engine call until ``poll_min_s`` has passed;
 each engine call that changes nothing doubles the wait up to ``poll_max_s``, a
-change or a new job resets it. One ``squeue`` for all jobs; ``sacct`` only for the
+change, a new job or a cancel resets it. Slurm never requeues a job
+(``--no-requeue``): restarts are Runyard's (``max_restarts``, a new attempt). One ``squeue`` for all jobs; ``sacct`` only for the
 jobs squeue no longer lists (finished: state and exit code). A job neither lists
 for 60 s after submission is LOST.
 
@@ -202,14 +203,15 @@ class SlurmBackend:
         if not job_ids:
             return {}
         jobs = {j: self._job(j) for j in job_ids}
-        for job in jobs.values():
-            if job is not None and job.spool:
-                self._ingest(job)
         now = time.monotonic()
         with self._lock:
             cached = all(j in self._states for j in job_ids)
             if cached and now < self._next_poll:
                 return {j: self._states[j] for j in job_ids}
+        # Spools are carried back at the pace of the engine calls: over SSH each costs commands too.
+        for job in jobs.values():
+            if job is not None and job.spool:
+                self._ingest(job)
         states = self._query(list(job_ids), jobs)
         with self._lock:
             changed = any(self._states.get(j) != s for j, s in states.items())

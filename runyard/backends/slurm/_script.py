@@ -86,6 +86,8 @@ def render_sbatch(launch: RunLaunch, options: SlurmBackendOptions, paths: JobPat
         sb.append(f"--account={options.account}")
     if options.qos:
         sb.append(f"--qos={options.qos}")
+    # Restarts belong to Runyard (max_restarts, a new attempt with its own job): Slurm must not requeue.
+    sb.append("--no-requeue")
     sb += list(options.sbatch_lines)
     lines += [f"#SBATCH {o}" for o in sb]
     # Submitted through SSH, the job inherits SSH_CLIENT & co., and bash then reads ~/.bashrc even when not
