@@ -31,9 +31,14 @@ class BackendPool:
             embedding); used instead of the file when given. A name without ``type``
             uses the name as its type.
         path: the configuration file (default ``$RUNYARD_HOME/backends.yml``).
+        clock: monotonic seconds, for the once-a-second look at the file (tests inject one).
     """
 
-    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None, *, path: Any = None) -> None:
+    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None, *, path: Any = None,
+                 clock: Any = None) -> None:
+        import time
+
+        self._clock = clock or time.monotonic
         from runyard.backends.config import BackendEntry
 
         self._static: dict[str, BackendEntry] | None = None
@@ -62,9 +67,8 @@ class BackendPool:
         if self._static is not None:
             return
         import os
-        import time
 
-        now = time.monotonic()
+        now = self._clock()
         if self._stamp is not None and now - self._checked_at < 1.0:
             return
         self._checked_at = now

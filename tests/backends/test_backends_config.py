@@ -103,26 +103,40 @@ def test_add_remove_and_refusals(tmp_path: Path) -> None:
         remove_backend(path, "local")
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self, seconds: float = 1.1) -> None:
+        self.now += seconds
+
+
 def test_the_pool_builds_from_the_file_and_reloads_it(tmp_path: Path) -> None:
     path = tmp_path / "backends.yml"
-    pool = BackendPool(path=path)
+    clock = FakeClock()
+    pool = BackendPool(path=path, clock=clock)
     try:
         assert isinstance(pool.get("local"), LocalBackend)
         with pytest.raises(SpecError) as e:
             pool.get("hpc")
         assert "Configured backends: local." in e.value.message
         add_backend(path, "hpc", "slurm", {"partition": "debug", "work_dir": str(tmp_path / "w")})
-        time.sleep(1.1)  # the pool looks at the file at most once a second
+        with pytest.raises(SpecError):
+            pool.get("hpc")  # the pool looks at the file at most once a second
+        clock.tick()
         first = pool.get("hpc")
         assert isinstance(first, SlurmBackend) and first.options.partition == "debug"
         assert pool.get("hpc") is first
         add_backend(path, "hpc", "slurm", {"partition": "gpu", "work_dir": str(tmp_path / "w")}, replace=True)
         os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
-        time.sleep(1.1)
+        clock.tick()
         second = pool.get("hpc")
         assert second is not first and second.options.partition == "gpu"
         remove_backend(path, "hpc")
-        time.sleep(1.1)
+        clock.tick()
         with pytest.raises(SpecError, match="No backend named 'hpc'"):
             pool.get("hpc")
     finally:
@@ -132,12 +146,13 @@ def test_the_pool_builds_from_the_file_and_reloads_it(tmp_path: Path) -> None:
 def test_an_invalid_edit_keeps_the_backends_read_before(tmp_path: Path) -> None:
     path = tmp_path / "backends.yml"
     path.write_text("hpc: {type: slurm, partition: debug}\n")
-    pool = BackendPool(path=path)
+    clock = FakeClock()
+    pool = BackendPool(path=path, clock=clock)
     try:
         assert pool.get("hpc").options.partition == "debug"
         path.write_text("hpc: {type: slurm, partion: gpu}\nnew: {type: slurm}\n")
         os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
-        time.sleep(1.1)
+        clock.tick()
         assert pool.get("hpc").options.partition == "debug"  # still served
         with pytest.raises(SpecError) as e:
             pool.get("new")

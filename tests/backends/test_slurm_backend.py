@@ -17,7 +17,7 @@ from contract import stdout_of, wait_terminal
 from runyard.backends.base import EngineStatus, Resources, TaskSlot
 from runyard.backends.slurm import SlurmBackend
 from runyard.backends.slurm._commands import LocalCommands
-from runyard.errors import SpecError, SubmitError
+from runyard.errors import BackendError, SpecError, SubmitError
 
 
 class CountingCommands(LocalCommands):
@@ -40,9 +40,10 @@ def make_backend(slurm_cluster: str, tmp_path: Path, counting: CountingCommands)
     jobs: list[str] = []
 
     def make(**options) -> SlurmBackend:
+        clock = options.pop("clock", time.monotonic)
         opts = {"partition": slurm_cluster, "work_dir": str(tmp_path / "work"), "poll_min_s": 0.2, "poll_max_s": 1.6,
                 **options}
-        b = SlurmBackend(opts, home=tmp_path / "home", commands=counting)
+        b = SlurmBackend(opts, home=tmp_path / "home", commands=counting, clock=clock)
         real = b.submit
 
         def submit(launch):  # noqa: ANN001, ANN202
@@ -66,27 +67,48 @@ def make_backend(slurm_cluster: str, tmp_path: Path, counting: CountingCommands)
 pytestmark = pytest.mark.slow
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_one_squeue_call_polls_every_job_and_polls_back_off(make_backend, make_launch, counting) -> None:
-    backend = make_backend()
-    job_ids = [backend.submit(make_launch(f"sleep 6; echo {i}", resources=Resources(cpus=1))) for i in range(3)]
+    clock = FakeClock()
+    backend = make_backend(clock=clock)
+    job_ids = [backend.submit(make_launch("sleep 300", resources=Resources(cpus=1))) for _ in range(3)]
     counting.calls.clear()
     states = backend.poll(job_ids)
     assert set(states) == set(job_ids)
-    assert counting.calls.count("squeue") == 1
-    # Polled every 50 ms for 3 s while nothing changes: the engine is asked far less often.
-    wait_for_running = time.monotonic() + 30
+    assert counting.calls == ["squeue"]  # one call for all jobs
+    deadline = time.monotonic() + 60
     while any(s.status is not EngineStatus.RUNNING for s in backend.poll(job_ids).values()):
-        assert time.monotonic() < wait_for_running, backend.poll(job_ids)
-        time.sleep(0.05)
+        assert time.monotonic() < deadline, backend.poll(job_ids)
+        clock.now += 0.2
+        time.sleep(0.1)
+    # Nothing changes: polled every 50 ms (of the injected clock) for 2.9 s, the engine is asked
+    # 0.2, 0.4, 0.8, then 1.6 s (poll_max_s) apart.
     counting.calls.clear()
-    end = time.monotonic() + 3.0
-    while time.monotonic() < end:
+    start = clock.now
+    while clock.now < start + 2.9:
         assert all(s.status is EngineStatus.RUNNING for s in backend.poll(job_ids).values())
-        time.sleep(0.05)
-    n = counting.calls.count("squeue")
-    assert 2 <= n <= 6, counting.calls  # 0.2, 0.4, 0.8, 1.6 s apart, not 60 calls
-    for job_id in job_ids:
-        assert wait_terminal(backend, job_id).status is EngineStatus.SUCCEEDED
+        clock.now += 0.05
+    assert counting.calls == ["squeue"] * 3, counting.calls
+    backend.cancel(job_ids[0])  # a cancel makes the next poll ask at once
+    counting.calls.clear()
+    backend.poll(job_ids)
+    assert counting.calls[0] == "squeue"
+
+
+def test_an_engine_that_is_down_raises_a_backend_error(make_backend, make_launch) -> None:
+    backend = make_backend()
+    job_id = backend.submit(make_launch("sleep 300"))
+    broken = make_backend(squeue="/bin/false")
+    with pytest.raises(BackendError, match="squeue on this machine failed") as e:
+        broken.poll([job_id])
+    assert "scontrol ping" in (e.value.hint or "")
 
 
 def test_a_multi_task_run_starts_one_runner_per_task(make_backend, make_launch, client) -> None:

@@ -44,11 +44,10 @@ import dataclasses
 import json
 import logging
 import os
-import shlex
 import sys
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -99,15 +98,17 @@ class SlurmBackend:
         options: a mapping validated as :class:`SlurmBackendOptions`.
         home: Runyard home for the job index (default ``RUNYARD_HOME``).
         commands: where the Slurm commands run (default: from ``login_host``).
+        clock: monotonic seconds, for the poll backoff (tests inject one).
     """
 
     name: ClassVar[str] = "slurm"
     options_model: ClassVar[type[BaseModel]] = SlurmBackendOptions
 
     def __init__(self, options: Mapping[str, Any] | SlurmBackendOptions | None = None, *, home: Any = None,
-                 commands: Commands | None = None) -> None:
+                 commands: Commands | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         from runyard import config
 
+        self._clock = clock
         self.options = o = _options(options)
         self.remote = bool(o.login_host)
         if commands is None:
@@ -203,7 +204,7 @@ class SlurmBackend:
         if not job_ids:
             return {}
         jobs = {j: self._job(j) for j in job_ids}
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             cached = all(j in self._states for j in job_ids)
             if cached and now < self._next_poll:
@@ -217,7 +218,7 @@ class SlurmBackend:
             changed = any(self._states.get(j) != s for j, s in states.items())
             self._states.update(states)
             self._interval = self.options.poll_min_s if changed else min(self.options.poll_max_s, self._interval * 2)
-            self._next_poll = time.monotonic() + self._interval
+            self._next_poll = self._clock() + self._interval
         return states
 
     def cancel(self, job_id: str) -> None:
@@ -406,7 +407,3 @@ class SlurmBackend:
             else:
                 states[j] = EngineState(EngineStatus.LOST, None, f"Slurm does not know job {j} (squeue and sacct list nothing)", "")
         return states
-
-
-def _quote(argv: Sequence[str]) -> str:
-    return shlex.join(argv)
