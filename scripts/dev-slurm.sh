@@ -109,13 +109,21 @@ start_munge() {
   wait_for 10 munged bash -c 'munge -n | unmunge'
 }
 
+# MariaDB as root: over TCP with an empty password (as set up here), else through the socket
+# (a fresh Debian install authenticates root by unix_socket).
+db_root() {
+  if mariadb -h 127.0.0.1 -u root -e 'select 1' >/dev/null 2>&1; then mariadb -h 127.0.0.1 -u root "$@";
+  else mariadb -u root "$@"; fi
+}
+
 start_mariadb() {
-  if ! mariadb -h 127.0.0.1 -u root -e 'select 1' >/dev/null 2>&1; then
-    log "MariaDB is not answering on 127.0.0.1:3306; starting it"
-    /etc/init.d/mariadb start >/dev/null
-    wait_for 30 MariaDB mariadb -h 127.0.0.1 -u root -e 'select 1'
+  if ! db_root -e 'select 1' >/dev/null 2>&1; then
+    log "MariaDB is not answering; starting it"
+    mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
+    /etc/init.d/mariadb start >/dev/null || true
+    wait_for 30 MariaDB db_root -e 'select 1'
   fi
-  mariadb -h 127.0.0.1 -u root <<EOF
+  db_root <<EOF
 CREATE DATABASE IF NOT EXISTS ${DB};
 CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY 'runyard-dev';
 CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY 'runyard-dev';
