@@ -88,13 +88,20 @@ def test_check_says_what_is_missing_on_the_login_node(slurm_cluster: str, dev_ss
 
 def test_spool_mode_through_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path,
                                            make_launch, client: Client) -> None:
-    b = SlurmBackend(_options(dev_sshd, slurm_cluster, tmp_path / "spool-work", reach_server=False,
-                              server_url="http://127.0.0.1:9"), home=tmp_path / "home")
+    """Code from a snapshot (its blobs copied to the cluster over SFTP), metrics and logs through the spool."""
+    from runyard.snapshot import create_snapshot
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "job.py").write_text("import runyard\nr = runyard.init()\nfor i in range(4):\n    r.log({'acc': i / 10}, step=i)\n"
+                                 "print('spooled')\nr.finish()\n")
+    snap = create_snapshot(client, code)
+    work = tmp_path / "spool-work"
+    b = SlurmBackend(_options(dev_sshd, slurm_cluster, work, reach_server=False, server_url="http://127.0.0.1:9"),
+                     home=tmp_path / "home")
     submitted = _tracked(b)
     try:
-        script = ("import runyard; r = runyard.init(); [r.log({'acc': i / 10}, step=i) for i in range(4)]; "
-                  "print('spooled'); r.finish()")
-        launch = make_launch(f"python -c \"{script}\"", resources=Resources(cpus=1))
+        launch = make_launch("python job.py", snapshot_id=snap.id, resources=Resources(cpus=1))
         job_id = b.submit(launch)
         state = wait_terminal(b, job_id)
         assert state.status is EngineStatus.SUCCEEDED, state
@@ -102,6 +109,19 @@ def test_spool_mode_through_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD
         assert run["status"] == "succeeded"
         assert run["metrics"]["acc"]["count"] == 4
         assert "spooled" in stdout_of(client, launch.run_id)
+        assert (work / "blobs" / "snapshots" / f"{snap.id}.json").exists()
+        # A second attempt from the same snapshot sends no blob again.
+        put = []
+        real_write = b.commands.write
+
+        def write(path, data, mode=0o600):  # noqa: ANN001, ANN202
+            put.append(path)
+            return real_write(path, data, mode)
+
+        b.commands.write = write  # type: ignore[method-assign]
+        second = b.submit(make_launch("python job.py", snapshot_id=snap.id, run_id=launch.run_id, attempt=2))
+        assert not [p for p in put if "/blobs/" in p and "/snapshots/" not in p], put
+        b.cancel(second)
     finally:
         for job_id in submitted:
             b.cancel(job_id)

@@ -348,7 +348,7 @@ class SlurmBackend:
                     snap, paths = fetch_blobs(client, snapshot_id, Path(tmp) / "blobs")
                     for digest, local in paths.items():
                         remote = f"{blob_cache}/{digest[:2]}/{digest}"
-                        if not self.commands.read_all(remote):
+                        if not self.commands.exists(remote):  # each blob crosses once
                             self.commands.makedirs(f"{blob_cache}/{digest[:2]}")
                             self.commands.write(remote, local.read_bytes(), 0o444)
             else:

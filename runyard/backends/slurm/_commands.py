@@ -5,7 +5,7 @@ Both runners have the same methods, so the backend's code is the same for both:
 - ``run(argv, timeout_s) -> (exit_code, stdout, stderr)``; a command that is not
   there gives exit code 127 and says so on stderr (as a shell would);
 - ``write(path, data, mode)``: a file on the cluster's file system (atomically);
-- ``makedirs(path)``, and the spool's reading (``runyard.runner._spool.SpoolReader``).
+- ``makedirs(path)``, ``exists(path)``, and the spool's reading (``runyard.runner._spool.SpoolReader``).
 
 ``LocalCommands`` uses ``subprocess`` and the local file system; ``SSHCommands``
 uses ``runyard.backends._remote.RemoteHost`` (one shared connection) and reads
@@ -37,6 +37,9 @@ class Commands(SpoolReader):
 
     def makedirs(self, path: str) -> None:
         raise NotImplementedError
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(path)
 
     def write(self, path: str, data: bytes, mode: int = 0o600) -> None:  # type: ignore[override]
         raise NotImplementedError
@@ -92,6 +95,9 @@ class SSHCommands(Commands):
 
     def makedirs(self, path: str) -> None:
         self.remote.makedirs(path)
+
+    def exists(self, path: str) -> bool:
+        return self.remote.exists(path)
 
     def write(self, path: str, data: bytes, mode: int = 0o600) -> None:  # type: ignore[override]
         self.remote.put_bytes(data, path, mode=mode)
