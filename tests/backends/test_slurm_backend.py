@@ -158,3 +158,39 @@ def test_bad_options_are_refused_when_built() -> None:
     assert "slurm.partion is not an option" in e.value.message and "Did you mean 'partition'?" in e.value.message
     with pytest.raises(SpecError, match="login_host needs work_dir"):
         SlurmBackend({"login_host": "login01"})
+
+
+def test_a_job_whose_runner_stopped_first_on_cancel_polls_canceled(make_backend, make_launch, client) -> None:
+    """The run is canceled on the server; the runner sees it on its heartbeat and ends the job before scancel."""
+    import subprocess
+
+    from contract import wait_state
+
+    from runyard.testing import wait_for
+
+    backend = make_backend()
+    launch = make_launch("echo started; sleep 300", grace_period_s=1.0)
+    job_id = backend.submit(launch)
+    wait_state(backend, job_id, lambda s: s.status is EngineStatus.RUNNING, what="RUNNING")
+    client.cancel_run(launch.run_id)
+
+    def ended_in_slurm() -> bool:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State"], capture_output=True, text=True).stdout
+        return out.strip() not in ("", "RUNNING", "PENDING", "COMPLETING")
+
+    wait_for(ended_in_slurm, timeout_s=60, what="the runner to end the job by itself")
+    backend.cancel(job_id)  # the scheduler's cancel arrives late: scancel finds nothing to do
+    state = wait_terminal(backend, job_id)
+    assert state.status is EngineStatus.CANCELED, state
+    assert state.reason.startswith("canceled (Slurm ended it FAILED")
+    backend.cancel(job_id)
+    assert backend.poll([job_id])[job_id].status is EngineStatus.CANCELED
+
+
+def test_cancelling_a_job_that_already_failed_changes_nothing(make_backend, make_launch) -> None:
+    backend = make_backend()
+    job_id = backend.submit(make_launch("exit 5"))
+    assert wait_terminal(backend, job_id).exit_code == 5
+    backend.cancel(job_id)
+    state = backend.poll([job_id])[job_id]
+    assert (state.status, state.exit_code) == (EngineStatus.FAILED, 5)

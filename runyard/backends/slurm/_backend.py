@@ -89,6 +89,7 @@ class _Job:
     server_url: str
     token: str | None
     submitted_at: float
+    cancel_requested: bool = False
 
 
 class SlurmBackend:
@@ -222,7 +223,19 @@ class SlurmBackend:
         return states
 
     def cancel(self, job_id: str) -> None:
-        """``scancel JOBID``; a job Slurm no longer knows or that already ended is a no-op."""
+        """``scancel JOBID``; a job Slurm no longer knows or that already ended is a no-op.
+
+        The cancel is recorded with the job: a job that then ends FAILED or COMPLETED (the runner
+        saw the cancel on its heartbeat and stopped the task before ``scancel`` arrived) polls as
+        CANCELED, as it would had Slurm cancelled it.
+        """
+        job = self._job(job_id)
+        with self._lock:
+            last = self._states.get(job_id)
+        ended = last is not None and last.status.terminal  # cancelling an ended job changes nothing
+        if job is not None and not job.cancel_requested and not ended:
+            job.cancel_requested = True
+            self._remember(job)
         code, out, err = self.commands.run([self.options.scancel, str(job_id)], self.options.command_timeout_s)
         if code != 0 and "Invalid job id" not in err and "already completing or completed" not in err:
             raise BackendError(f"scancel {job_id} on {self.commands.where} failed: {(err or out).strip() or code}.",
@@ -397,6 +410,11 @@ class SlurmBackend:
                 parts = line.strip().split("|")
                 if len(parts) >= 3 and parts[0] in rest:
                     states[parts[0]] = map_state(parts[1], parts[2])
+        for j, st in list(states.items()):
+            job = jobs.get(j)
+            if job is not None and job.cancel_requested and st.status in (EngineStatus.FAILED, EngineStatus.SUCCEEDED):
+                states[j] = EngineState(EngineStatus.CANCELED, st.exit_code,
+                                        f"canceled (Slurm ended it {st.raw}{': ' + st.reason if st.reason else ''})", st.raw)
         now = time.time()
         for j in job_ids:
             if j in states:
