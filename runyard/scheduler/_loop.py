@@ -353,6 +353,7 @@ class Scheduler:
                 if state is None:
                     continue
                 if row["status"] in ("canceled", "pruned", "failed", "succeeded"):
+                    self._reasons.pop(job, None)
                     if not state.status.terminal and row["status"] in ("canceled", "failed"):
                         backend.cancel(job)  # the runner also stops it at its next heartbeat
                     continue
