@@ -57,7 +57,13 @@ class Client:
         """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one).
 
         The token is RUNYARD_TOKEN, else the one ``runyard login`` saved for that server.
+        Inside a task whose compute node cannot reach the server (``RUNYARD_SPOOL_DIR``
+        set by the runner), a ``SpoolClient`` with the same methods, writing to the spool.
         """
+        if os.environ.get("RUNYARD_SPOOL_DIR"):
+            from runyard.runner._spool import SpoolClient
+
+            return SpoolClient.from_env()  # type: ignore[return-value]
         from runyard._local import resolve_server
 
         url, token = resolve_server()
@@ -173,7 +179,8 @@ class Client:
 
     # ------------------------------------------------------------- experiments
     def create_experiment(self, project: str, name: str, config: dict[str, Any], snapshot_id: str | None = None,
-                          backend: str = "local") -> dict[str, Any]:
+                          backend: str | None = None) -> dict[str, Any]:
+        """``backend`` overrides the config's ``backend:`` (None: the config's, else local)."""
         return self._json("POST", "/experiments", json={"project": project, "name": name, "config": config,
                                                         "snapshot_id": snapshot_id, "backend": backend})
 

@@ -65,6 +65,7 @@ __all__ = [
     "SnapshotInfo",
     "create_snapshot",
     "diff_snapshots",
+    "fetch_blobs",
     "file_diff",
     "git_info",
     "hash_file",
@@ -884,6 +885,27 @@ def materialize(
         n_linked += _place(blobs[digest], target, mode, link)
     return Materialized(snapshot_id=snapshot_id, dest=dest_root, n_files=len(entries), n_downloaded=len(downloaded),
                         bytes_downloaded=sum(downloaded), n_linked=n_linked)
+
+
+def fetch_blobs(client: Client, snapshot_id: str, cache_dir: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Put every blob of a snapshot into a blob cache (``<aa>/<sha256>``), without materialising it.
+
+    Backends whose compute nodes cannot reach the server call this before submitting,
+    with a cache on the shared file system; ``materialize`` there then downloads nothing.
+
+    Returns:
+        The snapshot (as ``client.get_snapshot`` gives it) and each digest's cache path.
+    """
+    snap = client.get_snapshot(snapshot_id)
+    entries = _safe_entries(snap["files"], snapshot_id)
+    cache = _cache_dir(cache_dir)
+    sizes: dict[str, int] = {}
+    for _, digest, size, _ in entries:
+        sizes.setdefault(digest, size)
+    digests = sorted(sizes)
+    with ThreadPoolExecutor(max_workers=max(1, min(_N_THREADS, len(digests))), thread_name_prefix="runyard-fetch") as pool:
+        got = list(pool.map(lambda d: _ensure_blob(client, d, sizes[d], cache), digests))
+    return snap, {d: p for d, (p, _) in zip(digests, got, strict=True)}
 
 
 # --------------------------------------------------------------------- diffs

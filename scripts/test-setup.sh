@@ -5,6 +5,11 @@ set -euo pipefail
 
 # chromium: the web UI's browser tests drive Debian's /usr/bin/chromium through Playwright.
 PACKAGES=(git chromium)
+# Slurm for the Slurm backend's tests (scripts/dev-slurm.sh): munge, the daemons,
+# the client commands, and slurmdbd + MariaDB so that sacct keeps final states.
+PACKAGES+=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
+# OpenSSH for the SSH backend's tests (scripts/dev-sshd.sh: sshd on 127.0.0.1:2222, ssh-keygen).
+PACKAGES+=(openssh-server openssh-client)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

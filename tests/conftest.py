@@ -55,3 +55,28 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> Iterator[str]:
+    """A real single-node Slurm (scripts/dev-slurm.sh): brought up if it is not, and down at the end only if we did.
+
+    Yields the partition name. Needs the packages of scripts/test-setup.sh (make test installs them).
+    """
+    import shutil
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "dev-slurm.sh"
+    if shutil.which("slurmctld") is None and not Path("/usr/sbin/slurmctld").exists():
+        pytest.fail("Slurm is not installed: run `bash scripts/test-setup.sh` (or `make system-test-deps`) first.")
+    started = False
+    if subprocess.run(["bash", str(script), "status"], capture_output=True, check=False).returncode != 0:
+        res = subprocess.run(["bash", str(script), "up"], capture_output=True, text=True, check=False, timeout=180)
+        if res.returncode != 0:
+            pytest.fail(f"scripts/dev-slurm.sh up failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        started = True
+    try:
+        yield "debug"
+    finally:
+        if started:
+            subprocess.run(["bash", str(script), "down"], capture_output=True, check=False, timeout=120)

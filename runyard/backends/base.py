@@ -19,6 +19,12 @@ Implementer's contract:
 - ``cancel(job_id)``: stop the job; idempotent (cancelling a finished job is a no-op).
 - ``unsupported(launch)``: ``{feature: reason}`` for what this backend cannot do.
 - ``close()``: release connections; jobs keep running.
+- ``check()`` (optional): what ``runyard backends test NAME`` shows. Checks
+  connectivity, credentials, the engine's commands on the far side and the
+  Python there, one :class:`CheckResult` each, in the order they depend on each
+  other; never raises for a failed check (a failed check is ``ok=False`` with a
+  ``detail`` saying exactly what is missing and a ``hint`` naming the fix).
+  Backends without it are reported as "no checks".
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from typing import Any, ClassVar, Protocol
 
 __all__ = [
     "Backend",
+    "CheckResult",
     "EngineState",
     "EngineStatus",
     "Feature",
@@ -134,6 +141,16 @@ class EngineState:
     raw: str = ""  # the engine's own word for it
 
 
+@dataclass(frozen=True)
+class CheckResult:
+    """One check of ``Backend.check()``: ``ok`` or not, what was found, and the fix when not."""
+
+    name: str  # short, e.g. "sbatch", "ssh connection", "python on the far side"
+    ok: bool
+    detail: str  # what was found: "sbatch 22.05.8 at /usr/bin/sbatch", "no sbatch on PATH"
+    hint: str = ""  # the fix when not ok, ideally a command
+
+
 class Backend(Protocol):
     name: ClassVar[str]
 
@@ -148,3 +165,6 @@ class Backend(Protocol):
     def cancel(self, job_id: str) -> None: ...
 
     def close(self) -> None: ...
+
+    # Optional: ``def check(self) -> list[CheckResult]`` (see the module docs). Callers
+    # use ``getattr(backend, "check", None)``, so a backend without it still conforms.

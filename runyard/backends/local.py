@@ -45,13 +45,14 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runyard.backends.base import (
+    CheckResult,
     EngineState,
     EngineStatus,
     Feature,
     Resources,
     RunLaunch,
 )
-from runyard.errors import SpecError, SubmitError
+from runyard.errors import RunyardError, SpecError, SubmitError
 
 __all__ = ["LocalBackend", "LocalBackendOptions"]
 
@@ -104,6 +105,7 @@ class LocalBackend:
     """
 
     name: ClassVar[str] = "local"
+    options_model: ClassVar[type[BaseModel]] = LocalBackendOptions
 
     def __init__(self, options: Mapping[str, Any] | LocalBackendOptions | None = None, *, home: Any = None) -> None:
         from runyard.runner._agent import AgentClient, agent_dir
@@ -211,6 +213,20 @@ class LocalBackend:
     def cancel(self, job_id: str) -> None:
         """SIGTERM the job's process group, SIGKILL after its grace period. Idempotent."""
         self._agent.call("cancel", job_id=job_id)
+
+    def check(self) -> list[CheckResult]:
+        """Trivial checks: this machine's Python and the resources it hands out (no agent started)."""
+        import sys
+
+        results = [CheckResult("python", True, f"Python {sys.version.split()[0]} at {sys.executable}")]
+        try:
+            total = self.total()
+        except RunyardError as e:
+            results.append(CheckResult("resources", False, e.message, e.hint or ""))
+        else:
+            results.append(CheckResult("resources", True,
+                                       f"{total.cpus:g} CPUs, {total.memory_mb} MB memory, {total.gpus} GPU(s)"))
+        return results
 
     def close(self) -> None:
         """Close the connections to the agent; the agent and its jobs keep running."""

@@ -2,12 +2,16 @@
 
 - ``python -m runyard.runner agent [--dir DIR] [--idle-exit-s N]``: serve the
   local backend's agent (started by ``LocalBackend``; see ``runyard.runner._agent``).
-- ``python -m runyard.runner exec --launch FILE [--task ROLE-RANK] [--workdir DIR]``:
-  run one task of a launch file (``runyard.runner.write_launch_file``) in the
+- ``python -m runyard.runner exec --launch FILE [--task ROLE-RANK | --task-index N]
+  [--workdir DIR] [--spool DIR --blob-cache DIR]``: run one task of a launch file (``runyard.runner.write_launch_file``) in the
   foreground, echoing its output, and exit with its exit code. The SSH and Slurm
   backends start this on their hosts. SIGTERM, SIGINT or SIGHUP stop the task
   like a cancel (SIGTERM to its group, SIGKILL after the grace period) and fail
-  the run with "stopped: the runner received SIGTERM".
+  the run with "stopped: the runner received SIGTERM". ``--task-index`` picks the
+  launch's N-th task (Slurm's srun passes ``$SLURM_PROCID``). With ``--spool`` the
+  runner and the SDK in the task write everything to that directory instead of
+  calling the server (``runyard.runner._spool``; the backend carries it back), and
+  the snapshot comes from ``--blob-cache``.
 
 argparse, not Typer: this starts inside every remote task and must import fast.
 """
@@ -20,6 +24,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -31,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     ex = sub.add_parser("exec", help="run one task of a launch file in the foreground")
     ex.add_argument("--launch", type=Path, required=True, help="launch JSON written by write_launch_file()")
     ex.add_argument("--task", default=None, help="ROLE-RANK of the task, e.g. main-0 or worker-3 (default: the first)")
+    ex.add_argument("--task-index", type=int, default=None, help="the N-th task of the launch (e.g. $SLURM_PROCID)")
     ex.add_argument("--workdir", type=Path, default=None, help="working directory (default: the current one)")
+    ex.add_argument("--spool", type=Path, default=None, help="write to this spool directory instead of the server")
+    ex.add_argument("--blob-cache", type=Path, default=None, help="snapshot blob cache (needed with --spool)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the agent's log
@@ -39,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         from runyard.runner._agent import Agent, agent_dir
 
         return Agent(args.dir or agent_dir(), idle_exit_s=args.idle_exit_s).serve()
-    return _exec(args.launch, args.task, args.workdir)
+    return _exec(args.launch, args.task, args.workdir, task_index=args.task_index, spool=args.spool,
+                 blob_cache=args.blob_cache)
 
 
-def _exec(launch_path: Path, task: str | None, workdir: Path | None) -> int:
+def _exec(launch_path: Path, task: str | None, workdir: Path | None, *, task_index: int | None = None,
+          spool: Path | None = None, blob_cache: Path | None = None) -> int:
     from runyard.client import Client
     from runyard.errors import InvalidInput
     from runyard.runner._task import TaskExecution
@@ -57,11 +67,25 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None) -> int:
                 raise InvalidInput(f"The launch has no task {task!r}; its tasks are {', '.join(by_label)}.",
                                    "Pass --task ROLE-RANK as listed.")
             slot = by_label[task]
+        elif task_index is not None:
+            if not 0 <= task_index < len(launch.tasks):
+                raise InvalidInput(f"The launch has {len(launch.tasks)} task(s); --task-index {task_index} is out of range.",
+                                   f"Pass an index from 0 to {len(launch.tasks) - 1}.")
+            slot = launch.tasks[task_index]
     except InvalidInput as e:
         print(f"runyard.runner exec: {e}", file=sys.stderr)
         return 2
-    client = Client(launch.server_url, launch.token, timeout_s=10.0)
-    execution = TaskExecution(launch, slot, client, workdir or Path.cwd(), echo=True)
+    extra_env: dict[str, str] = {}
+    if spool is not None:
+        from runyard.runner._spool import SPOOL_ENV, SpoolClient
+
+        client: Any = SpoolClient(spool, f"runner-{slot.label}", blob_cache=blob_cache)
+        extra_env[SPOOL_ENV] = str(spool)
+        if blob_cache is not None:
+            extra_env["RUNYARD_BLOB_CACHE"] = str(blob_cache)
+    else:
+        client = Client(launch.server_url, launch.token, timeout_s=10.0)
+    execution = TaskExecution(launch, slot, client, workdir or Path.cwd(), extra_env, echo=True, cache_dir=blob_cache)
 
     def stop(signum: int, _frame: object) -> None:
         # The task runs in its own session, so the engine's signal reaches only us: pass it on.

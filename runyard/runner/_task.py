@@ -460,7 +460,7 @@ class TaskExecution:
         if stop is not None:
             signalled = self._term_sent or self._kill_sent
             if stop.why == "time_limit":
-                reason = f"time limit of {limit}s exceeded"
+                reason = f"TIMEOUT: time limit of {limit}s exceeded"
                 return TaskResult(EngineStatus.TIMEOUT, exit_code, reason, message(reason), "failed", "failed")
             if stop.why == "pruned":
                 reason = f"pruned: {'stopped, ' + how if signalled else 'exited by itself, ' + how}"

@@ -18,35 +18,139 @@ log = logging.getLogger("runyard.scheduler")
 
 
 class BackendPool:
-    """Backends by name, created lazily from the server's configuration and kept open."""
+    """Backends by name, built from the server's ``backends.yml`` and kept open.
 
-    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None) -> None:
-        self._options = dict(options or {})
+    Names map to a type and options (``runyard.backends.config``). The file is read
+    again when its modification time or size changes (checked at most once a second):
+    a backend whose entry changed or disappeared is closed and rebuilt on next use;
+    jobs it started keep running and are polled by the rebuilt one. A file made
+    invalid by a hand edit is logged and the backends read before are kept.
+
+    Args:
+        options: entries given directly, ``{name: {"type": ..., **options}}`` (tests,
+            embedding); used instead of the file when given. A name without ``type``
+            uses the name as its type.
+        path: the configuration file (default ``$RUNYARD_HOME/backends.yml``).
+        clock: monotonic seconds, for the once-a-second look at the file (tests inject one).
+    """
+
+    def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None, *, path: Any = None,
+                 clock: Any = None) -> None:
+        import time
+
+        self._clock = clock or time.monotonic
+        from runyard.backends.config import BackendEntry
+
+        self._static: dict[str, BackendEntry] | None = None
+        if options is not None:
+            self._static = {"local": BackendEntry("local", "local", {})}
+            for name, opts in options.items():
+                opts = dict(opts)
+                self._static[name] = BackendEntry(name, str(opts.pop("type", name)), opts)
+        self._path = path
+        self._stamp: tuple[int, int] | None = None
+        self._error = ""  # why the file's current version was refused
+        self._checked_at = 0.0
+        self._entries: dict[str, Any] = dict(self._static or {})
         self._backends: dict[str, Backend] = {}
+        self._built_from: dict[str, Any] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Backend:
+    @property
+    def path(self) -> Any:
+        from runyard.backends.config import backends_path
+
+        return self._path if self._path is not None else backends_path()
+
+    def _refresh(self) -> None:
+        """Reload the file if it changed (lock held)."""
+        if self._static is not None:
+            return
+        import os
+
+        now = self._clock()
+        if self._stamp is not None and now - self._checked_at < 1.0:
+            return
+        self._checked_at = now
+        from runyard.backends.config import load_backends
+
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp == self._stamp:
+            return
+        try:
+            entries = load_backends(self.path)
+        except SpecError as e:
+            if self._stamp is None:
+                raise  # nothing to fall back on: submissions say what is wrong with the file
+            self._stamp = stamp  # told once per version of the file
+            self._error = e.message
+            log.error("%s is invalid; keeping the backends read before: %s", self.path, e)
+            return
+        self._error = ""
+        self._entries = entries
+        self._stamp = stamp
+        for name in list(self._backends):
+            if self._entries.get(name) != self._built_from.get(name):
+                self._close_one(name)
+
+    def entries(self) -> dict[str, Any]:
+        """The configured backends, name → ``BackendEntry`` (reloaded if the file changed)."""
         with self._lock:
+            self._refresh()
+            return dict(self._entries)
+
+    def get(self, name: str) -> Backend:
+        """The backend configured as ``name``, built on first use.
+
+        Raises:
+            SpecError: no backend of that name (the message lists the configured
+                ones), or its entry is invalid.
+        """
+        with self._lock:
+            self._refresh()
             backend = self._backends.get(name)
             if backend is None:
                 from runyard.backends.registry import get_backend
 
-                backend = get_backend(name, self._options.get(name, {}))
+                entry = self._entries.get(name)
+                if entry is None:
+                    import difflib
+
+                    known = sorted(self._entries)
+                    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+                    broken = (f" The server's {self.path} was changed but is invalid, so the backends read before "
+                              f"are used: {self._error}") if self._error else ""
+                    raise SpecError(
+                        f"No backend named {name!r} is configured on the server. Configured backends: {', '.join(known)}."
+                        + broken,
+                        (f"Did you mean {close[0]!r}? " if close else "")
+                        + f"Pick one in runyard.yml (backend: NAME), or add it: `runyard backends add {name} --type TYPE`.")
+                backend = get_backend(entry.type, entry.options)
                 self._backends[name] = backend
+                self._built_from[name] = entry
             return backend
 
     def check(self, name: str) -> None:
-        """Raise SpecError now (at submission) if the backend cannot be built."""
+        """Raise SpecError now (at submission) if the backend is not configured or cannot be built."""
         self.get(name)
+
+    def _close_one(self, name: str) -> None:
+        backend = self._backends.pop(name, None)
+        self._built_from.pop(name, None)
+        if backend is not None:
+            try:
+                backend.close()
+            except Exception:  # noqa: BLE001 - a backend that fails to close must not stop the reload
+                log.exception("closing backend %s", name)
 
     def close(self) -> None:
         with self._lock:
-            for backend in self._backends.values():
-                try:
-                    backend.close()
-                except Exception:  # noqa: BLE001 - closing must not stop the server's shutdown
-                    log.exception("closing backend %s", backend.name)
-            self._backends.clear()
+            for name in list(self._backends):
+                self._close_one(name)
 
 
 def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any], *, server_url: str,

@@ -71,6 +71,7 @@ class Scheduler:
         self._searches: dict[int, Any] = {}
         self._pruners: dict[int, Any] = {}
         self._ended_seen: dict[str, float] = {}
+        self._reasons: dict[str, str] = {}  # engine job id -> the engine's reason last stored as the run's message
         self._reconciled = False
         self._renewed_at = 0.0
         self._experiments_cache: list[dict[str, Any]] | None = None
@@ -408,13 +409,16 @@ class Scheduler:
                 if state is None:
                     continue
                 if row["status"] in ("canceled", "pruned", "failed", "succeeded"):
+                    self._reasons.pop(job, None)
                     if not state.status.terminal and row["status"] in ("canceled", "failed"):
                         backend.cancel(job)  # the runner also stops it at its next heartbeat
                     continue
                 outcome = engine_outcome(state)
                 if outcome is None:
                     self._ended_seen.pop(job, None)
+                    self._note_reason(row["id"], job, state.reason)
                     continue
+                self._reasons.pop(job, None)
                 first = self._ended_seen.setdefault(job, now)
                 if state.status is not EngineStatus.LOST and now - first < _LOST_GRACE_S:
                     continue  # give the runner time to report the status itself
@@ -426,6 +430,16 @@ class Scheduler:
                     pass
                 self._ended_seen.pop(job, None)
         return changed
+
+    def _note_reason(self, run_id: int, job: str, reason: str) -> None:
+        """Store the engine's reason ("pending: Resources") as the run's message when it changes."""
+        if reason == self._reasons.get(job, ""):
+            return
+        self._reasons[job] = reason
+        try:
+            self.store.set_run_message(run_id, reason, statuses=["starting", "running"])
+        except RunyardError as e:
+            log.warning("run %s: storing the engine's reason failed: %s", run_id, e.message)
 
     # ---------------------------------------------------------------- prune
     def _prune(self) -> bool:

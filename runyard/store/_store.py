@@ -644,6 +644,14 @@ class Store:
     def _get_run_in(self, conn, run_id: int) -> Run:  # noqa: ANN001
         return self._load_runs(conn, [run_id], details=True)[0]
 
+    def set_run_message(self, run_id: int, message: str, *, statuses: Iterable[str]) -> bool:
+        """Set the status message of a run that is in one of ``statuses`` (e.g. the engine's
+        "pending: Resources" while the run waits in a queue); false when the run is in another status."""
+        with write_scope(self.engine) as conn:
+            result = conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id, m.SqlRun.status.in_(list(statuses)))
+                                  .values(status_message=message))
+            return bool(result.rowcount)
+
     def set_engine_job(self, run_id: int, job_id: str | None, backend: str | None = None) -> None:
         values: dict[str, Any] = {"engine_job_id": job_id}
         if backend is not None:

@@ -150,10 +150,10 @@ def test_time_limit_kills_an_overrunning_task(make_launch: Callable, client: Cli
 
     assert time.monotonic() - t0 < 5.0
     assert result.status is EngineStatus.TIMEOUT
-    assert result.reason == "time limit of 1s exceeded"
+    assert result.reason == "TIMEOUT: time limit of 1s exceeded"
     run = client.get_run(launch.run_id)
     assert run["status"] == "failed"
-    assert run["status_message"] == "time limit of 1s exceeded\nstarted"
+    assert run["status_message"] == "TIMEOUT: time limit of 1s exceeded\nstarted"
 
 
 def test_canceled_before_start_stops_at_once(make_launch: Callable, client: Client, tmp_path: Path) -> None:

@@ -1,0 +1,258 @@
+"""The server's backend configuration: ``$RUNYARD_HOME/backends.yml``.
+
+A mapping from each backend's name to its ``type`` and options::
+
+    slurm-dev:
+      type: slurm
+      partition: debug
+      reach_server: false
+    gpu-box:
+      type: ssh
+      host: gpu01
+
+``runyard.yml`` picks one by ``backend: NAME``; ``runyard run --backend NAME``
+overrides it. ``local`` always exists (``type: local``, default options); an entry
+named ``local`` changes its options. The file is managed with ``runyard backends
+add|list|remove|test``, or edited by hand: the scheduler's ``BackendPool`` reloads
+it when it changes.
+
+Validation has the quality of ``runyard.yml``'s (``runyard.spec``): every problem
+on its own line, as ``backends.yml:LINE: NAME.option must be RULE, but got VALUE.
+FIX``. A backend type's options are checked against its ``options_model`` (a
+pydantic model whose fields carry ``rule``/``fix`` in ``json_schema_extra``);
+types without one are checked when the backend is built.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from runyard.errors import NotFound, SpecError
+
+__all__ = [
+    "FILE_NAME",
+    "BackendEntry",
+    "add_backend",
+    "backends_path",
+    "load_backends",
+    "options_model",
+    "parse_backends",
+    "remove_backend",
+]
+
+FILE_NAME = "backends.yml"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_HINT = "Fix backends.yml, or manage it with `runyard backends add NAME --type TYPE --set key=value`."
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """One configured backend."""
+
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "options": dict(self.options)}
+
+
+def backends_path(home: str | os.PathLike[str] | None = None) -> Path:
+    """``$RUNYARD_HOME/backends.yml`` (or under ``home``)."""
+    if home is None:
+        from runyard import config
+
+        home = config.home()
+    return Path(home) / FILE_NAME
+
+
+def options_model(backend_type: str) -> type[BaseModel] | None:
+    """The pydantic model of a backend type's options, or None when the type has none to check."""
+    from runyard.backends.registry import backend_class
+
+    return getattr(backend_class(backend_type), "options_model", None)
+
+
+def _show(value: Any) -> str:
+    import json
+
+    try:
+        text = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _entry_problems(name: Any, data: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """Problems of one entry, each with the data path to report its line at."""
+    from runyard.backends.registry import backend_names
+
+    at: tuple[Any, ...] = (name,)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        return [(at, f"{_show(name)} is not a valid backend name: a name must be letters, digits, '-', '_' or '.', "
+                     "starting with a letter or digit. Rename it, e.g. slurm-dev.")]
+    if not isinstance(data, Mapping):
+        return [(at, f"{name} must be a mapping with a type and options, but got {_show(data)}. "
+                     f"Write e.g. `{name}: {{type: slurm, partition: debug}}`.")]
+    types = backend_names()
+    kind = data.get("type")
+    if kind is None:
+        return [(at, f"{name}.type is required: one of {', '.join(types)}. Add e.g. `type: slurm`.")]
+    if not isinstance(kind, str) or kind not in types:
+        close = difflib.get_close_matches(str(kind), types, n=1, cutoff=0.6)
+        fix = f"Did you mean {close[0]!r}?" if close else f"Use one of {', '.join(types)}."
+        return [((name, "type"), f"{name}.type must be one of {', '.join(types)}, but got {_show(kind)}. {fix}")]
+    if name == "local" and kind != "local":
+        return [((name, "type"), f"local.type must be local, but got {_show(kind)}: the name local is reserved "
+                                 "for this machine. Give this backend another name.")]
+    options = {k: v for k, v in data.items() if k != "type"}
+    try:
+        model = options_model(kind)
+    except SpecError as e:
+        return [((name, "type"), f"{name}.type {kind!r} cannot be used here: {e.message} {e.hint or ''}".strip())]
+    if model is None:
+        return []
+    return _model_problems(name, model, options)
+
+
+def _model_problems(name: str, model: type[BaseModel], options: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
+    fields = model.model_fields
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    try:
+        model.model_validate(dict(options))
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(err["loc"])
+            key = loc[0] if loc else None
+            path = (name, *loc) if loc else (name,)
+            dotted = ".".join(str(p) for p in path)
+            if err["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
+                fix = f"Did you mean {close[0]!r}?" if close else "Remove it."
+                problems.append((path, f"{dotted} is not an option of the {_type_of(model)} backend. {fix} "
+                                       f"Valid options: {', '.join(fields)}."))
+                continue
+            info = fields.get(str(key)) if key is not None else None
+            extra = (info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}) or {}
+            if not loc:  # a rule between several options (model validator)
+                msg = str(err.get("msg", "")).removeprefix("Value error, ")
+                problems.append(((name,), f"{name}: {msg}. Fix these options together."))
+                continue
+            fix = extra.get("fix") or f"See the {_type_of(model)} backend's options in docs/backends.md."
+            rule = extra.get("rule")
+            if err["type"] == "missing":
+                problems.append((path, f"{dotted} is required: {rule or 'give a value'}. {fix}"))
+            elif rule:
+                problems.append((path, f"{dotted} must be {rule}, but got {_show(err.get('input'))}. {fix}"))
+            else:
+                msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+                problems.append((path, f"{dotted} is invalid ({msg[:1].lower() + msg[1:]}), but got "
+                                       f"{_show(err.get('input'))}. {fix}"))
+    return problems
+
+
+def _type_of(model: type[BaseModel]) -> str:
+    return model.__name__.removesuffix("BackendOptions").lower() or model.__name__
+
+
+def parse_backends(text: str, source: str = FILE_NAME) -> dict[str, BackendEntry]:
+    """Parse and validate the text of a ``backends.yml``; ``local`` is always in the result.
+
+    Raises:
+        SpecError: one line per problem, ``SOURCE:LINE: NAME.option must be RULE, but got VALUE. FIX``.
+    """
+    from runyard.spec import _load_yaml, _Problem, _spec_error  # one YAML dialect and line map for both files
+
+    data, lines, problems = _load_yaml(text, source)
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise SpecError(f"{source}:1: the file must be a mapping from backend names to their settings, but got "
+                        f"{_show(data)}. Write e.g. `slurm-dev: {{type: slurm, partition: debug}}`.", _HINT)
+    for name, entry in data.items():
+        for at, text_ in _entry_problems(name, entry):
+            problems.append(_Problem(text_, at))
+    if problems:
+        raise SpecError(_spec_error(problems, lines, source).message, _HINT)
+    entries = {"local": BackendEntry("local", "local", {})}
+    for name, entry in data.items():
+        entries[name] = BackendEntry(name, entry["type"], {k: v for k, v in entry.items() if k != "type"})
+    return entries
+
+
+def load_backends(path: str | os.PathLike[str] | None = None) -> dict[str, BackendEntry]:
+    """The configured backends (``local`` only when the file does not exist)."""
+    path = Path(path) if path is not None else backends_path()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {"local": BackendEntry("local", "local", {})}
+    return parse_backends(text, str(path))
+
+
+def _read_raw(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except FileNotFoundError:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path} is not a mapping of backend names.", _HINT)
+    return data
+
+
+def _write(path: Path, data: Mapping[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = ("# Runyard backends: name -> type and options. Managed by `runyard backends`; edits by hand are fine.\n"
+            + (yaml.safe_dump(dict(data), sort_keys=False, default_flow_style=False) if data else ""))
+    parse_backends(text, str(path))  # never write a file the server would refuse
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def add_backend(path: str | os.PathLike[str], name: str, backend_type: str, options: Mapping[str, Any], *,
+                replace: bool = False) -> BackendEntry:
+    """Add (or with ``replace``, replace) one entry, validated like the whole file.
+
+    Raises:
+        SpecError: the entry is invalid, or ``name`` exists and ``replace`` is false.
+    """
+    path = Path(path)
+    data = _read_raw(path)
+    if name in data and not replace:
+        raise SpecError(f"A backend named {name!r} is already configured in {path}.",
+                        f"Remove it first (`runyard backends remove {name}`), or pass --replace.")
+    problems = _entry_problems(name, {"type": backend_type, **options})
+    if problems:
+        raise SpecError("\n".join(f"{FILE_NAME}: {text}" for _, text in problems), _HINT)
+    data[name] = {"type": backend_type, **options}
+    _write(path, data)
+    return BackendEntry(name, backend_type, dict(options))
+
+
+def remove_backend(path: str | os.PathLike[str], name: str) -> None:
+    """Remove one entry.
+
+    Raises:
+        NotFound: no entry of that name (``local`` cannot be removed: it always exists).
+    """
+    path = Path(path)
+    data = _read_raw(path)
+    if name not in data:
+        if name == "local":
+            raise SpecError("The local backend always exists and cannot be removed.",
+                            "Leave it unused, or pick another backend in runyard.yml.")
+        known = ", ".join(sorted(["local", *data])) or "local"
+        raise NotFound(f"No backend named {name!r} in {path}. Configured backends: {known}.",
+                       "See them with `runyard backends list`.")
+    del data[name]
+    _write(path, data)

@@ -1,0 +1,128 @@
+"""The Slurm backend through a login node: the same code with the Slurm commands run over SSH.
+
+The "login node" is the real dev sshd on 127.0.0.1:2222 (scripts/dev-sshd.sh) in front of the
+real single-node Slurm (scripts/dev-slurm.sh) of this machine. Jobs a test submitted are
+cancelled by their Slurm job ids afterwards.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from contract import BackendContract, stdout_of, wait_terminal
+from ssh_helpers import DevSSHD, dev_sshd_session
+
+from runyard.backends.base import EngineStatus, Resources
+from runyard.backends.slurm import SlurmBackend
+from runyard.client import Client
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="session")
+def dev_sshd() -> Iterator[DevSSHD]:
+    yield from dev_sshd_session()
+
+
+def _options(dev_sshd: DevSSHD, partition: str, work: Path, **more) -> dict:
+    return {"partition": partition, "login_host": "127.0.0.1", "login_port": dev_sshd.port, "login_user": "root",
+            "login_key": str(dev_sshd.key_file), "known_hosts": str(dev_sshd.known_hosts), "work_dir": str(work),
+            "python": sys.executable, "poll_min_s": 0.2, "poll_max_s": 1.0, **more}
+
+
+def _tracked(backend: SlurmBackend) -> list[str]:
+    submitted: list[str] = []
+    real = backend.submit
+
+    def submit(launch):  # noqa: ANN001, ANN202
+        job_id = real(launch)
+        submitted.append(job_id)
+        return job_id
+
+    backend.submit = submit  # type: ignore[method-assign]
+    return submitted
+
+
+@pytest.fixture
+def backend(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path) -> Iterator[SlurmBackend]:
+    b = SlurmBackend(_options(dev_sshd, slurm_cluster, tmp_path / "cluster-work"), home=tmp_path / "home")
+    submitted = _tracked(b)
+    try:
+        yield b
+    finally:
+        for job_id in submitted:
+            b.cancel(job_id)
+        b.close()
+
+
+@pytest.fixture
+def unknown_job_id() -> str:
+    return "99999998"
+
+
+class TestSlurmThroughLoginNodeContract(BackendContract):
+    pass
+
+
+def test_check_through_the_login_node(backend: SlurmBackend) -> None:
+    results = {r.name: r for r in backend.check()}
+    assert results["ssh"].ok and "127.0.0.1" in results["ssh"].detail
+    assert all(r.ok for r in results.values()), [r for r in results.values() if not r.ok]
+    assert "runyard" in results["python"].detail
+
+
+def test_check_says_what_is_missing_on_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path) -> None:
+    b = SlurmBackend(_options(dev_sshd, slurm_cluster, tmp_path / "w", sbatch="/opt/nowhere/sbatch",
+                              python="/opt/nowhere/python"), home=tmp_path / "home")
+    try:
+        results = {r.name: r for r in b.check()}
+    finally:
+        b.close()
+    assert not results["sbatch"].ok
+    assert "/opt/nowhere/sbatch on the login node" in results["sbatch"].detail and "not found" in results["sbatch"].detail
+    assert "sbatch option" in results["sbatch"].hint
+
+
+def test_spool_mode_through_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path,
+                                           make_launch, client: Client) -> None:
+    """Code from a snapshot (its blobs copied to the cluster over SFTP), metrics and logs through the spool."""
+    from runyard.snapshot import create_snapshot
+
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "job.py").write_text("import runyard\nr = runyard.init()\nfor i in range(4):\n    r.log({'acc': i / 10}, step=i)\n"
+                                 "print('spooled')\nr.finish()\n")
+    snap = create_snapshot(client, code)
+    work = tmp_path / "spool-work"
+    b = SlurmBackend(_options(dev_sshd, slurm_cluster, work, reach_server=False, server_url="http://127.0.0.1:9"),
+                     home=tmp_path / "home")
+    submitted = _tracked(b)
+    try:
+        launch = make_launch("python job.py", snapshot_id=snap.id, resources=Resources(cpus=1))
+        job_id = b.submit(launch)
+        state = wait_terminal(b, job_id)
+        assert state.status is EngineStatus.SUCCEEDED, state
+        run = client.get_run(launch.run_id)
+        assert run["status"] == "succeeded"
+        assert run["metrics"]["acc"]["count"] == 4
+        assert "spooled" in stdout_of(client, launch.run_id)
+        assert (work / "blobs" / "snapshots" / f"{snap.id}.json").exists()
+        # A second attempt from the same snapshot sends no blob again.
+        put = []
+        real_write = b.commands.write
+
+        def write(path, data, mode=0o600):  # noqa: ANN001, ANN202
+            put.append(path)
+            return real_write(path, data, mode)
+
+        b.commands.write = write  # type: ignore[method-assign]
+        second = b.submit(make_launch("python job.py", snapshot_id=snap.id, run_id=launch.run_id, attempt=2))
+        assert not [p for p in put if "/blobs/" in p and "/snapshots/" not in p], put
+        b.cancel(second)
+    finally:
+        for job_id in submitted:
+            b.cancel(job_id)
+        b.close()
