@@ -51,6 +51,20 @@ class Client:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self._http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=timeout_s)
+        self._owns_http = True
+        self._auth: dict[str, str] = {}  # per-request Authorization of a with_token() view
+
+    def with_token(self, token: str | None) -> Client:
+        """A client for the same server that sends ``token``, sharing this one's connections.
+
+        For the local agent, which reports for many runs, each with its own token: a new
+        ``httpx.Client`` per run would cost a TLS context and a TCP connection each time.
+        Closing the view leaves the shared connections open.
+        """
+        view = Client.__new__(Client)
+        view.base_url, view._http, view._owns_http = self.base_url, self._http, False
+        view._auth = {"Authorization": f"Bearer {token}"} if token else {}
+        return view
 
     @classmethod
     def from_env(cls) -> Client:
@@ -70,7 +84,8 @@ class Client:
         return cls(url, token)
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_http:
+            self._http.close()
 
     def __enter__(self) -> Client:
         return self
@@ -81,6 +96,8 @@ class Client:
     # ---------------------------------------------------------------- plumbing
     def request(self, method: str, path: str, *, json: Any = None, content: Any = None, params: Any = None,
                 headers: dict[str, str] | None = None, timeout_s: float | None = None) -> httpx.Response:
+        if self._auth:
+            headers = {**self._auth, **(headers or {})}
         kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if json is not None:
             kwargs["content"] = _dumps(json)
@@ -307,7 +324,7 @@ class Client:
         tmp = dest.with_name(dest.name + ".part")
         size = 0
         try:
-            with self._http.stream("GET", path, timeout=3600) as resp:
+            with self._http.stream("GET", path, timeout=3600, headers=self._auth or None) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise _error(resp)

@@ -283,7 +283,7 @@ class Agent:
         self.idle_exit_s = idle_exit_s
         self._cond = threading.Condition()
         self._jobs: dict[str, _Job] = {}
-        self._clients: dict[tuple[str, str | None], Any] = {}
+        self._clients: dict[str, Any] = {}  # server URL → client; runs report through with_token() views
         self._stopping = threading.Event()
         self._n_connections = 0
         self._last_activity = time.monotonic()
@@ -545,10 +545,12 @@ class Agent:
         from runyard.client import Client
 
         with self._cond:
-            client = self._clients.get((url, token))
+            # One connection pool per server; each run's token travels per request (a client per
+            # token would build a TLS context and open a connection for every run).
+            client = self._clients.get(url)
             if client is None:
-                client = self._clients[(url, token)] = Client(url, token, timeout_s=10.0)
-            return client
+                client = self._clients[url] = Client(url, timeout_s=10.0)
+            return client.with_token(token)
 
     def _find(self, job_id: str) -> _Job | None:
         """The job from memory, or loaded from its record (lock held)."""

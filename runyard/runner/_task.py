@@ -488,7 +488,8 @@ class _SnapshotCache:
 
     A snapshot's id is the hash of its manifest, so a stored snapshot never changes;
     the local agent runs every run of an experiment from one snapshot, and this saves
-    a request per run. Keyed by server and token too: another token still asks the server.
+    a request per run. Keyed by server and snapshot id: the agent only materialises the
+    snapshot a launch names, which the server's scheduler chose for that run.
     """
 
     def __init__(self, client: Any, server_url: str, token: str | None) -> None:
@@ -496,7 +497,7 @@ class _SnapshotCache:
         self._key = (server_url, token)
 
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
-        key = (*self._key, snapshot_id)
+        key = (self._key[0], snapshot_id)  # content-addressed: the same for every run (and token) that names it
         with _SNAPSHOTS_LOCK:
             snap = _SNAPSHOTS.get(key)
             if snap is not None:

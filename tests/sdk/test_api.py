@@ -46,3 +46,20 @@ def test_docstring_example_runs(example: doctest.DocTest, server: LiveServer, tm
     report: list[str] = []
     result = runner.run(example, out=report.append)
     assert result.failed == 0, "".join(report)
+
+
+def test_a_token_view_shares_connections_and_sends_its_own_token(live_server) -> None:  # noqa: ANN001
+    """The local agent reports for many runs through one connection pool, each with its run's token."""
+    from runyard.client import Client
+
+    base = Client(live_server.url, "ignored-by-the-view")
+    view = base.with_token("a-token")
+    assert view._http is base._http
+    seen = []
+    base._http.event_hooks["request"] = [lambda req: seen.append(req.headers.get("authorization"))]
+    view.health()
+    base.with_token(None).health()
+    view.close()  # a view leaves the shared pool open
+    base.health()
+    assert seen == ["Bearer a-token", "Bearer ignored-by-the-view", "Bearer ignored-by-the-view"]
+    base.close()
