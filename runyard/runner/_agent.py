@@ -122,7 +122,8 @@ def code_fingerprint() -> str:
     root = Path(runyard.__file__).parent
     h = hashlib.sha1(_version().encode())
     for rel in ("client.py", "errors.py", "backends/base.py", "runner/_agent.py", "runner/_reporter.py",
-                "runner/_sysmetrics.py", "runner/_task.py", "runner/_wire.py"):
+                "runner/_sysmetrics.py", "runner/_task.py", "runner/_wire.py", "runner/_group.py",
+                "launch/_plan.py", "launch/_frameworks.py"):
         try:
             st = (root / rel).stat()
         except OSError:
@@ -434,13 +435,18 @@ class Agent:
 
         _check_job_id(job_id)
         launch = launch_from_dict(launch_data)
+        need = launch.resources
+        if len(launch.tasks) > 1 or launch.distributed is not None:
+            from runyard.launch import total_resources
+
+            need = total_resources(launch)
         with self._cond:
             if self._stopping.is_set():
                 raise SubmitError("The local agent is stopping and takes no new jobs.", "Submit again: a new agent starts.")
             job = self._find(job_id)
             if job is not None:
                 return {"job_id": job_id, "gpus": job.gpus, "existing": True}
-            n_gpus = launch.resources.gpus
+            n_gpus = need.gpus
             gpus: list[int] = []
             if n_gpus:
                 held = {g for j in self._jobs.values() if j.holding for g in j.gpus}
@@ -451,7 +457,7 @@ class Agent:
                         f"{len(gpu_inventory)} are free (in use: {sorted(held) or 'none'}).",
                         "Wait for capacity() to show free GPUs before submitting.")
                 gpus = free[:n_gpus]
-            job = _Job(job_id, launch.run_id, launch.attempt, launch.resources, gpus, launch.grace_period_s)
+            job = _Job(job_id, launch.run_id, launch.attempt, need, gpus, launch.grace_period_s)
             self._jobs[job_id] = job
             job.thread = threading.Thread(target=self._run_job, args=(job, launch), daemon=True, name=f"runyard-job-{job_id}")
             job.thread.start()
@@ -497,6 +503,9 @@ class Agent:
         from runyard.runner._task import TaskExecution
 
         status, exit_code, reason = EngineStatus.FAILED, None, ""
+        if len(launch.tasks) > 1 or launch.distributed is not None:
+            self._run_group(job, launch)
+            return
         try:
             slot = launch.tasks[0]
             extra_env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)}
@@ -521,9 +530,45 @@ class Agent:
             job.execution = None
             self._cond.notify_all()
 
+    def _run_group(self, job: _Job, launch: Any) -> None:
+        """A distributed run: every task here, on 127.0.0.1, fail-fast (``runyard/runner/_group.py``)."""
+        from runyard.launch import local_endpoints, task_resources
+        from runyard.runner._group import TaskGroup
+
+        status, exit_code, reason = EngineStatus.FAILED, None, ""
+        try:
+            extra_env: dict[str, dict[str, str]] = {}
+            next_gpu = 0
+            for slot in launch.tasks:  # each task gets its own GPUs out of the job's
+                n = task_resources(launch, slot).gpus
+                extra_env[slot.label] = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus[next_gpu:next_gpu + n])}
+                next_gpu += n
+            group = TaskGroup(launch, self._client(launch.server_url, launch.token), self.work_dir / job.job_id,
+                              local_endpoints(launch), extra_env=extra_env, on_spawn=lambda pid: self._spawned(job, pid),
+                              on_exit=lambda result: self._exited(job, result.status, result.exit_code, result.reason),
+                              single_host=True)
+            with self._cond:
+                job.execution = group
+                cancel = job.cancel_args if job.cancel_requested else None
+            if cancel is not None:
+                group.cancel(**cancel)
+            result = group.run()
+            status, exit_code, reason = result.status, result.exit_code, result.reason
+        except BaseException as e:
+            log.exception("job %s: agent error", job.job_id)
+            reason = f"agent error: {type(e).__name__}: {e}"
+            self._exited(job, status, exit_code, reason)
+        with self._cond:
+            job.status, job.exit_code, job.reason = status, exit_code, reason
+            job.holding = False
+            job.execution = None
+            self._cond.notify_all()
+
     def _spawned(self, job: _Job, pid: int) -> None:
         started = _proc_start_time(pid)
         with self._cond:
+            if job.pid is not None and job.status is EngineStatus.RUNNING and _same_process(job.pid, job.pid_started):
+                return  # a distributed job is known by its first task's process
             job.pid, job.pid_started = pid, started
             job.status = EngineStatus.RUNNING
             record = job.record()

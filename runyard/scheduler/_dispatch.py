@@ -9,10 +9,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from runyard.backends.base import Backend, EngineState, EngineStatus, Resources, RunLaunch
+from runyard.backends.base import Backend, EngineState, EngineStatus, Resources, RunLaunch, TaskSlot
 from runyard.errors import RunyardError, SpecError
 
-__all__ = ["BackendPool", "build_launch", "engine_outcome"]
+__all__ = ["BackendPool", "build_launch", "engine_outcome", "run_resources"]
 
 log = logging.getLogger("runyard.scheduler")
 
@@ -65,6 +65,13 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
     if token:
         env["RUNYARD_TOKEN"] = token
     grace = float(spec.early_stopping.grace_period_s) if spec.early_stopping is not None else 10.0
+    distributed = None
+    tasks: tuple[TaskSlot, ...] = (TaskSlot(),)
+    if spec.distributed is not None:  # single-task runs skip this entirely
+        from runyard.launch import task_slots
+
+        distributed = spec.distributed.to_launch(spec.resources)
+        tasks = task_slots(distributed)
     return RunLaunch(
         run_id=run["id"],
         attempt=run["attempt"],
@@ -80,7 +87,21 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         resources=Resources(cpus=spec.resources.cpus, memory_mb=spec.resources.memory_mb, gpus=spec.resources.gpus),
         time_limit_s=spec.resources.time_limit_s,
         grace_period_s=grace,
+        tasks=tasks,
+        distributed=distributed,
     )
+
+
+def run_resources(spec: Any) -> Resources:
+    """What one attempt of a run of ``spec`` holds: its resources, summed over the tasks of a distributed run."""
+    res = spec.resources
+    if spec.distributed is None:
+        return Resources(res.cpus, res.memory_mb, res.gpus)
+    total = Resources(0.0, 0, 0)
+    for role in spec.distributed.to_launch(res)["roles"].values():
+        r = role["resources"]
+        total = total + Resources(r["cpus"], r["memory_mb"], r["gpus"]).times(role["replicas"])
+    return total
 
 
 def engine_outcome(state: EngineState) -> tuple[str, str] | None:
