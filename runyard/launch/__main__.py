@@ -4,6 +4,8 @@
   listens there (a worker waiting for its tracker or head); exit 3 on time-out.
 - ``xgboost-tracker --host-ip H --port P --n-workers N``: run XGBoost's
   ``RabitTracker`` (the xgboost master task) until every worker finished.
+- ``ray-worker -- ARGS``: ``ray start ARGS`` for a worker node on the head's
+  machine that keeps every address on 127.0.0.1 (the local backend).
 - ``ray-wait --address H:P --nodes N [--timeout-s N]``: connect to the Ray
   cluster and wait until N nodes are alive, logging each change (the job task,
   before the user's command); exit 3 on time-out.
@@ -76,6 +78,25 @@ def ray_wait(address: str, n_nodes: int, timeout_s: float) -> int:
         ray.shutdown()
 
 
+def ray_worker(ray_args: list[str]) -> int:
+    """``ray start ARGS`` for a worker node on the head's machine, all on the loopback address.
+
+    Ray (2.x) on Linux replaces a loopback ``--node-ip-address`` by the machine's
+    routable address unless ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, and with that
+    setting ``ray start --address`` refuses to start a worker node. Here the refusal
+    is lifted and loopback addresses are kept as given, for this process only; the
+    node's own processes inherit the variable and stay on 127.0.0.1.
+    """
+    import ray._private.ray_constants as ray_constants
+    import ray._private.services as services
+    from ray.scripts.scripts import main as ray_main
+
+    ray_constants.ENABLE_RAY_CLUSTER = True
+    services.resolve_ip_for_localhost = lambda host: host
+    sys.argv = ["ray", "start", *ray_args]
+    return ray_main()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runyard.launch", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -91,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     rw.add_argument("--address", required=True)
     rw.add_argument("--nodes", type=int, required=True)
     rw.add_argument("--timeout-s", type=float, default=600.0)
+    rk = sub.add_parser("ray-worker", help="`ray start ARGS` for a worker node on the head's machine (loopback only)")
+    rk.add_argument("ray_args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
+    if args.command == "ray-worker":
+        return ray_worker(args.ray_args[1:] if args.ray_args[:1] == ["--"] else args.ray_args)
     if args.command == "wait-port":
         return wait_port(args.address, args.what, args.timeout_s)
     if args.command == "xgboost-tracker":

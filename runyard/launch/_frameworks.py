@@ -56,7 +56,7 @@ FRAMEWORKS: dict[str, tuple[RoleRule, ...]] = {
         RoleRule("ps", 0, None, 0, True, True, True, "parameter servers; stopped when chief and workers are done"),
     ),
     "xgboost": (
-        RoleRule("master", 1, 1, 1, False, True, True, "runs Runyard's XGBoost tracker (xgboost.tracker.RabitTracker)"),
+        RoleRule("master", 1, 1, 1, False, True, True, "runs Runyard's XGBoost tracker, xgboost.tracker.RabitTracker"),
         RoleRule("worker", 1, None, None, True, False, False, "train through xgboost.collective"),
     ),
     "jax": (

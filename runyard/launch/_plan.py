@@ -221,7 +221,9 @@ def plan_task(launch: RunLaunch, slot: TaskSlot, endpoints: Mapping[str, Endpoin
         address = f"{host}:{port}"
         env["RAY_USAGE_STATS_ENABLED"] = "0"
         if single_host:
-            # Ray otherwise replaces 127.0.0.1 by the machine's routable address on Linux.
+            # With this at 0 Ray keeps every listener on 127.0.0.1 (on Linux it otherwise swaps
+            # 127.0.0.1 for the machine's routable address), but refuses `ray start --address`:
+            # worker nodes start through `runyard.launch ray-worker`, which lets them join anyway.
             env["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         node_ip = f" --node-ip-address={shlex.quote(host)}" if single_host else ""
         ray_res = f" --num-cpus={max(1, math.ceil(res.cpus))} --num-gpus={res.gpus}"
@@ -229,8 +231,9 @@ def plan_task(launch: RunLaunch, slot: TaskSlot, endpoints: Mapping[str, Endpoin
             command = (f"exec ray start --head --port={port}{node_ip}{ray_res} --include-dashboard=false "
                        "--disable-usage-stats --block")
         elif slot.role == "worker":
+            start = "python -m runyard.launch ray-worker --" if single_host else "ray start"
             command = _wait_then((host, port), "the Ray head (task head-0)",
-                                 f"exec ray start --address={shlex.quote(address)}{node_ip}{ray_res} --block")
+                                 f"exec {start} --address={shlex.quote(address)}{node_ip}{ray_res} --block")
         else:
             n_nodes = sum(1 for s in slots if s.role in ("head", "worker"))
             env["RAY_ADDRESS"] = address

@@ -15,7 +15,8 @@ in a thread, with the command and framework environment of
 - :meth:`cancel` (the backend's cancel, the agent stopping): every task is stopped
   and the given status is reported once.
 
-Only the task that decides reports the run's status; every task reports its own.
+The run's status is reported once, by the last task to exit, so a run that
+ended has no process left; every task reports its own status.
 Restarting a run restarts the whole group: a new attempt is a new group.
 """
 
@@ -67,7 +68,6 @@ class TaskGroup:
         self._lock = threading.Lock()
         self._on_exit = on_exit
         self._outcome: tuple[str, str, TaskSlot | None] | None = None  # (run status, message, deciding task)
-        self._reported = False
         self._failed: tuple[TaskSlot, Any] | None = None
         self._done: set[str] = set()
         self._n_exited = 0
@@ -120,16 +120,18 @@ class TaskGroup:
     def _task_exited(self, slot: TaskSlot, result: Any) -> None:
         # Decided here, when the task's processes ended (before its final reports), so siblings are
         # stopped at once and the group's result is known when the last task exits.
-        decision = self._decide(slot, result)
+        self._decide(slot, result)
         with self._lock:
-            self._decisions[slot.label] = decision
             self._n_exited += 1
             last = self._n_exited == len(self.executions)
+            # The last task to exit reports the run's status: a run that ended has no process left.
+            outcome = self._outcome
+            self._decisions[slot.label] = (outcome[0] or None, outcome[1]) if last and outcome else (None, "")
         if last and self._on_exit is not None:
             self._on_exit(self._group_result())
 
-    def _decide(self, slot: TaskSlot, result: Any) -> tuple[str | None, str]:
-        """The run status this task reports (see the module docstring)."""
+    def _decide(self, slot: TaskSlot, result: Any) -> None:
+        """Take this task's result into the run's outcome; stop the others when it is decided."""
         stop_others: tuple[str, str | None] | None = None
         with self._lock:
             if self._outcome is None:
@@ -149,15 +151,8 @@ class TaskGroup:
                     status, message = self._cancel_status
                     self._outcome = (status or "", message, slot) if status else None
                     self._stopping = True
-            if self._outcome is not None and not self._reported:
-                self._reported = True
-                status, message, _ = self._outcome
-                decision: tuple[str | None, str] = (status or None, message)
-            else:
-                decision = (None, "")
         if stop_others is not None:
             self._stop_all(stop_others[0], task_status=stop_others[1], exclude=slot.label)
-        return decision
 
     def _group_result(self) -> GroupResult:
         with self._lock:
