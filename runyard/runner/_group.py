@@ -70,10 +70,11 @@ class TaskGroup:
         self._outcome: tuple[str, str, TaskSlot | None] | None = None  # (run status, message, deciding task)
         self._failed: tuple[TaskSlot, Any] | None = None
         self._done: set[str] = set()
+        self._exited: set[str] = set()
         self._n_exited = 0
         self._stopping = False
         self._cancel_status: tuple[str | None, str] | None = None
-        self._decisions: dict[str, tuple[str | None, str]] = {}
+        self._decisions: dict[str, tuple[str | None, str, int | None]] = {}
         self.plans = {s.label: plan_task(launch, s, endpoints, single_host=single_host) for s in launch.tasks}
         self._primary = {s.label for s in launch.tasks if not self.plans[s.label].service}
         self.executions: dict[str, TaskExecution] = {}
@@ -83,7 +84,7 @@ class TaskGroup:
             self.executions[slot.label] = TaskExecution(
                 launch, slot, client, Path(workdir) / slot.label, env, on_spawn=on_spawn,
                 on_exit=lambda result, s=slot: self._task_exited(s, result), command=plan.command,
-                run_outcome=lambda result, s=slot: self._decisions.pop(s.label, (None, "")),
+                run_outcome=lambda result, s=slot: self._decisions.pop(s.label, (None, "", None)),
                 **dict(execution_options or {}))
         self._results: dict[str, Any] = {}
 
@@ -96,9 +97,10 @@ class TaskGroup:
         self._stop_all(message, task_status=None)
 
     def _stop_all(self, message: str, *, task_status: str | None, exclude: str | None = None) -> None:
-        for label, execution in self.executions.items():
-            if label != exclude:
-                execution.cancel(message=message, run_status=None, task_status=task_status)
+        with self._lock:
+            running = [e for label, e in self.executions.items() if label != exclude and label not in self._exited]
+        for execution in running:  # a task that exited has nothing to stop, and its log stays as it ended
+            execution.cancel(message=message, run_status=None, task_status=task_status)
 
     # ------------------------------------------------------------------ run
     def run(self) -> GroupResult:
@@ -120,13 +122,19 @@ class TaskGroup:
     def _task_exited(self, slot: TaskSlot, result: Any) -> None:
         # Decided here, when the task's processes ended (before its final reports), so siblings are
         # stopped at once and the group's result is known when the last task exits.
+        with self._lock:
+            self._exited.add(slot.label)
         self._decide(slot, result)
         with self._lock:
             self._n_exited += 1
             last = self._n_exited == len(self.executions)
             # The last task to exit reports the run's status: a run that ended has no process left.
             outcome = self._outcome
-            self._decisions[slot.label] = (outcome[0] or None, outcome[1]) if last and outcome else (None, "")
+            if last and outcome is not None:
+                exit_code = self._failed[1].exit_code if self._failed is not None else (0 if outcome[0] == "succeeded" else None)
+                self._decisions[slot.label] = (outcome[0] or None, outcome[1], exit_code)
+            else:
+                self._decisions[slot.label] = (None, "", None)
         if last and self._on_exit is not None:
             self._on_exit(self._group_result())
 

@@ -125,8 +125,8 @@ class TaskExecution:
         command: what this task runs instead of ``launch.command`` (a distributed
             task's command from ``runyard.launch.plan_task``).
         run_outcome: for a task of several: called with the task's result (after
-            ``on_exit``); returns the run status and message this task reports, or
-            ``(None, "")`` to report none (the task group decides the run's status).
+            ``on_exit``); returns the run status, message and exit code this task
+            reports, or ``(None, "", None)`` to report none (the task group decides).
     """
 
     def __init__(self, launch: RunLaunch, slot: TaskSlot, client: Any, workdir: Path,
@@ -134,7 +134,7 @@ class TaskExecution:
                  on_exit: Callable[[TaskResult], None] | None = None, finish_timeout_s: float = 900.0,
                  echo: bool = False, cache_dir: Path | None = None, heartbeat_s: float = 1.0,
                  sample_s: float = 5.0, command: str | None = None,
-                 run_outcome: Callable[[TaskResult], tuple[str | None, str]] | None = None) -> None:
+                 run_outcome: Callable[[TaskResult], tuple[str | None, str, int | None]] | None = None) -> None:
         from runyard.runner._reporter import Reporter
 
         self.launch = launch
@@ -248,11 +248,11 @@ class TaskExecution:
         slot = self.slot
         self._reporter.task_status(role=slot.role, rank=slot.rank, status=result.task_status, exit_code=result.exit_code,
                                    attempt=launch.attempt)
-        run_status, run_message = result.run_status, result.message
+        run_status, run_message, run_exit = result.run_status, result.message, result.exit_code
         if self._run_outcome is not None:
-            run_status, run_message = self._run_outcome(result)
+            run_status, run_message, run_exit = self._run_outcome(result)
         if run_status is not None:
-            self._reporter.run_status(run_status, run_message, result.exit_code)
+            self._reporter.run_status(run_status, run_message, run_exit)
         reported = self._reporter.finish(self._finish_timeout_s)
         with self._lock:
             sampler, self._sampler = self._sampler, None
