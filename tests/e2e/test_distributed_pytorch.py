@@ -94,6 +94,11 @@ def test_ddp_gloo_all_reduce_and_training_steps(yard: Yard, make_project) -> Non
     assert not any(t.startswith("rank 0:") for t in worker_lines)
     cli = yard.cli("logs", str(run["id"]), "--task", "master-0")
     assert cli.returncode == 0 and "rank 0: all_reduce=3.0" in cli.stdout and "rank 1:" not in cli.stdout, cli
+    every = yard.cli("logs", str(run["id"]))
+    assert "[worker-0] rank 1: all_reduce=3.0" in every.stdout and "[master-0] rank 0: all_reduce=3.0" in every.stdout
+    bad = yard.cli("logs", str(run["id"]), "--task", "worker-7")
+    assert bad.returncode != 0
+    assert f"Run {run['id']} has no task 'worker-7'; its tasks are master-0, worker-0." in bad.stderr + bad.stdout
     # Metrics logged by rank 0 reached the run.
     assert "loss" in yard.client.get_run(run["id"])["metrics"]
 
