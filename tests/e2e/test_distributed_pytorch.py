@@ -151,3 +151,48 @@ def test_a_killed_worker_fails_the_run_and_stops_its_siblings(yard: Yard, make_p
     tasks = {f"{t['role']}-{t['rank']}": t for t in run["tasks"]}
     assert tasks["worker-1"]["status"] == "failed" and tasks["worker-1"]["exit_code"] == 137
     assert tasks["master-0"]["status"] == "canceled" and tasks["worker-0"]["status"] == "canceled"
+
+
+RESTART_YML = """
+project: e2e-ddp-restart
+command: python train.py
+max_restarts: 1
+distributed:
+  framework: pytorch
+  worker: 1
+resources:
+  cpus: 0.1
+"""
+
+RESTART_PY = """
+import os
+import torch
+import torch.distributed as dist
+
+dist.init_process_group("gloo")
+attempt, label = os.environ["RUNYARD_ATTEMPT"], os.environ["RUNYARD_TASK_ROLE"] + "-" + os.environ["RUNYARD_TASK_RANK"]
+with open(os.path.join(os.environ["E2E_OUT"], "starts"), "a") as f:
+    f.write(f"{attempt} {label} {os.environ['MASTER_PORT']}\\n")
+if attempt == "1" and label == "worker-0":
+    raise SystemExit("worker-0 gives up on attempt 1")
+x = torch.tensor([1.0])
+dist.all_reduce(x)
+assert x.item() == 2.0
+dist.destroy_process_group()
+"""
+
+
+def test_a_restart_restarts_the_whole_group(yard: Yard, make_project) -> None:
+    require("torch")
+    project = make_project("ddp-restart", RESTART_YML, RESTART_PY)
+    exp = yard.submit(project.path)
+    yard.wait_experiment(exp["id"], timeout_s=300)
+    (run,) = yard.runs(exp["id"])
+    assert run["status"] == "succeeded" and run["attempt"] == 2, yard.describe(exp["id"])
+    starts = [line.split() for line in project.read_lines("starts")]
+    # Attempt 2 started both tasks again, with a fresh rendezvous port.
+    assert sorted((a, label) for a, label, _ in starts) == [("1", "master-0"), ("1", "worker-0"),
+                                                             ("2", "master-0"), ("2", "worker-0")]
+    ports = {a: p for a, _, p in starts}
+    assert ports["1"] != ports["2"]
+    assert any(e["status"] == "failed" and e["attempt"] == 1 for e in run["events"])

@@ -73,6 +73,9 @@ def test_ray_head_worker_and_job(yard: Yard, make_project) -> None:
 
     expected = {"head-0": "succeeded", "worker-0": "succeeded", "job-0": "succeeded"}
     wait_until(lambda: task_statuses() == expected, timeout_s=30, what=f"task statuses {expected}")
+    # System metrics are kept per task (the head ran long enough to be sampled).
+    metrics = yard.client.get_run(run["id"])["metrics"]
+    assert "sys/head-0/memory_mb" in metrics and "sys/memory_mb" not in metrics, sorted(metrics)
     port = job["address"].rsplit(":", 1)[1]
     wait_until(lambda: not _ray_processes(f"127.0.0.1:{port}"), timeout_s=60,
                what="the run's Ray processes to end")
