@@ -19,6 +19,7 @@ from runyard.launch._plan import (
     tf_config,
     total_resources,
 )
+from runyard.launch._rendezvous import publish_endpoint, server_endpoints, wait_endpoints
 from runyard.launch._user import jax_initialize, xgboost_args
 
 __all__ = [
@@ -30,10 +31,13 @@ __all__ = [
     "jax_initialize",
     "local_endpoints",
     "plan_task",
+    "publish_endpoint",
     "roles_of",
+    "server_endpoints",
     "task_resources",
     "task_slots",
     "tf_config",
     "total_resources",
+    "wait_endpoints",
     "xgboost_args",
 ]

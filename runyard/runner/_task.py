@@ -182,6 +182,9 @@ class TaskExecution:
             self._request_stop("pruned", grace, PRUNE_KILL_AFTER_S)
         elif status == "deleted":
             self._request_stop("deleted", 0.0, grace)
+        elif status == "failed" and self.launch.distributed is not None:
+            # A sibling task on another host failed the run (runyard.runner exec): stop too.
+            self._request_stop("backend", 0.0, grace, message="stopped: another task of the run failed")
 
     def _request_stop(self, why: str, term_after_s: float, kill_after_s: float, *, run_status: str | None = None,
                       message: str = "", task_status: str | None = None) -> None:
