@@ -258,13 +258,14 @@ def info(
     if tasks:
         con.print("\n[bold]Tasks[/]")
         t = Table(box=None, header_style="bold", padding=(0, 2, 0, 2))
-        for col in ("TASK", "STATUS", "ATTEMPT", "HOST", "PID", "EXIT CODE", "DURATION"):
+        rendezvous = any(task.get("address") for task in tasks)
+        for col in ("TASK", "STATUS", "ATTEMPT", "HOST", "PID", "EXIT CODE", "DURATION") + (("ADDRESS",) if rendezvous else ()):
             t.add_column(col)
         for task in tasks:
             t.add_row(f"{task['role']}-{task['rank']}", status_text(task["status"]), str(task.get("attempt", 1)),
                       _escape(task.get("host") or "-"), str(task.get("pid") or "-"),
                       "-" if task.get("exit_code") is None else str(task["exit_code"]),
-                      fmt_duration(run_duration(task)))
+                      fmt_duration(run_duration(task)), *((_escape(task.get("address") or "-"),) if rendezvous else ()))
         con.print(t)
 
     con.print("\n[bold]Artifacts[/]")

@@ -3,6 +3,7 @@ started apart with ``python -m runyard.runner exec`` (as SSH and Slurm start the
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -113,6 +114,11 @@ def test_tasks_started_apart_meet_through_the_server(server: LiveServer, client:
     # Success is the engine's to report once every task ended; no task claimed the run for itself.
     assert run["status"] == "running"
     assert {t["role"]: t["status"] for t in run["tasks"]} == {"master": "succeeded", "worker": "succeeded"}
+    # `runyard info` shows the published address with the tasks.
+    env = {**os.environ, "RUNYARD_SERVER": server.url, "RUNYARD_HOME": str(tmp_path / "cli-home"), "COLUMNS": "200"}
+    info = subprocess.run([sys.executable, "-m", "runyard.cli", "info", str(launch.run_id)], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert info.returncode == 0 and "ADDRESS" in info.stdout and master_addr in info.stdout, info.stdout + info.stderr
 
 
 def test_a_task_failing_apart_fails_the_run_and_stops_its_siblings(server: LiveServer, client: Client,
