@@ -153,10 +153,14 @@ class LocalBackend:
         elif launch.distributed is not None:
             from runyard.launch import total_resources
 
-            total = total_resources(launch).gpus
-            if total > n:
-                problems[Feature.GPUS] = (f"the run's {len(launch.tasks)} tasks ask for {total} GPU(s) together "
+            need, have = total_resources(launch), self.total()
+            if need.gpus > n:
+                problems[Feature.GPUS] = (f"the run's {len(launch.tasks)} tasks ask for {need.gpus} GPU(s) together "
                                           f"but this machine has {n}")
+            elif need.cpus > have.cpus + 1e-9 or (need.memory_mb and need.memory_mb > have.memory_mb):
+                problems[Feature.MULTI_TASK] = (
+                    f"the run's {len(launch.tasks)} tasks need {need.cpus:g} CPU(s) and {need.memory_mb} MB together, "
+                    f"but this backend hands out {have.cpus:g} CPU(s) and {have.memory_mb} MB in all")
         if launch.resources.gpus > n:
             problems[Feature.GPUS] = (f"the run asks for {launch.resources.gpus} GPU(s) per task but this machine has {n}"
                                       + ("" if n else " (set RUNYARD_LOCAL_GPUS or the backend's gpus option if NVML cannot see them)"))

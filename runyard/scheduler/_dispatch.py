@@ -35,9 +35,24 @@ class BackendPool:
                 self._backends[name] = backend
             return backend
 
-    def check(self, name: str) -> None:
-        """Raise SpecError now (at submission) if the backend cannot be built."""
-        self.get(name)
+    def check(self, name: str, spec: Any = None) -> None:
+        """Raise SpecError now (at submission) if the backend cannot be built, or cannot run
+        ``spec``'s distributed tasks (``Backend.unsupported``: e.g. more than the machine has)."""
+        backend = self.get(name)
+        if spec is None or spec.distributed is None:
+            return  # single-task runs: nothing more to check, and nothing to build
+        from runyard.launch import task_slots
+
+        distributed = spec.distributed.to_launch(spec.resources)
+        res = spec.resources
+        probe = RunLaunch(run_id=0, attempt=1, project=spec.project, experiment_id=None, command=spec.command,
+                          snapshot_id=None, server_url="", resources=Resources(res.cpus, res.memory_mb, res.gpus),
+                          time_limit_s=res.time_limit_s, tasks=task_slots(distributed), distributed=distributed)
+        problems = backend.unsupported(probe)
+        if problems:
+            raise SpecError(f"Backend {name!r} cannot run this experiment: "
+                            + "; ".join(f"{f.value}: {why}" for f, why in problems.items()) + ".",
+                            "Lower the replicas or the per-role resources in distributed:, or use another backend.")
 
     def close(self) -> None:
         with self._lock:
