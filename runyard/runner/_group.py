@@ -51,14 +51,15 @@ class TaskGroup:
         workdir: each task runs in ``workdir/<label>``.
         endpoints: rendezvous addresses (``runyard.launch.local_endpoints``).
         extra_env: per task label, the backend's placement variables (``CUDA_VISIBLE_DEVICES``).
-        on_spawn: called with each process's pid.
+        on_spawn: called with each process's pid and its task's label.
         on_exit: called once every task's processes ended, before the final reports.
         single_host: every task runs on this machine.
         execution_options: passed on to each ``TaskExecution``.
     """
 
     def __init__(self, launch: RunLaunch, client: Any, workdir: Path, endpoints: Mapping[str, tuple[str, int]], *,
-                 extra_env: Mapping[str, Mapping[str, str]] | None = None, on_spawn: Callable[[int], None] | None = None,
+                 extra_env: Mapping[str, Mapping[str, str]] | None = None,
+                 on_spawn: Callable[[int, str], None] | None = None,
                  on_exit: Callable[[GroupResult], None] | None = None, single_host: bool = True,
                  execution_options: Mapping[str, Any] | None = None) -> None:
         from runyard.launch import plan_task
@@ -82,7 +83,8 @@ class TaskGroup:
             plan = self.plans[slot.label]
             env = {**plan.env, **((extra_env or {}).get(slot.label) or {})}
             self.executions[slot.label] = TaskExecution(
-                launch, slot, client, Path(workdir) / slot.label, env, on_spawn=on_spawn,
+                launch, slot, client, Path(workdir) / slot.label, env,
+                on_spawn=None if on_spawn is None else (lambda pid, label=slot.label: on_spawn(pid, label)),
                 on_exit=lambda result, s=slot: self._task_exited(s, result), command=plan.command,
                 run_outcome=lambda result, s=slot: self._decisions.pop(s.label, (None, "", None)),
                 **dict(execution_options or {}))
