@@ -23,7 +23,7 @@ def test_example_runs(yard: Yard, tmp_path: Path, example: str, module: str, par
                       min_accuracy: float) -> None:
     require(module)
     project = shutil.copytree(EXAMPLES / example, tmp_path / example)
-    res = yard.cli("run", project, "-p", param, "--wait", "--json", timeout_s=400)
+    res = yard.cli("run", project, "-p", param, "--wait", "--json", timeout_s=240)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
     exp = yard.client.get_experiment(int(__import__("json").loads(res.stdout)["id"]))
     (run,) = yard.runs(exp["id"])

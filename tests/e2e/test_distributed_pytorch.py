@@ -70,7 +70,7 @@ def test_ddp_gloo_all_reduce_and_training_steps(yard: Yard, make_project) -> Non
     require("torch")
     project = make_project("ddp", DDP_YML, DDP_PY)
     exp = yard.submit(project.path)
-    yard.wait_experiment(exp["id"], timeout_s=300)
+    yard.wait_experiment(exp["id"], timeout_s=240)
     (run,) = yard.runs(exp["id"])
     assert run["status"] == "succeeded", yard.describe(exp["id"]) + "\n" + "\n".join(log_texts(yard.client, run["id"])[-40:])
     results = {label: json.loads((project.out / f"{label}.json").read_text()) for label in ("master-0", "worker-0")}
@@ -135,7 +135,7 @@ def test_a_killed_worker_fails_the_run_and_stops_its_siblings(yard: Yard, make_p
     pids = {}
     for label in labels:
         path = project.out / f"{label}.pid"
-        wait_until(lambda p=path: p.exists() and p.read_text().strip(), timeout_s=300, what=f"{label} to start")
+        wait_until(lambda p=path: p.exists() and p.read_text().strip(), timeout_s=240, what=f"{label} to start")
         pids[label] = int(path.read_text())
     os.kill(pids["worker-1"], 9)
     yard.wait_experiment(exp["id"], timeout_s=120)
@@ -186,7 +186,7 @@ def test_a_restart_restarts_the_whole_group(yard: Yard, make_project) -> None:
     require("torch")
     project = make_project("ddp-restart", RESTART_YML, RESTART_PY)
     exp = yard.submit(project.path)
-    yard.wait_experiment(exp["id"], timeout_s=300)
+    yard.wait_experiment(exp["id"], timeout_s=240)
     (run,) = yard.runs(exp["id"])
     assert run["status"] == "succeeded" and run["attempt"] == 2, yard.describe(exp["id"])
     starts = [line.split() for line in project.read_lines("starts")]

@@ -56,7 +56,7 @@ def test_ray_head_worker_and_job(yard: Yard, make_project) -> None:
     require("ray")
     project = make_project("ray", RAY_YML, RAY_PY)
     exp = yard.submit(project.path)
-    yard.wait_experiment(exp["id"], timeout_s=400)
+    yard.wait_experiment(exp["id"], timeout_s=240)
     (run,) = yard.runs(exp["id"])
     logs = "\n".join(log_texts(yard.client, run["id"])[-60:])
     assert run["status"] == "succeeded", yard.describe(exp["id"]) + "\n" + logs

@@ -74,7 +74,7 @@ def test_tensorflow_chief_and_worker_train_together(yard: Yard, make_project) ->
     require("tensorflow")
     project = make_project("tf", TF_YML, TF_PY)
     exp = yard.submit(project.path)
-    yard.wait_experiment(exp["id"], timeout_s=400)
+    yard.wait_experiment(exp["id"], timeout_s=240)
     (run,) = yard.runs(exp["id"])
     assert run["status"] == "succeeded", yard.describe(exp["id"]) + "\n" + "\n".join(log_texts(yard.client, run["id"])[-40:])
     chief, worker = (json.loads((project.out / f"{role}.json").read_text()) for role in ("chief", "worker"))
