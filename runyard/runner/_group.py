@@ -88,7 +88,6 @@ class TaskGroup:
                 on_exit=lambda result, s=slot: self._task_exited(s, result), command=plan.command,
                 run_outcome=lambda result, s=slot: self._decisions.pop(s.label, (None, "", None)),
                 **dict(execution_options or {}))
-        self._results: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ control
     def cancel(self, message: str = "canceled by the backend", run_status: str | None = "canceled") -> None:
@@ -96,6 +95,7 @@ class TaskGroup:
         with self._lock:
             if self._cancel_status is None and self._outcome is None:
                 self._cancel_status = (run_status, message)
+            self._stopping = True  # a task failing from here on fails because of this stop
         self._stop_all(message, task_status=None)
 
     def _stop_all(self, message: str, *, task_status: str | None, exclude: str | None = None) -> None:
@@ -108,18 +108,13 @@ class TaskGroup:
     def run(self) -> GroupResult:
         threads = []
         for label, execution in self.executions.items():
-            t = threading.Thread(target=self._run_one, args=(label, execution), daemon=True,
+            t = threading.Thread(target=execution.run, daemon=True,
                                  name=f"runyard-task-{self.launch.run_id}-{label}")
             threads.append(t)
             t.start()
         for t in threads:
             t.join()
         return self._group_result()
-
-    def _run_one(self, label: str, execution: Any) -> None:
-        result = execution.run()
-        with self._lock:
-            self._results[label] = result
 
     def _task_exited(self, slot: TaskSlot, result: Any) -> None:
         # Decided here, when the task's processes ended (before its final reports), so siblings are
