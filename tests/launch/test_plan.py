@@ -141,3 +141,15 @@ def test_plan_task_needs_a_distributed_launch() -> None:
     with pytest.raises(InvalidInput, match="distributed description"):
         plan_task(launch, TaskSlot(), {})
     assert total_resources(launch) == launch.resources and endpoint_labels(launch) == []
+
+
+def test_the_public_surface_is_all_and_documented() -> None:
+    import runyard.launch as launch_module
+
+    modules = {n for n in dir(launch_module) if not n.startswith("_") and type(getattr(launch_module, n)).__name__ == "module"}
+    public = {n for n in dir(launch_module) if not n.startswith("_")} - modules
+    assert set(launch_module.__all__) == public
+    for name in launch_module.__all__:
+        obj = getattr(launch_module, name)
+        if callable(obj) and not isinstance(obj, type):
+            assert obj.__doc__, f"runyard.launch.{name} has no docstring"
