@@ -3,6 +3,7 @@ examples/xgboost-dist, each with one param fixed (-p) so a single run trains."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def test_example_runs(yard: Yard, tmp_path: Path, example: str, module: str, par
     project = shutil.copytree(EXAMPLES / example, tmp_path / example)
     res = yard.cli("run", project, "-p", param, "--wait", "--json", timeout_s=240)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
-    exp = yard.client.get_experiment(int(__import__("json").loads(res.stdout)["id"]))
+    exp = yard.client.get_experiment(int(json.loads(res.stdout)["id"]))
     (run,) = yard.runs(exp["id"])
     assert run["status"] == "succeeded", yard.describe(exp["id"]) + "\n".join(log_texts(yard.client, run["id"])[-30:])
     assert len(run["tasks"]) == n_tasks
