@@ -28,6 +28,15 @@ $(UI_DEPS): web/package-lock.json
 $(UI_INDEX): $(UI_DEPS) $(UI_SOURCES)
 	cd web && npm run build
 
+# The frameworks the distributed-run tests drive for real (PyTorch, XGBoost, JAX, Ray, TensorFlow):
+# ~1.5 GB of wheels, so only `make test` installs them, not `make demo`.
+$(VENV)/.installed-dist: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test,examples,distributed-test]'
+	@touch $@
+
+## install-test: the test dependencies on top of install (the distributed-run frameworks)
+install-test: $(VENV)/.installed-dist
+
 ## ui: build the web UI (npm ci && npm run build in web/)
 ui: $(UI_INDEX)
 
@@ -53,7 +62,7 @@ test-ui: $(UI_DEPS)
 	cd web && npx vitest run
 
 ## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included)
-test: install system-test-deps test-ui
+test: install install-test system-test-deps test-ui
 	$(PY) -m pytest -q -p no:cacheprovider
 
 ## test-fast: the suite without the tests marked slow

@@ -253,12 +253,17 @@ class Client:
         return self._json("POST", f"/runs/{run_id}/heartbeat")["status"]
 
     def update_task(self, run_id: int, role: str, rank: int, **fields: Any) -> dict[str, Any]:
-        """Record a task's status/host/pid/exit_code/attempt."""
+        """Record a task's status/host/pid/exit_code/attempt/address."""
         return self._json("PUT", f"/runs/{run_id}/tasks/{role}/{rank}", json={k: v for k, v in fields.items() if v is not None})
 
     def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
         """A task runner's report (its task's fields and/or the run's status) in one request."""
         return self._json("POST", f"/runs/{run_id}/report", json={"task": task, "run": run})
+
+    def rendezvous(self, run_id: int, attempt: int, tasks: list[str], wait_s: float = 0) -> dict[str, Any]:
+        """The rendezvous addresses of the attempt's tasks; waits up to ``wait_s`` until ``tasks`` all published one."""
+        return self._json("GET", f"/runs/{run_id}/rendezvous",
+                          params={"attempt": attempt, "task": tasks, "wait": wait_s}, timeout_s=wait_s + 30)
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> dict[str, Any]:
         return self._json("POST", f"/runs/{run_id}/params", json={"params": params})

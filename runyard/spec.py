@@ -63,6 +63,7 @@ from runyard.search.grid import MAX_INT_RANGE_VALUES
 __all__ = [
     "AshaStoppingSpec",
     "ChoiceParam",
+    "DistributedSpec",
     "EarlyStoppingSpec",
     "FILE_NAME",
     "HyperbandStoppingSpec",
@@ -71,6 +72,8 @@ __all__ = [
     "MedianStoppingSpec",
     "ParamSpec",
     "ResourcesSpec",
+    "RoleResourcesSpec",
+    "RoleSpec",
     "SearchSpec",
     "Spec",
     "UniformParam",
@@ -823,6 +826,137 @@ class ResourcesSpec(_Model):
         return self.time_limit
 
 
+def _role_shorthand(value: Any) -> Any:
+    """``worker: 2`` means ``worker: {replicas: 2}``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return {"replicas": value}
+    return value
+
+
+class RoleResourcesSpec(_Model):
+    """``resources:`` of one replica group; a field left out takes the run's ``resources:`` value."""
+
+    cpus: Annotated[
+        Annotated[float, Field(gt=0)] | None,
+        _Rule("a number > 0", "Set how many CPU cores each task of this role needs, e.g. 1 or 0.5."),
+    ] = None
+    memory: Annotated[
+        Annotated[int, BeforeValidator(_parse_memory)] | None,
+        _Rule(
+            "a size like 512M, 4G or 1.5GiB, or a whole number of MB",
+            "Write the memory each task of this role needs, e.g. `memory: 4G`.",
+        ),
+    ] = None
+    gpus: Annotated[
+        Annotated[int, Field(ge=0)] | None,
+        _Rule("an integer ≥ 0", "Set it to 0 for CPU-only tasks."),
+    ] = None
+
+
+class RoleSpec(_Model):
+    """One replica group of a distributed run: how many tasks, and what each needs."""
+
+    replicas: Annotated[
+        int,
+        Field(ge=0),
+        _Rule("an integer ≥ 0", "Set how many tasks of this role to start, e.g. `replicas: 2`."),
+    ] = 1
+    resources: RoleResourcesSpec = Field(default_factory=RoleResourcesSpec)
+
+
+_RoleField = Annotated[
+    RoleSpec | None,
+    BeforeValidator(_role_shorthand),
+    _Rule(
+        "a number of replicas or a mapping with replicas and resources",
+        "Write e.g. `worker: 2` or `worker: {replicas: 2, resources: {cpus: 1}}`.",
+    ),
+]
+
+
+class DistributedSpec(_Model):
+    """``distributed:``: the framework and its replica groups (``runyard/launch/_frameworks.py``)."""
+
+    framework: Annotated[
+        Literal["pytorch", "tensorflow", "xgboost", "jax", "ray"],
+        _Rule(
+            "one of pytorch, tensorflow, xgboost, jax, ray",
+            "Name the framework whose environment the tasks need, e.g. `framework: pytorch`.",
+            missing="Add the framework, e.g. `framework: pytorch`.",
+        ),
+    ]
+    master: _RoleField = None
+    worker: _RoleField = None
+    chief: _RoleField = None
+    ps: _RoleField = None
+    head: _RoleField = None
+    job: _RoleField = None
+
+    @model_validator(mode="after")
+    def _check_roles(self) -> DistributedSpec:
+        from runyard.launch._frameworks import FRAMEWORKS
+
+        rules = {r.name: r for r in FRAMEWORKS[self.framework]}
+        valid = ", ".join(rules)
+        problems: list[_Relative] = []
+        for role in ("master", "worker", "chief", "ps", "head", "job"):
+            value = getattr(self, role)
+            rule = rules.get(role)
+            if value is None:
+                if rule is not None and rule.default_replicas is None:
+                    problems.append(((role,), f"is required for framework {self.framework} ({rule.purpose}). "
+                                     f"Add e.g. `{role}: {max(2, rule.min_replicas)}`.", ("distributed", "framework")))
+                continue
+            if rule is None:
+                problems.append(((role,), f"is not a role of framework {self.framework}, whose roles are {valid}, "
+                                 f"but got {role}. Remove it or use one of those roles."))
+                continue
+            n = value.replicas
+            if n < rule.min_replicas or (rule.max_replicas is not None and n > rule.max_replicas):
+                problems.append(((role, "replicas") if "replicas" in value.model_fields_set else (role,),
+                                 f"must be {rule.allowed()} for framework {self.framework} ({rule.purpose}), "
+                                 f"but got {n}. Set it to {rule.min_replicas if n < rule.min_replicas else rule.max_replicas}."))
+        if self.framework == "tensorflow" and not problems and self.replicas("chief") + self.replicas("worker") == 0:
+            problems.append((("worker",), "needs at least one chief or worker task for framework tensorflow, but got none. "
+                             "Add `chief: 1` or `worker: 2`.", ("distributed", "framework")))
+        if problems:
+            raise _bad_many(problems)
+        return self
+
+    def replicas(self, role: str) -> int:
+        """Tasks of ``role``: as written, else the framework's default (0 for roles it lacks)."""
+        from runyard.launch._frameworks import FRAMEWORKS
+
+        value = getattr(self, role, None)
+        if value is not None:
+            return value.replicas
+        rule = next((r for r in FRAMEWORKS[self.framework] if r.name == role), None)
+        return (rule.default_replicas or 0) if rule is not None else 0
+
+    def n_tasks(self) -> int:
+        from runyard.launch._frameworks import FRAMEWORKS
+
+        return sum(self.replicas(r.name) for r in FRAMEWORKS[self.framework])
+
+    def to_launch(self, run_resources: ResourcesSpec) -> dict[str, Any]:
+        """The description ``RunLaunch.distributed`` carries: every role with replicas and full resources."""
+        from runyard.launch._frameworks import FRAMEWORKS
+
+        roles: dict[str, Any] = {}
+        for rule in FRAMEWORKS[self.framework]:
+            value = getattr(self, rule.name)
+            res = value.resources if value is not None else RoleResourcesSpec()
+            roles[rule.name] = {
+                "replicas": self.replicas(rule.name),
+                "resources": {
+                    "cpus": res.cpus if res.cpus is not None else run_resources.cpus,
+                    "memory_mb": res.memory if res.memory is not None else run_resources.memory_mb,
+                    "gpus": res.gpus if res.gpus is not None else run_resources.gpus,
+                },
+            }
+        return {"framework": self.framework, "roles": roles}
+
+
 _ParamName = Annotated[
     str,
     AfterValidator(_check_name),
@@ -907,6 +1041,7 @@ class Spec(_Model):
     search: SearchSpec = Field(default_factory=SearchSpec)
     early_stopping: EarlyStoppingSpec | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    distributed: DistributedSpec | None = None
     env: Annotated[
         dict[_EnvName, _EnvValue],
         _Rule("a mapping from variable name to value", "Write one `NAME: value` line per variable."),

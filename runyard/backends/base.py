@@ -109,6 +109,9 @@ class RunLaunch:
     grace_period_s: float = 10.0
     tasks: Sequence[TaskSlot] = (TaskSlot(),)
     options: Mapping[str, Any] = field(default_factory=dict)  # backend-specific settings from the spec
+    # The ``distributed:`` section as ``runyard.launch`` reads it (framework, roles with replicas and
+    # resources); ``None`` for a single-task run. ``tasks`` then lists every role and rank.
+    distributed: Mapping[str, Any] | None = None
 
 
 class Feature(enum.Enum):

@@ -142,11 +142,27 @@ class LocalBackend:
 
     # ------------------------------------------------------------- interface
     def unsupported(self, launch: RunLaunch) -> dict[Feature, str]:
-        """``{}`` unless the run has several tasks, or asks for more GPUs than this machine has."""
+        """``{}`` unless the run (all its tasks together) asks for more GPUs than this machine has.
+
+        A distributed run's tasks all run here, on 127.0.0.1, started and stopped together
+        by the agent (``runyard/runner/_group.py``).
+        """
         problems: dict[Feature, str] = {}
-        if len(launch.tasks) > 1:
-            problems[Feature.MULTI_TASK] = "distributed runs come with the distributed issue"
         n = len(self.gpu_inventory)
+        if len(launch.tasks) > 1 and launch.distributed is None:
+            problems[Feature.MULTI_TASK] = ("a run of several tasks needs a distributed description (the "
+                                            "`distributed:` section) saying what each task runs")
+        elif launch.distributed is not None:
+            from runyard.launch import total_resources
+
+            need, have = total_resources(launch), self.total()
+            if need.gpus > n:
+                problems[Feature.GPUS] = (f"the run's {len(launch.tasks)} tasks ask for {need.gpus} GPU(s) together "
+                                          f"but this machine has {n}")
+            elif need.cpus > have.cpus + 1e-9 or (need.memory_mb and need.memory_mb > have.memory_mb):
+                problems[Feature.MULTI_TASK] = (
+                    f"the run's {len(launch.tasks)} tasks need {need.cpus:g} CPU(s) and {need.memory_mb} MB together, "
+                    f"but this backend hands out {have.cpus:g} CPU(s) and {have.memory_mb} MB in all")
         if launch.resources.gpus > n:
             problems[Feature.GPUS] = (f"the run asks for {launch.resources.gpus} GPU(s) per task but this machine has {n}"
                                       + ("" if n else " (set RUNYARD_LOCAL_GPUS or the backend's gpus option if NVML cannot see them)"))

@@ -258,13 +258,14 @@ def info(
     if tasks:
         con.print("\n[bold]Tasks[/]")
         t = Table(box=None, header_style="bold", padding=(0, 2, 0, 2))
-        for col in ("TASK", "STATUS", "ATTEMPT", "HOST", "PID", "EXIT CODE", "DURATION"):
+        rendezvous = any(task.get("address") for task in tasks)
+        for col in ("TASK", "STATUS", "ATTEMPT", "HOST", "PID", "EXIT CODE", "DURATION") + (("ADDRESS",) if rendezvous else ()):
             t.add_column(col)
         for task in tasks:
             t.add_row(f"{task['role']}-{task['rank']}", status_text(task["status"]), str(task.get("attempt", 1)),
                       _escape(task.get("host") or "-"), str(task.get("pid") or "-"),
                       "-" if task.get("exit_code") is None else str(task["exit_code"]),
-                      fmt_duration(run_duration(task)))
+                      fmt_duration(run_duration(task)), *((_escape(task.get("address") or "-"),) if rendezvous else ()))
         con.print(t)
 
     con.print("\n[bold]Artifacts[/]")
@@ -289,7 +290,8 @@ def logs(
 ) -> None:
     """Print a run's log lines (stderr lines in red on a terminal).
 
-    Lines of distributed runs start with their task, e.g. ``[worker-1]``.
+    Lines of distributed runs start with their task, e.g. ``[worker-1]``; ``--task``
+    shows one task's lines alone (its role and rank, as ``runyard info`` lists them).
 
     Examples:
 
@@ -297,16 +299,21 @@ def logs(
 
         $ runyard logs 1 --follow
 
-        $ runyard logs 1 --task main
+        $ runyard logs 1 --task worker-1
     """
     con = console()
     offset = 0
     with get_client() as client:
+        labels = [f"{t['role']}-{t['rank']}" for t in client.get_run(run_id).get("tasks") or []]
+        if task is not None and labels and task not in labels and task not in ("main", "main-0"):
+            raise InvalidInput(f"Run {run_id} has no task {task!r}; its tasks are {', '.join(sorted(set(labels)))}.",
+                               f"Pass one of them, e.g. `runyard logs {run_id} --task {labels[0]}`.")
+        distributed = len(set(labels)) > 1
         try:
             while True:
                 page = client.read_logs(run_id, offset, task=task, wait_s=LOG_WAIT_S if follow else 0)
                 for line in page["lines"]:
-                    _print_line(con, line, prefix=task is None and line["task"] != "main")
+                    _print_line(con, line, prefix=task is None and (distributed or line["task"] not in ("main", "main-0")))
                 offset = page["next_offset"]
                 if page["lines"]:
                     continue  # drain everything already stored before deciding to stop

@@ -85,7 +85,21 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None, *, task_ind
             extra_env["RUNYARD_BLOB_CACHE"] = str(blob_cache)
     else:
         client = Client(launch.server_url, launch.token, timeout_s=10.0)
-    execution = TaskExecution(launch, slot, client, workdir or Path.cwd(), extra_env, echo=True, cache_dir=blob_cache)
+    options: dict = {}
+    if launch.distributed is not None:
+        from runyard.errors import RunyardError
+        from runyard.launch import plan_task, server_endpoints
+
+        try:  # tasks started apart meet through the server (runyard/launch/_rendezvous.py)
+            plan = plan_task(launch, slot, server_endpoints(client, launch, slot))
+        except RunyardError as e:
+            print(f"runyard.runner exec: task {slot.label}: {e}", file=sys.stderr)
+            client.close()
+            return 1
+        extra_env.update(plan.env)
+        options = {"command": plan.command, "run_outcome": _distributed_outcome(slot)}
+    execution = TaskExecution(launch, slot, client, workdir or Path.cwd(), extra_env, echo=True, cache_dir=blob_cache,
+                              **options)
 
     def stop(signum: int, _frame: object) -> None:
         # The task runs in its own session, so the engine's signal reaches only us: pass it on.
@@ -103,6 +117,18 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None, *, task_ind
     if result.exit_code is None:
         return 1
     return result.exit_code if result.exit_code < 256 else 1
+
+
+def _distributed_outcome(slot):  # noqa: ANN001, ANN202
+    """A task run apart from its siblings fails the run, naming itself; its success leaves the
+    run's status to the engine (the job ends once every task did)."""
+
+    def outcome(result):  # noqa: ANN001, ANN202
+        if result.run_status == "failed":
+            return "failed", f"task {slot.label} (role {slot.role}, rank {slot.rank}) failed: {result.message}", result.exit_code
+        return None, "", None
+
+    return outcome
 
 
 if __name__ == "__main__":

@@ -122,7 +122,8 @@ def code_fingerprint() -> str:
     root = Path(runyard.__file__).parent
     h = hashlib.sha1(_version().encode())
     for rel in ("client.py", "errors.py", "backends/base.py", "runner/_agent.py", "runner/_reporter.py",
-                "runner/_sysmetrics.py", "runner/_task.py", "runner/_wire.py"):
+                "runner/_sysmetrics.py", "runner/_task.py", "runner/_wire.py", "runner/_group.py",
+                "launch/_plan.py", "launch/_frameworks.py"):
         try:
             st = (root / rel).stat()
         except OSError:
@@ -230,6 +231,9 @@ class _Job:
         self.holding = True  # holds its resources until its processes ended
         self.pid: int | None = None
         self.pid_started: float | None = None
+        # Every task's current process of a distributed job (label -> (pid, start time)): an orphaned
+        # group is alive while any of them is, and a cancel stops them all.
+        self.group_pids: dict[str, tuple[int, float | None]] = {}
         self.execution: Any = None
         self.thread: threading.Thread | None = None
         self.orphan = False  # started by an earlier agent
@@ -244,6 +248,7 @@ class _Job:
         return {"job_id": self.job_id, "run_id": self.run_id, "attempt": self.attempt,
                 "status": (status or self.status).value, "exit_code": self.exit_code, "reason": self.reason,
                 "pid": self.pid, "pid_started": self.pid_started,
+                "group_pids": {k: list(v) for k, v in self.group_pids.items()},
                 "resources": {"cpus": r.cpus, "memory_mb": r.memory_mb, "gpus": r.gpus}, "gpus": self.gpus,
                 "grace_period_s": self.grace_period_s, "updated_at": time.time()}
 
@@ -263,6 +268,7 @@ class _Job:
         job.reason = str(rec.get("reason") or "")
         job.pid = rec.get("pid")
         job.pid_started = rec.get("pid_started")
+        job.group_pids = {str(k): (int(v[0]), v[1]) for k, v in (rec.get("group_pids") or {}).items()}
         job.orphan = True
         job.holding = not job.status.terminal
         return job
@@ -434,13 +440,18 @@ class Agent:
 
         _check_job_id(job_id)
         launch = launch_from_dict(launch_data)
+        need = launch.resources
+        if len(launch.tasks) > 1 or launch.distributed is not None:
+            from runyard.launch import total_resources
+
+            need = total_resources(launch)
         with self._cond:
             if self._stopping.is_set():
                 raise SubmitError("The local agent is stopping and takes no new jobs.", "Submit again: a new agent starts.")
             job = self._find(job_id)
             if job is not None:
                 return {"job_id": job_id, "gpus": job.gpus, "existing": True}
-            n_gpus = launch.resources.gpus
+            n_gpus = need.gpus
             gpus: list[int] = []
             if n_gpus:
                 held = {g for j in self._jobs.values() if j.holding for g in j.gpus}
@@ -451,7 +462,7 @@ class Agent:
                         f"{len(gpu_inventory)} are free (in use: {sorted(held) or 'none'}).",
                         "Wait for capacity() to show free GPUs before submitting.")
                 gpus = free[:n_gpus]
-            job = _Job(job_id, launch.run_id, launch.attempt, launch.resources, gpus, launch.grace_period_s)
+            job = _Job(job_id, launch.run_id, launch.attempt, need, gpus, launch.grace_period_s)
             self._jobs[job_id] = job
             job.thread = threading.Thread(target=self._run_job, args=(job, launch), daemon=True, name=f"runyard-job-{job_id}")
             job.thread.start()
@@ -479,8 +490,10 @@ class Agent:
                 return True
             job.cancel_requested = True
             execution = job.execution
-            if job.orphan and _same_process(job.pid, job.pid_started):
-                _killpg(job.pid, signal.SIGTERM)
+            alive = _alive_pids(job) if job.orphan else []
+            for pid in alive:
+                _killpg(pid, signal.SIGTERM)
+            if alive:
                 job.kill_at = time.monotonic() + job.grace_period_s
         if execution is not None:
             execution.cancel()
@@ -497,6 +510,9 @@ class Agent:
         from runyard.runner._task import TaskExecution
 
         status, exit_code, reason = EngineStatus.FAILED, None, ""
+        if len(launch.tasks) > 1 or launch.distributed is not None:
+            self._run_group(job, launch)
+            return
         try:
             slot = launch.tasks[0]
             extra_env = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)}
@@ -521,10 +537,48 @@ class Agent:
             job.execution = None
             self._cond.notify_all()
 
-    def _spawned(self, job: _Job, pid: int) -> None:
+    def _run_group(self, job: _Job, launch: Any) -> None:
+        """A distributed run: every task here, on 127.0.0.1, fail-fast (``runyard/runner/_group.py``)."""
+        from runyard.launch import local_endpoints, task_resources
+        from runyard.runner._group import TaskGroup
+
+        status, exit_code, reason = EngineStatus.FAILED, None, ""
+        try:
+            extra_env: dict[str, dict[str, str]] = {}
+            next_gpu = 0
+            for slot in launch.tasks:  # each task gets its own GPUs out of the job's
+                n = task_resources(launch, slot).gpus
+                extra_env[slot.label] = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus[next_gpu:next_gpu + n])}
+                next_gpu += n
+            group = TaskGroup(launch, self._client(launch.server_url, launch.token), self.work_dir / job.job_id,
+                              local_endpoints(launch), extra_env=extra_env,
+                              on_spawn=lambda pid, label: self._spawned(job, pid, label),
+                              on_exit=lambda result: self._exited(job, result.status, result.exit_code, result.reason),
+                              single_host=True)
+            with self._cond:
+                job.execution = group
+                cancel = job.cancel_args if job.cancel_requested else None
+            if cancel is not None:
+                group.cancel(**cancel)
+            result = group.run()
+            status, exit_code, reason = result.status, result.exit_code, result.reason
+        except BaseException as e:
+            log.exception("job %s: agent error", job.job_id)
+            reason = f"agent error: {type(e).__name__}: {e}"
+            self._exited(job, status, exit_code, reason)
+        with self._cond:
+            job.status, job.exit_code, job.reason = status, exit_code, reason
+            job.holding = False
+            job.execution = None
+            self._cond.notify_all()
+
+    def _spawned(self, job: _Job, pid: int, label: str | None = None) -> None:
         started = _proc_start_time(pid)
         with self._cond:
-            job.pid, job.pid_started = pid, started
+            if label is not None:
+                job.group_pids[label] = (pid, started)
+            if label is None or job.pid is None:  # a distributed job is known by its first task's process
+                job.pid, job.pid_started = pid, started
             job.status = EngineStatus.RUNNING
             record = job.record()
             self._cond.notify_all()
@@ -578,14 +632,16 @@ class Agent:
         return job.state()
 
     def _refresh_orphan(self, job: _Job, now: float) -> None:
-        """An orphan's state from its process (lock held)."""
+        """An orphan's state from its processes (lock held)."""
         if job.status.terminal:
             return
-        if _same_process(job.pid, job.pid_started):
+        alive = _alive_pids(job)
+        if alive:
             job.status = EngineStatus.RUNNING
             job.reason = "started by an earlier agent; its output is no longer collected"
             if job.kill_at is not None and now >= job.kill_at:
-                _killpg(job.pid, signal.SIGKILL)
+                for pid in alive:
+                    _killpg(pid, signal.SIGKILL)
             return
         if job.cancel_requested:
             job.status, job.reason = EngineStatus.CANCELED, "canceled (started by an earlier agent)"
@@ -617,6 +673,12 @@ class Agent:
             with self._cond:
                 self._jobs[job.job_id] = job
                 self._refresh_orphan(job, now)
+
+
+def _alive_pids(job: _Job) -> list[int]:
+    """The job's processes still running: every task's of a distributed job, else its one."""
+    candidates = list(job.group_pids.values()) or [(job.pid, job.pid_started)]
+    return [pid for pid, started in candidates if pid and _same_process(pid, started)]
 
 
 def _check_job_id(job_id: str) -> None:

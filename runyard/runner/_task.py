@@ -101,6 +101,7 @@ class _Stop:
     kill_at: float
     run_status: str | None = None  # for why == backend: what to report for the run
     message: str = ""
+    task_status: str | None = None  # for why == backend: what to report for the task
 
 
 class TaskExecution:
@@ -121,13 +122,19 @@ class TaskExecution:
             (``runyard.runner exec`` under Slurm/SSH, where that output is kept too).
         cache_dir: where materialised snapshot blobs are cached between runs.
         heartbeat_s / sample_s: how often to heartbeat and to sample system metrics.
+        command: what this task runs instead of ``launch.command`` (a distributed
+            task's command from ``runyard.launch.plan_task``).
+        run_outcome: for a task of several: called with the task's result (after
+            ``on_exit``); returns the run status, message and exit code this task
+            reports, or ``(None, "", None)`` to report none (the task group decides).
     """
 
     def __init__(self, launch: RunLaunch, slot: TaskSlot, client: Any, workdir: Path,
                  extra_env: Mapping[str, str] | None = None, *, on_spawn: Callable[[int], None] | None = None,
                  on_exit: Callable[[TaskResult], None] | None = None, finish_timeout_s: float = 900.0,
                  echo: bool = False, cache_dir: Path | None = None, heartbeat_s: float = 1.0,
-                 sample_s: float = 5.0) -> None:
+                 sample_s: float = 5.0, command: str | None = None,
+                 run_outcome: Callable[[TaskResult], tuple[str | None, str, int | None]] | None = None) -> None:
         from runyard.runner._reporter import Reporter
 
         self.launch = launch
@@ -135,6 +142,8 @@ class TaskExecution:
         self.workdir = Path(workdir)
         self._client = client
         self._extra_env = dict(extra_env or {})
+        self._command = launch.command if command is None else command
+        self._run_outcome = run_outcome
         self._on_spawn = on_spawn
         self._on_exit = on_exit
         self._finish_timeout_s = finish_timeout_s
@@ -155,12 +164,15 @@ class TaskExecution:
         self.pid: int | None = None
 
     # ------------------------------------------------------------------ control
-    def cancel(self, message: str = "canceled by the backend", run_status: str | None = "canceled") -> None:
+    def cancel(self, message: str = "canceled by the backend", run_status: str | None = "canceled",
+               task_status: str | None = None) -> None:
         """Stop the task now: SIGTERM to its process group, SIGKILL after the grace period.
 
-        Idempotent. ``run_status`` is reported for the run (``None``: report nothing).
+        Idempotent. ``run_status`` is reported for the run (``None``: report nothing);
+        ``task_status`` for the task (default: failed or canceled, after ``run_status``).
         """
-        self._request_stop("backend", 0.0, self.launch.grace_period_s, run_status=run_status, message=message)
+        self._request_stop("backend", 0.0, self.launch.grace_period_s, run_status=run_status, message=message,
+                           task_status=task_status)
 
     def _on_run_status(self, status: str) -> None:
         grace = self.launch.grace_period_s
@@ -170,14 +182,17 @@ class TaskExecution:
             self._request_stop("pruned", grace, PRUNE_KILL_AFTER_S)
         elif status == "deleted":
             self._request_stop("deleted", 0.0, grace)
+        elif status == "failed" and self.launch.distributed is not None:
+            # A sibling task on another host failed the run (runyard.runner exec): stop too.
+            self._request_stop("backend", 0.0, grace, message="stopped: another task of the run failed")
 
     def _request_stop(self, why: str, term_after_s: float, kill_after_s: float, *, run_status: str | None = None,
-                      message: str = "") -> None:
+                      message: str = "", task_status: str | None = None) -> None:
         now = time.monotonic()
         with self._lock:
             term_at = now + term_after_s
             if self._stop is None:
-                self._stop = _Stop(why, term_at, term_at + kill_after_s, run_status, message)
+                self._stop = _Stop(why, term_at, term_at + kill_after_s, run_status, message, task_status)
                 what = {"canceled": "the run was canceled", "pruned": "the run was pruned",
                         "deleted": "the run was deleted", "time_limit": f"the time limit of {self.launch.time_limit_s}s was reached",
                         "backend": message or "stopped by the backend"}[why]
@@ -218,7 +233,7 @@ class TaskExecution:
             error = self._materialize()
             if not error:
                 env = self._environment()
-                steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", launch.command)]
+                steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", self._command)]
                 for what, command in steps:
                     if self._stop is not None:
                         break
@@ -236,8 +251,11 @@ class TaskExecution:
         slot = self.slot
         self._reporter.task_status(role=slot.role, rank=slot.rank, status=result.task_status, exit_code=result.exit_code,
                                    attempt=launch.attempt)
-        if result.run_status is not None:
-            self._reporter.run_status(result.run_status, result.message, result.exit_code)
+        run_status, run_message, run_exit = result.run_status, result.message, result.exit_code
+        if self._run_outcome is not None:
+            run_status, run_message, run_exit = self._run_outcome(result)
+        if run_status is not None:
+            self._reporter.run_status(run_status, run_message, run_exit)
         reported = self._reporter.finish(self._finish_timeout_s)
         with self._lock:
             sampler, self._sampler = self._sampler, None
@@ -470,7 +488,7 @@ class TaskExecution:
             if stop.why == "deleted":
                 return TaskResult(EngineStatus.CANCELED, exit_code, f"the run was deleted ({how})", "", None, "canceled")
             reason = f"{stop.message} ({how})"
-            task_status = stop.run_status if stop.run_status in ("canceled", "failed") else "canceled"
+            task_status = stop.task_status or (stop.run_status if stop.run_status in ("canceled", "failed") else "canceled")
             return TaskResult(EngineStatus.CANCELED, exit_code, reason, message(reason), stop.run_status, task_status)
         if rc == 0:
             return TaskResult(EngineStatus.SUCCEEDED, 0, "exit code 0", "", "succeeded", "succeeded")

@@ -39,6 +39,7 @@ def launch_to_dict(launch: RunLaunch) -> dict[str, Any]:
         "grace_period_s": launch.grace_period_s,
         "tasks": [{"role": t.role, "rank": t.rank} for t in launch.tasks],
         "options": dict(launch.options),
+        "distributed": None if launch.distributed is None else dict(launch.distributed),
     }
 
 
@@ -78,6 +79,7 @@ def launch_from_dict(data: Mapping[str, Any]) -> RunLaunch:
             grace_period_s=float(data.get("grace_period_s", 10.0)),
             tasks=tuple(TaskSlot(str(t["role"]), int(t["rank"])) for t in tasks),
             options=dict(data.get("options") or {}),
+            distributed=None if data.get("distributed") is None else dict(data["distributed"]),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise InvalidInput(f"The launch has a value of the wrong type ({type(e).__name__}: {e}).",

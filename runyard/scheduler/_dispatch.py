@@ -9,10 +9,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from runyard.backends.base import Backend, EngineState, EngineStatus, Resources, RunLaunch
+from runyard.backends.base import Backend, EngineState, EngineStatus, Resources, RunLaunch, TaskSlot
 from runyard.errors import RunyardError, SpecError
 
-__all__ = ["BackendPool", "build_launch", "engine_outcome"]
+__all__ = ["BackendPool", "build_launch", "engine_outcome", "run_resources"]
 
 log = logging.getLogger("runyard.scheduler")
 
@@ -134,9 +134,24 @@ class BackendPool:
                 self._built_from[name] = entry
             return backend
 
-    def check(self, name: str) -> None:
-        """Raise SpecError now (at submission) if the backend is not configured or cannot be built."""
-        self.get(name)
+    def check(self, name: str, spec: Any = None) -> None:
+        """Raise SpecError now (at submission) if the backend is not configured or cannot be built, or cannot run
+        ``spec``'s distributed tasks (``Backend.unsupported``: e.g. more than the machine has)."""
+        backend = self.get(name)
+        if spec is None or spec.distributed is None:
+            return  # single-task runs: nothing more to check, and nothing to build
+        from runyard.launch import task_slots
+
+        distributed = spec.distributed.to_launch(spec.resources)
+        res = spec.resources
+        probe = RunLaunch(run_id=0, attempt=1, project=spec.project, experiment_id=None, command=spec.command,
+                          snapshot_id=None, server_url="", resources=Resources(res.cpus, res.memory_mb, res.gpus),
+                          time_limit_s=res.time_limit_s, tasks=task_slots(distributed), distributed=distributed)
+        problems = backend.unsupported(probe)
+        if problems:
+            raise SpecError(f"Backend {name!r} cannot run this experiment: "
+                            + "; ".join(f"{f.value}: {why}" for f, why in problems.items()) + ".",
+                            "Lower the replicas or the per-role resources in distributed:, or use another backend.")
 
     def _close_one(self, name: str) -> None:
         backend = self._backends.pop(name, None)
@@ -169,6 +184,13 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
     if token:
         env["RUNYARD_TOKEN"] = token
     grace = float(spec.early_stopping.grace_period_s) if spec.early_stopping is not None else 10.0
+    distributed = None
+    tasks: tuple[TaskSlot, ...] = (TaskSlot(),)
+    if spec.distributed is not None:  # single-task runs skip this entirely
+        from runyard.launch import task_slots
+
+        distributed = spec.distributed.to_launch(spec.resources)
+        tasks = task_slots(distributed)
     return RunLaunch(
         run_id=run["id"],
         attempt=run["attempt"],
@@ -184,7 +206,21 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         resources=Resources(cpus=spec.resources.cpus, memory_mb=spec.resources.memory_mb, gpus=spec.resources.gpus),
         time_limit_s=spec.resources.time_limit_s,
         grace_period_s=grace,
+        tasks=tasks,
+        distributed=distributed,
     )
+
+
+def run_resources(spec: Any) -> Resources:
+    """What one attempt of a run of ``spec`` holds: its resources, summed over the tasks of a distributed run."""
+    res = spec.resources
+    if spec.distributed is None:
+        return Resources(res.cpus, res.memory_mb, res.gpus)
+    total = Resources(0.0, 0, 0)
+    for role in spec.distributed.to_launch(res)["roles"].values():
+        r = role["resources"]
+        total = total + Resources(r["cpus"], r["memory_mb"], r["gpus"]).times(role["replicas"])
+    return total
 
 
 def engine_outcome(state: EngineState) -> tuple[str, str] | None:

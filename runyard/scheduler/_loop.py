@@ -36,7 +36,7 @@ from typing import Any
 
 from runyard.backends.base import EngineStatus, Resources
 from runyard.errors import InvalidState, RunyardError
-from runyard.scheduler._dispatch import BackendPool, build_launch, engine_outcome, spec_of
+from runyard.scheduler._dispatch import BackendPool, build_launch, engine_outcome, run_resources, spec_of
 from runyard.search.base import RunRecord, RunState
 from runyard.store import ACTIVE_STATUSES, Store
 
@@ -303,7 +303,7 @@ class Scheduler:
             except RunyardError as e:
                 self._fail(row["id"], f"backend {name!r} unavailable: {e.message}")
                 continue
-            need = Resources(spec.resources.cpus, spec.resources.memory_mb, spec.resources.gpus)
+            need = run_resources(spec)
             cap = backend.capacity()
             if cap is not None:
                 free = cap - held.get(name, Resources(0, 0, 0))

@@ -189,6 +189,8 @@ class SqlTask(Base):
     started_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     heartbeat_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    # "host:port" the task listens on for its framework's rendezvous (distributed runs); "" if none.
+    address: Mapped[str] = mapped_column(String(300), default="", server_default="")
     __table_args__ = (UniqueConstraint("run_id", "role", "rank", "attempt", name="uq_task_slot"),)
 
 

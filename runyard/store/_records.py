@@ -78,6 +78,7 @@ class Task(_Record):
     exit_code: int | None = None
     started_at: float | None = None
     ended_at: float | None = None
+    address: str = ""  # host:port of the task's rendezvous endpoint (distributed runs)
 
     @property
     def label(self) -> str:

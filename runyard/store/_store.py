@@ -554,7 +554,7 @@ class Store:
             for row in conn.execute(select(t.__table__).where(t.run_id.in_(ids)).order_by(t.attempt, t.role, t.rank)):
                 tasks[row.run_id].append(
                     Task(id=row.id, role=row.role, rank=row.rank, attempt=row.attempt, status=row.status, host=row.host, pid=row.pid,
-                         exit_code=row.exit_code, started_at=row.started_at, ended_at=row.ended_at)
+                         exit_code=row.exit_code, started_at=row.started_at, ended_at=row.ended_at, address=row.address)
                 )
             ev = m.SqlRunEvent
             for row in conn.execute(select(ev.__table__).where(ev.run_id.in_(ids)).order_by(ev.id)):
@@ -868,15 +868,19 @@ class Store:
         host: str | None = None,
         pid: int | None = None,
         exit_code: int | None = None,
+        address: str | None = None,
     ) -> Task:
-        """Create or update the task (role, rank) of the run's current attempt (or ``attempt``)."""
+        """Create or update the task (role, rank) of the run's current attempt (or ``attempt``).
+
+        ``address``: the ``host:port`` the task listens on for its framework's rendezvous.
+        """
         with write_scope(self.engine) as conn:
             return self._upsert_task_in(conn, run_id, role, rank, attempt=attempt, status=status, host=host, pid=pid,
-                                        exit_code=exit_code)
+                                        exit_code=exit_code, address=address)
 
     def _upsert_task_in(self, conn, run_id: int, role: str, rank: int, *, attempt: int | None = None,  # noqa: ANN001
                         status: str | None = None, host: str | None = None, pid: int | None = None,
-                        exit_code: int | None = None, returning: bool = True) -> Task | None:
+                        exit_code: int | None = None, address: str | None = None, returning: bool = True) -> Task | None:
         now = _now()
         t = m.SqlTask
         run_attempt = conn.execute(select(m.SqlRun.attempt).where(m.SqlRun.id == run_id)).scalar()
@@ -893,7 +897,7 @@ class Store:
                 values["started_at"] = now
             if status in TERMINAL_STATUSES:
                 values["ended_at"] = now
-        for name, v in (("host", host), ("pid", pid), ("exit_code", exit_code)):
+        for name, v in (("host", host), ("pid", pid), ("exit_code", exit_code), ("address", address)):
             if v is not None:
                 values[name] = v
         values["heartbeat_at"] = now
@@ -907,7 +911,20 @@ class Store:
             return None
         r = conn.execute(select(t.__table__).where(t.id == row)).one()
         return Task(id=r.id, role=r.role, rank=r.rank, attempt=r.attempt, status=r.status, host=r.host, pid=r.pid,
-                    exit_code=r.exit_code, started_at=r.started_at, ended_at=r.ended_at)
+                    exit_code=r.exit_code, started_at=r.started_at, ended_at=r.ended_at, address=r.address)
+
+    def task_addresses(self, run_id: int, attempt: int) -> dict[str, str]:
+        """``{"role-rank": "host:port"}`` of the attempt's tasks that published a rendezvous address.
+
+        Raises:
+            NotFound: no run with this id.
+        """
+        t = m.SqlTask
+        with read_scope(self.engine) as conn:
+            self._require_run(conn, run_id)
+            rows = conn.execute(select(t.role, t.rank, t.address).where(t.run_id == run_id, t.attempt == attempt,
+                                                                        t.address != ""))
+            return {f"{role}-{rank}": address for role, rank, address in rows}
 
     def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> tuple[bool, str]:
         """A task runner's report in one transaction: its task's fields and the run's new status.

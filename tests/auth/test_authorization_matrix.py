@@ -107,6 +107,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("PUT", "/runs/{run_id}/tasks/{role}/{rank}"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/tasks/main/0", {"json": {"host": "h"}})),
     ("POST", "/runs/{run_id}/report"): ("editor_or_run", lambda w: (
         f"/runs/{w.run_id}/report", {"json": {"task": {"role": "main", "rank": 0, "host": "h"}}})),
+    ("GET", "/runs/{run_id}/rendezvous"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/rendezvous", {"params": {"attempt": 1}})),
     ("POST", "/runs/{run_id}/params"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/params", {"json": {"params": {"p": 1}}})),
     ("POST", "/runs/{run_id}/tags"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/tags", {"json": {"tags": {"t": "1"}}})),
     ("DELETE", "/runs/{run_id}/tags/{key}"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/tags/{_tag(w)}", {})),

@@ -128,9 +128,11 @@ def test_unknown_jobs_are_lost(local_backend: LocalBackend) -> None:
     assert state.status is EngineStatus.LOST
 
 
-def test_multi_task_runs_are_unsupported_for_now(local_backend: LocalBackend, make_launch: Callable) -> None:
+def test_several_tasks_without_a_distributed_description_are_unsupported(local_backend: LocalBackend,
+                                                                          make_launch: Callable) -> None:
     launch = make_launch("true", tasks=(TaskSlot("master", 0), TaskSlot("worker", 0)))
-    assert local_backend.unsupported(launch) == {Feature.MULTI_TASK: "distributed runs come with the distributed issue"}
+    assert set(local_backend.unsupported(launch)) == {Feature.MULTI_TASK}
+    assert "distributed" in local_backend.unsupported(launch)[Feature.MULTI_TASK]
     assert local_backend.unsupported(make_launch("true")) == {}
     with pytest.raises(SubmitError, match="multi_task"):
         local_backend.submit(launch)

@@ -43,7 +43,7 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     backend = body.backend or spec.backend
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is not None:
-        scheduler.backends.check(backend)
+        scheduler.backends.check(backend, spec)
     if body.snapshot_id is not None:
         store.get_snapshot(body.snapshot_id)
     config = spec.to_config()

@@ -3,6 +3,7 @@ their params, tags and metrics (the ingest hot path and history reads)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import orjson
@@ -159,6 +160,14 @@ class TaskUpdate(BaseModel):
     host: str | None = None
     pid: int | None = None
     exit_code: int | None = None
+    address: str | None = Field(None, max_length=300, pattern=r"^\S+:\d{1,5}$",
+                                description="host:port the task listens on for its framework's rendezvous")
+
+
+class Rendezvous(BaseModel):
+    addresses: dict[str, str] = Field(description="task label (role-rank) → host:port, for the tasks that published one")
+    complete: bool = Field(description="every task asked for has published its address")
+    run_status: str
 
 
 @router.post("/{run_id}/heartbeat", response_model=HeartbeatResult, dependencies=[Depends(run_writer)])
@@ -173,8 +182,8 @@ def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Re
     """Record a task's status, host, pid and exit code (called by the task runner)."""
     if body.status is not None and body.status not in RUN_STATUSES:
         raise InvalidInput(f"Unknown task status {body.status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
-    task = store.upsert_task(
-        run_id, role, rank, attempt=body.attempt, status=body.status, host=body.host, pid=body.pid, exit_code=body.exit_code)
+    task = store.upsert_task(run_id, role, rank, attempt=body.attempt, status=body.status, host=body.host, pid=body.pid,
+                             exit_code=body.exit_code, address=body.address)
     request.app.state.changes.bump(f"run:{run_id}")
     return task
 
@@ -214,6 +223,31 @@ def report(run_id: int, body: Report, request: Request, store: Store = Depends(g
     request.app.state.changes.bump(f"run:{run_id}")
     request.app.state.changes.bump("runs")
     return ReportResult(applied=applied, status=status)
+
+
+@router.get("/{run_id}/rendezvous", response_model=Rendezvous, dependencies=[Depends(run_reader)])
+@run_token_route
+async def rendezvous(
+    run_id: int,
+    request: Request,
+    attempt: int = Query(..., ge=1, description="the run's attempt whose tasks to read"),
+    task: list[str] = Query(default=[], description="labels to wait for, e.g. master-0 (repeatable)"),
+    wait: float = Query(0, ge=0, le=60, description="long-poll: wait up to this many seconds for every task asked for"),
+) -> Rendezvous:
+    """The rendezvous addresses tasks of a distributed run published (``PUT .../tasks/{role}/{rank}``
+    with ``address``); tasks that connect to them wait here until each one they need is known."""
+    store: Store = request.app.state.store
+    changes = request.app.state.changes
+    deadline = time.monotonic() + wait
+    while True:
+        seen = changes.version(f"run:{run_id}")
+        addresses = await run_in_threadpool(store.task_addresses, run_id, attempt)
+        run = await run_in_threadpool(store.get_run, run_id)
+        complete = all(label in addresses for label in task)
+        remaining = deadline - time.monotonic()
+        if complete or remaining <= 0 or run.status in TERMINAL_STATUSES:
+            return Rendezvous(addresses=addresses, complete=complete, run_status=run.status)
+        await changes.wait(f"run:{run_id}", seen, remaining)
 
 
 @router.post("/{run_id}/params", response_model=Run, dependencies=[Depends(run_writer)])
