@@ -2,6 +2,7 @@
 // test tests/e2e/test_ui_auth.py drives the real one): CSRF header, 401 handling, errors, 204.
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { api, ApiError, onUnauthorized, request } from "./api";
+import { describeError } from "./components/Confirm";
 
 interface Call { url: string; init: RequestInit }
 let calls: Call[];
@@ -97,5 +98,16 @@ describe("request", () => {
     expect(calls[0].init.method).toBe("PATCH");
     expect(JSON.parse(calls[0].init.body as string)).toEqual({ visibility: "public" });
     expect(headers()["X-CSRF-Token"]).toBe("csrf-abc");
+  });
+});
+
+describe("describeError", () => {
+  it("says plainly that a 403 is not allowed, with the server's hint", () => {
+    const e = new ApiError(403, "forbidden", "bob is a viewer of project 'p'; this needs editor.", "Ask an owner of the project.");
+    expect(describeError(e)).toBe("Not allowed: bob is a viewer of project 'p'; this needs editor. Ask an owner of the project.");
+  });
+  it("keeps other errors' messages as they are", () => {
+    expect(describeError(new ApiError(404, "not_found", "No run with id 9.", "List runs."))).toBe("No run with id 9.");
+    expect(describeError(new Error("network down"))).toBe("network down");
   });
 });

@@ -1,0 +1,135 @@
+"""Sign-in and sharing in the UI, in a real headless Chromium against a server that requires
+sign-in (RUNYARD_AUTH=required) with users alice and bob.
+
+alice is sent to the login page (and back to the page she asked for afterwards), a wrong
+password shows the server's error, she shares her project with bob as viewer from the
+project's Sharing panel (a write with the session cookie and its CSRF header) and signs out;
+bob signs in, sees the project in his list (not alice's other, private one), reads its
+members without controls to change them, and cannot cancel its run (the buttons are disabled
+and say why).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from urllib.parse import quote
+
+import pytest
+from playwright.sync_api import expect
+
+from runyard.client import Client
+
+pytestmark = pytest.mark.slow
+
+ADMIN_PW = "admin-pw-0123456789"
+ALICE_PW = "alice-pw-123"
+BOB_PW = "bob-pw-1234"
+
+
+def sign_in(page, username: str, password: str) -> None:  # noqa: ANN001
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_sign_in_share_with_bob_and_bob_sees_it(servers, page) -> None:  # noqa: ANN001
+    server = servers.start("auth-ui", env={"RUNYARD_AUTH": "required", "RUNYARD_ADMIN_PASSWORD": ADMIN_PW,
+                                           "RUNYARD_SCHEDULER": "0"})
+    url = server.url
+    with Client(url) as admin:
+        admin.login("admin", ADMIN_PW)
+        admin.create_user("alice", ALICE_PW)
+        admin.create_user("bob", BOB_PW)
+    with Client(url) as alice:
+        alice.login("alice", ALICE_PW)
+        alice.create_project("vision", description="alice's **vision** models")
+        alice.create_project("secret", description="not shared")
+        run = alice.create_run("vision", name="resnet-1", params={"lr": 0.1})  # running: its cancel button shows
+        alice.log_metrics(run["id"], ["loss"], [0], [1.0], [time.time()])
+
+        # Not signed in: the app goes to the login page, keeping where alice wanted to go.
+        page.goto(f"{url}/projects/vision?sort=created_at%20desc")
+        page.wait_for_url(re.compile(r"/login\?next="))
+        assert page.url == f"{url}/login?next={quote('/projects/vision?sort=created_at%20desc', safe='')}"
+        expect(page.get_by_test_id("user-menu")).to_have_count(0)
+
+        # A wrong password shows the server's message and stays on the login page.
+        sign_in(page, "alice", "not-her-password")
+        expect(page.get_by_role("alert")).to_contain_text("Wrong username or password")
+        assert "/login" in page.url
+
+        # The right one goes back to the project page she asked for.
+        sign_in(page, "alice", ALICE_PW)
+        page.wait_for_url(f"{url}/projects/vision?sort=created_at%20desc")
+        expect(page.get_by_test_id("username")).to_have_text("alice")
+        expect(page.get_by_test_id("my-role")).to_have_text("your role: owner")
+        sharing = page.get_by_test_id("sharing")
+        expect(sharing.get_by_text("Not shared with anyone.")).to_be_visible()
+
+        # Sharing with a user who does not exist shows the server's error and changes nothing.
+        sharing.get_by_label("username to share with").fill("nobody")
+        sharing.get_by_role("button", name="Share").click()
+        expect(sharing.get_by_role("alert")).to_contain_text("No user named 'nobody'")
+        assert alice.list_members("vision")["items"] == []
+
+        # Share with bob as viewer (the role select's default is viewer; set it anyway).
+        sharing.get_by_label("username to share with").fill("bob")
+        sharing.get_by_label("role to give").select_option("viewer")
+        sharing.get_by_role("button", name="Share").click()
+        expect(sharing.locator('tr[data-member="bob"]')).to_be_visible()
+        expect(sharing.get_by_label("role of bob")).to_have_value("viewer")
+        assert [(m["username"], m["role"]) for m in alice.list_members("vision")["items"]] == [("bob", "viewer")]
+
+        # Sign out: the session ends on the server too, and pages need sign-in again.
+        page.get_by_role("button", name="Sign out").click()
+        page.wait_for_url(f"{url}/login")
+        expect(page.get_by_test_id("user-menu")).to_have_count(0)
+        page.goto(f"{url}/")
+        page.wait_for_url(f"{url}/login")
+
+    # bob signs in and sees the project shared with him, and only that one of alice's.
+    sign_in(page, "bob", BOB_PW)
+    page.wait_for_url(f"{url}/")
+    expect(page.get_by_test_id("username")).to_have_text("bob")
+    row = page.locator('[data-testid="projects"] tr[data-project="vision"]')
+    expect(row).to_contain_text("alice")
+    expect(row).to_contain_text("private")
+    expect(page.locator('[data-testid="projects"] tr[data-project="secret"]')).to_have_count(0)
+
+    row.get_by_role("link", name="vision").click()
+    page.wait_for_url(f"{url}/projects/vision")
+    expect(page.get_by_test_id("my-role")).to_have_text("your role: viewer")
+    sharing = page.get_by_test_id("sharing")
+    expect(sharing.locator('tr[data-member="bob"]')).to_contain_text("viewer")
+    expect(sharing.get_by_test_id("project-owner")).to_have_text("alice")
+    expect(sharing.get_by_test_id("project-visibility")).to_have_text("private")
+    expect(sharing.get_by_role("button", name="Share")).to_have_count(0)
+    expect(sharing.get_by_role("combobox")).to_have_count(0)
+    # The runs table's cancel button is there but disabled, saying why.
+    table_cancel = page.locator(f'[data-testid="run-row"][data-run-id="{run["id"]}"]').get_by_role("button", name="cancel")
+    expect(table_cancel).to_be_disabled()
+    expect(table_cancel).to_have_attribute("title", re.compile("viewers cannot cancel runs"))
+
+    page.goto(f"{url}/runs/{run['id']}")
+    expect(page.locator("h1")).to_contain_text("resnet-1")
+    cancel = page.get_by_role("button", name="Cancel run")
+    expect(cancel).to_be_disabled()
+    expect(cancel).to_have_attribute("title", re.compile("ask an owner of the project for the editor role"))
+    with Client(url) as check:
+        check.login("alice", ALICE_PW)
+        assert check.get_run(run["id"])["status"] == "running"
+
+
+def test_local_mode_has_no_sign_in(yard, page) -> None:  # noqa: ANN001
+    """The shared server is in single-user local mode (no users): no login redirect, no user menu, no sharing."""
+    yard.client.create_project("ui-local-mode", description="local")
+    page.goto(f"{yard.url}/projects/ui-local-mode")
+    expect(page.get_by_test_id("project-meta")).to_contain_text("visibility: private")
+    expect(page.locator("h1")).to_have_text("ui-local-mode")
+    assert page.url == f"{yard.url}/projects/ui-local-mode"
+    expect(page.get_by_test_id("user-menu")).to_have_count(0)
+    expect(page.get_by_test_id("sharing")).to_have_count(0)
+    page.goto(f"{yard.url}/login")
+    expect(page.get_by_text("single-user local mode")).to_be_visible()
+    expect(page.get_by_label("Password")).to_have_count(0)
