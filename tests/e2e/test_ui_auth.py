@@ -3,10 +3,11 @@ sign-in (RUNYARD_AUTH=required) with users alice and bob.
 
 alice is sent to the login page (and back to the page she asked for afterwards), a wrong
 password shows the server's error, she shares her project with bob as viewer from the
-project's Sharing panel (a write with the session cookie and its CSRF header) and signs out;
+project's Sharing panel (writes with the session cookie and its CSRF header), changes a
+role, removes a member and switches the visibility, and signs out;
 bob signs in, sees the project in his list (not alice's other, private one), reads its
 members without controls to change them, and cannot cancel its run (the buttons are disabled
-and say why).
+and say why); when his session ends (an admin disables him) the live page goes to the login page.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from urllib.parse import quote
 
 import pytest
 from playwright.sync_api import expect
+from ui_helpers import ARTIFACTS
 
 from runyard.client import Client
 
@@ -41,6 +43,7 @@ def test_sign_in_share_with_bob_and_bob_sees_it(servers, page) -> None:  # noqa:
         admin.login("admin", ADMIN_PW)
         admin.create_user("alice", ALICE_PW)
         admin.create_user("bob", BOB_PW)
+        admin.create_user("carol", "carol-pw-123")
     with Client(url) as alice:
         alice.login("alice", ALICE_PW)
         alice.create_project("vision", description="alice's **vision** models")
@@ -81,6 +84,29 @@ def test_sign_in_share_with_bob_and_bob_sees_it(servers, page) -> None:  # noqa:
         expect(sharing.get_by_label("role of bob")).to_have_value("viewer")
         assert [(m["username"], m["role"]) for m in alice.list_members("vision")["items"]] == [("bob", "viewer")]
 
+        # carol: added as editor, made owner, then removed.
+        sharing.get_by_label("username to share with").fill("carol")
+        sharing.get_by_label("role to give").select_option("editor")
+        sharing.get_by_role("button", name="Share").click()
+        expect(sharing.get_by_label("role of carol")).to_have_value("editor")
+        sharing.get_by_label("role of carol").select_option("owner")
+        expect(sharing.get_by_role("status")).to_have_text("carol is owner now.")
+        assert {m["username"]: m["role"] for m in alice.list_members("vision")["items"]} == {"bob": "viewer", "carol": "owner"}
+        sharing.get_by_role("button", name="remove carol").click()
+        expect(sharing.locator('tr[data-member="carol"]')).to_have_count(0)
+        assert [m["username"] for m in alice.list_members("vision")["items"]] == ["bob"]
+
+        # Visibility: public, then private again.
+        sharing.get_by_label("visibility").select_option("public")
+        expect(sharing.get_by_role("status")).to_have_text("The project is public now.")
+        assert alice.get_project("vision")["visibility"] == "public"
+        sharing.get_by_label("visibility").select_option("private")
+        expect(sharing.get_by_role("status")).to_have_text("The project is private now.")
+        assert alice.get_project("vision")["visibility"] == "private"
+        expect(page.get_by_test_id("project-meta")).to_contain_text("visibility: private")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "test_ui_auth_alice_sharing.png"), full_page=True)
+
         # Sign out: the session ends on the server too, and pages need sign-in again.
         page.get_by_role("button", name="Sign out").click()
         page.wait_for_url(f"{url}/login")
@@ -116,9 +142,15 @@ def test_sign_in_share_with_bob_and_bob_sees_it(servers, page) -> None:  # noqa:
     cancel = page.get_by_role("button", name="Cancel run")
     expect(cancel).to_be_disabled()
     expect(cancel).to_have_attribute("title", re.compile("ask an owner of the project for the editor role"))
-    with Client(url) as check:
-        check.login("alice", ALICE_PW)
-        assert check.get_run(run["id"])["status"] == "running"
+    page.screenshot(path=str(ARTIFACTS / "test_ui_auth_bob_run.png"), full_page=True)
+    with Client(url) as admin:
+        admin.login("admin", ADMIN_PW)
+        assert admin.get_run(run["id"])["status"] == "running"
+        # bob's session ends while he watches the live run: its next poll's 401 goes to the login page.
+        admin.update_user("bob", disabled=True)
+    run_path = quote(f"/runs/{run['id']}", safe="")
+    page.wait_for_url(f"{url}/login?next={run_path}")
+    expect(page.get_by_test_id("user-menu")).to_have_count(0)
 
 
 def test_local_mode_has_no_sign_in(yard, page) -> None:  # noqa: ANN001
