@@ -1,4 +1,4 @@
-import { StrictMode, useEffect } from "react";
+import { StrictMode, useEffect, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter, Link, Route, Routes, useNavigate } from "react-router-dom";
 import "./styles.css";
@@ -36,19 +36,25 @@ function SignInOnUnauthorized() {
 function UserMenu() {
   const { me, refresh, clear } = useSession();
   const navigate = useNavigate();
+  const [error, setError] = useState<string | null>(null);
   if (!me || me.mode !== "auth" || !me.user) return null;
   return (
     <span className="user" data-testid="user-menu">
       <span className="username" data-testid="username">{me.user.username}{me.is_admin ? " (admin)" : ""}</span>
       <button onClick={async () => {
+        setError(null);
         try {
           await api.logout();
-        } finally {
-          clear();
-          navigate("/login", { replace: true });
-          refresh();
+        } catch (e) {
+          // The session may still be open: say so instead of pretending to have signed out.
+          setError(`Sign-out failed: ${(e as Error).message}`);
+          return;
         }
+        clear();
+        navigate("/login", { replace: true });
+        refresh();
       }}>Sign out</button>
+      {error && <span className="error" role="alert">{error}</span>}
     </span>
   );
 }
