@@ -7,7 +7,7 @@ project's Sharing panel (writes with the session cookie and its CSRF header), ch
 role, removes a member and switches the visibility, and signs out;
 bob signs in, sees the project in his list (not alice's other, private one), reads its
 members without controls to change them, and cannot cancel its run (the buttons are disabled
-and say why); when his session ends (an admin disables him) the live page goes to the login page.
+and say why; a cancel made after his role dropped shows the server's 403 plainly); when his session ends (an admin disables him) the live page goes to the login page.
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def test_sign_in_share_with_bob_and_bob_sees_it(servers, page) -> None:  # noqa:
         alice.login("alice", ALICE_PW)
         alice.create_project("vision", description="alice's **vision** models")
         alice.create_project("secret", description="not shared")
-        run = alice.create_run("vision", name="resnet-1", params={"lr": 0.1})  # running: its cancel button shows
+        exp = alice.create_experiment("vision", "sweep", {"project": "vision", "command": "python train.py"})  # running
+        run = alice.create_run("vision", name="resnet-1", params={"lr": 0.1}, experiment_id=exp["id"])  # running too
         alice.log_metrics(run["id"], ["loss"], [0], [1.0], [time.time()])
 
         # Not signed in: the app goes to the login page, keeping where alice wanted to go.
@@ -143,9 +144,27 @@ def test_sign_in_share_with_bob_and_bob_sees_it(servers, page) -> None:  # noqa:
     expect(cancel).to_be_disabled()
     expect(cancel).to_have_attribute("title", re.compile("ask an owner of the project for the editor role"))
     page.screenshot(path=str(ARTIFACTS / "test_ui_auth_bob_run.png"), full_page=True)
+    page.goto(f"{url}/experiments/{exp['id']}")
+    expect(page.get_by_role("button", name="Cancel experiment")).to_be_disabled()
+
+    # A 403 is shown plainly: bob's page loaded while he was an editor, and he is a viewer again
+    # by the time he cancels. (The refusal is about his role, not the CSRF header: the UI sent it.)
+    with Client(url) as alice:
+        alice.login("alice", ALICE_PW)
+        alice.share_project("vision", "bob", "editor")
+        with page.expect_response(lambda r: r.url.endswith("/api/v1/projects/vision/members")) as members:
+            page.goto(f"{url}/runs/{run['id']}")  # the page reads bob's role once, as it opens
+        assert [(m["username"], m["role"]) for m in members.value.json()["items"]] == [("bob", "editor")]
+        cancel = page.get_by_role("button", name="Cancel run")
+        expect(cancel).to_be_enabled()
+        alice.share_project("vision", "bob", "viewer")
+    cancel.click()
+    page.get_by_role("button", name="Yes, cancel run").click()
+    expect(page.get_by_role("alert")).to_contain_text("Not allowed: bob is a viewer of project 'vision'; this needs editor.")
     with Client(url) as admin:
         admin.login("admin", ADMIN_PW)
         assert admin.get_run(run["id"])["status"] == "running"
+        assert admin.get_experiment(exp["id"])["status"] == "running"
         # bob's session ends while he watches the live run: its next poll's 401 goes to the login page.
         admin.update_user("bob", disabled=True)
     run_path = quote(f"/runs/{run['id']}", safe="")
