@@ -1,4 +1,6 @@
 // The public REST API, through relative URLs with the session's cookies.
+// Writes carry the CSRF token of the session (X-CSRF-Token); a 401 sends the app to the login page.
+import { csrfHeaders, type Me, type Member, type Members, type Role } from "./lib/auth";
 
 export interface MetricSummary { last: number | null; step: number; min: number | null; max: number | null; count: number; ts: number }
 export interface Task { id: number; role: string; rank: number; attempt: number; status: string; host: string; pid: number | null; exit_code: number | null; started_at: number | null; ended_at: number | null }
@@ -25,6 +27,14 @@ export class ApiError extends Error {
   }
 }
 
+/** Called with each 401 answer (the app goes to the login page); requests made with `{ auth401: false }` skip it. */
+let unauthorizedHandler: ((e: ApiError) => void) | null = null;
+export function onUnauthorized(fn: ((e: ApiError) => void) | null): void {
+  unauthorizedHandler = fn;
+}
+
+const cookies = () => (typeof document !== "undefined" ? document.cookie : "");
+
 export const API = "/api/v1";
 
 type Query = Record<string, string | number | boolean | (string | number)[] | null | undefined>;
@@ -40,8 +50,11 @@ export function queryString(q: Query = {}): string {
   return s ? `?${s}` : "";
 }
 
-export async function request<T>(method: string, path: string, q?: Query, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const init: RequestInit = { method, credentials: "same-origin", signal, headers: { Accept: "application/json" } };
+export interface RequestOptions { signal?: AbortSignal; auth401?: boolean }
+
+export async function request<T>(method: string, path: string, q?: Query, body?: unknown, opts: RequestOptions = {}): Promise<T> {
+  const { signal, auth401 = true } = opts;
+  const init: RequestInit = { method, credentials: "same-origin", signal, headers: { Accept: "application/json", ...csrfHeaders(method, cookies()) } };
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     (init.headers as Record<string, string>)["Content-Type"] = "application/json";
@@ -55,19 +68,35 @@ export async function request<T>(method: string, path: string, q?: Query, body?:
       message = j.message ?? (typeof j.detail === "string" ? j.detail : JSON.stringify(j.detail ?? j));
       hint = j.hint ?? null;
     } catch { /* not JSON: keep the status line */ }
-    throw new ApiError(resp.status, code, message, hint);
+    const err = new ApiError(resp.status, code, message, hint);
+    if (resp.status === 401 && auth401 && unauthorizedHandler) unauthorizedHandler(err);
+    throw err;
   }
+  if (resp.status === 204) return undefined as T;
   return (await resp.json()) as T;
 }
 
-export const get = <T>(path: string, q?: Query, signal?: AbortSignal) => request<T>("GET", path, q, undefined, signal);
+export const get = <T>(path: string, q?: Query, signal?: AbortSignal) => request<T>("GET", path, q, undefined, { signal });
 
 export interface RunQuery {
   project?: string; experiment_id?: number; status?: string[]; filter?: string[]; order_by?: string | null;
   limit?: number; offset?: number; fields?: string[] | null;
 }
 
+const projectPath = (name: string) => `/projects/${encodeURIComponent(name)}`;
+
 export const api = {
+  me: () => get<Me>("/me"),
+  login: (username: string, password: string) =>
+    request<{ user: Me["user"]; csrf_token: string; expires_at: number }>("POST", "/auth/login", undefined, { username, password }, { auth401: false }),
+  logout: () => request<{ signed_out: boolean }>("POST", "/auth/logout", undefined, undefined, { auth401: false }),
+  members: (project: string) => get<Members>(`${projectPath(project)}/members`),
+  share: (project: string, username: string, role: Role) =>
+    request<Member>("PUT", `${projectPath(project)}/members/${encodeURIComponent(username)}`, undefined, { role }),
+  unshare: (project: string, username: string) =>
+    request<void>("DELETE", `${projectPath(project)}/members/${encodeURIComponent(username)}`),
+  setVisibility: (project: string, visibility: "private" | "public") =>
+    request<Project>("PATCH", projectPath(project), undefined, { visibility }),
   projects: (q?: string) => get<{ items: Project[] }>("/projects", { q }).then((r) => r.items),
   project: (name: string) => get<Project>(`/projects/${encodeURIComponent(name)}`),
   experiments: (project?: string) => get<{ items: Experiment[] }>("/experiments", { project }).then((r) => r.items),
@@ -86,7 +115,11 @@ export const api = {
   snapshot: (id: string) => get<Snapshot>(`/snapshots/${id}`),
   blobText: async (digest: string) => {
     const resp = await fetch(`${API}/blobs/${digest}`, { credentials: "same-origin" });
-    if (!resp.ok) throw new ApiError(resp.status, "http_error", `blob ${digest} answered ${resp.status}`, null);
+    if (!resp.ok) {
+      const err = new ApiError(resp.status, "http_error", `blob ${digest} answered ${resp.status}`, null);
+      if (resp.status === 401 && unauthorizedHandler) unauthorizedHandler(err);
+      throw err;
+    }
     return resp.text();
   },
 };

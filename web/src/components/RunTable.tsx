@@ -9,6 +9,7 @@ import { hidden, POLL_MS } from "../lib/hooks";
 import { ConfirmButton, ErrorNote, StatusBadge } from "./Confirm";
 
 export const PAGE_SIZE = 200;
+export const CANNOT_CANCEL = "viewers cannot cancel runs; ask an owner of the project for the editor role";
 const ROW_PX = 28;
 
 export interface RunTableProps {
@@ -22,9 +23,11 @@ export interface RunTableProps {
   live?: boolean;
   onTotal?: (total: number) => void;
   height?: number;
+  /** false: the caller may not cancel runs here (a viewer); the buttons are disabled and say why. */
+  canCancel?: boolean;
 }
 
-export function RunTable({ query, columns, orderBy, onSort, selected = [], onToggle, extraMetrics = [], live = true, onTotal, height = 480 }: RunTableProps) {
+export function RunTable({ query, columns, orderBy, onSort, selected = [], onToggle, extraMetrics = [], live = true, onTotal, height = 480, canCancel = true }: RunTableProps) {
   const scroller = useRef<HTMLDivElement>(null);
   const [pages, setPages] = useState<Map<number, Run[]>>(new Map());
   const [total, setTotal] = useState<number | null>(null);
@@ -147,6 +150,7 @@ export function RunTable({ query, columns, orderBy, onSort, selected = [], onTog
                   <div className="cell" style={{ width: 90 }}>
                     {r && !TERMINAL.has(r.status) && (
                       <ConfirmButton label="cancel" question={`Cancel run ${r.id}?`} confirmLabel="Yes, cancel"
+                        disabled={!canCancel} title={canCancel ? undefined : CANNOT_CANCEL}
                         onConfirm={async () => { await api.cancelRun(r.id); fetchPage(Math.floor(vi.index / PAGE_SIZE), generation.current); }} />
                     )}
                   </div>

@@ -6,7 +6,8 @@ import { api, type Experiment } from "../api";
 import { ConfirmButton, ErrorNote, StatusBadge } from "../components/Confirm";
 import { ChartControlsBar, controlsFromQuery, MetricCharts, type ChartControls } from "../components/MetricCharts";
 import { ParCoords } from "../components/ParCoords";
-import { RunTable } from "../components/RunTable";
+import { CANNOT_CANCEL, RunTable } from "../components/RunTable";
+import { useProjectAccess } from "../lib/session";
 import { usePoll } from "../lib/hooks";
 import { brushFilters, makeAxis, parseBrushes, serializeBrushes, setBrush, type Brush } from "../lib/parcoords";
 import { ATTR_IDS, bestAgg, defaultColumnIds, nextSort, parseColumns, STATUSES, TERMINAL, type Column } from "../lib/table";
@@ -88,6 +89,7 @@ export function ExperimentPage() {
   const [total, setTotal] = useState<number | null>(null);
 
   const e = exp.data;
+  const access = useProjectAccess(e?.project);
   const finished = e ? Object.entries(e.counts).filter(([s]) => TERMINAL.has(s)).reduce((n, [, c]) => n + c, 0) : 0;
   const created = e ? Object.values(e.counts).reduce((n, c) => n + c, 0) : 0;
   const allCols = [...ATTR_IDS, ...paramKeys.map((p) => `params.${p}`), ...metricKeys.flatMap((m) => ["last", "min", "max"].map((a) => `metrics.${m}.${a}`))];
@@ -109,6 +111,7 @@ export function ExperimentPage() {
             {e.message && <div className="muted">{e.message}</div>}
             {e.status === "running" && (
               <ConfirmButton label="Cancel experiment" question={`Cancel experiment ${id} and all its active runs?`} confirmLabel="Yes, cancel all"
+                disabled={!access.canWrite} title={access.canWrite ? undefined : CANNOT_CANCEL}
                 onConfirm={async () => { await api.cancelExperiment(id); exp.reload(); }} />
             )}
             {searchMetric && <div className="muted">search: {e.config?.search?.algorithm} on {searchMetric} ({mode ?? "min"})</div>}
@@ -149,7 +152,7 @@ export function ExperimentPage() {
             <button onClick={() => update({ sel: null })}>clear selection</button>
           </>}
         </div>
-        <RunTable query={query} columns={columns} orderBy={orderBy} onSort={onSort} selected={selected} onToggle={toggle} live={live} onTotal={setTotal} />
+        <RunTable query={query} columns={columns} orderBy={orderBy} onSort={onSort} selected={selected} onToggle={toggle} live={live} onTotal={setTotal} canCancel={access.canWrite} />
       </section>
 
       <section>

@@ -1,9 +1,11 @@
-// A project: its description (Markdown), experiments, and all its runs.
+// A project: its description (Markdown), experiments, all its runs, and its sharing (signed-in servers).
 import { lazy, Suspense, useCallback, useMemo } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api } from "../api";
 import { ErrorNote, StatusBadge } from "../components/Confirm";
 import { RunTable } from "../components/RunTable";
+import { SharingPanel } from "../components/Sharing";
+import { useProjectAccess, useSession } from "../lib/session";
 import { usePoll, useQueryParam } from "../lib/hooks";
 import { nextSort, parseColumns, type Column } from "../lib/table";
 import { ago } from "./Projects";
@@ -19,11 +21,19 @@ export function ProjectPage() {
   const columns = useMemo(() => parseColumns(["number", "name", "status", "duration", "created_at"]), []);
   const onSort = useCallback((c: Column) => setOrderBy(nextSort(orderBy, c)), [orderBy, setOrderBy]);
   const query = useMemo(() => ({ project: name }), [name]);
+  const { me } = useSession();
+  const access = useProjectAccess(name);
   return (
     <div className="page">
       <div className="crumbs"><Link to="/">Projects</Link> / {name}</div>
       <h1>{name}</h1>
       <ErrorNote error={project.error} />
+      {project.data && (
+        <div className="controls muted" data-testid="project-meta">
+          <span>owner: {project.data.owner ?? "—"}</span><span>visibility: {project.data.visibility}</span>
+          {me?.mode === "auth" && access.role && <span data-testid="my-role">your role: {access.role}</span>}
+        </div>
+      )}
       {project.data && (project.data.description ? <Suspense fallback={<p className="muted">…</p>}><Markdown text={project.data.description} /></Suspense> : <p className="muted">No description.</p>)}
       <h2>Experiments</h2>
       <table className="list" data-testid="experiments">
@@ -41,7 +51,8 @@ export function ProjectPage() {
         </tbody>
       </table>
       <h2>All runs</h2>
-      <RunTable query={query} columns={columns} orderBy={orderBy} onSort={onSort} height={400} />
+      <RunTable query={query} columns={columns} orderBy={orderBy} onSort={onSort} height={400} canCancel={access.canWrite} />
+      {me?.mode === "auth" && project.data && <SharingPanel project={name} access={access} />}
     </div>
   );
 }

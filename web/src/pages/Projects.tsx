@@ -36,12 +36,12 @@ export function ProjectsPage() {
       </div>
       <ErrorNote error={error} />
       <table className="list" data-testid="projects">
-        <thead><tr><th>name</th><th>owner</th><th>experiments</th><th>runs</th><th>latest activity</th><th>description</th></tr></thead>
+        <thead><tr><th>name</th><th>owner</th><th>visibility</th><th>experiments</th><th>runs</th><th>latest activity</th><th>description</th></tr></thead>
         <tbody>
           {shown.map((p) => (
-            <tr key={p.id}>
+            <tr key={p.id} data-project={p.name}>
               <td><Link to={`/projects/${encodeURIComponent(p.name)}`}>{p.name}</Link></td>
-              <td>{p.owner ?? ""}</td><td>{p.n_experiments}</td><td>{p.n_runs}</td>
+              <td>{p.owner ?? ""}</td><td>{p.visibility}</td><td>{p.n_experiments}</td><td>{p.n_runs}</td>
               <td>{ago(p.last_activity_at)}</td>
               <td className="muted">{p.description.split("\n")[0].slice(0, 120)}</td>
             </tr>

@@ -4,6 +4,8 @@ import { useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, artifactUrl, type Run } from "../api";
 import { ConfirmButton, ErrorNote, StatusBadge } from "../components/Confirm";
+import { CANNOT_CANCEL } from "../components/RunTable";
+import { useProjectAccess } from "../lib/session";
 import { LogView } from "../components/LogView";
 import { ChartControlsBar, controlsFromQuery, MetricCharts } from "../components/MetricCharts";
 import { usePoll, useQueryParam } from "../lib/hooks";
@@ -46,6 +48,7 @@ export function RunPage() {
   const userMetrics = metricKeys.filter((k) => !k.startsWith("sys/"));
   const sysMetrics = metricKeys.filter((k) => k.startsWith("sys/"));
   const tasks = useMemo(() => [...new Set((r?.tasks ?? []).map((t) => `${t.role}-${t.rank}`))], [r]);
+  const access = useProjectAccess(r?.project);
   const chartRuns = useMemo(() => [{ id, label: `run ${id}` }], [id]);
 
   return (
@@ -66,6 +69,7 @@ export function RunPage() {
             {r.status_message && <span className="muted" data-testid="status-message">{r.status_message}</span>}
             {!TERMINAL.has(r.status) && (
               <ConfirmButton label="Cancel run" question={`Cancel run ${id}?`} confirmLabel="Yes, cancel run"
+                disabled={!access.canWrite} title={access.canWrite ? undefined : CANNOT_CANCEL}
                 onConfirm={async () => { await api.cancelRun(id); run.reload(); }} />
             )}
             <Link to={`/compare?runs=${id}`}>compare with…</Link>

@@ -1,0 +1,113 @@
+// The API client against a stand-in for fetch (there is no server in a unit test; the browser
+// test tests/e2e/test_ui_auth.py drives the real one): CSRF header, 401 handling, errors, 204.
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { api, ApiError, onUnauthorized, request } from "./api";
+import { describeError } from "./components/Confirm";
+
+interface Call { url: string; init: RequestInit }
+let calls: Call[];
+
+function answer(status: number, body?: unknown) {
+  vi.stubGlobal("fetch", vi.fn(async (url: string, init: RequestInit) => {
+    calls.push({ url, init });
+    return new Response(body === undefined ? null : typeof body === "string" ? body : JSON.stringify(body), { status });
+  }));
+}
+
+const headers = (i = 0) => calls[i].init.headers as Record<string, string>;
+
+beforeEach(() => {
+  calls = [];
+  vi.stubGlobal("document", { cookie: "theme=dark; runyard_csrf=csrf-abc" });
+});
+afterEach(() => {
+  vi.unstubAllGlobals();
+  onUnauthorized(null);
+});
+
+describe("request", () => {
+  it("sends the CSRF cookie's value as X-CSRF-Token with writes, with the cookies, and not with reads", async () => {
+    answer(200, { id: 3, status: "canceled" });
+    await api.cancelRun(3);
+    await api.run(3);
+    expect(calls[0].url).toBe("/api/v1/runs/3/cancel");
+    expect(calls[0].init.method).toBe("POST");
+    expect(calls[0].init.credentials).toBe("same-origin");
+    expect(headers(0)["X-CSRF-Token"]).toBe("csrf-abc");
+    expect(headers(1)["X-CSRF-Token"]).toBeUndefined();
+  });
+
+  it("sends no CSRF header without the cookie (single-user local mode)", async () => {
+    vi.stubGlobal("document", { cookie: "" });
+    answer(200, {});
+    await api.share("p", "bob", "viewer");
+    expect(headers()["X-CSRF-Token"]).toBeUndefined();
+    expect(calls[0].init.method).toBe("PUT");
+    expect(calls[0].url).toBe("/api/v1/projects/p/members/bob");
+    expect(JSON.parse(calls[0].init.body as string)).toEqual({ role: "viewer" });
+  });
+
+  it("calls the unauthorized handler on a 401 and still throws the server's error", async () => {
+    const seen: ApiError[] = [];
+    onUnauthorized((e) => seen.push(e));
+    answer(401, { code: "unauthorized", message: "This server requires sign-in.", hint: "Run `runyard login URL`." });
+    const err = await api.projects().catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect(err.status).toBe(401);
+    expect(err.message).toBe("This server requires sign-in.");
+    expect(seen.map((e) => e.status)).toEqual([401]);
+  });
+
+  it("does not send a wrong password's 401 to the handler: the login page shows it", async () => {
+    const seen: ApiError[] = [];
+    onUnauthorized((e) => seen.push(e));
+    answer(401, { code: "unauthorized", message: "Wrong username or password, or the account is disabled.", hint: "Check both." });
+    const err = await api.login("alice", "nope").catch((e) => e);
+    expect(err.message).toMatch(/Wrong username or password/);
+    expect(err.hint).toBe("Check both.");
+    expect(seen).toEqual([]);
+    expect(JSON.parse(calls[0].init.body as string)).toEqual({ username: "alice", password: "nope" });
+  });
+
+  it("keeps a 403's message and hint and does not sign out", async () => {
+    const seen: ApiError[] = [];
+    onUnauthorized((e) => seen.push(e));
+    answer(403, { code: "forbidden", message: "bob is a viewer of project 'p'; this needs editor.", hint: "Ask an owner." });
+    const err = await api.cancelRun(1).catch((e) => e);
+    expect([err.status, err.code, err.hint]).toEqual([403, "forbidden", "Ask an owner."]);
+    expect(seen).toEqual([]);
+  });
+
+  it("answers undefined for 204 No Content (removing a member)", async () => {
+    answer(204);
+    await expect(api.unshare("my proj", "bob")).resolves.toBeUndefined();
+    expect(calls[0].url).toBe("/api/v1/projects/my%20proj/members/bob");
+    expect(calls[0].init.method).toBe("DELETE");
+  });
+
+  it("turns an answer that is not JSON into an error naming the request", async () => {
+    answer(502, "<html>bad gateway</html>");
+    const err = (await request("GET", "/me").catch((e: unknown) => e)) as ApiError;
+    expect(err.status).toBe(502);
+    expect(err.message).toBe("GET /me answered 502");
+  });
+
+  it("changes visibility with PATCH", async () => {
+    answer(200, { name: "p", visibility: "public" });
+    await api.setVisibility("p", "public");
+    expect(calls[0].init.method).toBe("PATCH");
+    expect(JSON.parse(calls[0].init.body as string)).toEqual({ visibility: "public" });
+    expect(headers()["X-CSRF-Token"]).toBe("csrf-abc");
+  });
+});
+
+describe("describeError", () => {
+  it("says plainly that a 403 is not allowed, with the server's hint", () => {
+    const e = new ApiError(403, "forbidden", "bob is a viewer of project 'p'; this needs editor.", "Ask an owner of the project.");
+    expect(describeError(e)).toBe("Not allowed: bob is a viewer of project 'p'; this needs editor. Ask an owner of the project.");
+  });
+  it("keeps other errors' messages as they are", () => {
+    expect(describeError(new ApiError(404, "not_found", "No run with id 9.", "List runs."))).toBe("No run with id 9.");
+    expect(describeError(new Error("network down"))).toBe("network down");
+  });
+});
