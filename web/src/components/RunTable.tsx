@@ -101,8 +101,16 @@ export function RunTable({ query, columns, orderBy, onSort, selected = [], onTog
 
   // Live: re-read the visible pages every 2 s.
   visible.current = total === null ? [0] : pagesFor(first, last, PAGE_SIZE, Math.max(total, 1));
+  const wasLive = useRef(live);
   useEffect(() => {
-    if (!live) return;
+    if (!live) {
+      // The experiment just ended: read the visible pages once more, or the table keeps the
+      // statuses of the last poll, which may predate the last runs' ends.
+      if (wasLive.current) for (const p of visible.current) fetchPage(p, generation.current);
+      wasLive.current = false;
+      return;
+    }
+    wasLive.current = true;
     const t = setInterval(() => { if (!hidden()) for (const p of visible.current) fetchPage(p, generation.current); }, POLL_MS);
     return () => clearInterval(t);
     // eslint-disable-next-line react-hooks/exhaustive-deps
