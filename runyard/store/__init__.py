@@ -19,6 +19,7 @@ from runyard.store._records import (
     Task,
 )
 from runyard.store._store import BLOCK_STEPS, Store
+from runyard.store._tags import TagFilter, parse_tag_filter
 
 __all__ = [
     "ACTIVE_STATUSES",
@@ -37,11 +38,13 @@ __all__ = [
     "RunPage",
     "Snapshot",
     "Store",
+    "TagFilter",
     "Task",
     "current_revision",
     "head_revision",
     "make_engine",
     "parse_filter",
     "parse_order",
+    "parse_tag_filter",
     "upgrade",
 ]

@@ -55,6 +55,17 @@ class SqlProject(Base):
     updated_at: Mapped[float] = mapped_column(Double)
 
 
+class SqlProjectTag(Base):
+    """A project's tags (``problem: classification``); an empty value is a plain label. Rules: store/_tags.py."""
+
+    __tablename__ = "project_tags"
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(256), default="")
+    # The project list's tag filter looks projects up by key (and value).
+    __table_args__ = (Index("ix_project_tags_key_value", "key", "value"),)
+
+
 class SqlExperiment(Base):
     __tablename__ = "experiments"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -42,6 +42,7 @@ class Project(_Record):
     n_experiments: int = 0
     n_runs: int = 0
     last_activity_at: float | None = None
+    tags: dict[str, str] = Field(default_factory=dict, description="key -> value; an empty value is a plain label")
 
 
 class Experiment(_Record):
