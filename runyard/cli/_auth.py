@@ -313,8 +313,13 @@ def admin_set_password(username: str = typer.Argument(...), password_stdin: bool
 
         $ runyard admin set-password bob
     """
-    password = _read_password(password_stdin, f"New password for {username}", confirm=True)
     with get_client() as client:
+        me = client.me()
+        if me.get("user") and me["user"]["username"] == username:
+            # The server asks for the old password then, which this command never sends.
+            raise InvalidInput("`runyard admin set-password` resets other users' passwords, not your own.",
+                               "Change your own with `runyard passwd` (it asks for the current one).")
+        password = _read_password(password_stdin, f"New password for {username}", confirm=True)
         client.set_password(username, password)
     console().print(f"Password of {username} reset.", markup=False)
 

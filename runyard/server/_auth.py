@@ -323,7 +323,8 @@ def _check_role(request: Request, info: AccessInfo, need: str, hidden: NotFound)
         raise hidden
     if ROLE_RANK[role] < ROLE_RANK[need]:
         who = principal(request).name
-        raise Forbidden(f"{who} is a {role} of project {info.project!r}; this needs {need}.",
+        article = "an" if role[0] in "aeiou" else "a"
+        raise Forbidden(f"{who} is {article} {role} of project {info.project!r}; this needs {need}.",
                         f"Ask an owner of the project: `runyard projects share {info.project} {who} --role {need}`.")
     return info
 

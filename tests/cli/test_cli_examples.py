@@ -26,7 +26,10 @@ FOREGROUND = {
 EXPERIMENT_COMMANDS = {"run", "follow", "rerun", "diff"}
 
 # Account commands that need a server with users (the seeded one is in local mode) or a
-# password prompt: only parsed here; tests/auth runs them against a server with users.
+# password prompt: only parsed here. They run against a live server with users in
+# tests/auth/test_modes.py::test_cli_login_tokens_share_and_audit (login, tokens create/list,
+# admin create-user, projects share) and tests/auth/test_cli_accounts.py (passwd, tokens revoke,
+# admin disable/enable/promote/demote/set-password, projects unshare).
 NEEDS_USERS = {("login",), ("passwd",), ("tokens", "create"), ("tokens", "list"), ("tokens", "revoke"),
                ("admin", "create-user"), ("admin", "disable"), ("admin", "enable"), ("admin", "promote"),
                ("admin", "demote"), ("admin", "set-password"), ("projects", "share"), ("projects", "unshare")}
