@@ -185,11 +185,20 @@ class Client:
         return self._json("GET", "/audit", params=params)["items"]
 
     # ---------------------------------------------------------------- projects
-    def create_project(self, name: str, description: str = "", visibility: str = "private") -> dict[str, Any]:
-        return self._json("POST", "/projects", json={"name": name, "description": description, "visibility": visibility})
+    def create_project(self, name: str, description: str = "", visibility: str = "private",
+                       tags: dict[str, str] | None = None) -> dict[str, Any]:
+        return self._json("POST", "/projects", json={"name": name, "description": description, "visibility": visibility,
+                                                     "tags": tags or {}})
 
-    def list_projects(self, q: str | None = None) -> list[dict[str, Any]]:
-        return self._json("GET", "/projects", params={"q": q} if q else None)["items"]
+    def list_projects(self, q: str | None = None, *, tags: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """``tags``: filters ``KEY`` (has the tag) or ``KEY:VALUE``; a project must match every one."""
+        params: list[tuple[str, str]] = [("q", q)] if q else []
+        params += [("tag", t) for t in tags]
+        return self._json("GET", "/projects", params=params or None)["items"]
+
+    def set_project_tags(self, name: str, tags: dict[str, str] | None = None, *, remove: Sequence[str] = ()) -> dict[str, Any]:
+        """Add or overwrite ``tags`` and delete the ``remove`` keys, all or nothing; returns the project."""
+        return self._json("POST", f"/projects/{_q(name)}/tags", json={"tags": tags or {}, "remove": list(remove)})
 
     def get_project(self, name: str) -> dict[str, Any]:
         return self._json("GET", f"/projects/{name}")

@@ -130,18 +130,25 @@ class Store:
         except Conflict:
             return self.get_project(name)
 
-    def create_project(self, name: str, *, description: str = "", owner_id: int | None = None, visibility: str = "private") -> Project:
+    def create_project(self, name: str, *, description: str = "", owner_id: int | None = None, visibility: str = "private",
+                       tags: Mapping[str, str] | None = None) -> Project:
         _check_name(name, "project")
         if visibility not in ("private", "public"):
             raise InvalidInput(f"visibility must be private or public, but got {visibility!r}.", "Use private or public.")
+        tags = check_project_tags(tags or {})
+        if len(tags) > MAX_PROJECT_TAGS:
+            raise InvalidInput(f"A project has at most {MAX_PROJECT_TAGS} tags, but got {len(tags)}.", "Keep the ones that matter.")
         now = _now()
         try:
             with write_scope(self.engine) as conn:
-                conn.execute(
+                res = conn.execute(
                     insert(m.SqlProject).values(
                         name=name, description=description, owner_id=owner_id, visibility=visibility, created_at=now, updated_at=now
                     )
                 )
+                if tags:
+                    pid = res.inserted_primary_key[0]
+                    conn.execute(insert(m.SqlProjectTag), [{"project_id": pid, "key": k, "value": v} for k, v in tags.items()])
         except IntegrityError as e:
             raise Conflict(f"Project {name!r} already exists.", "Pick another name or use the existing project.") from e
         return self.get_project(name)

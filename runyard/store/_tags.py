@@ -86,6 +86,6 @@ def parse_tag_filter(text: str) -> TagFilter:
     except InvalidInput as e:
         raise InvalidInput(
             f"A tag filter is KEY or KEY:VALUE, and {e.message[0].lower() + e.message[1:]}",
-            "For example tag=problem:classification, or tag=benchmark for every project with that tag.",
+            "For example problem:classification (or problem=classification), or benchmark for every project with that tag.",
         ) from e
     return TagFilter(key, value)

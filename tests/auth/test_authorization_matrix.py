@@ -59,6 +59,12 @@ def _tag(w: World) -> str:
     return "to-delete"
 
 
+def _project_tag(w: World) -> str:
+    with w.admin() as c:
+        c.set_project_tags(w.project, {"to-delete": "x"})
+    return "to-delete"
+
+
 def _member_erin(w: World) -> str:
     with w.admin() as c:
         c.share_project(w.project, "erin", "viewer")
@@ -85,6 +91,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("GET", "/projects"): ("user", lambda w: ("/projects", {})),
     ("GET", "/projects/{name}"): ("project_viewer", lambda w: (f"/projects/{w.project}", {})),
     ("PATCH", "/projects/{name}"): ("project_editor", lambda w: (f"/projects/{w.project}", {"json": {"description": "d"}})),
+    ("POST", "/projects/{name}/tags"): ("project_editor", lambda w: (
+        f"/projects/{w.project}/tags", {"json": {"tags": {"problem": "classification"}}})),
+    ("DELETE", "/projects/{name}/tags/{key}"): ("project_editor", lambda w: (f"/projects/{w.project}/tags/{_project_tag(w)}", {})),
     ("GET", "/projects/{name}/members"): ("project_viewer", lambda w: (f"/projects/{w.project}/members", {})),
     ("PUT", "/projects/{name}/members/{username}"): (
         "project_owner", lambda w: (f"/projects/{w.project}/members/erin", {"json": {"role": "viewer"}})),

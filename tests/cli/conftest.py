@@ -44,7 +44,8 @@ def cli_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live
 class Seed:
     """Ids of the seeded data.
 
-    - project ``demo`` ("A demo project") and the empty project ``other``;
+    - project ``demo`` ("A demo project", tags problem=classification and benchmark) and the empty,
+      untagged project ``other``;
     - experiment ``exp`` ("sweep", in demo) with run ``active`` (running, params lr=0.01);
     - run ``done`` (succeeded, exit code 0): params, tags, metrics loss/acc, log lines on stdout and
       stderr, artifacts ``model/weights.bin``, ``model/config.json`` and ``report.txt``.
@@ -58,7 +59,7 @@ class Seed:
 
 
 def _seed(c: Client) -> Seed:
-    c.create_project("demo", "A demo project")
+    c.create_project("demo", "A demo project", tags={"problem": "classification", "benchmark": ""})
     c.create_project("other")
     done = c.create_run("demo", name="baseline", params={"lr": 0.1, "layers": [64, 32], "optimizer": "adam"},
                         tags={"team": "vision"})["id"]

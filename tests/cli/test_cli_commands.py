@@ -24,11 +24,11 @@ def test_projects_table(seed, cli) -> None:
     res = cli("projects")
     assert res.exit_code == 0, res.output
     rows = _rows(res.stdout)
-    assert rows[0] == ["NAME", "RUNS", "EXPERIMENTS", "LAST ACTIVITY", "DESCRIPTION"]
+    assert rows[0] == ["NAME", "RUNS", "EXPERIMENTS", "LAST ACTIVITY", "TAGS", "DESCRIPTION"]
     demo = next(r for r in rows if r[0] == "demo")
     assert demo[1:3] == ["2", "1"]
     assert demo[3] in ("just now",) or demo[3].endswith("s ago")
-    assert demo[4] == "A demo project"
+    assert demo[4:] == ["benchmark, problem=classification", "A demo project"]  # a plain label shows its key alone
     assert any(r[0] == "other" for r in rows)
 
 
@@ -39,6 +39,78 @@ def test_projects_json(seed, cli) -> None:
     assert {p["name"] for p in items} == {"demo", "other"}
     demo = next(p for p in items if p["name"] == "demo")
     assert demo["n_runs"] == 2 and demo["n_experiments"] == 1
+    assert {p["name"]: p["tags"] for p in items} == {"demo": {"benchmark": "", "problem": "classification"}, "other": {}}
+
+
+@pytest.mark.parametrize(("tags", "names"), [
+    (["problem=classification"], ["demo"]),
+    (["problem:classification"], ["demo"]),
+    (["benchmark"], ["demo"]),
+    (["problem=classification", "benchmark"], ["demo"]),
+    (["problem=regression"], []),
+])
+def test_projects_tag_filter(seed, cli, tags: list[str], names: list[str]) -> None:
+    args = [a for t in tags for a in ("--tag", t)]
+    res = cli("projects", *args, "--json")
+    assert res.exit_code == 0, res.output
+    assert [p["name"] for p in json.loads(res.stdout)] == names
+    table = cli("projects", *args)
+    assert table.exit_code == 0, table.output
+    if names:
+        assert [r[0] for r in _rows(table.stdout)[1:]] == names
+    else:
+        assert table.stdout.startswith(f"No projects with tag {' and '.join(tags)}.")
+
+
+def test_projects_tag_filter_bad_key(seed, cli) -> None:
+    res = cli("projects", "--tag", "bad key=x")
+    assert res.exit_code == 1 and res.stdout == ""
+    assert "Error: A tag filter is KEY or KEY:VALUE, and a project tag key must be 1-64 letters" in res.stderr
+    assert "Hint: For example problem:classification (or problem=classification)" in res.stderr
+
+
+def test_projects_tag_set_change_remove(fresh_seed, cli) -> None:
+    res = cli("projects", "tag", "other", "problem=regression", "team=tabular", "gpu=")
+    assert res.exit_code == 0, res.output
+    assert res.stdout.strip() == "Project other tags: gpu, problem=regression, team=tabular."
+    res = cli("projects", "tag", "other", "problem=forecasting", "--remove", "gpu", "-r", "team", "--json")
+    assert res.exit_code == 0, res.output
+    project = json.loads(res.stdout)
+    assert (project["name"], project["tags"]) == ("other", {"problem": "forecasting"})
+    res = cli("projects", "tag", "other", "note=a=b, with spaces")  # the first '=' ends the key
+    assert json.loads(cli("projects", "--tag", "note", "--json").stdout)[0]["tags"]["note"] == "a=b, with spaces"
+    res = cli("projects", "tag", "other", "--remove", "problem", "--remove", "note")
+    assert res.stdout.strip() == "Project other has no tags."
+    assert [r[0] for r in _rows(cli("projects", "--tag", "problem").stdout)[1:]] == ["demo"]
+
+
+@pytest.mark.parametrize(("args", "error", "hint"), [
+    (["other", "notakeyvalue"], "Error: A tag takes KEY=VALUE, but got 'notakeyvalue'.",
+     "Hint: Write e.g. problem=classification, or notakeyvalue= for a tag without a value (remove a tag with --remove KEY)."),
+    (["other"], "Error: Nothing to change: give tags as KEY=VALUE, or --remove KEY.",
+     "Hint: For example: runyard projects tag other problem=classification"),
+    (["other", "bad key=x"], "Error: A project tag key must be 1-64 letters, digits, '_', '-' or '.'", "Hint: Use a short word"),
+    (["other", "problem=" + "x" * 300], "Error: The value of project tag 'problem' must be one line of at most 256 characters",
+     "Hint: Shorten it"),
+    (["other", "--remove", "ghost"], "Error: Project 'other' has no tag 'ghost'.", "Hint: It has no tags."),
+    (["ghost", "a=b"], "Error: No project named 'ghost'.", "Hint: List projects with `runyard projects`."),
+])
+def test_projects_tag_bad_input(fresh_seed, cli, args: list[str], error: str, hint: str) -> None:
+    res = cli("projects", "tag", *args)
+    assert res.exit_code == 1, res.output
+    assert res.stdout == ""
+    assert error in res.stderr and hint in res.stderr, res.stderr
+    assert "Traceback" not in res.output
+    assert json.loads(cli("projects", "--json").stdout)[1]["tags"] == {}  # other: unchanged
+
+
+def test_projects_create_with_tags(cli_server, cli) -> None:
+    res = cli("projects", "create", "houses", "--tag", "problem=regression", "-t", "benchmark=", "--json")
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)["tags"] == {"benchmark": "", "problem": "regression"}
+    res = cli("projects", "create", "bad", "--tag", "problem")
+    assert res.exit_code == 1 and "Error: --tag takes KEY=VALUE, but got 'problem'." in res.stderr
+    assert [p["name"] for p in json.loads(cli("projects", "--json").stdout)] == ["houses"]
 
 
 def test_projects_create(cli_server, cli) -> None:

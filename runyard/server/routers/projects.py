@@ -1,15 +1,15 @@
-"""Projects: create, list, read, update."""
+"""Projects: create, list (search, tag filter), read, update, tag."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from runyard.server._auth import audit, require_project, require_user, visible_project_ids
 from runyard.server._deps import get_store
-from runyard.store import Project, Store
+from runyard.store import Project, Store, parse_tag_filter
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
@@ -18,6 +18,7 @@ class ProjectCreate(BaseModel):
     name: str = Field(description="1-64 lowercase letters, digits, '-' or '_'")
     description: str = ""
     visibility: Literal["private", "public"] = "private"
+    tags: dict[str, str] = Field(default_factory=dict, description="key -> value (\"\" for a plain label)")
 
 
 class ProjectUpdate(BaseModel):
@@ -29,22 +30,32 @@ class ProjectList(BaseModel):
     items: list[Project]
 
 
+class ProjectTagsChange(BaseModel):
+    tags: dict[str, str] = Field(default_factory=dict, description="tags to add or overwrite: key -> value (\"\" for a plain label)")
+    remove: list[str] = Field(default_factory=list, description="keys of tags to delete (each must exist)")
+
+
 @router.post("", response_model=Project, status_code=201)
 def create_project(body: ProjectCreate, request: Request, store: Store = Depends(get_store)) -> Project:
     """Create a project owned by the caller."""
     p = require_user(request)
     project = store.create_project(body.name, description=body.description, visibility=body.visibility,
-                                   owner_id=p.user.id if p.user else None)
+                                   owner_id=p.user.id if p.user else None, tags=body.tags)
     if body.visibility == "public":
         audit(request, "project.visibility", target=body.name, visibility="public")
     return project
 
 
 @router.get("", response_model=ProjectList)
-def list_projects(request: Request, q: str | None = None, store: Store = Depends(get_store)) -> ProjectList:
+def list_projects(
+    request: Request,
+    q: str | None = Query(None, description="keep names containing this"),
+    tag: list[str] = Query([], description="keep projects with this tag: KEY (any value) or KEY:VALUE; repeat to require several"),
+    store: Store = Depends(get_store),
+) -> ProjectList:
     """Projects the caller may see: all for admins; own, shared and public ones for others."""
     require_user(request)
-    items = store.list_projects(q)
+    items = store.list_projects(q, tags=[parse_tag_filter(t) for t in tag])
     visible = visible_project_ids(request)
     if visible is not None:
         keep = set(visible)
@@ -66,3 +77,17 @@ def update_project(name: str, body: ProjectUpdate, request: Request, store: Stor
     if body.visibility is not None and body.visibility != info.visibility:
         audit(request, "project.visibility", target=name, visibility=body.visibility)
     return project
+
+
+@router.post("/{name}/tags", response_model=Project)
+def set_project_tags(name: str, body: ProjectTagsChange, request: Request, store: Store = Depends(get_store)) -> Project:
+    """Add, overwrite and remove tags in one change (editors); nothing changes if any part is refused."""
+    require_project(request, name, "editor")
+    return store.set_project_tags(name, body.tags, remove=body.remove)
+
+
+@router.delete("/{name}/tags/{key}", response_model=Project)
+def delete_project_tag(name: str, key: str, request: Request, store: Store = Depends(get_store)) -> Project:
+    """Delete one tag (editors); a tag the project lacks is 404."""
+    require_project(request, name, "editor")
+    return store.set_project_tags(name, {}, remove=[key])
