@@ -7,6 +7,8 @@ cancelled by their Slurm job ids afterwards.
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,16 +76,61 @@ def test_check_through_the_login_node(backend: SlurmBackend) -> None:
     assert "runyard" in results["python"].detail
 
 
-def test_check_says_what_is_missing_on_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path) -> None:
-    b = SlurmBackend(_options(dev_sshd, slurm_cluster, tmp_path / "w", sbatch="/opt/nowhere/sbatch",
-                              python="/opt/nowhere/python"), home=tmp_path / "home")
+def _check(dev_sshd: DevSSHD, partition: str, tmp_path: Path, **more) -> dict:
+    b = SlurmBackend(_options(dev_sshd, partition, tmp_path / "w", **more), home=tmp_path / "home")
     try:
-        results = {r.name: r for r in b.check()}
+        return {r.name: r for r in b.check()}
     finally:
         b.close()
+
+
+def test_check_says_what_is_missing_on_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path) -> None:
+    results = _check(dev_sshd, slurm_cluster, tmp_path, sbatch="/opt/nowhere/sbatch")
     assert not results["sbatch"].ok
     assert "/opt/nowhere/sbatch on the login node" in results["sbatch"].detail and "not found" in results["sbatch"].detail
     assert "sbatch option" in results["sbatch"].hint
+
+    results = _check(dev_sshd, slurm_cluster, tmp_path, python="/opt/nowhere/python")
+    python = results.pop("python")
+    assert not python.ok
+    assert python.detail == f"/opt/nowhere/python on the login node root@127.0.0.1:{dev_sshd.port}: not found"
+    assert "set the backend's python option" in python.hint and "pip install runyard" in python.hint
+    assert all(r.ok for r in results.values()), [r for r in results.values() if not r.ok]  # only the Python is missing
+
+
+def _runyard(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RUNYARD_HOME": str(home), "COLUMNS": "200"}
+    env.pop("RUNYARD_SERVER", None)
+    return subprocess.run([sys.executable, "-m", "runyard.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=180, stdin=subprocess.DEVNULL, check=False)
+
+
+def test_cli_backends_test_through_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path) -> None:
+    """`runyard backends test` names a missing Python and a wrong key on the login node, and exits 1."""
+    home = tmp_path / "home"
+    sets = [f"{k}={v}" for k, v in _options(dev_sshd, slurm_cluster, tmp_path / "w").items()]
+    add = ["backends", "add", "hpc", "--type", "slurm", *[a for s in sets for a in ("--set", s)]]
+    assert _runyard(home, *add).returncode == 0
+    res = _runyard(home, "backends", "test", "hpc")
+    assert res.returncode == 0 and res.stdout.splitlines()[-1].startswith("Backend hpc: all "), res.stdout + res.stderr
+
+    assert _runyard(home, *add, "--set", "python=/opt/nowhere/python", "--replace").returncode == 0
+    res = _runyard(home, "backends", "test", "hpc")
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    fail = next(i for i, line in enumerate(lines) if line.startswith("FAIL"))
+    assert lines[fail] == f"FAIL python: /opt/nowhere/python on the login node root@127.0.0.1:{dev_sshd.port}: not found"
+    assert lines[fail + 1].startswith("      fix: Install runyard into the Python the compute nodes use")
+    assert lines[-1] == "Backend hpc: 1 check(s) failed: python."
+
+    wrong = dev_sshd.dir / "host_key"  # a key sshd does not accept for root
+    assert _runyard(home, *add, "--set", f"login_key={wrong}", "--replace").returncode == 0
+    res = _runyard(home, "backends", "test", "hpc")
+    assert res.returncode == 1, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("FAIL ssh: ") and f"refused the login with key {wrong}" in lines[0], lines[0]
+    assert lines[1].startswith("      fix: ") and "authorized_keys" in lines[1]
+    assert lines[2:] == ["Backend hpc: 1 check(s) failed: ssh."]  # nothing else is tried without the login node
 
 
 def test_spool_mode_through_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path,
