@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from urllib.parse import quote
 from collections.abc import Iterator
 from typing import Any
 
@@ -215,6 +216,54 @@ def test_projects_lead_to_the_project_its_experiment_and_a_run(sweep, page) -> N
     page.locator('[data-testid="run-row"] a').first.click()
     page.wait_for_url("**/runs/*")
     page.locator('[data-testid="params"]').wait_for()
+
+
+def test_projects_filter_by_tag_on_the_server_and_in_the_url(sweep, page) -> None:  # noqa: ANN001
+    yard, _exp = sweep  # the sweep's submission created project ui-grid
+    yard.client.set_project_tags("ui-grid", {"problem": "classification", "benchmark": ""})
+    yard.client.create_project("ui-tag-reg", tags={"problem": "regression", "benchmark": ""})
+    yard.client.create_project("ui-tag-none")
+    rows = page.locator('[data-testid="projects"] tbody tr')
+
+    def shown() -> list[str]:
+        return sorted(rows.evaluate_all("trs => trs.map(t => t.dataset.project)"))
+
+    def requested(tags: list[str]) -> str:
+        return f"/api/v1/projects?{'&'.join('tag=' + quote(t, safe='') for t in tags)}"
+
+    # A deep link filters at once, through the server (the request carries the filter).
+    with page.expect_response(lambda r: r.url.endswith(requested(["problem:classification"]))):
+        page.goto(f"{yard.url}/?tag=problem:classification")
+    wait_until(lambda: shown() == ["ui-grid"], 20, "only the classification project")
+    row = page.locator('tr[data-project="ui-grid"]')
+    assert row.locator("button.tag").all_text_contents() == ["benchmark", "problem: classification"]
+    assert row.locator('button.tag[data-tag="problem:classification"]').get_attribute("class") == "tag active"
+    # Removing the filter shows every project again, the untagged one with no tag buttons.
+    page.get_by_label("remove tag filter problem:classification").click()
+    wait_until(lambda: {"ui-grid", "ui-tag-reg", "ui-tag-none"} <= set(shown()), 20, "every project")
+    assert "tag=" not in page.url
+    assert page.locator('tr[data-project="ui-tag-none"] button.tag').count() == 0
+    # Clicking a tag in a row filters by it.
+    with page.expect_response(lambda r: r.url.endswith(requested(["benchmark"]))):
+        page.locator('tr[data-project="ui-tag-reg"] button.tag', has_text="benchmark").click()
+    wait_until(lambda: shown() == ["ui-grid", "ui-tag-reg"], 20, "the two benchmark projects")
+    assert page.url.endswith("/?tag=benchmark")
+    # A typed filter (KEY = VALUE) adds to it: both must match.
+    box = page.get_by_label("filter by tag")
+    box.fill("problem = regression")
+    box.press("Enter")
+    wait_until(lambda: shown() == ["ui-tag-reg"], 20, "the benchmark regression project")
+    assert page.url.endswith("/?tag=benchmark&tag=problem%3Aregression")
+    assert page.get_by_test_id("tag-filters").locator("button.tag").all_text_contents() == ["benchmark ×", "problem:regression ×"]
+    # The link opens the same list.
+    page.goto(page.url)
+    wait_until(lambda: shown() == ["ui-tag-reg"], 20, "the same list from the link")
+    assert not page.console_errors, page.console_errors
+    # A filter the server refuses shows its message, not an empty table.
+    page.goto(f"{yard.url}/?tag=bad%20key")
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert "A tag filter is KEY or KEY:VALUE" in alert.text_content()
 
 
 def test_compare_view_shows_the_param_that_differs(sweep, page) -> None:  # noqa: ANN001

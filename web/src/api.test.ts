@@ -111,3 +111,13 @@ describe("describeError", () => {
     expect(describeError(new Error("network down"))).toBe("network down");
   });
 });
+
+describe("projects", () => {
+  it("asks the server to filter by tag, one tag parameter per filter", async () => {
+    answer(200, { items: [] });
+    await api.projects("dig", ["problem:classification", "benchmark"]);
+    await api.projects();
+    expect(calls[0].url).toBe("/api/v1/projects?q=dig&tag=problem%3Aclassification&tag=benchmark");
+    expect(calls[1].url).toBe("/api/v1/projects");
+  });
+});

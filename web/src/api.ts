@@ -12,7 +12,7 @@ export interface Run {
   params: Record<string, unknown>; tags: Record<string, string>; metrics: Record<string, MetricSummary>; tasks: Task[]; events: RunEvent[];
 }
 export interface RunPage { items: Run[]; total: number; offset: number; limit: number }
-export interface Project { id: number; name: string; description: string; visibility: string; owner: string | null; created_at: number; updated_at: number; n_experiments: number; n_runs: number; last_activity_at: number | null }
+export interface Project { id: number; name: string; description: string; visibility: string; owner: string | null; created_at: number; updated_at: number; n_experiments: number; n_runs: number; last_activity_at: number | null; tags: Record<string, string> }
 export interface Experiment { id: number; project: string; name: string; status: string; config: Record<string, any>; snapshot_id: string | null; backend: string; message: string; created_at: number; ended_at: number | null; counts: Record<string, number> }
 export interface MetricHistory { key: string; steps: number[]; values: (number | null)[]; timestamps: number[]; downsampled: boolean; total: number }
 export interface LogLine { offset: number; task: string; stream: string; text: string; ts: number }
@@ -97,7 +97,8 @@ export const api = {
     request<void>("DELETE", `${projectPath(project)}/members/${encodeURIComponent(username)}`),
   setVisibility: (project: string, visibility: "private" | "public") =>
     request<Project>("PATCH", projectPath(project), undefined, { visibility }),
-  projects: (q?: string) => get<{ items: Project[] }>("/projects", { q }).then((r) => r.items),
+  /** `tags`: filters KEY or KEY:VALUE, all of which a project must match (the server filters). */
+  projects: (q?: string, tags: string[] = []) => get<{ items: Project[] }>("/projects", { q, tag: tags }).then((r) => r.items),
   project: (name: string) => get<Project>(`/projects/${encodeURIComponent(name)}`),
   experiments: (project?: string) => get<{ items: Experiment[] }>("/experiments", { project }).then((r) => r.items),
   experiment: (id: number) => get<Experiment>(`/experiments/${id}`),

@@ -1,5 +1,5 @@
 // Data hooks: load once or poll (at most every 2 s) without reloading the page; URL state for deep links.
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { useSearchParams } from "react-router-dom";
 
 export const POLL_MS = 2000;
@@ -62,4 +62,23 @@ export function useQueryParam(name: string): [string | null, (v: string | null) 
     [name, setSp],
   );
   return [value, set];
+}
+
+/** A repeated URL query parameter (?tag=a&tag=b) as a list, for filters that combine. */
+export function useQueryList(name: string): [string[], (v: string[]) => void] {
+  const [sp, setSp] = useSearchParams();
+  const joined = sp.getAll(name).join("\n"); // a stable dependency; filters are one line each
+  const values = useMemo(() => (joined ? joined.split("\n") : []), [joined]);
+  const set = useCallback(
+    (v: string[]) => {
+      setSp((prev) => {
+        const next = new URLSearchParams(prev);
+        next.delete(name);
+        v.forEach((x) => next.append(name, x));
+        return next;
+      }, { replace: true });
+    },
+    [name, setSp],
+  );
+  return [values, set];
 }
