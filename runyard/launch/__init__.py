@@ -14,12 +14,13 @@ from runyard.launch._plan import (
     endpoint_labels,
     local_endpoints,
     plan_task,
+    service_labels,
     task_resources,
     task_slots,
     tf_config,
     total_resources,
 )
-from runyard.launch._rendezvous import publish_endpoint, server_endpoints, wait_endpoints
+from runyard.launch._rendezvous import publish_endpoint, server_endpoints, wait_endpoints, wait_others_succeeded
 from runyard.launch._user import jax_initialize, xgboost_args
 
 __all__ = [
@@ -34,10 +35,12 @@ __all__ = [
     "publish_endpoint",
     "roles_of",
     "server_endpoints",
+    "service_labels",
     "task_resources",
     "task_slots",
     "tf_config",
     "total_resources",
     "wait_endpoints",
+    "wait_others_succeeded",
     "xgboost_args",
 ]

@@ -39,6 +39,7 @@ __all__ = [
     "endpoint_labels",
     "local_endpoints",
     "plan_task",
+    "service_labels",
     "task_resources",
     "task_slots",
     "tf_config",
@@ -117,6 +118,16 @@ def endpoint_labels(launch: RunLaunch) -> list[str]:
     if launch.distributed["framework"] in ("pytorch", "jax"):
         labels = labels[:1]  # one rendezvous: master-0 / worker-0
     return labels
+
+
+def service_labels(launch: RunLaunch) -> list[str]:
+    """Labels of the tasks the run does not wait for (Ray nodes, the XGBoost tracker, TF parameter
+    servers): they are stopped, as succeeded, once every other task succeeded."""
+    if launch.distributed is None:
+        return []
+    _, rules = _framework(launch.distributed)
+    services = {r.name for r in rules if r.service}
+    return [s.label for s in launch.tasks if s.role in services]
 
 
 def local_endpoints(launch: RunLaunch, host: str = "127.0.0.1") -> dict[str, Endpoint]:

@@ -5,19 +5,28 @@ on its host when it starts and publishes ``host:port`` on its task record
 (``PUT /runs/{id}/tasks/{role}/{rank}`` with ``address``); every task then waits
 (``GET /runs/{id}/rendezvous``, a long-poll) until each endpoint of its attempt is
 known. The local backend does not need this: it knows every address beforehand.
+
+A service task started that way (a Ray node, the XGBoost tracker, a TF parameter
+server) has no sibling in its process to tell it the run's work is done: it
+watches the task records instead (:func:`wait_others_succeeded`), and is stopped,
+as succeeded, once every other task of its attempt succeeded.
 """
 
 from __future__ import annotations
 
+import logging
 import socket
+import threading
 import time
 from typing import Any
 
 from runyard.backends.base import RunLaunch, TaskSlot
-from runyard.errors import BackendError
-from runyard.launch._plan import Endpoint, endpoint_labels
+from runyard.errors import BackendError, RunyardError
+from runyard.launch._plan import Endpoint, endpoint_labels, service_labels
 
-__all__ = ["publish_endpoint", "server_endpoints", "wait_endpoints"]
+__all__ = ["publish_endpoint", "server_endpoints", "wait_endpoints", "wait_others_succeeded"]
+
+log = logging.getLogger("runyard.launch")
 
 _TERMINAL = {"succeeded", "failed", "canceled", "pruned"}
 
@@ -69,3 +78,28 @@ def server_endpoints(client: Any, launch: RunLaunch, slot: TaskSlot, host: str |
     if slot.label in labels:
         publish_endpoint(client, launch, slot, host)
     return wait_endpoints(client, launch, labels, timeout_s) if labels else {}
+
+
+def wait_others_succeeded(client: Any, launch: RunLaunch, stopped: threading.Event, interval_s: float = 1.0) -> bool:
+    """For a service task started apart: wait until every task of this attempt that is not a
+    service reported itself succeeded (one ``GET /runs/{id}`` per ``interval_s``).
+
+    Returns:
+        True once they all did; False when ``stopped`` is set first, or the run ended
+        (canceled, failed, pruned: the task's own heartbeat stops it then).
+    """
+    services = set(service_labels(launch))
+    others = {s.label for s in launch.tasks if s.label not in services}
+    while not stopped.wait(interval_s):
+        try:
+            run = client.get_run(launch.run_id)
+        except RunyardError as e:  # the server is down for a moment: ask again at the next interval
+            log.warning("run %s: cannot read its tasks: %s", launch.run_id, e.message)
+            continue
+        if run["status"] in _TERMINAL:
+            return False
+        done = {f"{t['role']}-{t['rank']}" for t in run.get("tasks", ())
+                if t.get("attempt") == launch.attempt and t.get("status") == "succeeded"}
+        if others <= done:
+            return True
+    return False

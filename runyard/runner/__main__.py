@@ -7,7 +7,11 @@
   foreground, echoing its output, and exit with its exit code. The SSH and Slurm
   backends start this on their hosts. SIGTERM, SIGINT or SIGHUP stop the task
   like a cancel (SIGTERM to its group, SIGKILL after the grace period) and fail
-  the run with "stopped: the runner received SIGTERM". ``--task-index`` picks the
+  the run with "stopped: the runner received SIGTERM", unless the run had already
+  ended (Runyard stops the job of a run that ended): the task is then canceled.
+  A service task of a distributed run (a Ray node, a TF parameter server) is
+  stopped, as succeeded, once every other task of its attempt succeeded, and
+  exits 0, so that the engine's job completes. ``--task-index`` picks the
   launch's N-th task (Slurm's srun passes ``$SLURM_PROCID``). With ``--spool`` the
   runner and the SDK in the task write everything to that directory instead of
   calling the server (``runyard.runner._spool``; the backend carries it back), and
@@ -86,6 +90,7 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None, *, task_ind
     else:
         client = Client(launch.server_url, launch.token, timeout_s=10.0)
     options: dict = {}
+    service = False
     if launch.distributed is not None:
         from runyard.errors import RunyardError
         from runyard.launch import plan_task, server_endpoints
@@ -98,25 +103,77 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None, *, task_ind
             return 1
         extra_env.update(plan.env)
         options = {"command": plan.command, "run_outcome": _distributed_outcome(slot)}
+        service = plan.service and spool is None
+    signalled: list[str] = []  # the engine's stop signals, by name
     execution = TaskExecution(launch, slot, client, workdir or Path.cwd(), extra_env, echo=True, cache_dir=blob_cache,
+                              settle=lambda result: _settle(result, launch, signalled, ask_server=spool is None),
                               **options)
 
     def stop(signum: int, _frame: object) -> None:
-        # The task runs in its own session, so the engine's signal reaches only us: pass it on.
+        # The task runs in its own session, but the engine may signal its processes too (Slurm
+        # signals every process of the step): stop it now, whatever got there first.
         # From a thread: the handler may interrupt this thread while it holds the execution's lock.
-        message = f"stopped: the runner received {signal.Signals(signum).name}"
-        threading.Thread(target=execution.cancel, kwargs={"message": message, "run_status": "failed"}, daemon=True).start()
+        name = signal.Signals(signum).name
+        signalled.append(name)
+        threading.Thread(target=execution.cancel, kwargs={"message": f"stopped: the runner received {name}",
+                                                          "run_status": "failed"}, daemon=True).start()
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
+    finished = threading.Event()  # the task ended: the service watch ends too
+    others_done = threading.Event()
+    if service:
+        threading.Thread(target=_stop_service_when_done, args=(execution, client, launch, finished, others_done),
+                         daemon=True, name=f"runyard-service-watch-{slot.label}").start()
     try:
         result = execution.run()
     finally:
+        finished.set()
         client.close()
     print(f"[runyard] task {slot.label} of run {launch.run_id}: {result.reason}", file=sys.stderr)
+    if others_done.is_set() and result.task_status == "succeeded":
+        return 0  # a service stopped because the run's work is done: the job must end as completed
     if result.exit_code is None:
         return 1
     return result.exit_code if result.exit_code < 256 else 1
+
+
+def _stop_service_when_done(execution, client, launch, finished, others_done) -> None:  # noqa: ANN001
+    """A service task (a Ray node, a TF parameter server) started apart never ends by itself: stop it,
+    as succeeded, once every other task of the attempt succeeded, so that the engine's job ends."""
+    from runyard.launch import wait_others_succeeded
+
+    if wait_others_succeeded(client, launch, finished):
+        others_done.set()
+        execution.cancel(message="stopped: the run's other tasks finished", run_status=None, task_status="succeeded")
+
+
+def _settle(result, launch, signalled: list[str], *, ask_server: bool):  # noqa: ANN001, ANN202
+    """A stop by the engine (Slurm's SIGTERM) fails the run, unless the run had ended already.
+
+    Runyard itself has the engine stop the job of a run that ended (canceled, pruned, or failed by
+    another of its tasks), and that signal usually arrives before the task's next heartbeat would
+    have told it so: such a task was stopped, it did not fail. The server is asked once the task
+    ended, with a short time-out (an unreachable server delays the final report by 2 s at most).
+    """
+    import dataclasses
+
+    from runyard.backends.base import EngineStatus
+    from runyard.client import Client
+    from runyard.errors import RunyardError
+
+    if not signalled or not ask_server or result.run_status != "failed":
+        return result  # not stopped by the engine, or not about to fail the run
+    try:
+        with Client(launch.server_url, launch.token, timeout_s=2.0) as client:
+            status = client.heartbeat(launch.run_id)
+    except RunyardError:
+        return result
+    if status not in ("canceled", "pruned", "failed", "succeeded"):
+        return result
+    reason = f"stopped: the run had ended ({status}) when the engine sent {signalled[0]}"
+    return dataclasses.replace(result, status=EngineStatus.CANCELED, reason=reason, message=reason, run_status=None,
+                               task_status="pruned" if status == "pruned" else "canceled")
 
 
 def _distributed_outcome(slot):  # noqa: ANN001, ANN202

@@ -127,6 +127,9 @@ class TaskExecution:
         run_outcome: for a task of several: called with the task's result (after
             ``on_exit``); returns the run status, message and exit code this task
             reports, or ``(None, "", None)`` to report none (the task group decides).
+        settle: called with the result once the processes ended, before ``on_exit`` and
+            any report; returns the result to report instead (``runyard.runner exec``
+            turns an engine's stop of a run that had already ended into a cancel).
     """
 
     def __init__(self, launch: RunLaunch, slot: TaskSlot, client: Any, workdir: Path,
@@ -134,7 +137,8 @@ class TaskExecution:
                  on_exit: Callable[[TaskResult], None] | None = None, finish_timeout_s: float = 900.0,
                  echo: bool = False, cache_dir: Path | None = None, heartbeat_s: float = 1.0,
                  sample_s: float = 5.0, command: str | None = None,
-                 run_outcome: Callable[[TaskResult], tuple[str | None, str, int | None]] | None = None) -> None:
+                 run_outcome: Callable[[TaskResult], tuple[str | None, str, int | None]] | None = None,
+                 settle: Callable[[TaskResult], TaskResult] | None = None) -> None:
         from runyard.runner._reporter import Reporter
 
         self.launch = launch
@@ -144,6 +148,7 @@ class TaskExecution:
         self._extra_env = dict(extra_env or {})
         self._command = launch.command if command is None else command
         self._run_outcome = run_outcome
+        self._settle = settle
         self._on_spawn = on_spawn
         self._on_exit = on_exit
         self._finish_timeout_s = finish_timeout_s
@@ -245,6 +250,8 @@ class TaskExecution:
             log.exception("run %s task %s: runner error", launch.run_id, self.slot.label)
             error = f"runner error: {type(e).__name__}: {e}"
         result = self._result(rc, failed_step, error)
+        if self._settle is not None:
+            result = self._settle(result)
         self._reporter.set_sampler(None)
         if self._on_exit is not None:
             self._on_exit(result)

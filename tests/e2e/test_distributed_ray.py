@@ -3,44 +3,13 @@ waits for both nodes, then its command sees the whole cluster. Real ``ray start`
 
 from __future__ import annotations
 
-import json
-
 import psutil
 import pytest
 from dist_frameworks import require
+from dist_scripts import RAY_PY, RAY_YML, check_ray_job
 from e2e_helpers import Yard, log_texts, wait_until
 
 pytestmark = pytest.mark.slow
-
-RAY_YML = """
-project: e2e-ray
-command: python train.py
-distributed:
-  framework: ray
-  head: 1
-  worker: 1
-  job: {replicas: 1, resources: {cpus: 0.1}}
-resources:
-  cpus: 0.5  # Runyard reserves half a core per node; `ray start` offers ceil(0.5) = 1 CPU
-"""
-
-RAY_PY = """
-import json, os, socket
-import ray
-
-ray.init()  # RAY_ADDRESS, set by Runyard
-nodes = [n for n in ray.nodes() if n["Alive"]]
-
-@ray.remote(num_cpus=1)
-def square(x):
-    return x * x
-
-total = sum(ray.get([square.remote(i) for i in range(6)]))
-print(f"job sees {len(nodes)} nodes, {ray.cluster_resources().get('CPU')} CPUs, sum {total}", flush=True)
-with open(os.path.join(os.environ["E2E_OUT"], "job.json"), "w") as f:
-    json.dump({"nodes": len(nodes), "cpus": ray.cluster_resources().get("CPU"), "sum": total,
-               "address": os.environ["RAY_ADDRESS"]}, f)
-"""
 
 
 def _ray_processes(session_marker: str) -> list[psutil.Process]:
@@ -60,10 +29,7 @@ def test_ray_head_worker_and_job(yard: Yard, make_project) -> None:
     (run,) = yard.runs(exp["id"])
     logs = "\n".join(log_texts(yard.client, run["id"])[-60:])
     assert run["status"] == "succeeded", yard.describe(exp["id"]) + "\n" + logs
-    job = json.loads((project.out / "job.json").read_text())
-    # The job ran once every node had joined: the head and the worker, one CPU each.
-    assert job["nodes"] == 2 and job["cpus"] == 2.0
-    assert job["sum"] == sum(i * i for i in range(6))
+    job = check_ray_job(project.out)
     assert job["address"].startswith("127.0.0.1:")
     job_lines = [ln["text"] for ln in yard.client.read_logs(run["id"], 0, task="job-0")["lines"]]
     assert any("2 of 2 Ray node(s) joined" in t for t in job_lines), job_lines
