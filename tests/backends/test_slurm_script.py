@@ -74,3 +74,32 @@ def test_slurm_time_format() -> None:
     assert slurm_time(3661) == "01:01:01"
     assert slurm_time(86400 + 61) == "1-00:01:01"
     assert slurm_time(0) == "00:00:01"  # Slurm has no zero limit: one second at least
+
+
+def test_a_distributed_run_asks_for_what_its_largest_task_needs() -> None:
+    # --cpus-per-task & co. hold for every task of the job: the worker role's 3 CPUs and 6000 MB
+    # win over the run's (and the master's) 1 CPU, so no task gets less than it asked for.
+    from runyard.launch import task_slots
+
+    desc = {"framework": "pytorch", "roles": {"master": {"replicas": 1},
+                                              "worker": {"replicas": 2, "resources": {"cpus": 3, "memory_mb": 6000}}}}
+    launch = _launch(resources=Resources(cpus=1, memory_mb=1000), tasks=task_slots(desc), distributed=desc)
+    text = render_sbatch(launch, SlurmBackendOptions(), JobPaths.under("/w", 1, 1, spool=False), PY)
+    assert "#SBATCH --ntasks=3" in text and "#SBATCH --cpus-per-task=3" in text
+    assert "#SBATCH --mem-per-cpu=2000M" in text  # 6000 MB over 3 CPUs
+    assert "exec srun --cpus-per-task=3 " in text
+
+
+def test_distributed_runs_need_compute_nodes_that_reach_the_server(tmp_path: Path) -> None:
+    # Their tasks meet through the server's rendezvous: refused before submitting in spool mode.
+    from runyard.backends.base import Feature
+    from runyard.backends.slurm import SlurmBackend
+    from runyard.launch import task_slots
+
+    desc = {"framework": "pytorch", "roles": {"master": {"replicas": 1}, "worker": {"replicas": 1}}}
+    launch = _launch(tasks=task_slots(desc), distributed=desc)
+    spool = SlurmBackend({"reach_server": False}, home=tmp_path)
+    assert set(spool.unsupported(launch)) == {Feature.MULTI_TASK}
+    assert "reach_server: false" in spool.unsupported(launch)[Feature.MULTI_TASK]
+    assert spool.unsupported(_launch()) == {}
+    assert SlurmBackend({}, home=tmp_path).unsupported(launch) == {}

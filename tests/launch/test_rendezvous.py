@@ -142,3 +142,28 @@ def test_a_task_failing_apart_fails_the_run_and_stops_its_siblings(server: LiveS
     assert run["status"] == "failed"
     assert run["status_message"] == "task worker-0 (role worker, rank 0) failed: exit code 4\nworker gives up"
     assert {t["role"]: t["status"] for t in run["tasks"]} == {"master": "canceled", "worker": "failed"}
+
+
+def test_a_service_started_apart_stops_as_succeeded_once_the_others_did(server: LiveServer, client: Client,
+                                                                         tmp_path: Path) -> None:
+    # A parameter server never exits by itself; under an engine that waits for every task (Slurm's
+    # srun), it must stop once the worker succeeded, and exit 0 so that the job completes.
+    launch = _launch(server, client, 'if [ "$RUNYARD_TASK_ROLE" = ps ]; then exec sleep 120; fi; echo trained',
+                     {"chief": 0, "worker": 1, "ps": 1}, framework="tensorflow", status="starting")
+    path = write_launch_file(launch, tmp_path / "launch.json")
+    procs = {label: subprocess.Popen([sys.executable, "-m", "runyard.runner", "exec", "--launch", str(path), "--task",
+                                      label, "--workdir", str(tmp_path / label)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+             for label in ("worker-0", "ps-0")}
+    try:
+        outs = {label: p.communicate(timeout=60) for label, p in procs.items()}
+    finally:
+        for p in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert {label: p.returncode for label, p in procs.items()} == {"worker-0": 0, "ps-0": 0}, outs
+    assert "task ps-0 of run" in outs["ps-0"][1] and "stopped: the run's other tasks finished" in outs["ps-0"][1]
+    run = client.get_run(launch.run_id)
+    assert {t["role"]: t["status"] for t in run["tasks"]} == {"worker": "succeeded", "ps": "succeeded"}
+    assert run["status"] == "running"  # the engine reports the run's success once its job ended

@@ -100,3 +100,33 @@ def test_exec_passes_sigterm_on_to_the_task(make_launch: Callable, client: Clien
     run = client.get_run(launch.run_id)
     assert run["status"] == "failed"
     assert run["status_message"].startswith("stopped: the runner received SIGTERM")
+
+
+def test_a_sigterm_after_the_run_ended_cancels_the_task(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    # Runyard has the engine stop the job of a run that ended (Slurm's scancel after another task
+    # failed it): that SIGTERM stops the task, as canceled, and the run keeps its status and message.
+    import os
+    import signal
+
+    from runyard.testing import pid_alive, wait_for
+
+    pid_file = tmp_path / "pid"
+    launch = make_launch(f"echo $$ > {pid_file}; exec sleep 300", grace_period_s=1.0)
+    path = write_launch_file(launch, tmp_path / "launch.json")
+    proc = subprocess.Popen([sys.executable, "-m", "runyard.runner", "exec", "--launch", str(path), "--workdir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        task_pid = int(wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), what="the task"))
+        client.update_run(launch.run_id, status="failed", message="task worker-1 failed: exit code 3")
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=15)
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert not pid_alive(task_pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "stopped: the run had ended (failed) when the engine sent SIGTERM" in err, err
+    run = client.get_run(launch.run_id)
+    assert (run["status"], run["status_message"]) == ("failed", "task worker-1 failed: exit code 3")
+    assert [(t["role"], t["rank"], t["status"]) for t in run["tasks"]] == [("main", 0, "canceled")]

@@ -134,7 +134,11 @@ class SlurmBackend:
 
     # ------------------------------------------------------------ interface
     def unsupported(self, launch: RunLaunch) -> dict[Feature, str]:
-        """Nothing: Slurm queues what it cannot place now, and refuses at sbatch what it never can."""
+        """Distributed runs when compute nodes cannot reach the server (their tasks meet through its
+        rendezvous); nothing else: Slurm queues what it cannot place now, and refuses at sbatch what it never can."""
+        if launch.distributed is not None and not self.options.reach_server:
+            return {Feature.MULTI_TASK: "the tasks of a distributed run meet through the server's rendezvous, which "
+                                        "compute nodes cannot reach with reach_server: false"}
         return {}
 
     def capacity(self) -> None:

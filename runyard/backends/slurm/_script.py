@@ -13,6 +13,10 @@ Resources map to sbatch options per task:
 | time_limit_s              | --time (+ time_margin_s; the runner stops the task at the limit itself)  |
 | tasks                     | --ntasks=1             | --ntasks=N, --nodes=ceil(N / tasks_per_node)    |
 
+A distributed run's roles may ask for different resources (``distributed.<role>.resources``),
+but ``--cpus-per-task`` & co. are one value for every task of the job: each takes the
+largest any task needs (``runyard.launch.task_resources``), so no task gets less than it asked for.
+
 Then the backend's ``partition``, ``account``, ``qos`` and ``sbatch_lines``; the
 body loads ``modules``, runs ``env_setup``, and starts one runner per task with
 ``srun``: ``python -m runyard.runner exec --launch FILE --task-index $SLURM_PROCID``.
@@ -24,7 +28,7 @@ import math
 import shlex
 from dataclasses import dataclass
 
-from runyard.backends.base import RunLaunch
+from runyard.backends.base import Resources, RunLaunch
 from runyard.backends.slurm._options import SlurmBackendOptions
 
 __all__ = ["JobPaths", "render_sbatch", "slurm_time"]
@@ -61,9 +65,19 @@ def _job_name(launch: RunLaunch) -> str:
     return f"runyard-{safe}-{launch.run_id}"
 
 
+def _per_task(launch: RunLaunch) -> Resources:
+    """What each task of the job gets: the most any of its tasks needs (the run's resources for one task)."""
+    if launch.distributed is None:
+        return launch.resources
+    from runyard.launch import task_resources
+
+    each = [task_resources(launch, slot) for slot in launch.tasks] or [launch.resources]
+    return Resources(max(r.cpus for r in each), max(r.memory_mb for r in each), max(r.gpus for r in each))
+
+
 def render_sbatch(launch: RunLaunch, options: SlurmBackendOptions, paths: JobPaths, python: str) -> str:
     """The whole sbatch script for ``launch`` (no I/O; same input, same text)."""
-    res = launch.resources
+    res = _per_task(launch)
     n_tasks = len(launch.tasks)
     cpus = max(1, math.ceil(res.cpus))
     lines = ["#!/bin/bash", f"# Runyard run {launch.run_id}, attempt {launch.attempt}, project {launch.project}."]
