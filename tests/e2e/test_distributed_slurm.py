@@ -4,10 +4,12 @@ The projects are the local backend's (``dist_scripts``), submitted with ``--back
 slurm-dev`` to the server of ``test_slurm``'s ``slurm_yard`` fixture. Slurm starts every
 task with ``srun`` as ``python -m runyard.runner exec --launch FILE --task-index
 $SLURM_PROCID``; the tasks meet through the server's rendezvous (the endpoint task
-publishes ``<hostname>:<port>``), so no address here is 127.0.0.1 by construction.
+publishes ``<hostname>:<port>``, not the local backend's 127.0.0.1), and Ray nodes start
+with plain ``ray start``.
 
 Each test checks, besides the framework's result, that Slurm ran the run as one job
-whose step had one task per Runyard task (``sacct``).
+whose step had one task per Runyard task (``sacct``). The node (scripts/dev-slurm.sh)
+advertises at least 4 CPUs; the largest job here takes 3 (one per task).
 """
 
 from __future__ import annotations
