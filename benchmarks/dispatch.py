@@ -26,9 +26,9 @@ Figures (also written to ``--json FILE`` under these names):
 
 Also reported (``_meta`` in the JSON): where Runyard's time per run goes, from the
 runs' own records (``created_at`` and the status events of ``GET /api/v1/runs/{id}``):
-slot freed → next run starting (propose, if not queued ahead, and dispatch), starting →
-running (agent, snapshot, process start, first report), running → succeeded (the
-process and the final reports); and the CPU seconds the server, the agent and the
+a slot's cycle (one run's end to the next end in that slot: the next start, its process
+and its end report), a run's time from its hand-over to the agent (``starting``) to its
+end report; and the CPU seconds the server, the agent and the
 runs' processes used, with ``cpu_ratio`` = all of Runyard's CPU over the floor
 processes' CPU (CPU time drifts far less with the machine's load than wall time).
 
@@ -246,10 +246,12 @@ def profile(client: Any, exp: dict[str, Any]) -> dict[str, Any]:
 
     ends = sorted(ev.get("succeeded", ev.get("failed", 0.0)) for ev in events.values())
     order = sorted(ids, key=lambda r: created[r])
-    # The k-th run started (k >= parallel) waited for the (k - parallel)-th end to free a slot. (Grid
-    # proposals are queued ahead, so a run's creation says nothing about the slot it waited for.)
-    starts = sorted(ev["starting"] for ev in events.values() if "starting" in ev)
-    slot_to_start = [starts[k] - ends[k - PARALLEL] for k in range(PARALLEL, len(starts)) if k - PARALLEL < len(ends)]
+    # With `parallel` slots, the k-th end follows the (k - parallel)-th in the same slot: the time
+    # between them is one slot's cycle (the next run's start, its process, its end report). The
+    # local agent holds the next runs of a sweep (status starting) and starts one the moment a
+    # slot frees, so a run's "starting" event is its hand-over, not its process start; a short
+    # run reports its start and end in one request, so "running" and "succeeded" coincide.
+    cycles = [ends[k] - ends[k - PARALLEL] for k in range(PARALLEL, len(ends))]
     first, last = order[0], order[-1]
     t_first = created[first]
     out = {
@@ -257,9 +259,8 @@ def profile(client: Any, exp: dict[str, Any]) -> dict[str, Any]:
         "prof_first_run_queued_to_starting_ms": (events[first].get("starting", t_first) - events[first].get("queued", t_first)) * 1000,
         "prof_last_run_end_to_exp_end_ms": ((exp.get("ended_at") or ends[-1]) - ends[-1]) * 1000,
         "prof_exp_server_s": (exp.get("ended_at") or ends[-1]) - exp["created_at"],
-        "prof_slot_free_to_starting_ms": med_ms(slot_to_start),
-        "prof_starting_to_running_ms": med_ms(phase("starting", "running")[1:]),
-        "prof_running_to_succeeded_ms": med_ms(phase("running", "succeeded")),
+        "prof_slot_cycle_ms": med_ms(cycles),
+        "prof_first_end_ms": (ends[0] - events[first].get("starting", t_first)) * 1000,
         "prof_run_lifetime_ms": med_ms([events[r]["succeeded"] - events[r]["starting"] for r in ids
                                         if "succeeded" in events[r] and "starting" in events[r]][1:]),
         "prof_last_run_id": last,
@@ -452,10 +453,10 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
                 ["snapshot + create_experiment (client)", _ms(meta.get("runyard_submit_s", 0) * 1000)],
                 ["experiment created → first run created", _ms(meta.get("prof_exp_created_to_first_run_ms"))],
                 ["first run queued → starting (incl. agent start)", _ms(meta.get("prof_first_run_queued_to_starting_ms"))],
-                ["slot freed → next run starting (propose if needed, dispatch)", _ms(meta.get("prof_slot_free_to_starting_ms"))],
-                ["starting → running (agent, snapshot, spawn, report)", _ms(meta.get("prof_starting_to_running_ms"))],
-                ["running → succeeded (process + final reports)", _ms(meta.get("prof_running_to_succeeded_ms"))],
-                ["run starting → succeeded, runs 3–22 / last 20", (f"{_ms(meta.get('prof_head_lifetime_ms'))} / "
+                ["first run handed to the agent → its end reported", _ms(meta.get("prof_first_end_ms"))],
+                ["a slot's cycle: one end → the next end in that slot (median)", _ms(meta.get("prof_slot_cycle_ms"))],
+                ["a run handed to the agent → its end reported (median)", _ms(meta.get("prof_run_lifetime_ms"))],
+                ["handed over → ended, runs 3–22 / last 20", (f"{_ms(meta.get('prof_head_lifetime_ms'))} / "
                                                                    f"{_ms(meta.get('prof_tail_lifetime_ms'))}")],
                 ["last run ended → experiment ended", _ms(meta.get("prof_last_run_end_to_exp_end_ms"))],
                 ["CPU: the floor's processes", f"{meta.get('floor_cpu_s', 0):.1f} s"],

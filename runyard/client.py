@@ -265,9 +265,14 @@ class Client:
         """Record a task's status/host/pid/exit_code/attempt/address."""
         return self._json("PUT", f"/runs/{run_id}/tasks/{role}/{rank}", json={k: v for k, v in fields.items() if v is not None})
 
-    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
-        """A task runner's report (its task's fields and/or the run's status) in one request."""
-        return self._json("POST", f"/runs/{run_id}/report", json={"task": task, "run": run})
+    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None,
+               then: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A task runner's report (its task's fields and/or the run's status) in one request;
+        ``then`` (``{"task", "run"}``) is a second report applied after it in the same transaction."""
+        body: dict[str, Any] = {"task": task, "run": run}
+        if then is not None:
+            body["then"] = then
+        return self._json("POST", f"/runs/{run_id}/report", json=body)
 
     def rendezvous(self, run_id: int, attempt: int, tasks: list[str], wait_s: float = 0) -> dict[str, Any]:
         """The rendezvous addresses of the attempt's tasks; waits up to ``wait_s`` until ``tasks`` all published one."""

@@ -179,8 +179,20 @@ class LocalBackend:
             gpus=sum(1 for g in self.gpu_inventory if g not in held_gpus),
         )
 
-    def submit(self, launch: RunLaunch) -> str:
+    def can_queue(self, launch: RunLaunch) -> bool:
+        """Whether ``submit(launch, at_most=N)`` may hand over the run before it can start:
+        single-task runs without GPUs wait in the agent's queue (see ``submit``)."""
+        return launch.distributed is None and len(launch.tasks) == 1 and not launch.resources.gpus
+
+    def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str:
         """Hand the attempt to the agent; returns ``"<run_id>.<attempt>"``. Idempotent per attempt.
+
+        Args:
+            at_most: local-backend extra, for runs ``can_queue`` accepts: the agent holds
+                the run (PENDING) until fewer than ``at_most`` runs of its experiment run
+                and its CPUs and memory are free, then starts it at once, in submission
+                order. The scheduler hands over a sweep's next runs this way, so a freed
+                slot is refilled without a round trip through the server.
 
         Raises:
             SubmitError: the run needs a feature this backend lacks, or its GPUs are not free.
@@ -192,7 +204,16 @@ class LocalBackend:
         from runyard.runner._wire import launch_to_dict
 
         job_id = f"{launch.run_id}.{launch.attempt}"
-        self._agent.call("submit", job_id=job_id, launch=launch_to_dict(launch), gpu_inventory=self.gpu_inventory)
+        queue = None
+        if at_most is not None:
+            if not self.can_queue(launch):
+                raise SubmitError("Only single-task runs without GPUs can wait in the local agent's queue.",
+                                  "Submit it without at_most once capacity() shows room for it.")
+            total = self.total()
+            queue = {"group": f"experiment-{launch.experiment_id or launch.run_id}", "at_most": max(1, at_most),
+                     "cpus": total.cpus, "memory_mb": total.memory_mb}
+        self._agent.call("submit", job_id=job_id, launch=launch_to_dict(launch), gpu_inventory=self.gpu_inventory,
+                         queue=queue)
         return job_id
 
     def poll(self, job_ids: Sequence[str], wait_s: float = 0.0) -> dict[str, EngineState]:

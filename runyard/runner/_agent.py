@@ -33,7 +33,14 @@ answer ``{"ok": true, ...}`` or ``{"ok": false, "code", "message", "hint"}``.
 - ``{"op": "ping"}`` → ``pid``, ``version``, ``n_active``.
 - ``{"op": "submit", "job_id", "launch", "gpu_inventory"}`` → ``gpus`` (the
   indices assigned, one task per GPU at a time), ``existing`` (the id was known:
-  submitting is idempotent).
+  submitting is idempotent). With ``"queue": {"group", "at_most", "cpus",
+  "memory_mb"}`` (single-task jobs without GPUs) the job waits in the agent,
+  PENDING, until fewer than ``at_most`` jobs of its ``group`` (an experiment)
+  run and its CPUs and memory fit in ``cpus``/``memory_mb`` (the machine's),
+  and starts the moment they do, in submission order: the next run of a sweep
+  starts when a slot frees, without a round trip to the server. Queued jobs
+  hold their resources in ``usage`` from submission on. A queued job lives
+  only in the agent's memory: a new agent reports it LOST.
 - ``{"op": "poll", "job_ids", "wait_s"}`` → ``states`` ``{id: {status, exit_code,
   reason, raw}}``; with ``wait_s`` > 0 it answers as soon as one listed job is
   terminal, or after ``wait_s`` (a scheduler can block on it instead of sleeping).
@@ -242,6 +249,9 @@ class _Job:
         self.kill_at: float | None = None
         self.ended_at: float | None = None  # monotonic; terminal jobs leave memory after EVICT_AFTER_S
         self.exited: tuple[float, dict[str, Any]] | None = None  # (monotonic, state) once its processes ended
+        self.group = ""  # a queued job's group (its experiment) and how many of the group run at once
+        self.at_most = 0
+        self.launch: Any = None  # a queued job's launch, until it starts
 
     def record(self, status: EngineStatus | None = None) -> dict[str, Any]:
         r = self.resources
@@ -289,6 +299,8 @@ class Agent:
         self.idle_exit_s = idle_exit_s
         self._cond = threading.Condition()
         self._jobs: dict[str, _Job] = {}
+        self._queue: list[_Job] = []  # queued jobs not started yet, in submission order
+        self._machine: tuple[float, int] = (0.0, 0)  # (cpus, memory_mb) queued jobs must fit in, from their submits
         self._clients: dict[str, Any] = {}  # server URL → client; runs report through with_token() views
         self._stopping = threading.Event()
         self._n_connections = 0
@@ -420,7 +432,8 @@ class Agent:
         if op == "poll":
             return {"ok": True, "states": self.poll([str(j) for j in req.get("job_ids") or []], float(req.get("wait_s") or 0))}
         if op == "submit":
-            return {"ok": True, **self.submit(str(req.get("job_id")), req.get("launch") or {}, req.get("gpu_inventory") or [])}
+            return {"ok": True, **self.submit(str(req.get("job_id")), req.get("launch") or {}, req.get("gpu_inventory") or [],
+                                              req.get("queue"))}
         if op == "cancel":
             return {"ok": True, "found": self.cancel(str(req.get("job_id")))}
         if op == "usage":
@@ -435,22 +448,36 @@ class Agent:
             return {"ok": True}
         raise InvalidInput(f"Unknown agent operation {op!r}.", "Use one of: ping, submit, poll, cancel, usage, shutdown.")
 
-    def submit(self, job_id: str, launch_data: dict[str, Any], gpu_inventory: list[int]) -> dict[str, Any]:
+    def submit(self, job_id: str, launch_data: dict[str, Any], gpu_inventory: list[int],
+               queue: dict[str, Any] | None = None) -> dict[str, Any]:
         from runyard.runner._wire import launch_from_dict
 
         _check_job_id(job_id)
         launch = launch_from_dict(launch_data)
         need = launch.resources
-        if len(launch.tasks) > 1 or launch.distributed is not None:
+        multi = len(launch.tasks) > 1 or launch.distributed is not None
+        if multi:
             from runyard.launch import total_resources
 
             need = total_resources(launch)
+        if queue is not None and (multi or need.gpus):
+            raise InvalidInput("Only single-task jobs without GPUs can be queued in the agent.",
+                               "Submit this job without `queue` once capacity() shows room for it.")
         with self._cond:
             if self._stopping.is_set():
                 raise SubmitError("The local agent is stopping and takes no new jobs.", "Submit again: a new agent starts.")
             job = self._find(job_id)
             if job is not None:
                 return {"job_id": job_id, "gpus": job.gpus, "existing": True}
+            if queue is not None:
+                job = _Job(job_id, launch.run_id, launch.attempt, need, [], launch.grace_period_s)
+                job.group, job.at_most, job.launch = str(queue.get("group") or job_id), int(queue.get("at_most") or 1), launch
+                self._machine = (float(queue.get("cpus") or 0.0), int(queue.get("memory_mb") or 0))
+                self._jobs[job_id] = job
+                self._queue.append(job)
+                self._start_queued()
+                self._cond.notify_all()
+                return {"job_id": job_id, "gpus": [], "existing": False}
             n_gpus = need.gpus
             gpus: list[int] = []
             if n_gpus:
@@ -464,10 +491,53 @@ class Agent:
                 gpus = free[:n_gpus]
             job = _Job(job_id, launch.run_id, launch.attempt, need, gpus, launch.grace_period_s)
             self._jobs[job_id] = job
-            job.thread = threading.Thread(target=self._run_job, args=(job, launch), daemon=True, name=f"runyard-job-{job_id}")
-            job.thread.start()
+            self._start(job, launch)
             self._cond.notify_all()
         return {"job_id": job_id, "gpus": gpus, "existing": False}
+
+    def _start(self, job: _Job, launch: Any) -> None:
+        """Start the job's thread (lock held)."""
+        job.launch = None
+        job.thread = threading.Thread(target=self._run_job, args=(job, launch), daemon=True, name=f"runyard-job-{job.job_id}")
+        job.thread.start()
+
+    def _start_queued(self) -> None:
+        """Start the queued jobs that may run now, in submission order (lock held).
+
+        A job waits while ``at_most`` jobs of its group run (later jobs of other groups
+        may pass it), or while its CPUs or memory do not fit beside the started jobs
+        (then nothing after it starts either: submission order).
+        """
+        if not self._queue or self._stopping.is_set():
+            return
+        started = [j for j in self._jobs.values() if j.holding and j.thread is not None]
+        cpus = sum(j.resources.cpus for j in started)
+        memory = sum(j.resources.memory_mb for j in started)
+        running: dict[str, int] = {}
+        for j in started:
+            if j.group:
+                running[j.group] = running.get(j.group, 0) + 1
+        total_cpus, total_memory = self._machine
+        for job in list(self._queue):
+            if job.cancel_requested:
+                self._queue.remove(job)
+                job.status, job.reason, job.holding, job.launch = EngineStatus.CANCELED, "canceled before it started", False, None
+                continue
+            if running.get(job.group, 0) >= job.at_most:
+                job.reason = f"pending: waiting for a free slot (its experiment runs {job.at_most} at a time)"
+                continue
+            need = job.resources
+            if (cpus + need.cpus > total_cpus + 1e-9 and started) or (need.memory_mb and total_memory
+                                                                      and memory + need.memory_mb > total_memory and started):
+                job.reason = "pending: waiting for CPUs or memory on this machine"
+                break
+            self._queue.remove(job)
+            job.reason = ""
+            running[job.group] = running.get(job.group, 0) + 1
+            cpus += need.cpus
+            memory += need.memory_mb
+            started.append(job)
+            self._start(job, job.launch)
 
     def poll(self, job_ids: list[str], wait_s: float = 0.0) -> dict[str, dict[str, Any]]:
         deadline = time.monotonic() + min(max(wait_s, 0.0), 300.0)
@@ -489,6 +559,10 @@ class Agent:
             if job.status.terminal or job.cancel_requested:
                 return True
             job.cancel_requested = True
+            if job in self._queue:  # never started: it just leaves the queue
+                self._start_queued()
+                self._cond.notify_all()
+                return True
             execution = job.execution
             alive = _alive_pids(job) if job.orphan else []
             for pid in alive:
@@ -535,6 +609,7 @@ class Agent:
             job.status, job.exit_code, job.reason = status, exit_code, reason
             job.holding = False
             job.execution = None
+            self._start_queued()
             self._cond.notify_all()
 
     def _run_group(self, job: _Job, launch: Any) -> None:
@@ -570,6 +645,7 @@ class Agent:
             job.status, job.exit_code, job.reason = status, exit_code, reason
             job.holding = False
             job.execution = None
+            self._start_queued()
             self._cond.notify_all()
 
     def _spawned(self, job: _Job, pid: int, label: str | None = None) -> None:
@@ -588,6 +664,7 @@ class Agent:
         """The task's processes ended: free its resources and write its terminal record."""
         with self._cond:
             job.holding = False
+            self._start_queued()  # the next run of the sweep starts now, before this one's final report
             record = job.record(status)
             record["exit_code"], record["reason"] = exit_code, reason  # in memory once reported (see _run_job)
             job.exited = (time.monotonic(), {"status": status.value, "exit_code": exit_code,
@@ -652,6 +729,7 @@ class Agent:
         job.holding = False
         with contextlib.suppress(OSError):
             _write_json(self.jobs_dir / f"{job.job_id}.json", job.record())
+        self._start_queued()
         self._cond.notify_all()
 
     def _load_records(self) -> None:

@@ -6,6 +6,8 @@ thread that reads the task's pipes never waits on the network:
 - Log lines are batched: a batch is sent 0.2 s after its first line or at 500
   lines, whichever comes first. After an outage, queued batches are merged into
   requests of up to 5,000 lines.
+- A task's start report can be held back briefly (``hold``): a task that ends
+  meanwhile sends its start and end in one request (one transaction).
 - Status changes (task and run) and metric batches go through the same FIFO as
   the log batches, so the final status always lands after the last line (a
   follower that stops at the terminal status has seen every line).
@@ -89,6 +91,7 @@ class Reporter:
         self._ops: collections.deque[_Op] = collections.deque()
         self._backoff_s = 0.0
         self._retry_at = 0.0
+        self._hold_until = 0.0
         self._next_heartbeat = clock() + heartbeat_s
         self._heartbeats = True
         self._sampler: Callable[[], dict[str, float]] | None = None
@@ -128,6 +131,12 @@ class Reporter:
         """Queue ``update_run``. ``heartbeat_if_refused``: ask for the run's status at once if it is refused."""
         self._push(_Op("run", {"status": status, "message": message, "exit_code": exit_code},
                        extra={"heartbeat_if_refused": heartbeat_if_refused}))
+
+    def hold(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (unless ``finish`` comes first): the start report of a
+        task that ends meanwhile then goes out with its end report, as one request."""
+        with self._cond:
+            self._hold_until = self._clock() + seconds
 
     def set_sampler(self, sampler: Callable[[], dict[str, float]] | None) -> None:
         with self._cond:
@@ -199,7 +208,7 @@ class Reporter:
                     if self._lines and (self._closing or len(self._lines) >= BATCH_MAX_LINES
                                         or now - self._first_line_at >= BATCH_MAX_AGE_S):
                         self._seal_lines()
-                    deliver = bool(self._ops) and now >= self._retry_at
+                    deliver = bool(self._ops) and now >= self._retry_at and (self._closing or now >= self._hold_until)
                     beat = self._heartbeats and now >= self._next_heartbeat
                     sample = self._sampler is not None and now >= self._next_sample
                     if deliver or beat or sample:
@@ -211,7 +220,7 @@ class Reporter:
                     if self._lines:
                         wake.append(self._first_line_at + BATCH_MAX_AGE_S)
                     if self._ops:
-                        wake.append(self._retry_at)
+                        wake.append(max(self._retry_at, self._hold_until))
                     if self._heartbeats:
                         wake.append(self._next_heartbeat)
                     if self._sampler is not None:
@@ -268,16 +277,15 @@ class Reporter:
         if not self._ops:
             return None
         head = self._ops[0]
-        if (head.kind in ("task", "run") and head.n_tries == 0 and len(self._ops) > 1
-                and {head.kind, self._ops[1].kind} == {"task", "run"} and self._ops[1].n_tries == 0):
+        if head.kind in ("task", "run") and self._pair_at(0):
             # The start (run running + task running) and the end (task + run status) each go
-            # out as one request and one transaction: half the round trips per run.
-            other = self._ops[1]
-            del self._ops[1]
-            by_kind = {head.kind: head.payload, other.kind: other.payload}
+            # out as one request and one transaction: half the round trips per run. A start
+            # still queued when the end arrives (see hold) goes out with it: one request.
+            head.payload = self._merge_pair(0)
             head.kind = "report"
-            head.payload = {"task": by_kind["task"], "run": by_kind["run"]}
-            head.extra = {**other.extra, **head.extra}
+            if self._pair_at(1):
+                then = self._merge_pair(1)
+                head.payload["then"] = {"task": then["task"], "run": then["run"]}
             return head
         if head.kind == "logs" and len(self._ops) > 1 and self._ops[1].kind == "logs" and head.n_tries == 0:
             merged = list(head.payload)
@@ -286,6 +294,25 @@ class Reporter:
                 del self._ops[1]
             head.payload = merged
         return head
+
+    def _pair_at(self, i: int) -> bool:
+        """Whether ops ``i`` and ``i + 1`` are a task and a run update never tried (lock held)."""
+        if len(self._ops) < i + 2:
+            return False
+        a, b = self._ops[i], self._ops[i + 1]
+        return {a.kind, b.kind} == {"task", "run"} and a.n_tries == 0 and b.n_tries == 0
+
+    def _merge_pair(self, i: int) -> dict[str, Any]:
+        """Ops ``i`` and ``i + 1`` as one report payload; op ``i`` keeps both extras, op ``i + 1`` goes (lock held)."""
+        a, b = self._ops[i], self._ops[i + 1]
+        del self._ops[i + 1]
+        by_kind = {a.kind: a.payload, b.kind: b.payload}
+        if i:
+            del self._ops[i]
+            self._ops[0].extra = {**b.extra, **a.extra, **self._ops[0].extra}
+        else:
+            a.extra = {**b.extra, **a.extra}
+        return {"task": by_kind["task"], "run": by_kind["run"]}
 
     def _deliver(self) -> None:
         while True:
@@ -319,7 +346,7 @@ class Reporter:
             elif op.kind == "run":
                 client.update_run(run_id, **op.payload)
             elif op.kind == "report":
-                answer = client.report(run_id, task=op.payload["task"], run=op.payload["run"])
+                answer = client.report(run_id, task=op.payload["task"], run=op.payload["run"], then=op.payload.get("then"))
                 if not answer.get("applied", True) and op.extra.get("heartbeat_if_refused"):
                     self.heartbeat_now()  # the run ended meanwhile (canceled, pruned): learn it at once
             elif op.kind == "metrics":

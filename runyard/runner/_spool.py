@@ -124,14 +124,18 @@ class SpoolClient:
         self._append("task", role=role, rank=rank, fields={k: v for k, v in fields.items() if v is not None})
         return {}
 
-    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None,
+               then: dict[str, Any] | None = None) -> dict[str, Any]:
         """The reporter's combined start/end report, spooled as its task and run parts (replayed in this order)."""
-        if task is not None:
-            fields = dict(task)
-            self.update_task(run_id, fields.pop("role"), fields.pop("rank"), **fields)
-        if run is not None:
-            self.update_run(run_id, run["status"], run.get("message"), run.get("exit_code"))
-        return {"applied": True, "status": run["status"] if run is not None else "running"}
+        status = "running"
+        for step_task, step_run in [(task, run)] + ([(then.get("task"), then.get("run"))] if then else []):
+            if step_task is not None:
+                fields = dict(step_task)
+                self.update_task(run_id, fields.pop("role"), fields.pop("rank"), **fields)
+            if step_run is not None:
+                self.update_run(run_id, step_run["status"], step_run.get("message"), step_run.get("exit_code"))
+                status = step_run["status"]
+        return {"applied": True, "status": status}
 
     def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]]) -> int:
         self._append("logs", task=task, lines=lines)

@@ -66,6 +66,7 @@ N_MESSAGE_LINES = 20  # put in the failure message
 MAX_LINE_BYTES = 64 * 1024
 DRAIN_AFTER_EXIT_S = 1.0
 PRUNE_KILL_AFTER_S = 5.0
+START_HOLD_S = 0.1  # a task that ends this soon reports its start and end in one request
 _HOST = socket.gethostname()
 
 
@@ -338,6 +339,7 @@ class TaskExecution:
         if first:
             if launch.time_limit_s is not None:
                 self._deadline = now + launch.time_limit_s
+            self._reporter.hold(START_HOLD_S)
             self._reporter.run_status("running", heartbeat_if_refused=True)
             self._reporter.task_status(role=slot.role, rank=slot.rank, status="running", pid=proc.pid, host=_HOST,
                                        attempt=launch.attempt)

@@ -45,8 +45,14 @@ __all__ = ["Scheduler"]
 log = logging.getLogger("runyard.scheduler")
 
 LEASE = "scheduler"
-_LOST_GRACE_S = 10.0
-_AHEAD_MIN, _AHEAD_FACTOR = 8, 2  # grid/random: queue max(8, 2 × parallel) proposals beyond parallel  # a job the engine reports ended gets this long for its runner's own report
+_LOST_GRACE_S = 10.0  # a job the engine reports ended gets this long for its runner's own report
+_COALESCE_S = 0.02  # after a wake-up, wait this long for more events before the pass
+_FOLLOW_EVERY_S = 0.25  # engines are polled at most this often (runners report their runs' ends themselves)
+_AHEAD_MIN, _AHEAD_FACTOR = 8, 2  # grid/random: queue max(8, 2 × parallel) proposals beyond parallel
+# A backend that queues runs itself (the local agent: LocalBackend.can_queue) gets up to this many
+# times an experiment's `parallel` runs; it starts at most `parallel` of them at once, and the next
+# one the moment a slot frees, without a round trip through the server.
+_QUEUE_AHEAD_FACTOR = 2
 
 
 class Scheduler:
@@ -74,11 +80,12 @@ class Scheduler:
         self._reasons: dict[str, str] = {}  # engine job id -> the engine's reason last stored as the run's message
         self._reconciled = False
         self._renewed_at = 0.0
+        self._followed_at = 0.0
         self._experiments_cache: list[dict[str, Any]] | None = None
         self._intermediate_cache: dict[tuple[int, str], tuple[int, dict[int, float]]] = {}
         self._params: dict[int, dict[int, dict[str, Any]]] = {}  # experiment id → run id → params (fixed once queued)
+        self._light_history: dict[int, list[RunRecord]] = {}  # grid/random: the runs each experiment has
         self._experiment_of: dict[int, int] = {}  # run id → experiment id, for runs the pruner looked at
-        self._auth_store: Any = None
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -133,7 +140,10 @@ class Scheduler:
                 self.tick()
             except Exception:  # noqa: BLE001 - the loop must survive one bad pass; the error is logged
                 log.exception("scheduler pass failed")
-            self._wake.wait(self.tick_s)
+            if self._wake.wait(self.tick_s) and not self._stop.is_set():
+                # Events come in bursts (runs of a sweep ending together, a run's reports): one pass
+                # a little later handles them all, where a pass each would read the state again.
+                self._stop.wait(_COALESCE_S)
 
     # ----------------------------------------------------------------- pass
     def tick(self) -> None:
@@ -155,13 +165,13 @@ class Scheduler:
             # to date with what it did itself (a run that another process ended meanwhile
             # still looks active: the next round sees it, which only ever delays).
             self._experiments_cache, rows = self.store.scheduler_state(ended_after=time.time() - 600)
-            changed = self._restart_failed(rows)
-            changed |= self._propose(rows)
-            changed |= self._dispatch(rows)
-            changed |= self._follow(rows)
-            changed |= self._prune()
+            self._restart_failed(rows)  # restarted runs are queued in `rows`: dispatched below
+            self._propose(rows)  # so are new proposals
+            self._dispatch(rows)
+            ended = self._follow(rows)
+            ended |= self._prune()
             self._finish_experiments(rows)
-            if not changed:
+            if not ended:  # only runs that ended here free slots for another round
                 break
 
     # -------------------------------------------------------------- helpers
@@ -187,8 +197,17 @@ class Scheduler:
             cache.update(self.store.run_params(missing))
         return cache
 
-    def _history(self, experiment_id: int, spec: Any) -> list[RunRecord]:
-        """The search's view of every run of the experiment, from one light query (params cached)."""
+    def _history(self, experiment_id: int, spec: Any, *, n_runs: int | None = None) -> list[RunRecord]:
+        """The search's view of every run of the experiment, from one light query (params cached).
+
+        ``n_runs``: the experiment's number of runs, for a search that does not learn from
+        results (grid, random: only which runs exist matters): the history kept from the last
+        call is reused while it has that many runs, instead of reading every run again.
+        """
+        if n_runs is not None:
+            kept = self._light_history.get(experiment_id)
+            if kept is not None and len(kept) == n_runs:
+                return kept
         metric = spec.search.metric
         rows = self.store.experiment_runs_brief(experiment_id, metric)
         params = self._params_of(experiment_id, [row[0] for row in rows])
@@ -211,6 +230,8 @@ class Scheduler:
                 intermediate = self._intermediate(run_id, metric, count)
             records.append(RunRecord(number=number, params=dict(params[run_id]), state=state, value=value,
                                      intermediate=intermediate))
+        if n_runs is not None:
+            self._light_history[experiment_id] = records
         return records
 
     def _intermediate(self, run_id: int, metric: str, count: int) -> dict[int, float]:
@@ -251,7 +272,8 @@ class Scheduler:
                 free = parallel + max(_AHEAD_MIN, _AHEAD_FACTOR * parallel) - active
             if free <= 0:
                 continue
-            history = self._history(exp["id"], spec)
+            learns = getattr(search, "learns", True)
+            history = self._history(exp["id"], spec, n_runs=None if learns else sum(counts.values()))
             if search.exhausted(history):
                 continue
             proposals = search.propose(history, free)
@@ -263,6 +285,10 @@ class Scheduler:
             cache = self._params.setdefault(exp["id"], {})
             for run_id, (_, _, params) in zip(ids, runs, strict=True):
                 cache[run_id] = dict(params)
+            if not learns:  # what the next proposal of this search needs: the runs that exist
+                self._light_history[exp["id"]] = history + [
+                    RunRecord(number=number, params=dict(params), state=RunState.ACTIVE)
+                    for _, (number, _, params) in zip(ids, runs, strict=False)]
             exp["counts"]["queued"] = exp["counts"].get("queued", 0) + len(ids)
             for run_id, (number, _, _) in zip(ids, runs, strict=False):
                 rows.append({"id": run_id, "experiment_id": exp["id"], "status": "queued", "attempt": 1,
@@ -285,15 +311,18 @@ class Scheduler:
         for row in rows:
             if row["status"] in ("starting", "running"):
                 active_by_exp[row["experiment_id"]] = active_by_exp.get(row["experiment_id"], 0) + 1
-        held: dict[str, Resources] = {}
+        free_by_backend: dict[str, Resources | None] = {}  # one capacity() per backend and pass
         blocked_backends: set[str] = set()
+        picked: list[tuple[dict[str, Any], dict[str, Any], Any, Any, str, int | None]] = []
         for row in queued:
             exp = experiments.get(row["experiment_id"])
             if exp is None:
                 changed |= self._cancel_left_behind(row)
                 continue
             spec = self._spec(exp)
-            if active_by_exp.get(exp["id"], 0) >= spec.search.parallel:
+            parallel = spec.search.parallel
+            active = active_by_exp.get(exp["id"], 0)
+            if active >= parallel * _QUEUE_AHEAD_FACTOR:
                 continue
             name = spec.backend
             if name in blocked_backends:
@@ -303,17 +332,35 @@ class Scheduler:
             except RunyardError as e:
                 self._fail(row["id"], f"backend {name!r} unavailable: {e.message}")
                 continue
-            need = run_resources(spec)
-            cap = backend.capacity()
-            if cap is not None:
-                free = cap - held.get(name, Resources(0, 0, 0))
-                if not need.fits_in(free):
-                    blocked_backends.add(name)  # keep submission order: nothing later jumps the queue
+            at_most = parallel if _queues(backend, spec) else None
+            if at_most is None:
+                if active >= parallel:
                     continue
+                if name not in free_by_backend:
+                    free_by_backend[name] = backend.capacity()
+                free = free_by_backend[name]
+                if free is not None:
+                    need = run_resources(spec)
+                    if not need.fits_in(free):
+                        blocked_backends.add(name)  # keep submission order: nothing later jumps the queue
+                        continue
+                    free_by_backend[name] = free - need
+            active_by_exp[exp["id"]] = active + 1
+            picked.append((row, exp, spec, backend, name, at_most))
+        if not picked:
+            return changed
+        # One transaction claims them all: queued → starting (a compare-and-set, so two servers
+        # never start one run) and each attempt's run token (RUNYARD_TOKEN in its environment; it
+        # reaches only that run, and is minted in local mode too, so runs keep reporting when the
+        # server later gets users). The backends get them, and one more transaction records their
+        # job ids; a crash in between leaves runs starting without a job id, which _follow queues
+        # again under the same attempt.
+        tokens = self.store.claim_runs([(row["id"], row["attempt"]) for row, *_ in picked])
+        jobs: list[tuple[int, str, str]] = []
+        for row, exp, spec, backend, name, at_most in picked:
             run_id = row["id"]
-            try:
-                self.store.set_run_status(run_id, "starting", expect=["queued"], message="", full=False)
-            except InvalidState:
+            token = tokens.get(run_id)
+            if token is None:
                 row["status"] = "unknown"  # canceled meanwhile, or another scheduler took it: next round's read tells
                 continue
             row["status"] = "starting"
@@ -322,32 +369,16 @@ class Scheduler:
             counts["starting"] = counts.get("starting", 0) + 1
             params = self._params_of(exp["id"], [run_id])[run_id]
             launch = build_launch(spec, {"id": run_id, "attempt": row["attempt"], "params": params}, exp,
-                                  server_url=self.server_url, token=self._run_token(run_id, row["attempt"]))
+                                  server_url=self.server_url, token=token)
             try:
-                job_id = backend.submit(launch)
+                job_id = backend.submit(launch) if at_most is None else backend.submit(launch, at_most=at_most)
             except RunyardError as e:
                 self._fail(run_id, f"submit to backend {name!r} failed: {e.message}")
                 continue
-            self.store.set_engine_job(run_id, job_id, backend=name)
+            jobs.append((run_id, job_id, name))
             row["engine_job_id"], row["backend"] = job_id, name
-            if cap is not None:
-                held[name] = held.get(name, Resources(0, 0, 0)) + need
-            active_by_exp[exp["id"]] = active_by_exp.get(exp["id"], 0) + 1
-            changed = True
-        return changed
-
-    def _run_token(self, run_id: int, attempt: int) -> str:
-        """Mint the token of one attempt of a run (RUNYARD_TOKEN in its environment), ending other attempts' tokens.
-
-        The token reaches only this run: its writes, its own reads, its snapshot
-        (runyard/server/_auth.py). Minted in local mode too, so runs keep reporting
-        when the server later gets users.
-        """
-        from runyard.store._auth import AuthStore
-
-        if self._auth_store is None:
-            self._auth_store = AuthStore(self.store.engine)
-        return self._auth_store.mint_run_token(run_id, attempt)
+        self.store.set_engine_jobs(jobs)
+        return True
 
     def _cancel_left_behind(self, row: Mapping[str, Any]) -> bool:
         """Cancel a queued run of an experiment that ended.
@@ -374,9 +405,16 @@ class Scheduler:
 
     # --------------------------------------------------------------- follow
     def _follow(self, all_rows: list[dict[str, Any]]) -> bool:
-        """Poll engines for active runs (and runs canceled/failed in the last minutes)."""
-        changed = False
+        """Poll engines for active runs (and runs canceled/failed in the last minutes).
+
+        At most every ``_FOLLOW_EVERY_S``: runners report their own ends (and wake the
+        scheduler), so polling on every wake-up (one per run that ends) would only cost.
+        """
         now = time.time()
+        if now - self._followed_at < _FOLLOW_EVERY_S:
+            return False
+        self._followed_at = now
+        changed = False
         # Ended runs whose job may still run and must be stopped (a succeeded or pruned run's
         # job ends by itself: polling those, every pass for 10 minutes, would cost O(runs)).
         rows = [r for r in all_rows if r["status"] in ("starting", "running")
@@ -432,8 +470,15 @@ class Scheduler:
         return changed
 
     def _note_reason(self, run_id: int, job: str, reason: str) -> None:
-        """Store the engine's reason ("pending: Resources") as the run's message when it changes."""
+        """Store the engine's reason ("pending: Resources") as the run's message when it changes.
+
+        An empty reason (the job started) is not stored: the runner's running report clears
+        the message (one write per run fewer).
+        """
         if reason == self._reasons.get(job, ""):
+            return
+        if not reason:
+            self._reasons.pop(job, None)
             return
         self._reasons[job] = reason
         try:
@@ -557,3 +602,11 @@ class Scheduler:
             status = "succeeded" if n_ok or counts.get("pruned", 0) else "failed"
             self.store.set_experiment_status(exp["id"], status, f"{n_ok} of {total} runs succeeded")
             self._params.pop(exp["id"], None)
+            self._light_history.pop(exp["id"], None)
+
+
+def _queues(backend: Any, spec: Any) -> bool:
+    """Whether ``backend`` holds ``spec``'s runs in a queue of its own until they can start
+    (``submit(launch, at_most=parallel)``): the local backend, for single-task runs without GPUs."""
+    return (getattr(backend, "can_queue", None) is not None and spec.distributed is None
+            and not spec.resources.gpus)

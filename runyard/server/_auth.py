@@ -194,17 +194,32 @@ class Auth:
         self.limiter = limiter or LoginLimiter(int(os.environ.get("RUNYARD_LOGIN_MAX_FAILURES", "5")),
                                                float(os.environ.get("RUNYARD_LOGIN_WINDOW_S", "300")))
         self._has_users = False  # users are disabled, never deleted: once true it stays true
+        self._counted_at = -1.0
 
     def local_mode(self) -> bool:
+        """Whether requests without credentials act as the local user (mode "auto" and no user yet).
+
+        While there is no user, the users are counted at most every ``_COUNT_USERS_EVERY_S``
+        (every request would otherwise pay a query); a user created through this server ends
+        local mode at once (``note_user_created``), one created by another process sharing the
+        database within that time.
+        """
         if self.mode == "off":
             return True
         if self.mode == "required" or self._has_users:
             return False
-        self._has_users = self.store.count_users() > 0
+        now = time.monotonic()
+        if now - self._counted_at >= _COUNT_USERS_EVERY_S:
+            self._has_users = self.store.count_users() > 0
+            self._counted_at = now
         return not self._has_users
+
+    def note_user_created(self) -> None:
+        self._has_users = True
 
 
 AUTH_MODES = ("auto", "required", "off")
+_COUNT_USERS_EVERY_S = 0.5
 
 
 def check_mode(mode: str) -> str:

@@ -21,12 +21,12 @@ from typing import Any, Literal
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
-from runyard.store._engine import read_scope, write_scope
+from runyard.store._engine import read_scope, statement, write_scope
 
 __all__ = [
     "ROLES",
@@ -258,11 +258,13 @@ class AuthStore:
         """What a presented secret stands for; None when unknown, revoked, expired or its user is disabled."""
         now = _now() if now is None else now
         t, u = m.SqlToken, m.SqlUser
-        with read_scope(self.engine) as conn:
-            tok = conn.execute(select(t).where(t.secret_hash == hash_secret(secret))).first()
+        with read_scope(self.engine) as conn:  # every request that carries a token: statements built once
+            tok = conn.execute(statement("token_by_hash", lambda: select(t).where(t.secret_hash == bindparam("h"))),
+                               {"h": hash_secret(secret)}).first()
             usr = None
             if tok is not None and tok.user_id is not None:
-                usr = conn.execute(select(u).where(u.id == tok.user_id)).first()
+                usr = conn.execute(statement("user_by_id", lambda: select(u).where(u.id == bindparam("uid"))),
+                                   {"uid": tok.user_id}).first()
         if tok is None:
             return None
         if tok.revoked_at is not None or (tok.expires_at is not None and tok.expires_at <= now):
@@ -299,16 +301,8 @@ class AuthStore:
         valid: a dispatch repeated after a server crash reaches a job that may already hold
         one (the local backend's submit is idempotent per attempt and keeps the first launch).
         """
-        secret = _PREFIX["run"] + secrets.token_urlsafe(32)
-        name = f"run {run_id} attempt {attempt}"
-        now = _now()
-        t = m.SqlToken
         with write_scope(self.engine) as conn:
-            conn.execute(update(t).where(t.run_id == run_id, t.kind == "run", t.revoked_at.is_(None), t.name != name)
-                         .values(revoked_at=now))
-            conn.execute(insert(t).values(kind="run", run_id=run_id, name=name, secret_hash=hash_secret(secret),
-                                          created_at=now, last_used_at=now))
-        return secret
+            return mint_run_token_in(conn, run_id, attempt)
 
     def revoke_run_tokens(self, run_id: int) -> None:
         """End the tokens of earlier attempts of a run (called when the scheduler mints a new one)."""
@@ -415,3 +409,20 @@ class AuthStore:
         return [AuditEvent(id=r.id, ts=r.ts, actor=r.actor, action=r.action, target=r.target, address=r.address, success=r.success,
                            detail=json.loads(r.detail or "{}")) for r in rows]
 
+
+
+def mint_run_token_in(conn, run_id: int, attempt: int) -> str:  # noqa: ANN001
+    """``AuthStore.mint_run_token`` inside the caller's write transaction (the scheduler's claim of a run)."""
+    secret = _PREFIX["run"] + secrets.token_urlsafe(32)
+    name = f"run {run_id} attempt {attempt}"
+    now = _now()
+    t = m.SqlToken.__table__
+    conn.execute(statement("revoke_other_attempts", lambda: (
+        update(t).where(t.c.run_id == bindparam("_run_id"), t.c.kind == "run", t.c.revoked_at.is_(None),
+                        t.c.name != bindparam("_name")).values(revoked_at=bindparam("_now")))),
+        {"_run_id": run_id, "_name": name, "_now": now})
+    conn.execute(statement("token_insert", lambda: insert(t)),
+                 {"kind": "run", "run_id": run_id, "name": name, "secret_hash": hash_secret(secret),
+                  "created_at": now, "last_used_at": now})
+    return secret
+_INSERT_TOKEN: Any = None

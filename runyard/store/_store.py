@@ -15,12 +15,13 @@ from array import array
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, delete, func, insert, literal, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from runyard.errors import Conflict, InvalidInput, InvalidState, NotFound
 from runyard.store import _models as m
 from runyard.store._engine import make_engine, read_scope, write_scope
+from runyard.store._engine import statement as _stmt
 from runyard.store._points import BLOCK_STEPS, decode, merge
 from runyard.store._query import Filter, Order, parse_order
 from runyard.store._records import (
@@ -667,9 +668,9 @@ class Store:
         now = _now()
         # FOR UPDATE: under PostgreSQL's READ COMMITTED, concurrent callers would all read the old
         # status and all pass `expect`. (SQLite's BEGIN IMMEDIATE already serialises writers.)
-        row = conn.execute(
-            select(m.SqlRun.status, m.SqlRun.attempt).where(m.SqlRun.id == run_id).with_for_update()
-        ).first()
+        r = m.SqlRun
+        row = conn.execute(_stmt("run_status_for_update", lambda: select(r.status, r.attempt)
+                                 .where(r.id == bindparam("run_id")).with_for_update()), {"run_id": run_id}).first()
         if row is None:
             raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
         current, attempt = row
@@ -692,10 +693,14 @@ class Store:
         if status == "running":
             values["started_at"] = now
             values["heartbeat_at"] = now
+            if message is None:
+                values["status_message"] = ""  # an engine's "pending: …" no longer holds
         if status in TERMINAL_STATUSES:
             values["ended_at"] = now
-        conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id).values(**values))
-        conn.execute(insert(m.SqlRunEvent).values(run_id=run_id, status=status, attempt=attempt, message=message or "", ts=now))
+        conn.execute(_stmt("run_update", lambda: update(r.__table__).where(r.__table__.c.id == bindparam("_id"))),
+                     {"_id": run_id, **values})
+        conn.execute(_stmt("run_event_insert", lambda: insert(m.SqlRunEvent.__table__)),
+                     {"run_id": run_id, "status": status, "attempt": attempt, "message": message or "", "ts": now})
         return True
 
     def _get_run_in(self, conn, run_id: int) -> Run:  # noqa: ANN001
@@ -708,6 +713,35 @@ class Store:
             result = conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id, m.SqlRun.status.in_(list(statuses)))
                                   .values(status_message=message))
             return bool(result.rowcount)
+
+    def claim_runs(self, runs: Sequence[tuple[int, int]]) -> dict[int, str]:
+        """The scheduler's dispatch of several runs in one transaction.
+
+        For each ``(run id, attempt)``: compare-and-set ``queued → starting`` and mint the
+        attempt's run token (``AuthStore.mint_run_token``'s rules). Returns ``{run id: token}``
+        of the runs claimed; a run that is no longer queued (canceled meanwhile, or taken by
+        another scheduler) is left out.
+        """
+        from runyard.store._auth import mint_run_token_in
+
+        claimed: dict[int, str] = {}
+        with write_scope(self.engine) as conn:
+            for run_id, attempt in runs:
+                try:
+                    self._set_status_in(conn, run_id, "starting", message="", expect=["queued"])
+                except (InvalidState, NotFound):
+                    continue  # checked before anything is written: the transaction goes on
+                claimed[run_id] = mint_run_token_in(conn, run_id, attempt)
+        return claimed
+
+    def set_engine_jobs(self, jobs: Sequence[tuple[int, str, str]]) -> None:
+        """Record ``(run id, engine job id, backend)`` of several dispatched runs in one transaction."""
+        if not jobs:
+            return
+        table = m.SqlRun.__table__
+        with write_scope(self.engine) as conn:
+            conn.execute(_stmt("run_set_job", lambda: update(table).where(table.c.id == bindparam("_id"))),
+                         [{"_id": run_id, "engine_job_id": job_id, "backend": backend} for run_id, job_id, backend in jobs])
 
     def set_engine_job(self, run_id: int, job_id: str | None, backend: str | None = None) -> None:
         values: dict[str, Any] = {"engine_job_id": job_id}
@@ -784,27 +818,25 @@ class Store:
         """
         e, p, r = m.SqlExperiment, m.SqlProject, m.SqlRun
         with read_scope(self.engine) as conn:
-            rows = conn.execute(
+            rows = conn.execute(_stmt("sched_experiments", lambda: (
                 select(e.id, p.name, e.project_id, e.name, e.config, e.snapshot_id, e.backend)
-                .join(p, p.id == e.project_id).where(e.status == "running").order_by(e.id)
-            ).all()
+                .join(p, p.id == e.project_id).where(e.status == "running").order_by(e.id)))).all()
             counts: dict[int, dict[str, int]] = {row[0]: {} for row in rows}
             if counts:
-                for eid, status, n in conn.execute(
-                    select(r.experiment_id, r.status, func.count()).where(r.experiment_id.in_(list(counts)))
-                    .group_by(r.experiment_id, r.status)
-                ):
+                for eid, status, n in conn.execute(_stmt("sched_counts", lambda: (
+                        select(r.experiment_id, r.status, func.count())
+                        .where(r.experiment_id.in_(bindparam("eids", expanding=True)))
+                        .group_by(r.experiment_id, r.status))), {"eids": list(counts)}):
                     counts[eid][status] = n
-            runs = conn.execute(
+            runs = conn.execute(_stmt("sched_runs", lambda: (
                 select(r.id, r.experiment_id, r.status, r.attempt, r.engine_job_id, r.backend, r.number, r.created_at,
                        r.heartbeat_at, r.ended_at)
                 .where(r.experiment_id.is_not(None), or_(
                     r.status.in_(["queued", "starting", "running"]),
-                    and_(r.status.in_(["canceled", "failed"]), r.ended_at > ended_after),
-                    and_(r.status == "failed", r.experiment_id.in_(list(counts))),
+                    and_(r.status.in_(["canceled", "failed"]), r.ended_at > bindparam("ended_after")),
+                    and_(r.status == "failed", r.experiment_id.in_(bindparam("eids", expanding=True))),
                 ))
-                .order_by(r.id)
-            ).all()
+                .order_by(r.id))), {"ended_after": ended_after, "eids": list(counts)}).all()
         experiments = [
             {"id": row[0], "project": row[1], "project_id": row[2], "name": row[3], "config": row[4],
              "snapshot_id": row[5], "backend": row[6], "counts": counts[row[0]]}
@@ -940,12 +972,15 @@ class Store:
                         exit_code: int | None = None, address: str | None = None, returning: bool = True) -> Task | None:
         now = _now()
         t = m.SqlTask
-        run_attempt = conn.execute(select(m.SqlRun.attempt).where(m.SqlRun.id == run_id)).scalar()
+        run_attempt = conn.execute(_stmt("run_attempt", lambda: select(m.SqlRun.attempt).where(m.SqlRun.id == bindparam("run_id"))),
+                                   {"run_id": run_id}).scalar()
         if run_attempt is None:
             raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
         attempt = attempt or run_attempt
         row = conn.execute(
-            select(t.id).where(t.run_id == run_id, t.role == role, t.rank == rank, t.attempt == attempt)
+            _stmt("task_id", lambda: select(t.id).where(t.run_id == bindparam("run_id"), t.role == bindparam("role"),
+                                                        t.rank == bindparam("rank"), t.attempt == bindparam("attempt"))),
+            {"run_id": run_id, "role": role, "rank": rank, "attempt": attempt},
         ).scalar()
         values: dict[str, Any] = {}
         if status is not None:
@@ -963,7 +998,8 @@ class Store:
                 insert(t).values(run_id=run_id, role=role, rank=rank, attempt=attempt, **{"status": "queued", **values}).returning(t.id)
             ).scalar_one()
         elif values:
-            conn.execute(update(t).where(t.id == row).values(**values))
+            conn.execute(_stmt("task_update", lambda: update(t.__table__).where(t.__table__.c.id == bindparam("_id"))),
+                         {"_id": row, **values})
         if not returning:
             return None
         r = conn.execute(select(t.__table__).where(t.id == row)).one()
@@ -983,28 +1019,37 @@ class Store:
                                                                         t.address != ""))
             return {f"{role}-{rank}": address for role, rank, address in rows}
 
-    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None) -> tuple[bool, str]:
+    def report(self, run_id: int, *, task: dict[str, Any] | None = None, run: dict[str, Any] | None = None,
+               steps: Sequence[tuple[dict[str, Any] | None, dict[str, Any] | None]] | None = None) -> tuple[bool, str]:
         """A task runner's report in one transaction: its task's fields and the run's new status.
 
         ``task``: ``role``, ``rank`` and ``upsert_task``'s fields; ``run``: ``status``,
-        ``message``, ``exit_code``. Returns ``(applied, status)``: whether the run's status
-        change was accepted (false when the run had already ended, e.g. canceled or
-        pruned — the task's fields are recorded all the same) and the run's status now.
+        ``message``, ``exit_code``. ``steps``, instead of ``task`` and ``run``: several
+        ``(task, run)`` reports applied in order (a short task's start and end in one
+        request). Returns ``(applied, status)``: whether the last run status change was
+        accepted (false when the run had already ended, e.g. canceled or pruned — the
+        task's fields are recorded all the same) and the run's status now.
         """
-        if run is not None and run.get("status") not in RUN_STATUSES:
-            raise InvalidInput(f"Unknown run status {run.get('status')!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
-        if task is not None and task.get("status") is not None and task["status"] not in RUN_STATUSES:
-            raise InvalidInput(f"Unknown task status {task['status']!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+        if steps is None:
+            steps = [(task, run)]
+        for task, run in steps:
+            if run is not None and run.get("status") not in RUN_STATUSES:
+                raise InvalidInput(f"Unknown run status {run.get('status')!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+            if task is not None and task.get("status") is not None and task["status"] not in RUN_STATUSES:
+                raise InvalidInput(f"Unknown task status {task['status']!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
         applied = True
         with write_scope(self.engine) as conn:
-            if task is not None:
-                fields = dict(task)
-                self._upsert_task_in(conn, run_id, fields.pop("role"), fields.pop("rank"), returning=False, **fields)
-            if run is not None:
-                try:
-                    self._set_status_in(conn, run_id, run["status"], message=run.get("message"), exit_code=run.get("exit_code"))
-                except InvalidState:
-                    applied = False
+            for task, run in steps:
+                if task is not None:
+                    fields = dict(task)
+                    self._upsert_task_in(conn, run_id, fields.pop("role"), fields.pop("rank"), returning=False, **fields)
+                if run is not None:
+                    try:
+                        self._set_status_in(conn, run_id, run["status"], message=run.get("message"),
+                                            exit_code=run.get("exit_code"))
+                        applied = True
+                    except InvalidState:
+                        applied = False
             status = self._require_run(conn, run_id)
         return applied, status
 
@@ -1027,7 +1072,8 @@ class Store:
         return status
 
     def _require_run(self, conn, run_id: int) -> str:  # noqa: ANN001
-        status = conn.execute(select(m.SqlRun.status).where(m.SqlRun.id == run_id)).scalar()
+        status = conn.execute(_stmt("run_status", lambda: select(m.SqlRun.status).where(m.SqlRun.id == bindparam("run_id"))),
+                              {"run_id": run_id}).scalar()
         if status is None:
             raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
         return status

@@ -294,3 +294,68 @@ def test_a_waiting_poll_does_not_hold_up_submit(local_backend: LocalBackend, mak
     gate.touch()
     poller.join(30)
     assert answers[0][waiting].status is EngineStatus.SUCCEEDED
+
+
+def test_queued_runs_wait_in_the_agent_and_start_as_slots_free(local_backend: LocalBackend, make_launch: Callable,
+                                                               client: Client, tmp_path: Path) -> None:
+    # Three runs of one experiment, at most two at a time: the third waits in the agent (pending,
+    # with its reason) and starts by itself when a slot frees, without another submit.
+    gates = [tmp_path / f"gate-{i}" for i in range(3)]
+    launches = [make_launch(_gated(g), experiment_id=7, resources=Resources(cpus=0.1)) for g in gates]
+    jobs = [local_backend.submit(launch, at_most=2) for launch in launches]
+    wait_for(lambda: all(_stdout(client, launch.run_id) for launch in launches[:2]), what="the first two running")
+    state = local_backend.poll([jobs[2]])[jobs[2]]
+    assert (state.status, state.reason) == (EngineStatus.PENDING,
+                                            "pending: waiting for a free slot (its experiment runs 2 at a time)")
+    assert local_backend.capacity().cpus == pytest.approx(local_backend.total().cpus - 0.3)  # queued runs hold theirs
+    assert _stdout(client, launches[2].run_id) == []
+
+    gates[0].touch()
+    assert wait_terminal(local_backend, jobs[0]).status is EngineStatus.SUCCEEDED
+    wait_for(lambda: _stdout(client, launches[2].run_id), what="the third run started by the agent")
+    gates[1].touch()
+    gates[2].touch()
+    for job_id in jobs[1:]:
+        assert wait_terminal(local_backend, job_id).status is EngineStatus.SUCCEEDED
+    assert local_backend.capacity() == local_backend.total()
+
+
+def test_queued_runs_keep_submission_order_across_experiments_and_wait_for_cpus(
+        local_backend: LocalBackend, make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    total = local_backend.total().cpus
+    gate = tmp_path / "gate"
+    big = make_launch(_gated(gate), experiment_id=1, resources=Resources(cpus=total * 0.6))
+    second = make_launch(_gated(gate), experiment_id=2, resources=Resources(cpus=total * 0.6))
+    small = make_launch("echo small", experiment_id=3, resources=Resources(cpus=0.1))
+    jobs = [local_backend.submit(launch, at_most=5) for launch in (big, second, small)]
+    wait_for(lambda: _stdout(client, big.run_id), what="the first run started")
+    states = local_backend.poll(jobs[1:])
+    # The second does not fit beside the first; the small one, submitted later, does not pass it.
+    assert [states[j].status for j in jobs[1:]] == [EngineStatus.PENDING, EngineStatus.PENDING]
+    assert states[jobs[1]].reason == "pending: waiting for CPUs or memory on this machine"
+    gate.touch()
+    for job_id in jobs:
+        assert wait_terminal(local_backend, job_id).status is EngineStatus.SUCCEEDED
+    assert _stdout(client, small.run_id) == ["small"]
+
+
+def test_a_queued_run_canceled_before_it_starts_never_runs(local_backend: LocalBackend, make_launch: Callable,
+                                                          client: Client, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    first = make_launch(_gated(gate), experiment_id=9, resources=Resources(cpus=0.1))
+    waiting = make_launch("echo should-not-run", experiment_id=9, resources=Resources(cpus=0.1))
+    jobs = [local_backend.submit(launch, at_most=1) for launch in (first, waiting)]
+    local_backend.cancel(jobs[1])
+    state = wait_terminal(local_backend, jobs[1])
+    assert (state.status, state.reason) == (EngineStatus.CANCELED, "canceled before it started")
+    gate.touch()
+    assert wait_terminal(local_backend, jobs[0]).status is EngineStatus.SUCCEEDED
+    assert _stdout(client, waiting.run_id) == []
+    assert local_backend.capacity() == local_backend.total()
+
+
+def test_only_single_task_runs_without_gpus_can_queue(local_backend: LocalBackend, make_launch: Callable) -> None:
+    gpu = make_launch("true", resources=Resources(cpus=0.1, gpus=1))
+    assert not local_backend.can_queue(gpu)
+    with pytest.raises(SubmitError, match="Only single-task runs without GPUs can wait"):
+        local_backend.submit(gpu, at_most=1)

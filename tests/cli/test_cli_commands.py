@@ -232,7 +232,7 @@ def test_ls_caps_metric_columns(cli_server, cli) -> None:
 def test_status_line_and_json(seed, cli) -> None:
     res = cli("status", str(seed.done))
     assert res.exit_code == 0, res.output
-    assert re.fullmatch(rf"Run {seed.done} \(baseline\): succeeded (just now|\d+s ago) after \d+(ms|s), exit code 0\n",
+    assert re.fullmatch(rf"Run {seed.done} \(baseline\): succeeded (just now|\d+[smh] ago) after \d+(ms|s), exit code 0\n",
                         res.stdout)
     res = cli("status", str(seed.active))
     assert re.fullmatch(rf"Run {seed.active} \(trial-1\): running for \d+(ms|s)\n", res.stdout)

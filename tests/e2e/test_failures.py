@@ -148,13 +148,17 @@ def test_cancel_one_run_stops_its_process_and_the_others_continue(yard: Yard, ma
 
 
 def test_cancel_an_experiment_cancels_its_running_and_queued_runs(yard: Yard, make_project) -> None:
-    # Each run asks for 45% of the machine's CPUs: two run, the third waits queued for capacity.
+    # Each run asks for 45% of the machine's CPUs: two run, the third waits for capacity in the
+    # local agent's queue (starting, with the agent's reason as its message).
     cpus = round((os.cpu_count() or 1) * 0.45, 2)
     project = make_project("cancel-exp", CANCEL_YML.format(project="e2e-cancel-exp", cpus=cpus), WAIT_PY)
     exp = yard.submit(project.path)
     running = _running(yard, exp["id"], 2)
     pids = [_pid(project, r["id"]) for r in running]
-    assert sorted(r["status"] for r in yard.runs(exp["id"])) == ["queued", "running", "running"]
+    assert sorted(r["status"] for r in yard.runs(exp["id"])) == ["running", "running", "starting"]
+    waiting = next(r for r in yard.runs(exp["id"]) if r["status"] == "starting")
+    wait_until(lambda: yard.client.get_run(waiting["id"])["status_message"] == "pending: waiting for CPUs or memory on this machine",
+               10, "the waiting run to show the agent's reason")
 
     res = yard.cli("cancel", f"exp:{exp['id']}", "--json")
     assert res.returncode == 0, res.stderr

@@ -220,3 +220,44 @@ def test_a_missing_snapshot_fails_the_run(make_launch: Callable, client: Client,
     run = client.get_run(launch.run_id)
     assert run["status"] == "failed"
     assert run["status_message"].startswith(f"could not fetch snapshot {'0' * 64}")
+
+
+class _CountingReports:
+    """The real client, with every ``report`` call recorded."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.reports: list[dict] = []
+
+    def report(self, run_id: int, **parts) -> dict:
+        self.reports.append(parts)
+        return self._client.report(run_id, **parts)
+
+    def __getattr__(self, name: str):  # noqa: ANN204
+        return getattr(self._client, name)
+
+
+def test_a_short_task_reports_its_start_and_end_in_one_request(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("true")
+    counting = _CountingReports(client)
+    result = TaskExecution(launch, TaskSlot(), counting, tmp_path / "w").run()
+
+    assert (result.status, result.reported) == (EngineStatus.SUCCEEDED, True)
+    [report] = counting.reports
+    assert report["run"]["status"] == "running" and report["then"]["run"]["status"] == "succeeded"
+    run = client.get_run(launch.run_id)
+    assert run["status"] == "succeeded" and run["started_at"] is not None
+    assert [e["status"] for e in run["events"]][-2:] == ["running", "succeeded"]  # the history has both
+    [task] = run["tasks"]
+    assert (task["status"], task["exit_code"]) == ("succeeded", 0) and task["pid"] > 0 and task["host"]
+
+
+def test_a_longer_task_reports_its_start_at_once(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("sleep 1")
+    counting = _CountingReports(client)
+    execution, thread, results = _start(launch, counting, tmp_path / "w")
+    wait_for(lambda: client.get_run(launch.run_id)["status"] == "running", timeout_s=5, what="running before the end")
+    thread.join(10)
+    assert [r["run"]["status"] for r in counting.reports] == ["running", "succeeded"]
+    assert all("then" not in r or r["then"] is None for r in counting.reports)
+    assert results[0].status is EngineStatus.SUCCEEDED

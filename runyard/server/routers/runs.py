@@ -193,9 +193,14 @@ class TaskReportFields(TaskUpdate):
     rank: int
 
 
-class Report(BaseModel):
+class ReportStep(BaseModel):
     task: TaskReportFields | None = Field(None, description="the reporting task's fields (as PUT .../tasks/{role}/{rank})")
     run: RunUpdate | None = Field(None, description="the run's new status (as PATCH /runs/{id})")
+
+
+class Report(ReportStep):
+    then: ReportStep | None = Field(None, description="a second report applied after this one in the same transaction "
+                                                       "(a task that ended before its start was sent: start and end at once)")
 
 
 class ReportResult(BaseModel):
@@ -211,18 +216,23 @@ def report(run_id: int, body: Report, request: Request, store: Store = Depends(g
     A status change the run refuses (it was canceled or pruned meanwhile) is not an
     error here: ``applied`` is false and ``status`` says what the run is.
     """
-    run = None
-    if body.run is not None:
-        if body.run.status is None:
-            raise InvalidInput("A report's run part needs a status.", "Send {\"run\": {\"status\": ...}} or leave run out.")
-        run = body.run.model_dump()
-    task = body.task.model_dump(exclude_none=True) if body.task is not None else None
-    applied, status = store.report(run_id, task=task, run=run)
+    steps = [_report_step(body)] + ([_report_step(body.then)] if body.then is not None else [])
+    applied, status = store.report(run_id, steps=steps)
+    run = steps[-1][1]
     if run is not None and applied and status in TERMINAL_STATUSES:
         wake_scheduler(request)  # a slot is free or a restart is due
     request.app.state.changes.bump(f"run:{run_id}")
     request.app.state.changes.bump("runs")
     return ReportResult(applied=applied, status=status)
+
+
+def _report_step(step: ReportStep) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    run = None
+    if step.run is not None:
+        if step.run.status is None:
+            raise InvalidInput("A report's run part needs a status.", "Send {\"run\": {\"status\": ...}} or leave run out.")
+        run = step.run.model_dump()
+    return (step.task.model_dump(exclude_none=True) if step.task is not None else None), run
 
 
 @router.get("/{run_id}/rendezvous", response_model=Rendezvous, dependencies=[Depends(run_reader)])

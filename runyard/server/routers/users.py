@@ -46,6 +46,7 @@ def list_users(request: Request) -> UserList:
 @router.post("", response_model=User, status_code=201, dependencies=[Depends(require_admin)])
 def create_user(body: UserCreate, request: Request) -> User:
     user = _store(request).create_user(body.username, body.password, email=body.email, is_admin=body.is_admin)
+    request.app.state.auth.note_user_created()
     audit(request, "user.create", target=user.username, is_admin=user.is_admin)
     return user
 
