@@ -261,3 +261,37 @@ def test_a_longer_task_reports_its_start_at_once(make_launch: Callable, client: 
     assert [r["run"]["status"] for r in counting.reports] == ["running", "succeeded"]
     assert all("then" not in r or r["then"] is None for r in counting.reports)
     assert results[0].status is EngineStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(("command", "argv"), [
+    ("python -c pass", ["python", "-c", "pass"]),
+    ('python train.py --lr=0.01 --name "a b"', ["python", "train.py", "--lr=0.01", "--name", "a b"]),
+    ("python train.py > out.txt", None),  # redirection
+    ("FOO=1 python train.py", None),  # an assignment
+    ("python $SCRIPT", None),  # a variable
+    ("ls *.py", None),  # a glob
+    ("cd sub && python x.py", None),
+    ("python -c 'print(1)'", None),
+    ("echo hi", None),  # a shell builtin
+    ("python 'unbalanced", None),
+])
+def test_only_plain_commands_run_without_bash(command: str, argv: list[str] | None) -> None:
+    from runyard.runner._task import _plain_argv
+
+    assert _plain_argv(command) == argv
+
+
+def test_a_plain_command_that_does_not_exist_fails_the_shell_way(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("no-such-program-here --flag")
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path / "w").run()
+    assert (result.status, result.exit_code) == (EngineStatus.FAILED, 127)
+    assert any("no-such-program-here: command not found" in line for line in _stdout(client, launch.run_id)
+               + [ln["text"] for ln in _lines(client, launch.run_id)])
+
+
+def test_a_plain_command_runs_with_the_run_environment_and_path(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    launch = make_launch("python -c pass")
+    result = TaskExecution(launch, TaskSlot(), client, tmp_path / "w").run()
+    assert (result.status, result.exit_code) == (EngineStatus.SUCCEEDED, 0)
+    [task] = client.get_run(launch.run_id)["tasks"]
+    assert task["pid"] > 0
