@@ -90,6 +90,11 @@ def test_check_says_what_is_missing_on_the_login_node(slurm_cluster: str, dev_ss
     assert "/opt/nowhere/sbatch on the login node" in results["sbatch"].detail and "not found" in results["sbatch"].detail
     assert "sbatch option" in results["sbatch"].hint
 
+    # Both at once: a missing Slurm command does not hide a missing Python.
+    both = _check(dev_sshd, slurm_cluster, tmp_path, sbatch="/opt/nowhere/sbatch", python="/opt/nowhere/python")
+    assert not both["sbatch"].ok and not both["python"].ok
+    assert both["work_dir"].ok
+
     results = _check(dev_sshd, slurm_cluster, tmp_path, python="/opt/nowhere/python")
     python = results.pop("python")
     assert not python.ok

@@ -278,13 +278,13 @@ class SlurmBackend:
                                            f"Install Slurm's client commands (Debian: slurm-client) or set the backend's "
                                            f"{option} option to its absolute path: "
                                            f"`runyard backends add NAME --type slurm --set {option}=/usr/bin/{option} --replace`."))
-        if missing:
-            return results
+        if missing:  # what does not need Slurm is still checked: every problem is named at once
+            return results + self._check_python_and_work_dir()
         code, out, err = self._safe_run([o.sinfo, "-h", "-o", "%P %a %D %T"])
         if code != 0:
             results.append(CheckResult("controller", False, f"sinfo failed: {err.strip()}",
                                        "Is slurmctld running? Try `scontrol ping` (dev cluster: scripts/dev-slurm.sh up)."))
-            return results
+            return results + self._check_python_and_work_dir()
         partitions = [line.split()[0].rstrip("*") for line in out.splitlines() if line.strip()]
         results.append(CheckResult("controller", True, f"partitions: {', '.join(sorted(set(partitions))) or 'none'}"))
         if o.partition:
@@ -295,6 +295,14 @@ class SlurmBackend:
         ok = code == 0
         results.append(CheckResult("accounting", ok, "sacct answers" if ok else f"sacct failed: {err.strip()}",
                                    "" if ok else "Enable accounting (slurmdbd): without it, exit codes of finished jobs are lost."))
+        results += self._check_python_and_work_dir()
+        if not o.reach_server:
+            results.append(CheckResult("reach_server", True, "false: runs spool metrics and logs under work_dir"))
+        return results
+
+    def _check_python_and_work_dir(self) -> list[CheckResult]:
+        """The checks of ``check()`` that do not need Slurm: runyard in the compute nodes' Python, work_dir."""
+        results: list[CheckResult] = []
         code, out, err = self._safe_run([self.python, "-c", "import runyard, sys; print(runyard.__version__, sys.version.split()[0])"])
         if code == 0:
             version, _, py = out.strip().partition(" ")
@@ -313,8 +321,6 @@ class SlurmBackend:
         except (OSError, RunyardError) as e:
             results.append(CheckResult("work_dir", False, f"cannot write into {self.work_dir}: {e}",
                                        "Set work_dir to a writable directory on a file system the compute nodes share."))
-        if not o.reach_server:
-            results.append(CheckResult("reach_server", True, "false: runs spool metrics and logs under work_dir"))
         return results
 
     # -------------------------------------------------------------- helpers
