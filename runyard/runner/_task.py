@@ -4,7 +4,8 @@ Every backend ends up here, so logs, metrics and statuses behave the same on
 every compute target. ``TaskExecution(launch, slot, client, workdir, extra_env).run()``:
 
 1. materialises the run's snapshot into ``workdir`` (when it has one);
-2. runs each ``setup`` step, then the ``command``, each through ``bash -c`` in
+2. runs each ``setup`` step, then the ``command``, each through ``bash -c`` (a plain
+   command of words and quotes directly, as bash would exec it) in
    ``workdir``, in a process group of its own (``start_new_session``), with
    ``os.environ`` + ``launch.env`` + ``extra_env`` + ``RUNYARD_TASK_ROLE`` /
    ``RUNYARD_TASK_RANK``, and ``PATH`` starting with the directory of
