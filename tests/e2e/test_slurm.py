@@ -156,8 +156,13 @@ def test_a_queued_job_shows_the_engine_reason(slurm_yard: Yard, tmp_path: Path) 
     exp = slurm_yard.submit(project)
     try:
         def a_pending_run() -> dict | None:
-            for r in slurm_yard.runs(exp["id"]):
-                if r["status_message"].startswith("pending: "):
+            # The one blocked by its sibling, which holds the node: a run can be pending for a moment
+            # while an earlier test's job is still leaving the node, then start.
+            runs = slurm_yard.runs(exp["id"])
+            if not any(r["status"] == "running" for r in runs):
+                return None
+            for r in runs:
+                if r["status"] == "starting" and r["status_message"].startswith("pending: "):
                     return r
             return None
 
