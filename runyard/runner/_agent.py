@@ -322,15 +322,6 @@ class Agent:
             return 3
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stopping.set())
-        # Warm the imports every task needs, so the first run pays nothing extra.
-        import psutil  # noqa: F401
-
-        import runyard.client
-        import runyard.runner._reporter
-        import runyard.runner._sysmetrics
-        import runyard.runner._task
-        import runyard.runner._wire  # noqa: F401
-
         self._load_records()
         sock_path = _socket_path(self.dir)
         with contextlib.suppress(FileNotFoundError):
@@ -343,6 +334,9 @@ class Agent:
         _write_json(self.dir / "agent.json", {"pid": os.getpid(), "socket": sock_path, "started_at": time.time(),
                                               "version": _version(), "protocol": PROTOCOL})
         log.info("agent %d serving %s on %s", os.getpid(), self.dir, sock_path)
+        # Warm the imports every task needs while the first requests come in (answering them
+        # needs none of these), so the first run pays less for them.
+        threading.Thread(target=_warm_imports, name="runyard-agent-warm", daemon=True).start()
         try:
             while not self._stopping.is_set():
                 try:
@@ -751,6 +745,16 @@ class Agent:
             with self._cond:
                 self._jobs[job.job_id] = job
                 self._refresh_orphan(job, now)
+
+
+def _warm_imports() -> None:
+    import psutil  # noqa: F401
+
+    import runyard.client
+    import runyard.runner._reporter
+    import runyard.runner._sysmetrics
+    import runyard.runner._task
+    import runyard.runner._wire  # noqa: F401
 
 
 def _alive_pids(job: _Job) -> list[int]:
