@@ -82,3 +82,12 @@ export function useQueryList(name: string): [string[], (v: string[]) => void] {
   );
   return [values, set];
 }
+
+/** A list kept in the URL, shown as a click leaves it: at once. The router updates the URL in a
+ *  transition (a moment later); until then the clicked list is shown, then the URL's again. */
+export function useClickedList<T>(fromUrl: T[]): [T[], (v: T[]) => void] {
+  const [clicked, setClicked] = useState<T[] | null>(null);
+  const key = fromUrl.join(",");
+  useEffect(() => setClicked(null), [key]);
+  return [clicked ?? fromUrl, setClicked];
+}

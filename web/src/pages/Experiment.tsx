@@ -8,7 +8,7 @@ import { ChartControlsBar, controlsFromQuery, MetricCharts, type ChartControls }
 import { ParCoords } from "../components/ParCoords";
 import { CANNOT_CANCEL, RunTable } from "../components/RunTable";
 import { useProjectAccess } from "../lib/session";
-import { usePoll } from "../lib/hooks";
+import { useClickedList, usePoll } from "../lib/hooks";
 import { brushFilters, makeAxis, parseBrushes, serializeBrushes, setBrush, type Brush } from "../lib/parcoords";
 import { ATTR_IDS, bestAgg, defaultColumnIds, nextSort, parseColumns, STATUSES, TERMINAL, type Column } from "../lib/table";
 
@@ -42,8 +42,10 @@ export function ExperimentPage() {
   const columns = useMemo(() => parseColumns(colIds), [colIds.join(",")]); // eslint-disable-line react-hooks/exhaustive-deps
   const filterText = sp.get("filter") ?? "";
   const statuses = sp.get("status")?.split(",").filter(Boolean) ?? [];
+  const [shownStatuses, setClickedStatuses] = useClickedList(statuses);
   const brushes = useMemo(() => parseBrushes(sp.get("brush")), [sp]);
-  const selected = useMemo(() => (sp.get("sel") ?? "").split(",").filter(Boolean).map(Number), [sp]);
+  const selectedInUrl = useMemo(() => (sp.get("sel") ?? "").split(",").filter(Boolean).map(Number), [sp]);
+  const [selected, setClickedSelection] = useClickedList(selectedInUrl);
   const controls = controlsFromQuery(sp.get("x"), sp.get("smooth"), sp.get("log"));
   const chartMetric = sp.get("metric") ?? searchMetric ?? metricKeys.find((m) => !m.startsWith("sys/")) ?? null;
   const [draftFilter, setDraftFilter] = useState<string | null>(null);
@@ -56,8 +58,9 @@ export function ExperimentPage() {
   const onSort = useCallback((c: Column) => update({ sort: nextSort(orderBy, c) }), [orderBy, update]);
   const toggle = useCallback((r: { id: number }) => {
     const next = selected.includes(r.id) ? selected.filter((x) => x !== r.id) : [...selected, r.id].slice(-20);
+    setClickedSelection(next);
     update({ sel: next.join(",") });
-  }, [selected, update]);
+  }, [selected, update, setClickedSelection]);
 
   // Parallel coordinates: every run's params and the search metric (one request, fields limited).
   const pcField = chartMetric ? `metrics.${chartMetric}.${bestAgg(chartMetric, searchMetric, mode)}` : null;
@@ -133,8 +136,12 @@ export function ExperimentPage() {
             value={draftFilter ?? filterText} onChange={(ev) => setDraftFilter(ev.target.value)}
             onKeyDown={(ev) => { if (ev.key === "Enter") { update({ filter: draftFilter ?? filterText }); setDraftFilter(null); } }} />
           {STATUSES.map((s) => (
-            <label key={s} className="statusfilter"><input type="checkbox" checked={statuses.includes(s)}
-              onChange={() => update({ status: (statuses.includes(s) ? statuses.filter((x) => x !== s) : [...statuses, s]).join(",") })} />{s}</label>
+            <label key={s} className="statusfilter"><input type="checkbox" checked={shownStatuses.includes(s)}
+              onChange={() => {
+                const next = shownStatuses.includes(s) ? shownStatuses.filter((x) => x !== s) : [...shownStatuses, s];
+                setClickedStatuses(next);
+                update({ status: next.join(",") });
+              }} />{s}</label>
           ))}
           <details className="colchooser">
             <summary>columns</summary>
