@@ -895,13 +895,13 @@ class Store:
             status = conn.execute(select(m.SqlExperiment.status).where(m.SqlExperiment.id == experiment_id)).scalar()
             if status != "running":
                 return []  # canceled (or ended) since the scheduler read it: its proposals are moot
+            table = m.SqlRun.__table__
+            run_insert = _stmt("run_insert", lambda: insert(table).returning(table.c.id))
             for number, name, params in runs:
-                rid = conn.execute(
-                    insert(m.SqlRun)
-                    .values(project_id=project_id, experiment_id=experiment_id, number=number, name=name, status="queued",
-                            snapshot_id=snapshot_id, backend=backend, created_at=now)
-                    .returning(m.SqlRun.id)
-                ).scalar_one()
+                rid = conn.execute(run_insert, {
+                    "project_id": project_id, "experiment_id": experiment_id, "number": number, "name": name,
+                    "status": "queued", "snapshot_id": snapshot_id, "backend": backend, "created_at": now,
+                }).scalar_one()
                 ids.append(rid)
                 param_rows.append((rid, params))
             conn.execute(insert(m.SqlRunEvent), [
@@ -994,9 +994,10 @@ class Store:
                 values[name] = v
         values["heartbeat_at"] = now
         if row is None:
-            row = conn.execute(
-                insert(t).values(run_id=run_id, role=role, rank=rank, attempt=attempt, **{"status": "queued", **values}).returning(t.id)
-            ).scalar_one()
+            table = t.__table__
+            row = conn.execute(_stmt("task_insert", lambda: insert(table).returning(table.c.id)),
+                               {"run_id": run_id, "role": role, "rank": rank, "attempt": attempt,
+                                **{"status": "queued", **values}}).scalar_one()
         elif values:
             conn.execute(_stmt("task_update", lambda: update(t.__table__).where(t.__table__.c.id == bindparam("_id"))),
                          {"_id": row, **values})
