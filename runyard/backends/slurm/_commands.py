@@ -14,6 +14,7 @@ files with ``cat``/``tail``, so the login node needs nothing but a POSIX shell.
 
 from __future__ import annotations
 
+import abc
 import os
 import shlex
 import subprocess
@@ -27,22 +28,25 @@ from runyard.runner._spool import SpoolReader
 __all__ = ["Commands", "LocalCommands", "SSHCommands"]
 
 
-class Commands(SpoolReader):
+class Commands(SpoolReader, abc.ABC):
     """The interface (local implementation of the file parts comes from ``SpoolReader``)."""
 
     where = "this machine"
 
+    @abc.abstractmethod
     def run(self, argv: Sequence[str], timeout_s: float = 60.0) -> tuple[int, str, str]:
-        raise NotImplementedError
+        """``(exit code, stdout, stderr)`` of ``argv``."""
 
+    @abc.abstractmethod
     def makedirs(self, path: str) -> None:
-        raise NotImplementedError
+        """Create ``path`` and its parents."""
 
     def exists(self, path: str) -> bool:
         return os.path.exists(path)
 
+    @abc.abstractmethod
     def write(self, path: str, data: bytes, mode: int = 0o600) -> None:  # type: ignore[override]
-        raise NotImplementedError
+        """Write ``data`` to ``path`` with ``mode``."""
 
     def close(self) -> None:
         pass
