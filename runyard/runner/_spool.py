@@ -267,12 +267,19 @@ def ingest(directory: str, run_id: int, client: Any, reader: SpoolReader | None 
     state_path = f"{directory}/{STATE_FILE}"
     raw = reader.read_all(state_path)
     offsets: dict[str, int] = json.loads(raw) if raw else {}
-    names = sorted(reader.list(directory), key=lambda n: (n.startswith("runner-"), n))
+    # The runners' files are read before the directory is listed again for the SDK files: whatever
+    # a runner wrote by then (its final status included) came after its task's SDK lines, which the
+    # second listing and the reads after it therefore see. Listing once and reading runner files
+    # last could miss an SDK file created after the listing while replaying the run's end.
+    runner_names = sorted(n for n in reader.list(directory) if n.startswith("runner-"))
+    runner_data = {name: reader.read_from(f"{directory}/{name}", offsets.get(name, 0)) for name in runner_names}
+    sdk_names = sorted(n for n in reader.list(directory) if not n.startswith("runner-"))
+    files = [(name, reader.read_from(f"{directory}/{name}", offsets.get(name, 0))) for name in sdk_names]
+    files += list(runner_data.items())
     n_done = 0
     try:
-        for name in names:
+        for name, data in files:
             offset = offsets.get(name, 0)
-            data = reader.read_from(f"{directory}/{name}", offset)
             end = data.rfind(b"\n")
             if end < 0:
                 continue

@@ -129,11 +129,22 @@ def test_cancel_stops_the_slurm_job(slurm_yard: Yard, tmp_path: Path) -> None:
     assert run["status"] == "canceled"
     job_id = run["engine_job_id"] if "engine_job_id" in run else _job_id_of(slurm_yard, run_id)
 
-    def slurm_says_cancelled() -> bool:
-        out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State"], capture_output=True, text=True).stdout
-        return out.strip().startswith("CANCELLED")
+    # Whichever comes first ends the job: scancel (CANCELLED), or the runner, which sees the cancel on
+    # its heartbeat, stops the task and exits (COMPLETED or FAILED, by the runner's exit code). Either
+    # way the job must end long before its `sleep 300`, and be gone from the queue.
+    states: list[str] = []
 
-    wait_until(slurm_says_cancelled, 60, f"Slurm job {job_id} to be CANCELLED")
+    def slurm_job_ended() -> bool:
+        out = subprocess.run(["sacct", "-n", "-P", "-X", "-j", job_id, "-o", "State"], capture_output=True, text=True).stdout
+        states.append(out.strip())
+        return states[-1].split(" ")[0] in {"CANCELLED", "COMPLETED", "FAILED"}
+
+    try:
+        wait_until(slurm_job_ended, 60, f"Slurm job {job_id} to end")
+    except pytest.fail.Exception:
+        pytest.fail(f"Slurm job {job_id} still not ended 60 s after the cancel: sacct says {states[-1]!r}")
+    queue = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%T"], capture_output=True, text=True).stdout
+    assert queue.strip() in ("", "COMPLETING"), queue
 
 
 def _job_id_of(yard: Yard, run_id: int) -> str:

@@ -91,6 +91,36 @@ def test_ingest_replays_everything_once_and_skips_half_lines(tmp_path: Path, liv
         assert client.get_run(rid)["metrics"]["acc"]["count"] == 2
 
 
+def test_ingest_sees_an_sdk_file_made_while_it_lists(tmp_path: Path, live_server) -> None:
+    """The task starts, logs and ends, and the runner writes the run's end, all between ingest's listing
+    and its reading of the runner's file (over SSH that gap is long): the metrics still land first."""
+    from runyard.runner._spool import SpoolReader
+
+    spool = tmp_path / "spool"
+    with Client(live_server.url) as client:
+        rid = client.create_run("spool-race", status="running")["id"]
+        runner = SpoolClient(spool, "runner-main-0")
+        runner.update_task(rid, "main", 0, status="running")
+
+        class SlowReader(SpoolReader):
+            listed = 0
+
+            def list(self, directory: str) -> list[str]:
+                names = super().list(directory)
+                self.listed += 1
+                if self.listed == 1:  # right after the first listing, the whole task happens
+                    with SpoolClient(spool, "sdk") as sdk:
+                        sdk.log_metrics(rid, ["acc"], [0], [0.5], [1.0], batch_id="race-1")
+                    runner.update_run(rid, "succeeded", None, 0)
+                    runner.close()
+                return names
+
+        ingest(str(spool), rid, client, SlowReader())
+        got = client.get_run(rid)
+        assert got["status"] == "succeeded"
+        assert got["metrics"]["acc"]["count"] == 1
+
+
 def test_runner_exec_with_spool_never_calls_the_server(tmp_path: Path, live_server) -> None:
     """The real runner (python -m runyard.runner exec --spool) with a server URL nobody answers."""
     with Client(live_server.url) as client:
