@@ -35,8 +35,9 @@ import posixpath
 import stat
 import subprocess
 import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -615,7 +616,12 @@ def git_info(directory: str | os.PathLike[str]) -> GitInfo:
 
 # ------------------------------------------------------------------- upload
 class _HashingReader:
-    """A file body for httpx that hashes what it sends and reports progress."""
+    """A file body that hashes what the client reads from it and reports progress.
+
+    ``seekable``/``tell``/``seek`` let the client send the file's size as Content-Length
+    (the server refuses an upload over its limit before any byte of it); the client reads
+    the body only through ``read``, so the hash covers exactly what was sent.
+    """
 
     def __init__(self, f: BinaryIO, on_chunk: Callable[[int], None]) -> None:
         self._f = f
@@ -629,10 +635,14 @@ class _HashingReader:
             self._on_chunk(len(chunk))
         return chunk
 
-    def __iter__(self) -> Iterator[bytes]:
-        # httpx treats any iterable as a streamed (chunked) body, reading it through read().
-        while chunk := self.read(_CHUNK):
-            yield chunk
+    def seekable(self) -> bool:
+        return self._f.seekable()
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
 
 
 def create_snapshot(
@@ -734,20 +744,48 @@ def _blob_path(cache: Path, digest: str) -> Path:
     return cache / digest[:2] / digest
 
 
-def _ensure_blob(client: Client, digest: str, size: int, cache: Path) -> tuple[Path, int | None]:
-    """The verified cache path of a blob; the second item is the bytes downloaded (None: was cached).
+_VERIFIED: dict[str, tuple[int, int, int, int]] = {}  # cache path -> (inode, size, mtime_ns, ctime_ns) when its hash matched
+_VERIFIED_MAX = 100_000
+_SETTLED_NS = 200_000_000  # a file unchanged this long gets a new mtime on any later write (timestamps are coarse)
 
-    A cached blob is re-hashed on every use: materialized files are hard links to it,
-    so a program that rewrote one in place rewrote the cache entry too.
+
+def _cached_blob(path: Path, digest: str) -> bool:
+    """Whether the cache holds ``digest`` intact at ``path``; a damaged entry is removed.
+
+    A cached blob is re-hashed on use: materialized files may be hard links to it, so a
+    program that rewrote one in place rewrote the cache entry too. A blob this process
+    already verified is not hashed again while its inode, size and timestamps are the same,
+    which they cannot stay through a write: it is only remembered once its timestamps are
+    older than the file system's timestamp granularity.
     """
+    key = str(path)
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    sig = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    if _VERIFIED.get(key) == sig:
+        return True
+    try:
+        ok = hash_file(path)[0] == digest
+    except OSError:
+        ok = False
+    if ok:
+        if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) > _SETTLED_NS:
+            if len(_VERIFIED) >= _VERIFIED_MAX:
+                _VERIFIED.clear()
+            _VERIFIED[key] = sig
+        return True
+    _VERIFIED.pop(key, None)
+    path.unlink(missing_ok=True)
+    return False
+
+
+def _ensure_blob(client: Client, digest: str, size: int, cache: Path) -> tuple[Path, int | None]:
+    """The verified cache path of a blob; the second item is the bytes downloaded (None: was cached)."""
     path = _blob_path(cache, digest)
-    if path.is_file():
-        try:
-            if hash_file(path)[0] == digest:
-                return path, None
-        except OSError:
-            pass
-        path.unlink(missing_ok=True)
+    if _cached_blob(path, digest):
+        return path, None
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{digest}.{uuid.uuid4().hex}.tmp")
     try:
@@ -762,6 +800,30 @@ def _ensure_blob(client: Client, digest: str, size: int, cache: Path) -> tuple[P
         tmp.unlink(missing_ok=True)
         tmp.with_name(tmp.name + ".part").unlink(missing_ok=True)  # Client.download_blob's own temp file
     return path, n
+
+
+def _ensure_blobs(client: Client, sizes: dict[str, int], cache: Path) -> dict[str, tuple[Path, int | None]]:
+    """``_ensure_blob`` for each digest: cached ones checked here, missing ones downloaded in parallel.
+
+    A thread pool only when more than one blob is missing: a run of the local agent
+    usually finds every blob cached, and a pool per run would cost a thread for nothing.
+    """
+    got: dict[str, tuple[Path, int | None]] = {}
+    missing = []
+    for digest in sorted(sizes):
+        path = _blob_path(cache, digest)
+        if _cached_blob(path, digest):
+            got[digest] = (path, None)
+        else:
+            missing.append(digest)
+    if len(missing) == 1:
+        got[missing[0]] = _ensure_blob(client, missing[0], sizes[missing[0]], cache)
+    elif missing:
+        with ThreadPoolExecutor(max_workers=min(_N_THREADS, len(missing)), thread_name_prefix="runyard-fetch") as pool:
+            for digest, result in zip(missing, pool.map(lambda d: _ensure_blob(client, d, sizes[d], cache), missing),
+                                      strict=True):
+                got[digest] = result
+    return got
 
 
 def _safe_entries(files: list[list[Any]], snapshot_id: str) -> list[tuple[str, str, int, int]]:
@@ -866,11 +928,9 @@ def materialize(
     sizes: dict[str, int] = {}
     for _, digest, size, _ in entries:
         sizes.setdefault(digest, size)
-    digests = sorted(sizes)
-    with ThreadPoolExecutor(max_workers=max(1, min(_N_THREADS, len(digests))), thread_name_prefix="runyard-fetch") as pool:
-        got = list(pool.map(lambda d: _ensure_blob(client, d, sizes[d], cache), digests))
-    blobs = {d: p for d, (p, _) in zip(digests, got, strict=True)}
-    downloaded = [n for _, n in got if n is not None]
+    got = _ensure_blobs(client, sizes, cache)
+    blobs = {d: p for d, (p, _) in got.items()}
+    downloaded = [n for _, n in got.values() if n is not None]
 
     n_linked = 0
     for path, digest, _, mode in entries:
@@ -902,10 +962,7 @@ def fetch_blobs(client: Client, snapshot_id: str, cache_dir: str | os.PathLike[s
     sizes: dict[str, int] = {}
     for _, digest, size, _ in entries:
         sizes.setdefault(digest, size)
-    digests = sorted(sizes)
-    with ThreadPoolExecutor(max_workers=max(1, min(_N_THREADS, len(digests))), thread_name_prefix="runyard-fetch") as pool:
-        got = list(pool.map(lambda d: _ensure_blob(client, d, sizes[d], cache), digests))
-    return snap, {d: p for d, (p, _) in zip(digests, got, strict=True)}
+    return snap, {d: p for d, (p, _) in _ensure_blobs(client, sizes, cache).items()}
 
 
 # --------------------------------------------------------------------- diffs

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -435,6 +436,23 @@ def test_materialize_repairs_a_cache_entry_rewritten_in_place(project: Path, tmp
 
     assert out.n_downloaded == 1 and len(calls) == 1
     assert_same_tree(project, tmp_path / "w2")
+
+
+def test_a_remembered_cache_entry_rewritten_in_place_is_still_caught(project: Path, tmp_path: Path, client: Client) -> None:
+    """A blob verified once is not re-hashed while unchanged; a same-size rewrite changes its timestamps."""
+    snap = create_snapshot(client, project)
+    materialize(client, snap.id, tmp_path / "w1")
+    time.sleep(0.3)  # older than the timestamp granularity: the next check remembers the entry
+    assert materialize(client, snap.id, tmp_path / "w2").n_downloaded == 0
+    original = (tmp_path / "w1" / "train.py").read_bytes()
+    with open(tmp_path / "w1" / "train.py", "r+b") as f:  # in place, same size: only the timestamps tell
+        f.write(b"#" * len(original))
+    calls = counting_downloads(client)
+
+    out = materialize(client, snap.id, tmp_path / "w3")
+
+    assert out.n_downloaded == 1 and len(calls) == 1
+    assert_same_tree(project, tmp_path / "w3")
 
 
 def test_materialize_refuses_to_write_through_a_symlink(project: Path, tmp_path: Path, client: Client) -> None:

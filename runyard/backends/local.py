@@ -179,6 +179,13 @@ class LocalBackend:
             gpus=sum(1 for g in self.gpu_inventory if g not in held_gpus),
         )
 
+    def warm(self) -> None:
+        """Start the local agent now if none runs (the server calls this as it starts).
+
+        An agent left idle exits after its ``idle_exit_s``; the next run starts a new one.
+        """
+        self._agent.call("ping")
+
     def can_queue(self, launch: RunLaunch) -> bool:
         """Whether ``submit(launch, at_most=N)`` may hand over the run before it can start:
         single-task runs without GPUs wait in the agent's queue (see ``submit``)."""

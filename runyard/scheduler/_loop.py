@@ -46,21 +46,28 @@ log = logging.getLogger("runyard.scheduler")
 
 LEASE = "scheduler"
 _LOST_GRACE_S = 10.0  # a job the engine reports ended gets this long for its runner's own report
-_COALESCE_S = 0.02  # after a wake-up, wait this long for more events before the pass
+_COALESCE_S = 0.05  # after a wake-up, wait this long for more events before the pass
 _FOLLOW_EVERY_S = 0.25  # engines are polled at most this often (runners report their runs' ends themselves)
 _AHEAD_MIN, _AHEAD_FACTOR = 8, 2  # grid/random: queue max(8, 2 × parallel) proposals beyond parallel
-# A backend that queues runs itself (the local agent: LocalBackend.can_queue) gets up to this many
-# times an experiment's `parallel` runs; it starts at most `parallel` of them at once, and the next
-# one the moment a slot frees, without a round trip through the server.
-_QUEUE_AHEAD_FACTOR = 2
+# A backend that queues runs itself (the local agent: LocalBackend.can_queue) holds up to this many
+# of an experiment's runs beyond its `parallel` (or `parallel` more, if larger); it starts at most
+# `parallel` at once, and the next one the moment a slot frees, without a round trip through the
+# server. Deep enough that short runs do not drain it between two passes (~60 ms apart when busy).
+_QUEUE_AHEAD_MIN = 14
+
+
+def _queue_cap(parallel: int) -> int:
+    """How many runs of an experiment a backend that queues may hold (running and waiting)."""
+    return parallel + max(_QUEUE_AHEAD_MIN, parallel)
 
 
 class Scheduler:
     """Runs in a thread inside the server. ``wake()`` is cheap and thread-safe."""
 
     def __init__(self, store: Store, *, server_url: str, backends: BackendPool | None = None, tick_s: float = 1.0,
-                 lease_ttl_s: float = 10.0) -> None:
+                 lease_ttl_s: float = 10.0, warm_backends: bool = False) -> None:
         self.store = store
+        self.warm_backends = warm_backends
         self.server_url = server_url
         self.backends = backends or BackendPool()
         self.tick_s = tick_s
@@ -160,6 +167,8 @@ class Scheduler:
         if not self._reconciled:
             self._reconciled = True
             log.info("scheduler leader %s: following runs left by earlier servers", self.holder)
+            if self.warm_backends:
+                threading.Thread(target=self._warm, name="runyard-warm-backends", daemon=True).start()
         for _ in range(3):  # a few rounds so a finished run's successor starts in the same wake-up
             # One read per round; each step then keeps `rows` and the experiments' counts up
             # to date with what it did itself (a run that another process ended meanwhile
@@ -173,6 +182,19 @@ class Scheduler:
             self._finish_experiments(rows)
             if not ended:  # only runs that ended here free slots for another round
                 break
+
+    def _warm(self) -> None:
+        """Start what the backends run on (the local agent) now, so the first run does not wait for it."""
+        for name, entry in self.backends.entries().items():
+            try:
+                backend = self.backends.get(name)
+                warm = getattr(backend, "warm", None)
+                if warm is not None:
+                    warm()
+            except RunyardError as e:
+                log.warning("backend %s (%s): warming up failed: %s", name, entry.type, e.message)
+            except Exception:  # noqa: BLE001 - a warm-up is an optimisation: the first run starts it anyway
+                log.exception("backend %s (%s): warming up failed", name, entry.type)
 
     # -------------------------------------------------------------- helpers
     def _spec(self, experiment: Mapping[str, Any]) -> Any:
@@ -264,12 +286,14 @@ class Scheduler:
                 self._searches[exp["id"]] = search
             if getattr(search, "learns", True):
                 free = parallel - active  # a proposal waits for every result it can learn from
-            elif counts.get("queued", 0) >= parallel:
-                free = 0  # enough queued to fill every slot that frees up
             else:
-                # Proposals that learn nothing from results are queued ahead, a batch at a time:
-                # a freed slot is filled at once, without a proposal (and its write) in between.
-                free = parallel + max(_AHEAD_MIN, _AHEAD_FACTOR * parallel) - active
+                # Proposals that learn nothing from results are made ahead, a batch at a time: enough for
+                # what a backend that queues may hold (_queue_cap) plus a batch, so a pass hands over
+                # the next runs without a proposal (and its write) first.
+                ahead = max(_AHEAD_MIN, _AHEAD_FACTOR * parallel)
+                free = _queue_cap(parallel) + ahead - active - counts.get("queued", 0)
+                if free < ahead // 2:
+                    free = 0  # not yet: proposals go in batches
             if free <= 0:
                 continue
             learns = getattr(search, "learns", True)
@@ -322,7 +346,7 @@ class Scheduler:
             spec = self._spec(exp)
             parallel = spec.search.parallel
             active = active_by_exp.get(exp["id"], 0)
-            if active >= parallel * _QUEUE_AHEAD_FACTOR:
+            if active >= _queue_cap(parallel):
                 continue
             name = spec.backend
             if name in blocked_backends:

@@ -66,7 +66,9 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         if scheduler:
             from runyard.scheduler import Scheduler
 
-            app.state.scheduler = Scheduler(app.state.store, server_url=_public_url())
+            # The local agent starts with the server (RUNYARD_WARM_AGENT=0: with the first run that needs it).
+            warm = os.environ.get("RUNYARD_WARM_AGENT", "1") != "0"
+            app.state.scheduler = Scheduler(app.state.store, server_url=_public_url(), warm_backends=warm)
             app.state.scheduler.start()
         for hook in app.state.startup_hooks:
             hook(app)

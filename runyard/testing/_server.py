@@ -36,7 +36,8 @@ class LiveServer:
         self.home = Path(home)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {**os.environ, "RUNYARD_HOME": str(self.home), **(env or {})}
+        # A test's server starts the local agent when a run needs it, not with itself: most tests run none.
+        self.env = {**os.environ, "RUNYARD_HOME": str(self.home), "RUNYARD_WARM_AGENT": "0", **(env or {})}
         self.env.pop("RUNYARD_SERVER", None)
         if database_url:
             self.env["RUNYARD_DATABASE_URL"] = database_url
