@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
+from runyard._http import Session, TransportError
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_DIR = Path(__file__).resolve().parent
@@ -171,15 +171,16 @@ def wait_quiet(child: Child, what: str, *, max_cores: float = 0.5, window_s: flo
 
 def wait_http(url: str, child: Child, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not child.alive():
-            raise RuntimeError(f"{what} exited with {child.proc.returncode if child.proc else '?'}:\n{child.log_tail()}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
+    with Session(url, timeout_s=2) as http:
+        while time.monotonic() < deadline:
+            if not child.alive():
+                raise RuntimeError(f"{what} exited with {child.proc.returncode if child.proc else '?'}:\n{child.log_tail()}")
+            try:
+                if http.request("GET", "").status_code == 200:
+                    return
+            except TransportError:
+                pass
+            time.sleep(0.1)
     raise RuntimeError(f"{what} did not answer at {url} within {timeout_s:.0f}s:\n{child.log_tail()}")
 
 

@@ -273,11 +273,12 @@ def _is_runyard_server(pid: int) -> bool:
 
 
 def _health(url: str) -> dict[str, Any] | None:
-    import httpx
+    from runyard._http import Session, TransportError
 
     try:
-        resp = httpx.get(url + "/api/v1/health", timeout=HEALTH_TIMEOUT_S)
-    except httpx.HTTPError:
+        with Session(url + "/api/v1", timeout_s=HEALTH_TIMEOUT_S) as http:
+            resp = http.request("GET", "/health")
+    except TransportError:
         return None
     if resp.status_code != 200:
         return None

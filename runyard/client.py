@@ -2,7 +2,9 @@
 
 Every failure surfaces as a ``RunyardError`` rebuilt from the server's
 ``{code, message, hint}`` answer, or ``ServerUnreachable`` when no server answers.
-Keep this module's imports light: it is loaded inside every run.
+Keep this module's imports light: it is loaded inside every run and by every CLI
+command, which is why HTTP goes through :mod:`runyard._http` (the standard
+library's ``http.client``) rather than httpx.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import httpx
-
-from runyard.errors import RunyardError, ServerUnreachable, from_payload
+from runyard._http import BodyError, Response, Session, TransportError
+from runyard.errors import InvalidInput, RunyardError, ServerUnreachable, from_payload
 
 __all__ = ["Client"]
 
@@ -37,7 +38,7 @@ except ImportError:  # pragma: no cover
 
 
 class Client:
-    """Talks to one server. Thread-safe (httpx.Client is); reuse one per process.
+    """Talks to one server. Thread-safe (its pool of connections is); reuse one per process.
 
     Args:
         base_url: e.g. ``http://127.0.0.1:8765``; ``/api/v1`` is added.
@@ -50,7 +51,7 @@ class Client:
         headers = {"User-Agent": "runyard-client"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.base_url + "/api/v1", headers=headers, timeout=timeout_s)
+        self._http = Session(self.base_url + "/api/v1", headers=headers, timeout_s=timeout_s)
         self._owns_http = True
         self._auth: dict[str, str] = {}  # per-request Authorization of a with_token() view
 
@@ -58,7 +59,7 @@ class Client:
         """A client for the same server that sends ``token``, sharing this one's connections.
 
         For the local agent, which reports for many runs, each with its own token: a new
-        ``httpx.Client`` per run would cost a TLS context and a TCP connection each time.
+        client per run would cost a TLS context and a TCP connection each time.
         Closing the view leaves the shared connections open.
         """
         view = Client.__new__(Client)
@@ -95,24 +96,33 @@ class Client:
 
     # ---------------------------------------------------------------- plumbing
     def request(self, method: str, path: str, *, json: Any = None, content: Any = None, params: Any = None,
-                headers: dict[str, str] | None = None, timeout_s: float | None = None) -> httpx.Response:
+                headers: dict[str, str] | None = None, timeout_s: float | None = None) -> Response:
+        """One request to ``/api/v1{path}``; the answer if its status is below 400.
+
+        Args:
+            json: a body sent as JSON (instead of ``content``).
+            content: bytes, a binary file (sent with its size when it can seek) or an iterable of bytes.
+            params: the query, a dict or a sequence of pairs; list values repeat their key.
+
+        Raises:
+            RunyardError: the server's error, rebuilt from its ``{code, message, hint}`` answer.
+            ServerUnreachable: no answer (refused, timed out, reset, TLS or proxy failure).
+            InvalidInput: a file body shrank while it was sent.
+        """
         if self._auth:
             headers = {**self._auth, **(headers or {})}
-        kwargs: dict[str, Any] = {"params": params, "headers": headers}
         if json is not None:
-            kwargs["content"] = _dumps(json)
-            kwargs["headers"] = {**(headers or {}), "Content-Type": "application/json"}
-        elif content is not None:
-            kwargs["content"] = content
-        if timeout_s is not None:
-            kwargs["timeout"] = timeout_s
+            content = _dumps(json)
+            headers = {**(headers or {}), "Content-Type": "application/json"}
         try:
-            resp = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as e:
+            resp = self._http.request(method, path, params=params, content=content, headers=headers, timeout_s=timeout_s)
+        except TransportError as e:
             raise ServerUnreachable(
-                f"Cannot reach the Runyard server at {self.base_url} ({type(e).__name__}: {e}).",
+                f"Cannot reach the Runyard server at {self.base_url}: {e}.",
                 f"Is it up? Try `curl {self.base_url}/api/v1/health`, or `runyard server status`.",
             ) from e
+        except BodyError as e:
+            raise InvalidInput(str(e), "Upload it again once nothing writes to the file.") from e
         if resp.status_code >= 400:
             raise _error(resp)
         return resp
@@ -343,7 +353,7 @@ class Client:
         tmp = dest.with_name(dest.name + ".part")
         size = 0
         try:
-            with self._http.stream("GET", path, timeout=3600, headers=self._auth or None) as resp:
+            with self._http.stream("GET", path, timeout_s=3600, headers=self._auth or None) as resp:
                 if resp.status_code >= 400:
                     resp.read()
                     raise _error(resp)
@@ -353,7 +363,7 @@ class Client:
                         size += len(chunk)
                         if progress is not None:
                             progress(len(chunk))
-        except httpx.TransportError as e:
+        except TransportError as e:
             tmp.unlink(missing_ok=True)
             raise ServerUnreachable(f"Download from {self.base_url} failed: {e}.", "Check the server and retry.") from e
         tmp.replace(dest)
@@ -367,7 +377,7 @@ def _q(path: str) -> str:
     return quote(path, safe="/")
 
 
-def _error(resp: httpx.Response) -> RunyardError:
+def _error(resp: Response) -> RunyardError:
     try:
         payload = _loads(resp.content)
         if isinstance(payload, dict) and "message" in payload:

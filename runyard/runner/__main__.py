@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--blob-cache", type=Path, default=None, help="snapshot blob cache (needed with --spool)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request would drown the agent's log
     if args.command == "agent":
         from runyard.runner._agent import Agent, agent_dir
 

@@ -20,7 +20,7 @@ buffered in memory (``RUNYARD_SDK_BUFFER_POINTS``, default 1,000,000 points), th
 under ``$RUNYARD_HOME/spool/<run_id>/``, and replayed in order; problems are reported
 once on stderr. ``finish()`` waits up to ``RUNYARD_SDK_FLUSH_TIMEOUT_S`` (60 s).
 
-Importing this package loads neither httpx nor numpy; the HTTP client loads at ``init()``.
+Importing this package loads neither the HTTP client nor numpy; the client loads at ``init()``.
 """
 
 from __future__ import annotations

@@ -412,7 +412,7 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
     cap = _env_number("RUNYARD_SDK_BUFFER_POINTS", DEFAULT_BUFFER_POINTS, int)
     common = {"reporter": reporter, "cap_points": cap, "on_finish": on_finish}
 
-    from runyard.client import Client  # httpx loads here, not at `import runyard`
+    from runyard.client import Client  # the HTTP client loads here, not at `import runyard`
 
     run_id_text = os.environ.get("RUNYARD_RUN_ID")
     if run_id_text:

@@ -65,7 +65,7 @@ class Sender:
     """Moves one run's queued points to the server.
 
     Args:
-        client: shared with the run's synchronous calls (httpx clients are thread-safe).
+        client: shared with the run's synchronous calls (the client is thread-safe).
         run_id: the run the points belong to.
         spool_dir: ``$RUNYARD_HOME/spool/<run_id>``.
         cap_points: most points held in memory before spilling to ``spool_dir``.

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+from runyard._http import Session, TransportError
 
 __all__ = ["LiveServer", "free_port"]
 
@@ -53,14 +53,15 @@ class LiveServer:
         )
         log.close()
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(self.url + "/api/v1/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                time.sleep(0.05)
+        with Session(self.url + "/api/v1", timeout_s=1) as http:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log_path.read_text()[-3000:]}")
+                try:
+                    if http.request("GET", "/health").status_code == 200:
+                        return self
+                except TransportError:
+                    time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"server did not answer within {timeout_s}s:\n{self.log_path.read_text()[-3000:]}")
 

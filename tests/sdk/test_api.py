@@ -26,7 +26,7 @@ def test_exports_are_exactly_the_sdk_names() -> None:
 
 def test_import_loads_no_http_client_and_no_numpy() -> None:
     code = ("import sys, json, runyard; runyard.log; runyard.init; "
-            "print(json.dumps(sorted(m for m in ('httpx', 'numpy', 'pandas', 'orjson') if m in sys.modules)))")
+            "print(json.dumps(sorted(m for m in ('httpx', 'http.client', 'numpy', 'pandas', 'orjson') if m in sys.modules)))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert json.loads(out) == []
 
@@ -48,18 +48,20 @@ def test_docstring_example_runs(example: doctest.DocTest, server: LiveServer, tm
     assert result.failed == 0, "".join(report)
 
 
-def test_a_token_view_shares_connections_and_sends_its_own_token(live_server) -> None:  # noqa: ANN001
+def test_a_token_view_shares_connections_and_sends_its_own_token() -> None:
     """The local agent reports for many runs through one connection pool, each with its run's token."""
+    from http_helpers import TestServer
+
     from runyard.client import Client
 
-    base = Client(live_server.url, "ignored-by-the-view")
-    view = base.with_token("a-token")
-    assert view._http is base._http
-    seen = []
-    base._http.event_hooks["request"] = [lambda req: seen.append(req.headers.get("authorization"))]
-    view.health()
-    base.with_token(None).health()
-    view.close()  # a view leaves the shared pool open
-    base.health()
-    assert seen == ["Bearer a-token", "Bearer ignored-by-the-view", "Bearer ignored-by-the-view"]
-    base.close()
+    with TestServer() as srv:
+        base = Client(srv.url, "ignored-by-the-view")
+        view = base.with_token("a-token")
+        assert view.health()["status"] == "ok"
+        base.with_token(None).health()
+        view.close()  # a view leaves the shared pool open
+        base.health()
+        base.close()
+        assert [s.headers.get("authorization") for s in srv.seen] == [
+            "Bearer a-token", "Bearer ignored-by-the-view", "Bearer ignored-by-the-view"]
+        assert len(srv.connections()) == 1  # one connection: the views share the base's pool
