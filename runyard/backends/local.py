@@ -186,6 +186,18 @@ class LocalBackend:
         """
         self._agent.call("ping")
 
+    def stop_if_idle(self) -> bool:
+        """Stop the local agent if it runs and has no active job (the server calls this as it stops).
+
+        An agent with jobs keeps them running and reporting; it exits by itself once idle
+        for its ``idle_exit_s``. Returns whether an agent was asked to stop.
+        """
+        from runyard.runner._agent import _agent_alive
+
+        if not _agent_alive(self._agent_dir):
+            return False  # never start one just to stop it
+        return bool(self._agent.call("shutdown", if_idle=True, timeout_s=5.0).get("stopping"))
+
     def can_queue(self, launch: RunLaunch) -> bool:
         """Whether ``submit(launch, at_most=N)`` may hand over the run before it can start:
         single-task runs without GPUs wait in the agent's queue (see ``submit``)."""

@@ -47,7 +47,8 @@ answer ``{"ok": true, ...}`` or ``{"ok": false, "code", "message", "hint"}``.
 - ``{"op": "cancel", "job_id"}``: SIGTERM the task's group, SIGKILL after its
   grace period; idempotent.
 - ``{"op": "usage"}`` → ``cpus``, ``memory_mb``, ``gpus``: what active jobs hold.
-- ``{"op": "shutdown"}``: stop like SIGTERM does.
+- ``{"op": "shutdown"}``: stop like SIGTERM does. With ``"if_idle": true`` only when
+  no job is active (the server's stop asks this way) → ``stopping``.
 
 A job's state turns terminal once its task's final reports reached the server,
 so a scheduler that sees a terminal state also finds the run's final status
@@ -438,8 +439,14 @@ class Agent:
             return {"ok": True, "pid": os.getpid(), "version": _version(), "protocol": PROTOCOL, "n_active": n_active,
                     "fingerprint": self._fingerprint}
         if op == "shutdown":
+            if req.get("if_idle"):
+                with self._cond:
+                    if any(not j.status.terminal for j in self._jobs.values()) or self._queue:
+                        return {"ok": True, "stopping": False}
+                    self._stopping.set()  # under the lock: no submit slips in between
+                return {"ok": True, "stopping": True}
             self._stopping.set()
-            return {"ok": True}
+            return {"ok": True, "stopping": True}
         raise InvalidInput(f"Unknown agent operation {op!r}.", "Use one of: ping, submit, poll, cancel, usage, shutdown.")
 
     def submit(self, job_id: str, launch_data: dict[str, Any], gpu_inventory: list[int],

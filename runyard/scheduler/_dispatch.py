@@ -162,6 +162,11 @@ class BackendPool:
             except Exception:  # noqa: BLE001 - a backend that fails to close must not stop the reload
                 log.exception("closing backend %s", name)
 
+    def built(self) -> dict[str, Backend]:
+        """The backends built so far, name → backend (none is built by asking)."""
+        with self._lock:
+            return dict(self._backends)
+
     def close(self) -> None:
         with self._lock:
             for name in list(self._backends):

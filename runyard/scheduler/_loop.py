@@ -109,6 +109,7 @@ class Scheduler:
                 self.store.release_lease(LEASE, self.holder)
             except RunyardError:
                 log.warning("could not release the scheduler lease")
+            self._stop_idle_backends()
         self.backends.close()
 
     def wake(self) -> None:
@@ -182,6 +183,16 @@ class Scheduler:
             self._finish_experiments(rows)
             if not ended:  # only runs that ended here free slots for another round
                 break
+
+    def _stop_idle_backends(self) -> None:
+        """An idle local agent stops with the server (one with jobs keeps running them)."""
+        for name, backend in self.backends.built().items():
+            try:
+                stop = getattr(backend, "stop_if_idle", None)
+                if stop is not None and stop():
+                    log.info("backend %s: its idle agent stopped with the server", name)
+            except Exception as e:  # noqa: BLE001 - stopping the server goes on; an idle agent exits by itself later
+                log.warning("backend %s: could not stop its idle agent: %s", name, e)
 
     def _warm(self) -> None:
         """Start what the backends run on (the local agent) now, so the first run does not wait for it."""

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
 
 from runyard.errors import Forbidden, NotFound, RateLimited, RunyardError, Unauthorized
 from runyard.store._auth import AccessInfo, AuthStore, User
@@ -271,13 +272,20 @@ def _resolve(request: Request, auth: Auth) -> Principal | None:
     return None
 
 
-def authenticate(request: Request) -> Principal:
-    """The API router's dependency: identify the caller and refuse anonymous or out-of-scope ones."""
+async def authenticate(request: Request) -> Principal:
+    """The API router's dependency: identify the caller and refuse anonymous or out-of-scope ones.
+
+    Async, so a request without credentials costs no thread hand-off; credentials are
+    resolved (a database read) in the thread pool.
+    """
     auth = _auth(request)
     endpoint = request.scope.get("endpoint")
     public = endpoint in PUBLIC_ENDPOINTS
     try:
-        found = _resolve(request, auth)
+        if "authorization" in request.headers or SESSION_COOKIE in request.cookies:
+            found = await run_in_threadpool(_resolve, request, auth)
+        else:
+            found = None
     except Unauthorized:
         if not public:
             raise
@@ -394,14 +402,24 @@ def require_run(request: Request, run_id: int, need: str = "viewer") -> AccessIn
     return _check_role(request, info, need, missing)
 
 
-def run_reader(run_id: int, request: Request) -> None:
+async def run_reader(run_id: int, request: Request) -> None:
     """Route dependency: the caller may read run ``run_id`` (viewer, or the run's own token)."""
-    require_run(request, run_id, "viewer")
+    await _require_run_async(request, run_id, "viewer")
 
 
-def run_writer(run_id: int, request: Request) -> None:
+async def run_writer(run_id: int, request: Request) -> None:
     """Route dependency: the caller may write to run ``run_id`` (editor, or the run's own token)."""
-    require_run(request, run_id, "editor")
+    await _require_run_async(request, run_id, "editor")
+
+
+async def _require_run_async(request: Request, run_id: int, need: str) -> None:
+    """``require_run`` without a thread hand-off where no database read is needed: a run's own
+    token (a runner's reports) and the local user (admin). Others read the project's access."""
+    kind = principal(request).kind
+    if kind == "run":
+        require_run(request, run_id, need)  # its own run only: no database read
+    elif kind != "local":  # the local user may use every run (a missing one gets the route's 404)
+        await run_in_threadpool(require_run, request, run_id, need)
 
 
 def require_snapshot(request: Request, snapshot_id: str) -> None:

@@ -9,7 +9,8 @@ from runyard.store import Store
 __all__ = ["get_store", "wake_scheduler"]
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
+    """The app's store (async: a sync dependency would cost a thread hand-off per request)."""
     return request.app.state.store
 
 

@@ -273,7 +273,9 @@ class AuthStore:
             return None
         if tok.user_id is not None and usr is None:
             return None
-        if tok.last_used_at is None or now - tok.last_used_at > _LAST_USED_EVERY_S:
+        # When a token was last used is kept for people's tokens (`runyard tokens list`), not for
+        # runs' tokens: a write for every run's first report would be paid on the dispatch path.
+        if tok.kind != "run" and (tok.last_used_at is None or now - tok.last_used_at > _LAST_USED_EVERY_S):
             with write_scope(self.engine) as conn:
                 conn.execute(update(t).where(t.id == tok.id).values(last_used_at=now))
         return TokenOwner(token_id=tok.id, kind=tok.kind, user=_user(usr) if usr is not None else None, run_id=tok.run_id)

@@ -969,7 +969,10 @@ class Store:
 
     def _upsert_task_in(self, conn, run_id: int, role: str, rank: int, *, attempt: int | None = None,  # noqa: ANN001
                         status: str | None = None, host: str | None = None, pid: int | None = None,
-                        exit_code: int | None = None, address: str | None = None, returning: bool = True) -> Task | None:
+                        exit_code: int | None = None, address: str | None = None, returning: bool = True,
+                        started: bool = False) -> Task | None:
+        """Create or update a task's row; ``started``: set its start time now too (a start and an
+        end reported at once, the end's status given)."""
         now = _now()
         t = m.SqlTask
         run_attempt = conn.execute(_stmt("run_attempt", lambda: select(m.SqlRun.attempt).where(m.SqlRun.id == bindparam("run_id"))),
@@ -983,6 +986,8 @@ class Store:
             {"run_id": run_id, "role": role, "rank": rank, "attempt": attempt},
         ).scalar()
         values: dict[str, Any] = {}
+        if started:
+            values["started_at"] = now
         if status is not None:
             values["status"] = status
             if status == "running":
@@ -1039,20 +1044,80 @@ class Store:
             if task is not None and task.get("status") is not None and task["status"] not in RUN_STATUSES:
                 raise InvalidInput(f"Unknown task status {task['status']!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
         applied = True
+        tasks = [dict(task) for task, _ in steps if task is not None]
+        changes = [(run["status"], run.get("message"), run.get("exit_code")) for _, run in steps if run is not None]
         with write_scope(self.engine) as conn:
-            for task, run in steps:
-                if task is not None:
-                    fields = dict(task)
-                    self._upsert_task_in(conn, run_id, fields.pop("role"), fields.pop("rank"), returning=False, **fields)
-                if run is not None:
-                    try:
-                        self._set_status_in(conn, run_id, run["status"], message=run.get("message"),
-                                            exit_code=run.get("exit_code"))
-                        applied = True
-                    except InvalidState:
-                        applied = False
+            if len({(t.get("role"), t.get("rank"), t.get("attempt")) for t in tasks}) == 1:
+                # One task's start and end (a short task): one row written with both, and the run's
+                # statuses in one read and one update; the same rows and events as step by step.
+                fields: dict[str, Any] = {}
+                for t in tasks:
+                    fields.update(t)
+                started = any(t.get("status") == "running" for t in tasks)
+                self._upsert_task_in(conn, run_id, fields.pop("role"), fields.pop("rank"), returning=False,
+                                     started=started, **fields)
+                if changes:
+                    applied, status = self._set_statuses_in(conn, run_id, changes)
+                    return applied, status
+            else:
+                for task, run in steps:
+                    if task is not None:
+                        fields = dict(task)
+                        self._upsert_task_in(conn, run_id, fields.pop("role"), fields.pop("rank"), returning=False, **fields)
+                    if run is not None:
+                        try:
+                            self._set_status_in(conn, run_id, run["status"], message=run.get("message"),
+                                                exit_code=run.get("exit_code"))
+                            applied = True
+                        except InvalidState:
+                            applied = False
             status = self._require_run(conn, run_id)
         return applied, status
+
+    def _set_statuses_in(self, conn, run_id: int, changes: Sequence[tuple[str, str | None, int | None]]) -> tuple[bool, str]:  # noqa: ANN001
+        """Several ``_set_status_in`` calls in a row, with one read and one update of the run.
+
+        Each ``(status, message, exit_code)`` is checked against the status the previous one
+        left; a refused one is skipped, as ``InvalidState`` would be. Returns whether the last
+        was accepted and the run's status after them all.
+        """
+        now = _now()
+        r = m.SqlRun
+        row = conn.execute(_stmt("run_status_for_update", lambda: select(r.status, r.attempt)
+                                 .where(r.id == bindparam("run_id")).with_for_update()), {"run_id": run_id}).first()
+        if row is None:
+            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+        current, attempt = row
+        values: dict[str, Any] = {}
+        events: list[dict[str, Any]] = []
+        accepted = True
+        for status, message, exit_code in changes:
+            if current == status:
+                accepted = True
+                continue
+            if status not in _TRANSITIONS.get(current, frozenset()):
+                accepted = False
+                continue
+            accepted = True
+            values["status"] = status
+            if message is not None:
+                values["status_message"] = message
+            if exit_code is not None:
+                values["exit_code"] = exit_code
+            if status == "running":
+                values["started_at"] = now
+                values["heartbeat_at"] = now
+                if message is None:
+                    values["status_message"] = ""
+            if status in TERMINAL_STATUSES:
+                values["ended_at"] = now
+            events.append({"run_id": run_id, "status": status, "attempt": attempt, "message": message or "", "ts": now})
+            current = status
+        if values:
+            conn.execute(_stmt("run_update", lambda: update(r.__table__).where(r.__table__.c.id == bindparam("_id"))),
+                         {"_id": run_id, **values})
+            conn.execute(_stmt("run_event_insert", lambda: insert(m.SqlRunEvent.__table__)), events)
+        return accepted, current
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> Run:
         """Record params. Re-logging the same value is a no-op; a different value is a Conflict."""

@@ -359,3 +359,48 @@ def test_only_single_task_runs_without_gpus_can_queue(local_backend: LocalBacken
     assert not local_backend.can_queue(gpu)
     with pytest.raises(SubmitError, match="Only single-task runs without GPUs can wait"):
         local_backend.submit(gpu, at_most=1)
+
+
+def _agent_pid_of(home: Path) -> int | None:
+    import json
+
+    try:
+        return int(json.loads((agent_dir(home) / "agent.json").read_text())["pid"])
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def test_the_server_starts_its_agent_and_an_idle_one_stops_with_it(tmp_path: Path) -> None:
+    home = tmp_path / "warm"
+    server = LiveServer(home, env={"RUNYARD_WARM_AGENT": "1"}).start()
+    pid = None
+    try:
+        pid = wait_for(lambda: _agent_pid_of(home), what="the agent the server starts with itself")
+        assert pid_alive(pid)
+    finally:
+        server.stop()
+        try:
+            wait_for(lambda: pid is None or not pid_alive(pid), timeout_s=15, what="the idle agent to stop with the server")
+        finally:
+            stop_agent(agent_dir(home), timeout_s=10)  # whatever happened, no agent outlives the test
+
+
+def test_an_agent_with_a_running_job_outlives_the_servers_stop(tmp_path: Path) -> None:
+    home = tmp_path / "busy"
+    server = LiveServer(home, env={"RUNYARD_WARM_AGENT": "1"}).start()  # its scheduler holds the local backend
+    try:
+        with Client(server.url) as client:
+            run = client.create_run("busy", status="queued")
+            launch = RunLaunch(run_id=run["id"], attempt=1, project="busy", experiment_id=None, snapshot_id=None,
+                               server_url=server.url, command="sleep 300", grace_period_s=1.0)
+            backend = LocalBackend({"gpus": []}, home=home)
+            job_id = backend.submit(launch)
+            wait_for(lambda: backend.poll([job_id])[job_id].status is EngineStatus.RUNNING, what="the job to run")
+            pid = backend.agent_pid
+        server.stop()
+        time.sleep(1.0)
+        assert pid_alive(pid), "the agent must keep a running job's task alive when its server stops"
+        assert backend.poll([job_id])[job_id].status is EngineStatus.RUNNING
+    finally:
+        server.stop()
+        stop_agent(agent_dir(home), timeout_s=20)
