@@ -28,10 +28,12 @@ snapshots.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
 import posixpath
+import shutil
 import stat
 import subprocess
 import threading
@@ -867,15 +869,19 @@ def _place(src: Path, dest: Path, mode: int, link: bool) -> bool:
             # (ext4 allows 65,000 links per inode: think of a shared empty __init__.py).
             tmp.unlink(missing_ok=True)
     # A copy for other modes: the cache entry is 0o644 and shares its mode with every link.
-    tmp = dest.with_name(f".{dest.name}.{uuid.uuid4().hex}.runyard-tmp")
+    # Created with its mode (O_EXCL: the temp name is this process's and thread's own).
+    tmp = f"{dest.parent}/.{dest.name}.{os.getpid()}.{threading.get_ident()}.runyard-tmp"
     try:
-        with open(src, "rb") as fin, open(tmp, "wb") as fout:
-            while chunk := fin.read(_CHUNK):
-                fout.write(chunk)
-        os.chmod(tmp, mode)
+        with open(src, "rb") as fin:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+            with open(fd, "wb") as fout:
+                shutil.copyfileobj(fin, fout, _CHUNK)
+        os.chmod(tmp, mode)  # the umask may have cut bits off the mode given to open
         os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
     return False
 
 
@@ -933,10 +939,14 @@ def materialize(
     downloaded = [n for _, n in got.values() if n is not None]
 
     n_linked = 0
+    checked: dict[str, str] = {"": dest_real}  # a manifest directory -> its real path, made and checked once
     for path, digest, _, mode in entries:
         target = dest_root / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        parent_real = os.path.realpath(target.parent)
+        folder = posixpath.dirname(path)
+        parent_real = checked.get(folder)
+        if parent_real is None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            parent_real = checked[folder] = os.path.realpath(target.parent)
         if parent_real != dest_real and not parent_real.startswith(dest_real + os.sep):
             raise InvalidInput(f"Writing {path!r} into {dest_root} would go through a symlink to {parent_real}.",
                                "Materialize into an empty directory.")

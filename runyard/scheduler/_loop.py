@@ -148,10 +148,12 @@ class Scheduler:
                 self.tick()
             except Exception:  # noqa: BLE001 - the loop must survive one bad pass; the error is logged
                 log.exception("scheduler pass failed")
+            passed_at = time.monotonic()
             if self._wake.wait(self.tick_s) and not self._stop.is_set():
-                # Events come in bursts (runs of a sweep ending together, a run's reports): one pass
-                # a little later handles them all, where a pass each would read the state again.
-                self._stop.wait(_COALESCE_S)
+                # Events come in bursts (runs of a sweep ending together, a run's reports): passes are
+                # at least _COALESCE_S apart, so one pass handles a burst, where a pass each would read
+                # the state again; the first event after a quiet spell is handled at once.
+                self._stop.wait(max(0.0, _COALESCE_S - (time.monotonic() - passed_at)))
 
     # ----------------------------------------------------------------- pass
     def tick(self) -> None:
