@@ -25,6 +25,7 @@ Files, all under ``$RUNYARD_HOME/agent/``:
   lives is an orphan (RUNNING, cancellable, holding its resources, but its output
   is no longer collected); one whose process is gone is LOST.
 - ``work/<job_id>/<task>/``: the task's working directory (snapshot materialised here).
+  Removed when an agent starts, once the job ended over 7 days ago (its record is gone).
 - ``agent.log``: the agent's own log.
 
 Protocol: JSON lines over the socket, one request and one answer per line, every
@@ -338,6 +339,7 @@ class Agent:
         # Warm the imports every task needs while the first requests come in (answering them
         # needs none of these), so the first run pays less for them.
         threading.Thread(target=_warm_imports, name="runyard-agent-warm", daemon=True).start()
+        threading.Thread(target=self.clean_work, name="runyard-agent-clean", daemon=True).start()
         try:
             while not self._stopping.is_set():
                 try:
@@ -732,6 +734,38 @@ class Agent:
             _write_json(self.jobs_dir / f"{job.job_id}.json", job.record())
         self._start_queued()
         self._cond.notify_all()
+
+    def clean_work(self, max_age_s: float = RECORD_MAX_AGE_S) -> list[str]:
+        """Remove the working directories of jobs that ended over ``max_age_s`` ago.
+
+        A directory goes once no record names its job any more (``_load_records`` drops
+        terminal records of that age) and nothing in it changed for that long; a job that
+        runs or ended recently keeps its record, so its directory stays. Returns the names removed.
+        """
+        import shutil
+
+        cutoff = time.time() - max_age_s
+        removed = []
+        try:
+            entries = list(os.scandir(self.work_dir))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False) or (self.jobs_dir / f"{entry.name}.json").exists():
+                continue
+            with self._cond:
+                if entry.name in self._jobs:
+                    continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+        if removed:
+            log.info("removed %d working directories of jobs that ended over %.0f days ago", len(removed), max_age_s / 86400)
+        return removed
 
     def _load_records(self) -> None:
         """Adopt the records of earlier agents: orphans still hold resources; old terminal records go."""

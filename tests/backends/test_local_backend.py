@@ -404,3 +404,22 @@ def test_an_agent_with_a_running_job_outlives_the_servers_stop(tmp_path: Path) -
     finally:
         server.stop()
         stop_agent(agent_dir(home), timeout_s=20)
+
+
+def test_working_directories_of_long_ended_jobs_are_removed(tmp_path: Path) -> None:
+    from runyard.runner._agent import Agent
+
+    agent = Agent(tmp_path / "agent")
+    week_and_a_day = time.time() - 8 * 24 * 3600
+    for name, old, record in (("1.1", True, False), ("2.1", False, False), ("3.1", True, True)):
+        work = agent.work_dir / name / "main-0"
+        work.mkdir(parents=True)
+        (work / "out.txt").write_text("result")
+        if old:
+            os.utime(work.parent, (week_and_a_day, week_and_a_day))
+        if record:  # a job an agent still knows (running, or ended within the week)
+            agent.jobs_dir.mkdir(exist_ok=True)
+            (agent.jobs_dir / f"{name}.json").write_text("{}")
+
+    assert agent.clean_work() == ["1.1"]
+    assert sorted(p.name for p in agent.work_dir.iterdir()) == ["2.1", "3.1"]
