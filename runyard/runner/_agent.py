@@ -41,7 +41,8 @@ answer ``{"ok": true, ...}`` or ``{"ok": false, "code", "message", "hint"}``.
   and starts the moment they do, in submission order: the next run of a sweep
   starts when a slot frees, without a round trip to the server. Queued jobs
   hold their resources in ``usage`` from submission on. A queued job lives
-  only in the agent's memory: a new agent reports it LOST.
+  only in the agent's memory: a new agent reports it LOST with
+  raw state ``no-record`` (``NO_RECORD``), and the scheduler queues its run again.
 - ``{"op": "poll", "job_ids", "wait_s"}`` → ``states`` ``{id: {status, exit_code,
   reason, raw}}``; with ``wait_s`` > 0 it answers as soon as one listed job is
   terminal, or after ``wait_s`` (a scheduler can block on it instead of sleeping).
@@ -94,6 +95,7 @@ RECORD_MAX_AGE_S = 7 * 24 * 3600
 EVICT_AFTER_S = 600.0  # terminal jobs leave memory after this; poll then reads their record
 REPORT_WAIT_S = 10.0  # a job whose final reports are not through this long after its exit is terminal anyway
 TICK_S = 0.5
+NO_RECORD = "no-record"  # a lost job's raw state when no agent ever wrote a record of it: it never started
 _JOB_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 _SUN_PATH_MAX = 107
 
@@ -706,7 +708,7 @@ class Agent:
             return {"status": "lost", "exit_code": None, "reason": f"not a job id of this backend: {job_id!r}", "raw": ""}
         job = self._find(job_id)
         if job is None:
-            return {"status": "lost", "exit_code": None, "reason": "the local agent has no record of this job", "raw": ""}
+            return {"status": "lost", "exit_code": None, "reason": "the local agent has no record of this job", "raw": NO_RECORD}
         if job.orphan and not job.status.terminal:
             self._refresh_orphan(job, time.monotonic())
         return job.state()

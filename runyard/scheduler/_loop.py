@@ -36,6 +36,7 @@ from typing import Any
 
 from runyard.backends.base import EngineStatus, Resources
 from runyard.errors import InvalidState, RunyardError
+from runyard.runner._agent import NO_RECORD
 from runyard.scheduler._dispatch import BackendPool, build_launch, engine_outcome, run_resources, spec_of
 from runyard.search.base import RunRecord, RunState
 from runyard.store import ACTIVE_STATUSES, Store
@@ -494,6 +495,16 @@ class Scheduler:
                     self._note_reason(row["id"], job, state.reason)
                     continue
                 self._reasons.pop(job, None)
+                if state.status is EngineStatus.LOST and state.raw == NO_RECORD and row["status"] == "starting":
+                    # It waited in a local agent that died: it never started (a started job has a
+                    # record, whose process a new agent adopts). Queue it again, same attempt.
+                    try:
+                        self.store.set_run_status(row["id"], "queued", expect=["starting"],
+                                                  message="requeued: the local agent stopped before it started", full=False)
+                        changed = True
+                    except InvalidState:
+                        pass
+                    continue
                 first = self._ended_seen.setdefault(job, now)
                 if state.status is not EngineStatus.LOST and now - first < _LOST_GRACE_S:
                     continue  # give the runner time to report the status itself

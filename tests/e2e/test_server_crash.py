@@ -190,3 +190,56 @@ def test_two_servers_on_one_postgresql_database_dispatch_each_run_once(servers, 
 def test_two_servers_on_one_sqlite_file_dispatch_each_run_once(servers, make_project, tmp_path: Path) -> None:
     _two_servers_dispatch_each_run_once(servers, make_project, tmp_path, f"sqlite:///{tmp_path / 'shared.db'}",
                                         "two-sqlite")
+
+
+AGENT_YML = """
+project: e2e-agent-killed
+command: python train.py
+params:
+  i: [0, 1, 2, 3]
+search:
+  parallel: 1
+resources:
+  cpus: 0.1
+"""
+
+AGENT_PY = """
+import os, time
+with open(os.path.join(os.environ["E2E_OUT"], "starts"), "a") as f:
+    f.write(os.environ["RUNYARD_RUN_ID"] + " " + os.environ["RUNYARD_ATTEMPT"] + "\\n")
+time.sleep(1.5)
+"""
+
+
+def test_runs_waiting_in_a_killed_agent_are_queued_again_and_run_once(servers, make_project) -> None:
+    """SIGKILL of the local agent while a sweep's next runs wait in it: those never started, so
+    they go back to queued (same attempt) and run once each in the new agent."""
+    import json
+    import os
+    import signal
+
+    from runyard.testing import pid_alive
+
+    project = make_project("agent-killed", AGENT_YML, AGENT_PY)
+    server = servers.start("agent-killed")
+    yard = servers.yard(server)
+    exp = yard.submit(project.path)
+    waiting = wait_until(lambda: len(yard.runs(exp["id"])) == 4 and len(project.read_lines("starts")) == 1
+                         and [r["id"] for r in yard.runs(exp["id"]) if r["status"] == "starting"], 30,
+                         "one run started and the others waiting in the agent")
+    first = project.read_lines("starts")[0].split()[0]
+    pid = json.loads((agent_dir(server.home) / "agent.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not pid_alive(pid), 10, "the agent to die")
+
+    ended = yard.wait_experiment(exp["id"], timeout_s=120)
+    detail = yard.describe(exp["id"])
+    runs = {r["id"]: r for r in yard.runs(exp["id"])}
+    for run_id in waiting:
+        run = runs[run_id]
+        assert run["status"] == "succeeded" and run["attempt"] == 1, detail
+        assert "queued" in [e["status"] for e in run["events"]][1:], detail  # requeued, not failed
+    starts = collections.Counter(line.split()[0] for line in project.read_lines("starts"))
+    assert all(starts[str(run_id)] == 1 for run_id in waiting), starts
+    assert runs[int(first)]["status"] in ("succeeded", "failed"), detail  # its task outlived the agent, unwatched
+    assert ended["status"] in ("succeeded", "failed"), detail
