@@ -308,8 +308,12 @@ class Client:
         return self._json("GET", f"/runs/{run_id}/metrics/{_q(key)}", params={"max_points": max_points} if max_points else None)
 
     # -------------------------------------------------------------------- logs
-    def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]]) -> int:
-        return self._json("POST", f"/runs/{run_id}/logs", json={"task": task, "lines": lines})["offset"]
+    def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]], *, batch_id: str | None = None) -> int:
+        """Append lines of a task; with ``batch_id``, a batch sent again is stored once."""
+        body: dict[str, Any] = {"task": task, "lines": lines}
+        if batch_id is not None:
+            body["batch_id"] = batch_id
+        return self._json("POST", f"/runs/{run_id}/logs", json=body)["offset"]
 
     def read_logs(self, run_id: int, offset: int = 0, *, task: str | None = None, limit: int = 1000, wait_s: float = 0) -> dict[str, Any]:
         params: dict[str, Any] = {"offset": offset, "limit": limit, "wait": wait_s}

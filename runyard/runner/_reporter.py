@@ -15,9 +15,9 @@ thread that reads the task's pipes never waits on the network:
   pruned (``on_run_status``).
 - ``ServerUnreachable`` keeps everything queued and retries with a backoff of
   0.2 s doubling to 2 s; a heartbeat that gets through ends the backoff at once.
-  A server killed and restarted therefore loses nothing, except that a log batch
-  in flight at the moment of the crash can arrive twice (the logs API has no
-  idempotency key; metric batches carry one and are stored once).
+  A server killed and restarted therefore loses nothing, and stores nothing twice:
+  log and metric batches carry idempotency keys (a log batch, once sent, keeps
+  its lines and its id).
 - ``InvalidState`` (the run already ended) drops that one update: it is expected
   when a canceled or pruned run's task reports. ``NotFound`` means the run was
   deleted: the update is dropped and ``on_run_status("deleted")`` stops the task.
@@ -287,7 +287,9 @@ class Reporter:
                 then = self._merge_pair(1)
                 head.payload["then"] = {"task": then["task"], "run": then["run"]}
             return head
-        if head.kind == "logs" and len(self._ops) > 1 and self._ops[1].kind == "logs" and head.n_tries == 0:
+        # A batch once sent keeps its lines and its id (the server may have stored it): only a batch
+        # never sent takes in the ones queued behind it.
+        if head.kind == "logs" and len(self._ops) > 1 and self._ops[1].kind == "logs" and "batch_id" not in head.extra:
             merged = list(head.payload)
             while len(self._ops) > 1 and self._ops[1].kind == "logs" and len(merged) + len(self._ops[1].payload) <= MERGED_MAX_LINES:
                 merged += self._ops[1].payload
@@ -339,7 +341,9 @@ class Reporter:
         client, run_id = self._client, self._run_id
         try:
             if op.kind == "logs":
-                client.append_logs(run_id, self._label, op.payload)
+                with self._cond:  # its id is fixed before the first try: a retry is stored once
+                    batch_id = op.extra.setdefault("batch_id", uuid.uuid4().hex)
+                client.append_logs(run_id, self._label, op.payload, batch_id=batch_id)
             elif op.kind == "task":
                 fields = dict(op.payload)
                 client.update_task(run_id, fields.pop("role"), fields.pop("rank"), **fields)

@@ -41,6 +41,7 @@ import os
 import shutil
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -137,8 +138,8 @@ class SpoolClient:
                 status = step_run["status"]
         return {"applied": True, "status": status}
 
-    def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]]) -> int:
-        self._append("logs", task=task, lines=lines)
+    def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]], *, batch_id: str | None = None) -> int:
+        self._append("logs", task=task, lines=lines, batch_id=batch_id or uuid.uuid4().hex)
         return 0
 
     def log_metrics(self, run_id: int, keys: list[str], steps: list[int], values: list[float | None],
@@ -304,7 +305,7 @@ def _replay(op: Mapping[str, Any], directory: str, run_id: int, client: Any, rea
     kind = op.get("op")
     try:
         if kind == "logs":
-            client.append_logs(run_id, op["task"], op["lines"])
+            client.append_logs(run_id, op["task"], op["lines"], batch_id=op.get("batch_id"))
         elif kind == "metrics":
             client.log_metrics(run_id, **op["body"])
         elif kind == "task":

@@ -186,6 +186,16 @@ class SqlMetricBatch(Base):
     created_at: Mapped[float] = mapped_column(Double)
 
 
+class SqlLogBatch(Base):
+    """Idempotency keys of appended log batches: a retried batch is stored once."""
+
+    __tablename__ = "log_batches"
+    run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    batch_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[float] = mapped_column(Double)
+
+
 class SqlTask(Base):
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

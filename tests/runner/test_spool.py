@@ -89,6 +89,7 @@ def test_ingest_replays_everything_once_and_skips_half_lines(tmp_path: Path, liv
         (spool / ".ingested.json").unlink()
         ingest(str(spool), rid, client)
         assert client.get_run(rid)["metrics"]["acc"]["count"] == 2
+        assert [ln["text"] for ln in client.read_logs(rid)["lines"]] == ["line 1"]  # nor a log batch
 
 
 def test_ingest_sees_an_sdk_file_made_while_it_lists(tmp_path: Path, live_server) -> None:

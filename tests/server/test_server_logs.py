@@ -31,6 +31,21 @@ def test_append_and_read_by_offset_and_task(client: Client, project: str) -> Non
         client.append_logs(999_999, "main", [{"text": "x"}])
 
 
+def test_a_batch_sent_again_with_its_id_is_stored_once(client: Client, project: str) -> None:
+    rid, other = client.create_run(project)["id"], client.create_run(project)["id"]
+    first = client.append_logs(rid, "main", [{"text": "a"}, {"text": "b"}], batch_id="batch-1")
+    again = client.request("POST", f"/runs/{rid}/logs", json={"task": "main", "lines": [{"text": "a"}, {"text": "b"}],
+                                                              "batch_id": "batch-1"}).json()
+    assert again == {"offset": first, "duplicate": True}
+    client.append_logs(rid, "main", [{"text": "c"}], batch_id="batch-2")
+    client.append_logs(other, "main", [{"text": "elsewhere"}], batch_id="batch-1")  # ids are per run
+    assert [ln["text"] for ln in client.read_logs(rid)["lines"]] == ["a", "b", "c"]
+    assert [ln["text"] for ln in client.read_logs(other)["lines"]] == ["elsewhere"]
+    with pytest.raises(InvalidInput, match="batch_id"):
+        client.append_logs(rid, "main", [{"text": "x"}], batch_id="x" * 65)
+    assert len(client.read_logs(rid)["lines"]) == 3  # nothing of a refused batch is stored
+
+
 def test_long_poll_returns_when_a_line_is_appended(client: Client, project: str, shared_server: LiveServer) -> None:
     rid = client.create_run(project)["id"]
     delay_s = 0.8

@@ -27,10 +27,13 @@ class LogLineIn(BaseModel):
 class LogAppend(BaseModel):
     task: str = Field("main", min_length=1, max_length=64, description="task label, e.g. main, master-0, worker-1")
     lines: list[LogLineIn] = Field(max_length=10000)
+    batch_id: str | None = Field(None, min_length=1, max_length=64,
+                                 description="idempotency key: a batch sent again with the same id is stored once")
 
 
 class LogAppendResult(BaseModel):
     offset: int
+    duplicate: bool = Field(False, description="the batch_id was already stored: nothing was appended")
 
 
 class LogPage(BaseModel):
@@ -43,9 +46,11 @@ class LogPage(BaseModel):
 @run_token_route
 def append_logs(run_id: int, body: LogAppend, request: Request, store: Store = Depends(get_store)) -> LogAppendResult:
     now = time.time()
-    offset = store.append_logs(run_id, body.task, [(ln.stream, ln.text, ln.ts or now) for ln in body.lines])
-    request.app.state.changes.bump(f"logs:{run_id}")
-    return LogAppendResult(offset=offset)
+    offset, duplicate = store.append_logs(run_id, body.task, [(ln.stream, ln.text, ln.ts or now) for ln in body.lines],
+                                          batch_id=body.batch_id)
+    if not duplicate:
+        request.app.state.changes.bump(f"logs:{run_id}")
+    return LogAppendResult(offset=offset, duplicate=duplicate)
 
 
 @router.get("", response_model=LogPage, dependencies=[Depends(run_reader)])
