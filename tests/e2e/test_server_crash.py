@@ -224,10 +224,15 @@ def test_runs_waiting_in_a_killed_agent_are_queued_again_and_run_once(servers, m
     server = servers.start("agent-killed")
     yard = servers.yard(server)
     exp = yard.submit(project.path)
-    waiting = wait_until(lambda: len(yard.runs(exp["id"])) == 4 and len(project.read_lines("starts")) == 1
-                         and [r["id"] for r in yard.runs(exp["id"]) if r["status"] == "starting"], 30,
-                         "one run started and the others waiting in the agent")
-    first = project.read_lines("starts")[0].split()[0]
+
+    def one_running_three_waiting() -> list[int] | None:
+        runs = yard.runs(exp["id"])
+        if sorted(r["status"] for r in runs) != ["running", "starting", "starting", "starting"]:
+            return None  # (a run just spawned is still `starting` until its start report lands)
+        return [r["id"] for r in runs if r["status"] == "starting"]
+
+    waiting = wait_until(one_running_three_waiting, 30, "one run running and the others waiting in the agent")
+    first = next(r["id"] for r in yard.runs(exp["id"]) if r["status"] == "running")
     pid = json.loads((agent_dir(server.home) / "agent.json").read_text())["pid"]
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not pid_alive(pid), 10, "the agent to die")
@@ -241,5 +246,5 @@ def test_runs_waiting_in_a_killed_agent_are_queued_again_and_run_once(servers, m
         assert "queued" in [e["status"] for e in run["events"]][1:], detail  # requeued, not failed
     starts = collections.Counter(line.split()[0] for line in project.read_lines("starts"))
     assert all(starts[str(run_id)] == 1 for run_id in waiting), starts
-    assert runs[int(first)]["status"] in ("succeeded", "failed"), detail  # its task outlived the agent, unwatched
+    assert runs[first]["status"] in ("succeeded", "failed"), detail  # its task outlived the agent, unwatched
     assert ended["status"] in ("succeeded", "failed"), detail
