@@ -193,13 +193,26 @@ def _agent_alive(directory: Path) -> bool:
 
 
 # ---------------------------------------------------------------------- process identity
+_BOOT_TIME: list[float] = []
+
+
 def _proc_start_time(pid: int) -> float | None:
+    """When ``pid`` started, as ``psutil.Process(pid).create_time()`` gives it (``_same_process``
+    compares the two), from one read of ``/proc/<pid>/stat`` (the boot time is read once)."""
     import psutil
 
     try:
-        return psutil.Process(pid).create_time()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-        return None
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rpartition(b")")[2].split()
+        ticks = int(fields[19])  # field 22, starttime, in clock ticks since boot
+    except (OSError, IndexError, ValueError):
+        try:
+            return psutil.Process(pid).create_time()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+            return None
+    if not _BOOT_TIME:
+        _BOOT_TIME.append(psutil.boot_time())
+    return ticks / os.sysconf("SC_CLK_TCK") + _BOOT_TIME[0]
 
 
 def _same_process(pid: int | None, started: float | None) -> bool:
@@ -304,6 +317,7 @@ class Agent:
         self._cond = threading.Condition()
         self._jobs: dict[str, _Job] = {}
         self._queue: list[_Job] = []  # queued jobs not started yet, in submission order
+        self._started: dict[str, _Job] = {}  # jobs whose thread this agent started, while they (may) hold resources
         self._machine: tuple[float, int] = (0.0, 0)  # (cpus, memory_mb) queued jobs must fit in, from their submits
         self._clients: dict[str, Any] = {}  # server URL → client; runs report through with_token() views
         self._stopping = threading.Event()
@@ -504,6 +518,7 @@ class Agent:
         """Start the job's thread (lock held)."""
         job.launch = None
         job.thread = threading.Thread(target=self._run_job, args=(job, launch), daemon=True, name=f"runyard-job-{job.job_id}")
+        self._started[job.job_id] = job
         job.thread.start()
 
     def _start_queued(self) -> None:
@@ -515,7 +530,10 @@ class Agent:
         """
         if not self._queue or self._stopping.is_set():
             return
-        started = [j for j in self._jobs.values() if j.holding and j.thread is not None]
+        # The jobs this agent started that still hold their resources (kept apart from _jobs, which
+        # also holds every job that ended in the last EVICT_AFTER_S: scanning it made this O(jobs)).
+        self._started = {k: j for k, j in self._started.items() if j.holding}
+        started = list(self._started.values())
         cpus = sum(j.resources.cpus for j in started)
         memory = sum(j.resources.memory_mb for j in started)
         running: dict[str, int] = {}
