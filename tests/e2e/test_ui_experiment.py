@@ -304,3 +304,34 @@ def test_unknown_api_path_is_json_not_the_app(sweep) -> None:  # noqa: ANN001
     assert deep.status_code == 200 and '<div id="root">' in deep.text
     assert json.loads(httpx.get(f"{yard.url}/api/v1/health").text)["status"] == "ok"
     assert time.time() > 0
+
+
+def test_a_projects_tags_are_added_and_removed_on_its_page(sweep, page) -> None:  # noqa: ANN001
+    yard, _exp = sweep
+    page.goto(f"{yard.url}/projects/ui-grid")
+    tags = page.get_by_test_id("project-tags")
+    box = page.get_by_label("add a tag")
+    box.fill("stage: tuning")
+    page.get_by_role("button", name="Add tag").click()
+    tags.locator('[data-tag="stage:tuning"]').wait_for()
+    assert yard.client.get_project("ui-grid")["tags"]["stage"] == "tuning"
+    assert box.input_value() == ""
+    # A bad key is refused by the server with its reason; nothing changes.
+    box.fill("bad key!: x")
+    page.get_by_role("button", name="Add tag").click()
+    tags.get_by_role("alert").wait_for()
+    assert "tag key" in tags.get_by_role("alert").text_content()
+    assert "bad key!" not in yard.client.get_project("ui-grid")["tags"]
+    # Removing it.
+    page.get_by_label("remove tag stage").click()
+    wait_until(lambda: tags.locator('[data-tag="stage:tuning"]').count() == 0, 20, "the removed tag to go")
+    assert "stage" not in yard.client.get_project("ui-grid")["tags"]
+    # A tag leads to the projects that have it.
+    yard.client.set_project_tags("ui-grid", {"team": "vision"})
+    page.reload()
+    tags.locator('[data-tag="team:vision"] a').click()
+    page.wait_for_url("**/?tag=team%3Avision")
+    page.locator('[data-testid="projects"] tr[data-project="ui-grid"]').wait_for()
+    # The browser logs the refused request (400); nothing else went wrong.
+    assert [e for e in page.console_errors if "status of 400" not in e] == [], page.console_errors
+    assert len(page.console_errors) == 1, page.console_errors

@@ -97,6 +97,11 @@ export const api = {
     request<void>("DELETE", `${projectPath(project)}/members/${encodeURIComponent(username)}`),
   setVisibility: (project: string, visibility: "private" | "public") =>
     request<Project>("PATCH", projectPath(project), undefined, { visibility }),
+  /** Adds or overwrites tags (editors). */
+  setProjectTags: (project: string, tags: Record<string, string>) =>
+    request<Project>("POST", `${projectPath(project)}/tags`, undefined, { tags }),
+  removeProjectTag: (project: string, key: string) =>
+    request<Project>("DELETE", `${projectPath(project)}/tags/${encodeURIComponent(key)}`),
   /** `tags`: filters KEY or KEY:VALUE, all of which a project must match (the server filters). */
   projects: (q?: string, tags: string[] = []) => get<{ items: Project[] }>("/projects", { q, tag: tags }).then((r) => r.items),
   project: (name: string) => get<Project>(`/projects/${encodeURIComponent(name)}`),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { addTagFilter, filterKey, normalizeTagFilter, removeTagFilter, tagFilter, tagLabel } from "./tags";
+import { addTagFilter, filterKey, normalizeTagFilter, parseTag, removeTagFilter, tagFilter, tagLabel } from "./tags";
 
 describe("project tags", () => {
   it("reads a key/value tag with its value and a plain label by its key", () => {
@@ -32,5 +32,13 @@ describe("project tags", () => {
     expect(addTagFilter(f, "benchmark")).toEqual(["problem:classification", "benchmark"]);
     expect(removeTagFilter(f, "benchmark")).toEqual(["problem:classification"]);
     expect(removeTagFilter(f, "missing")).toEqual(f);
+  });
+
+  it("reads a tag typed to add to a project", () => {
+    expect(parseTag(" problem: classification ")).toEqual({ key: "problem", value: "classification" });
+    expect(parseTag("problem=regression")).toEqual({ key: "problem", value: "regression" });
+    expect(parseTag("benchmark")).toEqual({ key: "benchmark", value: "" });
+    expect(parseTag("data: mnist:v2")).toEqual({ key: "data", value: "mnist:v2" }); // the first separator ends the key
+    expect(parseTag("   ")).toBeNull();
   });
 });

@@ -37,3 +37,14 @@ export function addTagFilter(filters: string[], filter: string): string[] {
 export function removeTagFilter(filters: string[], filter: string): string[] {
   return filters.filter((f) => f !== filter);
 }
+
+/** A tag typed to add to a project: "problem: classification", "problem=classification" → {key, value};
+ * "benchmark" → a plain label (empty value); "" → null. The server checks the key and value. */
+export function parseTag(text: string): { key: string; value: string } | null {
+  const t = text.trim();
+  if (!t) return null;
+  const cut = [t.indexOf(":"), t.indexOf("=")].filter((i) => i >= 0);
+  if (cut.length === 0) return { key: t, value: "" };
+  const at = Math.min(...cut);
+  return { key: t.slice(0, at).trim(), value: t.slice(at + 1).trim() };
+}

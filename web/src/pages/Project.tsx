@@ -4,6 +4,7 @@ import { Link, useParams } from "react-router-dom";
 import { api } from "../api";
 import { ErrorNote, StatusBadge } from "../components/Confirm";
 import { RunTable } from "../components/RunTable";
+import { ProjectTags } from "../components/ProjectTags";
 import { SharingPanel } from "../components/Sharing";
 import { useProjectAccess, useSession } from "../lib/session";
 import { usePoll, useQueryParam } from "../lib/hooks";
@@ -34,6 +35,7 @@ export function ProjectPage() {
           {me?.mode === "auth" && access.role && <span data-testid="my-role">your role: {access.role}</span>}
         </div>
       )}
+      {project.data && <ProjectTags project={name} tags={project.data.tags ?? {}} canEdit={access.canWrite} onChange={project.reload} />}
       {project.data && (project.data.description ? <Suspense fallback={<p className="muted">…</p>}><Markdown text={project.data.description} /></Suspense> : <p className="muted">No description.</p>)}
       <h2>Experiments</h2>
       <table className="list" data-testid="experiments">
