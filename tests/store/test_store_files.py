@@ -17,11 +17,15 @@ def _sha(text: str) -> str:
 def test_logs_append_read_from_offset_task_filter_and_tail(store: Store) -> None:
     run = store.create_run("p")
     other = store.create_run("p")
-    assert store.append_logs(run.id, "main", []) == 0
-    last_main = store.append_logs(run.id, "main", [("stdout", f"line {i}", 100.0 + i) for i in range(5)])
+    assert store.append_logs(run.id, "main", []) == (0, False)
+    last_main, _ = store.append_logs(run.id, "main", [("stdout", f"line {i}", 100.0 + i) for i in range(5)])
     store.append_logs(other.id, "main", [("stdout", "elsewhere", 1.0)])  # interleaved writes of another run
-    last_worker = store.append_logs(run.id, "worker-1", [("stderr", "warn", 200.0), ("system", "exit 0", 201.0)])
-    assert last_worker > last_main
+    last_worker, dup = store.append_logs(run.id, "worker-1", [("stderr", "warn", 200.0), ("system", "exit 0", 201.0)],
+                                         batch_id="w-1")
+    assert last_worker > last_main and not dup
+    # The same batch again (a retry whose first answer was lost) is stored once: same offset, nothing appended.
+    assert store.append_logs(run.id, "worker-1", [("stderr", "warn", 200.0), ("system", "exit 0", 201.0)],
+                             batch_id="w-1") == (last_worker, True)
 
     lines = store.read_logs(run.id)
     assert [ln.text for ln in lines] == [f"line {i}" for i in range(5)] + ["warn", "exit 0"]
