@@ -27,8 +27,9 @@ for 60 s after submission is LOST.
 
 Spool mode (``reach_server: false``): the runner writes to ``<job dir>/spool``
 (``runyard.runner._spool``) and ``poll`` replays new lines into the server before
-it reports states; the snapshot's blobs are copied to ``<work_dir>/blobs`` before
-``sbatch``.
+it reports states, and once more for a job it first sees ended (so an ended state
+means a replayed spool); the snapshot's blobs are copied to ``<work_dir>/blobs``
+before ``sbatch``.
 
 Operational traps:
 
@@ -219,6 +220,16 @@ class SlurmBackend:
             if job is not None and job.spool:
                 self._ingest(job)
         states = self._query(list(job_ids), jobs)
+        # A job that ended between that replay and the query wrote its last lines (its run's end
+        # among them) after the replay: replay once more as it is first seen ended, so a terminal
+        # state means a replayed spool.
+        with self._lock:
+            ended = [j for j, st in states.items() if st.status.terminal
+                     and not (j in self._states and self._states[j].status.terminal)]
+        for job_id in ended:
+            job = jobs.get(job_id)
+            if job is not None and job.spool:
+                self._ingest(job)
         with self._lock:
             changed = any(self._states.get(j) != s for j, s in states.items())
             self._states.update(states)
