@@ -41,7 +41,7 @@ def metric_value(i: int, j: int) -> float:
 def seed(args: argparse.Namespace) -> dict:
     """Seed MLflow's SQLite file before its server starts, through MLflow's own store and tables.
 
-    Creating runs through the API costs 30-1000 ms each here (PERF.md: 13-36 runs/s), so
+    Creating runs through the API costs 30-1000 ms each here (13-36 runs/s measured on a 2-core machine), so
     the runs, their params, tags, metrics and latest_metrics rows are bulk-inserted with
     MLflow's own SQLAlchemy table definitions, in the shape its ``create_run`` +
     ``log_batch`` + ``set_terminated`` leave. The schema is made by MLflow's SqlAlchemyStore.

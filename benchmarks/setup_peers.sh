@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PEERS_VENV="${PEERS_VENV:-.venv-peers}"
 case "$PEERS_VENV" in /*) ;; *) PEERS_VENV="$ROOT/$PEERS_VENV" ;; esac   # relative: to the repo root, as the benchmarks read it
-MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"   # PERF.md measured 3.17
+MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"   # the version our figures were measured with
 PYTHON="${PYTHON:-python3}"
 
 if [ -x "$PEERS_VENV/bin/python" ] \

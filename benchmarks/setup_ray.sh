@@ -7,7 +7,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 RAY_VENV="${RAY_VENV:-$ROOT/.venv-ray}"
 case "$RAY_VENV" in /*) ;; *) RAY_VENV="$ROOT/$RAY_VENV" ;; esac
-RAY_VERSION="${RAY_VERSION:-2.60.0}"   # PERF.md measured Ray 2.60
+RAY_VERSION="${RAY_VERSION:-2.60.0}"   # the version our figures were measured with
 PYTHON="${PYTHON:-python3}"
 
 # ray at the pinned version plus the distributions its [tune] extra requires (metadata

@@ -7,7 +7,7 @@
 #
 # Debian's packages (installed by scripts/test-setup.sh): munge slurmctld slurmd slurm-client
 # slurmdbd mariadb-server. No systemd and no cgroups: every daemon is started directly,
-# with proctrack/linuxproc and task/none (see shared ENGINES.md). Accounting goes through
+# with proctrack/linuxproc and task/none (the machine has no systemd and hybrid cgroups). Accounting goes through
 # slurmdbd into MariaDB on 127.0.0.1:3306 (root, empty password) so that `sacct` keeps
 # final states and exit codes. The configuration goes to /etc/slurm (the commands' default)
 # and names this host; the partition is called "debug" and is the default.

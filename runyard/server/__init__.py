@@ -1,4 +1,4 @@
-"""The Runyard server: REST API (and, from later issues, scheduler and UI)."""
+"""The Runyard server: the REST API, the scheduler that runs inside it, and the web UI's static files."""
 
 from runyard.server._app import create_app
 

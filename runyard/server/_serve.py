@@ -1,4 +1,4 @@
-"""Run the server with Uvicorn (one process; the scheduler inside it from the experiments issue)."""
+"""Run the server with Uvicorn: one process, with the scheduler inside it."""
 
 from __future__ import annotations
 
@@ -46,5 +46,5 @@ def serve(host: str, port: int, *, log_level: str = "warning") -> None:
     from runyard.server._app import create_app
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # One process: uvicorn's multi-worker mode leaves TCP_NODELAY unset (PERF.md, uvicorn#3149).
+    # One process: uvicorn's multi-worker mode leaves TCP_NODELAY unset (uvicorn#3149).
     uvicorn.run(create_app(auth_mode=mode), host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
