@@ -58,7 +58,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
             app.state.store = Store.open()
         app.state.artifacts = ArtifactStorage(artifacts_url)
         from runyard.server._bootstrap import ensure_admin
-        from runyard.store._auth import AuthStore
+        from runyard.store import AuthStore
 
         app.state.auth = Auth(AuthStore(app.state.store.engine), mode)
         if mode == "required":

@@ -37,7 +37,7 @@ from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
 from runyard.errors import Forbidden, NotFound, RateLimited, RunyardError, Unauthorized
-from runyard.store._auth import AccessInfo, AuthStore, User
+from runyard.store import AccessInfo, AuthStore, User
 
 __all__ = [
     "CSRF_COOKIE",

@@ -14,7 +14,7 @@ import secrets
 import sys
 
 from runyard import config
-from runyard.store._auth import AuthStore
+from runyard.store import AuthStore
 
 __all__ = ["ensure_admin"]
 

@@ -1,4 +1,10 @@
-"""Persistence: tables, migrations and the ``Store`` facade returning frozen records."""
+"""Persistence: tables, migrations, the ``Store`` facade returning frozen records, and the ``AuthStore``.
+
+The access-control names (``AuthStore`` and its records) load on first use: ``runyard.store._auth``
+hashes a dummy password with argon2 at import, a cost that users of the ``Store`` alone need not pay.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from runyard.store._engine import make_engine
 from runyard.store._migrate import current_revision, head_revision, upgrade
@@ -21,15 +27,33 @@ from runyard.store._records import (
 from runyard.store._store import BLOCK_STEPS, Store
 from runyard.store._tags import TagFilter, parse_tag_filter
 
+if TYPE_CHECKING:
+    from runyard.store._auth import AccessInfo, AuditEvent, AuthStore, Member, TokenInfo, User
+
+_AUTH_NAMES = frozenset({"AccessInfo", "AuditEvent", "AuthStore", "Member", "TokenInfo", "User"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _AUTH_NAMES:
+        from runyard.store import _auth
+
+        return getattr(_auth, name)
+    raise AttributeError(f"module 'runyard.store' has no attribute {name!r}")
+
+
 __all__ = [
     "ACTIVE_STATUSES",
     "BLOCK_STEPS",
     "RUN_STATUSES",
     "TERMINAL_STATUSES",
+    "AccessInfo",
     "Artifact",
+    "AuditEvent",
+    "AuthStore",
     "Experiment",
     "Filter",
     "LogLine",
+    "Member",
     "MetricSummary",
     "Order",
     "Project",
@@ -40,6 +64,8 @@ __all__ = [
     "Store",
     "TagFilter",
     "Task",
+    "TokenInfo",
+    "User",
     "current_revision",
     "head_revision",
     "make_engine",

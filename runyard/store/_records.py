@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from runyard.records.status import ACTIVE, TERMINAL, RunStatus
+
 __all__ = [
     "ACTIVE_STATUSES",
     "Artifact",
@@ -22,9 +24,10 @@ __all__ = [
     "Task",
 ]
 
-RUN_STATUSES = ("queued", "starting", "running", "succeeded", "failed", "canceled", "pruned")
-ACTIVE_STATUSES = frozenset({"queued", "starting", "running"})
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "pruned"})
+# The status strings, from runyard.records.status (the one definition of run statuses).
+RUN_STATUSES = tuple(s.value for s in RunStatus)
+ACTIVE_STATUSES = frozenset(s.value for s in ACTIVE)
+TERMINAL_STATUSES = frozenset(s.value for s in TERMINAL)
 
 
 class _Record(BaseModel):

@@ -19,7 +19,7 @@ import pytest
 
 from runyard.client import Client
 from runyard.store import make_engine
-from runyard.store._auth import AuthStore
+from runyard.store import AuthStore
 from runyard.testing import LiveServer
 
 ADMIN_PW = "admin-pw-0123456789"

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel
 
 from runyard.server._auth import require_admin
-from runyard.store._auth import AuditEvent
+from runyard.store import AuditEvent
 
 router = APIRouter(prefix="/audit", tags=["audit"])
 

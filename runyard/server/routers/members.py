@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from runyard.errors import InvalidInput, NotFound
 from runyard.server._auth import audit, require_project
-from runyard.store._auth import Member
+from runyard.store import Member
 
 router = APIRouter(prefix="/projects/{name}/members", tags=["members"])
 

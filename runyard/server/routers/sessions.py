@@ -20,7 +20,7 @@ from runyard.server._auth import (
     public_route,
     run_token_route,
 )
-from runyard.store._auth import User
+from runyard.store import User
 
 router = APIRouter(tags=["auth"])
 

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from runyard.errors import Forbidden
 from runyard.server._auth import Principal, audit, require_user
-from runyard.store._auth import TokenInfo
+from runyard.store import TokenInfo
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 

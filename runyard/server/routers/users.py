@@ -7,7 +7,7 @@ from pydantic import BaseModel, Field
 
 from runyard.errors import Conflict, Forbidden, Unauthorized
 from runyard.server._auth import audit, require_admin, require_user
-from runyard.store._auth import AuthStore, User
+from runyard.store import AuthStore, User
 
 router = APIRouter(prefix="/users", tags=["users"])
 

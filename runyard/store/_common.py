@@ -1,0 +1,95 @@
+"""What every part of the ``Store`` shares: the engine handle, run and metric-key lookups, value checks."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import threading
+import time
+from typing import Any
+
+from sqlalchemy import Engine, bindparam, select
+
+from runyard.errors import InvalidInput, NotFound
+from runyard.store import _models as m
+from runyard.store._engine import statement as _stmt
+
+
+def _now() -> float:
+    return time.time()
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _clean_float(v: float | None) -> float | None:
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+
+
+class StorePart:
+    """Base of the ``Store``'s per-resource parts: the state they share, set by ``Store.__init__``.
+
+    A part may call another part's methods through ``self``: ``Store`` inherits them all.
+    """
+
+    engine: Engine
+    _sqlite: bool  # SQLite (placeholder ``?``) or PostgreSQL (``%s``)
+    _key_ids: dict[str, int]  # metric name -> metric_keys.id, filled as keys are met
+    _key_lock: threading.Lock  # one creator of metric keys at a time in this process
+
+    def _require_run(self, conn, run_id: int) -> str:  # noqa: ANN001
+        status = conn.execute(_stmt("run_status", lambda: select(m.SqlRun.status).where(m.SqlRun.id == bindparam("run_id"))),
+                              {"run_id": run_id}).scalar()
+        if status is None:
+            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+        return status
+
+    def _lock_run(self, conn, run_id: int) -> str:  # noqa: ANN001
+        """Like _require_run, holding the run's row until commit (PostgreSQL; SQLite writers are serial).
+
+        For read-then-write of a run's params and tags: every replica of a distributed run logs the same
+        params at start, and without the lock the slower inserts failed with a unique violation.
+        """
+        status = conn.execute(select(m.SqlRun.status).where(m.SqlRun.id == run_id).with_for_update()).scalar()
+        if status is None:
+            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+        return status
+
+    def _metric_key_id(self, conn, key: str) -> int | None:  # noqa: ANN001
+        kid = self._key_ids.get(key)
+        if kid is None:
+            kid = conn.execute(select(m.SqlMetricKey.id).where(m.SqlMetricKey.name == key)).scalar()
+            if kid is not None:
+                self._key_ids[key] = kid
+        return kid
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _check_name(name: str, what: str) -> None:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]{0,63}", name or ""):
+        raise InvalidInput(
+            f"A {what} name must be 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit, but got {name!r}.",
+            f"Rename it, e.g. {re.sub(r'[^a-z0-9_-]+', '-', (name or 'my').lower()).strip('-_') or 'my'}-{what}.",
+        )
+
+
+def _check_key(key: str, what: str) -> None:
+    # NUL: PostgreSQL text cannot hold it, so SQLite must refuse it too (one contract).
+    if not isinstance(key, str) or not key or len(key) > 250 or "\n" in key or "\x00" in key:
+        raise InvalidInput(
+            f"A {what} name must be 1-250 characters without newlines or NUL characters, but got {key!r}.",
+            f"Use a short name such as 'loss' or 'train/acc'.",
+        )

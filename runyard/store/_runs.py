@@ -1,0 +1,350 @@
+"""Runs: create, read, list and filter them, and their params and tags (the ``Store``'s run methods)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import and_, delete, func, insert, literal, select, update
+
+from runyard.errors import Conflict, InvalidInput, NotFound
+from runyard.store import _models as m
+from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _now, _num
+from runyard.store._engine import read_scope, write_scope
+from runyard.store._query import Filter, Order
+from runyard.store._records import RUN_STATUSES, MetricSummary, Run, RunEvent, RunPage, Task
+
+
+class RunsPart(StorePart):
+    """The ``Store``'s run methods; status changes are in ``_statuses``."""
+
+    def create_run(
+        self,
+        project: str,
+        *,
+        name: str = "",
+        experiment_id: int | None = None,
+        number: int | None = None,
+        params: dict[str, Any] | None = None,
+        tags: dict[str, str] | None = None,
+        status: str = "running",
+        snapshot_id: str | None = None,
+        backend: str | None = None,
+    ) -> Run:
+        if status not in RUN_STATUSES:
+            raise InvalidInput(f"Unknown run status {status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+        self.ensure_project(project)
+        now = _now()
+        with write_scope(self.engine) as conn:
+            pid = self._project_id(conn, project)
+            if number is None:
+                number = 0
+                if experiment_id is not None:
+                    number = conn.execute(
+                        select(func.coalesce(func.max(m.SqlRun.number) + 1, 0)).where(m.SqlRun.experiment_id == experiment_id)
+                    ).scalar_one()
+            rid = conn.execute(
+                insert(m.SqlRun)
+                .values(project_id=pid, experiment_id=experiment_id, number=number, name=name, status=status,
+                        snapshot_id=snapshot_id, backend=backend, created_at=now,
+                        started_at=now if status == "running" else None, heartbeat_at=now if status == "running" else None)
+                .returning(m.SqlRun.id)
+            ).scalar_one()
+            if not name:
+                conn.execute(update(m.SqlRun).where(m.SqlRun.id == rid).values(name=f"run-{rid}"))
+            conn.execute(insert(m.SqlRunEvent).values(run_id=rid, status=status, attempt=1, message="", ts=now))
+            if params:
+                self._write_params(conn, rid, params)
+            if tags:
+                self._write_tags(conn, rid, tags)
+        return self.get_run(rid)
+
+    def find_run(self, run_id: int) -> Run | None:
+        with read_scope(self.engine) as conn:
+            runs = self._load_runs(conn, [run_id], details=True)
+        return runs[0] if runs else None
+
+    def get_run(self, run_id: int) -> Run:
+        run = self.find_run(run_id)
+        if run is None:
+            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+        return run
+
+    def list_runs(
+        self,
+        *,
+        project: str | None = None,
+        experiment_id: int | None = None,
+        statuses: Sequence[str] | None = None,
+        filters: Sequence[Filter] = (),
+        order: Order | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        project_ids: Sequence[int] | None = None,
+        fields: Sequence[str] | None = None,
+    ) -> RunPage:
+        """A page of runs matching every filter, in ``order`` (newest first by default).
+
+        ``project_ids`` keeps only those projects' runs (what a user may see). ``fields``
+        (e.g. ``["params.lr", "metrics.loss"]``) limits the params and metrics each run
+        carries to those keys: a table of 10,000 runs then reads only its columns.
+        ``None`` returns them all.
+        """
+        keep = _split_fields(fields)
+        if limit < 1 or limit > 10000:
+            raise InvalidInput(f"limit must be between 1 and 10000, but got {limit}.", "Page through runs with offset.")
+        if offset < 0:
+            raise InvalidInput(f"offset must be ≥ 0, but got {offset}.", "Start at offset=0.")
+        for s in statuses or ():
+            if s not in RUN_STATUSES:
+                raise InvalidInput(f"Unknown run status {s!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+        r = m.SqlRun
+        with read_scope(self.engine) as conn:
+            conds = []
+            if project is not None:
+                conds.append(r.project_id == self._project_id(conn, project))
+            if project_ids is not None:
+                conds.append(r.project_id.in_(list(project_ids)))
+            if experiment_id is not None:
+                conds.append(r.experiment_id == experiment_id)
+            if statuses:
+                conds.append(r.status.in_(list(statuses)))
+            for f in filters:
+                conds.append(self._filter_cond(conn, f))
+            base = select(r.id).where(and_(*conds) if conds else literal(True))
+            total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+            stmt = base
+            if order is not None and order.kind == "metric":
+                ids = self._ids_by_metric(conn, conds, order, limit, offset)
+                items = self._load_runs(conn, ids, details=False, keep=keep) if ids is not None else None
+                if items is not None:
+                    return RunPage(items=items, total=total, offset=offset, limit=limit)
+            if order is None:
+                stmt = stmt.order_by(r.id.desc())
+            else:
+                col = self._order_column(conn, order)
+                if col is None:  # unknown metric/param key: nothing to sort by
+                    stmt = stmt.order_by(r.id.desc())
+                else:
+                    # NULLs (runs without the metric) always last.
+                    stmt = stmt.order_by(col.is_(None), col.desc() if order.descending else col.asc(), r.id.asc())
+            ids = list(conn.execute(stmt.limit(limit).offset(offset)).scalars())
+            items = self._load_runs(conn, ids, details=False, keep=keep)
+        return RunPage(items=items, total=total, offset=offset, limit=limit)
+
+    def _ids_by_metric(self, conn, conds: list, order: Order, limit: int, offset: int) -> list[int] | None:  # noqa: ANN001
+        """A page of run ids sorted by a metric summary, walking the summaries by key.
+
+        Runs that have the value come first, sorted by it (ties by id); runs without it
+        follow by id. This joins ``metric_summaries`` once instead of a subquery per run
+        (10,000 runs: ~0.1 ms instead of ~25 ms). ``None`` when the key is unknown.
+        """
+        kid = self._metric_key_id(conn, order.key)
+        if kid is None:
+            return None
+        r, sm = m.SqlRun, m.SqlMetricSummary
+        col = {"last": sm.last, "min": sm.min, "max": sm.max}[order.agg]
+        where = and_(*conds) if conds else literal(True)
+        having = (select(r.id).join(sm, and_(sm.run_id == r.id, sm.key_id == kid)).where(where, col.is_not(None)))
+        ids = list(conn.execute(
+            having.order_by(col.desc() if order.descending else col.asc(), r.id.asc()).limit(limit).offset(offset)
+        ).scalars())
+        if len(ids) < limit:
+            n_with = conn.execute(select(func.count()).select_from(having.subquery())).scalar_one()
+            rest = (select(r.id).where(where, r.id.not_in(
+                select(sm.run_id).where(sm.key_id == kid, col.is_not(None)))).order_by(r.id.asc()))
+            ids += list(conn.execute(rest.limit(limit - len(ids)).offset(max(0, offset - n_with))).scalars())
+        return ids
+
+    _OPS = {
+        "=": lambda c, v: c == v,
+        "!=": lambda c, v: c != v,
+        "<": lambda c, v: c < v,
+        "<=": lambda c, v: c <= v,
+        ">": lambda c, v: c > v,
+        ">=": lambda c, v: c >= v,
+    }
+
+    def _filter_cond(self, conn, f: Filter):  # noqa: ANN001, ANN202
+        r = m.SqlRun
+        if f.kind == "metric":
+            kid = self._metric_key_id(conn, f.key)
+            if kid is None:
+                return literal(False)
+            s = m.SqlMetricSummary
+            col = {"last": s.last, "min": s.min, "max": s.max}[f.agg]
+            return r.id.in_(select(s.run_id).where(s.key_id == kid, self._OPS[f.op](col, f.value)))
+        if f.kind == "param":
+            p = m.SqlParam
+            num = _num(f.value)
+            if f.op == "~":
+                cond = p.value.contains(str(f.value))
+            elif num is not None and not isinstance(f.value, bool):
+                cond = self._OPS[f.op](p.num, num)
+            elif f.op in ("=", "!="):
+                cond = self._OPS[f.op](p.value, json.dumps(f.value))
+            else:
+                raise InvalidInput(
+                    f"Filter on params.{f.key} with {f.op} needs a number, but got {f.value!r}.",
+                    "Use = or != to compare text values, or ~ for a substring.",
+                )
+            return r.id.in_(select(p.run_id).where(p.key == f.key, cond))
+        if f.kind == "tag":
+            t = m.SqlTag
+            cond = t.value.contains(str(f.value)) if f.op == "~" else self._OPS.get(f.op, self._OPS["="])(t.value, str(f.value))
+            return r.id.in_(select(t.run_id).where(t.key == f.key, cond))
+        col = getattr(r, f.key)
+        if f.op == "~":
+            return col.contains(str(f.value))
+        return self._OPS[f.op](col, f.value)
+
+    def _order_column(self, conn, o: Order):  # noqa: ANN001, ANN202
+        r = m.SqlRun
+        if o.kind == "metric":
+            kid = self._metric_key_id(conn, o.key)
+            if kid is None:
+                return None
+            s = m.SqlMetricSummary
+            col = {"last": s.last, "min": s.min, "max": s.max}[o.agg]
+            return select(col).where(s.run_id == r.id, s.key_id == kid).scalar_subquery()
+        if o.kind == "param":
+            p = m.SqlParam
+            return select(func.coalesce(p.num, None)).where(p.run_id == r.id, p.key == o.key).scalar_subquery()
+        return getattr(r, o.key)
+
+    def _load_runs(self, conn, ids: list[int], *, details: bool,  # noqa: ANN001
+                   keep: tuple[list[str], list[str]] | None = None) -> list[Run]:
+        if not ids:
+            return []
+        r, p = m.SqlRun, m.SqlProject
+        rows = conn.execute(
+            select(r.__table__, p.name.label("project_name")).join(p, p.id == r.project_id).where(r.id.in_(ids))
+        ).all()
+        params: dict[int, dict[str, Any]] = {i: {} for i in ids}
+        pstmt = select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(ids))
+        if keep is not None:
+            pstmt = pstmt.where(m.SqlParam.key.in_(keep[0]))
+        for rid, key, value in conn.execute(pstmt):
+            params[rid][key] = json.loads(value)
+        tags: dict[int, dict[str, str]] = {i: {} for i in ids}
+        for rid, key, value in conn.execute(select(m.SqlTag.run_id, m.SqlTag.key, m.SqlTag.value).where(m.SqlTag.run_id.in_(ids))):
+            tags[rid][key] = value
+        metrics: dict[int, dict[str, MetricSummary]] = {i: {} for i in ids}
+        s, k = m.SqlMetricSummary, m.SqlMetricKey
+        mstmt = select(s.run_id, k.name, s.last, s.last_step, s.min, s.max, s.count, s.last_ts).join(k, k.id == s.key_id).where(s.run_id.in_(ids))
+        if keep is not None:
+            mstmt = mstmt.where(k.name.in_(keep[1]))
+        for row in conn.execute(mstmt):
+            metrics[row[0]][row[1]] = MetricSummary(
+                last=_clean_float(row[2]), step=row[3], min=_clean_float(row[4]), max=_clean_float(row[5]), count=row[6], ts=row[7]
+            )
+        tasks: dict[int, list[Task]] = {i: [] for i in ids}
+        events: dict[int, list[RunEvent]] = {i: [] for i in ids}
+        if details:
+            t = m.SqlTask
+            for row in conn.execute(select(t.__table__).where(t.run_id.in_(ids)).order_by(t.attempt, t.role, t.rank)):
+                tasks[row.run_id].append(
+                    Task(id=row.id, role=row.role, rank=row.rank, attempt=row.attempt, status=row.status, host=row.host, pid=row.pid,
+                         exit_code=row.exit_code, started_at=row.started_at, ended_at=row.ended_at, address=row.address)
+                )
+            ev = m.SqlRunEvent
+            for row in conn.execute(select(ev.__table__).where(ev.run_id.in_(ids)).order_by(ev.id)):
+                events[row.run_id].append(RunEvent(status=row.status, attempt=row.attempt, message=row.message, ts=row.ts))
+        by_id = {row.id: row for row in rows}
+        out = []
+        for rid in ids:
+            run = by_id.get(rid)
+            if run is None:
+                continue
+            pname = run.project_name
+            out.append(
+                Run(
+                    id=run.id, project=pname, experiment_id=run.experiment_id, number=run.number, name=run.name, status=run.status,
+                    status_message=run.status_message, attempt=run.attempt, exit_code=run.exit_code, snapshot_id=run.snapshot_id,
+                    backend=run.backend, engine_job_id=run.engine_job_id, created_at=run.created_at, started_at=run.started_at,
+                    ended_at=run.ended_at, heartbeat_at=run.heartbeat_at, params=params[rid], tags=tags[rid], metrics=metrics[rid],
+                    tasks=tasks[rid], events=events[rid],
+                )
+            )
+        return out
+
+    def _get_run_in(self, conn, run_id: int) -> Run:  # noqa: ANN001
+        return self._load_runs(conn, [run_id], details=True)[0]
+
+    def run_params(self, run_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The params of these runs (run id → params), in one query."""
+        out: dict[int, dict[str, Any]] = {i: {} for i in run_ids}
+        if not out:
+            return out
+        with read_scope(self.engine) as conn:
+            for rid, key, value in conn.execute(
+                select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(list(out)))
+            ):
+                out[rid][key] = json.loads(value)
+        return out
+
+    def log_params(self, run_id: int, params: dict[str, Any]) -> Run:
+        """Record params. Re-logging the same value is a no-op; a different value is a Conflict."""
+        with write_scope(self.engine) as conn:
+            self._lock_run(conn, run_id)
+            self._write_params(conn, run_id, params)
+            return self._get_run_in(conn, run_id)
+
+    def _write_params(self, conn, run_id: int, params: dict[str, Any]) -> None:  # noqa: ANN001
+        existing = dict(conn.execute(select(m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id == run_id)).all())
+        rows = []
+        for key, value in params.items():
+            _check_key(key, "param")
+            text = json.dumps(value, sort_keys=True, allow_nan=False) if _json_ok(value) else None
+            if text is None:
+                raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).", "Log numbers, strings, booleans, lists or dicts.")
+            if key in existing:
+                if existing[key] != text:
+                    raise Conflict(
+                        f"Param {key!r} of run {run_id} is already {existing[key]}; it cannot change to {text}.",
+                        "Params are fixed once logged; log a metric or a tag for values that change.",
+                    )
+                continue
+            rows.append({"run_id": run_id, "key": key, "value": text, "num": _num(value)})
+        if rows:
+            conn.execute(insert(m.SqlParam), rows)
+
+    def set_tags(self, run_id: int, tags: dict[str, str]) -> Run:
+        with write_scope(self.engine) as conn:
+            self._lock_run(conn, run_id)
+            self._write_tags(conn, run_id, tags)
+            return self._get_run_in(conn, run_id)
+
+    def _write_tags(self, conn, run_id: int, tags: dict[str, Any]) -> None:  # noqa: ANN001
+        for key, value in tags.items():
+            _check_key(key, "tag")
+            if "\x00" in str(value):
+                raise InvalidInput(f"Tag {key!r} has a value with a NUL character: {str(value)!r}.", "Remove the NUL characters.")
+        conn.execute(delete(m.SqlTag).where(m.SqlTag.run_id == run_id, m.SqlTag.key.in_(list(tags))))
+        conn.execute(insert(m.SqlTag), [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()])
+
+    def delete_tag(self, run_id: int, key: str) -> Run:
+        with write_scope(self.engine) as conn:
+            self._require_run(conn, run_id)
+            res = conn.execute(delete(m.SqlTag).where(m.SqlTag.run_id == run_id, m.SqlTag.key == key))
+            if res.rowcount == 0:
+                raise NotFound(f"Run {run_id} has no tag {key!r}.", "See its tags with `runyard info RUN`.")
+            return self._get_run_in(conn, run_id)
+
+
+def _split_fields(fields: Sequence[str] | None) -> tuple[list[str], list[str]] | None:
+    """``["params.lr", "metrics.loss"]`` -> (param names, metric names); bad names raise InvalidInput."""
+    if fields is None:
+        return None
+    params: list[str] = []
+    metrics: list[str] = []
+    for f in fields:
+        if f.startswith("params.") and len(f) > len("params."):
+            params.append(f[len("params."):])
+        elif f.startswith("metrics.") and len(f) > len("metrics."):
+            metrics.append(f[len("metrics."):])
+        else:
+            raise InvalidInput(f"Unknown field {f!r}: fields name params or metrics to return.",
+                               "Write params.NAME or metrics.NAME, e.g. fields=params.lr&fields=metrics.loss.")
+    return params, metrics
