@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import Yard, wait_until
 
-from runyard.runner import agent_dir
+from runyard.backends.local import agent_dir
 from runyard.testing import free_port
 
 pytestmark = pytest.mark.slow
