@@ -77,7 +77,7 @@ class Job:
 
     def alive_pids(self) -> list[int]:
         """The job's processes still running: every task's of a distributed job, else its one."""
-        candidates = list(self.group_pids.values()) or [(self.pid, self.pid_started)]
+        candidates: list[tuple[int | None, float | None]] = list(self.group_pids.values()) or [(self.pid, self.pid_started)]
         return [pid for pid, started in candidates if pid and _proc.same_process(pid, started)]
 
     @classmethod

@@ -135,8 +135,8 @@ class Agent:
         finally:
             server.close()
             self._shutdown()
-            info = read_json(self.dir / "agent.json")
-            if info is not None and info.get("pid") == os.getpid():
+            current = read_json(self.dir / "agent.json")
+            if current is not None and current.get("pid") == os.getpid():
                 (self.dir / "agent.json").unlink(missing_ok=True)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(sock_path)
