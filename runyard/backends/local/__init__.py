@@ -26,6 +26,7 @@ __all__ = [
     "agent_alive",
     "agent_dir",
     "code_fingerprint",
+    "read_job_records",
     "stop_agent",
 ]
 
@@ -38,6 +39,7 @@ _WHERE = {
     "agent_alive": "_protocol",
     "agent_dir": "_protocol",
     "code_fingerprint": "_protocol",
+    "read_job_records": "_jobs",
     "stop_agent": "_client",
 }
 

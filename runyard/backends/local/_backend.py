@@ -6,7 +6,7 @@ Concept map:
 | ----------------- | --------------------------------------------------------------------- |
 | run attempt       | a job of the local agent, id ``"<run_id>.<attempt>"``                 |
 | task              | a ``bash -c`` process group started by the agent's ``TaskExecution``  |
-| job state         | the agent's memory, and ``$RUNYARD_HOME/agent/jobs/<job_id>.json``    |
+| job state         | the agent's memory, and ``$RUNYARD_HOME/agent/jobs/journal.jsonl``    |
 | cancel            | SIGTERM to the task's process group, SIGKILL after the grace period   |
 | GPU placement     | ``CUDA_VISIBLE_DEVICES`` of the indices assigned (one task per GPU)   |
 

@@ -1,30 +1,35 @@
-"""The local agent's jobs: one job's state in memory, and its record in ``jobs/<job_id>.json``.
+"""The local agent's jobs: one job's state in memory, and its records in the journal ``jobs/journal.jsonl``.
 
 A record holds a job's last state (status, pid and its start time, every task's
 process of a distributed job, exit code, reason, resources, GPUs). A restarted
 agent answers from these: a terminal record gives the final state; a running
 record whose process still lives is an orphan (RUNNING, cancellable, holding its
 resources, but its output is no longer collected); one whose process is gone is LOST.
+Records are appended to one journal, ``jobs/journal.jsonl`` (:class:`JobRecords`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from runyard import _proc
 from runyard.backends.base import EngineStatus, Resources
-from runyard.backends.local._protocol import read_json, write_json
+from runyard.backends.local._protocol import dumps, loads, read_json
 
 log = logging.getLogger("runyard.backends")
 
 RECORD_MAX_AGE_S = 7 * 24 * 3600  # terminal records (and their working directories) go after this
+JOURNAL = "journal.jsonl"
 REPORT_WAIT_S = 10.0  # a job whose final reports are not through this long after its exit is terminal anyway
+
+
+_TERMINAL = {s.value for s in EngineStatus if s.terminal}
 
 
 class Job:
@@ -99,19 +104,46 @@ class Job:
 
 
 class JobRecords:
-    """The ``jobs/`` directory: one JSON record per job, each replaced atomically."""
+    """The ``jobs/`` directory: every record appended to ``journal.jsonl``; a job's last line is its state.
+
+    One append per state change (a write to an open file) instead of a file written and
+    renamed per change. The index maps each job to its last line. Thread-safe.
+    ``<job_id>.json`` files (one record each, as agents before the journal wrote them) are
+    read as records too, and folded into the journal by :meth:`adopt`. The journal is
+    rewritten with only the live records (:meth:`adopt`, and whenever it grew past
+    ``COMPACT_MIN_BYTES`` and three times their size).
+    """
+
+    COMPACT_MIN_BYTES = 16 * 1024 * 1024
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-
-    def path(self, job_id: str) -> Path:
-        return self.dir / f"{job_id}.json"
+        self.path = directory / JOURNAL
+        self._lock = threading.Lock()
+        self._index: dict[str, tuple[int, int] | Path] = {}  # job id -> (offset, length) of its last line, or its file
+        self._fd: int | None = None
+        self._size = 0  # the journal's length
+        self._live = 0  # the length of the lines the index points at
+        self._loaded = False
 
     def exists(self, job_id: str) -> bool:
-        return self.path(job_id).exists()
+        with self._lock:
+            self._ensure()
+            return job_id in self._index
 
     def write(self, job_id: str, record: dict[str, Any]) -> None:
-        write_json(self.path(job_id), record)
+        """Append the job's record (its new state)."""
+        line = dumps(record) + b"\n"
+        with self._lock:
+            self._ensure()
+            if self._fd is None:
+                self.dir.mkdir(parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            os.write(self._fd, line)
+            self._note(job_id, (self._size, len(line)))
+            self._size += len(line)
+            if self._size > self.COMPACT_MIN_BYTES and self._size > 3 * self._live:
+                self._compact(time.time() - RECORD_MAX_AGE_S)
 
     def write_quietly(self, job: Job) -> None:
         """Write the job's record; a failed write is logged, not raised (the job's state is in memory)."""
@@ -122,7 +154,9 @@ class JobRecords:
 
     def load(self, job_id: str) -> Job | None:
         """The job its record describes, or ``None`` (no record, or an unreadable one)."""
-        rec = read_json(self.path(job_id))
+        with self._lock:
+            self._ensure()
+            rec = self._read(job_id)
         if rec is None:
             return None
         try:
@@ -131,20 +165,113 @@ class JobRecords:
             log.warning("job record %s is unreadable; treating the job as lost", job_id)
             return None
 
-    def adopt(self) -> Iterator[Job]:
-        """The unfinished jobs of earlier agents; terminal records older than ``RECORD_MAX_AGE_S`` are removed."""
-        cutoff = time.time() - RECORD_MAX_AGE_S
-        for path in self.dir.glob("*.json"):
-            rec = read_json(path)
-            if rec is None or "job_id" not in rec:
-                continue
+    def adopt(self) -> list[Job]:
+        """The unfinished jobs of earlier agents. Rewrites the journal without the terminal records
+        older than ``RECORD_MAX_AGE_S``, with the records of ``<job_id>.json`` files (then removed)."""
+        with self._lock:
+            self._ensure()
+            records = self._compact(time.time() - RECORD_MAX_AGE_S)
+        jobs = []
+        for rec in records:
             try:
                 job = Job.from_record(rec)
             except (KeyError, ValueError, TypeError):
                 continue
-            if job.status.terminal:
-                if float(rec.get("updated_at") or 0) < cutoff:
-                    with contextlib.suppress(OSError):
-                        path.unlink(missing_ok=True)
+            if not job.status.terminal:
+                jobs.append(job)
+        return jobs
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None
+
+    # ------------------------------------------------------------ lock held
+    def _note(self, job_id: str, where: tuple[int, int] | Path) -> None:
+        old = self._index.get(job_id)
+        if isinstance(old, tuple):
+            self._live -= old[1]
+        if isinstance(where, tuple):
+            self._live += where[1]
+        self._index[job_id] = where
+
+    def _ensure(self) -> None:
+        """Index the journal and the record files, once."""
+        if self._loaded:
+            return
+        self._loaded = True
+        for path in self.dir.glob("*.json"):
+            self._index[path.stem] = path
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return
+        offset = 0
+        for line in data.splitlines(keepends=True):
+            if line.endswith(b"\n"):  # a line cut short by a crash is skipped
+                job_id = _job_id_of(line)
+                if job_id is not None:
+                    self._note(job_id, (offset, len(line)))
+            offset += len(line)
+        self._size = offset
+
+    def _read(self, job_id: str) -> dict[str, Any] | None:
+        where = self._index.get(job_id)
+        if where is None:
+            return None
+        if isinstance(where, Path):
+            return read_json(where)
+        with open(self.path, "rb") as f:
+            f.seek(where[0])
+            try:
+                rec = loads(f.read(where[1]))
+            except ValueError:
+                return None
+        return rec if isinstance(rec, dict) else None
+
+    def _compact(self, prune_before: float) -> list[dict[str, Any]]:
+        """Rewrite the journal with each job's last record, dropping terminal ones last updated
+        before ``prune_before``; returns the records kept."""
+        kept: list[dict[str, Any]] = []
+        files = [where for where in self._index.values() if isinstance(where, Path)]
+        for job_id in list(self._index):
+            rec = self._read(job_id)
+            if rec is None or str(rec.get("job_id")) != job_id:
                 continue
-            yield job
+            if rec.get("status") in _TERMINAL and float(rec.get("updated_at") or 0) < prune_before:
+                continue
+            kept.append(rec)
+        tmp = self.path.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
+        lines = [dumps(rec) + b"\n" for rec in kept]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(b"".join(lines))
+        os.replace(tmp, self.path)
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self._index, self._size, self._live = {}, 0, 0
+        for rec, line in zip(kept, lines, strict=True):
+            self._note(str(rec["job_id"]), (self._size, len(line)))
+            self._size += len(line)
+        for path in files:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        return kept
+
+
+def _job_id_of(line: bytes) -> str | None:
+    try:
+        rec = loads(line)
+    except ValueError:
+        return None
+    return str(rec["job_id"]) if isinstance(rec, dict) and "job_id" in rec else None
+
+
+def read_job_records(directory: Path) -> dict[str, dict[str, Any]]:
+    """``{job_id: its last record}`` of the jobs an agent directory records (read-only; for tools and tests)."""
+    records = JobRecords(Path(directory) / "jobs")
+    with records._lock:
+        records._ensure()
+        return {job_id: rec for job_id in list(records._index) if (rec := records._read(job_id)) is not None}

@@ -8,7 +8,7 @@ Files, all under ``$RUNYARD_HOME/agent/``:
 - ``agent.lock``: held (``flock``) by the running agent for its whole life; a lock
   that can be taken means no agent runs, whatever ``agent.json`` says, and
   recycled pids never fool it. ``start.lock`` serialises starting one.
-- ``jobs/<job_id>.json``: each job's last state (``_jobs.py``).
+- ``jobs/journal.jsonl``: every job's states, appended; a job's last line is its state (``_jobs.py``).
 - ``work/<job_id>/<task>/``: the task's working directory (snapshot materialised here).
   Removed when an agent starts, once the job ended over 7 days ago (its record is gone).
 - ``agent.log``: the agent's own log.

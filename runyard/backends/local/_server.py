@@ -142,6 +142,7 @@ class Agent:
                     os.unlink(sock_path)
             for client in self._clients.values():
                 client.close()
+            self._records.close()
             log.info("agent %d stopped", os.getpid())
         return 0
 
