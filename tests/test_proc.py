@@ -11,7 +11,16 @@ from pathlib import Path
 
 import psutil
 
-from runyard._proc import cmdline, is_locked, killpg, locked, pid_alive, same_process, start_time, try_lock
+from runyard._proc import (
+    cmdline,
+    is_locked,
+    killpg,
+    locked,
+    pid_alive,
+    same_process,
+    start_time,
+    try_lock,
+)
 
 
 def test_start_time_is_psutils_create_time_and_names_one_process() -> None:

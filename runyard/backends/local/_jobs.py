@@ -236,12 +236,19 @@ class JobRecords:
         before ``prune_before``; returns the records kept."""
         kept: list[dict[str, Any]] = []
         files = [where for where in self._index.values() if isinstance(where, Path)]
-        for job_id in list(self._index):
-            rec = self._read(job_id)
-            if rec is None or str(rec.get("job_id")) != job_id:
-                continue
-            if rec.get("status") in _TERMINAL and float(rec.get("updated_at") or 0) < prune_before:
-                continue
+        try:
+            data = self.path.read_bytes()  # once: a read per record would open the journal per job
+        except FileNotFoundError:
+            data = b""
+        for job_id, where in list(self._index.items()):
+            try:
+                rec = read_json(where) if isinstance(where, Path) else loads(data[where[0]:where[0] + where[1]])
+                if not isinstance(rec, dict) or str(rec.get("job_id")) != job_id:
+                    continue
+                if rec.get("status") in _TERMINAL and float(rec.get("updated_at") or 0) < prune_before:
+                    continue
+            except (ValueError, TypeError):
+                continue  # unreadable: the job is unknown from now on, as a lost one
             kept.append(rec)
         tmp = self.path.with_name(f".{JOURNAL}.{os.getpid()}.tmp")
         lines = [dumps(rec) + b"\n" for rec in kept]
