@@ -201,12 +201,12 @@ def runyard_dispatch(workdir: Path, n: int) -> dict[str, Any]:
 def wait_agent(agent_dir: Path, timeout_s: float = 30.0) -> int | None:
     """The pid of the agent the server started, once it answers a ping and its import warm-up is
     done (its CPU settles); None if none came up (then its start-up is in the figure)."""
-    from runyard.runner._agent import AgentClient, _agent_alive
+    from runyard.backends.local import AgentClient, agent_alive
 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         pid = _agent_pid(agent_dir)
-        if pid and _pid_alive(pid) and _agent_alive(agent_dir):
+        if pid and _pid_alive(pid) and agent_alive(agent_dir):
             client = AgentClient(agent_dir, start_timeout_s=5.0)
             try:
                 client.call("ping")
@@ -233,7 +233,7 @@ def _agent_pid(agent_dir: Path) -> int | None:
 
 def stop_agent(agent_dir: Path, pid: int | None) -> bool:
     """Stop the local agent this benchmark's server started (SIGTERM by its pid, then SIGKILL)."""
-    from runyard.runner import stop_agent as _stop
+    from runyard.backends.local import stop_agent as _stop
 
     with contextlib.suppress(Exception):
         _stop(agent_dir, timeout_s=20)
@@ -246,12 +246,9 @@ def stop_agent(agent_dir: Path, pid: int | None) -> bool:
 
 
 def _pid_alive(pid: int) -> bool:
-    import psutil
+    from runyard._proc import pid_alive
 
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+    return pid_alive(pid)
 
 
 def profile(client: Any, exp: dict[str, Any]) -> dict[str, Any]:

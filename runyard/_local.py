@@ -22,7 +22,6 @@ Keep imports light: this module runs before every CLI command and SDK call.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import signal
@@ -34,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from runyard import config
+from runyard import _proc, config
 from runyard.errors import InvalidInput, ServerUnreachable
 
 __all__ = ["forget_credentials", "resolve_server", "save_credentials", "server_status", "start_server", "stop_server"]
@@ -232,44 +231,24 @@ def _write_state(info: dict[str, Any]) -> None:
 
 @contextlib.contextmanager
 def _locked() -> Iterator[None]:
-    with open(_lock_path(), "a+b") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    with _proc.locked(_lock_path()):
+        yield
 
 
 # ------------------------------------------------------------------ processes
 def _pid_alive(pid: int) -> bool:
+    """Running (a zombie is not); a child of this process is reaped on the way."""
     proc = _children.get(pid)
     if proc is not None:
         return proc.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # alive, owned by someone else
-    return True
+    return _proc.pid_alive(pid)
 
 
 def _is_runyard_server(pid: int) -> bool:
     """Alive and running ``runyard.server``: a recycled pid must never be reused or signalled."""
     if pid <= 0 or not _pid_alive(pid):
         return False
-    import psutil
-
-    try:
-        proc = psutil.Process(pid)
-        if proc.status() == psutil.STATUS_ZOMBIE:
-            return False
-        cmdline = proc.cmdline()
-    except (psutil.NoSuchProcess, psutil.ZombieProcess):
-        return False
-    except psutil.AccessDenied:
-        return False
-    return _MODULE in cmdline
+    return _MODULE in (_proc.cmdline(pid) or [])
 
 
 def _health(url: str) -> dict[str, Any] | None:
@@ -313,16 +292,7 @@ def _gone(pid: int) -> bool:
     Not :func:`_is_runyard_server`: an exiting process already shows an empty command
     line while it still holds its port and files.
     """
-    if not _pid_alive(pid):
-        return True
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-    except psutil.AccessDenied:
-        return False
+    return not _pid_alive(pid)
 
 
 def _wait_gone(pid: int, timeout_s: float) -> bool:

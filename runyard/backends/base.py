@@ -142,6 +142,9 @@ class EngineState:
     exit_code: int | None = None
     reason: str = ""  # e.g. "pending: Resources", "killed by signal 9"
     raw: str = ""  # the engine's own word for it
+    # LOST because the engine never recorded the job: it never started (a local agent that died
+    # while the job waited in its queue). The scheduler queues such a run again, same attempt.
+    no_record: bool = False
 
 
 @dataclass(frozen=True)

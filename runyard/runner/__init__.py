@@ -7,8 +7,9 @@ same on every compute target:
   heartbeats, system metrics, cancel/prune/time limit, exit status);
 - ``python -m runyard.runner exec --launch FILE --task ROLE-RANK`` runs one in the
   foreground (SSH, Slurm);
-- ``python -m runyard.runner agent`` hosts many for the local backend
-  (:class:`AgentClient` talks to it; see ``runyard.runner._agent`` for why).
+- :class:`TaskGroup` runs every task of a distributed run on one host, fail-fast;
+- the local backend's agent (``runyard.backends.local``) hosts many executions in
+  one long-lived process, through this same API (:func:`preload` warms its imports).
 
 Imports are lazy: ``exec`` starts inside every remote task.
 """
@@ -18,28 +19,36 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "AgentClient",
     "TaskExecution",
+    "TaskGroup",
     "TaskResult",
-    "agent_dir",
     "launch_from_dict",
     "launch_to_dict",
+    "preload",
     "read_launch_file",
-    "stop_agent",
     "write_launch_file",
 ]
 
 _WHERE = {
-    "AgentClient": "_agent",
-    "agent_dir": "_agent",
-    "stop_agent": "_agent",
     "TaskExecution": "_task",
+    "TaskGroup": "_group",
     "TaskResult": "_task",
     "launch_from_dict": "_wire",
     "launch_to_dict": "_wire",
     "read_launch_file": "_wire",
     "write_launch_file": "_wire",
 }
+
+
+def preload() -> None:
+    """Import every module a task execution uses (a host running many calls this once, in the background)."""
+    import importlib
+
+    for module in ("_group", "_reporter", "_sysmetrics", "_task", "_wire"):
+        importlib.import_module(f"runyard.runner.{module}")
+    import psutil  # noqa: F401  (system metrics)
+
+    import runyard.client  # noqa: F401
 
 
 def __getattr__(name: str) -> Any:

@@ -1,7 +1,5 @@
-"""``python -m runyard.runner``: the local agent, or one task in the foreground.
+"""``python -m runyard.runner``: one task in the foreground.
 
-- ``python -m runyard.runner agent [--dir DIR] [--idle-exit-s N]``: serve the
-  local backend's agent (started by ``LocalBackend``; see ``runyard.runner._agent``).
 - ``python -m runyard.runner exec --launch FILE [--task ROLE-RANK | --task-index N]
   [--workdir DIR] [--spool DIR --blob-cache DIR]``: run one task of a launch file (``runyard.runner.write_launch_file``) in the
   foreground, echoing its output, and exit with its exit code. The SSH and Slurm
@@ -34,9 +32,6 @@ from typing import Any
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m runyard.runner", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    agent = sub.add_parser("agent", help="serve the local backend's agent")
-    agent.add_argument("--dir", type=Path, default=None, help="agent directory (default: $RUNYARD_HOME/agent)")
-    agent.add_argument("--idle-exit-s", type=float, default=600.0, help="exit after this long without jobs (0: never)")
     ex = sub.add_parser("exec", help="run one task of a launch file in the foreground")
     ex.add_argument("--launch", type=Path, required=True, help="launch JSON written by write_launch_file()")
     ex.add_argument("--task", default=None, help="ROLE-RANK of the task, e.g. main-0 or worker-3 (default: the first)")
@@ -46,10 +41,6 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--blob-cache", type=Path, default=None, help="snapshot blob cache (needed with --spool)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.command == "agent":
-        from runyard.runner._agent import Agent, agent_dir
-
-        return Agent(args.dir or agent_dir(), idle_exit_s=args.idle_exit_s).serve()
     return _exec(args.launch, args.task, args.workdir, task_index=args.task_index, spool=args.spool,
                  blob_cache=args.blob_cache)
 

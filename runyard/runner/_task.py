@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runyard._proc import killpg
 from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
 from runyard.errors import RunyardError, ServerUnreachable
 
@@ -227,7 +228,7 @@ class TaskExecution:
             elif not self._term_sent and now >= stop.term_at:
                 send, self._term_sent = signal.SIGTERM, True
         if send is not None:
-            _killpg(proc.pid, send)
+            killpg(proc.pid, send)
 
     # --------------------------------------------------------------------- run
     def run(self) -> TaskResult:
@@ -444,7 +445,7 @@ class TaskExecution:
             proc.stdout.close()
             proc.stderr.close()
             # Background children that outlived the main process end with the task.
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         return proc.returncode
 
@@ -592,8 +593,3 @@ def _describe_exit(rc: int | None) -> tuple[int | None, str]:
             name = f"signal {-rc}"
         return 128 - rc, f"killed by signal {name}"
     return rc, f"exit code {rc}"
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)

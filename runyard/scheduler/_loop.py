@@ -36,7 +36,6 @@ from typing import Any
 
 from runyard.backends.base import EngineStatus, Resources
 from runyard.errors import InvalidState, RunyardError
-from runyard.runner._agent import NO_RECORD
 from runyard.scheduler._dispatch import BackendPool, build_launch, engine_outcome, run_resources, spec_of
 from runyard.search.base import RunRecord, RunState
 from runyard.store import ACTIVE_STATUSES, Store
@@ -495,7 +494,7 @@ class Scheduler:
                     self._note_reason(row["id"], job, state.reason)
                     continue
                 self._reasons.pop(job, None)
-                if state.status is EngineStatus.LOST and state.raw == NO_RECORD and row["status"] == "starting":
+                if state.status is EngineStatus.LOST and state.no_record and row["status"] == "starting":
                     # It waited in a local agent that died: it never started (a started job has a
                     # record, whose process a new agent adopts). Queue it again, same attempt.
                     try:

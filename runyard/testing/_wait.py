@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from runyard._proc import pid_alive
+
 __all__ = ["pid_alive", "wait_for"]
 
 
@@ -20,12 +22,3 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 20.0, what: str = 
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
         time.sleep(0.05)
 
-
-def pid_alive(pid: int) -> bool:
-    """True while ``pid`` is a live (not zombie) process."""
-    import psutil
-
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False

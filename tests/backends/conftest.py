@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from runyard.backends.base import RunLaunch
-from runyard.backends.local import LocalBackend
+from runyard.backends.local import LocalBackend, agent_dir, stop_agent
 from runyard.client import Client
-from runyard.runner import agent_dir, stop_agent
 from runyard.testing import LiveServer
 
 

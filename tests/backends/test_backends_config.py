@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from runyard.backends.config import add_backend, load_backends, parse_backends, remove_backend
-from runyard.backends.local import LocalBackend
+from runyard.backends.local import LocalBackend, agent_dir, stop_agent
 from runyard.backends.slurm import SlurmBackend
 from runyard.client import Client
-from runyard.runner import agent_dir, stop_agent
 from runyard.errors import NotFound, SpecError
 from runyard.scheduler import BackendPool
 from runyard.testing import LiveServer

@@ -12,10 +12,9 @@ import pytest
 from backend_helpers import pid_alive, wait_for, wait_terminal
 
 from runyard.backends.base import EngineStatus, Feature, Resources, RunLaunch, TaskSlot
-from runyard.backends.local import LocalBackend
+from runyard.backends.local import LocalBackend, agent_dir, stop_agent
 from runyard.client import Client
 from runyard.errors import SpecError, SubmitError
-from runyard.runner import agent_dir, stop_agent
 from runyard.testing import LiveServer, free_port
 
 
@@ -238,12 +237,12 @@ def test_tasks_survive_the_server_being_killed_and_restarted(local_backend: Loca
 
 def test_an_idle_agent_running_other_code_is_replaced(local_backend: LocalBackend, make_launch: Callable,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    import runyard.runner._agent as agent_module
+    import runyard.backends.local._protocol as protocol
 
     wait_terminal(local_backend, local_backend.submit(make_launch("true")))
     old = local_backend.agent_pid
     local_backend.close()
-    monkeypatch.setattr(agent_module, "code_fingerprint", lambda: "upgraded")  # as if Runyard changed on disk
+    monkeypatch.setattr(protocol, "code_fingerprint", lambda: "upgraded")  # as if Runyard changed on disk
     assert local_backend.capacity() == local_backend.total()
     assert local_backend.agent_pid != old
     wait_for(lambda: not pid_alive(old), what="the old agent to exit")
@@ -407,7 +406,7 @@ def test_an_agent_with_a_running_job_outlives_the_servers_stop(tmp_path: Path) -
 
 
 def test_working_directories_of_long_ended_jobs_are_removed(tmp_path: Path) -> None:
-    from runyard.runner._agent import Agent
+    from runyard.backends.local import Agent
 
     agent = Agent(tmp_path / "agent")
     week_and_a_day = time.time() - 8 * 24 * 3600

@@ -5,7 +5,7 @@ so is the local agent that server's backend started (its pid is in
 ``$RUNYARD_HOME/agent/agent.json``; ``stop_agent`` stops its tasks first). The
 server goes first: a live scheduler would start a new agent at its next pass. An
 agent the server was still starting as it stopped is found by its command line
-(``runyard.runner agent --dir <this home's agent dir>``) and stopped by its pid.
+(``runyard.backends.local agent --dir <this home's agent dir>``) and stopped by its pid.
 
 Most tests share one server for the whole session (starting one costs seconds);
 each test uses its own project, so they never see each other's runs. The shared
@@ -31,8 +31,8 @@ import pytest
 from e2e_helpers import Yard
 from ui_helpers import browser, page  # noqa: F401 - the UI tests' Chromium (one per session) and pages
 
+from runyard.backends.local import agent_dir, stop_agent
 from runyard.client import Client
-from runyard.runner import agent_dir, stop_agent
 from runyard.testing import LiveServer
 
 
@@ -83,7 +83,7 @@ def _stop_starting_agents(directory: Path) -> None:
     found = []
     for proc in psutil.process_iter(["cmdline"]):
         cmd = proc.info["cmdline"] or []
-        if "runyard.runner" in cmd and "agent" in cmd and str(directory) in cmd:
+        if "runyard.backends.local" in cmd and "agent" in cmd and str(directory) in cmd:
             found.append(proc)
     for proc in found:
         with contextlib.suppress(psutil.NoSuchProcess):

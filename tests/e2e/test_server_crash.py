@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from e2e_helpers import Yard, wait_until
 
-from runyard.runner import agent_dir
+from runyard.backends.local import agent_dir, read_job_records
 from runyard.testing import free_port
 
 pytestmark = pytest.mark.slow
@@ -81,7 +81,7 @@ def test_server_sigkill_mid_sweep_then_restart_finishes_the_sweep(servers, make_
     wait_until(mid_sweep, what="a run halfway through its steps")
     server.kill()
     wait_until(lambda: len(project.read_lines("starts")) >= 2, 30, "the running runs to go on without the server")
-    wait_until(lambda: any((agent_dir(server.home) / "jobs").glob("*.json")), 10, "the agent's job records")
+    wait_until(lambda: read_job_records(agent_dir(server.home)), 10, "the agent's job records")
     server.start(timeout_s=60.0)  # same home (SQLite file), same port: the runs' reports find it again
 
     ended = yard.wait_experiment(exp["id"], timeout_s=180)
@@ -174,7 +174,7 @@ def _two_servers_dispatch_each_run_once(servers, make_project, tmp_path: Path, d
     # One leader dispatched everything: every run reported to the same server, and only
     # that server's agent has job records.
     assert len({line.split()[2] for line in starts}) == 1, starts
-    jobs = {home: sorted(p.stem for p in (agent_dir(home) / "jobs").glob("*.json")) for home in (a.home, b.home)
+    jobs = {home: sorted(read_job_records(agent_dir(home))) for home in (a.home, b.home)
             if (agent_dir(home) / "jobs").exists()}
     assert sorted(j for ids in jobs.values() for j in ids) == sorted(f"{r['id']}.1" for r in yard_a.runs(exp["id"])), \
         json.dumps({str(k): v for k, v in jobs.items()})

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 
 from runyard.backends.base import EngineStatus, Resources, RunLaunch
-from runyard.backends.local import LocalBackend
+from runyard.backends.local import LocalBackend, agent_dir, stop_agent
 from runyard.client import Client
 from runyard.launch import task_slots
-from runyard.runner import agent_dir, stop_agent
 from runyard.testing import LiveServer, pid_alive, wait_for
 
 

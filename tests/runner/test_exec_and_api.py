@@ -65,8 +65,8 @@ def test_bad_launches_name_the_problem(tmp_path: Path) -> None:
 
 def test_public_surface() -> None:
     assert sorted(runyard.runner.__all__) == [
-        "AgentClient", "TaskExecution", "TaskResult", "agent_dir", "launch_from_dict", "launch_to_dict",
-        "read_launch_file", "stop_agent", "write_launch_file",
+        "TaskExecution", "TaskGroup", "TaskResult", "launch_from_dict", "launch_to_dict", "preload",
+        "read_launch_file", "write_launch_file",
     ]
     for name in runyard.runner.__all__:
         assert getattr(runyard.runner, name) is not None

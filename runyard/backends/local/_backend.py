@@ -1,4 +1,4 @@
-"""The local backend: runs tasks on this machine, through a long-lived local agent.
+"""The local backend's class: runs tasks on this machine, through a long-lived local agent.
 
 Concept map:
 
@@ -6,19 +6,19 @@ Concept map:
 | ----------------- | --------------------------------------------------------------------- |
 | run attempt       | a job of the local agent, id ``"<run_id>.<attempt>"``                 |
 | task              | a ``bash -c`` process group started by the agent's ``TaskExecution``  |
-| job state         | the agent's memory, and ``$RUNYARD_HOME/agent/jobs/<job_id>.json``    |
+| job state         | the agent's memory, and ``$RUNYARD_HOME/agent/jobs/journal.jsonl``    |
 | cancel            | SIGTERM to the task's process group, SIGKILL after the grace period   |
 | GPU placement     | ``CUDA_VISIBLE_DEVICES`` of the indices assigned (one task per GPU)   |
 
 Why an agent rather than a runner process per task (DESIGN.md's "the backend
 starts ``runyard task exec``"): a fresh interpreter per task costs Python's
 start-up and Runyard's imports on every run, and a runner that is the server's
-child is lost with it. The agent (``python -m runyard.runner agent``) is started
+child is lost with it. The agent (``python -m runyard.backends.local agent``) is started
 on demand, detached into its own session, and reused: it pays imports once,
 keeps one HTTP client, and keeps every task running and reporting while the
 server is SIGKILLed and restarted. Inside it runs the same ``TaskExecution`` that
 ``python -m runyard.runner exec`` runs for SSH and Slurm. Details and the socket
-protocol: ``runyard/runner/_agent.py``.
+protocol: ``_server.py`` and ``_protocol.py`` beside this module.
 
 Operational traps:
 
@@ -52,6 +52,8 @@ from runyard.backends.base import (
     Resources,
     RunLaunch,
 )
+from runyard.backends.local._client import AgentClient
+from runyard.backends.local._protocol import NO_RECORD, agent_alive, agent_dir
 from runyard.errors import RunyardError, SpecError, SubmitError
 
 __all__ = ["LocalBackend", "LocalBackendOptions"]
@@ -108,8 +110,6 @@ class LocalBackend:
     options_model: ClassVar[type[BaseModel]] = LocalBackendOptions
 
     def __init__(self, options: Mapping[str, Any] | LocalBackendOptions | None = None, *, home: Any = None) -> None:
-        from runyard.runner._agent import AgentClient, agent_dir
-
         self.options = _options(options)
         self._agent_dir = agent_dir(home)
         self._agent = AgentClient(self._agent_dir, start_timeout_s=self.options.agent_start_timeout_s)
@@ -192,9 +192,7 @@ class LocalBackend:
         An agent with jobs keeps them running and reporting; it exits by itself once idle
         for its ``idle_exit_s``. Returns whether an agent was asked to stop.
         """
-        from runyard.runner._agent import _agent_alive
-
-        if not _agent_alive(self._agent_dir):
+        if not agent_alive(self._agent_dir):
             return False  # never start one just to stop it
         return bool(self._agent.call("shutdown", if_idle=True, timeout_s=5.0).get("stopping"))
 
@@ -220,7 +218,7 @@ class LocalBackend:
         if problems:
             raise SubmitError("The local backend cannot run this: " + "; ".join(f"{f.value}: {r}" for f, r in problems.items()) + ".",
                               "Use a backend that supports it, or change the run's resources.")
-        from runyard.runner._wire import launch_to_dict
+        from runyard.runner import launch_to_dict
 
         job_id = f"{launch.run_id}.{launch.attempt}"
         queue = None
@@ -263,7 +261,9 @@ class LocalBackend:
                 status = EngineStatus(s["status"])
             except ValueError:
                 status = EngineStatus.UNKNOWN
-            states[job_id] = EngineState(status, s.get("exit_code"), s.get("reason") or "", s.get("raw") or s["status"])
+            raw = s.get("raw") or s["status"]
+            states[job_id] = EngineState(status, s.get("exit_code"), s.get("reason") or "", raw,
+                                         no_record=status is EngineStatus.LOST and raw == NO_RECORD)
         return states
 
     def cancel(self, job_id: str) -> None:
@@ -292,9 +292,7 @@ class LocalBackend:
         for waiter in waiters:
             waiter.close()
 
-    def _borrow_waiter(self) -> Any:
-        from runyard.runner._agent import AgentClient
-
+    def _borrow_waiter(self) -> AgentClient:
         with self._lock:
             if self._idle_waiters:
                 return self._idle_waiters.pop()

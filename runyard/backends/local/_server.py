@@ -1,0 +1,486 @@
+"""The local agent process: one long-lived server that hosts the task runners of the local backend.
+
+Why an agent (a departure from DESIGN.md's "the backend starts ``runyard task
+exec`` per task"): dispatch speed and crash safety. A fresh interpreter per task
+pays Python's start-up and Runyard's imports for every run (~20 ms + imports on
+one core, per PERF.md), and a runner that is a child of the server dies or is
+orphaned with it. The agent pays the imports once, keeps one HTTP client (with
+its keep-alive connections) for all tasks, and lives in its own session, so
+SIGKILLing the server leaves every task running and reporting. The code path
+inside is the runner's public :class:`~runyard.runner.TaskExecution` (and its
+task group for distributed runs), the same that ``python -m runyard.runner exec``
+runs in the foreground for the SSH and Slurm backends, so logs, metrics and
+statuses behave identically. Files and protocol: ``_protocol.py``.
+
+A job's state turns terminal once its task's final reports reached the server,
+so a scheduler that sees a terminal state also finds the run's final status
+stored; when the server cannot be reached, it turns terminal 10 s after the exit
+anyway (the runner keeps retrying the reports for 15 minutes). Its resources are
+free as soon as its processes ended.
+
+SIGTERM stops the agent: no new jobs, every running task is stopped like a
+cancel (its run fails with "the local agent stopped"), then it exits. An agent
+without jobs and connections exits by itself after ``idle_exit_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from runyard import _proc
+from runyard.backends.base import EngineStatus
+from runyard.backends.local._admission import Admission
+from runyard.backends.local._jobs import RECORD_MAX_AGE_S, Job, JobRecords
+from runyard.backends.local._protocol import (
+    NO_RECORD,
+    OPS,
+    PROTOCOL,
+    check_job_id,
+    code_fingerprint,
+    dumps,
+    loads,
+    read_json,
+    socket_path,
+    valid_job_id,
+    version,
+    write_json,
+)
+from runyard.errors import InvalidInput, RunyardError, SubmitError
+
+__all__ = ["Agent"]
+
+log = logging.getLogger("runyard.backends")
+
+EVICT_AFTER_S = 600.0  # terminal jobs leave memory after this; poll then reads their record
+TICK_S = 0.5
+
+
+class Agent:
+    """The agent process's server. ``serve()`` blocks until stopped.
+
+    Args:
+        directory: the agent directory (``$RUNYARD_HOME/agent``).
+        idle_exit_s: exit after this long without jobs or connections (0: never).
+    """
+
+    def __init__(self, directory: Path, *, idle_exit_s: float = 600.0) -> None:
+        self.dir = Path(directory)
+        self.jobs_dir = self.dir / "jobs"
+        self.work_dir = self.dir / "work"
+        self.idle_exit_s = idle_exit_s
+        self._records = JobRecords(self.jobs_dir)
+        self._cond = threading.Condition()
+        self._jobs: dict[str, Job] = {}
+        self._admission = Admission(self._start)
+        self._clients: dict[str, Any] = {}  # server URL → client; runs report through with_token() views
+        self._stopping = threading.Event()
+        self._n_connections = 0
+        self._last_activity = time.monotonic()
+        self._lock_fd: int | None = None
+        self._fingerprint = code_fingerprint()
+
+    # ------------------------------------------------------------------ serve
+    def serve(self) -> int:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.jobs_dir.mkdir(exist_ok=True)
+        self.work_dir.mkdir(exist_ok=True)
+        self._lock_fd = _proc.try_lock(self.dir / "agent.lock")  # held, open, for the agent's whole life
+        if self._lock_fd is None:
+            info = read_json(self.dir / "agent.json") or {}
+            print(f"Another Runyard agent (pid {info.get('pid', '?')}) already serves {self.dir}.", file=sys.stderr)
+            return 3
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stopping.set())
+        self._load_records()
+        sock_path = socket_path(self.dir)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sock_path)  # stale: we hold the lock, so no agent owns it
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(sock_path)
+        os.chmod(sock_path, 0o600)
+        server.listen(64)
+        server.settimeout(TICK_S)
+        write_json(self.dir / "agent.json", {"pid": os.getpid(), "socket": sock_path, "started_at": time.time(),
+                                             "version": version(), "protocol": PROTOCOL})
+        log.info("agent %d serving %s on %s", os.getpid(), self.dir, sock_path)
+        # Warm the imports every task needs while the first requests come in (answering them
+        # needs none of these), so the first run pays less for them.
+        threading.Thread(target=_warm_imports, name="runyard-agent-warm", daemon=True).start()
+        threading.Thread(target=self.clean_work, name="runyard-agent-clean", daemon=True).start()
+        try:
+            while not self._stopping.is_set():
+                try:
+                    conn, _ = server.accept()
+                except TimeoutError:
+                    self._tick()
+                    continue
+                except OSError:
+                    if self._stopping.is_set():
+                        break
+                    raise
+                conn.settimeout(None)
+                with self._cond:
+                    self._n_connections += 1
+                threading.Thread(target=self._serve_connection, args=(conn,), daemon=True, name="runyard-agent-conn").start()
+                self._tick()
+        finally:
+            server.close()
+            self._shutdown()
+            current = read_json(self.dir / "agent.json")
+            if current is not None and current.get("pid") == os.getpid():
+                (self.dir / "agent.json").unlink(missing_ok=True)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(sock_path)
+            for client in self._clients.values():
+                client.close()
+            self._records.close()
+            log.info("agent %d stopped", os.getpid())
+        return 0
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        with self._cond:
+            for job in list(self._jobs.values()):
+                if job.orphan and not job.status.terminal:
+                    self._refresh_orphan(job, now)
+                if job.status.terminal:
+                    if job.ended_at is None:
+                        job.ended_at = now
+                    elif now - job.ended_at > EVICT_AFTER_S and (job.thread is None or not job.thread.is_alive()):
+                        del self._jobs[job.job_id]
+            active = any(not j.status.terminal for j in self._jobs.values())
+            idle = not active and self._n_connections == 0
+            if not idle:
+                self._last_activity = now
+        if idle and self.idle_exit_s and now - self._last_activity > self.idle_exit_s:
+            log.info("agent idle for %.0f s: exiting", self.idle_exit_s)
+            self._stopping.set()
+
+    def _shutdown(self) -> None:
+        with self._cond:
+            running = [j for j in self._jobs.values() if j.thread is not None and not j.status.terminal]
+            for job in running:  # a job whose execution is not built yet cancels itself when it is
+                job.cancel_requested = True
+                job.cancel_args = {"message": "the local agent stopped", "run_status": "failed"}
+            executions = [j.execution for j in running if j.execution is not None]
+            threads = [j.thread for j in running]
+        for execution in executions:
+            execution.cancel(message="the local agent stopped", run_status="failed")
+        deadline = time.monotonic() + max([j.grace_period_s for j in running] or [0.0]) + 15.0
+        for t in threads:
+            if t is not None:
+                t.join(max(0.0, deadline - time.monotonic()))
+
+    def _serve_connection(self, conn: socket.socket) -> None:
+        try:
+            with conn, conn.makefile("rb") as reader:
+                for line in reader:
+                    try:
+                        req = loads(line)
+                        resp = self._handle(req)
+                    except RunyardError as e:
+                        resp = {"ok": False, **e.to_payload()}
+                    except Exception as e:
+                        log.exception("agent request failed")
+                        resp = {"ok": False, "code": "backend_error", "message": f"agent error: {type(e).__name__}: {e}",
+                                "hint": f"See {self.dir / 'agent.log'}."}
+                    conn.sendall(dumps(resp) + b"\n")
+        except OSError:
+            pass
+        finally:
+            with self._cond:
+                self._n_connections -= 1
+                self._last_activity = time.monotonic()
+
+    # ------------------------------------------------------------------ ops
+    def _handle(self, req: dict[str, Any]) -> dict[str, Any]:
+        op = req.get("op")
+        if op == "poll":
+            return {"ok": True, "states": self.poll([str(j) for j in req.get("job_ids") or []], float(req.get("wait_s") or 0))}
+        if op == "submit":
+            return {"ok": True, **self.submit(str(req.get("job_id")), req.get("launch") or {}, req.get("gpu_inventory") or [],
+                                              req.get("queue"))}
+        if op == "cancel":
+            return {"ok": True, "found": self.cancel(str(req.get("job_id")))}
+        if op == "usage":
+            return {"ok": True, **self.usage()}
+        if op == "ping":
+            with self._cond:
+                n_active = sum(not j.status.terminal for j in self._jobs.values())
+            return {"ok": True, "pid": os.getpid(), "version": version(), "protocol": PROTOCOL, "n_active": n_active,
+                    "fingerprint": self._fingerprint}
+        if op == "shutdown":
+            if req.get("if_idle"):
+                with self._cond:
+                    if any(not j.status.terminal for j in self._jobs.values()) or self._admission.queue:
+                        return {"ok": True, "stopping": False}
+                    self._stopping.set()  # under the lock: no submit slips in between
+                return {"ok": True, "stopping": True}
+            self._stopping.set()
+            return {"ok": True, "stopping": True}
+        raise InvalidInput(f"Unknown agent operation {op!r}.", f"Use one of: {', '.join(OPS)}.")
+
+    def submit(self, job_id: str, launch_data: dict[str, Any], gpu_inventory: list[int],
+               queue: dict[str, Any] | None = None) -> dict[str, Any]:
+        from runyard.runner import launch_from_dict
+
+        check_job_id(job_id)
+        launch = launch_from_dict(launch_data)
+        need = launch.resources
+        multi = len(launch.tasks) > 1 or launch.distributed is not None
+        if multi:
+            from runyard.launch import total_resources
+
+            need = total_resources(launch)
+        if queue is not None and (multi or need.gpus):
+            raise InvalidInput("Only single-task jobs without GPUs can be queued in the agent.",
+                               "Submit this job without `queue` once capacity() shows room for it.")
+        with self._cond:
+            if self._stopping.is_set():
+                raise SubmitError("The local agent is stopping and takes no new jobs.", "Submit again: a new agent starts.")
+            job = self._find(job_id)
+            if job is not None:
+                return {"job_id": job_id, "gpus": job.gpus, "existing": True}
+            if queue is not None:
+                job = Job(job_id, launch.run_id, launch.attempt, need, [], launch.grace_period_s)
+                self._jobs[job_id] = job
+                self._admission.enqueue(job, launch, queue)
+                self._cond.notify_all()
+                return {"job_id": job_id, "gpus": [], "existing": False}
+            gpus = self._admission.assign_gpus(self._jobs.values(), need.gpus, gpu_inventory, launch.run_id)
+            job = Job(job_id, launch.run_id, launch.attempt, need, gpus, launch.grace_period_s)
+            self._jobs[job_id] = job
+            self._admission.start(job, launch)
+            self._cond.notify_all()
+        return {"job_id": job_id, "gpus": gpus, "existing": False}
+
+    def _start(self, job: Job, launch: Any) -> None:
+        """Start the job's thread (lock held; called through the admission)."""
+        job.thread = threading.Thread(target=self._run_job, args=(job, launch), daemon=True, name=f"runyard-job-{job.job_id}")
+        job.thread.start()
+
+    def _start_queued(self) -> None:
+        self._admission.start_queued(self._stopping.is_set())
+
+    def poll(self, job_ids: list[str], wait_s: float = 0.0) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + min(max(wait_s, 0.0), 300.0)
+        with self._cond:
+            while True:
+                states = {jid: self._state(jid) for jid in job_ids}
+                remaining = deadline - time.monotonic()
+                if (remaining <= 0 or self._stopping.is_set()
+                        or any(EngineStatus(s["status"]).terminal for s in states.values())):
+                    return states
+                self._cond.wait(min(remaining, TICK_S))
+
+    def cancel(self, job_id: str) -> bool:
+        check_job_id(job_id)
+        with self._cond:
+            job = self._find(job_id)
+            if job is None:
+                return False
+            if job.status.terminal or job.cancel_requested:
+                return True
+            job.cancel_requested = True
+            if job in self._admission.queue:  # never started: it just leaves the queue
+                self._start_queued()
+                self._cond.notify_all()
+                return True
+            execution = job.execution
+            alive = job.alive_pids() if job.orphan else []
+            for pid in alive:
+                _proc.killpg(pid, signal.SIGTERM)
+            if alive:
+                job.kill_at = time.monotonic() + job.grace_period_s
+        if execution is not None:
+            execution.cancel()
+        return True
+
+    def usage(self) -> dict[str, Any]:
+        with self._cond:
+            return self._admission.usage(self._jobs.values())
+
+    # ------------------------------------------------------------------ jobs
+    def _run_job(self, job: Job, launch: Any) -> None:
+        """The job's thread: run its task (or its distributed group) and note the outcome."""
+        from runyard.runner import TaskExecution
+
+        status, exit_code, reason = EngineStatus.FAILED, None, ""
+        try:
+            if len(launch.tasks) > 1 or launch.distributed is not None:
+                execution = self._group_execution(job, launch)
+            else:
+                slot = launch.tasks[0]
+                execution = TaskExecution(launch, slot, self._client(launch.server_url, launch.token),
+                                          self.work_dir / job.job_id / slot.label,
+                                          {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)},
+                                          on_spawn=lambda pid: self._spawned(job, pid),
+                                          on_exit=lambda result: self._exited(job, result.status, result.exit_code,
+                                                                              result.reason))
+            with self._cond:
+                job.execution = execution
+                cancel = job.cancel_args if job.cancel_requested else None
+            if cancel is not None:
+                execution.cancel(**cancel)
+            result = execution.run()
+            status, exit_code, reason = result.status, result.exit_code, result.reason
+        except BaseException as e:
+            log.exception("job %s: agent error", job.job_id)
+            reason = f"agent error: {type(e).__name__}: {e}"
+            self._exited(job, status, exit_code, reason)
+        with self._cond:
+            job.status, job.exit_code, job.reason = status, exit_code, reason
+            job.holding = False
+            job.execution = None
+            self._start_queued()
+            self._cond.notify_all()
+
+    def _group_execution(self, job: Job, launch: Any) -> Any:
+        """A distributed run's execution: every task here, on 127.0.0.1, fail-fast (the runner's task group)."""
+        from runyard.launch import local_endpoints, task_resources
+        from runyard.runner import TaskGroup
+
+        extra_env: dict[str, dict[str, str]] = {}
+        next_gpu = 0
+        for slot in launch.tasks:  # each task gets its own GPUs out of the job's
+            n = task_resources(launch, slot).gpus
+            extra_env[slot.label] = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus[next_gpu:next_gpu + n])}
+            next_gpu += n
+        return TaskGroup(launch, self._client(launch.server_url, launch.token), self.work_dir / job.job_id,
+                         local_endpoints(launch), extra_env=extra_env,
+                         on_spawn=lambda pid, label: self._spawned(job, pid, label),
+                         on_exit=lambda result: self._exited(job, result.status, result.exit_code, result.reason),
+                         single_host=True)
+
+    def _spawned(self, job: Job, pid: int, label: str | None = None) -> None:
+        started = _proc.start_time(pid)
+        with self._cond:
+            if label is not None:
+                job.group_pids[label] = (pid, started)
+            if label is None or job.pid is None:  # a distributed job is known by its first task's process
+                job.pid, job.pid_started = pid, started
+            job.status = EngineStatus.RUNNING
+            record = job.record()
+            self._cond.notify_all()
+        self._records.write(job.job_id, record)
+
+    def _exited(self, job: Job, status: EngineStatus, exit_code: int | None, reason: str) -> None:
+        """The task's processes ended: free its resources and write its terminal record."""
+        with self._cond:
+            job.holding = False
+            self._start_queued()  # the next run of the sweep starts now, before this one's final report
+            record = job.record(status)
+            record["exit_code"], record["reason"] = exit_code, reason  # in memory once reported (see _run_job)
+            job.exited = (time.monotonic(), {"status": status.value, "exit_code": exit_code,
+                                             "reason": reason + " (final report to the server pending)", "raw": status.value})
+            self._cond.notify_all()
+        self._records.write(job.job_id, record)
+
+    def _client(self, url: str, token: str | None) -> Any:
+        from runyard.client import Client
+
+        with self._cond:
+            # One connection pool per server; each run's token travels per request (a client per
+            # token would build a TLS context and open a connection for every run).
+            client = self._clients.get(url)
+            if client is None:
+                client = self._clients[url] = Client(url, timeout_s=10.0)
+            return client.with_token(token)
+
+    def _find(self, job_id: str) -> Job | None:
+        """The job from memory, or loaded from its record (lock held)."""
+        job = self._jobs.get(job_id)
+        if job is None:
+            job = self._records.load(job_id)
+            if job is not None:
+                self._jobs[job_id] = job
+                self._refresh_orphan(job, time.monotonic())
+        return job
+
+    def _state(self, job_id: str) -> dict[str, Any]:
+        if not valid_job_id(job_id):
+            return {"status": "lost", "exit_code": None, "reason": f"not a job id of this backend: {job_id!r}", "raw": ""}
+        job = self._find(job_id)
+        if job is None:
+            return {"status": "lost", "exit_code": None, "reason": "the local agent has no record of this job", "raw": NO_RECORD}
+        if job.orphan and not job.status.terminal:
+            self._refresh_orphan(job, time.monotonic())
+        return job.state()
+
+    def _refresh_orphan(self, job: Job, now: float) -> None:
+        """An orphan's state from its processes (lock held)."""
+        if job.status.terminal:
+            return
+        alive = job.alive_pids()
+        if alive:
+            job.status = EngineStatus.RUNNING
+            job.reason = "started by an earlier agent; its output is no longer collected"
+            if job.kill_at is not None and now >= job.kill_at:
+                for pid in alive:
+                    _proc.killpg(pid, signal.SIGKILL)
+            return
+        if job.cancel_requested:
+            job.status, job.reason = EngineStatus.CANCELED, "canceled (started by an earlier agent)"
+        else:
+            job.status = EngineStatus.LOST
+            job.reason = ("the agent that ran it stopped before it started the task" if not job.pid else
+                          "the task's process ended while no agent watched it; its exit code is unknown")
+        job.holding = False
+        self._records.write_quietly(job)
+        self._start_queued()
+        self._cond.notify_all()
+
+    def clean_work(self, max_age_s: float = RECORD_MAX_AGE_S) -> list[str]:
+        """Remove the working directories of jobs that ended over ``max_age_s`` ago.
+
+        A directory goes once no record names its job any more (adopting the records drops
+        terminal records of that age) and nothing in it changed for that long; a job that
+        runs or ended recently keeps its record, so its directory stays. Returns the names removed.
+        """
+        import shutil
+
+        cutoff = time.time() - max_age_s
+        removed: list[str] = []
+        try:
+            entries = list(os.scandir(self.work_dir))
+        except FileNotFoundError:
+            return removed
+        for entry in entries:
+            if not entry.is_dir(follow_symlinks=False) or self._records.exists(entry.name):
+                continue
+            with self._cond:
+                if entry.name in self._jobs:
+                    continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.name)
+        if removed:
+            log.info("removed %d working directories of jobs that ended over %.0f days ago", len(removed), max_age_s / 86400)
+        return removed
+
+    def _load_records(self) -> None:
+        """Adopt the records of earlier agents: orphans still hold resources; old terminal records go."""
+        now = time.monotonic()
+        for job in self._records.adopt():
+            with self._cond:
+                self._jobs[job.job_id] = job
+                self._refresh_orphan(job, now)
+
+
+def _warm_imports() -> None:
+    from runyard.runner import preload
+
+    preload()
