@@ -11,6 +11,8 @@ from pathlib import Path
 
 import psutil
 
+from runyard.testing import wait_for
+
 from runyard._proc import (
     cmdline,
     is_locked,
@@ -32,7 +34,9 @@ def test_start_time_is_psutils_create_time_and_names_one_process() -> None:
         assert same_process(proc.pid, started)
         assert not same_process(proc.pid, started - 10.0)  # a recycled pid: same number, other start
         assert same_process(proc.pid, None)
-        assert "time.sleep(30)" in " ".join(cmdline(proc.pid) or [])
+        # Right after fork the child still shows the parent's command line until it execs.
+        wait_for(lambda: "time.sleep(30)" in " ".join(cmdline(proc.pid) or []), timeout_s=10,
+                 what="the child to exec")
     finally:
         proc.kill()
         proc.wait()
