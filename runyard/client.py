@@ -76,7 +76,7 @@ class Client:
         set by the runner), a ``SpoolClient`` with the same methods, writing to the spool.
         """
         if os.environ.get("RUNYARD_SPOOL_DIR"):
-            from runyard.runner._spool import SpoolClient
+            from runyard.spool import SpoolClient
 
             return SpoolClient.from_env()  # type: ignore[return-value]
         from runyard._local import resolve_server

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "NO_RECORD",
     "AgentClient",
     "TaskExecution",
     "TaskResult",
@@ -30,6 +31,7 @@ __all__ = [
 ]
 
 _WHERE = {
+    "NO_RECORD": "_agent",
     "AgentClient": "_agent",
     "agent_dir": "_agent",
     "stop_agent": "_agent",

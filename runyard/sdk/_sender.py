@@ -13,7 +13,7 @@ no lock. One daemon thread per run then:
   keeps them and retries with exponential backoff, 0.5 s doubling to 10 s. A flush
   request (``finish()``, ``log_artifact()``) makes one attempt at once regardless;
 - while the server is away, keeps at most ``cap_points`` points in memory (checked each
-  second) and spills its oldest batches to the :class:`~runyard.sdk._spool.Spool`
+  second) and spills its oldest batches to the :class:`~runyard.spool.MetricSpool`
   beyond that; on reconnect the spool is replayed first, then memory;
 - drops a batch the server rejects with a 4xx, reporting once per error code;
 - once ``should_stop()`` was asked, refreshes the run's status every 2 s.
@@ -36,7 +36,7 @@ import orjson
 
 from runyard.errors import NotFound, RunyardError, ServerUnreachable, http_status
 from runyard.sdk._report import Reporter
-from runyard.sdk._spool import Spool
+from runyard.spool import MetricSpool
 
 if TYPE_CHECKING:
     from runyard.client import Client
@@ -85,7 +85,7 @@ class Sender:
         self._owner = owner
         self._reporter = reporter
         self._cap = cap_points
-        self._spool = Spool(spool_dir)
+        self._spool = MetricSpool(spool_dir)
         self._pending: deque[_Batch] = deque()
         self._pending_points = 0
         self._wake = threading.Event()

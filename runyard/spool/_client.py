@@ -1,38 +1,4 @@
-"""Runs whose compute nodes cannot reach the server: everything goes to a spool directory.
-
-With ``reach_server: false`` in a backend's configuration (HPC sites whose compute
-nodes have no route to the server), the task runner and the SDK inside the task talk
-to a :class:`SpoolClient` instead of ``runyard.client.Client``: the same methods,
-but each call appends one JSON line to a file on the shared file system. The
-backend carries the spool back when it polls (:func:`ingest`) and replays every
-line through the real client into the same ingest path as a live run, so the run
-looks the same in the CLI and UI.
-
-Layout of a spool directory (one per run attempt, made by the backend)::
-
-    <spool>/<writer>-<pid>.jsonl     one file per process: the runner ("runner-main-0")
-                                     and each SDK process ("sdk")
-    <spool>/artifacts/<path>         files the task stored as artifacts
-    <spool>/.ingested.json           how far each file was replayed (written by ingest)
-
-Each line is ``{"op": ..., ...}`` with op ``logs``, ``metrics`` (the request body,
-``batch_id`` included, so a line replayed twice is stored once), ``task``, ``run``,
-``params``, ``tags`` or ``artifact``. Lines are appended with one ``write`` each
-and end with a newline; a reader only takes lines that are complete.
-
-The snapshot: the backend copies the snapshot's manifest and blobs into a blob
-cache on the shared file system before it submits (``snapshots/<id>.json`` and the
-``<aa>/<sha256>`` files ``runyard.snapshot.materialize`` reads), so the runner
-materialises the code without the server.
-
-Operational traps:
-
-- Heartbeats answer ``running``: a cancel cannot reach the task through the spool,
-  so the backend cancels through the engine (``scancel``), whose SIGTERM the runner
-  turns into a stop.
-- Replays into a run that ended meanwhile (canceled) are refused by the server with
-  ``InvalidState`` and skipped, as for a live runner.
-"""
+"""The writing side of a run's spool: :class:`SpoolClient`, the client stand-in that appends JSON lines."""
 
 from __future__ import annotations
 
@@ -42,16 +8,16 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from runyard.errors import Conflict, InvalidInput, NotFound, RunyardError
+from runyard.errors import NotFound, RunyardError
 
-__all__ = ["SPOOL_ENV", "SpoolClient", "ingest", "snapshot_manifest_path"]
+__all__ = ["SPOOL_ENV", "SpoolClient", "snapshot_manifest_path"]
 
 SPOOL_ENV = "RUNYARD_SPOOL_DIR"  # set in a task's environment: the SDK spools instead of calling the server
-STATE_FILE = ".ingested.json"
+BLOB_CACHE_ENV = "RUNYARD_BLOB_CACHE"  # set beside SPOOL_ENV: where the backend put the snapshot
 
 
 def snapshot_manifest_path(blob_cache: Path, snapshot_id: str) -> Path:
@@ -89,7 +55,7 @@ class SpoolClient:
 
     @classmethod
     def from_env(cls) -> SpoolClient:
-        return cls(os.environ[SPOOL_ENV], "sdk", blob_cache=os.environ.get("RUNYARD_BLOB_CACHE") or None)
+        return cls(os.environ[SPOOL_ENV], "sdk", blob_cache=os.environ.get(BLOB_CACHE_ENV) or None)
 
     def close(self) -> None:
         with self._lock:
@@ -209,119 +175,3 @@ def _loads(content: Any) -> Any:
     if isinstance(content, str):
         return json.loads(content)
     return json.loads(b"".join(content))
-
-
-# ------------------------------------------------------------------ backend side
-class SpoolReader:
-    """How a backend reads a spool directory: local files, or through a remote host."""
-
-    def list(self, directory: str) -> list[str]:  # names of *.jsonl files
-        names = []
-        try:
-            for entry in os.scandir(directory):
-                if entry.name.endswith(".jsonl"):
-                    names.append(entry.name)
-        except FileNotFoundError:
-            return []
-        return names
-
-    def read_from(self, path: str, offset: int) -> bytes:
-        try:
-            with open(path, "rb") as f:
-                f.seek(offset)
-                return f.read()
-        except FileNotFoundError:
-            return b""
-
-    def read_all(self, path: str) -> bytes | None:
-        try:
-            return Path(path).read_bytes()
-        except FileNotFoundError:
-            return None
-
-    def write(self, path: str, data: bytes) -> None:
-        tmp = f"{path}.{os.getpid()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-
-    def open_artifact(self, path: str) -> Any:
-        return open(path, "rb")
-
-
-def ingest(directory: str, run_id: int, client: Any, reader: SpoolReader | None = None) -> int:
-    """Replay the spool's new complete lines through ``client`` (a ``runyard.client.Client``).
-
-    SDK files go first, then the runner's: the runner writes the run's final status
-    after its task (and so the SDK) ended, so metrics always land before it. How far
-    each file was replayed is kept in ``.ingested.json`` next to the files, so a
-    restarted server replays nothing twice (metric batches would be deduplicated by
-    their ``batch_id`` anyway; log lines would not).
-
-    Returns:
-        The number of lines replayed.
-
-    Raises:
-        ServerUnreachable: the server did not answer; the lines stay for the next call.
-    """
-    reader = reader or SpoolReader()
-    state_path = f"{directory}/{STATE_FILE}"
-    raw = reader.read_all(state_path)
-    offsets: dict[str, int] = json.loads(raw) if raw else {}
-    # The runners' files are read before the directory is listed again for the SDK files: whatever
-    # a runner wrote by then (its final status included) came after its task's SDK lines, which the
-    # second listing and the reads after it therefore see. Listing once and reading runner files
-    # last could miss an SDK file created after the listing while replaying the run's end.
-    runner_names = sorted(n for n in reader.list(directory) if n.startswith("runner-"))
-    runner_data = {name: reader.read_from(f"{directory}/{name}", offsets.get(name, 0)) for name in runner_names}
-    sdk_names = sorted(n for n in reader.list(directory) if not n.startswith("runner-"))
-    files = [(name, reader.read_from(f"{directory}/{name}", offsets.get(name, 0))) for name in sdk_names]
-    files += list(runner_data.items())
-    n_done = 0
-    try:
-        for name, data in files:
-            offset = offsets.get(name, 0)
-            end = data.rfind(b"\n")
-            if end < 0:
-                continue
-            for line in data[: end + 1].splitlines(keepends=True):
-                if line.strip():
-                    try:
-                        op = json.loads(line)
-                    except ValueError:
-                        op = None  # a damaged line (disk full on the node): skip it, keep the rest
-                    if isinstance(op, dict):
-                        _replay(op, directory, run_id, client, reader)
-                    n_done += 1
-                offset += len(line)
-                offsets[name] = offset
-    finally:
-        if n_done:
-            reader.write(state_path, json.dumps(offsets).encode())
-    return n_done
-
-
-def _replay(op: Mapping[str, Any], directory: str, run_id: int, client: Any, reader: SpoolReader) -> None:
-    kind = op.get("op")
-    try:
-        if kind == "logs":
-            client.append_logs(run_id, op["task"], op["lines"], batch_id=op.get("batch_id"))
-        elif kind == "metrics":
-            client.log_metrics(run_id, **op["body"])
-        elif kind == "task":
-            client.update_task(run_id, op["role"], op["rank"], **op.get("fields", {}))
-        elif kind == "run":
-            client.update_run(run_id, op["status"], op.get("message"), op.get("exit_code"))
-        elif kind == "params":
-            client.log_params(run_id, op["params"])
-        elif kind == "tags":
-            client.set_tags(run_id, op["tags"])
-        elif kind == "artifact":
-            with reader.open_artifact(f"{directory}/artifacts/{op['path']}") as f:
-                client.upload_artifact(run_id, op["path"], f)
-    except (Conflict, NotFound):
-        pass  # the run ended (canceled) or was deleted meanwhile: as for a live runner, the update is dropped
-    except InvalidInput as e:  # refused for good (e.g. a malformed batch): dropped, as the live reporter does
-        import logging
-
-        logging.getLogger("runyard.backends").warning("run %s: spooled %s refused, dropped: %s", run_id, kind, e.message)
