@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from runyard._version import __version__
+from runyard._version import __version__ as __version__
 
 _SDK_NAMES = {
     "init",

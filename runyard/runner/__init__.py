@@ -18,7 +18,6 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
-    "NO_RECORD",
     "AgentClient",
     "TaskExecution",
     "TaskResult",
@@ -31,7 +30,6 @@ __all__ = [
 ]
 
 _WHERE = {
-    "NO_RECORD": "_agent",
     "AgentClient": "_agent",
     "agent_dir": "_agent",
     "stop_agent": "_agent",

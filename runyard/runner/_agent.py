@@ -84,6 +84,7 @@ from typing import Any
 
 from runyard.backends.base import EngineStatus, Resources
 from runyard.errors import BackendError, InvalidInput, RunyardError, SubmitError
+from runyard.records.raw_states import NO_RECORD
 
 __all__ = ["Agent", "AgentClient", "agent_dir", "stop_agent"]
 
@@ -95,7 +96,6 @@ RECORD_MAX_AGE_S = 7 * 24 * 3600
 EVICT_AFTER_S = 600.0  # terminal jobs leave memory after this; poll then reads their record
 REPORT_WAIT_S = 10.0  # a job whose final reports are not through this long after its exit is terminal anyway
 TICK_S = 0.5
-NO_RECORD = "no-record"  # a lost job's raw state when no agent ever wrote a record of it: it never started
 _JOB_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 _SUN_PATH_MAX = 107
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from runyard.backends.base import EngineStatus, Resources
 from runyard.errors import InvalidState, RunyardError
-from runyard.runner import NO_RECORD
+from runyard.records.raw_states import NO_RECORD
 from runyard.scheduler._dispatch import BackendPool, build_launch, engine_outcome, run_resources, spec_of
 from runyard.search.base import RunRecord, RunState
 from runyard.store import ACTIVE_STATUSES, Store

@@ -40,6 +40,7 @@ from runyard.spool import MetricSpool
 
 if TYPE_CHECKING:
     from runyard.client import Client
+    from runyard.spool import SpoolClient
 
 __all__ = ["MAX_BATCH_POINTS", "REQUEST_TIMEOUT_S", "WAKE_POINTS", "Sender"]
 
@@ -74,7 +75,7 @@ class Sender:
         reporter: where problems are told, once each.
     """
 
-    def __init__(self, client: Client, run_id: int, *, spool_dir: Path, cap_points: int, owner: bool,
+    def __init__(self, client: Client | SpoolClient, run_id: int, *, spool_dir: Path, cap_points: int, owner: bool,
                  reporter: Reporter) -> None:
         self.queue: deque[tuple[str, int, float, float]] = deque()
         self.status: str | None = None

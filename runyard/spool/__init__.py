@@ -42,7 +42,12 @@ Operational traps:
   ``InvalidState`` and skipped, as for a live runner.
 """
 
-from runyard.spool._client import BLOB_CACHE_ENV, SPOOL_ENV, SpoolClient, snapshot_manifest_path
+from runyard.spool._client import (
+    BLOB_CACHE_ENV,
+    SPOOL_ENV,
+    SpoolClient,
+    snapshot_manifest_path,
+)
 from runyard.spool._metrics import MetricSpool
 from runyard.spool._replay import STATE_FILE, SpoolReader, ingest
 

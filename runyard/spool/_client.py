@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from runyard.errors import NotFound, RunyardError
 
@@ -18,6 +17,7 @@ __all__ = ["SPOOL_ENV", "SpoolClient", "snapshot_manifest_path"]
 
 SPOOL_ENV = "RUNYARD_SPOOL_DIR"  # set in a task's environment: the SDK spools instead of calling the server
 BLOB_CACHE_ENV = "RUNYARD_BLOB_CACHE"  # set beside SPOOL_ENV: where the backend put the snapshot
+_COPY_CHUNK = 1024 * 1024
 
 
 def snapshot_manifest_path(blob_cache: Path, snapshot_id: str) -> Path:
@@ -63,7 +63,7 @@ class SpoolClient:
                 os.close(self._fd)
                 self._fd = -1
 
-    def __enter__(self) -> SpoolClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -143,10 +143,10 @@ class SpoolClient:
             if isinstance(data, bytes | bytearray):
                 f.write(data)
             elif hasattr(data, "read"):
-                shutil.copyfileobj(data, f)  # type: ignore[arg-type]
-            else:
-                for chunk in data:
+                while chunk := data.read(_COPY_CHUNK):
                     f.write(chunk)
+            else:
+                f.writelines(data)
         os.replace(tmp, dest)
         self._append("artifact", path=rel.as_posix())
         return {"path": rel.as_posix(), "size": dest.stat().st_size}

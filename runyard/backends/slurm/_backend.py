@@ -370,8 +370,8 @@ class SlurmBackend:
     def _stage_snapshot(self, launch: RunLaunch, blob_cache: str) -> None:
         """Copy the snapshot's manifest and blobs into the shared blob cache (spool mode)."""
         from runyard.client import Client
-        from runyard.spool import snapshot_manifest_path
         from runyard.snapshot import fetch_blobs
+        from runyard.spool import snapshot_manifest_path
 
         snapshot_id = launch.snapshot_id or ""
         with Client(launch.server_url, launch.token) as client:
