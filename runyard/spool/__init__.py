@@ -49,13 +49,14 @@ from runyard.spool._client import (
     snapshot_manifest_path,
 )
 from runyard.spool._metrics import MetricSpool
-from runyard.spool._replay import STATE_FILE, SpoolReader, ingest
+from runyard.spool._replay import STATE_FILE, ReplayClient, SpoolReader, ingest
 
 __all__ = [
     "BLOB_CACHE_ENV",
     "SPOOL_ENV",
     "STATE_FILE",
     "MetricSpool",
+    "ReplayClient",
     "SpoolClient",
     "SpoolReader",
     "ingest",

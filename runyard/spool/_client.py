@@ -41,7 +41,7 @@ class SpoolClient:
     Args:
         directory: the run attempt's spool directory (shared with the backend).
         writer: names this process's file, e.g. ``runner-main-0`` or ``sdk``.
-        blob_cache: where the backend put the snapshot (see the module docs).
+        blob_cache: where the backend put the snapshot (see the ``runyard.spool`` docs).
     """
 
     def __init__(self, directory: str | os.PathLike[str], writer: str = "sdk", *, blob_cache: str | os.PathLike[str] | None = None) -> None:

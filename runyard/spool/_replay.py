@@ -7,14 +7,33 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Protocol
 
 from runyard.errors import Conflict, InvalidInput, NotFound
 
-__all__ = ["STATE_FILE", "SpoolReader", "ingest"]
+__all__ = ["STATE_FILE", "ReplayClient", "SpoolReader", "ingest"]
 
 STATE_FILE = ".ingested.json"
 log = logging.getLogger("runyard.backends")
+
+
+class ReplayClient(Protocol):
+    """What :func:`ingest` calls to replay a spool: the matching methods of ``runyard.client.Client``."""
+
+    def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]], *, batch_id: str | None = None) -> object: ...
+
+    def log_metrics(self, run_id: int, keys: list[str], steps: list[int], values: list[float | None],
+                    timestamps: list[float], batch_id: str | None = None) -> object: ...
+
+    def update_task(self, run_id: int, role: str, rank: int, **fields: Any) -> object: ...
+
+    def update_run(self, run_id: int, status: str, message: str | None = None, exit_code: int | None = None) -> object: ...
+
+    def log_params(self, run_id: int, params: dict[str, Any]) -> object: ...
+
+    def set_tags(self, run_id: int, tags: dict[str, str]) -> object: ...
+
+    def upload_artifact(self, run_id: int, path: str, data: BinaryIO) -> object: ...
 
 
 class SpoolReader:
@@ -50,12 +69,12 @@ class SpoolReader:
             f.write(data)
         os.replace(tmp, path)
 
-    def open_artifact(self, path: str) -> Any:
+    def open_artifact(self, path: str) -> BinaryIO:
         return open(path, "rb")
 
 
-def ingest(directory: str, run_id: int, client: Any, reader: SpoolReader | None = None) -> int:
-    """Replay the spool's new complete lines through ``client`` (a ``runyard.client.Client``).
+def ingest(directory: str, run_id: int, client: ReplayClient, reader: SpoolReader | None = None) -> int:
+    """Replay the spool's new complete lines through ``client`` (a ``runyard.client.Client``, see :class:`ReplayClient`).
 
     SDK files go first, then the runner's: the runner writes the run's final status
     after its task (and so the SDK) ended, so metrics always land before it. How far
@@ -106,7 +125,7 @@ def ingest(directory: str, run_id: int, client: Any, reader: SpoolReader | None 
     return n_done
 
 
-def _replay(op: Mapping[str, Any], directory: str, run_id: int, client: Any, reader: SpoolReader) -> None:
+def _replay(op: Mapping[str, Any], directory: str, run_id: int, client: ReplayClient, reader: SpoolReader) -> None:
     kind = op.get("op")
     try:
         if kind == "logs":
