@@ -77,7 +77,8 @@ class Client:
 
         The token is RUNYARD_TOKEN, else the one ``runyard login`` saved for that server.
         Inside a task whose compute node cannot reach the server (``RUNYARD_SPOOL_DIR``
-        set by the runner), a ``SpoolClient`` with the same methods, writing to the spool.
+        set by the runner), a ``runyard.spool.SpoolClient``: the methods a task's runner and
+        SDK call, writing to the spool (it has no ``create_run``, nor most others).
         """
         if os.environ.get("RUNYARD_SPOOL_DIR"):
             from runyard.spool import SpoolClient
