@@ -10,17 +10,21 @@ library's ``http.client``) rather than httpx.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
 from runyard._http import BodyError, Response, Session, TransportError
 from runyard.errors import InvalidInput, RunyardError, ServerUnreachable, from_payload
+
+if TYPE_CHECKING:
+    from runyard.spool import SpoolClient
 
 __all__ = ["Client"]
 
 CSRF_HEADER = "X-CSRF-Token"
 
+_loads: Callable[[bytes], Any]
 try:  # orjson is a dependency; the fallback keeps the client importable in odd environments
     import orjson
 
@@ -68,17 +72,18 @@ class Client:
         return view
 
     @classmethod
-    def from_env(cls) -> Client:
+    def from_env(cls) -> Client | SpoolClient:
         """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one).
 
         The token is RUNYARD_TOKEN, else the one ``runyard login`` saved for that server.
         Inside a task whose compute node cannot reach the server (``RUNYARD_SPOOL_DIR``
-        set by the runner), a ``SpoolClient`` with the same methods, writing to the spool.
+        set by the runner), a ``runyard.spool.SpoolClient``: the methods a task's runner and
+        SDK call, writing to the spool (it has no ``create_run``, nor most others).
         """
         if os.environ.get("RUNYARD_SPOOL_DIR"):
-            from runyard.runner._spool import SpoolClient
+            from runyard.spool import SpoolClient
 
-            return SpoolClient.from_env()  # type: ignore[return-value]
+            return SpoolClient.from_env()
         from runyard._local import resolve_server
 
         url, token = resolve_server()
@@ -88,7 +93,7 @@ class Client:
         if self._owns_http:
             self._http.close()
 
-    def __enter__(self) -> Client:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

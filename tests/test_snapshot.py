@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 import runyard.snapshot as snapshot_module
+import runyard.snapshot._scan as snapshot_scan
 from runyard.client import Client
 from runyard.errors import InvalidInput, NotFound
 from runyard.snapshot import (
@@ -171,7 +172,7 @@ def test_ignored_directories_are_pruned_not_walked(project: Path, monkeypatch: p
         walked.append(os.path.relpath(path, project))
         return real_scandir(path)
 
-    monkeypatch.setattr(snapshot_module.os, "scandir", spy)
+    monkeypatch.setattr(snapshot_scan.os, "scandir", spy)
     scan(project, ignore=["data/"])
 
     assert sorted(walked) == [".", "lib", "scripts"]
@@ -267,7 +268,7 @@ def test_a_huge_directory_fails_early_without_hashing(tmp_path: Path, monkeypatc
     def no_hashing(path: Any) -> tuple[str, int]:
         raise AssertionError(f"hashed {path} of a directory that is over the limit")
 
-    monkeypatch.setattr(snapshot_module, "hash_file", no_hashing)
+    monkeypatch.setattr(snapshot_scan, "hash_file", no_hashing)
     with pytest.raises(InvalidInput, match=r"more than 10,001 files \(scanning stopped there\), over the limit of 1 files") as exc:
         scan(root, max_files=1)
     assert "dataset/" in exc.value.message

@@ -12,7 +12,7 @@
   exits 0, so that the engine's job completes. ``--task-index`` picks the
   launch's N-th task (Slurm's srun passes ``$SLURM_PROCID``). With ``--spool`` the
   runner and the SDK in the task write everything to that directory instead of
-  calling the server (``runyard.runner._spool``; the backend carries it back), and
+  calling the server (``runyard.spool``; the backend carries it back), and
   the snapshot comes from ``--blob-cache``.
 
 argparse, not Typer: this starts inside every remote task and must import fast.
@@ -71,12 +71,12 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None, *, task_ind
         return 2
     extra_env: dict[str, str] = {}
     if spool is not None:
-        from runyard.runner._spool import SPOOL_ENV, SpoolClient
+        from runyard.spool import BLOB_CACHE_ENV, SPOOL_ENV, SpoolClient
 
         client: Any = SpoolClient(spool, f"runner-{slot.label}", blob_cache=blob_cache)
         extra_env[SPOOL_ENV] = str(spool)
         if blob_cache is not None:
-            extra_env["RUNYARD_BLOB_CACHE"] = str(blob_cache)
+            extra_env[BLOB_CACHE_ENV] = str(blob_cache)
     else:
         client = Client(launch.server_url, launch.token, timeout_s=10.0)
     options: dict = {}

@@ -27,6 +27,7 @@ from runyard.sdk._report import Reporter, report
 if TYPE_CHECKING:
     from runyard.client import Client
     from runyard.sdk._sender import Sender
+    from runyard.spool import SpoolClient
 
 __all__ = ["Run", "env_params", "flush_timeout_s", "start_run"]
 
@@ -57,7 +58,7 @@ class Run:
         False
     """
 
-    def __init__(self, *, run_id: int | None, params: dict[str, Any], client: Client | None, launched: bool,
+    def __init__(self, *, run_id: int | None, params: dict[str, Any], client: Client | SpoolClient | None, launched: bool,
                  reporter: Reporter, cap_points: int, on_finish: Callable[[Run], None]) -> None:
         self.id = run_id
         self.launched = launched
@@ -277,7 +278,7 @@ class Run:
         self.flush()
         done: list[str] = []
         for file, artifact_path in files:
-            def upload(c: Client, file: Path = file, artifact_path: str = artifact_path) -> None:
+            def upload(c: Client | SpoolClient, file: Path = file, artifact_path: str = artifact_path) -> None:
                 with open(file, "rb") as fh:
                     c.upload_artifact(self.id, artifact_path, fh)  # type: ignore[arg-type]  # the client encodes it
 
@@ -374,7 +375,7 @@ class Run:
         if self._closed is None:
             self._closed = "fork"
 
-    def _call(self, what: str, fn: Callable[[Client], Any]) -> bool:
+    def _call(self, what: str, fn: Callable[[Client | SpoolClient], Any]) -> bool:
         """Run one synchronous request; report (never raise) its failure. True on success."""
         if self._client is None:
             if self._finished:
@@ -438,6 +439,11 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
         project = project or os.environ.get("RUNYARD_PROJECT") or "default"
         try:
             client = Client.from_env()
+            if not isinstance(client, Client):  # a task that spools: its run exists, and no other can be made
+                client.close()
+                raise InvalidState("runyard.init() cannot create a run inside a task that spools "
+                                   "(RUNYARD_SPOOL_DIR is set but RUNYARD_RUN_ID is not).",
+                                   "Leave RUNYARD_RUN_ID as the runner set it: the task logs to its own run.")
             record = client.create_run(project, name=name, params=init_params, tags=tag_strs)
         except InvalidInput:
             raise

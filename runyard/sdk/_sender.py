@@ -13,7 +13,7 @@ no lock. One daemon thread per run then:
   keeps them and retries with exponential backoff, 0.5 s doubling to 10 s. A flush
   request (``finish()``, ``log_artifact()``) makes one attempt at once regardless;
 - while the server is away, keeps at most ``cap_points`` points in memory (checked each
-  second) and spills its oldest batches to the :class:`~runyard.sdk._spool.Spool`
+  second) and spills its oldest batches to the :class:`~runyard.spool.MetricSpool`
   beyond that; on reconnect the spool is replayed first, then memory;
 - drops a batch the server rejects with a 4xx, reporting once per error code;
 - once ``should_stop()`` was asked, refreshes the run's status every 2 s.
@@ -36,10 +36,11 @@ import orjson
 
 from runyard.errors import NotFound, RunyardError, ServerUnreachable, http_status
 from runyard.sdk._report import Reporter
-from runyard.sdk._spool import Spool
+from runyard.spool import MetricSpool
 
 if TYPE_CHECKING:
     from runyard.client import Client
+    from runyard.spool import SpoolClient
 
 __all__ = ["MAX_BATCH_POINTS", "REQUEST_TIMEOUT_S", "WAKE_POINTS", "Sender"]
 
@@ -74,7 +75,7 @@ class Sender:
         reporter: where problems are told, once each.
     """
 
-    def __init__(self, client: Client, run_id: int, *, spool_dir: Path, cap_points: int, owner: bool,
+    def __init__(self, client: Client | SpoolClient, run_id: int, *, spool_dir: Path, cap_points: int, owner: bool,
                  reporter: Reporter) -> None:
         self.queue: deque[tuple[str, int, float, float]] = deque()
         self.status: str | None = None
@@ -85,7 +86,7 @@ class Sender:
         self._owner = owner
         self._reporter = reporter
         self._cap = cap_points
-        self._spool = Spool(spool_dir)
+        self._spool = MetricSpool(spool_dir)
         self._pending: deque[_Batch] = deque()
         self._pending_points = 0
         self._wake = threading.Event()

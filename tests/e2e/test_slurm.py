@@ -221,7 +221,7 @@ def test_a_run_that_cannot_reach_the_server_reports_through_the_spool(slurm_yard
     entry = load_backends(Path(slurm_yard.server.home) / "backends.yml")["slurm-spool"]
     backend = SlurmBackend(entry.options, home=tmp_path / "other-home")
     try:
-        from runyard.runner._spool import ingest
+        from runyard.spool import ingest
 
         spool = next((Path(slurm_yard.server.home).parent / "shared" / "spool" / "runs").glob(f"{run_id}.*/spool"))
         assert ingest(str(spool), run_id, slurm_yard.client) == 0

@@ -16,7 +16,7 @@ from runyard.backends.base import RunLaunch
 from runyard.client import Client
 from runyard.errors import NotFound, RunyardError
 from runyard.runner import write_launch_file
-from runyard.runner._spool import SPOOL_ENV, SpoolClient, ingest, snapshot_manifest_path
+from runyard.spool import SPOOL_ENV, SpoolClient, ingest, snapshot_manifest_path
 
 
 def test_spool_client_writes_one_json_line_per_call(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_ingest_replays_everything_once_and_skips_half_lines(tmp_path: Path, liv
 def test_ingest_sees_an_sdk_file_made_while_it_lists(tmp_path: Path, live_server) -> None:
     """The task starts, logs and ends, and the runner writes the run's end, all between ingest's listing
     and its reading of the runner's file (over SSH that gap is long): the metrics still land first."""
-    from runyard.runner._spool import SpoolReader
+    from runyard.spool import SpoolReader
 
     spool = tmp_path / "spool"
     with Client(live_server.url) as client:

@@ -134,7 +134,7 @@ def test_bodies_from_an_iterator_and_files(srv: TestServer, http: Session, tmp_p
 def test_a_snapshot_blob_is_sent_with_its_size_and_hashed_as_sent(srv: TestServer, http: Session, tmp_path: Path) -> None:
     """runyard.snapshot uploads blobs through a hashing reader: its size is announced, so the
     server refuses one over its limit before it is sent."""
-    from runyard.snapshot import _HashingReader
+    from runyard.snapshot._upload import _HashingReader
 
     data = pattern(2_500_000)
     (tmp_path / "blob").write_bytes(data)

@@ -120,3 +120,15 @@ def test_unreachable_server_at_init_gives_a_run_that_does_nothing(monkeypatch: p
     runyard.finish()
     err = capsys.readouterr().err
     assert "cannot create a run in project 'nowhere'" in err and "Metrics of this process are not recorded" in err
+
+
+def test_init_inside_a_spooling_task_without_a_run_id_gives_a_run_that_does_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("RUNYARD_SPOOL_DIR", str(tmp_path / "spool"))
+    monkeypatch.delenv("RUNYARD_RUN_ID", raising=False)
+    run = runyard.init(project="spooled", params={"lr": 0.1})
+    assert run.id is None
+    runyard.log({"loss": 0.5})
+    runyard.finish()
+    err = capsys.readouterr().err
+    assert "cannot create a run in project 'spooled'" in err and "RUNYARD_RUN_ID is not" in err

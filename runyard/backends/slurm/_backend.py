@@ -26,7 +26,7 @@ jobs squeue no longer lists (finished: state and exit code). A job neither lists
 for 60 s after submission is LOST.
 
 Spool mode (``reach_server: false``): the runner writes to ``<job dir>/spool``
-(``runyard.runner._spool``) and ``poll`` replays new lines into the server before
+(``runyard.spool``) and ``poll`` replays new lines into the server before
 it reports states, and once more for a job it first sees ended (so an ended state
 means a replayed spool); the snapshot's blobs are copied to ``<work_dir>/blobs``
 before ``sbatch``.
@@ -171,7 +171,7 @@ class SlurmBackend:
                 self.commands.makedirs(paths.spool)
                 if launch.snapshot_id:
                     self._stage_snapshot(launch, paths.blob_cache or "")
-            from runyard.runner._wire import launch_to_dict
+            from runyard.runner import launch_to_dict
 
             self.commands.write(paths.launch_file, json.dumps(launch_to_dict(far_launch)).encode(), 0o600)
             script = render_sbatch(far_launch, o, paths, self.python)
@@ -370,8 +370,8 @@ class SlurmBackend:
     def _stage_snapshot(self, launch: RunLaunch, blob_cache: str) -> None:
         """Copy the snapshot's manifest and blobs into the shared blob cache (spool mode)."""
         from runyard.client import Client
-        from runyard.runner._spool import snapshot_manifest_path
         from runyard.snapshot import fetch_blobs
+        from runyard.spool import snapshot_manifest_path
 
         snapshot_id = launch.snapshot_id or ""
         with Client(launch.server_url, launch.token) as client:
@@ -393,7 +393,7 @@ class SlurmBackend:
 
     def _ingest(self, job: _Job) -> None:
         from runyard.client import Client
-        from runyard.runner._spool import ingest
+        from runyard.spool import ingest
 
         try:
             with Client(job.server_url, job.token, timeout_s=30.0) as client:

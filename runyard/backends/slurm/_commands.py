@@ -5,7 +5,7 @@ Both runners have the same methods, so the backend's code is the same for both:
 - ``run(argv, timeout_s) -> (exit_code, stdout, stderr)``; a command that is not
   there gives exit code 127 and says so on stderr (as a shell would);
 - ``write(path, data, mode)``: a file on the cluster's file system (atomically);
-- ``makedirs(path)``, ``exists(path)``, and the spool's reading (``runyard.runner._spool.SpoolReader``).
+- ``makedirs(path)``, ``exists(path)``, and the spool's reading (``runyard.spool.SpoolReader``).
 
 ``LocalCommands`` uses ``subprocess`` and the local file system; ``SSHCommands``
 uses ``runyard.backends._remote.RemoteHost`` (one shared connection) and reads
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from runyard.errors import BackendError
-from runyard.runner._spool import SpoolReader
+from runyard.spool import SpoolReader
 
 __all__ = ["Commands", "LocalCommands", "SSHCommands"]
 

@@ -21,7 +21,7 @@ Layout and traps:
   servers apart (the embedded one may come back on another port), so this is a known
   limit for one home shared by two servers with unsent batches.
 
-Not thread-safe: only the sender thread of one run uses a :class:`Spool`.
+Not thread-safe: only the sender thread of one run uses a :class:`MetricSpool`.
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ import os
 from collections import deque
 from pathlib import Path
 
-__all__ = ["Spool"]
+__all__ = ["MetricSpool"]
 
 
-class Spool:
+class MetricSpool:
     """An ordered queue of metric request bodies, one file each.
 
     Args:

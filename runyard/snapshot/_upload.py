@@ -1,0 +1,169 @@
+"""Storing a snapshot on the server, uploading only the blobs it lacks (:func:`create_snapshot`)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from runyard.errors import InvalidInput, RunyardError
+from runyard.snapshot._git import git_info
+from runyard.snapshot._scan import _N_THREADS, FileEntry, scan
+
+if TYPE_CHECKING:
+    from runyard.client import Client
+
+__all__ = ["SnapshotInfo", "create_snapshot"]
+
+_MISSING_BATCH = 10_000  # the server accepts at most 100,000 digests per /blobs/missing call
+
+
+@dataclass(frozen=True)
+class SnapshotInfo:
+    """What :func:`create_snapshot` did.
+
+    Attributes:
+        id: the snapshot id (checked equal on client and server).
+        n_files: files in the snapshot.
+        size: total bytes of those files.
+        n_uploaded: blobs uploaded now (the server had the others).
+        bytes_uploaded: bytes of those blobs.
+        git_commit, git_branch, git_dirty, git_diff: as recorded by :func:`git_info`.
+        warnings: what the scan skipped, from :attr:`ScanResult.warnings`.
+    """
+
+    id: str
+    n_files: int
+    size: int
+    n_uploaded: int
+    bytes_uploaded: int
+    git_commit: str | None = None
+    git_branch: str | None = None
+    git_dirty: bool | None = None
+    git_diff: str | None = None
+    warnings: tuple[str, ...] = field(default=())
+
+
+class _HashingReader:
+    """A file body that hashes what the client reads from it and reports progress.
+
+    ``seekable``/``tell``/``seek`` let the client send the file's size as Content-Length
+    (the server refuses an upload over its limit before any byte of it); the client reads
+    the body only through ``read``, so the hash covers exactly what was sent.
+    """
+
+    def __init__(self, f: BinaryIO, on_chunk: Callable[[int], None]) -> None:
+        self._f = f
+        self._on_chunk = on_chunk
+        self.sha256 = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        chunk = self._f.read(n)
+        if chunk:
+            self.sha256.update(chunk)
+            self._on_chunk(len(chunk))
+        return chunk
+
+    def seekable(self) -> bool:
+        return self._f.seekable()
+
+    def tell(self) -> int:
+        return self._f.tell()
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        return self._f.seek(offset, whence)
+
+
+def create_snapshot(
+    client: Client,
+    directory: str | os.PathLike[str],
+    ignore: Sequence[str] = (),
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    max_files: int | None = None,
+    max_bytes: int | None = None,
+) -> SnapshotInfo:
+    """Snapshot a directory on the server: scan it, upload the blobs the server lacks, store the manifest.
+
+    Called by ``runyard run`` before it posts the experiment. Idempotent: the same
+    content gives the same id and uploads nothing the second time.
+
+    Args:
+        client: the server's client.
+        directory: the project directory.
+        ignore: extra gitignore patterns (the ``ignore:`` list of runyard.yml).
+        progress: ``progress(bytes_done, bytes_total)`` for the upload, called once with
+            ``(0, total)`` before the first byte and then per chunk. Uploads run on
+            several threads; calls are serialised by a lock.
+        max_files: file limit, see :func:`scan`.
+        max_bytes: size limit, see :func:`scan`.
+
+    Returns:
+        The id, counts, what was uploaded and the git state.
+
+    Raises:
+        InvalidInput: from :func:`scan`, or a file changed while it was uploaded.
+        RunyardError: the server's id differs from the local one, or another server error.
+    """
+    result = scan(directory, ignore, max_files=max_files, max_bytes=max_bytes)
+    git = git_info(result.root)
+    by_digest: dict[str, FileEntry] = {}
+    for f in result.files:
+        by_digest.setdefault(f.sha256, f)
+    digests = sorted(by_digest)
+    missing: list[str] = []
+    for i in range(0, len(digests), _MISSING_BATCH):
+        missing += client.missing_blobs(digests[i : i + _MISSING_BATCH])
+    to_send = [by_digest[d] for d in dict.fromkeys(missing) if d in by_digest]
+    total = sum(f.size for f in to_send)
+    lock = threading.Lock()
+    done = 0
+
+    def on_chunk(n: int) -> None:
+        nonlocal done
+        if progress is None:
+            return
+        with lock:
+            done += n
+            progress(done, total)
+
+    def upload(f: FileEntry) -> None:
+        try:
+            with open(f.source, "rb") as fh:
+                body = _HashingReader(fh, on_chunk)
+                try:
+                    client.upload_blob(f.sha256, body)  # type: ignore[arg-type]
+                except InvalidInput as e:
+                    if body.sha256.hexdigest() != f.sha256:
+                        raise _changed(result.root, f) from e
+                    raise
+        except FileNotFoundError as e:
+            raise _changed(result.root, f) from e
+
+    if progress is not None:
+        progress(0, total)
+    if to_send:
+        with ThreadPoolExecutor(max_workers=min(_N_THREADS, len(to_send)), thread_name_prefix="runyard-upload") as pool:
+            for _ in pool.map(upload, to_send):
+                pass
+    snap = client.create_snapshot(result.manifest(), git_commit=git.commit, git_branch=git.branch,
+                                  git_dirty=bool(git.dirty), git_diff=git.diff or "")
+    if snap["id"] != result.id:
+        raise RunyardError(
+            f"The server stored snapshot {snap['id']} but this client computed {result.id} for the same manifest.",
+            "Client and server disagree on the manifest format: use the same Runyard version on both (`runyard --version`).",
+        )
+    return SnapshotInfo(
+        id=result.id, n_files=result.n_files, size=result.size, n_uploaded=len(to_send), bytes_uploaded=total,
+        git_commit=git.commit, git_branch=git.branch, git_dirty=git.dirty, git_diff=git.diff, warnings=result.warnings,
+    )
+
+
+def _changed(root: Path, f: FileEntry) -> InvalidInput:
+    return InvalidInput(f"{f.path!r} in {root} changed while the snapshot was being uploaded.",
+                        "Retry once nothing writes into the project directory, or ignore the file in .runyardignore.")
