@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
+from runyard.records.compute import EngineStatus, RunLaunch, TaskSlot
 from runyard.errors import RunyardError, ServerUnreachable
 
 __all__ = ["TaskExecution", "TaskResult"]
