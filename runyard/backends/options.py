@@ -101,16 +101,16 @@ def option_problems(name: str, model: type[BaseModel], options: Mapping[str, Any
                 continue
             info = fields.get(str(key)) if key is not None else None
             extra = (info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}) or {}
-            fix = extra.get("fix") or f"See the {kind} backend's options in docs/backends.md."
+            how = str(extra.get("fix") or f"See the {kind} backend's options in docs/backends.md.")
             rule = extra.get("rule") if len(loc) == 1 else None
             if err["type"] == "missing":
-                problems.append((path, f"{dotted} is required: {rule or (info.description if info else '') or 'give a value'}. {fix}"))
+                problems.append((path, f"{dotted} is required: {rule or (info.description if info else '') or 'give a value'}. {how}"))
             elif rule:
-                problems.append((path, f"{dotted} must be {rule}, but got {_show(err.get('input'))}. {fix}"))
+                problems.append((path, f"{dotted} must be {rule}, but got {_show(err.get('input'))}. {how}"))
             else:
                 msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
                 problems.append((path, f"{dotted} is invalid ({msg[:1].lower() + msg[1:]}), but got "
-                                       f"{_show(err.get('input'))}. {fix}"))
+                                       f"{_show(err.get('input'))}. {how}"))
     return problems
 
 

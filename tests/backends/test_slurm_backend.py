@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract import stdout_of, wait_terminal
 
 from runyard.backends.base import EngineStatus, Resources, TaskSlot
 from runyard.backends.slurm import SlurmBackend
 from runyard.backends.slurm._commands import LocalCommands
 from runyard.errors import BackendError, SpecError, SubmitError
+from runyard.testing.backend_contract import stdout_of, wait_terminal
 
 
 class CountingCommands(LocalCommands):

@@ -12,16 +12,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from contract import stdout_of, wait_state, wait_terminal
 from ssh_helpers import DevSSHD, dev_sshd_session, stop_ssh_jobs
 
-from runyard.backends._remote import HostKeyMismatch, RemoteAuthError, RemoteHost, RemoteTimeout, RemoteUnreachable
+from runyard.backends._remote import (
+    HostKeyMismatch,
+    RemoteAuthError,
+    RemoteHost,
+    RemoteTimeout,
+    RemoteUnreachable,
+)
 from runyard.backends.base import EngineStatus, Feature, Resources, TaskSlot
 from runyard.backends.ssh import SSHBackend
 from runyard.client import Client
 from runyard.errors import SpecError, SubmitError
 from runyard.snapshot import create_snapshot
 from runyard.testing import LiveServer, free_port, pid_alive, wait_for
+from runyard.testing.backend_contract import stdout_of, wait_state, wait_terminal
 
 
 @pytest.fixture(scope="session")
