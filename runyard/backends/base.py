@@ -20,7 +20,7 @@ and are re-exported here.
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -67,7 +67,7 @@ class Backend(Protocol):
 
     def capacity(self) -> Resources | None: ...
 
-    def can_queue(self, launch: RunLaunch) -> bool: ...
+    can_queue: Callable[[RunLaunch], bool] | None
 
     def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str: ...
 
@@ -134,7 +134,7 @@ class BaseBackend(abc.ABC):
 
         Args:
             launch: everything the runner needs; see :class:`RunLaunch`.
-            at_most: given only when :meth:`can_queue` said yes for this launch: the
+            at_most: given only when ``can_queue`` said yes for this launch: the
                 backend may hold the run (``PENDING``) until fewer than ``at_most`` runs of
                 its experiment run. Backends that do not queue never receive it.
 
@@ -198,13 +198,12 @@ class BaseBackend(abc.ABC):
         """
         return None
 
-    def can_queue(self, launch: RunLaunch) -> bool:
-        """Whether :meth:`submit` may be given ``at_most`` for this launch and hold it in a queue of its own.
-
-        Called by the scheduler for each queued run before it checks capacity. Default
-        ``False``: the scheduler waits for capacity and submits runs one by one.
-        """
-        return False
+    #: ``None`` (the default): the scheduler submits a run only once :meth:`capacity` has room for it, and
+    #: never passes ``at_most``. A backend that can hold runs in a queue of its own defines instead a method
+    #: ``can_queue(self, launch) -> bool``: whether ``submit(launch, at_most=N)`` may hand it this run before it
+    #: can start (the local backend: single-task runs without GPUs). The scheduler asks it per queued run,
+    #: before it checks capacity; it must not touch the engine.
+    can_queue: Callable[[RunLaunch], bool] | None = None
 
     def warm(self) -> None:
         """Start what the backend runs on ahead of the first run. Default: nothing.

@@ -164,7 +164,7 @@ def test_a_job_whose_runner_stopped_first_on_cancel_polls_canceled(make_backend,
     """The run is canceled on the server; the runner sees it on its heartbeat and ends the job before scancel."""
     import subprocess
 
-    from contract import wait_state
+    from runyard.testing.backend_contract import wait_state
 
     from runyard.testing import wait_for
 

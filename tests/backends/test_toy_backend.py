@@ -21,7 +21,14 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from runyard.backends.base import BaseBackend, EngineState, EngineStatus, Feature, Resources, RunLaunch
-from runyard.backends.kit import DirectoryBlobs, job_name, launch_file_bytes, poll_waiting, runner_command, stage_snapshot
+from runyard.backends.kit import (
+    DirectoryBlobs,
+    job_name,
+    launch_file_bytes,
+    poll_waiting,
+    runner_command,
+    stage_snapshot,
+)
 from runyard.testing.backend_contract import BackendContract
 
 

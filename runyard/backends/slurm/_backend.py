@@ -161,7 +161,7 @@ class SlurmBackend(BaseBackend):
                 if launch.snapshot_id:
                     self._stage_snapshot(launch, paths.blob_cache or "")
             self.commands.write(paths.launch_file, launch_file_bytes(far_launch), 0o600)
-            script = render_sbatch(far_launch, o, paths, self.python)
+            script = render_sbatch(far_launch, self.options_for(launch), paths, self.python)  # the run's own options too
             script_path = f"{paths.job_dir}/job.sbatch"
             self.commands.write(script_path, script.encode(), 0o700)
         except OSError as e:
