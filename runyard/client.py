@@ -272,6 +272,10 @@ class Client:
     def cancel_run(self, run_id: int) -> dict[str, Any]:
         return self._json("POST", f"/runs/{run_id}/cancel")
 
+    def restart_run(self, run_id: int) -> dict[str, Any]:
+        """Queue a failed run again as its next attempt (``attempt`` + 1, same id)."""
+        return self._json("POST", f"/runs/{run_id}/restart")
+
     def heartbeat(self, run_id: int) -> str:
         """Mark the run alive; returns its status (canceled/pruned means: stop the task)."""
         return self._json("POST", f"/runs/{run_id}/heartbeat")["status"]

@@ -11,6 +11,9 @@ import pytest
 from runyard.testing import LiveServer
 from runyard.testing._postgres import drop_database, postgres_url
 
+# The backend contract's fixtures (server, client, make_launch) and BackendContract.
+pytest_plugins = ["runyard.testing.backend_contract"]
+
 
 @pytest.fixture(autouse=True)
 def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

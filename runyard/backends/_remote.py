@@ -13,6 +13,10 @@ thread, and each call blocks the caller until its coroutine finishes there.
 - ``exists(remote_path)``, ``makedirs(remote_path)``;
 - ``connect()`` to fail early, ``close()`` to drop the connection.
 
+``RemoteBlobs(host, root)`` is a blob cache on the host for
+``runyard.backends.kit.stage_snapshot``: one command lists the blobs it lacks, SFTP
+sends them.
+
 Connections: one per host, opened on first use, shared by all calls (asyncssh
 multiplexes channels; at most ``max_channels`` at once, below sshd's
 ``MaxSessions`` default of 10). A connection found dropped (sshd restarted, the
@@ -58,6 +62,7 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
+from runyard.backends.kit import DirectoryBlobs
 from runyard.errors import BackendError
 
 with warnings.catch_warnings():
@@ -71,6 +76,7 @@ __all__ = [
     "CommandResult",
     "HostKeyMismatch",
     "RemoteAuthError",
+    "RemoteBlobs",
     "RemoteError",
     "RemoteHost",
     "RemoteTimeout",
@@ -457,6 +463,40 @@ class RemoteHost:
             await self._forget(conn)
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(conn.wait_closed(), 5.0)
+
+
+class RemoteBlobs(DirectoryBlobs):
+    """A blob cache ``<root>/<aa>/<sha256>`` on an SSH host (``root`` relative to the login user's home unless absolute).
+
+    Args:
+        remote: the host.
+        root: the cache's directory there.
+        mode: the blobs' file mode.
+        timeout_s: how long listing the missing blobs may take.
+    """
+
+    def __init__(self, remote: RemoteHost, root: str, *, mode: int = 0o644, timeout_s: float = 60.0) -> None:
+        super().__init__(root, exists=remote.exists, write=lambda path, data, m: remote.put_bytes(data, path, mode=m))
+        self.remote = remote
+        self.mode = mode
+        self.timeout_s = timeout_s
+
+    def missing(self, digests: Sequence[str]) -> set[str]:
+        """The digests whose blob is not in the cache: one command for all."""
+        if not digests:
+            return set()
+        root = shlex.quote(self.root)
+        script = f'mkdir -p {root} && cd {root} || exit 70\nwhile read -r p; do [ -f "$p" ] || echo "$p"; done\n'
+        listing = "\n".join(f"{d[:2]}/{d}" for d in digests) + "\n"
+        code, out, err = self.remote.run(script, timeout_s=self.timeout_s, input=listing)
+        if code != 0:
+            raise RemoteError(f"cannot use the blob cache {self.root} on {self.remote.label}: {err.strip()}",
+                              "Check that the work directory is writable by the login user.")
+        return {line.rsplit("/", 1)[-1] for line in out.split()}
+
+    def put(self, digest: str, local_path: Path) -> None:
+        """Send one blob by SFTP, atomically."""
+        self.remote.put(local_path, self.path(digest), mode=self.mode)
 
 
 def _text(value: Any) -> str:

@@ -1,176 +1,238 @@
-"""The backend interface: a backend only starts, watches and stops tasks.
+"""The backend interface: the ``Backend`` protocol and ``BaseBackend``, the class every backend derives from.
 
-Every backend starts the same task runner (``runyard/runner``), so logs, metrics
-and statuses behave the same everywhere. Policy (retries, status transitions,
-restarts, timing, feature checks) lives once in ``scheduler/dispatch.py``, never
-in a backend. A backend gets everything it needs in ``RunLaunch`` and imports
-nothing from ``store``, ``server`` or ``scheduler``.
+A backend only starts, watches and stops tasks. Every backend starts the same task
+runner (``runyard/runner``), so logs, metrics and statuses behave the same
+everywhere. Policy (retries, status transitions, restarts, timing, feature checks)
+lives once in the scheduler, never in a backend. A backend gets everything it needs
+in ``RunLaunch`` and imports nothing from ``store``, ``server`` or ``scheduler``.
 
-Implementer's contract:
+Writing one: derive from :class:`BaseBackend`, set ``name`` and ``options_model``,
+implement ``submit``, ``poll`` and ``cancel`` (and ``capacity``/``unsupported``
+when the defaults do not fit), use ``runyard.backends.kit`` for the runner's command
+line, the launch file and the snapshot's blobs, and subclass
+``runyard.testing.backend_contract.BackendContract`` in its tests. docs/backends.md
+("Writing a backend") walks through it.
 
-- ``capacity()``: free resources now, or ``None`` when the engine queues for us
-  (Slurm, Kubernetes). Called by the scheduler before each dispatch pass.
-- ``submit(launch)``: start the run's tasks; return the engine's job id. Raise
-  ``SubmitError`` with the engine's message when it refuses. Called once per
-  attempt of a run; the scheduler records the job id before the run moves on.
-- ``poll(job_ids)``: one engine call for all jobs; return a state for every id
-  asked (``EngineStatus.UNKNOWN`` with the raw text when the engine says
-  something we do not understand; ``LOST`` when the engine no longer knows it).
-- ``cancel(job_id)``: stop the job; idempotent (cancelling a finished job is a no-op).
-- ``unsupported(launch)``: ``{feature: reason}`` for what this backend cannot do.
-- ``close()``: release connections; jobs keep running.
-- ``check()`` (optional): what ``runyard backends test NAME`` shows. Checks
-  connectivity, credentials, the engine's commands on the far side and the
-  Python there, one :class:`CheckResult` each, in the order they depend on each
-  other; never raises for a failed check (a failed check is ``ok=False`` with a
-  ``detail`` saying exactly what is missing and a ``hint`` naming the fix).
-  Backends without it are reported as "no checks".
+The plain data types (``Resources``, ``RunLaunch`` …) live in ``runyard.records.compute``
+and are re-exported here.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+import abc
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from runyard.backends.options import parse_options
+from runyard.errors import SubmitError
+from runyard.records.compute import (
+    CheckResult,
+    EngineState,
+    EngineStatus,
+    Feature,
+    Resources,
+    RunLaunch,
+    TaskSlot,
+)
 
 __all__ = [
     "Backend",
+    "BaseBackend",
     "CheckResult",
     "EngineState",
     "EngineStatus",
     "Feature",
+    "NoOptions",
     "Resources",
     "RunLaunch",
     "TaskSlot",
 ]
 
 
-@dataclass(frozen=True)
-class Resources:
-    """An amount of compute: what a task asks for, or what a backend has free."""
+class NoOptions(BaseModel):
+    """The options model of a backend that takes none: any key is refused."""
 
-    cpus: float = 1.0
-    memory_mb: int = 0  # 0: not accounted
-    gpus: int = 0
-
-    def fits_in(self, free: Resources) -> bool:
-        return (
-            self.cpus <= free.cpus + 1e-9
-            and (self.memory_mb == 0 or self.memory_mb <= free.memory_mb)
-            and self.gpus <= free.gpus
-        )
-
-    def __add__(self, other: Resources) -> Resources:
-        return Resources(self.cpus + other.cpus, self.memory_mb + other.memory_mb, self.gpus + other.gpus)
-
-    def __sub__(self, other: Resources) -> Resources:
-        return Resources(self.cpus - other.cpus, self.memory_mb - other.memory_mb, self.gpus - other.gpus)
-
-    def times(self, n: int) -> Resources:
-        return Resources(self.cpus * n, self.memory_mb * n, self.gpus * n)
-
-
-@dataclass(frozen=True)
-class TaskSlot:
-    """One process of a run: its role and rank (``main``/0 for a single-task run)."""
-
-    role: str = "main"
-    rank: int = 0
-
-    @property
-    def label(self) -> str:
-        return f"{self.role}-{self.rank}"
-
-
-@dataclass(frozen=True)
-class RunLaunch:
-    """Everything a backend needs to start one attempt of a run.
-
-    ``command`` is already rendered with the run's params; ``env`` holds the user's
-    ``env:`` plus Runyard's variables (RUNYARD_RUN_ID, RUNYARD_SERVER, RUNYARD_TOKEN,
-    RUNYARD_PARAMS, RUNYARD_PROJECT); the backend adds placement variables
-    (e.g. CUDA_VISIBLE_DEVICES) of its own.
-    """
-
-    run_id: int
-    attempt: int
-    project: str
-    experiment_id: int | None
-    command: str
-    snapshot_id: str | None
-    server_url: str
-    token: str | None = None
-    params: Mapping[str, Any] = field(default_factory=dict)
-    env: Mapping[str, str] = field(default_factory=dict)
-    setup: Sequence[str] = ()
-    resources: Resources = Resources()
-    time_limit_s: int | None = None
-    grace_period_s: float = 10.0
-    tasks: Sequence[TaskSlot] = (TaskSlot(),)
-    options: Mapping[str, Any] = field(default_factory=dict)  # backend-specific settings from the spec
-    # The ``distributed:`` section as ``runyard.launch`` reads it (framework, roles with replicas and
-    # resources); ``None`` for a single-task run. ``tasks`` then lists every role and rank.
-    distributed: Mapping[str, Any] | None = None
-
-
-class Feature(enum.Enum):
-    GPUS = "gpus"
-    MULTI_TASK = "multi_task"
-    TIME_LIMIT = "time_limit"
-    MEMORY_LIMIT = "memory_limit"
-
-
-class EngineStatus(enum.Enum):
-    PENDING = "pending"  # accepted, not started (queued by the engine)
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    TIMEOUT = "timeout"
-    LOST = "lost"  # the engine no longer knows the job (process gone without a record)
-    UNKNOWN = "unknown"  # the engine said something we do not map; see ``raw``
-
-    @property
-    def terminal(self) -> bool:
-        return self in (EngineStatus.SUCCEEDED, EngineStatus.FAILED, EngineStatus.CANCELED, EngineStatus.TIMEOUT, EngineStatus.LOST)
-
-
-@dataclass(frozen=True)
-class EngineState:
-    status: EngineStatus
-    exit_code: int | None = None
-    reason: str = ""  # e.g. "pending: Resources", "killed by signal 9"
-    raw: str = ""  # the engine's own word for it
-    # LOST because the engine never recorded the job: it never started (a local agent that died
-    # while the job waited in its queue). The scheduler queues such a run again, same attempt.
-    no_record: bool = False
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    """One check of ``Backend.check()``: ``ok`` or not, what was found, and the fix when not."""
-
-    name: str  # short, e.g. "sbatch", "ssh connection", "python on the far side"
-    ok: bool
-    detail: str  # what was found: "sbatch 22.05.8 at /usr/bin/sbatch", "no sbatch on PATH"
-    hint: str = ""  # the fix when not ok, ideally a command
+    model_config = ConfigDict(extra="forbid")
 
 
 class Backend(Protocol):
+    """What the scheduler, the server and the CLI call on a backend (see :class:`BaseBackend` for each hook)."""
+
     name: ClassVar[str]
+    options_model: ClassVar[type[BaseModel]]
 
     def unsupported(self, launch: RunLaunch) -> dict[Feature, str]: ...
 
     def capacity(self) -> Resources | None: ...
 
-    def submit(self, launch: RunLaunch) -> str: ...
+    can_queue: Callable[[RunLaunch], bool] | None
 
-    def poll(self, job_ids: Sequence[str]) -> dict[str, EngineState]: ...
+    def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str: ...
+
+    def poll(self, job_ids: Sequence[str], wait_s: float = 0.0) -> dict[str, EngineState]: ...
 
     def cancel(self, job_id: str) -> None: ...
 
+    def warm(self) -> None: ...
+
+    def stop_if_idle(self) -> bool: ...
+
+    def check(self) -> list[CheckResult]: ...
+
     def close(self) -> None: ...
 
-    # Optional: ``def check(self) -> list[CheckResult]`` (see the module docs). Callers
-    # use ``getattr(backend, "check", None)``, so a backend without it still conforms.
+
+class BaseBackend(abc.ABC):
+    """The base of every backend: options parsing and a default for every hook but submit, poll and cancel.
+
+    The scheduler calls a backend from its own thread, but the server's request
+    threads (``unsupported`` at submission, ``check`` from the CLI) and a test's
+    threads may call it at the same time: a backend keeps its own state behind a lock.
+
+    Args:
+        options: the backend's entry in ``backends.yml`` (without ``type``), or an
+            instance of ``options_model``. Validated by :func:`runyard.backends.options.parse_options`:
+            a misspelled key raises ``SpecError`` naming the valid keys and their defaults.
+
+    Attributes:
+        options: the validated options, an instance of ``options_model``.
+    """
+
+    #: The backend's type, as ``type:`` in ``backends.yml`` names it.
+    name: ClassVar[str] = "base"
+    #: The pydantic model of the options (``extra="forbid"``). A field's ``json_schema_extra`` may carry
+    #: ``rule`` (what a valid value is), ``fix`` (how to fix a wrong one) and ``default`` (the default in words).
+    options_model: ClassVar[type[BaseModel]] = NoOptions
+
+    def __init__(self, options: Mapping[str, Any] | BaseModel | None = None) -> None:
+        self.options: Any = parse_options(self.options_model, options, backend=self.name)
+
+    def options_for(self, launch: RunLaunch) -> Any:
+        """The backend's options with the run's own (``launch.options``) laid over them, checked by the same parser.
+
+        Raises:
+            SpecError: a run's option is not one of the backend's, or invalid.
+        """
+        if not launch.options:
+            return self.options
+        merged = {**self.options.model_dump(exclude_unset=True), **dict(launch.options)}
+        return parse_options(self.options_model, merged, backend=self.name, name="options",
+                             hint=f"Fix the {self.name} backend's options of the experiment.")
+
+    # ------------------------------------------------------------ to implement
+    @abc.abstractmethod
+    def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str:
+        """Start the attempt's tasks; return the engine's job id.
+
+        Called by the scheduler once per attempt of a run, from its thread, after the run
+        moved to ``starting``; the scheduler records the job id before the run moves on.
+        Must be idempotent per ``(run_id, attempt)``: a server that crashed between
+        submitting and recording the job id submits the same attempt again, and must
+        get the same job id back (not a second copy of the run).
+
+        Args:
+            launch: everything the runner needs; see :class:`RunLaunch`.
+            at_most: given only when ``can_queue`` said yes for this launch: the
+                backend may hold the run (``PENDING``) until fewer than ``at_most`` runs of
+                its experiment run. Backends that do not queue never receive it.
+
+        Raises:
+            SubmitError: the engine refused (with its message), or the launch needs a
+                feature :meth:`unsupported` names (use :meth:`refuse_unsupported`).
+        """
+
+    @abc.abstractmethod
+    def poll(self, job_ids: Sequence[str], wait_s: float = 0.0) -> dict[str, EngineState]:
+        """The state of every job asked, in as few engine calls as possible (ideally one).
+
+        Called by the scheduler every few seconds for all active runs of this backend, and
+        by tests. Must answer for every id: ``LOST`` when the engine no longer knows the
+        job (or never did), ``UNKNOWN`` with the raw text when the engine says something
+        not understood or cannot be reached. Never raises for one bad id; raises
+        ``BackendError`` only when the engine cannot be asked at all. ``poll([])`` is ``{}``.
+        A terminal state stays terminal on later polls.
+
+        Args:
+            wait_s: block up to this long until one of the jobs is terminal (0: answer
+                at once). :func:`runyard.backends.kit.poll_waiting` implements it over a
+                plain poll.
+        """
+
+    @abc.abstractmethod
+    def cancel(self, job_id: str) -> None:
+        """Stop the job; it then polls ``CANCELED``.
+
+        Called by the scheduler for a run canceled, pruned or failed on the server whose
+        job still runs (the runner also stops its task at its next heartbeat). Idempotent:
+        cancelling an ended or unknown job is a no-op.
+        """
+
+    # --------------------------------------------------------------- defaults
+    def unsupported(self, launch: RunLaunch) -> dict[Feature, str]:
+        """``{feature: reason}`` for what this backend cannot do for ``launch``; ``{}`` when it can run it.
+
+        Called by the server at submission (with a probe launch: run id 0, no snapshot)
+        and by :meth:`submit`. Must not touch the engine: it answers from the launch and
+        the options. Default: several tasks are unsupported.
+        """
+        if len(launch.tasks) > 1:
+            return {Feature.MULTI_TASK: f"the {self.name} backend runs one task per run"}
+        return {}
+
+    def refuse_unsupported(self, launch: RunLaunch) -> None:
+        """Raise ``SubmitError`` naming every feature :meth:`unsupported` gives for ``launch`` (for ``submit``)."""
+        problems = self.unsupported(launch)
+        if problems:
+            raise SubmitError(f"The {self.name} backend cannot run this: "
+                              + "; ".join(f"{f.value}: {why}" for f, why in problems.items()) + ".",
+                              "Use a backend that supports it, or change the run's resources.")
+
+    def capacity(self) -> Resources | None:
+        """Free resources now, or ``None`` when the engine queues runs itself.
+
+        Called by the scheduler once per dispatch pass before it submits: a run is
+        submitted only when its resources fit in what is left. Default ``None``: the
+        engine queues (Slurm, Kubernetes).
+        """
+        return None
+
+    #: ``None`` (the default): the scheduler submits a run only once :meth:`capacity` has room for it, and
+    #: never passes ``at_most``. A backend that can hold runs in a queue of its own defines instead a method
+    #: ``can_queue(self, launch) -> bool``: whether ``submit(launch, at_most=N)`` may hand it this run before it
+    #: can start (the local backend: single-task runs without GPUs). The scheduler asks it per queued run,
+    #: before it checks capacity; it must not touch the engine.
+    can_queue: Callable[[RunLaunch], bool] | None = None
+
+    def warm(self) -> None:
+        """Start what the backend runs on ahead of the first run. Default: nothing.
+
+        Called by the server once as it starts leading, in a thread of its own; errors are
+        logged, never fatal. Idempotent.
+        """
+
+    def stop_if_idle(self) -> bool:
+        """Stop what :meth:`warm` started if no job uses it; return whether something was asked to stop.
+
+        Called by the server as it stops. Jobs keep running either way. Default: nothing
+        to stop (``False``).
+        """
+        return False
+
+    def check(self) -> list[CheckResult]:
+        """What ``runyard backends test NAME`` shows: one :class:`CheckResult` per thing checked.
+
+        Connectivity, credentials, the engine's commands on the far side, the Python
+        there, in the order they depend on each other. Never raises for a failed check: a
+        failed check is ``ok=False`` with a ``detail`` saying what is missing and a
+        ``hint`` naming the fix. Default: no checks (``[]``).
+        """
+        return []
+
+    def close(self) -> None:
+        """Release connections; jobs keep running. Idempotent. Default: nothing to release.
+
+        Called by the server when it stops or when the backend's entry in ``backends.yml``
+        changes.
+        """

@@ -18,9 +18,8 @@ it when it changes.
 
 Validation has the quality of ``runyard.yml``'s (``runyard.spec``): every problem
 on its own line, as ``backends.yml:LINE: NAME.option must be RULE, but got VALUE.
-FIX``. A backend type's options are checked against its ``options_model`` (a
-pydantic model whose fields carry ``rule``/``fix`` in ``json_schema_extra``);
-types without one are checked when the backend is built.
+FIX``. A backend type's options are checked against its ``options_model`` by
+``runyard.backends.options`` (the parser the backends themselves use).
 """
 
 from __future__ import annotations
@@ -34,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
+from runyard.backends.options import option_problems
 from runyard.errors import NotFound, SpecError
 
 __all__ = [
@@ -121,47 +121,7 @@ def _entry_problems(name: Any, data: Any) -> list[tuple[tuple[Any, ...], str]]:
         return [((name, "type"), f"{name}.type {kind!r} cannot be used here: {e.message} {e.hint or ''}".strip())]
     if model is None:
         return []
-    return _model_problems(name, model, options)
-
-
-def _model_problems(name: str, model: type[BaseModel], options: Mapping[str, Any]) -> list[tuple[tuple[Any, ...], str]]:
-    fields = model.model_fields
-    problems: list[tuple[tuple[Any, ...], str]] = []
-    try:
-        model.model_validate(dict(options))
-    except ValidationError as e:
-        for err in e.errors():
-            loc = tuple(err["loc"])
-            key = loc[0] if loc else None
-            path = (name, *loc) if loc else (name,)
-            dotted = ".".join(str(p) for p in path)
-            if err["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-                fix = f"Did you mean {close[0]!r}?" if close else "Remove it."
-                problems.append((path, f"{dotted} is not an option of the {_type_of(model)} backend. {fix} "
-                                       f"Valid options: {', '.join(fields)}."))
-                continue
-            info = fields.get(str(key)) if key is not None else None
-            extra = (info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}) or {}
-            if not loc:  # a rule between several options (model validator)
-                msg = str(err.get("msg", "")).removeprefix("Value error, ")
-                problems.append(((name,), f"{name}: {msg}. Fix these options together."))
-                continue
-            fix = extra.get("fix") or f"See the {_type_of(model)} backend's options in docs/backends.md."
-            rule = extra.get("rule")
-            if err["type"] == "missing":
-                problems.append((path, f"{dotted} is required: {rule or 'give a value'}. {fix}"))
-            elif rule:
-                problems.append((path, f"{dotted} must be {rule}, but got {_show(err.get('input'))}. {fix}"))
-            else:
-                msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-                problems.append((path, f"{dotted} is invalid ({msg[:1].lower() + msg[1:]}), but got "
-                                       f"{_show(err.get('input'))}. {fix}"))
-    return problems
-
-
-def _type_of(model: type[BaseModel]) -> str:
-    return model.__name__.removesuffix("BackendOptions").lower() or model.__name__
+    return option_problems(name, model, options, backend=kind)
 
 
 def parse_backends(text: str, source: str = FILE_NAME) -> dict[str, BackendEntry]:

@@ -40,19 +40,18 @@ from __future__ import annotations
 import logging
 import posixpath
 import shlex
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from runyard.backends._remote import RemoteError, RemoteHost
-from runyard.backends.base import CheckResult, EngineState, EngineStatus, Feature, Resources, RunLaunch
-from runyard.errors import BackendError, SpecError, SubmitError
+from runyard.backends._remote import RemoteBlobs, RemoteError, RemoteHost
+from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, Resources, RunLaunch
+from runyard.backends.kit import job_name, launch_file_bytes, poll_waiting, runner_command, stage_snapshot
+from runyard.errors import SubmitError
 
 __all__ = ["SSHBackend", "SSHBackendOptions", "SSHHostOptions"]
 
@@ -108,43 +107,6 @@ class SSHBackendOptions(BaseModel):
         return self
 
 
-_DEFAULTS = {
-    "hosts": "required: [{host, port: 22, user, key_file, known_hosts, cpus: 1, gpus: 0, memory_mb, "
-             "python: python3, work_dir: .runyard-ssh}]",
-    "connect_timeout_s": "10",
-    "command_timeout_s": "60",
-    "start_timeout_s": "30",
-    "usage_ttl_s": "2",
-}
-
-
-def _options(options: Mapping[str, Any] | SSHBackendOptions | None) -> SSHBackendOptions:
-    if isinstance(options, SSHBackendOptions):
-        return options
-    options = dict(options or {})
-    valid = "; ".join(f"{k} (default: {v})" for k, v in _DEFAULTS.items())
-    unknown = sorted(set(options) - set(SSHBackendOptions.model_fields))
-    if unknown:
-        raise SpecError(f"Unknown option(s) {', '.join(map(repr, unknown))} for the ssh backend. Valid options: {valid}.",
-                        "Fix the spelling or remove the option from the backend entry.")
-    host_keys = list(SSHHostOptions.model_fields)
-    for i, h in enumerate(options.get("hosts") or []):
-        if isinstance(h, Mapping):
-            bad = sorted(set(h) - set(host_keys))
-            if bad:
-                raise SpecError(f"Unknown key(s) {', '.join(map(repr, bad))} in hosts[{i}] of the ssh backend. "
-                                f"Valid keys: {', '.join(host_keys)}.", "Fix the spelling or remove the key.")
-    if "hosts" not in options:
-        raise SpecError("The ssh backend needs hosts: a list of {host, port, user, key_file, cpus, gpus, python, work_dir}.",
-                        "Add e.g. hosts: [{host: gpu1.example.org, user: me, key_file: ~/.ssh/id_ed25519, cpus: 8}].")
-    try:
-        return SSHBackendOptions(**options)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc'])) or 'hosts'}: {err['msg']} (got {err.get('input')!r})"
-                             for err in e.errors())
-        raise SpecError(f"Invalid option for the ssh backend: {problems}.", f"Valid options: {valid}.") from e
-
-
 @dataclass
 class _Usage:
     """What a host's live jobs hold, as read from the host at ``at``."""
@@ -194,19 +156,20 @@ class _Host:
         return Resources(self.opts.cpus, mem, self.opts.gpus)
 
 
-class SSHBackend:
+class SSHBackend(BaseBackend):
     """Runs tasks on SSH hosts, detached, with their state in files on the hosts. Thread-safe.
 
     Args:
         options: a mapping validated as :class:`SSHBackendOptions` (unknown keys raise
-            ``SpecError`` listing the valid ones).
+            ``SpecError`` listing the valid ones with their defaults).
     """
 
     name: ClassVar[str] = "ssh"
-    options_model: ClassVar[type[BaseModel]] = SSHBackendOptions  # read by runyard.backends.config
+    options_model: ClassVar[type[BaseModel]] = SSHBackendOptions
+    options: SSHBackendOptions
 
     def __init__(self, options: Mapping[str, Any] | SSHBackendOptions | None = None) -> None:
-        self.options = _options(options)
+        super().__init__(options)
         self._hosts = {h.key: _Host(h, self.options.connect_timeout_s) for h in self.options.hosts}
 
     # ------------------------------------------------------------- interface
@@ -240,20 +203,18 @@ class SSHBackend:
                 best = free
         return best
 
-    def submit(self, launch: RunLaunch) -> str:
+    def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str:
         """Start the attempt on the first host with room; returns ``"<run>.<attempt>@<host>:<port>"``.
 
         Idempotent per attempt: an attempt already on a host returns that job's id.
+        ``at_most`` is never given (``can_queue`` is false: the scheduler waits for capacity).
 
         Raises:
             SubmitError: an unsupported feature, no host with room, or the host refused
                 (unreachable, wrong key, cannot write, the runner did not start).
         """
-        problems = self.unsupported(launch)
-        if problems:
-            raise SubmitError("The ssh backend cannot run this: " + "; ".join(f"{f.value}: {r}" for f, r in problems.items())
-                              + ".", "Use a backend that supports it, or change the run's resources.")
-        name = f"{launch.run_id}.{launch.attempt}"
+        self.refuse_unsupported(launch)
+        name = job_name(launch)
         errors: list[str] = []
         for host in self._hosts.values():
             with host.lock:
@@ -285,12 +246,7 @@ class SSHBackend:
 
         ``wait_s`` (as on the local backend): keep polling, up to this long, until one job is terminal.
         """
-        deadline = time.monotonic() + wait_s
-        while True:
-            states = self._poll_once(job_ids)
-            if wait_s <= 0 or any(s.status.terminal for s in states.values()) or time.monotonic() >= deadline:
-                return states
-            time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        return poll_waiting(self._poll_once, job_ids, wait_s)
 
     def cancel(self, job_id: str) -> None:
         """Mark the job canceled and SIGTERM its process group. Idempotent; unknown or ended jobs: no-op.
@@ -368,14 +324,11 @@ class SSHBackend:
         return usage
 
     def _start(self, host: _Host, name: str, launch: RunLaunch, gpus: tuple[int, ...]) -> None:
-        from runyard.runner import write_launch_file
-
-        if launch.snapshot_id:
-            self._ship_snapshot(host, launch)
+        if launch.snapshot_id:  # each blob crosses once per host; the runner materialises from that cache
+            stage_snapshot(launch, RemoteBlobs(host.remote, host.blobs_dir, timeout_s=self.options.command_timeout_s),
+                           known=host.blobs)
         job = host.job_dir(name)
-        with tempfile.TemporaryDirectory(prefix="runyard-ssh-") as tmp:
-            local = write_launch_file(launch, Path(tmp) / "launch.json")
-            host.remote.put(local, posixpath.join(job, "launch.json"), mode=0o600)
+        host.remote.put_bytes(launch_file_bytes(launch), posixpath.join(job, "launch.json"), mode=0o600)
         res = f"{launch.resources.cpus:g} {launch.resources.memory_mb} {launch.resources.gpus} {','.join(map(str, gpus))}"
         env = {"RUNYARD_HOME": host.work, "CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))}
         script = _start_script(job, host.opts.python, env, res, self.options.start_timeout_s)
@@ -384,32 +337,6 @@ class SSHBackend:
             detail = (err.strip() or out.strip() or f"exit code {code}").splitlines()[-5:]
             raise RemoteError(f"the runner did not start: {' | '.join(detail)}",
                               f"Check the host with `runyard backends test NAME`; the job's output is {job}/out.log on the host.")
-
-    def _ship_snapshot(self, host: _Host, launch: RunLaunch) -> None:
-        """Send the snapshot's blobs the host lacks into its cache (each blob once per host)."""
-        from runyard.client import Client
-
-        if not launch.snapshot_id:
-            return
-        with Client(launch.server_url, launch.token, timeout_s=60.0) as client:
-            snap = client.get_snapshot(launch.snapshot_id)
-            sizes = {str(f[1]): int(f[2]) for f in snap["files"]}
-            wanted = [d for d in sorted(sizes) if d not in host.blobs]
-            if not wanted:
-                return
-            rel = "\n".join(f"{d[:2]}/{d}" for d in wanted) + "\n"
-            script = (f"mkdir -p {shlex.quote(host.blobs_dir)} && cd {shlex.quote(host.blobs_dir)} || exit 70\n"
-                      'while read -r p; do [ -f "$p" ] || echo "$p"; done\n')
-            code, out, err = host.remote.run(script, timeout_s=self.options.command_timeout_s, input=rel)
-            if code != 0:
-                raise RemoteError(f"cannot use the blob cache {host.blobs_dir}: {err.strip()}",
-                                  "Check that work_dir is writable by the login user.")
-            missing = {line.rsplit("/", 1)[-1] for line in out.split()}
-            for digest in wanted:
-                if digest in missing:
-                    local = _local_blob(client, digest, sizes[digest])
-                    host.remote.put(local, posixpath.join(host.blobs_dir, digest[:2], digest), mode=0o644)
-                host.blobs.add(digest)
 
     def _poll_once(self, job_ids: Sequence[str]) -> dict[str, EngineState]:
         states: dict[str, EngineState] = {}
@@ -583,7 +510,7 @@ def _start_script(job: str, python: str, env: Mapping[str, str], res: str, start
         # `bash -c`), which may put another Python first on PATH for the task.
         "unset SSH_CLIENT SSH_CONNECTION SSH2_CLIENT SSH_TTY; "
         "if [ -e cancel ]; then echo 143 > exit.tmp; mv exit.tmp exit; exit 0; fi; "
-        f"{exports} {python} -m runyard.runner exec --launch launch.json --workdir work "
+        f"{exports} {runner_command(python, 'launch.json', workdir='work')} "
         "> out.log 2>&1 < /dev/null; "
         "echo $? > exit.tmp; mv exit.tmp exit"
     )
@@ -596,33 +523,6 @@ def _start_script(job: str, python: str, env: Mapping[str, str], res: str, start
         f"i=0; while [ ! -f pid ] && [ $i -lt {n_tries} ]; do sleep 0.05; i=$((i+1)); done\n"
         "[ -f pid ] || { echo 'the wrapper wrote no pid file in time' >&2; exit 71; }\n"
     )
-
-
-def _local_blob(client: Any, digest: str, size: int) -> Path:
-    """The blob in this machine's cache (``$RUNYARD_HOME/cache/blobs``), downloaded from the server when missing."""
-    import os
-    import uuid
-
-    from runyard import config
-    from runyard.snapshot import hash_file
-
-    path = config.home() / "cache" / "blobs" / digest[:2] / digest
-    if path.is_file() and hash_file(path)[0] == digest:
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{digest}.{uuid.uuid4().hex}.tmp")
-    try:
-        client.download_blob(digest, tmp)
-        got, n = hash_file(tmp)
-        if got != digest:
-            raise BackendError(f"Blob {digest} from the server hashes to {got} ({n} bytes, expected {size}).",
-                               "The server's copy is damaged; re-create the snapshot with `runyard run`.")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-        tmp.with_name(tmp.name + ".part").unlink(missing_ok=True)
-    return path
 
 
 def _status_of(exit_code: int, reason: str, cancel_marked: bool) -> EngineStatus:

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runyard.backends.base import Resources, RunLaunch, TaskSlot
+from runyard.records.compute import Resources, RunLaunch, TaskSlot
 from runyard.errors import InvalidInput
 from runyard.launch._frameworks import FRAMEWORKS, RoleRule
 

@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-from runyard.backends.base import RunLaunch, TaskSlot
+from runyard.records.compute import RunLaunch, TaskSlot
 from runyard.errors import BackendError, RunyardError
 from runyard.launch._plan import Endpoint, endpoint_labels, service_labels
 

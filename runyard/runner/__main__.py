@@ -148,7 +148,7 @@ def _settle(result, launch, signalled: list[str], *, ask_server: bool):  # noqa:
     """
     import dataclasses
 
-    from runyard.backends.base import EngineStatus
+    from runyard.records.compute import EngineStatus
     from runyard.client import Client
     from runyard.errors import RunyardError
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
+from runyard.records.compute import EngineStatus, RunLaunch, TaskSlot
 
 __all__ = ["GroupResult", "TaskGroup"]
 

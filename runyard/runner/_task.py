@@ -58,7 +58,7 @@ from pathlib import Path
 from typing import Any
 
 from runyard._proc import killpg
-from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
+from runyard.records.compute import EngineStatus, RunLaunch, TaskSlot
 from runyard.errors import RunyardError, ServerUnreachable
 
 __all__ = ["TaskExecution", "TaskResult"]

@@ -1,4 +1,7 @@
-"""Helpers shipped for tests: a live server in a subprocess, PostgreSQL test databases."""
+"""Helpers shipped for tests: a live server in a subprocess, PostgreSQL test databases.
+
+The backend contract (a pytest plugin and ``BackendContract``) is ``runyard.testing.backend_contract``.
+"""
 
 from runyard.testing._server import LiveServer, free_port
 from runyard.testing._postgres import postgres_url

@@ -48,6 +48,13 @@ def _fresh_run(w: World) -> int:
         return c.create_run(w.project, name="to-cancel")["id"]
 
 
+def _failed_run(w: World) -> int:
+    with w.admin() as c:
+        run_id = c.create_run(w.project, name="to-restart")["id"]
+        c.update_run(run_id, "failed", exit_code=1)
+        return run_id
+
+
 def _alice_token_id(w: World) -> int:
     with w.client("owner") as c:
         return c.create_token("to revoke")["info"]["id"]
@@ -112,6 +119,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("GET", "/runs/{run_id}"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}", {})),
     ("PATCH", "/runs/{run_id}"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}", {"json": {}})),
     ("POST", "/runs/{run_id}/cancel"): ("project_editor", lambda w: (f"/runs/{_fresh_run(w)}/cancel", {})),
+    ("POST", "/runs/{run_id}/restart"): ("project_editor", lambda w: (f"/runs/{_failed_run(w)}/restart", {})),
     ("POST", "/runs/{run_id}/heartbeat"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/heartbeat", {})),
     ("PUT", "/runs/{run_id}/tasks/{role}/{rank}"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/tasks/main/0", {"json": {"host": "h"}})),
     ("POST", "/runs/{run_id}/report"): ("editor_or_run", lambda w: (

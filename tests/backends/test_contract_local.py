@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from contract import BackendContract
 
 from runyard.backends.local import LocalBackend
+from runyard.testing.backend_contract import BackendContract
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract import stdout_of, wait_terminal
 
 from runyard.backends.base import EngineStatus, Resources, TaskSlot
 from runyard.backends.slurm import SlurmBackend
 from runyard.backends.slurm._commands import LocalCommands
 from runyard.errors import BackendError, SpecError, SubmitError
+from runyard.testing.backend_contract import stdout_of, wait_terminal
 
 
 class CountingCommands(LocalCommands):
@@ -164,7 +164,7 @@ def test_a_job_whose_runner_stopped_first_on_cancel_polls_canceled(make_backend,
     """The run is canceled on the server; the runner sees it on its heartbeat and ends the job before scancel."""
     import subprocess
 
-    from contract import wait_state
+    from runyard.testing.backend_contract import wait_state
 
     from runyard.testing import wait_for
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract import BackendContract
 
 from runyard.backends.slurm import SlurmBackend
+from runyard.testing.backend_contract import BackendContract
 
 pytestmark = pytest.mark.slow
 

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract import BackendContract, stdout_of, wait_terminal
 from ssh_helpers import DevSSHD, dev_sshd_session
 
 from runyard.backends.base import EngineStatus, Resources
 from runyard.backends.slurm import SlurmBackend
 from runyard.client import Client
+from runyard.testing.backend_contract import BackendContract, stdout_of, wait_terminal
 
 pytestmark = pytest.mark.slow
 

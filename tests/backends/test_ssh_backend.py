@@ -12,16 +12,22 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from contract import stdout_of, wait_state, wait_terminal
 from ssh_helpers import DevSSHD, dev_sshd_session, stop_ssh_jobs
 
-from runyard.backends._remote import HostKeyMismatch, RemoteAuthError, RemoteHost, RemoteTimeout, RemoteUnreachable
+from runyard.backends._remote import (
+    HostKeyMismatch,
+    RemoteAuthError,
+    RemoteHost,
+    RemoteTimeout,
+    RemoteUnreachable,
+)
 from runyard.backends.base import EngineStatus, Feature, Resources, TaskSlot
 from runyard.backends.ssh import SSHBackend
 from runyard.client import Client
 from runyard.errors import SpecError, SubmitError
 from runyard.snapshot import create_snapshot
 from runyard.testing import LiveServer, free_port, pid_alive, wait_for
+from runyard.testing.backend_contract import stdout_of, wait_state, wait_terminal
 
 
 @pytest.fixture(scope="session")
@@ -133,13 +139,15 @@ def _try(host: RemoteHost) -> str | None:
 
 # ----------------------------------------------------------------- options
 def test_options_are_validated_with_the_valid_keys_named() -> None:
-    with pytest.raises(SpecError, match="needs hosts"):
+    with pytest.raises(SpecError, match="ssh.hosts is required: the hosts to run on"):
         SSHBackend({})
-    with pytest.raises(SpecError, match=r"Unknown option\(s\) 'hots'.*Valid options: hosts"):
+    with pytest.raises(SpecError, match=r"ssh.hots is not an option of the ssh backend\. Did you mean 'hosts'\? "
+                                        r"Valid options: hosts \(default: required\), connect_timeout_s \(default: 10\.0\)"):
         SSHBackend({"hots": []})
-    with pytest.raises(SpecError, match=r"Unknown key\(s\) 'prot' in hosts\[0\].*Valid keys: host, port"):
+    with pytest.raises(SpecError, match=r"ssh.hosts.0.prot is not an option.*Did you mean 'port'\?.*"
+                                        r"Valid options: host \(default: required\), port \(default: 22\)"):
         SSHBackend({"hosts": [{"host": "a", "prot": 22}]})
-    with pytest.raises(SpecError, match=r"hosts\.0\.cpus: Input should be greater than 0 \(got -1\)"):
+    with pytest.raises(SpecError, match=r"ssh.hosts.0.cpus is invalid \(input should be greater than 0\), but got -1"):
         SSHBackend({"hosts": [{"host": "a", "cpus": -1}]})
     with pytest.raises(SpecError, match="listed twice"):
         SSHBackend({"hosts": [{"host": "a"}, {"host": "a", "port": 22}]})

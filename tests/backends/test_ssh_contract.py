@@ -6,10 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from contract import BackendContract
 from ssh_helpers import DevSSHD, dev_sshd_session, stop_ssh_jobs
 
 from runyard.backends.ssh import SSHBackend
+from runyard.testing.backend_contract import BackendContract
 
 
 @pytest.fixture(scope="session")

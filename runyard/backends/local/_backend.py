@@ -45,6 +45,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from runyard.backends.base import (
+    BaseBackend,
     CheckResult,
     EngineState,
     EngineStatus,
@@ -97,7 +98,7 @@ def _options(options: Mapping[str, Any] | LocalBackendOptions | None) -> LocalBa
         raise SpecError(f"Invalid option for the local backend: {problems}.", f"Valid options: {valid}.") from e
 
 
-class LocalBackend:
+class LocalBackend(BaseBackend):
     """Runs tasks on this machine through the local agent. Thread-safe.
 
     Args:

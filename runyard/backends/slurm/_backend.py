@@ -54,30 +54,19 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from runyard.backends.base import CheckResult, EngineState, EngineStatus, Feature, RunLaunch
+from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, RunLaunch
+from runyard.backends.kit import launch_file_bytes, launch_reaching, poll_waiting, stage_snapshot
 from runyard.backends.slurm._commands import Commands, LocalCommands, SSHCommands
 from runyard.backends.slurm._options import SlurmBackendOptions
 from runyard.backends.slurm._script import JobPaths, render_sbatch
 from runyard.backends.slurm._states import map_state
-from runyard.errors import BackendError, RunyardError, SpecError, SubmitError
+from runyard.errors import BackendError, RunyardError, SubmitError
 
 __all__ = ["SlurmBackend"]
 
 log = logging.getLogger("runyard.backends.slurm")
 
 LOST_AFTER_S = 60.0  # a job neither squeue nor sacct knows this long after submission is lost
-
-
-def _options(options: Mapping[str, Any] | SlurmBackendOptions | None) -> SlurmBackendOptions:
-    if isinstance(options, SlurmBackendOptions):
-        return options
-    from runyard.backends.config import _model_problems
-
-    problems = _model_problems("slurm", SlurmBackendOptions, dict(options or {}))
-    if problems:
-        raise SpecError("Invalid Slurm backend options:\n" + "\n".join(text for _, text in problems),
-                        "Fix the entry in backends.yml (`runyard backends add NAME --type slurm --set key=value`).")
-    return SlurmBackendOptions.model_validate(dict(options or {}))
 
 
 @dataclasses.dataclass
@@ -93,7 +82,7 @@ class _Job:
     cancel_requested: bool = False
 
 
-class SlurmBackend:
+class SlurmBackend(BaseBackend):
     """Runs each attempt as one Slurm batch job. Thread-safe.
 
     Args:
@@ -105,13 +94,15 @@ class SlurmBackend:
 
     name: ClassVar[str] = "slurm"
     options_model: ClassVar[type[BaseModel]] = SlurmBackendOptions
+    options: SlurmBackendOptions
 
     def __init__(self, options: Mapping[str, Any] | SlurmBackendOptions | None = None, *, home: Any = None,
                  commands: Commands | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         from runyard import config
 
+        super().__init__(options)
         self._clock = clock
-        self.options = o = _options(options)
+        o = self.options
         self.remote = bool(o.login_host)
         if commands is None:
             if o.login_host:
@@ -146,8 +137,10 @@ class SlurmBackend:
         """``None``: Slurm queues jobs itself."""
         return None
 
-    def submit(self, launch: RunLaunch) -> str:
+    def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str:
         """Write the launch and script into the job dir and ``sbatch --parsable`` it. Idempotent per attempt.
+
+        ``at_most`` is never given (``can_queue`` is false: Slurm's queue is the engine's).
 
         Raises:
             SubmitError: sbatch refused (its message is included), or the snapshot could not be staged.
@@ -160,21 +153,15 @@ class SlurmBackend:
             self._remember(_Job(job_id, launch.run_id, launch.attempt, paths.job_dir, paths.spool, launch.server_url,
                                 launch.token, time.time()))
             return job_id
-        far_launch = launch
-        if o.server_url:
-            env = dict(launch.env)
-            env["RUNYARD_SERVER"] = o.server_url
-            far_launch = dataclasses.replace(launch, server_url=o.server_url, env=env)
+        far_launch = launch_reaching(launch, o.server_url)
         try:
             self.commands.makedirs(paths.job_dir)
             if paths.spool:
                 self.commands.makedirs(paths.spool)
                 if launch.snapshot_id:
                     self._stage_snapshot(launch, paths.blob_cache or "")
-            from runyard.runner import launch_to_dict
-
-            self.commands.write(paths.launch_file, json.dumps(launch_to_dict(far_launch)).encode(), 0o600)
-            script = render_sbatch(far_launch, o, paths, self.python)
+            self.commands.write(paths.launch_file, launch_file_bytes(far_launch), 0o600)
+            script = render_sbatch(far_launch, self.options_for(launch), paths, self.python)  # the run's own options too
             script_path = f"{paths.job_dir}/job.sbatch"
             self.commands.write(script_path, script.encode(), 0o700)
         except OSError as e:
@@ -205,8 +192,14 @@ class SlurmBackend:
         log.info("run %s attempt %s: Slurm job %s", launch.run_id, launch.attempt, job_id)
         return job_id
 
-    def poll(self, job_ids: Sequence[str]) -> dict[str, EngineState]:
-        """States of ``job_ids``: spools replayed first, then one squeue (and one sacct) call for all."""
+    def poll(self, job_ids: Sequence[str], wait_s: float = 0.0) -> dict[str, EngineState]:
+        """States of ``job_ids``: spools replayed first, then one squeue (and one sacct) call for all.
+
+        ``wait_s``: keep polling (at the backoff's pace) up to this long until one job is terminal.
+        """
+        return poll_waiting(self._poll_once, job_ids, wait_s)
+
+    def _poll_once(self, job_ids: Sequence[str]) -> dict[str, EngineState]:
         if not job_ids:
             return {}
         jobs = {j: self._job(j) for j in job_ids}
@@ -368,26 +361,11 @@ class SlurmBackend:
         return job
 
     def _stage_snapshot(self, launch: RunLaunch, blob_cache: str) -> None:
-        """Copy the snapshot's manifest and blobs into the shared blob cache (spool mode)."""
-        from runyard.client import Client
-        from runyard.snapshot import fetch_blobs
+        """Copy the snapshot's blobs into the shared blob cache, and its manifest next to them (spool mode)."""
         from runyard.spool import snapshot_manifest_path
 
-        snapshot_id = launch.snapshot_id or ""
-        with Client(launch.server_url, launch.token) as client:
-            if self.remote:
-                import tempfile
-
-                with tempfile.TemporaryDirectory(prefix="runyard-stage-") as tmp:
-                    snap, paths = fetch_blobs(client, snapshot_id, Path(tmp) / "blobs")
-                    for digest, local in paths.items():
-                        remote = f"{blob_cache}/{digest[:2]}/{digest}"
-                        if not self.commands.exists(remote):  # each blob crosses once
-                            self.commands.makedirs(f"{blob_cache}/{digest[:2]}")
-                            self.commands.write(remote, local.read_bytes(), 0o444)
-            else:
-                snap, _ = fetch_blobs(client, snapshot_id, Path(blob_cache))
-        manifest = str(snapshot_manifest_path(Path(blob_cache), snapshot_id))
+        snap = stage_snapshot(launch, self.commands.blobs(blob_cache))
+        manifest = str(snapshot_manifest_path(Path(blob_cache), launch.snapshot_id or ""))
         self.commands.makedirs(os.path.dirname(manifest))
         self.commands.write(manifest, json.dumps(snap).encode(), 0o644)
 

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runyard.backends.kit import BlobTarget, DirectoryBlobs
 from runyard.errors import BackendError
 from runyard.spool import SpoolReader
 
@@ -47,6 +48,10 @@ class Commands(SpoolReader, abc.ABC):
     @abc.abstractmethod
     def write(self, path: str, data: bytes, mode: int = 0o600) -> None:  # type: ignore[override]
         """Write ``data`` to ``path`` with ``mode``."""
+
+    def blobs(self, root: str) -> BlobTarget:
+        """The blob cache ``root`` on the cluster, for ``runyard.backends.kit.stage_snapshot``."""
+        return DirectoryBlobs(root, exists=self.exists, write=self.write)
 
     def close(self) -> None:
         pass
@@ -99,6 +104,11 @@ class SSHCommands(Commands):
 
     def makedirs(self, path: str) -> None:
         self.remote.makedirs(path)
+
+    def blobs(self, root: str) -> BlobTarget:
+        from runyard.backends._remote import RemoteBlobs
+
+        return RemoteBlobs(self.remote, root, mode=0o444)
 
     def exists(self, path: str) -> bool:
         return self.remote.exists(path)

@@ -29,6 +29,7 @@ import shlex
 from dataclasses import dataclass
 
 from runyard.backends.base import Resources, RunLaunch
+from runyard.backends.kit import runner_command
 from runyard.backends.slurm._options import SlurmBackendOptions
 
 __all__ = ["JobPaths", "render_sbatch", "slurm_time"]
@@ -110,12 +111,9 @@ def render_sbatch(launch: RunLaunch, options: SlurmBackendOptions, paths: JobPat
     if options.modules:
         lines.append("module load " + " ".join(shlex.quote(m) for m in options.modules))
     lines += list(options.env_setup)
-    runner = [python, "-m", "runyard.runner", "exec", "--launch", paths.launch_file]
-    if paths.spool:
-        runner += ["--spool", paths.spool, "--blob-cache", paths.blob_cache or ""]
-    quoted = " ".join(shlex.quote(a) for a in runner)
     workdir = shlex.quote(f"{paths.job_dir}/work") + '/task-"$SLURM_PROCID"'
+    runner = runner_command(python, paths.launch_file, spool=paths.spool, blob_cache=paths.blob_cache,
+                            shell_args=f'--task-index "$SLURM_PROCID" --workdir {workdir}')
     # One runner per task; srun gives each its SLURM_PROCID, which picks the task (role, rank).
-    lines += ["", f"exec srun --cpus-per-task={cpus} bash -c "
-              + shlex.quote(f'exec {quoted} --task-index "$SLURM_PROCID" --workdir {workdir}'), ""]
+    lines += ["", f"exec srun --cpus-per-task={cpus} bash -c " + shlex.quote(f"exec {runner}"), ""]
     return "\n".join(lines)

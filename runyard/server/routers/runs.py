@@ -150,6 +150,24 @@ def cancel_run(run_id: int, request: Request, store: Store = Depends(get_store))
     return run
 
 
+@router.post("/{run_id}/restart", response_model=Run, dependencies=[Depends(run_writer)])
+def restart_run(run_id: int, request: Request, store: Store = Depends(get_store)) -> Run:
+    """Queue a failed run again as its next attempt (it keeps its id, its attempt goes up by one).
+
+    A run of an experiment is then dispatched by the scheduler; a run created by hand waits
+    queued for whoever starts its next attempt.
+    """
+    run = store.get_run(run_id)
+    if run.status != "failed":
+        raise InvalidState(f"Run {run_id} is {run.status}; only a failed run is restarted.",
+                           "Cancel it first if it is still active, or start a new run.")
+    run = store.restart_run(run_id, "restarted by user")
+    wake_scheduler(request)
+    request.app.state.changes.bump(f"run:{run_id}")
+    request.app.state.changes.bump("runs")
+    return run
+
+
 class HeartbeatResult(BaseModel):
     status: str = Field(description="the run's status: a runner stops its task when it is canceled or pruned")
 
