@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "NO_RECORD",
     "AgentClient",
     "TaskExecution",
     "TaskResult",
@@ -31,6 +32,7 @@ __all__ = [
 
 _WHERE = {
     "AgentClient": "_agent",
+    "NO_RECORD": "_agent",
     "agent_dir": "_agent",
     "stop_agent": "_agent",
     "TaskExecution": "_task",
