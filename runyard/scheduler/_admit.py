@@ -1,17 +1,20 @@
-"""Admitting: queued runs go to their backend in submission order while ``parallel`` and capacity allow."""
+"""Admitting: queued runs go, in submission order and within ``parallel``, to their backend (of several: the first with room)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
-from runyard.backends.base import Resources
+from runyard.backends.base import Backend, Resources
 from runyard.errors import InvalidState, RunyardError
 from runyard.scheduler import _hooks
-from runyard.scheduler._dispatch import build_launch, run_resources
+from runyard.scheduler._dispatch import backend_names, build_launch, run_resources
 from runyard.scheduler._state import SchedulerState
 
 __all__ = ["admit", "queue_cap"]
+
+log = logging.getLogger("runyard.scheduler")
 
 # A backend that queues runs itself (the local agent: LocalBackend.can_queue) holds up to this many
 # of an experiment's runs beyond its `parallel` (or `parallel` more, if larger); it starts at most
@@ -57,27 +60,31 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         active = active_by_exp.get(exp["id"], 0)
         if active >= queue_cap(parallel):
             continue
-        name = spec.backend
-        if name in blocked_backends:
-            continue
-        try:
-            backend = state.backends.get(name)
-        except RunyardError as e:
-            state.fail(row["id"], f"backend {name!r} unavailable: {e.message}")
-            continue
-        at_most = parallel if _hooks.queues(backend, spec) else None
-        if at_most is None:
+        names = backend_names(spec)
+        if len(names) > 1:
             if active >= parallel:
                 continue
-            if name not in free_by_backend:
-                free_by_backend[name] = backend.capacity()
-            free = free_by_backend[name]
-            if free is not None:
-                need = run_resources(spec)
-                if not need.fits_in(free):
+            placed = _place(state, row, spec, names, free_by_backend, blocked_backends)
+            if placed is None:
+                continue
+            name, backend = placed
+            at_most = None
+        else:
+            name = names[0]
+            if name in blocked_backends:
+                continue
+            try:
+                backend = state.backends.get(name)
+            except RunyardError as e:
+                state.fail(row["id"], f"backend {name!r} unavailable: {e.message}")
+                continue
+            at_most = parallel if _hooks.queues(backend, spec) else None
+            if at_most is None:
+                if active >= parallel:
+                    continue
+                if not _take_room(backend, name, run_resources(spec), free_by_backend):
                     blocked_backends.add(name)  # keep submission order: nothing later jumps the queue
                     continue
-                free_by_backend[name] = free - need
         active_by_exp[exp["id"]] = active + 1
         picked.append((row, exp, spec, backend, name, at_most))
     if not picked:
@@ -112,6 +119,50 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         row["engine_job_id"], row["backend"] = job_id, name
     store.set_engine_jobs(jobs)
     return True
+
+
+def _take_room(backend: Backend, name: str, need: Resources, free_by_backend: dict[str, Resources | None]) -> bool:
+    """Whether ``need`` fits in what ``backend`` has free this pass (capacity None: the engine queues,
+    so it always fits); when it does, it is taken off. One capacity() per backend and pass."""
+    if name not in free_by_backend:
+        free_by_backend[name] = backend.capacity()
+    free = free_by_backend[name]
+    if free is None:
+        return True
+    if not need.fits_in(free):
+        return False
+    free_by_backend[name] = free - need
+    return True
+
+
+def _place(state: SchedulerState, row: Mapping[str, Any], spec: Any, names: list[str],
+           free_by_backend: dict[str, Resources | None], blocked_backends: set[str]) -> tuple[str, Backend] | None:
+    """The first of several backends, in the listed order, with room for the run; ``None`` while none has.
+
+    A backend that cannot be built is passed over (the run fails when all of them are
+    such); one already blocked in this pass is passed over too. A run that fits nowhere
+    blocks all its backends for the pass, so no later run jumps the queue on them. The
+    queue of a backend that queues runs itself (``at_most``) is not used: only capacity()
+    tells which backend has room.
+    """
+    need = run_resources(spec)
+    problems: list[str] = []
+    for name in names:
+        if name in blocked_backends:
+            continue
+        try:
+            backend = state.backends.get(name)
+        except RunyardError as e:
+            problems.append(f"{name!r}: {e.message}")
+            continue
+        if _take_room(backend, name, need, free_by_backend):
+            return name, backend
+    if len(problems) == len(names):
+        state.fail(row["id"], "no backend of " + ", ".join(names) + " is available: " + " ".join(problems))
+    elif problems:
+        log.warning("run %s: passed over unavailable backends: %s", row["id"], " ".join(problems))
+    blocked_backends.update(names)
+    return None
 
 
 def _cancel_left_behind(state: SchedulerState, row: Mapping[str, Any]) -> bool:

@@ -19,7 +19,7 @@ from runyard.backends.base import (
 )
 from runyard.errors import RunyardError, SpecError
 
-__all__ = ["BackendPool", "build_launch", "engine_outcome", "run_resources"]
+__all__ = ["BackendPool", "backend_names", "build_launch", "engine_outcome", "run_resources"]
 
 log = logging.getLogger("runyard.scheduler")
 
@@ -236,6 +236,12 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         tasks=tasks,
         distributed=distributed,
     )
+
+
+def backend_names(spec: Any) -> list[str]:
+    """The backends ``spec``'s runs may go to, in the order they are tried (``backend:`` is one name or a list)."""
+    backend = spec.backend
+    return [backend] if isinstance(backend, str) else list(backend)
 
 
 def run_resources(spec: Any) -> Resources:

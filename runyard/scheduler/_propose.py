@@ -6,6 +6,7 @@ from typing import Any
 
 from runyard.errors import RunyardError
 from runyard.scheduler._admit import queue_cap
+from runyard.scheduler._dispatch import backend_names
 from runyard.scheduler._state import SchedulerState
 from runyard.search.base import RunRecord, RunState
 from runyard.store import ACTIVE_STATUSES
@@ -59,8 +60,11 @@ def propose(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         if not proposals:
             continue
         runs = [(len(history) + i, f"{exp['name']}-{len(history) + i}", params) for i, params in enumerate(proposals)]
+        # One backend: the runs are queued for it. Several: a run's backend is recorded when it is dispatched.
+        names = backend_names(spec)
+        backend = names[0] if len(names) == 1 else None
         ids = store.create_queued_runs(exp["id"], exp["project_id"], runs, snapshot_id=exp.get("snapshot_id"),
-                                       backend=spec.backend)
+                                       backend=backend)
         if not ids:
             continue  # the experiment ended since this round's read: nothing was queued
         cache = state.params.setdefault(exp["id"], {})
@@ -74,7 +78,7 @@ def propose(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         now = state.clock.time()
         for run_id, (number, _, _) in zip(ids, runs, strict=False):
             rows.append({"id": run_id, "experiment_id": exp["id"], "status": "queued", "attempt": 1,
-                         "engine_job_id": None, "backend": spec.backend, "number": number, "created_at": now,
+                         "engine_job_id": None, "backend": backend, "number": number, "created_at": now,
                          "heartbeat_at": None, "ended_at": None})
         changed = True
     return changed

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runyard.backends.base import Resources
-from runyard.scheduler import BackendPool, Scheduler
+from runyard.scheduler import BackendPool, Scheduler, backend_names
 from runyard.spec import validate_config
 from runyard.store import Store
 from runyard.testing import FakeBackend, FakeClock
@@ -66,7 +66,7 @@ def make_scheduler(store: Store, clock: FakeClock, fake: FakeBackend) -> Iterato
 def submit(store: Store) -> Callable[..., int]:
     """Store an experiment as the server does (validated config); returns its id."""
 
-    def submit_experiment(values: list[Any] | None = None, *, parallel: int = 4, backend: str = "fake",
+    def submit_experiment(values: list[Any] | None = None, *, parallel: int = 4, backend: str | list[str] = "fake",
                           **extra: Any) -> int:
         config = {"project": "sched", "command": "python train.py --a {a}",
                   "params": {"a": values if values is not None else [1, 2, 3]},
@@ -77,7 +77,8 @@ def submit(store: Store) -> Callable[..., int]:
             else:
                 config[key] = value
         spec = validate_config(config)
-        exp = store.create_experiment("sched", spec.name or "sched", config=spec.to_config(), backend=backend)
+        exp = store.create_experiment("sched", spec.name or "sched", config=spec.to_config(),
+                                      backend=",".join(backend_names(spec)))
         return exp.id
 
     return submit_experiment
