@@ -80,7 +80,7 @@ class FakeBackend:
 
     Args:
         capacity: free resources when nothing runs (``None``: the engine queues, no limit);
-            jobs neither ended nor lost hold their launch's resources, summed over tasks.
+            a job neither ended nor lost holds its launch's ``resources`` once per task.
         unsupported: what ``unsupported()`` answers for every launch.
     """
 
