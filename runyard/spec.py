@@ -1052,10 +1052,11 @@ class Spec(_Model):
         _Rule("a shell command or a list of them", "Write e.g. `setup: [pip install -r requirements.txt]`."),
     ] = Field(default_factory=list)
     backend: Annotated[
-        str,
+        str | list[str],
         _Rule(
-            "a backend name of letters, digits, '-', '_' or '.'",
-            "Use a backend configured on the server, e.g. local, ssh, slurm, kubernetes or ray.",
+            "a backend name of letters, digits, '-', '_' or '.', or a list of such names",
+            "Use a backend configured on the server, e.g. local, ssh, slurm, kubernetes or ray; list several "
+            "(`backend: [local, slurm-dev]`) to send each run to the first of them with room.",
         ),
     ] = "local"
     max_restarts: Annotated[
@@ -1069,12 +1070,20 @@ class Spec(_Model):
         _Rule("a gitignore-style pattern or a list of them", "Write e.g. `ignore: [data/, '*.ckpt']`."),
     ] = Field(default_factory=list)
 
-    @field_validator("backend")
+    @field_validator("backend", mode="before")
     @classmethod
-    def _check_backend(cls, value: str) -> str:
-        if not _BACKEND_RE.match(value):
+    def _check_backend(cls, value: Any) -> str | list[str]:
+        """One name, or several tried in order for each run (a list of one is that name)."""
+        names = value if isinstance(value, list) else [value]
+        if not names or not all(isinstance(n, str) and _BACKEND_RE.match(n) for n in names):
             raise _invalid()
-        return value
+        if len(set(names)) < len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise _bad(f"lists {', '.join(twice)} more than once, in {_show(value)}. List each backend once.")
+        if len(",".join(names)) > 64:
+            raise _bad(f"must fit in 64 characters written comma-separated (the length of one name), but "
+                       f"{_show(value)} takes {len(','.join(names))}. List fewer backends, or give them shorter names.")
+        return names[0] if len(names) == 1 else list(names)
 
     @model_validator(mode="after")
     def _check_together(self) -> Spec:

@@ -20,7 +20,7 @@ and are re-exported here.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -67,7 +67,7 @@ class Backend(Protocol):
 
     def capacity(self) -> Resources | None: ...
 
-    can_queue: Callable[[RunLaunch], bool] | None
+    def can_queue(self, resources: Resources, distributed: bool) -> bool: ...
 
     def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str: ...
 
@@ -198,12 +198,21 @@ class BaseBackend(abc.ABC):
         """
         return None
 
-    #: ``None`` (the default): the scheduler submits a run only once :meth:`capacity` has room for it, and
-    #: never passes ``at_most``. A backend that can hold runs in a queue of its own defines instead a method
-    #: ``can_queue(self, launch) -> bool``: whether ``submit(launch, at_most=N)`` may hand it this run before it
-    #: can start (the local backend: single-task runs without GPUs). The scheduler asks it per queued run,
-    #: before it checks capacity; it must not touch the engine.
-    can_queue: Callable[[RunLaunch], bool] | None = None
+    def can_queue(self, resources: Resources, distributed: bool) -> bool:
+        """Whether the backend holds runs of this shape in a queue of its own until they can start.
+
+        When true, the scheduler hands such runs over before :meth:`capacity` has room for
+        them, with ``submit(launch, at_most=N)``; the backend starts each once fewer than
+        ``N`` runs of its experiment run and its resources are free (the local agent does
+        this for single-task runs without GPUs). Called by the scheduler per queued run,
+        before it checks capacity; must not touch the engine. Default: ``False`` (the
+        scheduler submits only once :meth:`capacity` has room, and never passes ``at_most``).
+
+        Args:
+            resources: what one task of the run asks for.
+            distributed: whether the run has several tasks (a ``distributed:`` section).
+        """
+        return False
 
     def warm(self) -> None:
         """Start what the backend runs on ahead of the first run. Default: nothing.

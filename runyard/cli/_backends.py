@@ -163,8 +163,7 @@ def backends_test(
                        f"Add it with `runyard backends add {name} --type TYPE`.")
     backend = get_backend(entry.type, entry.options)
     try:
-        check = getattr(backend, "check", None)
-        results = check() if check is not None else []
+        results = backend.check()
     finally:
         backend.close()
     if json_:

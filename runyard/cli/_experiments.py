@@ -91,7 +91,7 @@ def init(
 def run(
     directory: Path = typer.Argument(Path("."), help="The project directory holding runyard.yml."),
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Fix a param: KEY=VALUE (repeatable).")] = None,
-    backend: str | None = typer.Option(None, "--backend", "-b", help="Run on this backend instead of runyard.yml's."),
+    backend: str | None = typer.Option(None, "--backend", "-b", help="Run on this backend instead of runyard.yml's (several, comma-separated: each run goes to the first with room)."),
     follow_: bool | None = typer.Option(None, "--follow/--detach", help="Follow live (default in a terminal) or return at once."),
     wait: bool = typer.Option(False, "--wait", help="Block silently until the experiment ends; exit 1 if a run failed."),
     json_: bool = typer.Option(False, "--json", help="Print the experiment as JSON (implies --detach unless --wait)."),

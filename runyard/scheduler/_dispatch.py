@@ -9,10 +9,17 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from runyard.backends.base import Backend, EngineState, EngineStatus, Resources, RunLaunch, TaskSlot
+from runyard.backends.base import (
+    Backend,
+    EngineState,
+    EngineStatus,
+    Resources,
+    RunLaunch,
+    TaskSlot,
+)
 from runyard.errors import RunyardError, SpecError
 
-__all__ = ["BackendPool", "build_launch", "engine_outcome", "run_resources"]
+__all__ = ["BackendPool", "backend_names", "build_launch", "engine_outcome", "run_resources"]
 
 log = logging.getLogger("runyard.scheduler")
 
@@ -32,10 +39,14 @@ class BackendPool:
             uses the name as its type.
         path: the configuration file (default ``$RUNYARD_HOME/backends.yml``).
         clock: monotonic seconds, for the once-a-second look at the file (tests inject one).
+        instances: backends already built, by name (tests, embedding: e.g.
+            ``runyard.testing.FakeBackend``); used as given, never rebuilt, and closed with
+            the pool. With ``instances`` and no ``options``, these are the only backends
+            (no implicit ``local``); with both, they are added to ``options``' entries.
     """
 
     def __init__(self, options: Mapping[str, Mapping[str, Any]] | None = None, *, path: Any = None,
-                 clock: Any = None) -> None:
+                 clock: Any = None, instances: Mapping[str, Backend] | None = None) -> None:
         import time
 
         self._clock = clock or time.monotonic
@@ -47,6 +58,11 @@ class BackendPool:
             for name, opts in options.items():
                 opts = dict(opts)
                 self._static[name] = BackendEntry(name, str(opts.pop("type", name)), opts)
+        self._given: dict[str, Backend] = dict(instances or {})
+        if instances is not None:
+            self._static = dict(self._static or {})
+            for name, backend in self._given.items():
+                self._static[name] = BackendEntry(name, str(getattr(backend, "name", type(backend).__name__)), {})
         self._path = path
         self._stamp: tuple[int, int] | None = None
         self._error = ""  # why the file's current version was refused
@@ -112,7 +128,7 @@ class BackendPool:
         """
         with self._lock:
             self._refresh()
-            backend = self._backends.get(name)
+            backend = self._given[name] if name in self._given else self._backends.get(name)
             if backend is None:
                 from runyard.backends.registry import get_backend
 
@@ -159,18 +175,24 @@ class BackendPool:
         if backend is not None:
             try:
                 backend.close()
-            except Exception:  # noqa: BLE001 - a backend that fails to close must not stop the reload
+            except Exception:
                 log.exception("closing backend %s", name)
 
     def built(self) -> dict[str, Backend]:
-        """The backends built so far, name → backend (none is built by asking)."""
+        """The backends built so far and those given as instances, name → backend (none is built by asking)."""
         with self._lock:
-            return dict(self._backends)
+            return {**self._backends, **self._given}
 
     def close(self) -> None:
+        """Close every backend built or given (their jobs keep running)."""
         with self._lock:
             for name in list(self._backends):
                 self._close_one(name)
+            for name, backend in self._given.items():
+                try:
+                    backend.close()
+                except Exception:
+                    log.exception("closing backend %s", name)
 
 
 def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any], *, server_url: str,
@@ -214,6 +236,12 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         tasks=tasks,
         distributed=distributed,
     )
+
+
+def backend_names(spec: Any) -> list[str]:
+    """The backends ``spec``'s runs may go to, in the order they are tried (``backend:`` is one name or a list)."""
+    backend = spec.backend
+    return [backend] if isinstance(backend, str) else list(backend)
 
 
 def run_resources(spec: Any) -> Resources:

@@ -355,7 +355,9 @@ def test_a_queued_run_canceled_before_it_starts_never_runs(local_backend: LocalB
 
 def test_only_single_task_runs_without_gpus_can_queue(local_backend: LocalBackend, make_launch: Callable) -> None:
     gpu = make_launch("true", resources=Resources(cpus=0.1, gpus=1))
-    assert not local_backend.can_queue(gpu)
+    assert not local_backend.can_queue(gpu.resources, distributed=False)
+    assert not local_backend.can_queue(Resources(cpus=0.1), distributed=True)
+    assert local_backend.can_queue(Resources(cpus=0.1), distributed=False)
     with pytest.raises(SubmitError, match="Only single-task runs without GPUs can wait"):
         local_backend.submit(gpu, at_most=1)
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from runyard.backends.base import BaseBackend, EngineState, RunLaunch
+from runyard.backends.base import BaseBackend, EngineState, Resources, RunLaunch
 from runyard.backends.options import describe_options, option_problems, parse_options
 from runyard.backends.slurm import SlurmBackendOptions
 from runyard.errors import SpecError
@@ -76,7 +76,7 @@ def test_a_runs_own_options_are_laid_over_the_backends_and_checked_alike() -> No
 
 def test_hooks_have_defaults() -> None:
     backend = _Backend()
-    assert backend.capacity() is None and backend.can_queue is None
+    assert backend.capacity() is None and backend.can_queue(Resources(), distributed=False) is False
     assert backend.check() == [] and backend.stop_if_idle() is False
     backend.warm()
     backend.close()

@@ -197,10 +197,9 @@ class LocalBackend(BaseBackend):
             return False  # never start one just to stop it
         return bool(self._agent.call("shutdown", if_idle=True, timeout_s=5.0).get("stopping"))
 
-    def can_queue(self, launch: RunLaunch) -> bool:
-        """Whether ``submit(launch, at_most=N)`` may hand over the run before it can start:
-        single-task runs without GPUs wait in the agent's queue (see ``submit``)."""
-        return launch.distributed is None and len(launch.tasks) == 1 and not launch.resources.gpus
+    def can_queue(self, resources: Resources, distributed: bool) -> bool:
+        """Single-task runs without GPUs wait in the agent's queue (see ``submit``)."""
+        return not distributed and not resources.gpus
 
     def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str:
         """Hand the attempt to the agent; returns ``"<run_id>.<attempt>"``. Idempotent per attempt.
@@ -224,7 +223,7 @@ class LocalBackend(BaseBackend):
         job_id = f"{launch.run_id}.{launch.attempt}"
         queue = None
         if at_most is not None:
-            if not self.can_queue(launch):
+            if len(launch.tasks) != 1 or not self.can_queue(launch.resources, launch.distributed is not None):
                 raise SubmitError("Only single-task runs without GPUs can wait in the local agent's queue.",
                                   "Submit it without at_most once capacity() shows room for it.")
             total = self.total()

@@ -21,7 +21,8 @@ class ExperimentCreate(BaseModel):
     name: str = Field(min_length=1, max_length=128)
     config: dict[str, Any] = Field(default_factory=dict)
     snapshot_id: str | None = None
-    backend: str | None = Field(None, description="overrides the config's backend")
+    backend: str | None = Field(None, description="overrides the config's backend: one name, or several separated "
+                                "by commas (each run goes to the first with room)")
 
 
 class ExperimentList(BaseModel):
@@ -39,17 +40,25 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     from runyard.spec import validate_config
 
     owner_id = require_project_write(request, body.project)
-    spec = validate_config(body.config)
-    backend = body.backend or spec.backend
+    from runyard.scheduler import backend_names
+
+    config = dict(body.config)
+    if body.backend:
+        names = body.backend.split(",")
+        config["backend"] = names[0] if len(names) == 1 else names
+    spec = validate_config(config)
+    names = backend_names(spec)
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is not None:
-        scheduler.backends.check(backend, spec)
+        for name in names:
+            scheduler.backends.check(name, spec)
     if body.snapshot_id is not None:
         store.get_snapshot(body.snapshot_id)
     config = spec.to_config()
-    config["backend"] = backend
+    config["backend"] = spec.backend
     store.ensure_project(body.project, owner_id=owner_id)
-    exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id, backend=backend)
+    exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id,
+                                  backend=",".join(names))
     wake_scheduler(request)
     return exp
 
