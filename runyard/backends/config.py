@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from runyard.configfile import Problem, did_you_mean, keys_at, load_yaml, located_error  # one YAML dialect and line map
 from runyard.errors import NotFound, SpecError
 
 __all__ = [
@@ -136,10 +137,10 @@ def _model_problems(name: str, model: type[BaseModel], options: Mapping[str, Any
             path = (name, *loc) if loc else (name,)
             dotted = ".".join(str(p) for p in path)
             if err["type"] == "extra_forbidden":
-                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-                fix = f"Did you mean {close[0]!r}?" if close else "Remove it."
+                valid = keys_at(model, loc[:-1])  # the keys of the mapping the unknown key is in
+                fix = did_you_mean(loc[-1], valid).strip() or "Remove it."
                 problems.append((path, f"{dotted} is not an option of the {_type_of(model)} backend. {fix} "
-                                       f"Valid options: {', '.join(fields)}."))
+                                       f"Valid options{' here' if len(loc) > 1 else ''}: {', '.join(valid)}."))
                 continue
             info = fields.get(str(key)) if key is not None else None
             extra = (info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}) or {}
@@ -170,9 +171,7 @@ def parse_backends(text: str, source: str = FILE_NAME) -> dict[str, BackendEntry
     Raises:
         SpecError: one line per problem, ``SOURCE:LINE: NAME.option must be RULE, but got VALUE. FIX``.
     """
-    from runyard.spec import _load_yaml, _Problem, _spec_error  # one YAML dialect and line map for both files
-
-    data, lines, problems = _load_yaml(text, source)
+    data, lines, problems = load_yaml(text, source, _HINT)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -180,9 +179,9 @@ def parse_backends(text: str, source: str = FILE_NAME) -> dict[str, BackendEntry
                         f"{_show(data)}. Write e.g. `slurm-dev: {{type: slurm, partition: debug}}`.", _HINT)
     for name, entry in data.items():
         for at, text_ in _entry_problems(name, entry):
-            problems.append(_Problem(text_, at))
+            problems.append(Problem(text_, at))
     if problems:
-        raise SpecError(_spec_error(problems, lines, source).message, _HINT)
+        raise located_error(problems, lines, source, _HINT)
     entries = {"local": BackendEntry("local", "local", {})}
     for name, entry in data.items():
         entries[name] = BackendEntry(name, entry["type"], {k: v for k, v in entry.items() if k != "type"})
