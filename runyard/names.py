@@ -7,8 +7,7 @@ callers that word their own message, and a ``check_*`` function that raises
 :class:`~runyard.errors.InvalidInput` with message and hint.
 
 - Project names: 1-64 lowercase letters, digits, '-' or '_', starting with a letter
-  or digit (a leading '_' or '-' is refused: the store reserves none of them, and
-  URLs and shells read them badly).
+  or digit (a leading '_' or '-' is refused everywhere, as the store has always refused it).
 - Experiment names: 1-128 characters, not only spaces, one line, no NUL.
 - Metric, param and run tag keys: 1-250 characters without line breaks, NUL
   characters (PostgreSQL text cannot hold NUL) or unpaired surrogates (not UTF-8).

@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from runyard import names
 from runyard.server._auth import require_experiment, require_project, require_project_write, visible_project_ids
 from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import ACTIVE_STATUSES, Experiment, Store
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 class ExperimentCreate(BaseModel):
     project: str
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=names.EXPERIMENT_NAME_MAX, description=names.EXPERIMENT_NAME_RULE)
     config: dict[str, Any] = Field(default_factory=dict)
     snapshot_id: str | None = None
     backend: str | None = Field(None, description="overrides the config's backend")
@@ -39,6 +40,7 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     from runyard.spec import validate_config
 
     owner_id = require_project_write(request, body.project)
+    names.check_experiment_name(body.name)
     spec = validate_config(body.config)
     backend = body.backend or spec.backend
     scheduler = getattr(request.app.state, "scheduler", None)
