@@ -89,12 +89,12 @@ def check_project_name(name: Any) -> str:
     Raises:
         InvalidInput: naming the rule, the value and a valid name close to it.
     """
-    if project_name_problem(name) is not None:
-        raise InvalidInput(
-            f"A project name must be {PROJECT_NAME_RULE}, but got {name!r}.",
-            f"Rename it, e.g. {suggest_project_name(name if isinstance(name, str) else '')}.",
-        )
-    return name
+    if isinstance(name, str) and project_name_problem(name) is None:
+        return name
+    raise InvalidInput(
+        f"A project name must be {PROJECT_NAME_RULE}, but got {name!r}.",
+        f"Rename it, e.g. {suggest_project_name(name if isinstance(name, str) else '')}.",
+    )
 
 
 def experiment_name_problem(name: Any) -> str | None:
@@ -116,12 +116,12 @@ def check_experiment_name(name: Any) -> str:
     Raises:
         InvalidInput: naming the rule and the value.
     """
-    if experiment_name_problem(name) is not None:
-        raise InvalidInput(
-            f"An experiment name must be {EXPERIMENT_NAME_RULE}, but got {name!r}.",
-            "Use a short name such as 'baseline' or 'lr-sweep'.",
-        )
-    return name
+    if isinstance(name, str) and experiment_name_problem(name) is None:
+        return name
+    raise InvalidInput(
+        f"An experiment name must be {EXPERIMENT_NAME_RULE}, but got {name!r}.",
+        "Use a short name such as 'baseline' or 'lr-sweep'.",
+    )
 
 
 def key_problem(key: Any) -> str | None:
@@ -142,12 +142,12 @@ def check_key(key: Any, what: str) -> str:
     Raises:
         InvalidInput: naming the kind, the rule and the value.
     """
-    if key_problem(key) is not None:
-        raise InvalidInput(
-            f"A {what} name must be {KEY_RULE}, but got {key!r}.",
-            "Use a short name such as 'loss' or 'train/acc'.",
-        )
-    return key
+    if isinstance(key, str) and key_problem(key) is None:
+        return key
+    raise InvalidInput(
+        f"A {what} name must be {KEY_RULE}, but got {key!r}.",
+        "Use a short name such as 'loss' or 'train/acc'.",
+    )
 
 
 def project_tag_key_problem(key: Any) -> str | None:
@@ -163,9 +163,9 @@ def check_project_tag_key(key: Any) -> str:
     Raises:
         InvalidInput: naming the rule and the value.
     """
-    if project_tag_key_problem(key) is not None:
-        raise InvalidInput(
-            f"A project tag key must be {PROJECT_TAG_KEY_RULE}, but got {key!r}.",
-            "Use a short word such as 'problem', 'team' or 'data-set'.",
-        )
-    return key
+    if isinstance(key, str) and project_tag_key_problem(key) is None:
+        return key
+    raise InvalidInput(
+        f"A project tag key must be {PROJECT_TAG_KEY_RULE}, but got {key!r}.",
+        "Use a short word such as 'problem', 'team' or 'data-set'.",
+    )

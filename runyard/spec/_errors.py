@@ -7,6 +7,7 @@ import types
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag
+from pydantic_core import ErrorDetails
 
 from runyard.configfile import Problem, did_you_mean, dotted
 from runyard.spec._model import Spec
@@ -146,7 +147,7 @@ def _subject(loc: tuple[Any, ...], data: Any) -> tuple[str, tuple[Any, ...]]:
     return dotted(path) or "the file", path
 
 
-def _generic_rule(error: dict[str, Any], where: _Where) -> str:
+def _generic_rule(error: ErrorDetails, where: _Where) -> str:
     annotation = where.annotation
     if _is_model(annotation):
         return "a mapping with keys " + ", ".join(annotation.model_fields)
@@ -170,7 +171,7 @@ def _generic_rule(error: dict[str, Any], where: _Where) -> str:
     return "valid here"
 
 
-def explain(error: dict[str, Any], data: Any) -> list[Problem]:
+def explain(error: ErrorDetails, data: Any) -> list[Problem]:
     kind = error["type"]
     loc = tuple(error["loc"])
     value = error.get("input")

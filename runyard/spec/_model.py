@@ -16,8 +16,13 @@ from pydantic import (
 
 from runyard import names
 from runyard.errors import InvalidInput
-from runyard.search.base import Dimension, FloatRange, IntRange
-from runyard.search.grid import MAX_INT_RANGE_VALUES
+from runyard.search import (
+    MAX_INT_RANGE_VALUES,
+    Dimension,
+    FloatRange,
+    IntRange,
+    axis_size,
+)
 from runyard.spec._params import ParamSpec, dimension, grid_size
 from runyard.spec._resources import DistributedSpec, ResourcesSpec
 from runyard.spec._rules import Model, Relative, Rule, bad_many, invalid
@@ -165,7 +170,6 @@ class Spec(Model):
         problems: list[Relative] = []
         space = self.space()
         ranges = [n for n, d in space.items() if isinstance(d, (FloatRange, IntRange))]
-        floats = [n for n, d in space.items() if isinstance(d, FloatRange)]
         search = self.search
         why = ""
         if search.algorithm is None:
@@ -173,8 +177,9 @@ class Spec(Model):
             if ranges:
                 why = f" (the default, because params.{ranges[0]} is a range)"
         if search.algorithm == "grid":
-            # The same rules as search/grid.py, checked here so they fail at `runyard run`.
-            for name in floats:
+            # The grid's rules (runyard.search.axis_size), checked here so they fail at `runyard run`.
+            sizes = {name: axis_size(dim) for name, dim in space.items()}
+            for name in (n for n, size in sizes.items() if size is None):
                 problems.append(
                     (
                         ("params", name),
@@ -183,9 +188,8 @@ class Spec(Model):
                         "tpe or cmaes.",
                     )
                 )
-            for name, dim in space.items():
-                n_values = (dim.high - dim.low) // dim.step + 1 if isinstance(dim, IntRange) else 0
-                if n_values > MAX_INT_RANGE_VALUES:
+            for name, n_values in sizes.items():
+                if isinstance(space[name], IntRange) and n_values is not None and n_values > MAX_INT_RANGE_VALUES:
                     problems.append(
                         (
                             ("params", name),

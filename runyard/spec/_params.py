@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Mapping
 from typing import Annotated, Any, Union
@@ -17,7 +18,16 @@ from pydantic import (
     model_validator,
 )
 
-from runyard.search.base import Choice, Dimension, Fixed, FloatRange, IntRange
+from runyard.search import (
+    Choice,
+    Dimension,
+    Fixed,
+    FloatRange,
+    IntRange,
+    SpaceRule,
+    axis_size,
+    range_problems,
+)
 from runyard.spec._rules import Model, Relative, Rule, bad_many, is_scalar, num, show
 from runyard.spec._values import check_fixed
 
@@ -26,8 +36,9 @@ _INTEGER = Rule("an integer", "Write a whole number such as 8.")
 _BOUNDS_FIX = "Write [low, high], e.g. `uniform: [0.0, 1.0]`."
 
 
-def _check_bounds(low: float, high: float) -> str | None:
-    if low > high:
+def _check_bounds(low: float, high: float, broken: list[SpaceRule]) -> str | None:
+    """The bounds rule of the search (low <= high), and the file's own: a range of one value is that value."""
+    if "low_le_high" in broken:
         return f"must have low < high, but got [{num(low)}, {num(high)}]. Swap the two numbers."
     if low == high:
         return (
@@ -38,6 +49,7 @@ def _check_bounds(low: float, high: float) -> str | None:
 
 
 def _check_float_step(low: float, high: float, step: float | None) -> str | None:
+    """The file's rules for a step (the search only needs it > 0): within the range, and dividing it."""
     if step is None:
         return None
     if step > high - low:
@@ -68,7 +80,8 @@ class UniformParam(Model):
     @model_validator(mode="after")
     def _check(self) -> UniformParam:
         low, high = self.uniform
-        if problem := _check_bounds(low, high):
+        broken = range_problems(FloatRange(low, high, step=self.step))
+        if problem := _check_bounds(low, high, broken):
             raise bad_many([(("uniform",), problem)])
         if problem := _check_float_step(low, high, self.step):
             raise bad_many([(("step",), problem)])
@@ -91,7 +104,8 @@ class LogUniformParam(Model):
     @model_validator(mode="after")
     def _check(self) -> LogUniformParam:
         low, high = self.loguniform
-        if low <= 0:
+        broken = range_problems(FloatRange(low, high, log=True, step=self.step))
+        if "log_low_positive" in broken:
             raise bad_many(
                 [
                     (
@@ -101,10 +115,9 @@ class LogUniformParam(Model):
                     )
                 ]
             )
-        if problem := _check_bounds(low, high):
+        if problem := _check_bounds(low, high, broken):
             raise bad_many([(("loguniform",), problem)])
-        if self.step is not None:
-            # Optuna's FloatDistribution rejects log=True together with a step.
+        if "log_without_step" in broken:
             raise bad_many(
                 [
                     (
@@ -126,7 +139,7 @@ class IntParam(Model):
         Rule("a list of two integers [low, high]", "Write e.g. `int: [1, 8]`."),
     ]
     step: Annotated[
-        int,
+        builtins.int,  # `int` is the field above inside this class
         Field(ge=1),
         Rule("an integer ≥ 1", "Set the spacing between values, e.g. `step: 2`, or remove it."),
     ] = 1
@@ -138,16 +151,16 @@ class IntParam(Model):
     @model_validator(mode="after")
     def _check(self) -> IntParam:
         low, high = self.int
-        if problem := _check_bounds(low, high):
+        broken = range_problems(IntRange(low, high, step=self.step, log=self.log))
+        if problem := _check_bounds(low, high, broken):
             raise bad_many([(("int",), problem)])
-        if self.log and low < 1:
+        if "int_log_low_ge_1" in broken:
             raise bad_many(
                 [
                     (("int",), f"must have low ≥ 1 with `log: true`, but got low = {low}. Set low to 1 or more.")
                 ]
             )
-        if self.log and self.step != 1:
-            # Optuna's IntDistribution rejects log=True with step != 1.
+        if "int_log_step_1" in broken:
             raise bad_many(
                 [(("step",), f"must be 1 with `log: true`, but got {self.step}. Remove step or log.")]
             )
@@ -250,9 +263,8 @@ def grid_size(space: Mapping[str, Dimension]) -> int:
     """Number of combinations a grid search enumerates (no float ranges)."""
     size = 1
     for dim in space.values():
-        if isinstance(dim, Choice):
-            size *= len(dim.values)
-        elif isinstance(dim, IntRange):
-            size *= (dim.high - dim.low) // dim.step + 1
+        n = axis_size(dim)
+        if n is not None:
+            size *= n
     return size
 

@@ -8,7 +8,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from runyard import names
-from runyard.server._auth import audit, require_project, require_user, visible_project_ids
+from runyard.server._auth import (
+    audit,
+    require_project,
+    require_user,
+    visible_project_ids,
+)
 from runyard.server._deps import get_store
 from runyard.store import Project, Store, parse_tag_filter
 

@@ -23,7 +23,17 @@ from runyard.server._auth import (
     visible_project_ids,
 )
 from runyard.server._deps import get_store, wake_scheduler
-from runyard.store import RUN_STATUSES, TERMINAL_STATUSES, MetricSummary, Run, RunPage, Store, Task, parse_filter, parse_order
+from runyard.store import (
+    RUN_STATUSES,
+    TERMINAL_STATUSES,
+    MetricSummary,
+    Run,
+    RunPage,
+    Store,
+    Task,
+    parse_filter,
+    parse_order,
+)
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
