@@ -9,7 +9,7 @@ callers that word their own message, and a ``check_*`` function that raises
 - Project names: 1-64 lowercase letters, digits, '-' or '_', starting with a letter
   or digit (a leading '_' or '-' is refused everywhere, as the store has always refused it).
 - Experiment names: 1-128 characters, not only spaces, one line, no NUL.
-- Metric, param and run tag keys: 1-250 characters without line breaks, NUL
+- Metric, param and run tag keys: 1-250 characters without newlines (\\n or \\r), NUL
   characters (PostgreSQL text cannot hold NUL) or unpaired surrogates (not UTF-8).
 - Project tag keys: 1-64 letters, digits, '_', '-' or '.', starting with a letter or
   digit, so that a tag filter needs no quoting.
@@ -50,7 +50,7 @@ EXPERIMENT_NAME_MAX = 128
 EXPERIMENT_NAME_RULE = f"1-{EXPERIMENT_NAME_MAX} characters on one line, not only spaces, without NUL characters"
 
 KEY_MAX = 250
-KEY_RULE = f"1-{KEY_MAX} characters without line breaks, NUL characters or unpaired surrogates"
+KEY_RULE = f"1-{KEY_MAX} characters without newlines, NUL characters or unpaired surrogates"
 
 PROJECT_TAG_KEY_MAX = 64
 PROJECT_TAG_KEY_RULE = (

@@ -132,7 +132,7 @@ def test_a_metric_name_the_server_refuses_is_dropped_alone(server: LiveServer, c
     runyard.finish()
 
     err = capsys.readouterr().err
-    assert err.count(f"a metric name must be a string of 1-250 characters without line breaks, NUL characters "
+    assert err.count(f"a metric name must be a string of 1-250 characters without newlines, NUL characters "
                      f"or unpaired surrogates, but got {bad!r}") == 1, err
     assert sorted(client.metric_summaries(run.id)) == ["good"]
     good = client.metric_history(run.id, "good")
