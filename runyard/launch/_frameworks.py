@@ -2,6 +2,8 @@
 
 One table, read by the ``distributed:`` section of ``runyard.yml`` (to validate it)
 and by :mod:`runyard.launch._plan` (to give each task its command and environment).
+:func:`distributed_launch` turns a run's requested roles into the description its
+launch carries (every role, with replicas and full resources).
 """
 
 from __future__ import annotations

@@ -105,7 +105,7 @@ _RoleField = Annotated[
 
 
 class DistributedSpec(Model):
-    """``distributed:``: the framework and its replica groups (``runyard/launch/_frameworks.py``)."""
+    """``distributed:``: the framework and its replica groups (:data:`runyard.launch.FRAMEWORKS`)."""
 
     framework: Annotated[
         Literal["pytorch", "tensorflow", "xgboost", "jax", "ray"],
