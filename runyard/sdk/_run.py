@@ -21,7 +21,7 @@ from pathlib import Path
 from time import time as _time
 from typing import TYPE_CHECKING, Any, Self
 
-from runyard import names
+import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState, RunyardError
 from runyard.sdk._report import Reporter, report
 

@@ -14,7 +14,7 @@ from pydantic import (
     model_validator,
 )
 
-from runyard import names
+import runyard.names as names
 from runyard.errors import InvalidInput
 from runyard.search import (
     MAX_INT_RANGE_VALUES,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from runyard import names
+import runyard.names as names
 from runyard.errors import SpecError
 
 _STARTER = """\

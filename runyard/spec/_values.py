@@ -11,7 +11,7 @@ from typing import Any
 
 import pathspec
 
-from runyard import names
+import runyard.names as names
 from runyard.configfile import did_you_mean
 from runyard.spec._rules import bad, bad_many, invalid, is_scalar, num, show
 

@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from runyard import names
+import runyard.names as names
 from runyard.server._auth import require_experiment, require_project, require_project_write, visible_project_ids
 from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import ACTIVE_STATUSES, Experiment, Store

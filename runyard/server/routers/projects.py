@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from runyard import names
+import runyard.names as names
 from runyard.server._auth import (
     audit,
     require_project,

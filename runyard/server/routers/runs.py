@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from runyard import names
+import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState
 from runyard.server._auth import (
     require_experiment,
