@@ -650,3 +650,21 @@ def test_docs_error_example_is_what_runyard_prints() -> None:
     with pytest.raises(SpecError) as info:
         parse_spec(fixed)
     assert info.value.message + "\n" == blocks[index + 2][1]
+
+
+@pytest.mark.parametrize("project", ["_lead", "-lead"])
+def test_project_name_follows_the_store_rule(project: str) -> None:
+    """The spec refuses what the store refuses: a project name starts with a letter or digit."""
+    from runyard.names import project_name_problem
+
+    assert project_name_problem(project) is not None
+    error = errors_of(f"project: '{project}'\ncommand: x\n")
+    assert f"runyard.yml:1: project must be 1–64 lowercase letters, digits, '-' or '_', but got {project!r}" in error.message
+    assert "starts with a letter or digit. Use e.g. `project: lead`." in error.message
+    with pytest.raises(SpecError, match="starting with a letter or digit"):
+        starter_file(project)
+
+
+def test_experiment_name_follows_the_names_rule() -> None:
+    error = errors_of("project: a\nname: \"a\\x00b\"\ncommand: x\n")
+    assert "runyard.yml:2: name must be a non-empty string of at most 128 characters" in error.message

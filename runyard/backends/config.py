@@ -36,6 +36,7 @@ import yaml
 from pydantic import BaseModel
 
 from runyard.backends.options import option_problems
+from runyard.configfile import Problem, load_yaml, located_error  # one YAML dialect and line map
 from runyard.errors import NotFound, SpecError
 
 __all__ = [
@@ -130,9 +131,7 @@ def parse_backends(text: str, source: str = FILE_NAME) -> dict[str, BackendEntry
     Raises:
         SpecError: one line per problem, ``SOURCE:LINE: NAME.option must be RULE, but got VALUE. FIX``.
     """
-    from runyard.spec import _load_yaml, _Problem, _spec_error  # one YAML dialect and line map for both files
-
-    data, lines, problems = _load_yaml(text, source)
+    data, lines, problems = load_yaml(text, source, _HINT)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -140,9 +139,9 @@ def parse_backends(text: str, source: str = FILE_NAME) -> dict[str, BackendEntry
                         f"{_show(data)}. Write e.g. `slurm-dev: {{type: slurm, partition: debug}}`.", _HINT)
     for name, entry in data.items():
         for at, text_ in _entry_problems(name, entry):
-            problems.append(_Problem(text_, at))
+            problems.append(Problem(text_, at))
     if problems:
-        raise SpecError(_spec_error(problems, lines, source).message, _HINT)
+        raise located_error(problems, lines, source, _HINT)
     entries = {"local": BackendEntry("local", "local", {})}
     for name, entry in data.items():
         entries[name] = BackendEntry(name, entry["type"], {k: v for k, v in entry.items() if k != "type"})

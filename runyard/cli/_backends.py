@@ -86,13 +86,9 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
             raise InvalidInput(f"--set takes KEY=VALUE, but got {item!r}.", "Write e.g. --set partition=debug.")
         try:
             # YAML 1.2 scalars as in runyard.yml: 5 is a number, false a boolean, [a, b] a list.
-            from runyard.spec import _Loader
+            from runyard.configfile import parse_scalar
 
-            loader = _Loader(text)
-            try:
-                value = loader.get_single_data()
-            finally:
-                loader.dispose()
+            value = parse_scalar(text)
         except yaml.YAMLError:
             value = text
         options[key.strip()] = text if value is None and text else value

@@ -9,6 +9,7 @@ import typer
 from runyard.cli._app import app, get_client
 from runyard.cli._output import ago, console, counts_text, print_json, status_text
 from runyard.errors import InvalidInput
+from runyard.names import PROJECT_NAME_RULE
 
 __all__: list[str] = []
 
@@ -83,7 +84,7 @@ def projects(
 
 @projects_app.command("create")
 def projects_create(
-    name: str = typer.Argument(..., help="1-64 lowercase letters, digits, '-' or '_'."),
+    name: str = typer.Argument(..., help=f"{PROJECT_NAME_RULE}."),
     description: str = typer.Option("", "--description", "-d", help="What the project is about."),
     tag: list[str] = typer.Option([], "--tag", "-t", help="A tag KEY=VALUE (KEY= for a plain label); repeatable."),
     json_: bool = typer.Option(False, "--json", help="Print the created project as JSON."),

@@ -7,7 +7,15 @@ a backend that knows its node list supplies them itself. User code may call
 variables per framework.
 """
 
-from runyard.launch._frameworks import FRAMEWORKS, RoleRule, roles_of
+from runyard.launch._frameworks import (
+    FRAMEWORKS,
+    RoleRequest,
+    RoleRule,
+    TaskResources,
+    distributed_launch,
+    replicas_of,
+    roles_of,
+)
 from runyard.launch._plan import (
     Endpoint,
     TaskPlan,
@@ -20,19 +28,28 @@ from runyard.launch._plan import (
     tf_config,
     total_resources,
 )
-from runyard.launch._rendezvous import publish_endpoint, server_endpoints, wait_endpoints, wait_others_succeeded
+from runyard.launch._rendezvous import (
+    publish_endpoint,
+    server_endpoints,
+    wait_endpoints,
+    wait_others_succeeded,
+)
 from runyard.launch._user import jax_initialize, xgboost_args
 
 __all__ = [
     "FRAMEWORKS",
     "Endpoint",
+    "RoleRequest",
     "RoleRule",
     "TaskPlan",
+    "TaskResources",
+    "distributed_launch",
     "endpoint_labels",
     "jax_initialize",
     "local_endpoints",
     "plan_task",
     "publish_endpoint",
+    "replicas_of",
     "roles_of",
     "server_endpoints",
     "service_labels",

@@ -2,13 +2,17 @@
 
 One table, read by the ``distributed:`` section of ``runyard.yml`` (to validate it)
 and by :mod:`runyard.launch._plan` (to give each task its command and environment).
+:func:`distributed_launch` turns a run's requested roles into the description its
+launch carries (every role, with replicas and full resources).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["FRAMEWORKS", "RoleRule", "roles_of"]
+__all__ = ["FRAMEWORKS", "RoleRequest", "RoleRule", "TaskResources", "distributed_launch", "replicas_of", "roles_of"]
 
 
 @dataclass(frozen=True)
@@ -77,3 +81,53 @@ def roles_of(framework: str) -> tuple[RoleRule, ...]:
         KeyError: unknown framework (the spec validates it before anything calls this).
     """
     return FRAMEWORKS[framework]
+
+
+@dataclass(frozen=True)
+class TaskResources:
+    """What one task needs: CPU cores, memory in MB (0: the backend's default) and GPUs."""
+
+    cpus: float
+    memory_mb: int
+    gpus: int
+
+
+@dataclass(frozen=True)
+class RoleRequest:
+    """One role as a run asks for it; a field left ``None`` takes the default (the framework's or the run's)."""
+
+    replicas: int | None = None
+    cpus: float | None = None
+    memory_mb: int | None = None
+    gpus: int | None = None
+
+
+def replicas_of(framework: str, role: str, requested: int | None = None) -> int:
+    """Tasks of ``role``: ``requested`` when given, else the framework's default (0 for a role it lacks)."""
+    if requested is not None:
+        return requested
+    rule = next((r for r in roles_of(framework) if r.name == role), None)
+    return (rule.default_replicas or 0) if rule is not None else 0
+
+
+def distributed_launch(framework: str, roles: Mapping[str, RoleRequest], run: TaskResources) -> dict[str, Any]:
+    """The description a run's launch carries: every role of ``framework`` with its replicas and full resources.
+
+    Roles left out of ``roles`` get the framework's default count; resources left unset
+    in a request take the run's (``run``).
+
+    Raises:
+        KeyError: unknown framework (the spec validates it before anything calls this).
+    """
+    described: dict[str, Any] = {}
+    for rule in roles_of(framework):
+        request = roles.get(rule.name) or RoleRequest()
+        described[rule.name] = {
+            "replicas": replicas_of(framework, rule.name, request.replicas),
+            "resources": {
+                "cpus": request.cpus if request.cpus is not None else run.cpus,
+                "memory_mb": request.memory_mb if request.memory_mb is not None else run.memory_mb,
+                "gpus": request.gpus if request.gpus is not None else run.gpus,
+            },
+        }
+    return {"framework": framework, "roles": described}

@@ -21,6 +21,7 @@ from pathlib import Path
 from time import time as _time
 from typing import TYPE_CHECKING, Any, Self
 
+import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState, RunyardError
 from runyard.sdk._report import Reporter, report
 
@@ -173,12 +174,13 @@ class Run:
             f"0-d tensor), but got {type(value).__name__}. The point is dropped, as are later bad values of {key!r}."))
 
     def _new_key(self, key: Any) -> str | None:
-        if isinstance(key, str) and 0 < len(key) <= 250 and "\n" not in key:
+        # The server refuses a whole batch for one bad name, so a bad name is dropped here, alone.
+        if names.key_problem(key) is None:
             self._keys[key] = str(key)
             return self._keys[key]
         self._reporter.once(("key", repr(key)), (
-            f"a metric name must be a string of 1-250 characters without newlines, but got {_short(key)}. "
-            f"Its points are dropped; use a name such as 'loss' or 'val/acc'."))
+            f"a metric name must be a string of {names.KEY_RULE}, but got {_short(key)}. "
+            f"Its points are dropped (the server would refuse them); use a name such as 'loss' or 'val/acc'."))
         return None
 
     def _check_step(self, step: Any) -> int | None:
@@ -401,7 +403,8 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
 
     Raises:
         TypeError: ``params`` or ``tags`` is not a mapping.
-        InvalidInput: ``RUNYARD_RUN_ID``/``RUNYARD_PARAMS`` are malformed, or the server
+        InvalidInput: ``RUNYARD_RUN_ID``/``RUNYARD_PARAMS`` are malformed, or the new run's
+            project name, param or tag names break :mod:`runyard.names`' rules, or the server
             refused the new run's params or tags. Other server failures are reported and
             give a run whose id is None and whose calls do nothing.
     """
@@ -437,6 +440,12 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
             run._call(f"set tags {sorted(tag_strs)}", lambda c: c.set_tags(run_id, tag_strs))
     else:
         project = project or os.environ.get("RUNYARD_PROJECT") or "default"
+        # The server's rules, checked here so a bad name fails before any connection is made.
+        names.check_project_name(project)
+        for key in init_params:
+            names.check_key(key, "param")
+        for key in tag_strs:
+            names.check_key(key, "tag")
         try:
             client = Client.from_env()
             if not isinstance(client, Client):  # a task that spools: its run exists, and no other can be made

@@ -29,9 +29,11 @@ from runyard.search.base import (
     RunState,
     Search,
     Space,
+    SpaceRule,
     check_space,
+    range_problems,
 )
-from runyard.search.grid import GridSearch
+from runyard.search.grid import MAX_INT_RANGE_VALUES, GridSearch, axis_size
 from runyard.search.random import RandomSearch
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "MAX_INT_RANGE_VALUES",
     "SEARCH_ALGORITHMS",
     "AshaPruner",
     "BasePruner",
@@ -65,9 +68,12 @@ __all__ = [
     "RunState",
     "Search",
     "Space",
+    "SpaceRule",
+    "axis_size",
     "check_space",
     "make_pruner",
     "make_search",
+    "range_problems",
 ]
 
 SEARCH_ALGORITHMS = ("grid", "random", "tpe", "cmaes")

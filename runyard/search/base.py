@@ -26,7 +26,7 @@ import enum
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Literal, Protocol
 
 from runyard.errors import SpecError
 
@@ -43,7 +43,9 @@ __all__ = [
     "RunState",
     "Search",
     "Space",
+    "SpaceRule",
     "check_space",
+    "range_problems",
 ]
 
 Params = dict[str, Any]
@@ -142,6 +144,55 @@ def _is_int(x: object) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
 
+SpaceRule = Literal[
+    "finite_bounds",
+    "low_le_high",
+    "positive_step",
+    "log_without_step",
+    "log_low_positive",
+    "int_values",
+    "int_step_ge_1",
+    "int_log_low_ge_1",
+    "int_log_step_1",
+]
+"""A rule a range dimension can break (see :func:`range_problems`)."""
+
+
+def range_problems(dim: FloatRange | IntRange) -> list[SpaceRule]:
+    """The rules ``dim`` breaks, in the order :func:`check_space` reports them; ``[]`` when it is usable.
+
+    FloatRange: finite bounds (when broken, nothing else is checked), low <= high, a step
+    > 0, no step with a log scale, low > 0 with a log scale. IntRange: integer bounds and
+    step (when broken, nothing else is checked), low <= high, step >= 1, low >= 1 and
+    step 1 with a log scale. Callers that word their own messages (``runyard.yml``'s
+    params) read the rules here rather than repeating them.
+    """
+    out: list[SpaceRule] = []
+    if isinstance(dim, FloatRange):
+        if not (_is_real(dim.low) and _is_real(dim.high)):
+            return ["finite_bounds"]
+        if dim.low > dim.high:
+            out.append("low_le_high")
+        if dim.step is not None and not (_is_real(dim.step) and dim.step > 0):
+            out.append("positive_step")
+        if dim.log and dim.step is not None:
+            out.append("log_without_step")
+        if dim.log and dim.low <= 0:
+            out.append("log_low_positive")
+        return out
+    if not (_is_int(dim.low) and _is_int(dim.high) and _is_int(dim.step)):
+        return ["int_values"]
+    if dim.low > dim.high:
+        out.append("low_le_high")
+    if dim.step < 1:
+        out.append("int_step_ge_1")
+    if dim.log and dim.low < 1:
+        out.append("int_log_low_ge_1")
+    if dim.log and dim.step != 1:
+        out.append("int_log_step_1")
+    return out
+
+
 def check_space(space: Space) -> None:
     """Reject a search space that no search can sample.
 
@@ -149,7 +200,8 @@ def check_space(space: Space) -> None:
     every algorithm (the grid search adds its own rule for continuous params):
     a choice has at least one value; bounds are finite numbers with low <= high;
     ``step`` is positive; a log scale needs low > 0 and no ``step`` (integer
-    ranges: low >= 1 and step 1), as Optuna's distributions require.
+    ranges: low >= 1 and step 1), as Optuna's distributions require
+    (:func:`range_problems`).
 
     Args:
         space: param name -> dimension.
@@ -176,10 +228,10 @@ def check_space(space: Space) -> None:
                     f"Param '{name}' is a choice with no values.",
                     "List at least one value.",
                 )
-        elif isinstance(dim, FloatRange):
-            _check_float_range(name, dim)
-        elif isinstance(dim, IntRange):
-            _check_int_range(name, dim)
+        elif isinstance(dim, (FloatRange, IntRange)):
+            problems = range_problems(dim)
+            if problems:
+                raise _range_error(name, dim, problems[0])
         else:
             raise SpecError(
                 f"Param '{name}' has an unknown dimension type {type(dim).__name__}.",
@@ -187,55 +239,38 @@ def check_space(space: Space) -> None:
             )
 
 
-def _check_float_range(name: str, dim: FloatRange) -> None:
-    if not (_is_real(dim.low) and _is_real(dim.high)):
-        raise SpecError(
-            f"Param '{name}' needs finite numeric bounds, "
-            f"but got low={dim.low!r}, high={dim.high!r}.",
+def _range_error(name: str, dim: FloatRange | IntRange, rule: SpaceRule) -> SpecError:
+    p = f"Param '{name}'"
+    if rule == "finite_bounds":
+        return SpecError(
+            f"{p} needs finite numeric bounds, but got low={dim.low!r}, high={dim.high!r}.",
             "Set low and high to finite numbers.",
         )
-    if dim.low > dim.high:
-        raise SpecError(
-            f"Param '{name}' must have low <= high, but got low={dim.low}, high={dim.high}.",
-            "Swap the bounds.",
-        )
-    if dim.step is not None and not (_is_real(dim.step) and dim.step > 0):
-        raise SpecError(
-            f"Param '{name}' must have a step > 0, but got step={dim.step!r}.",
+    if rule == "low_le_high":
+        return SpecError(f"{p} must have low <= high, but got low={dim.low}, high={dim.high}.", "Swap the bounds.")
+    if rule == "positive_step":
+        return SpecError(
+            f"{p} must have a step > 0, but got step={dim.step!r}.",
             "Set a positive step or remove it for a continuous param.",
         )
-    if dim.log and dim.step is not None:
-        raise SpecError(
-            f"Param '{name}' cannot have both log=true and a step (step={dim.step}).",
+    if rule == "log_without_step":
+        return SpecError(
+            f"{p} cannot have both log=true and a step (step={dim.step}).",
             "Remove the step, or set log to false.",
         )
-    if dim.log and dim.low <= 0:
-        raise SpecError(
-            f"Param '{name}' uses a log scale, which needs low > 0, but got low={dim.low}.",
+    if rule == "log_low_positive":
+        return SpecError(
+            f"{p} uses a log scale, which needs low > 0, but got low={dim.low}.",
             "Set low to a positive value, or set log to false.",
         )
-
-
-def _check_int_range(name: str, dim: IntRange) -> None:
-    if not (_is_int(dim.low) and _is_int(dim.high) and _is_int(dim.step)):
-        raise SpecError(
-            f"Param '{name}' is an integer range, but got low={dim.low!r}, high={dim.high!r}, "
-            f"step={dim.step!r}.",
+    if rule == "int_values":
+        return SpecError(
+            f"{p} is an integer range, but got low={dim.low!r}, high={dim.high!r}, step={dim.step!r}.",
             "Use integers, or a FloatRange for a continuous param.",
         )
-    if dim.low > dim.high:
-        raise SpecError(
-            f"Param '{name}' must have low <= high, but got low={dim.low}, high={dim.high}.",
-            "Swap the bounds.",
-        )
-    if dim.step < 1:
-        raise SpecError(
-            f"Param '{name}' must have a step >= 1, but got step={dim.step}.",
-            "Set step to 1 or more.",
-        )
-    if dim.log and (dim.low < 1 or dim.step != 1):
-        raise SpecError(
-            f"Param '{name}' uses a log scale, which needs low >= 1 and step 1, but got "
-            f"low={dim.low}, step={dim.step}.",
-            "Raise low to 1 or more and drop the step, or set log to false.",
-        )
+    if rule == "int_step_ge_1":
+        return SpecError(f"{p} must have a step >= 1, but got step={dim.step}.", "Set step to 1 or more.")
+    return SpecError(  # int_log_low_ge_1, int_log_step_1
+        f"{p} uses a log scale, which needs low >= 1 and step 1, but got low={dim.low}, step={dim.step}.",
+        "Raise low to 1 or more and drop the step, or set log to false.",
+    )

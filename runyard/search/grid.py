@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from runyard.errors import SpecError
 from runyard.search.base import (
     Choice,
+    Dimension,
     Fixed,
     FloatRange,
     IntRange,
@@ -26,7 +27,7 @@ from runyard.search.base import (
 )
 from runyard.search.random import check_n, n_proposed
 
-__all__ = ["MAX_INT_RANGE_VALUES", "GridSearch"]
+__all__ = ["MAX_INT_RANGE_VALUES", "GridSearch", "axis_size"]
 
 MAX_INT_RANGE_VALUES = 1000
 """An integer range in a grid is expanded to its values only up to this many."""
@@ -121,6 +122,21 @@ class GridSearch:
         return {
             axis.name: axis.value(k) for axis, k in zip(self._axes, reversed(digits), strict=True)
         }
+
+
+def axis_size(dim: Dimension) -> int | None:
+    """How many values a grid enumerates for ``dim``: None for a FloatRange, which it cannot enumerate.
+
+    An IntRange of more than :data:`MAX_INT_RANGE_VALUES` values is refused by the grid
+    (its size is returned as it is, for the caller to compare).
+    """
+    if isinstance(dim, Fixed):
+        return 1
+    if isinstance(dim, Choice):
+        return len(dim.values)
+    if isinstance(dim, IntRange):
+        return (dim.high - dim.low) // dim.step + 1
+    return None
 
 
 def _axis(name: str, dim: Any) -> _Axis:

@@ -19,7 +19,6 @@ before its latest step are rebuilt, and Optuna evaluates the latest step itself.
 from __future__ import annotations
 
 import abc
-
 import binascii
 import inspect
 import logging

@@ -213,3 +213,13 @@ def test_submission_rejects_an_unknown_backend_with_the_configured_names(tmp_pat
     finally:
         server.stop()
         stop_agent(agent_dir(home))  # none should have started; stopped by pid if one did
+
+
+def test_unknown_key_in_a_nested_entry_is_matched_against_that_entry_keys() -> None:
+    """A misspelt key inside an SSH host is suggested from the host's keys, not from the backend's."""
+    with pytest.raises(SpecError) as e:
+        parse_backends("gpu: {type: ssh, hosts: [{host: a, prot: 22}]}\n")
+    message = e.value.message
+    assert "gpu.hosts.0.prot is not an option of the ssh backend" in message, message
+    assert "Did you mean 'port'?" in message and "'hosts'" not in message, message
+    assert "Valid options: host (default: required), port (default: 22), user" in message, message

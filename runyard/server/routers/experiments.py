@@ -8,6 +8,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
+import runyard.names as names
 from runyard.server._auth import require_experiment, require_project, require_project_write, visible_project_ids
 from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import ACTIVE_STATUSES, Experiment, Store
@@ -18,7 +19,7 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 class ExperimentCreate(BaseModel):
     project: str
-    name: str = Field(min_length=1, max_length=128)
+    name: str = Field(min_length=1, max_length=names.EXPERIMENT_NAME_MAX, description=names.EXPERIMENT_NAME_RULE)
     config: dict[str, Any] = Field(default_factory=dict)
     snapshot_id: str | None = None
     backend: str | None = Field(None, description="overrides the config's backend: one name, or several separated "
@@ -40,17 +41,18 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     from runyard.spec import validate_config
 
     owner_id = require_project_write(request, body.project)
+    names.check_experiment_name(body.name)
     from runyard.scheduler import backend_names
 
     config = dict(body.config)
     if body.backend:
-        names = body.backend.split(",")
-        config["backend"] = names[0] if len(names) == 1 else names
+        listed = body.backend.split(",")
+        config["backend"] = listed[0] if len(listed) == 1 else listed
     spec = validate_config(config)
-    names = backend_names(spec)
+    backends = backend_names(spec)
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is not None:
-        for name in names:
+        for name in backends:
             scheduler.backends.check(name, spec)
     if body.snapshot_id is not None:
         store.get_snapshot(body.snapshot_id)
@@ -58,7 +60,7 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     config["backend"] = spec.backend
     store.ensure_project(body.project, owner_id=owner_id)
     exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id,
-                                  backend=",".join(names))
+                                  backend=",".join(backends))
     wake_scheduler(request)
     return exp
 

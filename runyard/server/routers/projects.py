@@ -7,7 +7,13 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from runyard.server._auth import audit, require_project, require_user, visible_project_ids
+import runyard.names as names
+from runyard.server._auth import (
+    audit,
+    require_project,
+    require_user,
+    visible_project_ids,
+)
 from runyard.server._deps import get_store
 from runyard.store import Project, Store, parse_tag_filter
 
@@ -15,7 +21,7 @@ router = APIRouter(prefix="/projects", tags=["projects"])
 
 
 class ProjectCreate(BaseModel):
-    name: str = Field(description="1-64 lowercase letters, digits, '-' or '_'")
+    name: str = Field(description=names.PROJECT_NAME_RULE)
     description: str = ""
     visibility: Literal["private", "public"] = "private"
     tags: dict[str, str] = Field(default_factory=dict, description="key -> value (\"\" for a plain label)")
@@ -39,6 +45,9 @@ class ProjectTagsChange(BaseModel):
 def create_project(body: ProjectCreate, request: Request, store: Store = Depends(get_store)) -> Project:
     """Create a project owned by the caller."""
     p = require_user(request)
+    names.check_project_name(body.name)
+    for key in body.tags:
+        names.check_project_tag_key(key)
     project = store.create_project(body.name, description=body.description, visibility=body.visibility,
                                    owner_id=p.user.id if p.user else None, tags=body.tags)
     if body.visibility == "public":
@@ -83,6 +92,8 @@ def update_project(name: str, body: ProjectUpdate, request: Request, store: Stor
 def set_project_tags(name: str, body: ProjectTagsChange, request: Request, store: Store = Depends(get_store)) -> Project:
     """Add, overwrite and remove tags in one change (editors); nothing changes if any part is refused."""
     require_project(request, name, "editor")
+    for key in body.tags:
+        names.check_project_tag_key(key)
     return store.set_project_tags(name, body.tags, remove=body.remove)
 
 

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
+import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState
 from runyard.server._auth import (
     require_experiment,
@@ -22,11 +23,29 @@ from runyard.server._auth import (
     visible_project_ids,
 )
 from runyard.server._deps import get_store, wake_scheduler
-from runyard.store import RUN_STATUSES, TERMINAL_STATUSES, MetricSummary, Run, RunPage, Store, Task, parse_filter, parse_order
+from runyard.store import (
+    RUN_STATUSES,
+    TERMINAL_STATUSES,
+    MetricSummary,
+    Run,
+    RunPage,
+    Store,
+    Task,
+    parse_filter,
+    parse_order,
+)
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
 MAX_BATCH_POINTS = 100_000
+
+
+def _check_keys(params: dict[str, Any], tags: dict[str, str]) -> None:
+    """Param and tag names by :mod:`runyard.names`' rule (InvalidInput naming the first bad one)."""
+    for key in params:
+        names.check_key(key, "param")
+    for key in tags:
+        names.check_key(key, "tag")
 
 
 class RunCreate(BaseModel):
@@ -79,6 +98,7 @@ class MetricHistory(BaseModel):
 @router.post("", response_model=Run, status_code=201)
 def create_run(body: RunCreate, request: Request, store: Store = Depends(get_store)) -> Run:
     owner_id = require_project_write(request, body.project)
+    _check_keys(body.params, body.tags)
     if body.experiment_id is not None:
         info = require_experiment(request, body.experiment_id, "editor")
         if info.project != body.project:
@@ -281,12 +301,14 @@ async def rendezvous(
 @router.post("/{run_id}/params", response_model=Run, dependencies=[Depends(run_writer)])
 @run_token_route
 def log_params(run_id: int, body: ParamsBody, store: Store = Depends(get_store)) -> Run:
+    _check_keys(body.params, {})
     return store.log_params(run_id, body.params)
 
 
 @router.post("/{run_id}/tags", response_model=Run, dependencies=[Depends(run_writer)])
 @run_token_route
 def set_tags(run_id: int, body: TagsBody, store: Store = Depends(get_store)) -> Run:
+    _check_keys({}, body.tags)
     return store.set_tags(run_id, body.tags)
 
 
@@ -329,6 +351,8 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
         raise InvalidInput("Metric timestamps must be numbers (seconds since the epoch).", "Send time.time() values.")
     if not all(type(k) is str for k in keys):
         raise InvalidInput("Metric keys must be strings.", "Name metrics like 'loss' or 'val/acc'.")
+    for key in set(keys):
+        names.check_key(key, "metric")
     batch_id = body.get("batch_id")
     if batch_id is not None and (not isinstance(batch_id, str) or len(batch_id) > 64):
         raise InvalidInput("batch_id must be a string of at most 64 characters.", "Use a UUID.")

@@ -1,0 +1,296 @@
+"""The Spec model: a whole validated runyard.yml, its rules between sections, its space and command."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+import runyard.names as names
+from runyard.errors import InvalidInput
+from runyard.search import (
+    MAX_INT_RANGE_VALUES,
+    Dimension,
+    FloatRange,
+    IntRange,
+    axis_size,
+)
+from runyard.spec._params import ParamSpec, dimension, grid_size
+from runyard.spec._resources import DistributedSpec, ResourcesSpec
+from runyard.spec._rules import Model, Relative, Rule, bad, bad_many, invalid, show
+from runyard.spec._search import EarlyStoppingSpec, SearchSpec
+from runyard.spec._values import (
+    BACKEND_RE,
+    check_command,
+    check_env_name,
+    check_experiment_name,
+    check_ignore,
+    check_param_name,
+    check_project,
+    coerce_env_value,
+    format_value,
+    nonblank,
+    one_or_many,
+    split_command,
+    undeclared,
+)
+
+_ParamName = Annotated[
+    str,
+    AfterValidator(check_param_name),
+    Rule(
+        f"a name of letters, digits and '_' that does not start with a digit (at most {names.KEY_MAX} characters)",
+        "Rename the param, e.g. learning_rate; commands refer to it as {learning_rate}.",
+    ),
+]
+_EnvName = Annotated[
+    str,
+    AfterValidator(check_env_name),
+    Rule(
+        "a variable name of letters, digits and '_' that does not start with a digit",
+        "Rename the variable, e.g. MY_SETTING.",
+    ),
+]
+_EnvValue = Annotated[
+    str,
+    BeforeValidator(coerce_env_value),
+    Rule("a string, number or boolean", 'Quote the value, e.g. `NAME: "value"`.'),
+]
+_ShellLine = Annotated[
+    str,
+    AfterValidator(nonblank),
+    Rule(
+        "a non-empty shell command",
+        "Write one command per list item, e.g. `- pip install -r requirements.txt`.",
+    ),
+]
+_IgnorePattern = Annotated[
+    str,
+    AfterValidator(check_ignore),
+    Rule("a gitignore-style pattern", "Write patterns such as `data/` or `'*.ckpt'` (quote a leading *)."),
+]
+
+
+class Spec(Model):
+    """A validated ``runyard.yml``.
+
+    Build it with :func:`load_spec`, :func:`parse_spec` or :func:`validate_config`;
+    ``Spec.model_validate(config)`` raises pydantic's error instead of a SpecError.
+    After validation ``name``, ``search.algorithm`` and ``search.max_runs`` (grid) are
+    always filled in.
+    """
+
+    name: Annotated[
+        Annotated[str, Field(max_length=names.EXPERIMENT_NAME_MAX), AfterValidator(check_experiment_name)] | None,
+        Rule(
+            f"a non-empty string of at most {names.EXPERIMENT_NAME_MAX} characters on one line, without NUL characters",
+            "Name the experiment, e.g. `name: baseline`, or remove the key to use the directory name.",
+        ),
+    ] = None
+    project: Annotated[
+        str,
+        AfterValidator(check_project),
+        Rule(
+            "1–64 lowercase letters, digits, '-' or '_'",
+            "Use e.g. `project: my-project`.",
+            missing="Add `project: <name>` with the project the runs belong to, e.g. `project: my-project`.",
+        ),
+    ]
+    description: Annotated[
+        str | None,
+        Rule("a string", 'Quote the text, e.g. `description: "lr sweep"`.'),
+    ] = None
+    command: Annotated[
+        str,
+        AfterValidator(check_command),
+        Rule(
+            "a non-empty shell command",
+            "Write the command each run executes, e.g. `command: python train.py --lr {lr}`.",
+            missing="Add the command each run executes, e.g. `command: python train.py --lr {lr}`.",
+        ),
+    ]
+    params: Annotated[
+        dict[_ParamName, ParamSpec],
+        Rule(
+            "a mapping from param name to a value, a list of choices or a range",
+            "Write one `name: value` line per param, e.g. `lr: {loguniform: [0.0001, 0.1]}`.",
+        ),
+    ] = Field(default_factory=dict)
+    search: SearchSpec = Field(default_factory=SearchSpec)
+    early_stopping: EarlyStoppingSpec | None = None
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    distributed: DistributedSpec | None = None
+    env: Annotated[
+        dict[_EnvName, _EnvValue],
+        Rule("a mapping from variable name to value", "Write one `NAME: value` line per variable."),
+    ] = Field(default_factory=dict)
+    setup: Annotated[
+        list[_ShellLine],
+        BeforeValidator(one_or_many),
+        Rule("a shell command or a list of them", "Write e.g. `setup: [pip install -r requirements.txt]`."),
+    ] = Field(default_factory=list)
+    backend: Annotated[
+        str | list[str],
+        Rule(
+            "a backend name of letters, digits, '-', '_' or '.', or a list of such names",
+            "Use a backend configured on the server, e.g. local, ssh, slurm, kubernetes or ray; list several "
+            "(`backend: [local, slurm-dev]`) to send each run to the first of them with room.",
+        ),
+    ] = "local"
+    max_restarts: Annotated[
+        int,
+        Field(ge=0),
+        Rule("an integer ≥ 0", "Set how many times a failed run is restarted; 0 means never."),
+    ] = 0
+    ignore: Annotated[
+        list[_IgnorePattern],
+        BeforeValidator(one_or_many),
+        Rule("a gitignore-style pattern or a list of them", "Write e.g. `ignore: [data/, '*.ckpt']`."),
+    ] = Field(default_factory=list)
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _check_backend(cls, value: Any) -> str | list[str]:
+        """One name, or several tried in order for each run (a list of one is that name)."""
+        listed = value if isinstance(value, list) else [value]
+        if not listed or not all(isinstance(n, str) and BACKEND_RE.match(n) for n in listed):
+            raise invalid()
+        if len(set(listed)) < len(listed):
+            twice = sorted({n for n in listed if listed.count(n) > 1})
+            raise bad(f"lists {', '.join(twice)} more than once, in {show(value)}. List each backend once.")
+        if len(",".join(listed)) > 64:
+            raise bad(f"must fit in 64 characters written comma-separated (the length of one name), but "
+                      f"{show(value)} takes {len(','.join(listed))}. List fewer backends, or give them shorter names.")
+        return listed[0] if len(listed) == 1 else list(listed)
+
+    @model_validator(mode="after")
+    def _check_together(self) -> Spec:
+        """Rules between fields; also fills in name, search.algorithm and grid max_runs."""
+        if self.name is None:
+            self.name = self.project
+        problems: list[Relative] = []
+        space = self.space()
+        ranges = [n for n, d in space.items() if isinstance(d, (FloatRange, IntRange))]
+        search = self.search
+        why = ""
+        if search.algorithm is None:
+            search.algorithm = "random" if ranges else "grid"
+            if ranges:
+                why = f" (the default, because params.{ranges[0]} is a range)"
+        if search.algorithm == "grid":
+            # The grid's rules (runyard.search.axis_size), checked here so they fail at `runyard run`.
+            sizes = {name: axis_size(dim) for name, dim in space.items()}
+            for name in (n for n, size in sizes.items() if size is None):
+                problems.append(
+                    (
+                        ("params", name),
+                        "is a float range, which grid search cannot enumerate. Use a list of "
+                        "values (e.g. `[0.001, 0.01, 0.1]`), or set search.algorithm to random, "
+                        "tpe or cmaes.",
+                    )
+                )
+            for name, n_values in sizes.items():
+                if isinstance(space[name], IntRange) and n_values is not None and n_values > MAX_INT_RANGE_VALUES:
+                    problems.append(
+                        (
+                            ("params", name),
+                            f"is an integer range of {n_values} values, "
+                            f"more than a grid expands ({MAX_INT_RANGE_VALUES}). Use a larger step "
+                            "or a list of values, or set search.algorithm to random, tpe or cmaes.",
+                        )
+                    )
+            if not problems:
+                size = grid_size(space)
+                if search.max_runs is None:
+                    search.max_runs = size
+                elif search.max_runs > size:
+                    problems.append(
+                        (
+                            ("search", "max_runs"),
+                            f"is {search.max_runs}, but the grid has only {size} combination"
+                            f"{'s' if size != 1 else ''}. Remove max_runs to run all of them, "
+                            "or lower it.",
+                        )
+                    )
+        elif search.max_runs is None:
+            problems.append(
+                (
+                    ("search", "max_runs"),
+                    f"is required for algorithm {search.algorithm}{why}. Set it to the number of "
+                    "runs the search may start, e.g. `max_runs: 20`.",
+                    # With no search section, point at the param that made the search random.
+                    ("params", ranges[0]) if why and "search" not in self.model_fields_set else ("search",),
+                )
+            )
+        if search.metric is None:
+            needs = []
+            if search.algorithm in ("tpe", "cmaes"):
+                needs.append(f"algorithm {search.algorithm}, which learns from each run's result")
+            if self.early_stopping is not None:
+                needs.append("early_stopping, which compares runs on it")
+            if needs:
+                problems.append(
+                    (
+                        ("search", "metric"),
+                        f"is required by {' and by '.join(needs)}. Set it to a metric your code "
+                        'logs, e.g. `metric: val_loss` for runyard.log({"val_loss": ...}).',
+                        ("search",) if "search" in self.model_fields_set else ("early_stopping",),
+                    )
+                )
+        if search.algorithm == "cmaes" and not ranges:
+            problems.append(
+                (
+                    ("search", "algorithm"),
+                    "is cmaes, which needs at least one numeric range param (uniform, loguniform "
+                    "or int), but there is none. Add a range, or use grid or random.",
+                )
+            )
+        problems.extend((("command",), body) for body in undeclared(self.command, list(self.params)))
+        if problems:
+            raise bad_many(problems)
+        return self
+
+    def space(self) -> dict[str, Dimension]:
+        """The search space: one dimension per param, in the order of the file."""
+        return {name: dimension(param) for name, param in self.params.items()}
+
+    def render_command(self, params: Mapping[str, Any]) -> str:
+        """The command with every ``{name}`` replaced by the shell-quoted value of that param.
+
+        Args:
+            params: a run's params. A fixed param may be left out; its value comes from the spec.
+
+        Raises:
+            InvalidInput: a placeholder's param has no value in ``params`` and is not fixed.
+        """
+        out: list[str] = []
+        for part in split_command(self.command)[0]:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            if part.name in params:
+                value = params[part.name]
+            elif isinstance(self.params.get(part.name), (str, int, float, bool)):
+                value = self.params[part.name]
+            else:
+                raise InvalidInput(
+                    f"command uses {{{part.name}}}, but the run's params have no value for "
+                    f"'{part.name}' (got: {', '.join(params) or 'none'}).",
+                    "Pass every param the search proposed to render_command.",
+                )
+            out.append(shlex.quote(format_value(value)))
+        return "".join(out)
+
+    def to_config(self) -> dict[str, Any]:
+        """The normalised spec as a JSON-able dict: defaults filled in, memory in MB,
+        time_limit in seconds, list choices as ``{choice: [...]}``, unset values left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
