@@ -89,9 +89,8 @@ class MetricHistory(BaseModel):
 
 @router.post("", response_model=Run, status_code=201)
 async def create_run(body: RunCreate, request: Request, store: Store = Depends(get_store)) -> Response:
-    """One thread hand-off for the checks and the one write transaction; the answer is the run as
-    written (serialised straight to JSON: no read-back, no second validation of the response)."""
-
+    # One thread hand-off for the checks and the one write transaction; the answer is the run as
+    # written (serialised straight to JSON: no read-back, no second validation of the response).
     def create() -> Run:
         owner_id = require_project_write(request, body.project)
         if body.experiment_id is not None:
