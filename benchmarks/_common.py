@@ -72,9 +72,13 @@ class Child:
         self.cwd = cwd
         self.log_path = log_path
         self.proc: subprocess.Popen | None = None
+        self.spawned_at = 0.0  # perf_counter() at the spawn
+        self.up_s: float | None = None  # spawn → first healthy answer (runyard_server)
+        self.up_cpu_s: float | None = None  # CPU seconds the server had used by then
 
     def start(self) -> Child:
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.spawned_at = time.perf_counter()
         try:
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -169,7 +173,7 @@ def wait_quiet(child: Child, what: str, *, max_cores: float = 0.5, window_s: flo
     return time.monotonic() - t0
 
 
-def wait_http(url: str, child: Child, timeout_s: float, what: str) -> None:
+def wait_http(url: str, child: Child, timeout_s: float, what: str, *, poll_s: float = 0.1) -> None:
     deadline = time.monotonic() + timeout_s
     with Session(url, timeout_s=2) as http:
         while time.monotonic() < deadline:
@@ -180,12 +184,17 @@ def wait_http(url: str, child: Child, timeout_s: float, what: str) -> None:
                     return
             except TransportError:
                 pass
-            time.sleep(0.1)
+            time.sleep(poll_s)
     raise RuntimeError(f"{what} did not answer at {url} within {timeout_s:.0f}s:\n{child.log_tail()}")
 
 
-def runyard_server(home: Path, port: int | None = None) -> tuple[Child, str]:
-    """A Runyard server (``python -m runyard.server``) on 127.0.0.1 with RUNYARD_HOME=home; started and healthy."""
+def runyard_server(home: Path, port: int | None = None, *, quiet: bool = True) -> tuple[Child, str]:
+    """A Runyard server (``python -m runyard.server``) on 127.0.0.1 with RUNYARD_HOME=home; started and healthy.
+
+    ``child.up_s`` is the time from the spawn to the first answer of ``GET /api/v1/health``
+    (polled every 10 ms): what the SDK's ``start_server`` waits for before it creates a run.
+    With ``quiet`` (the default) it then waits for the server's CPU to settle as well.
+    """
     home.mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     env = {**os.environ, "RUNYARD_HOME": str(home)}
@@ -195,8 +204,11 @@ def runyard_server(home: Path, port: int | None = None) -> tuple[Child, str]:
                   env=env, cwd=ROOT, log_path=home / "server.log").start()
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http(url + "/api/v1/health", child, 60, "the Runyard server")
-        wait_quiet(child, "the Runyard server", timeout_s=20)
+        wait_http(url + "/api/v1/health", child, 60, "the Runyard server", poll_s=0.01)
+        child.up_s = time.perf_counter() - child.spawned_at
+        child.up_cpu_s = group_cpu_s(child.pid)
+        if quiet:
+            wait_quiet(child, "the Runyard server", timeout_s=20)
     except BaseException:
         child.stop()
         raise

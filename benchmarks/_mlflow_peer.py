@@ -170,7 +170,7 @@ class Peer:
         client, exp_id = self.client, cmd["experiment_id"]
         t0 = time.perf_counter()
         if op == "create_run":
-            client.create_run(exp_id)
+            client.create_run(exp_id, tags=cmd.get("tags"))  # params would be one more request (log_batch)
             dt = time.perf_counter() - t0
         elif op == "top10":
             runs = client.search_runs([exp_id], order_by=["metrics.m0 DESC"], max_results=10)

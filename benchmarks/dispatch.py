@@ -25,6 +25,13 @@ Figures (also written to ``--json FILE`` under these names):
   start-up (``import ray`` + ``ray.init``) included, and stated apart.
 - ``ratio_floor`` = runyard_s / floor_s (target ≤ 1.5) and ``ratio_ray`` =
   ray_tune_s / runyard_s (target ≥ 3).
+- ``server_start_s``: the embedded server's cold start, as the first ``runyard.init()``
+  of the day meets it: from spawning ``python -m runyard.server`` on an existing database
+  (no server running) to its first answer of ``GET /api/v1/health`` (polled every 10 ms;
+  the SDK then creates its run). The median of 3 starts, after a first start on a fresh
+  database (migrations applied; stated apart, as are the first run created and the local
+  agent answering, both counted from the spawn). Target ≤ 1 s. Ray's start-up
+  (``import ray`` + ``ray.init``) is printed next to it.
 
 Also reported (``_meta`` in the JSON): where Runyard's time per run goes, from the
 runs' own records (``created_at`` and the status events of ``GET /api/v1/runs/{id}``):
@@ -75,6 +82,8 @@ from _common import (
 
 TARGET_FLOOR_RATIO = 1.5  # runyard_s / floor_s at most
 TARGET_RAY_RATIO = 3.0  # ray_tune_s / runyard_s at least
+TARGET_START_S = 1.0  # server_start_s at most
+START_ROUNDS = 3  # cold starts on an existing database (after one on a fresh database)
 PARALLEL = 2
 RAY_PEER = BENCH_DIR / "_raytune_peer.py"
 POLL_S = 0.5  # the end is the experiment's ended_at: polling only notices it (a poll costs the server ~9 ms of CPU)
@@ -129,13 +138,46 @@ def _cpu_s(pid: int | None) -> tuple[float, float]:
     return t.user + t.system, t.children_user + t.children_system
 
 
+def cold_starts(workdir: Path, rounds: int) -> dict[str, Any]:
+    """The server's start from nothing running: one on a fresh database, then ``rounds`` on the
+    existing one. Each: spawn → health answers, → a run created (the SDK's first request), → the
+    local agent it starts answers a ping; then the agent and the server are stopped by their pids."""
+    from runyard.client import Client
+
+    home = workdir / "start-home"
+    agent_dir = home / "agent"
+    samples: list[dict[str, float | None]] = []
+    for _ in range(rounds + 1):
+        server, url = runyard_server(home, quiet=False)
+        agent_pid = None
+        try:
+            with Client(url) as client:
+                client.create_run("bench-start", status="succeeded")
+            first_run = time.perf_counter() - server.spawned_at
+            agent_pid = wait_agent(agent_dir, settle=False)
+            agent = time.perf_counter() - server.spawned_at if agent_pid else None
+        finally:
+            stop_agent(agent_dir, agent_pid)
+            server.stop()
+        samples.append({"up_s": server.up_s, "up_cpu_s": server.up_cpu_s, "first_run_s": first_run, "agent_s": agent})
+    warm = samples[1:]
+
+    def med(key: str) -> float | None:
+        vals = [x[key] for x in warm if x[key] is not None]
+        return statistics.median(vals) if vals else None
+
+    return {"server_start_s": med("up_s"), "server_first_run_s": med("first_run_s"), "agent_ready_s": med("agent_s"),
+            "server_start_cpu_s": med("up_cpu_s"), "server_start_fresh_db_s": samples[0]["up_s"],
+            "server_start_samples": samples}
+
+
 def runyard_dispatch(workdir: Path, n: int) -> dict[str, Any]:
     home = workdir / "runyard-home"
     project = workdir / "project"
     write_project(project, n)
-    t_srv = time.perf_counter()
     server, url = runyard_server(home)
-    out: dict[str, Any] = {"runyard_server_start_s": time.perf_counter() - t_srv}
+    out: dict[str, Any] = {"runyard_server_start_s": server.up_s,
+                           "runyard_server_settled_s": time.perf_counter() - server.spawned_at}
     agent_dir = home / "agent"
     agent_pid: int | None = None
     try:
@@ -198,9 +240,9 @@ def runyard_dispatch(workdir: Path, n: int) -> dict[str, Any]:
     return out
 
 
-def wait_agent(agent_dir: Path, timeout_s: float = 30.0) -> int | None:
-    """The pid of the agent the server started, once it answers a ping and its import warm-up is
-    done (its CPU settles); None if none came up (then its start-up is in the figure)."""
+def wait_agent(agent_dir: Path, timeout_s: float = 30.0, *, settle: bool = True) -> int | None:
+    """The pid of the agent the server started, once it answers a ping and (``settle``) its import
+    warm-up is done (its CPU settles); None if none came up (then its start-up is in the figure)."""
     from runyard.backends.local import AgentClient, agent_alive
 
     deadline = time.monotonic() + timeout_s
@@ -212,6 +254,8 @@ def wait_agent(agent_dir: Path, timeout_s: float = 30.0) -> int | None:
                 client.call("ping")
             finally:
                 client.close()
+            if not settle:
+                return pid
             before = sum(_cpu_s(pid))
             while time.monotonic() < deadline:
                 time.sleep(0.5)
@@ -220,7 +264,7 @@ def wait_agent(agent_dir: Path, timeout_s: float = 30.0) -> int | None:
                     return pid
                 before = now
             return pid
-        time.sleep(0.05)
+        time.sleep(0.01)
     return None
 
 
@@ -396,7 +440,7 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="runyard-bench-dispatch-"))
     figures: dict[str, float | None] = {"runyard_s": None, "floor_s": None, "ray_tune_s": None,
-                                        "ratio_floor": None, "ratio_ray": None}
+                                        "ratio_floor": None, "ratio_ray": None, "server_start_s": None}
     meta: dict[str, Any] = {"workdir": str(workdir), "runs": args.runs, "parallel": PARALLEL, "python": run_python()}
     started = time.perf_counter()
     n = args.runs
@@ -404,6 +448,10 @@ def main() -> int:
         py = run_python()
         say(f"floor: {n} × `{py} -c pass`, {PARALLEL} at a time …")
         floor_before, floor_cpu = floor(n, py)
+        say(f"Runyard: the server's cold start, once on a fresh database and {START_ROUNDS} times on it again …")
+        starts = cold_starts(workdir, START_ROUNDS)
+        meta.update({k: v for k, v in starts.items() if k != "server_start_s"})
+        figures["server_start_s"] = starts["server_start_s"]
         say(f"Runyard: server start, then {n} runs of `python -c pass` (grid, parallel {PARALLEL}) …")
         r = runyard_dispatch(workdir, n)
         meta.update(r)
@@ -463,12 +511,26 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
         ],
     )
     print(f"floor: {meta.get('floor_before_s', 0):.2f} s before Runyard, {meta.get('floor_after_s', 0):.2f} s after (mean "
-          f"taken). Runyard: server start-up {meta.get('runyard_server_start_s', 0):.1f} s (its local agent "
+          f"taken). Runyard: server up {meta.get('runyard_server_start_s') or 0:.2f} s after its spawn, settled after "
+          f"{meta.get('runyard_server_settled_s', 0):.1f} s (its local agent "
           f"{'answering ' + format(meta.get('runyard_agent_wait_s', 0), '.1f') + ' s later' if meta.get('runyard_agent_warm') else 'NOT started: its start-up is in the figure'}), "
           f"not in the figure; the "
           f"client saw the end {meta.get('runyard_client_seen_s', 0):.2f} s after the start."
           + (f" Ray: import {meta.get('ray_import_s', 0):.1f} s + ray.init {meta.get('ray_init_s', 0):.1f} s, in the figure."
              if rt is not None else ""))
+    st = f.get("server_start_s")
+    ray_start = (meta.get("ray_import_s", 0) + meta.get("ray_init_s", 0)) if rt is not None else None
+    print_table(
+        f"Start-up: what the first run waits for (Runyard: median of {START_ROUNDS} starts on an existing database)",
+        ["step", "Runyard", "Ray Tune"],
+        [
+            ["server answering (spawn → first GET /health) / import ray + ray.init", fmt(st, "s"), fmt(ray_start, "s")],
+            ["… CPU the server used by then (load-robust)", fmt(meta.get("server_start_cpu_s"), "s"), "—"],
+            ["… the same on a fresh database (migrations applied)", fmt(meta.get("server_start_fresh_db_s"), "s"), "—"],
+            ["spawn → first run created (the SDK's first request)", fmt(meta.get("server_first_run_s"), "s"), "—"],
+            ["spawn → local agent answering (started by the server)", fmt(meta.get("agent_ready_s"), "s"), "—"],
+        ],
+    )
     rf, rr = f.get("ratio_floor"), f.get("ratio_ray")
     print_table(
         "Targets",
@@ -478,6 +540,7 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
              verdict(rf <= TARGET_FLOOR_RATIO if rf is not None else None)],
             [f"ray_tune_s / runyard_s ≥ {TARGET_RAY_RATIO:.0f}", f"{rr:.1f}×" if rr is not None else "—",
              verdict(rr >= TARGET_RAY_RATIO if rr is not None else None)],
+            [f"server_start_s ≤ {TARGET_START_S:.0f} s", fmt(st, "s"), verdict(st <= TARGET_START_S if st is not None else None)],
         ],
     )
     if ry is not None:

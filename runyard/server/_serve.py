@@ -47,4 +47,6 @@ def serve(host: str, port: int, *, log_level: str = "warning") -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One process: uvicorn's multi-worker mode leaves TCP_NODELAY unset (uvicorn#3149).
-    uvicorn.run(create_app(auth_mode=mode), host=host, port=port, log_level=log_level, access_log=False, timeout_graceful_shutdown=5)
+    # No WebSocket routes: ws="none" spares the start-up its protocol imports.
+    uvicorn.run(create_app(auth_mode=mode), host=host, port=port, log_level=log_level, access_log=False, ws="none",
+                timeout_graceful_shutdown=5)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from runyard.store._engine import make_engine
 from runyard.store._migrate import current_revision, head_revision, upgrade
+from runyard.store._new_run import insert_run
 from runyard.store._query import Filter, Order, parse_filter, parse_order
 from runyard.store._records import (
     ACTIVE_STATUSES,
@@ -68,6 +69,7 @@ __all__ = [
     "User",
     "current_revision",
     "head_revision",
+    "insert_run",
     "make_engine",
     "parse_filter",
     "parse_order",

@@ -11,6 +11,7 @@ request threads; each method opens its own transaction.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -48,8 +49,13 @@ MIN_PASSWORD_LEN = 8
 _LAST_USED_EVERY_S = 60.0  # write last_used_at at most this often per token (no write per request)
 
 _hasher = PasswordHasher()
-# Verified against when the username is unknown, so a wrong username costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the username is unknown, so a wrong username costs as long as a wrong
+    password. Made on first use: an argon2 hash costs ~0.3 s, which the server's start-up should not pay."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 class _Record(BaseModel):
@@ -214,7 +220,7 @@ class AuthStore:
         """The user if the password is right and the account enabled, else None (same time either way)."""
         with read_scope(self.engine) as conn:
             row = conn.execute(select(m.SqlUser).where(m.SqlUser.username == username)).first()
-        stored = row.password_hash if row and row.password_hash else _DUMMY_HASH
+        stored = row.password_hash if row and row.password_hash else _dummy_hash()
         try:
             ok = _hasher.verify(stored, password)
         except (VerificationError, InvalidHashError):

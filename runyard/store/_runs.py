@@ -32,33 +32,11 @@ class RunsPart(StorePart):
         snapshot_id: str | None = None,
         backend: str | None = None,
     ) -> Run:
-        if status not in RUN_STATUSES:
-            raise InvalidInput(f"Unknown run status {status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
-        self.ensure_project(project)
-        now = _now()
-        with write_scope(self.engine) as conn:
-            pid = self._project_id(conn, project)
-            if number is None:
-                number = 0
-                if experiment_id is not None:
-                    number = conn.execute(
-                        select(func.coalesce(func.max(m.SqlRun.number) + 1, 0)).where(m.SqlRun.experiment_id == experiment_id)
-                    ).scalar_one()
-            rid = conn.execute(
-                insert(m.SqlRun)
-                .values(project_id=pid, experiment_id=experiment_id, number=number, name=name, status=status,
-                        snapshot_id=snapshot_id, backend=backend, created_at=now,
-                        started_at=now if status == "running" else None, heartbeat_at=now if status == "running" else None)
-                .returning(m.SqlRun.id)
-            ).scalar_one()
-            if not name:
-                conn.execute(update(m.SqlRun).where(m.SqlRun.id == rid).values(name=f"run-{rid}"))
-            conn.execute(insert(m.SqlRunEvent).values(run_id=rid, status=status, attempt=1, message="", ts=now))
-            if params:
-                self._write_params(conn, rid, params)
-            if tags:
-                self._write_tags(conn, rid, tags)
-        return self.get_run(rid)
+        """Create a run (and its project if there is none): one transaction; the run is not read back."""
+        from runyard.store._new_run import insert_run
+
+        return insert_run(self, project, name=name, experiment_id=experiment_id, number=number, params=params,
+                          tags=tags, status=status, snapshot_id=snapshot_id, backend=backend)
 
     def find_run(self, run_id: int) -> Run | None:
         with read_scope(self.engine) as conn:

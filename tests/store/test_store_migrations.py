@@ -71,3 +71,20 @@ def test_upgrade_packs_every_point_and_downgrade_unpacks_them(db_url: str) -> No
         assert (n, nulls) == (603, 1)
     finally:
         engine.dispose()
+
+
+def test_head_read_from_the_files_is_alembics_head() -> None:
+    """The start-up check reads the head from the migration files as text; Alembic must agree."""
+    from runyard.store._migrate import _alembic_head, _head_from_files
+
+    assert _head_from_files() == _alembic_head() != ""
+
+
+def test_current_revision_without_alembic(tmp_path) -> None:  # noqa: ANN001
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        assert current_revision(engine) is None
+        assert upgrade(engine) == head_revision() == current_revision(engine)
+        assert upgrade(engine) == head_revision()  # at head: nothing to apply
+    finally:
+        engine.dispose()
