@@ -17,10 +17,10 @@ import typer
 from runyard.cli._app import app, get_client
 from runyard.cli._output import console, err_console, fmt_duration, fmt_number, print_json, run_duration, status_text
 from runyard.errors import InvalidInput, RunyardError
+from runyard.records.status import TERMINAL
 
 __all__: list[str] = []
 
-TERMINAL = ("succeeded", "failed", "canceled", "pruned")
 
 
 def _parse_overrides(pairs: list[str] | None) -> dict[str, Any]:

@@ -25,13 +25,13 @@ from runyard.cli._output import (
     status_text,
 )
 from runyard.errors import InvalidInput, NotFound
+from runyard.records.status import TERMINAL
 
 if TYPE_CHECKING:
     from runyard.client import Client
 
 __all__: list[str] = []
 
-TERMINAL = frozenset({"succeeded", "failed", "canceled", "pruned"})
 MAX_METRIC_COLUMNS = 6
 LOG_WAIT_S = 10.0
 

@@ -23,12 +23,12 @@ from typing import Any
 from runyard.records.compute import RunLaunch, TaskSlot
 from runyard.errors import BackendError, RunyardError
 from runyard.launch._plan import Endpoint, endpoint_labels, service_labels
+from runyard.records.status import TERMINAL as _TERMINAL
 
 __all__ = ["publish_endpoint", "server_endpoints", "wait_endpoints", "wait_others_succeeded"]
 
 log = logging.getLogger("runyard.launch")
 
-_TERMINAL = {"succeeded", "failed", "canceled", "pruned"}
 
 
 def publish_endpoint(client: Any, launch: RunLaunch, slot: TaskSlot, host: str | None = None) -> Endpoint:

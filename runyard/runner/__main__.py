@@ -149,6 +149,7 @@ def _settle(result, launch, signalled: list[str], *, ask_server: bool):  # noqa:
     import dataclasses
 
     from runyard.records.compute import EngineStatus
+    from runyard.records.status import TERMINAL
     from runyard.client import Client
     from runyard.errors import RunyardError
 
@@ -159,7 +160,7 @@ def _settle(result, launch, signalled: list[str], *, ask_server: bool):  # noqa:
             status = client.heartbeat(launch.run_id)
     except RunyardError:
         return result
-    if status not in ("canceled", "pruned", "failed", "succeeded"):
+    if status not in TERMINAL:
         return result
     reason = f"stopped: the run had ended ({status}) when the engine sent {signalled[0]}"
     return dataclasses.replace(result, status=EngineStatus.CANCELED, reason=reason, message=reason, run_status=None,

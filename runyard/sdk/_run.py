@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Self
 import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState, RunyardError
 from runyard.sdk._report import Reporter, report
+from runyard.records.status import RunStatus
 
 if TYPE_CHECKING:
     from runyard.client import Client
@@ -34,8 +35,8 @@ __all__ = ["Run", "env_params", "flush_timeout_s", "start_run"]
 
 DEFAULT_BUFFER_POINTS = 1_000_000
 DEFAULT_FLUSH_TIMEOUT_S = 60.0
-FINAL_STATUSES = ("succeeded", "failed", "canceled", "pruned")
-_LIVE = ("running", "starting")
+FINAL_STATUSES = tuple(s.value for s in RunStatus if s.terminal)
+_LIVE = (RunStatus.RUNNING, RunStatus.STARTING)
 _STEP_MIN, _STEP_MAX = -(2**63), 2**63 - 1
 _WAKE_POINTS = 1_000  # = _sender.WAKE_POINTS; repeated so importing this module does not load orjson
 

@@ -166,7 +166,7 @@ def update_run(run_id: int, body: RunUpdate, request: Request, store: Store = De
 def cancel_run(run_id: int, request: Request, store: Store = Depends(get_store)) -> Run:
     """Cancel a run. Its tasks are stopped by the scheduler; a finished run keeps its status."""
     run = store.get_run(run_id)
-    if run.status in ("succeeded", "failed", "canceled", "pruned"):
+    if run.status in TERMINAL_STATUSES:
         raise InvalidState(f"Run {run_id} already ended {run.status}; there is nothing to cancel.", None)
     run = store.set_run_status(run_id, "canceled", message="canceled by user")
     wake_scheduler(request)
