@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import re
 import threading
 import time
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, select
 
+import runyard.names as names
 from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._engine import statement as _stmt
@@ -78,18 +78,7 @@ def _json_ok(value: Any) -> bool:
     return True
 
 
-def _check_name(name: str, what: str) -> None:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]{0,63}", name or ""):
-        raise InvalidInput(
-            f"A {what} name must be 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit, but got {name!r}.",
-            f"Rename it, e.g. {re.sub(r'[^a-z0-9_-]+', '-', (name or 'my').lower()).strip('-_') or 'my'}-{what}.",
-        )
-
-
 def _check_key(key: str, what: str) -> None:
-    # NUL: PostgreSQL text cannot hold it, so SQLite must refuse it too (one contract).
-    if not isinstance(key, str) or not key or len(key) > 250 or "\n" in key or "\x00" in key:
-        raise InvalidInput(
-            f"A {what} name must be 1-250 characters without newlines or NUL characters, but got {key!r}.",
-            f"Use a short name such as 'loss' or 'train/acc'.",
-        )
+    """A param, tag or metric name: the rule of :mod:`runyard.names` (NUL: PostgreSQL text cannot hold it,
+    so SQLite refuses it too, one contract)."""
+    names.check_key(key, what)

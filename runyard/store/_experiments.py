@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, insert, select, update
 
+import runyard.names as names
 from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _clean_float, _now
@@ -22,6 +23,7 @@ class ExperimentsPart(StorePart):
     def create_experiment(
         self, project: str, name: str, *, config: dict[str, Any] | None = None, snapshot_id: str | None = None, backend: str = "local"
     ) -> Experiment:
+        names.check_experiment_name(name)
         self.ensure_project(project)
         with write_scope(self.engine) as conn:
             pid = self._project_id(conn, project)

@@ -10,7 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
-from runyard.store._common import StorePart, _check_name, _now
+import runyard.names as names
+from runyard.store._common import StorePart, _now
 from runyard.store._engine import read_scope, write_scope
 from runyard.store._records import Project
 from runyard.store._tags import MAX_PROJECT_TAGS, TagFilter, check_project_tags, check_tag_key
@@ -31,7 +32,7 @@ class ProjectsPart(StorePart):
 
     def create_project(self, name: str, *, description: str = "", owner_id: int | None = None, visibility: str = "private",
                        tags: Mapping[str, str] | None = None) -> Project:
-        _check_name(name, "project")
+        names.check_project_name(name)
         if visibility not in ("private", "public"):
             raise InvalidInput(f"visibility must be private or public, but got {visibility!r}.", "Use private or public.")
         tags = check_project_tags(tags or {})

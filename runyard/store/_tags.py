@@ -15,11 +15,11 @@ Keys hold neither ':' nor '=', so the first of them always ends the key; a value
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import runyard.names as names
 from runyard.errors import InvalidInput
 
 __all__ = [
@@ -27,10 +27,9 @@ __all__ = [
     "parse_tag_filter",
 ]
 
-MAX_TAG_KEY = 64
+MAX_TAG_KEY = names.PROJECT_TAG_KEY_MAX
 MAX_TAG_VALUE = 256
 MAX_PROJECT_TAGS = 50
-_KEY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{MAX_TAG_KEY - 1}}}")
 
 
 @dataclass(frozen=True)
@@ -42,13 +41,7 @@ class TagFilter:
 
 
 def check_tag_key(key: Any) -> str:
-    if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise InvalidInput(
-            f"A project tag key must be 1-{MAX_TAG_KEY} letters, digits, '_', '-' or '.', starting with a letter or digit, "
-            f"but got {key!r}.",
-            "Use a short word such as 'problem', 'team' or 'data-set'.",
-        )
-    return key
+    return names.check_project_tag_key(key)
 
 
 def check_tag_value(key: str, value: Any) -> str:
