@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages the test suite needs. Idempotent; needs root (or sudo).
-# Later issues add engines here (Slurm, OpenSSH, Chromium) with their own up/down scripts.
+# Slurm and the dev sshd, which the tests start for real, have their own up/down scripts (scripts/dev-*.sh).
 set -euo pipefail
 
 # chromium: the web UI's browser tests drive Debian's /usr/bin/chromium through Playwright.

@@ -177,7 +177,7 @@ class SSHBackend(BaseBackend):
         """``{}`` unless the run has several tasks, or no host has the GPUs it asks for."""
         problems: dict[Feature, str] = {}
         if len(launch.tasks) > 1:
-            problems[Feature.MULTI_TASK] = "distributed runs come with the distributed issue"
+            problems[Feature.MULTI_TASK] = "the ssh backend runs single-task runs only; use the local or slurm backend for distributed runs"
         most = max(h.opts.gpus for h in self._hosts.values())
         if launch.resources.gpus > most:
             problems[Feature.GPUS] = (f"the run asks for {launch.resources.gpus} GPU(s) per task but the largest host has "

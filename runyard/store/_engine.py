@@ -1,6 +1,6 @@
 """Engines and transaction scopes, with the database settings that make them fast.
 
-SQLite runs in WAL mode with ``synchronous=NORMAL`` (PERF.md: ~20x faster small
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (~20x faster small
 commits than the rollback journal). Write transactions start with ``BEGIN
 IMMEDIATE`` so that two writers queue on the busy timeout instead of one failing
 with "database is locked" when it upgrades a read lock.

@@ -1,7 +1,7 @@
 """SQLAlchemy tables. ``Sql*`` rows never leave ``store/``; queries return frozen records.
 
-Ids are integers throughout: narrow keys make the metric tables fast to fill
-(PERF.md: MLflow's wide composite key cuts bulk inserts ~3x). Times are float
+Ids are integers throughout: narrow keys make the metric tables fast to fill (a wide
+composite key of strings, as MLflow's, cuts bulk inserts ~3x). Times are float
 seconds since the epoch (UTC).
 """
 
@@ -258,7 +258,7 @@ class SqlSnapshot(Base):
 
 
 class SqlLock(Base):
-    """Named leases (the scheduler's leader lock on SQLite; PostgreSQL uses advisory locks)."""
+    """Named leases with an expiry: the scheduler's leader lock, on SQLite and PostgreSQL alike."""
 
     __tablename__ = "locks"
     name: Mapped[str] = mapped_column(String(64), primary_key=True)

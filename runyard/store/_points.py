@@ -6,7 +6,7 @@ logged for the same step keep their arrival order), as three little-endian array
 back to back: ``int64`` steps, ``float64`` values (NaN for a missing value) and
 ``float64`` timestamps. Reading a 100,000-point history is then ~400 rows and three
 ``array.frombytes`` per row instead of 100,000 rows through the driver, and an
-ingest batch writes a few rows instead of one per point (PERF.md: per-row costs are
+ingest batch writes a few rows instead of one per point (per-row costs are
 what make MLflow's store slow).
 
 Pure functions only; the store does the SQL.

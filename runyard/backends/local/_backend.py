@@ -10,8 +10,7 @@ Concept map:
 | cancel            | SIGTERM to the task's process group, SIGKILL after the grace period   |
 | GPU placement     | ``CUDA_VISIBLE_DEVICES`` of the indices assigned (one task per GPU)   |
 
-Why an agent rather than a runner process per task (DESIGN.md's "the backend
-starts ``runyard task exec``"): a fresh interpreter per task costs Python's
+Why an agent rather than a runner process per task: a fresh interpreter per task costs Python's
 start-up and Runyard's imports on every run, and a runner that is the server's
 child is lost with it. The agent (``python -m runyard.backends.local agent``) is started
 on demand, detached into its own session, and reused: it pays imports once,

@@ -1,9 +1,8 @@
 """The local agent process: one long-lived server that hosts the task runners of the local backend.
 
-Why an agent (a departure from DESIGN.md's "the backend starts ``runyard task
-exec`` per task"): dispatch speed and crash safety. A fresh interpreter per task
-pays Python's start-up and Runyard's imports for every run (~20 ms + imports on
-one core, per PERF.md), and a runner that is a child of the server dies or is
+Why an agent rather than a fresh runner process per task: dispatch speed and crash
+safety. A fresh interpreter per task pays Python's start-up and Runyard's imports
+for every run (~20 ms + imports on one core), and a runner that is a child of the server dies or is
 orphaned with it. The agent pays the imports once, keeps one HTTP client (with
 its keep-alive connections) for all tasks, and lives in its own session, so
 SIGKILLing the server leaves every task running and reporting. The code path
