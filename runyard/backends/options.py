@@ -41,7 +41,7 @@ def _default_of(info: Any) -> str:
         return "required"
     if info.default_factory is not None:
         return _show(info.default_factory())
-    described = re.search(r"\(default: ([^)]*)\)", info.description or "")
+    described = re.search(r"\(default: (.*)\)\s*$", info.description or "")
     if info.default is None and described:
         return described.group(1)
     return _show(info.default)

@@ -143,7 +143,8 @@ def test_more_gpus_than_the_machine_has_are_unsupported(local_backend: LocalBack
 
 
 def test_unknown_options_list_the_valid_ones() -> None:
-    with pytest.raises(SpecError, match=r"Unknown option\(s\) 'cpu' for the local backend\. Valid options: cpus"):
+    with pytest.raises(SpecError, match=r"local\.cpu is not an option of the local backend\. Did you mean 'cpus'\? "
+                                        r"Valid options: cpus \(default: os\.cpu_count\(\)\), memory_mb"):
         LocalBackend({"cpu": 2})
     with pytest.raises(SpecError, match="cpus"):
         LocalBackend({"cpus": -1})

@@ -41,7 +41,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from runyard.backends.base import (
     BaseBackend,
@@ -73,36 +73,12 @@ class LocalBackendOptions(BaseModel):
     agent_start_timeout_s: float = Field(30.0, gt=0, description="how long to wait for the agent to start")
 
 
-_DEFAULTS = {
-    "cpus": "os.cpu_count()",
-    "memory_mb": "the machine's total",
-    "gpus": "detected",
-    "agent_start_timeout_s": "30",
-}
-
-
-def _options(options: Mapping[str, Any] | LocalBackendOptions | None) -> LocalBackendOptions:
-    if isinstance(options, LocalBackendOptions):
-        return options
-    options = dict(options or {})
-    unknown = sorted(set(options) - set(LocalBackendOptions.model_fields))
-    valid = ", ".join(f"{k} (default: {v})" for k, v in _DEFAULTS.items())
-    if unknown:
-        raise SpecError(f"Unknown option(s) {', '.join(map(repr, unknown))} for the local backend. Valid options: {valid}.",
-                        "Fix the spelling or remove the option from the backend entry.")
-    try:
-        return LocalBackendOptions(**options)
-    except ValidationError as e:
-        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})" for err in e.errors())
-        raise SpecError(f"Invalid option for the local backend: {problems}.", f"Valid options: {valid}.") from e
-
-
 class LocalBackend(BaseBackend):
     """Runs tasks on this machine through the local agent. Thread-safe.
 
     Args:
-        options: a mapping validated as :class:`LocalBackendOptions` (unknown keys
-            raise ``SpecError`` listing the valid ones).
+        options: a mapping validated as :class:`LocalBackendOptions` by the backends' one
+            options parser (a misspelt key names the closest valid one and lists them all).
         home: the Runyard home whose agent to use (default: ``RUNYARD_HOME``).
     """
 
@@ -110,7 +86,7 @@ class LocalBackend(BaseBackend):
     options_model: ClassVar[type[BaseModel]] = LocalBackendOptions
 
     def __init__(self, options: Mapping[str, Any] | LocalBackendOptions | None = None, *, home: Any = None) -> None:
-        self.options = _options(options)
+        super().__init__(options)
         self._agent_dir = agent_dir(home)
         self._agent = AgentClient(self._agent_dir, start_timeout_s=self.options.agent_start_timeout_s)
         # Polls that wait get connections of their own, so they never hold up submit, cancel or each other.
