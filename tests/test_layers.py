@@ -52,9 +52,11 @@ def test_the_checker_catches_imports_up_across_and_inside_functions(tmp_path: Pa
         "runyard/store/_store.py:5: runyard.store._store (layer 3) imports runyard.server (layer 9)",
     ]
     across = check_source("import runyard._local\n", "runyard/client.py", root)
-    assert [str(v) for v in across] == ["runyard/client.py:1: runyard.client (layer 4) imports runyard._local (layer 4)"]
+    assert [str(v) for v in across] == [
+        "runyard/client.py:1: runyard.client (layer 4) imports runyard._local (layer 4)"]
     unknown = check_source("from runyard.nowhere import x\n", "runyard/errors.py", root)
-    assert [str(v) for v in unknown] == ["runyard/errors.py:1: runyard.errors (layer 0) imports runyard.nowhere (no layer)"]
+    assert [str(v) for v in unknown] == [
+        "runyard/errors.py:1: runyard.errors (layer 0) imports runyard.nowhere (no layer)"]
     typing_only = check_source("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from runyard.cli import app\n",
                                "runyard/_http.py", root)
     assert [v.imported for v in typing_only] == ["runyard.cli"]
@@ -75,5 +77,6 @@ def test_the_docs_table_is_the_checkers_table() -> None:
     text = (REPO / "docs" / "architecture.md").read_text()
     rows = re.findall(r"^\|\s*(\d+)\s*\|([^|]*)\|", text, flags=re.MULTILINE)
     documented = {int(layer): tuple(re.findall(r"`([\w.]+)`", cell)) for layer, cell in rows}
-    assert documented == LAYERS, ("docs/architecture.md's layer table differs from LAYERS in runyard/testing/layers.py: "
-                                  f"docs {documented}, data {LAYERS}")
+    assert documented == LAYERS, (
+        "docs/architecture.md's layer table differs from LAYERS in runyard/testing/layers.py: "
+        f"docs {documented}, data {LAYERS}")

@@ -80,7 +80,7 @@ class Violation:
 
 
 def module_name(path: Path, root: Path) -> str:
-    """``runyard/store/_store.py`` under ``root`` -> ``runyard.store._store`` (a package's ``__init__`` is the package)."""
+    """``runyard/store/_store.py`` under ``root`` -> ``runyard.store._store`` (an ``__init__`` is its package)."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
@@ -111,7 +111,8 @@ def _imported_modules(tree: ast.AST, module: str, is_package: bool, root: Path) 
                 base = ".".join(base_parts + ([node.module] if node.module else []))
             else:
                 base = node.module or ""
-            submodules = [f"{base}.{a.name}" for a in node.names if a.name != "*" and _is_module(root, f"{base}.{a.name}")]
+            names = [a.name for a in node.names if a.name != "*"]
+            submodules = [f"{base}.{name}" for name in names if _is_module(root, f"{base}.{name}")]
             if len(submodules) < len(node.names):  # some names are attributes of ``base`` itself
                 yield node.lineno, base
             for sub in submodules:
