@@ -38,13 +38,14 @@ def test_a_waiting_task_gets_the_address_as_soon_as_it_is_published(server: Live
 
     class Watched(Client):
         def rendezvous(self, *args: object, **kwargs: object) -> dict:
-            answer = super().rendezvous(*args, **kwargs)  # type: ignore[arg-type]
-            asked.set()
-            return answer
+            asked.set()  # the long poll is on its way
+            return super().rendezvous(*args, **kwargs)  # type: ignore[arg-type]
 
     waiter = threading.Thread(target=lambda: got.append(wait_endpoints(Watched(server.url), launch, ["master-0"], 30)))
     waiter.start()
     assert asked.wait(30), "the waiting task never asked the server for the addresses"
+    # No signal tells that the server parked the poll; the behaviour under test is that a parked poll wakes.
+    time.sleep(0.3)
     assert not got  # still waiting: nothing published yet
     published = publish_endpoint(client, launch, TaskSlot("master", 0), host="node-a")
     waiter.join(10)
