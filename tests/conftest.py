@@ -1,4 +1,4 @@
-"""Shared fixtures: isolated RUNYARD_HOME, a live server subprocess, SQLite and PostgreSQL stores."""
+"""Shared fixtures: isolated RUNYARD_HOME, SQLite and PostgreSQL stores; live servers come from the plugin below."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from runyard.testing import LiveServer
 from runyard.testing._postgres import drop_database, postgres_url
 
-# The backend contract's fixtures (server, client, make_launch) and BackendContract.
-pytest_plugins = ["runyard.testing.backend_contract"]
+# The live-server fixtures (live_server, live_servers, shared_live_server, module_live_servers,
+# session_live_servers) and the backend contract's (server, client, make_launch, BackendContract).
+pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_contract"]
 
 
 @pytest.fixture(autouse=True)
@@ -21,20 +21,10 @@ def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "runyard-home"
     home.mkdir()
     monkeypatch.setenv("RUNYARD_HOME", str(home))
-    for var in ("RUNYARD_SERVER", "RUNYARD_TOKEN", "RUNYARD_RUN_ID", "RUNYARD_DATABASE_URL", "RUNYARD_ARTIFACTS_URL", "RUNYARD_PARAMS"):
+    for var in ("RUNYARD_SERVER", "RUNYARD_TOKEN", "RUNYARD_RUN_ID", "RUNYARD_DATABASE_URL", "RUNYARD_ARTIFACTS_URL",
+                "RUNYARD_PARAMS"):
         monkeypatch.delenv(var, raising=False)
     return home
-
-
-@pytest.fixture
-def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    """A real server on 127.0.0.1 with SQLite, in a subprocess; stopped by its pid afterwards."""
-    server = LiveServer(tmp_path / "server-home")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

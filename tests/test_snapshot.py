@@ -269,7 +269,8 @@ def test_a_huge_directory_fails_early_without_hashing(tmp_path: Path, monkeypatc
         raise AssertionError(f"hashed {path} of a directory that is over the limit")
 
     monkeypatch.setattr(snapshot_scan, "hash_file", no_hashing)
-    with pytest.raises(InvalidInput, match=r"more than 10,001 files \(scanning stopped there\), over the limit of 1 files") as exc:
+    with pytest.raises(InvalidInput,
+                       match=r"more than 10,001 files \(scanning stopped there\), over the limit of 1 files") as exc:
         scan(root, max_files=1)
     assert "dataset/" in exc.value.message
 
@@ -318,7 +319,8 @@ def test_git_info_of_a_clean_repo(project: Path, client: Client, git_env: None) 
 
     snap = create_snapshot(client, project)
     stored = client.get_snapshot(snap.id)
-    assert (stored["git_commit"], stored["git_branch"], stored["git_dirty"], stored["git_diff"]) == (head, "main", False, "")
+    got = (stored["git_commit"], stored["git_branch"], stored["git_dirty"], stored["git_diff"])
+    assert got == (head, "main", False, "")
 
 
 def test_git_info_of_a_dirty_repo_records_diff_and_untracked(project: Path, client: Client, git_env: None) -> None:
@@ -439,11 +441,12 @@ def test_materialize_repairs_a_cache_entry_rewritten_in_place(project: Path, tmp
     assert_same_tree(project, tmp_path / "w2")
 
 
-def test_a_remembered_cache_entry_rewritten_in_place_is_still_caught(project: Path, tmp_path: Path, client: Client) -> None:
+def test_a_remembered_cache_entry_rewritten_in_place_is_still_caught(project: Path, tmp_path: Path,
+                                                                     client: Client) -> None:
     """A blob verified once is not re-hashed while unchanged; a same-size rewrite changes its timestamps."""
     snap = create_snapshot(client, project)
     materialize(client, snap.id, tmp_path / "w1")
-    time.sleep(0.3)  # older than the timestamp granularity: the next check remembers the entry
+    time.sleep(0.3)  # older than the timestamp granularity: the next check remembers the entry (behaviour under test)
     assert materialize(client, snap.id, tmp_path / "w2").n_downloaded == 0
     original = (tmp_path / "w1" / "train.py").read_bytes()
     with open(tmp_path / "w1" / "train.py", "r+b") as f:  # in place, same size: only the timestamps tell
@@ -513,7 +516,8 @@ def test_diff_snapshots_lists_added_removed_and_modified(project: Path, client: 
     assert diff_snapshots(client, a, a) == []
 
     assert file_diff(client, a, b, "train.py") == (
-        "--- a/train.py\n+++ b/train.py\n@@ -1,2 +1,2 @@\n import sys\n-print('train', sys.argv)\n+print('v2', sys.argv)\n"
+        "--- a/train.py\n+++ b/train.py\n@@ -1,2 +1,2 @@\n"
+        " import sys\n-print('train', sys.argv)\n+print('v2', sys.argv)\n"
     )
     assert file_diff(client, a, b, "eval.py").startswith("--- /dev/null\n+++ b/eval.py\n")
     assert file_diff(client, a, b, "scripts/run.sh") == "mode change 755 => 644 scripts/run.sh\n"

@@ -10,26 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-import pytest
 
 from runyard.client import Client
 from runyard.store import make_engine
 from runyard.store import AuthStore
 from runyard.testing import LiveServer
+from runyard.testing.pytest_plugin import LiveServers
 
 ADMIN_PW = "admin-pw-0123456789"
-PASSWORDS = {"alice": "alice-pw-123", "bob": "bob-pw-1234", "carol": "carol-pw-123", "dave": "dave-pw-1234", "erin": "erin-pw-1234"}
+PASSWORDS = {"alice": "alice-pw-123", "bob": "bob-pw-1234", "carol": "carol-pw-123", "dave": "dave-pw-1234",
+             "erin": "erin-pw-1234"}
 BLOB = b"print('hello from the snapshot')\n"
 
 
-def start_auth_server(home: Path, **env: str) -> LiveServer:
-    return LiveServer(home, env={"RUNYARD_AUTH": "required", "RUNYARD_ADMIN_PASSWORD": ADMIN_PW, "RUNYARD_SCHEDULER": "0",
-                                 **env}).start()
+def start_auth_server(servers: LiveServers, name: str, **env: str) -> LiveServer:
+    return servers.start(name, env={"RUNYARD_AUTH": "required", "RUNYARD_ADMIN_PASSWORD": ADMIN_PW,
+                                    "RUNYARD_SCHEDULER": "0", **env})
 
 
 def token_for(url: str, username: str, password: str, **kw: object) -> str:
@@ -94,7 +93,8 @@ def build_world(server: LiveServer) -> World:
         w.digest = hashlib.sha256(BLOB).hexdigest()
         alice.upload_blob(w.digest, BLOB)
         w.snapshot_id = alice.create_snapshot([["train.py", w.digest, len(BLOB), 0o644]])["id"]
-        w.experiment_id = alice.create_experiment(w.project, "exp", {"project": w.project, "command": "python train.py"},
+        w.experiment_id = alice.create_experiment(w.project, "exp",
+                                                  {"project": w.project, "command": "python train.py"},
                                                   snapshot_id=w.snapshot_id)["id"]
         w.run_id = alice.create_run(w.project, experiment_id=w.experiment_id, params={"lr": 0.1})["id"]
         w.other_run_id = alice.create_run(w.project, experiment_id=w.experiment_id)["id"]
@@ -103,7 +103,7 @@ def build_world(server: LiveServer) -> World:
         alice.upload_artifact(w.run_id, "model.txt", b"weights")
         alice.set_tags(w.run_id, {"t": "1"})
     w.tokens["run"] = mint_run_token(server, w.run_id)
-    time.sleep(1.1)  # the expired token's second has passed
+    time.sleep(1.1)  # the expired token's second has passed (its expiry is what the tests check)
     return w
 
 

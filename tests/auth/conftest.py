@@ -2,29 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
-
 from auth_helpers import World, build_world, start_auth_server
+
 from runyard.testing import LiveServer
+from runyard.testing.pytest_plugin import LiveServers
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    server = start_auth_server(tmp_path_factory.mktemp("auth-server"))
-    try:
-        yield build_world(server)
-    finally:
-        server.stop()
+def world(module_live_servers: LiveServers) -> World:
+    return build_world(start_auth_server(module_live_servers, "auth-server"))
 
 
 @pytest.fixture
-def auth_server(tmp_path: Path) -> Iterator[LiveServer]:
+def auth_server(live_servers: LiveServers) -> LiveServer:
     """A fresh server requiring sign-in (only the first admin exists)."""
-    server = start_auth_server(tmp_path / "auth-home", RUNYARD_LOGIN_MAX_FAILURES="3", RUNYARD_LOGIN_WINDOW_S="60")
-    try:
-        yield server
-    finally:
-        server.stop()
+    return start_auth_server(live_servers, "auth-home", RUNYARD_LOGIN_MAX_FAILURES="3", RUNYARD_LOGIN_WINDOW_S="60")

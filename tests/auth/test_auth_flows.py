@@ -7,8 +7,8 @@ import time
 
 import httpx
 import pytest
-
 from auth_helpers import ADMIN_PW, PASSWORDS, World, call, mint_run_token, token_for
+
 from runyard.client import Client
 from runyard.errors import Forbidden, NotFound, RateLimited, Unauthorized
 from runyard.testing import LiveServer
@@ -41,7 +41,8 @@ def test_brute_force_hits_the_rate_limit(auth_server: LiveServer) -> None:
         with pytest.raises(RateLimited, match="Too many failed sign-ins") as err:
             c.login("admin", ADMIN_PW)
         assert "Wait" in (err.value.hint or "")
-    resp = httpx.post(auth_server.url + V1 + "/auth/login", json={"username": "admin", "password": ADMIN_PW}, timeout=10)
+    resp = httpx.post(auth_server.url + V1 + "/auth/login", json={"username": "admin", "password": ADMIN_PW},
+                      timeout=10)
     assert resp.status_code == 429 and int(resp.headers["Retry-After"]) > 0
 
 
@@ -82,7 +83,7 @@ def test_token_revocation_takes_effect_at_once(auth_server: LiveServer) -> None:
 
 def test_expired_token_is_refused(auth_server: LiveServer) -> None:
     token = token_for(auth_server.url, "admin", ADMIN_PW, expires_in_days=1.0 / 86400)
-    time.sleep(1.2)
+    time.sleep(1.2)  # the token's one-second life passes: the behaviour under test
     assert call(auth_server.url, token, "GET", V1 + "/me").status_code == 401
 
 
@@ -159,7 +160,8 @@ def test_run_token_of_an_earlier_attempt_ends_when_a_new_one_is_minted(world: Wo
     assert call(world.url, first, "GET", f"{V1}/runs/{world.other_run_id}").status_code == 200
     engine = make_engine(f"sqlite:///{world.server.home / 'runyard.db'}")
     try:
-        AuthStore(engine).revoke_run_tokens(world.other_run_id)  # what the scheduler does before minting the next attempt's
+        # What the scheduler does before minting the next attempt's:
+        AuthStore(engine).revoke_run_tokens(world.other_run_id)
     finally:
         engine.dispose()
     assert call(world.url, first, "GET", f"{V1}/runs/{world.other_run_id}").status_code == 401
@@ -216,11 +218,13 @@ def test_anonymous_is_refused_with_a_hint(world: World) -> None:
 
 
 def test_secrets_never_reach_logs_or_errors(world: World) -> None:
-    secrets = [world.tokens[p] for p in ("admin", "owner", "run", "revoked", "expired")] + list(PASSWORDS.values()) + [ADMIN_PW]
+    secrets = ([world.tokens[p] for p in ("admin", "owner", "run", "revoked", "expired")] + list(PASSWORDS.values())
+               + [ADMIN_PW])
     # Errors about bad credentials do not echo them.
     for token in (world.tokens["revoked"], world.tokens["expired"]):
         assert token not in call(world.url, token, "GET", V1 + "/me").text
-    resp = httpx.post(world.url + V1 + "/auth/login", json={"username": "alice", "password": "wrong-" + PASSWORDS["alice"]}, timeout=10)
+    resp = httpx.post(world.url + V1 + "/auth/login",
+                      json={"username": "alice", "password": "wrong-" + PASSWORDS["alice"]}, timeout=10)
     assert PASSWORDS["alice"] not in resp.text
     with world.admin() as admin:
         audit_text = json.dumps(admin.audit(limit=10000))

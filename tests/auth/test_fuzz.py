@@ -7,8 +7,9 @@ API as the admin, so requests reach the handlers rather than stopping at the 401
 from __future__ import annotations
 
 import pytest
-
 from auth_helpers import ADMIN_PW, start_auth_server, token_for
+
+from runyard.testing.pytest_plugin import LiveServers
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
@@ -21,29 +22,26 @@ CHECKS = [not_a_server_error, response_schema_conformance, content_type_conforma
 
 
 @pytest.mark.slow
-def test_fuzz_api_finds_no_server_errors(tmp_path_factory: pytest.TempPathFactory) -> None:
-    server = start_auth_server(tmp_path_factory.mktemp("fuzz-server"), RUNYARD_LOGIN_MAX_FAILURES="100000")
-    try:
-        token = token_for(server.url, "admin", ADMIN_PW)
-        schema = schemathesis.openapi.from_url(server.url + "/api/v1/openapi.json")
-        n_calls = 0
-        for result in schema.get_all_operations():
-            operation = result.ok()
-            path = operation.path
-            if path.endswith("/logs/stream"):
-                continue  # an endless event stream by design: covered by tests/server/test_server_logs.py
+def test_fuzz_api_finds_no_server_errors(live_servers: LiveServers) -> None:
+    server = start_auth_server(live_servers, "fuzz-server", RUNYARD_LOGIN_MAX_FAILURES="100000")
+    token = token_for(server.url, "admin", ADMIN_PW)
+    schema = schemathesis.openapi.from_url(server.url + "/api/v1/openapi.json")
+    n_calls = 0
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        path = operation.path
+        if path.endswith("/logs/stream"):
+            continue  # an endless event stream by design: covered by tests/server/test_server_logs.py
 
-            @settings(max_examples=5, deadline=None, phases=[Phase.generate], derandomize=True,
-                      suppress_health_check=list(HealthCheck), database=None)
-            @given(operation.as_strategy())
-            def check(case) -> None:  # noqa: ANN001
-                nonlocal n_calls
-                n_calls += 1
-                response = case.call(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-                case.validate_response(response, checks=CHECKS)  # raises naming the failure and a curl to reproduce it
+        @settings(max_examples=5, deadline=None, phases=[Phase.generate], derandomize=True,
+                  suppress_health_check=list(HealthCheck), database=None)
+        @given(operation.as_strategy())
+        def check(case) -> None:  # noqa: ANN001
+            nonlocal n_calls
+            n_calls += 1
+            response = case.call(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+            case.validate_response(response, checks=CHECKS)  # raises naming the failure and a curl to reproduce it
 
-            check()
-        assert n_calls > 100
-    finally:
-        server.stop()
+        check()
+    assert n_calls > 100
 

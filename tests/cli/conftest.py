@@ -9,13 +9,16 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner, Result
 
 from runyard.client import Client
 from runyard.testing import LiveServer
+from runyard.testing.pytest_plugin import LiveServers
+
+# No scheduler: experiments and runs stay as seeded.
+_ENV = {"RUNYARD_SCHEDULER": "0"}
 
 
 def invoke(*args: str) -> Result:
@@ -25,19 +28,12 @@ def invoke(*args: str) -> Result:
     return CliRunner().invoke(app, list(args))
 
 
-def _start_server(home: Path) -> LiveServer:
-    return LiveServer(home, env={"RUNYARD_SCHEDULER": "0"}).start()
-
-
 @pytest.fixture
-def cli_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
-    """An empty live server (SQLite, no scheduler) that the CLI uses through RUNYARD_SERVER."""
-    server = _start_server(tmp_path / "server-home")
+def cli_server(live_servers: LiveServers, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    """An empty live server of this test (SQLite, no scheduler) that the CLI uses through RUNYARD_SERVER."""
+    server = live_servers.start("cli", env=_ENV)
     monkeypatch.setenv("RUNYARD_SERVER", server.url)
-    try:
-        yield server
-    finally:
-        server.stop()
+    return server
 
 
 @dataclass
@@ -78,19 +74,16 @@ def _seed(c: Client) -> Seed:
     return Seed(client=c, exp=exp, done=done, active=active, artifacts=artifacts)
 
 
-@pytest.fixture(scope="module")
-def _shared_seed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, Seed]]:
-    server = _start_server(tmp_path_factory.mktemp("cli-seed"))
-    try:
-        with Client(server.url) as c:
-            yield server, _seed(c)
-    finally:
-        server.stop()
+@pytest.fixture(scope="session")
+def _shared_seed(session_live_servers: LiveServers) -> Iterator[tuple[LiveServer, Seed]]:
+    server = session_live_servers.start("cli-seed", env=_ENV)
+    with Client(server.url) as c:
+        yield server, _seed(c)
 
 
 @pytest.fixture
 def seed(_shared_seed: tuple[LiveServer, Seed], monkeypatch: pytest.MonkeyPatch) -> Seed:
-    """Seeded data on a server shared by a module's tests: READ ONLY (use ``fresh_seed`` to change it)."""
+    """Seeded data on a server shared by the session's CLI tests: READ ONLY (use ``fresh_seed`` to change it)."""
     server, data = _shared_seed
     monkeypatch.setenv("RUNYARD_SERVER", server.url)
     return data

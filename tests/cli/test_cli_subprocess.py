@@ -14,7 +14,8 @@ RUNYARD = Path(sys.executable).with_name("runyard")
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+    return subprocess.run(args, check=False, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
 
 
 def test_console_script_help() -> None:
@@ -66,11 +67,10 @@ def test_importing_the_cli_stays_light() -> None:
 def test_server_runs_in_the_foreground(tmp_path: Path) -> None:
     import signal
     import socket
-    import time
 
     import httpx
 
-    from runyard.testing import free_port
+    from runyard.testing import free_port, wait_for
 
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -78,16 +78,14 @@ def test_server_runs_in_the_foreground(tmp_path: Path) -> None:
     proc = subprocess.Popen([str(RUNYARD), "server", "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        def answers() -> bool:
             assert proc.poll() is None, proc.communicate()
             try:
-                if httpx.get(url + "/api/v1/health", timeout=1).status_code == 200:
-                    break
+                return httpx.get(url + "/api/v1/health", timeout=1).status_code == 200
             except httpx.TransportError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the foreground server did not answer within 60 s")
+                return False
+
+        wait_for(answers, 60, "the foreground server to answer")
         # A second server on the same port fails at once, naming the fix.
         res = _run(str(RUNYARD), "server", "--port", str(port), env=env)
         assert res.returncode == 1

@@ -34,23 +34,15 @@ from ui_helpers import browser, page  # noqa: F401 - the UI tests' Chromium (one
 from runyard.backends.local import agent_dir, stop_agent
 from runyard.client import Client
 from runyard.testing import LiveServer
+from runyard.testing.pytest_plugin import LiveServers
 
 
-class Servers:
-    """Starts servers and stops them (and their agents) by pid."""
+class Servers(LiveServers):
+    """Starts servers (no GPU unless a test injects some) and stops them, and their agents, by pid."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self._started: list[LiveServer] = []
+        super().__init__(root, env={"RUNYARD_LOCAL_GPUS": ""}, timeout_s=60.0)
         self._clients: list[Client] = []
-
-    def start(self, name: str, *, home: Path | None = None, port: int | None = None, database_url: str | None = None,
-              env: dict[str, str] | None = None) -> LiveServer:
-        server = LiveServer(home or self.root / name, database_url=database_url, port=port,
-                            env={"RUNYARD_LOCAL_GPUS": "", **(env or {})})
-        self._started.append(server)
-        server.start(timeout_s=60.0)
-        return server
 
     def yard(self, server: LiveServer) -> Yard:
         client = Client(server.url)
@@ -59,11 +51,10 @@ class Servers:
 
     def stop_all(self) -> None:
         homes: list[Path] = []
-        for server in self._started:
+        for server in self.started:
             if server.home not in homes:
                 homes.append(server.home)
-        for server in reversed(self._started):
-            server.stop()
+        super().stop_all()
         for client in self._clients:
             client.close()
         errors = []

@@ -157,7 +157,8 @@ def test_cancel_an_experiment_cancels_its_running_and_queued_runs(yard: Yard, ma
     pids = [_pid(project, r["id"]) for r in running]
     assert sorted(r["status"] for r in yard.runs(exp["id"])) == ["running", "running", "starting"]
     waiting = next(r for r in yard.runs(exp["id"]) if r["status"] == "starting")
-    wait_until(lambda: yard.client.get_run(waiting["id"])["status_message"] == "pending: waiting for CPUs or memory on this machine",
+    reason = "pending: waiting for CPUs or memory on this machine"
+    wait_until(lambda: yard.client.get_run(waiting["id"])["status_message"] == reason,
                10, "the waiting run to show the agent's reason")
 
     res = yard.cli("cancel", f"exp:{exp['id']}", "--json")
@@ -168,6 +169,7 @@ def test_cancel_an_experiment_cancels_its_running_and_queued_runs(yard: Yard, ma
     runs = [yard.wait_run(r["id"]) for r in yard.runs(exp["id"])]
     assert [r["status"] for r in runs] == ["canceled"] * 3, yard.describe(exp["id"])
     assert yard.client.get_experiment(exp["id"])["status"] == "canceled"
+    # Nothing happens over a scheduler pass (no event to wait for): the behaviour under test.
     time.sleep(1.5)  # a scheduler pass later: nothing was proposed or dispatched after the cancel
     assert [r["status"] for r in yard.runs(exp["id"])] == ["canceled"] * 3
     assert len(list(project.out.glob("*.pid"))) == 2  # the queued run never started
@@ -182,7 +184,7 @@ def test_cancel_an_experiment_while_its_search_proposes_leaves_no_run_queued(yar
     yard.client.create_project("e2e-cancel-early")
     for attempt in range(3):
         exp = yard.client.create_experiment("e2e-cancel-early", f"early-{attempt}", config)
-        time.sleep(0.05 * attempt)
+        time.sleep(0.05 * attempt)  # the cancel lands at a different point of the proposing each attempt
         assert yard.client.cancel_experiment(exp["id"])["status"] == "canceled"
 
         def settled(experiment_id: int = exp["id"]) -> bool:
@@ -191,7 +193,7 @@ def test_cancel_an_experiment_while_its_search_proposes_leaves_no_run_queued(yar
 
         for _ in range(2):  # and still so a few scheduler passes later
             wait_until(settled, 30, f"every run of canceled experiment {exp['id']} to be canceled (none left queued)")
-            time.sleep(1.5)
+            time.sleep(1.5)  # a scheduler pass during which nothing may change: the behaviour under test
         assert yard.client.get_experiment(exp["id"])["status"] == "canceled"
 
 

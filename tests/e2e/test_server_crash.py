@@ -44,7 +44,7 @@ import runyard
 
 runyard.init()
 with open(os.path.join(os.environ["E2E_OUT"], "starts"), "a") as f:
-    f.write(os.environ["RUNYARD_RUN_ID"] + " " + os.environ["RUNYARD_ATTEMPT"] + " " + os.environ["RUNYARD_SERVER"] + "\\n")
+    f.write(" ".join(os.environ[v] for v in ("RUNYARD_RUN_ID", "RUNYARD_ATTEMPT", "RUNYARD_SERVER")) + "\\n")
 for step in range({N_STEPS}):
     runyard.log({{"loss": 1.0 / (step + 1)}}, step=step)
     time.sleep({{sleep_s}})
@@ -90,34 +90,47 @@ def test_server_sigkill_mid_sweep_then_restart_finishes_the_sweep(servers, make_
     _check_each_run_dispatched_once(yard, exp["id"], project.read_lines("starts"), 6)
 
 
-def _freeze_a_dispatch(db_path: Path, server, timeout_s: float = 60.0) -> int | None:
+def _freeze_a_dispatch(db_path: Path, server, timeout_s: float = 60.0) -> int:
     """SIGKILL ``server`` while it dispatches a run: after its compare-and-set to starting,
-    before it stored the engine's job id. Returns that run's id (None if never caught).
+    before it stored the engine's job id. Returns that run's id; fails the test if it never
+    saw a run in that window (the crash this test is about would then go untested).
 
     The test holds SQLite's write lock while it looks, so a server that submitted the
     job cannot store the job id meanwhile: a run seen starting without one is caught in
     that window for sure, and the kill lands there.
     """
     db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
+    looks = 0
+    started = time.monotonic()
     try:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        while time.monotonic() - started < timeout_s:
             db.execute("BEGIN IMMEDIATE")
+            looks += 1
             try:
                 row = db.execute("SELECT id FROM runs WHERE status = 'starting' AND engine_job_id IS NULL").fetchone()
                 if row is not None:
-                    time.sleep(0.2)  # let the submit reach the agent; storing its job id waits for our lock
+                    # Not a wait on a condition: the submit is to reach the agent while we hold the lock that
+                    # storing its job id needs; the kill must land after it and before that store.
+                    time.sleep(0.2)
                     server.kill()
                     return int(row[0])
-                if db.execute("SELECT count(*) FROM runs WHERE status = 'queued'").fetchone()[0] == 0 and \
-                        db.execute("SELECT count(*) FROM runs").fetchone()[0] > 0:
-                    return None  # every run is dispatched: the window was never seen
+                n_runs, n_queued = db.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE status = 'queued') FROM runs").fetchone()
+                if n_runs > 0 and n_queued == 0:
+                    break  # every run is dispatched
             finally:
                 db.execute("ROLLBACK")
             time.sleep(0.002)
-        return None
+        n_runs, n_queued = db.execute(
+            "SELECT count(*), count(*) FILTER (WHERE status = 'queued') FROM runs").fetchone()
     finally:
         db.close()
+    pytest.fail(f"Missed the race: in {looks} looks over {time.monotonic() - started:.1f} s the test never saw a run "
+                "starting without its engine job id (the window between the scheduler's compare-and-set to "
+                f"starting and its recording of the job id); {n_runs - n_queued} of {n_runs} runs were dispatched "
+                "meanwhile, each recorded between two looks. So the server was never killed inside a dispatch and "
+                "the crash under test did not happen: a dispatch now records its job id faster than the test's "
+                "~2 ms poll, or no longer commits 'starting' before it submits.")
 
 
 def _lease_expired(db_path: Path) -> bool:
@@ -135,8 +148,6 @@ def test_server_sigkill_between_dispatch_and_recording_the_job_runs_the_run_once
     yard = servers.yard(server)
     exp = yard.submit(project.path)
     caught = _freeze_a_dispatch(db_path, server)
-    if caught is None:
-        pytest.skip("never saw a run between its dispatch and its recorded job id (too fast to catch here)")
     # Restart once the dead server's scheduler lease ran out, so the new scheduler's first pass
     # meets the run still starting (else the runner's own "running" report may come first).
     wait_until(lambda: _lease_expired(db_path), 30, "the killed server's scheduler lease to expire", interval_s=0.2)

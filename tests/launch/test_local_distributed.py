@@ -17,22 +17,6 @@ from runyard.launch import task_slots
 from runyard.testing import LiveServer, pid_alive, wait_for
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    srv = LiveServer(tmp_path_factory.mktemp("server-home"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
-
-
 @pytest.fixture
 def local_backend(runyard_home: Path) -> Iterator[LocalBackend]:
     backend = LocalBackend({"cpus": 4})
@@ -45,9 +29,9 @@ def local_backend(runyard_home: Path) -> Iterator[LocalBackend]:
 
 def _launch(server: LiveServer, client: Client, command: str, workers: int) -> RunLaunch:
     run = client.create_run("local-dist-tests", status="queued")
-    desc = {"framework": "pytorch", "roles": {"master": {"replicas": 1, "resources": {"cpus": 0.5, "memory_mb": 0, "gpus": 0}},
-                                              "worker": {"replicas": workers,
-                                                         "resources": {"cpus": 1.0, "memory_mb": 0, "gpus": 0}}}}
+    desc = {"framework": "pytorch",
+            "roles": {"master": {"replicas": 1, "resources": {"cpus": 0.5, "memory_mb": 0, "gpus": 0}},
+                      "worker": {"replicas": workers, "resources": {"cpus": 1.0, "memory_mb": 0, "gpus": 0}}}}
     return RunLaunch(run_id=run["id"], attempt=1, project="local-dist-tests", experiment_id=None, command=command,
                      snapshot_id=None, server_url=server.url, grace_period_s=1.0, resources=Resources(1.0),
                      tasks=task_slots(desc), distributed=desc)

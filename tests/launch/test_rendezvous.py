@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -18,25 +17,9 @@ import pytest
 from runyard.backends.base import Resources, RunLaunch, TaskSlot
 from runyard.client import Client
 from runyard.errors import BackendError, NotFound
-from runyard.launch import publish_endpoint, server_endpoints, task_slots, wait_endpoints
+from runyard.launch import publish_endpoint, task_slots, wait_endpoints
 from runyard.runner import write_launch_file
 from runyard.testing import LiveServer
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    srv = LiveServer(tmp_path_factory.mktemp("server-home"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
 
 
 def _launch(server: LiveServer, client: Client, command: str, roles: dict[str, int], framework: str = "pytorch",
@@ -51,9 +34,18 @@ def _launch(server: LiveServer, client: Client, command: str, roles: dict[str, i
 def test_a_waiting_task_gets_the_address_as_soon_as_it_is_published(server: LiveServer, client: Client) -> None:
     launch = _launch(server, client, "true", {"master": 1, "worker": 1})
     got: list[dict] = []
-    waiter = threading.Thread(target=lambda: got.append(wait_endpoints(Client(server.url), launch, ["master-0"], 30)))
+    asked = threading.Event()
+
+    class Watched(Client):
+        def rendezvous(self, *args: object, **kwargs: object) -> dict:
+            asked.set()  # the long poll is on its way
+            return super().rendezvous(*args, **kwargs)  # type: ignore[arg-type]
+
+    waiter = threading.Thread(target=lambda: got.append(wait_endpoints(Watched(server.url), launch, ["master-0"], 30)))
     waiter.start()
-    time.sleep(0.5)
+    assert asked.wait(30), "the waiting task never asked the server for the addresses"
+    # No signal tells that the server parked the poll; the behaviour under test is that a parked poll wakes.
+    time.sleep(0.3)
     assert not got  # still waiting: nothing published yet
     published = publish_endpoint(client, launch, TaskSlot("master", 0), host="node-a")
     waiter.join(10)

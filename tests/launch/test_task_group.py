@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,6 @@ from runyard.client import Client
 from runyard.launch import local_endpoints, task_slots
 from runyard.runner._group import GroupResult, TaskGroup
 from runyard.testing import LiveServer, wait_for
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    srv = LiveServer(tmp_path_factory.mktemp("server-home"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
 
 
 @pytest.fixture
@@ -59,7 +43,8 @@ def _lines(client: Client, run_id: int, task: str) -> list[str]:
     return [ln["text"] for ln in client.read_logs(run_id, 0, task=task, limit=10000)["lines"]]
 
 
-def test_every_task_gets_its_rank_and_the_run_succeeds_once_all_did(client: Client, make_launch, tmp_path: Path) -> None:
+def test_every_task_gets_its_rank_and_the_run_succeeds_once_all_did(client: Client, make_launch,
+                                                                    tmp_path: Path) -> None:
     launch = make_launch('echo "rank=$RANK world=$WORLD_SIZE master=$MASTER_ADDR:$MASTER_PORT"', "pytorch",
                          {"master": 1, "worker": 2})
     exits: list[GroupResult] = []

@@ -12,15 +12,10 @@ from runyard.client import Client
 from runyard.testing import LiveServer
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """One live server per test module (starting one costs seconds); runs keep tests apart."""
-    srv = LiveServer(tmp_path_factory.mktemp("server-home"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+@pytest.fixture
+def server(shared_live_server: LiveServer) -> LiveServer:
+    """The session's shared server (starting one costs seconds); runs keep tests apart."""
+    return shared_live_server
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import time
 from runyard.client import Client
 from runyard.errors import ServerUnreachable
 from runyard.runner._reporter import Reporter
+from runyard.testing import wait_for
 
 
 class LosesFirstAnswers:
@@ -36,7 +37,7 @@ def test_a_log_batch_whose_answer_was_lost_is_stored_once(client: Client) -> Non
     reporter.start()
     for i in range(3):
         reporter.line("stdout", f"first-{i}", time.time())
-    time.sleep(0.5)  # the first batch goes out (and its answer is lost) before more lines come
+    wait_for(lambda: flaky.sent, 30, "the first batch to go out")  # (and its answer to be lost) before more lines come
     for i in range(3):
         reporter.line("stdout", f"second-{i}", time.time())
     assert reporter.finish(30)

@@ -1,5 +1,5 @@
 """The spool of runs whose compute nodes cannot reach the server: SpoolClient writes, ingest replays
-into a real server (tests/conftest.py's live_server), once."""
+into a real server (the session's shared one), once."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from runyard.client import Client
 from runyard.errors import NotFound, RunyardError
 from runyard.runner import write_launch_file
 from runyard.spool import SPOOL_ENV, SpoolClient, ingest, snapshot_manifest_path
+from runyard.testing import LiveServer
 
 
 def test_spool_client_writes_one_json_line_per_call(tmp_path: Path) -> None:
@@ -63,9 +64,9 @@ def test_client_from_env_spools_inside_a_spooling_task(tmp_path: Path, monkeypat
         c.close()
 
 
-def test_ingest_replays_everything_once_and_skips_half_lines(tmp_path: Path, live_server) -> None:
+def test_ingest_replays_everything_once_and_skips_half_lines(tmp_path: Path, server: LiveServer) -> None:
     spool = tmp_path / "spool"
-    with Client(live_server.url) as client:
+    with Client(server.url) as client:
         run = client.create_run("spool-test", status="running")
         rid = run["id"]
         with SpoolClient(spool, "sdk") as sdk, SpoolClient(spool, "runner-main-0") as runner:
@@ -92,13 +93,13 @@ def test_ingest_replays_everything_once_and_skips_half_lines(tmp_path: Path, liv
         assert [ln["text"] for ln in client.read_logs(rid)["lines"]] == ["line 1"]  # nor a log batch
 
 
-def test_ingest_sees_an_sdk_file_made_while_it_lists(tmp_path: Path, live_server) -> None:
+def test_ingest_sees_an_sdk_file_made_while_it_lists(tmp_path: Path, server: LiveServer) -> None:
     """The task starts, logs and ends, and the runner writes the run's end, all between ingest's listing
     and its reading of the runner's file (over SSH that gap is long): the metrics still land first."""
     from runyard.spool import SpoolReader
 
     spool = tmp_path / "spool"
-    with Client(live_server.url) as client:
+    with Client(server.url) as client:
         rid = client.create_run("spool-race", status="running")["id"]
         runner = SpoolClient(spool, "runner-main-0")
         runner.update_task(rid, "main", 0, status="running")
@@ -122,12 +123,13 @@ def test_ingest_sees_an_sdk_file_made_while_it_lists(tmp_path: Path, live_server
         assert got["metrics"]["acc"]["count"] == 1
 
 
-def test_runner_exec_with_spool_never_calls_the_server(tmp_path: Path, live_server) -> None:
+def test_runner_exec_with_spool_never_calls_the_server(tmp_path: Path, server: LiveServer) -> None:
     """The real runner (python -m runyard.runner exec --spool) with a server URL nobody answers."""
-    with Client(live_server.url) as client:
+    with Client(server.url) as client:
         rid = client.create_run("spool-test", status="queued")["id"]
         launch = RunLaunch(run_id=rid, attempt=1, project="spool-test", experiment_id=None,
-                           command="echo out; python -c 'import runyard; r = runyard.init(); r.log({\"x\": 2.0}); r.finish()'",
+                           command="echo out; python -c "
+                                   "'import runyard; r = runyard.init(); r.log({\"x\": 2.0}); r.finish()'",
                            snapshot_id=None, server_url="http://127.0.0.1:9", grace_period_s=2.0)
         write_launch_file(launch, tmp_path / "launch.json")
         spool = tmp_path / "spool"

@@ -12,22 +12,11 @@ from runyard.client import Client
 from runyard.testing import LiveServer
 
 
-@pytest.fixture(scope="session")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """A server shared by the SDK tests (each test makes its own runs); starting one costs seconds."""
-    server = LiveServer(tmp_path_factory.mktemp("sdk-server"))
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.fixture
-def server(shared_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
-    """The shared server, made the SDK's server through RUNYARD_SERVER."""
-    monkeypatch.setenv("RUNYARD_SERVER", shared_server.url)
-    return shared_server
+def server(shared_live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> LiveServer:
+    """The session's shared server (each test makes its own runs), made the SDK's server through RUNYARD_SERVER."""
+    monkeypatch.setenv("RUNYARD_SERVER", shared_live_server.url)
+    return shared_live_server
 
 
 @pytest.fixture

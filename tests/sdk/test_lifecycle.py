@@ -69,7 +69,7 @@ def test_should_stop_turns_true_after_the_run_is_canceled(launched: bool, server
         assert time.monotonic() < deadline, "should_stop() stayed false 15 s after the cancel"
         runyard.log({"x": float(steps)})
         steps += 1
-        time.sleep(0.01)
+        time.sleep(0.01)  # a training step's pace; the loop itself waits on should_stop()
     runyard.finish()
 
     assert client.get_run(run.id)["status"] == "canceled"

@@ -60,7 +60,7 @@ def _log_for(seconds: float, start: int) -> int:
     while time.monotonic() < end:
         runyard.log({"x": float(i), "y": -float(i)})
         i += 1
-        time.sleep(0.001)
+        time.sleep(0.001)  # a training loop's pace, not a wait on anything
     return i
 
 
@@ -111,7 +111,8 @@ def test_no_point_lost_while_the_server_is_down_for_10_s(tmp_path: Path, runyard
         monkeypatch.setenv("RUNYARD_SERVER", server.url)
         monkeypatch.setenv("RUNYARD_SDK_FLUSH_TIMEOUT_S", "30")
         child = subprocess.Popen(
-            [sys.executable, "-c", _SPOOLING_CHILD, str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [sys.executable, "-c", _SPOOLING_CHILD, str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
             env={**os.environ, "RUNYARD_HOME": str(child_home), "RUNYARD_SDK_BUFFER_POINTS": "100"})
         child_run_id = int(child.stdout.readline())  # type: ignore[union-attr]
         child_spool = child_home / "spool" / str(child_run_id)

@@ -18,16 +18,12 @@ import pytest
 
 from runyard.client import Client
 from runyard.testing import LiveServer
+from runyard.testing.pytest_plugin import LiveServers
 
 
 @pytest.fixture(scope="session")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path_factory.mktemp("shared-server-home"), env={"RUNYARD_SCHEDULER": "0", "RUNYARD_MAX_UPLOAD_MB": "1"})
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def shared_server(session_live_servers: LiveServers) -> LiveServer:
+    return session_live_servers.start("server-tests", env={"RUNYARD_SCHEDULER": "0", "RUNYARD_MAX_UPLOAD_MB": "1"})
 
 
 @pytest.fixture

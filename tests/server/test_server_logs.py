@@ -51,6 +51,7 @@ def test_long_poll_returns_when_a_line_is_appended(client: Client, project: str,
     delay_s = 0.8
 
     def write_later() -> None:
+        # The behaviour under test: the poll below returns when this line arrives, ``delay_s`` later.
         time.sleep(delay_s)  # long enough that the poll below is already waiting
         with Client(shared_server.url) as other:
             other.append_logs(rid, "main", [{"text": "arrived"}])
@@ -102,7 +103,7 @@ def test_event_stream_delivers_lines_then_end(client: Client, project: str, shar
         with Client(shared_server.url) as other:
             for i in range(3):
                 other.append_logs(rid, "main", [{"text": f"live {i}"}])
-                time.sleep(0.1)
+                time.sleep(0.1)  # lines arriving over time, as a live run's do: the behaviour under test
             other.append_logs(rid, "worker-0", [{"text": "last words"}])
             other.update_run(rid, "succeeded")
 
@@ -124,11 +125,13 @@ def test_event_stream_delivers_lines_then_end(client: Client, project: str, shar
     assert offsets == sorted(set(offsets))
 
 
-def test_event_stream_of_a_finished_run_and_of_a_missing_run(client: Client, project: str, shared_server: LiveServer) -> None:
+def test_event_stream_of_a_finished_run_and_of_a_missing_run(client: Client, project: str,
+                                                             shared_server: LiveServer) -> None:
     rid = client.create_run(project)["id"]
     client.append_logs(rid, "main", [{"text": "a"}, {"text": "b"}])
     client.update_run(rid, "failed")
-    with httpx.stream("GET", f"{shared_server.url}/api/v1/runs/{rid}/logs/stream", params={"task": "main"}, timeout=10) as resp:
+    with httpx.stream("GET", f"{shared_server.url}/api/v1/runs/{rid}/logs/stream", params={"task": "main"},
+                      timeout=10) as resp:
         events = _sse_events(resp)
     assert [(n, d.get("text", d.get("status"))) for n, d in events] == [("line", "a"), ("line", "b"), ("end", "failed")]
     resp = httpx.get(f"{shared_server.url}/api/v1/runs/999999/logs/stream", timeout=10)
