@@ -11,7 +11,6 @@ escape the run's root (``..``, absolute paths, backslashes, NUL) is refused.
 
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import re
 import uuid

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import psutil
 
-from runyard.testing import wait_for
-
 from runyard._proc import (
     cmdline,
     is_locked,
@@ -23,6 +21,7 @@ from runyard._proc import (
     start_time,
     try_lock,
 )
+from runyard.testing import wait_for
 
 
 def test_start_time_is_psutils_create_time_and_names_one_process() -> None:

@@ -395,8 +395,7 @@ class RemoteHost:
                                   f"If the host was reinstalled, replace its line: `ssh-keygen -R '[{self.host}]:{self.port}' "
                                   f"-f {known}` then `ssh-keyscan -p {self.port} {self.host} >> {known}`; otherwise "
                                   "someone may be in the middle: do not connect.") from e
-        except (ConnectionRefusedError, asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError,
-                asyncio.TimeoutError) as e:
+        except (TimeoutError, ConnectionRefusedError, asyncssh.ConnectionLost, asyncssh.DisconnectError, OSError) as e:
             what = ("refused the connection" if isinstance(e, ConnectionRefusedError)
                     else "did not answer in time" if isinstance(e, asyncio.TimeoutError)
                     else f"cannot be reached ({type(e).__name__}: {e})")

@@ -16,7 +16,7 @@ import typer
 
 from runyard.cli._app import app, get_client
 from runyard.cli._output import console, err_console, fmt_duration, fmt_number, print_json, run_duration, status_text
-from runyard.errors import InvalidInput, RunyardError
+from runyard.errors import InvalidInput
 from runyard.records.status import TERMINAL
 
 __all__: list[str] = []

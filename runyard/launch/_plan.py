@@ -29,9 +29,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from runyard.records.compute import Resources, RunLaunch, TaskSlot
 from runyard.errors import InvalidInput
 from runyard.launch._frameworks import FRAMEWORKS, RoleRule
+from runyard.records.compute import Resources, RunLaunch, TaskSlot
 
 __all__ = [
     "Endpoint",

@@ -20,9 +20,9 @@ import threading
 import time
 from typing import Any
 
-from runyard.records.compute import RunLaunch, TaskSlot
 from runyard.errors import BackendError, RunyardError
 from runyard.launch._plan import Endpoint, endpoint_labels, service_labels
+from runyard.records.compute import RunLaunch, TaskSlot
 from runyard.records.status import TERMINAL as _TERMINAL
 
 __all__ = ["publish_endpoint", "server_endpoints", "wait_endpoints", "wait_others_succeeded"]

@@ -148,10 +148,10 @@ def _settle(result, launch, signalled: list[str], *, ask_server: bool):  # noqa:
     """
     import dataclasses
 
-    from runyard.records.compute import EngineStatus
-    from runyard.records.status import TERMINAL
     from runyard.client import Client
     from runyard.errors import RunyardError
+    from runyard.records.compute import EngineStatus
+    from runyard.records.status import TERMINAL
 
     if not signalled or not ask_server or result.run_status != "failed":
         return result  # not stopped by the engine, or not about to fail the run

@@ -58,8 +58,8 @@ from pathlib import Path
 from typing import Any
 
 from runyard._proc import killpg
-from runyard.records.compute import EngineStatus, RunLaunch, TaskSlot
 from runyard.errors import RunyardError, ServerUnreachable
+from runyard.records.compute import EngineStatus, RunLaunch, TaskSlot
 
 __all__ = ["TaskExecution", "TaskResult"]
 

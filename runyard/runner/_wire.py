@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runyard.records.compute import Resources, RunLaunch, TaskSlot
 from runyard.errors import InvalidInput
+from runyard.records.compute import Resources, RunLaunch, TaskSlot
 
 __all__ = ["launch_from_dict", "launch_to_dict", "read_launch_file", "write_launch_file"]
 

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState, RunyardError
-from runyard.sdk._report import Reporter, report
 from runyard.records.status import RunStatus
+from runyard.sdk._report import Reporter, report
 
 if TYPE_CHECKING:
     from runyard.client import Client

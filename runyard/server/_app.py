@@ -13,9 +13,9 @@ from pydantic import BaseModel
 
 from runyard import __version__
 from runyard.artifacts import ArtifactStorage
+from runyard.server._auth import Auth, authenticate, check_mode, public_route
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
-from runyard.server._auth import Auth, authenticate, check_mode, public_route
 from runyard.server._static import install_ui, ui_dir
 from runyard.server.routers import artifacts, audit, experiments, logs, members, projects, runs, sessions, tokens, users
 from runyard.store import Store

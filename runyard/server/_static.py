@@ -16,7 +16,6 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-
 __all__ = ["STATIC_DIR", "install_ui", "ui_dir"]
 
 STATIC_DIR = Path(__file__).parent / "static"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -228,14 +228,7 @@ def _param_kind(value: Any) -> str | None:
 
 
 ParamSpec = Annotated[
-    Union[
-        Annotated[UniformParam, Tag("#uniform")],
-        Annotated[LogUniformParam, Tag("#loguniform")],
-        Annotated[IntParam, Tag("#int")],
-        Annotated[ChoiceParam, Tag("#choice")],
-        Annotated[ChoiceParam, BeforeValidator(lambda v: {"choice": v}), Tag("#list")],
-        Annotated[Any, AfterValidator(check_fixed), Tag("#fixed")],
-    ],
+    Annotated[UniformParam, Tag("#uniform")] | Annotated[LogUniformParam, Tag("#loguniform")] | Annotated[IntParam, Tag("#int")] | Annotated[ChoiceParam, Tag("#choice")] | Annotated[ChoiceParam, BeforeValidator(lambda v: {"choice": v}), Tag("#list")] | Annotated[Any, AfterValidator(check_fixed), Tag("#fixed")],
     Discriminator(
         _param_kind,
         custom_error_type="runyard_param_kind",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
@@ -148,11 +148,7 @@ def _stopping_kind(value: Any) -> str | None:
 
 
 EarlyStoppingSpec = Annotated[
-    Union[
-        Annotated[MedianStoppingSpec, Tag("#median")],
-        Annotated[AshaStoppingSpec, Tag("#asha")],
-        Annotated[HyperbandStoppingSpec, Tag("#hyperband")],
-    ],
+    Annotated[MedianStoppingSpec, Tag("#median")] | Annotated[AshaStoppingSpec, Tag("#asha")] | Annotated[HyperbandStoppingSpec, Tag("#hyperband")],
     Discriminator(
         _stopping_kind,
         custom_error_type="runyard_stopping_kind",

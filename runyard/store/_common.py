@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select
 
 import runyard.names as names
-from runyard.errors import InvalidInput, NotFound
+from runyard.errors import NotFound
 from runyard.store import _models as m
 from runyard.store._engine import statement as _stmt
 

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import and_, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
+import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
-import runyard.names as names
 from runyard.store._common import StorePart, _now
 from runyard.store._engine import read_scope, write_scope
 from runyard.store._records import Project

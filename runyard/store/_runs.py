@@ -6,11 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select, update
+from sqlalchemy import and_, delete, func, insert, literal, select
 
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
-from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _now, _num
+from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _num
 from runyard.store._engine import read_scope, write_scope
 from runyard.store._query import Filter, Order
 from runyard.store._records import RUN_STATUSES, MetricSummary, Run, RunEvent, RunPage, Task

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 
 from runyard.client import Client
-from runyard.store import make_engine
-from runyard.store import AuthStore
+from runyard.store import AuthStore, make_engine
 from runyard.testing import LiveServer
 from runyard.testing.pytest_plugin import LiveServers
 

@@ -153,8 +153,7 @@ def test_run_token_is_refused_outside_its_run(world: World) -> None:
 
 
 def test_run_token_of_an_earlier_attempt_ends_when_a_new_one_is_minted(world: World) -> None:
-    from runyard.store import make_engine
-    from runyard.store import AuthStore
+    from runyard.store import AuthStore, make_engine
 
     first = mint_run_token(world.server, world.other_run_id)
     assert call(world.url, first, "GET", f"{V1}/runs/{world.other_run_id}").status_code == 200

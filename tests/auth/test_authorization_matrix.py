@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-
 from auth_helpers import BLOB, PASSWORDS, World, call
 
 PRINCIPALS = ("anonymous", "stranger", "viewer", "editor", "owner", "admin", "run", "revoked", "expired")

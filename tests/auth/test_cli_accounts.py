@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from auth_helpers import ADMIN_PW, PASSWORDS, World, call, token_for
 from typer.testing import CliRunner, Result
 
-from auth_helpers import ADMIN_PW, PASSWORDS, World, call, token_for
 from runyard.cli import app
 from runyard.client import Client
 from runyard.errors import NotFound, Unauthorized

@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-
 from auth_helpers import ADMIN_PW
+
 from runyard.client import Client
 from runyard.errors import Unauthorized
 from runyard.testing import free_port, pid_alive, wait_for

@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from auth_helpers import ADMIN_PW
 from typer.testing import CliRunner
 
-from auth_helpers import ADMIN_PW
 from runyard.cli import app
 from runyard.client import Client
 from runyard.errors import RunyardError

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from auth_helpers import World
+
 from runyard.errors import Forbidden, NotFound
 
 
@@ -18,9 +18,8 @@ def test_viewer_reads_tags_but_cannot_set_them(world: World) -> None:
         assert info.value.code == "forbidden"
         with pytest.raises(Forbidden):
             carol.set_project_tags(world.project, remove=["stage"])
-    with world.client("stranger") as dave:
-        with pytest.raises(NotFound, match="No project named 'priv'"):  # may not even see it
-            dave.set_project_tags(world.project, {"stage": "mine"})
+    with world.client("stranger") as dave, pytest.raises(NotFound, match="No project named 'priv'"):  # may not even see it
+        dave.set_project_tags(world.project, {"stage": "mine"})
     with world.client("owner") as alice:
         assert alice.get_project(world.project)["tags"]["stage"] == "auth-test"
         alice.set_project_tags(world.project, remove=["stage"])

@@ -164,9 +164,8 @@ def test_a_job_whose_runner_stopped_first_on_cancel_polls_canceled(make_backend,
     """The run is canceled on the server; the runner sees it on its heartbeat and ends the job before scancel."""
     import subprocess
 
-    from runyard.testing.backend_contract import wait_state
-
     from runyard.testing import wait_for
+    from runyard.testing.backend_contract import wait_state
 
     backend = make_backend()
     launch = make_launch("echo started; sleep 300", grace_period_s=1.0)

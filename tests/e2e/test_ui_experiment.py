@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
-from urllib.parse import quote
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from e2e_helpers import Yard, wait_until

@@ -33,8 +33,8 @@ def test_values_are_the_stored_strings() -> None:
 
 
 def test_terminal_and_active() -> None:
-    assert TERMINAL == {S.SUCCEEDED, S.FAILED, S.CANCELED, S.PRUNED}
-    assert ACTIVE == {S.QUEUED, S.STARTING, S.RUNNING}
+    assert {S.SUCCEEDED, S.FAILED, S.CANCELED, S.PRUNED} == TERMINAL
+    assert {S.QUEUED, S.STARTING, S.RUNNING} == ACTIVE
     assert all(s.terminal != s.active for s in RunStatus)
     assert [s for s in RunStatus if s.terminal] == [S.SUCCEEDED, S.FAILED, S.CANCELED, S.PRUNED]
 

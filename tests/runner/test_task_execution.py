@@ -11,11 +11,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from runyard.testing import pid_alive, wait_for
 
 from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
 from runyard.client import Client
 from runyard.runner import TaskExecution, TaskResult
+from runyard.testing import pid_alive, wait_for
 
 
 def _start(launch: RunLaunch, client: Client, workdir: Path, **kwargs) -> tuple[TaskExecution, threading.Thread, list[TaskResult]]:

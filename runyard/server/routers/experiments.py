@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 import runyard.names as names
+from runyard.errors import InvalidState
 from runyard.server._auth import require_experiment, require_project, require_project_write, visible_project_ids
 from runyard.server._deps import get_store, wake_scheduler
 from runyard.store import ACTIVE_STATUSES, Experiment, Store
-from runyard.errors import InvalidState
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
 
