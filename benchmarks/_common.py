@@ -8,6 +8,7 @@ own process group, and is stopped through that group (SIGTERM, then SIGKILL) in 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -77,14 +78,10 @@ class Child:
         self.up_cpu_s: float | None = None  # CPU seconds the server had used by then
 
     def start(self) -> Child:
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.spawned_at = time.perf_counter()
-        try:
+        with open(self.log_path, "ab") if self.log_path else contextlib.nullcontext(subprocess.DEVNULL) as out:
+            self.spawned_at = time.perf_counter()
             self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
-        finally:
-            if self.log_path:
-                out.close()  # type: ignore[union-attr]
         return self
 
     @property
@@ -362,9 +359,9 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]
     except ImportError:  # plain text fallback
         print(f"\n{title}")
         widths = [max(len(str(c)), *(len(str(r[i])) for r in rows)) for i, c in enumerate(columns)]
-        print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths)))
+        print("  ".join(str(c).ljust(w) for c, w in zip(columns, widths, strict=True)))
         for r in rows:
-            print("  ".join(str(x).ljust(w) for x, w in zip(r, widths)))
+            print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)))
         return
     table = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):

@@ -510,10 +510,11 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
              f"{meta.get('ray_import_s', 0) + meta.get('ray_init_s', 0):.1f} s" if rt is not None else "skipped"],
         ],
     )
+    agent = (f"answering {meta.get('runyard_agent_wait_s', 0):.1f} s later" if meta.get("runyard_agent_warm")
+             else "NOT started: its start-up is in the figure")
     print(f"floor: {meta.get('floor_before_s', 0):.2f} s before Runyard, {meta.get('floor_after_s', 0):.2f} s after (mean "
           f"taken). Runyard: server up {meta.get('runyard_server_start_s') or 0:.2f} s after its spawn, settled after "
-          f"{meta.get('runyard_server_settled_s', 0):.1f} s (its local agent "
-          f"{'answering ' + format(meta.get('runyard_agent_wait_s', 0), '.1f') + ' s later' if meta.get('runyard_agent_warm') else 'NOT started: its start-up is in the figure'}), "
+          f"{meta.get('runyard_server_settled_s', 0):.1f} s (its local agent {agent}), "
           f"not in the figure; the "
           f"client saw the end {meta.get('runyard_client_seen_s', 0):.2f} s after the start."
           + (f" Ray: import {meta.get('ray_import_s', 0):.1f} s + ray.init {meta.get('ray_init_s', 0):.1f} s, in the figure."

@@ -132,11 +132,15 @@ class Client:
             raise _error(resp)
         return resp
 
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _json(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A request whose answer is a JSON object, decoded (not validated: the server's schema is trusted)."""
         resp = self.request(method, path, **kwargs)
-        if resp.status_code == 204 or not resp.content:
-            return None
-        return _loads(resp.content)
+        answer: dict[str, Any] = _loads(resp.content)
+        return answer
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> None:
+        """A request whose answer has no body (the endpoints that answer 204)."""
+        self.request(method, path, **kwargs)
 
     # ------------------------------------------------------------------ server
     def health(self) -> dict[str, Any]:
@@ -151,7 +155,7 @@ class Client:
 
     def logout(self) -> bool:
         """End the session this client signed in with (if any)."""
-        ended = self._json("POST", "/auth/logout")["signed_out"]
+        ended: bool = self._json("POST", "/auth/logout")["signed_out"]
         self._http.headers.pop(CSRF_HEADER, None)
         self._http.cookies.clear()
         return ended
@@ -164,23 +168,26 @@ class Client:
         return self._json("POST", "/tokens", json={"name": name, "expires_in_days": expires_in_days})
 
     def list_tokens(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/tokens")["items"]
+        items: list[dict[str, Any]] = self._json("GET", "/tokens")["items"]
+        return items
 
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         return self._json("DELETE", f"/tokens/{token_id}")
 
     def create_user(self, username: str, password: str, *, email: str = "", is_admin: bool = False) -> dict[str, Any]:
-        return self._json("POST", "/users", json={"username": username, "password": password, "email": email, "is_admin": is_admin})
+        return self._json("POST", "/users",
+                          json={"username": username, "password": password, "email": email, "is_admin": is_admin})
 
     def list_users(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/users")["items"]
+        items: list[dict[str, Any]] = self._json("GET", "/users")["items"]
+        return items
 
     def update_user(self, username: str, **fields: Any) -> dict[str, Any]:
         """Change ``email``, ``is_admin`` or ``disabled`` (admins)."""
         return self._json("PATCH", f"/users/{_q(username)}", json=fields)
 
     def set_password(self, username: str, password: str, old_password: str | None = None) -> None:
-        self._json("PUT", f"/users/{_q(username)}/password", json={"password": password, "old_password": old_password})
+        self._send("PUT", f"/users/{_q(username)}/password", json={"password": password, "old_password": old_password})
 
     def list_members(self, project: str) -> dict[str, Any]:
         return self._json("GET", f"/projects/{_q(project)}/members")
@@ -189,7 +196,7 @@ class Client:
         return self._json("PUT", f"/projects/{_q(project)}/members/{_q(username)}", json={"role": role})
 
     def unshare_project(self, project: str, username: str) -> None:
-        self._json("DELETE", f"/projects/{_q(project)}/members/{_q(username)}")
+        self._send("DELETE", f"/projects/{_q(project)}/members/{_q(username)}")
 
     def update_project(self, name: str, *, description: str | None = None, visibility: str | None = None) -> dict[str, Any]:
         body = {k: v for k, v in (("description", description), ("visibility", visibility)) if v is not None}
@@ -197,7 +204,8 @@ class Client:
 
     def audit(self, *, limit: int = 100, action: str | None = None, actor: str | None = None) -> list[dict[str, Any]]:
         params = {k: v for k, v in (("limit", limit), ("action", action), ("actor", actor)) if v is not None}
-        return self._json("GET", "/audit", params=params)["items"]
+        items: list[dict[str, Any]] = self._json("GET", "/audit", params=params)["items"]
+        return items
 
     # ---------------------------------------------------------------- projects
     def create_project(self, name: str, description: str = "", visibility: str = "private",
@@ -209,7 +217,8 @@ class Client:
         """``tags``: filters ``KEY`` (has the tag) or ``KEY:VALUE``; a project must match every one."""
         params: list[tuple[str, str]] = [("q", q)] if q else []
         params += [("tag", t) for t in tags]
-        return self._json("GET", "/projects", params=params or None)["items"]
+        items: list[dict[str, Any]] = self._json("GET", "/projects", params=params or None)["items"]
+        return items
 
     def set_project_tags(self, name: str, tags: dict[str, str] | None = None, *, remove: Sequence[str] = ()) -> dict[str, Any]:
         """Add or overwrite ``tags`` and delete the ``remove`` keys, all or nothing; returns the project."""
@@ -226,7 +235,8 @@ class Client:
                                                         "snapshot_id": snapshot_id, "backend": backend})
 
     def list_experiments(self, project: str | None = None) -> list[dict[str, Any]]:
-        return self._json("GET", "/experiments", params={"project": project} if project else None)["items"]
+        items: list[dict[str, Any]] = self._json("GET", "/experiments", params={"project": project} if project else None)["items"]
+        return items
 
     def get_experiment(self, experiment_id: int) -> dict[str, Any]:
         return self._json("GET", f"/experiments/{experiment_id}")
@@ -278,7 +288,8 @@ class Client:
 
     def heartbeat(self, run_id: int) -> str:
         """Mark the run alive; returns its status (canceled/pruned means: stop the task)."""
-        return self._json("POST", f"/runs/{run_id}/heartbeat")["status"]
+        status: str = self._json("POST", f"/runs/{run_id}/heartbeat")["status"]
+        return status
 
     def update_task(self, run_id: int, role: str, rank: int, **fields: Any) -> dict[str, Any]:
         """Record a task's status/host/pid/exit_code/attempt/address."""
@@ -322,7 +333,8 @@ class Client:
         body: dict[str, Any] = {"task": task, "lines": lines}
         if batch_id is not None:
             body["batch_id"] = batch_id
-        return self._json("POST", f"/runs/{run_id}/logs", json=body)["offset"]
+        offset: int = self._json("POST", f"/runs/{run_id}/logs", json=body)["offset"]
+        return offset
 
     def read_logs(self, run_id: int, offset: int = 0, *, task: str | None = None, limit: int = 1000, wait_s: float = 0) -> dict[str, Any]:
         params: dict[str, Any] = {"offset": offset, "limit": limit, "wait": wait_s}
@@ -336,18 +348,21 @@ class Client:
                           headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
 
     def list_artifacts(self, run_id: int, prefix: str = "") -> list[dict[str, Any]]:
-        return self._json("GET", f"/runs/{run_id}/artifacts", params={"prefix": prefix} if prefix else None)["items"]
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/artifacts",
+                                                 params={"prefix": prefix} if prefix else None)["items"]
+        return items
 
-    def download_artifact(self, run_id: int, path: str, dest: Path, *, progress=None) -> int:  # noqa: ANN001
+    def download_artifact(self, run_id: int, path: str, dest: Path, *, progress: Callable[[int], object] | None = None) -> int:
         """Stream one artifact to ``dest``; ``progress(n_bytes)`` is called per chunk. Returns its size."""
         return self._download(f"/runs/{run_id}/artifacts/{_q(path)}", dest, progress)
 
     # ----------------------------------------------------------- blobs/snapshots
     def missing_blobs(self, digests: list[str]) -> list[str]:
-        return self._json("POST", "/blobs/missing", json={"digests": digests})["missing"]
+        missing: list[str] = self._json("POST", "/blobs/missing", json={"digests": digests})["missing"]
+        return missing
 
     def upload_blob(self, digest: str, data: bytes | BinaryIO) -> None:
-        self._json("PUT", f"/blobs/{digest}", content=data, headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
+        self._send("PUT", f"/blobs/{digest}", content=data, headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
 
     def download_blob(self, digest: str, dest: Path) -> int:
         return self._download(f"/blobs/{digest}", dest, None)
@@ -360,7 +375,7 @@ class Client:
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
         return self._json("GET", f"/snapshots/{snapshot_id}")
 
-    def _download(self, path: str, dest: Path, progress) -> int:  # noqa: ANN001
+    def _download(self, path: str, dest: Path, progress: Callable[[int], object] | None) -> int:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp = dest.with_name(dest.name + ".part")

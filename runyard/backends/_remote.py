@@ -218,7 +218,8 @@ class RemoteHost:
         """
         self._call(self._connection(force_try=True), self.connect_timeout_s + 5.0)
 
-    def run(self, cmd: str | Sequence[str], timeout_s: float = 60.0, *, input: str | None = None,
+    def run(self, cmd: str | Sequence[str], timeout_s: float = 60.0, *,
+            input: str | None = None,  # noqa: A002 - a public keyword, named like subprocess.run's
             check: bool = False) -> CommandResult:
         """Run ``cmd`` on the host through the login shell.
 
@@ -238,7 +239,7 @@ class RemoteHost:
             RemoteError: ``check`` and a non-zero exit code (message holds stderr's tail).
         """
         line = cmd if isinstance(cmd, str) else shlex.join(cmd)
-        result = self._call(self._with_retry(lambda conn: self._run(conn, line, timeout_s, input)),
+        result = self._call(self._with_retry(lambda conn: self._run(conn, line, timeout_s, stdin=input)),
                             timeout_s + self.connect_timeout_s + 10.0)
         if check and result.exit_code != 0:
             tail = "\n".join(result.stderr.strip().splitlines()[-10:])
@@ -409,9 +410,9 @@ class RemoteHost:
         self._sftp = (conn, sftp)
         return sftp
 
-    async def _run(self, conn: Any, line: str, timeout_s: float, input: str | None) -> CommandResult:
+    async def _run(self, conn: Any, line: str, timeout_s: float, stdin: str | None) -> CommandResult:
         try:
-            proc = await conn.run(line, check=False, timeout=timeout_s, input=input)
+            proc = await conn.run(line, check=False, timeout=timeout_s, input=stdin)
         except asyncssh.TimeoutError as e:
             raise RemoteTimeout(f"`{_short(line)}` on {self.label} ran longer than {timeout_s:g}s.",
                                 "The host may be overloaded; raise the timeout or check the host.") from e

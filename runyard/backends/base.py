@@ -214,7 +214,7 @@ class BaseBackend(abc.ABC):
         """
         return False
 
-    def warm(self) -> None:
+    def warm(self) -> None:  # noqa: B027 - an optional hook, not abstract: by default there is nothing to start
         """Start what the backend runs on ahead of the first run. Default: nothing.
 
         Called by the server once as it starts leading, in a thread of its own; errors are
@@ -239,7 +239,7 @@ class BaseBackend(abc.ABC):
         """
         return []
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook, not abstract: by default there is nothing to release
         """Release connections; jobs keep running. Idempotent. Default: nothing to release.
 
         Called by the server when it stops or when the backend's entry in ``backends.yml``

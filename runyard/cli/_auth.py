@@ -32,7 +32,8 @@ def _read_password(from_stdin: bool, prompt: str = "Password", *, confirm: bool 
     if from_stdin:
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
-            raise InvalidInput("--password-stdin got an empty line.", "Pipe the password in: `echo \"$PW\" | runyard ... --password-stdin`.")
+            raise InvalidInput("--password-stdin got an empty line.",
+                               "Pipe the password in: `echo \"$PW\" | runyard ... --password-stdin`.")
         return line
     return typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
 

@@ -91,7 +91,10 @@ def init(
 def run(
     directory: Path = typer.Argument(Path("."), help="The project directory holding runyard.yml."),
     param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Fix a param: KEY=VALUE (repeatable).")] = None,
-    backend: str | None = typer.Option(None, "--backend", "-b", help="Run on this backend instead of runyard.yml's (several, comma-separated: each run goes to the first with room)."),
+    backend: str | None = typer.Option(
+        None, "--backend", "-b",
+        help="Run on this backend instead of runyard.yml's (several, comma-separated: each run goes to the first with room).",
+    ),
     follow_: bool | None = typer.Option(None, "--follow/--detach", help="Follow live (default in a terminal) or return at once."),
     wait: bool = typer.Option(False, "--wait", help="Block silently until the experiment ends; exit 1 if a run failed."),
     json_: bool = typer.Option(False, "--json", help="Print the experiment as JSON (implies --detach unless --wait)."),
@@ -332,5 +335,5 @@ def diff(
         con.print(f"[bold]code[/] (snapshot {sa[:12]} → {sb[:12]})")
         for c in code:
             con.print(f"  {c['change']:9} {c['path']}", markup=False)
-        for path, text in texts.items():
+        for text in texts.values():
             con.print(text, markup=False, highlight=False)

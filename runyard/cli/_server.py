@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
 
@@ -10,7 +12,12 @@ from runyard.cli._app import app
 from runyard.cli._output import console, err_console, fmt_duration, print_json
 from runyard.errors import RunyardError
 
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
 __all__: list[str] = []
+
+T = TypeVar("T")
 
 server_app = typer.Typer(name="server", invoke_without_command=True)
 db_app = typer.Typer(name="db", no_args_is_help=True, help="Database schema: apply migrations, show the revision.")
@@ -146,14 +153,14 @@ def server_stop() -> None:
 
 
 # ------------------------------------------------------------------------- db
-def _engine():
+def _engine() -> Engine:
     from runyard import config
     from runyard.store import make_engine
 
     return make_engine(config.database_url())
 
 
-def _db_call(fn, url: str):
+def _db_call(fn: Callable[[], T], url: str) -> T:
     """Run ``fn()``; database driver errors become a RunyardError naming the (masked) URL."""
     from sqlalchemy.exc import SQLAlchemyError
 

@@ -94,7 +94,8 @@ def ray_worker(ray_args: list[str]) -> int:
     ray_constants.ENABLE_RAY_CLUSTER = True
     services.resolve_ip_for_localhost = lambda host: host
     sys.argv = ["ray", "start", *ray_args]
-    return ray_main()
+    ray_main()  # a click command in standalone mode: it ends the process itself (SystemExit with ray's exit code)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

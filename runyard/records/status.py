@@ -16,7 +16,7 @@ __all__ = [
 ]
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     """The status of a run; the values are the strings the database stores.
 
     There is no "lost" status: a run whose process vanished without an exit code ends
@@ -30,9 +30,6 @@ class RunStatus(str, enum.Enum):
     FAILED = "failed"
     CANCELED = "canceled"
     PRUNED = "pruned"
-
-    def __str__(self) -> str:
-        return self.value
 
     @property
     def terminal(self) -> bool:

@@ -107,7 +107,7 @@ class SchedulerState:
         if cached is not None and cached[0] == count:
             return cached[1]
         hist = self.store.metric_history(run_id, metric)
-        values = {s: v for s, v in zip(hist["steps"], hist["values"]) if v is not None}
+        values = {s: v for s, v in zip(hist["steps"], hist["values"], strict=True) if v is not None}
         self.intermediate_cache[(run_id, metric)] = (count, values)
         return values
 

@@ -214,7 +214,7 @@ class Sender:
             if n == 0 or (full_only and n < MAX_BATCH_POINTS):
                 return
             n = min(n, MAX_BATCH_POINTS)
-            keys, steps, values, stamps = zip(*[pop() for _ in range(n)])
+            keys, steps, values, stamps = zip(*[pop() for _ in range(n)], strict=True)
             batch_id = uuid.uuid4().hex
             # orjson writes NaN and ±inf as null, which the API reads as NaN.
             body = orjson.dumps({"batch_id": batch_id, "keys": keys, "steps": steps, "values": values, "timestamps": stamps})

@@ -110,10 +110,15 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> tuple[Any, ...]:
     for part in loc:
         if part == "[key]":
             continue
-        if not missing and isinstance(node, dict) and part in node or not missing and isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        if not missing and (
+            (isinstance(node, dict) and part in node)
+            or (isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+        ):
             path.append(part)
             node = node[part]
-        elif isinstance(part, str) and part.startswith("#") or not missing and (isinstance(node, list) or (isinstance(node, str) and part == 0)):
+        elif (isinstance(part, str) and part.startswith("#")) or (
+            not missing and (isinstance(node, list) or (isinstance(node, str) and part == 0))
+        ):
             continue
         else:
             path.append(part)

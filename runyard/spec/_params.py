@@ -228,7 +228,12 @@ def _param_kind(value: Any) -> str | None:
 
 
 ParamSpec = Annotated[
-    Annotated[UniformParam, Tag("#uniform")] | Annotated[LogUniformParam, Tag("#loguniform")] | Annotated[IntParam, Tag("#int")] | Annotated[ChoiceParam, Tag("#choice")] | Annotated[ChoiceParam, BeforeValidator(lambda v: {"choice": v}), Tag("#list")] | Annotated[Any, AfterValidator(check_fixed), Tag("#fixed")],
+    Annotated[UniformParam, Tag("#uniform")]
+    | Annotated[LogUniformParam, Tag("#loguniform")]
+    | Annotated[IntParam, Tag("#int")]
+    | Annotated[ChoiceParam, Tag("#choice")]
+    | Annotated[ChoiceParam, BeforeValidator(lambda v: {"choice": v}), Tag("#list")]
+    | Annotated[Any, AfterValidator(check_fixed), Tag("#fixed")],
     Discriminator(
         _param_kind,
         custom_error_type="runyard_param_kind",

@@ -148,7 +148,9 @@ def _stopping_kind(value: Any) -> str | None:
 
 
 EarlyStoppingSpec = Annotated[
-    Annotated[MedianStoppingSpec, Tag("#median")] | Annotated[AshaStoppingSpec, Tag("#asha")] | Annotated[HyperbandStoppingSpec, Tag("#hyperband")],
+    Annotated[MedianStoppingSpec, Tag("#median")]
+    | Annotated[AshaStoppingSpec, Tag("#asha")]
+    | Annotated[HyperbandStoppingSpec, Tag("#hyperband")],
     Discriminator(
         _stopping_kind,
         custom_error_type="runyard_stopping_kind",

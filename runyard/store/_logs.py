@@ -38,11 +38,11 @@ class LogsPart(StorePart):
             raise InvalidInput(f"The task label {task!r} holds a NUL character.", "Use labels like main, master-0, worker-1.")
         with write_scope(self.engine) as conn:
             self._require_run(conn, run_id)
-            if batch_id is not None:
-                if not conn.exec_driver_sql(self._sql_log_batch, (run_id, batch_id, _now())).rowcount:
-                    lb = m.SqlLogBatch
-                    stored = conn.execute(select(lb.last_offset).where(lb.run_id == run_id, lb.batch_id == batch_id)).scalar()
-                    return int(stored or 0), True
+            # Claim the batch id; a batch stored before inserts no row (rowcount 0) and is answered with its offset.
+            if batch_id is not None and not conn.exec_driver_sql(self._sql_log_batch, (run_id, batch_id, _now())).rowcount:
+                lb = m.SqlLogBatch
+                stored = conn.execute(select(lb.last_offset).where(lb.run_id == run_id, lb.batch_id == batch_id)).scalar()
+                return int(stored or 0), True
             conn.execute(
                 insert(m.SqlLogLine),
                 [{"run_id": run_id, "task": task, "stream": s, "text": t.replace("\x00", "\ufffd"), "ts": ts} for s, t, ts in lines],

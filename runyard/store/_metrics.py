@@ -218,7 +218,7 @@ class MetricsPart(StorePart):
             ).all()
             if len(blocks) >= n_buckets:
                 return _columns(key, _bucket_blocks(blocks, n_buckets), downsampled=True, total=count)
-            rows = list(zip(*self._points(conn, run_id, kid)))
+            rows = list(zip(*self._points(conn, run_id, kid), strict=True))
             return _columns(key, _bucket_points(rows, n_buckets), downsampled=True, total=count)
 
     def _points(self, conn, run_id: int, kid: int) -> tuple[list[int], list[float | None], list[float]]:  # noqa: ANN001
@@ -264,7 +264,7 @@ def _columns(key: str, rows: Sequence[Sequence[Any]], *, downsampled: bool, tota
         was_enabled = gc.isenabled()
         gc.disable()
         try:
-            steps, values, ts = (list(c) for c in zip(*rows))
+            steps, values, ts = (list(c) for c in zip(*rows, strict=True))
         finally:
             if was_enabled:
                 gc.enable()

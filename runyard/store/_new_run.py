@@ -41,7 +41,8 @@ def insert_run(store: Store, project: str, *, name: str = "", experiment_id: int
     for key, value in (params or {}).items():
         _check_key(key, "param")
         if not _json_ok(value):
-            raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).", "Log numbers, strings, booleans, lists or dicts.")
+            raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).",
+                               "Log numbers, strings, booleans, lists or dicts.")
         param_rows.append((key, json.dumps(value, sort_keys=True, allow_nan=False), _num(value)))
     tag_values: dict[str, str] = {}
     for key, value in (tags or {}).items():
@@ -57,7 +58,8 @@ def insert_run(store: Store, project: str, *, name: str = "", experiment_id: int
             pid = conn.execute(_project_id_stmt(), {"name": project}).scalar()
             if pid is not None:
                 if number is None:
-                    number = 0 if experiment_id is None else conn.execute(_next_number_stmt(), {"experiment_id": experiment_id}).scalar_one()
+                    number = (0 if experiment_id is None
+                              else conn.execute(_next_number_stmt(), {"experiment_id": experiment_id}).scalar_one())
                 rid = conn.execute(_insert_stmt(), {
                     "project_id": pid, "experiment_id": experiment_id, "number": number, "name": name, "status": status,
                     "snapshot_id": snapshot_id, "backend": backend, "created_at": now,

@@ -210,7 +210,8 @@ class RunsPart(StorePart):
             tags[rid][key] = value
         metrics: dict[int, dict[str, MetricSummary]] = {i: {} for i in ids}
         s, k = m.SqlMetricSummary, m.SqlMetricKey
-        mstmt = select(s.run_id, k.name, s.last, s.last_step, s.min, s.max, s.count, s.last_ts).join(k, k.id == s.key_id).where(s.run_id.in_(ids))
+        mstmt = (select(s.run_id, k.name, s.last, s.last_step, s.min, s.max, s.count, s.last_ts)
+                 .join(k, k.id == s.key_id).where(s.run_id.in_(ids)))
         if keep is not None:
             mstmt = mstmt.where(k.name.in_(keep[1]))
         for row in conn.execute(mstmt):
@@ -276,7 +277,8 @@ class RunsPart(StorePart):
             _check_key(key, "param")
             text = json.dumps(value, sort_keys=True, allow_nan=False) if _json_ok(value) else None
             if text is None:
-                raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).", "Log numbers, strings, booleans, lists or dicts.")
+                raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).",
+                                   "Log numbers, strings, booleans, lists or dicts.")
             if key in existing:
                 if existing[key] != text:
                     raise Conflict(

@@ -28,10 +28,10 @@ from runyard.testing import LiveServer
 V1 = "/api/v1"
 
 
-def cli(url: str, token: str | None, *args: str, input: str | None = None) -> Result:
+def cli(url: str, token: str | None, *args: str, stdin: str | None = None) -> Result:
     """``runyard ARGS`` as the owner of ``token`` (None: nobody signed in)."""
     env = {"RUNYARD_SERVER": url, "RUNYARD_TOKEN": token or ""}
-    return CliRunner().invoke(app, list(args), input=input, env=env)
+    return CliRunner().invoke(app, list(args), input=stdin, env=env)
 
 
 def ok(res: Result) -> str:
@@ -76,7 +76,7 @@ def test_passwd_changes_your_password(world: World) -> None:
         assert web.post("/auth/login", json={"username": "pat", "password": "pat-pw-1234"}).status_code == 200
         assert web.get("/me").status_code == 200
 
-        out = ok(cli(world.url, token, "passwd", "--password-stdin", input="pat-pw-1234\nnew-pat-pw-99\n"))
+        out = ok(cli(world.url, token, "passwd", "--password-stdin", stdin="pat-pw-1234\nnew-pat-pw-99\n"))
 
         assert out == "Password changed.\n"
         assert web.get("/me").status_code == 401  # the web session ended
@@ -90,13 +90,13 @@ def test_passwd_changes_your_password(world: World) -> None:
 def test_passwd_refuses_a_wrong_old_password_a_short_one_and_nobody(world: World) -> None:
     token = new_user(world, "quin", "quin-pw-1234")
 
-    err = refused(cli(world.url, token, "passwd", "--password-stdin", input="not-my-pw-1\nquin-new-pw-1\n"),
+    err = refused(cli(world.url, token, "passwd", "--password-stdin", stdin="not-my-pw-1\nquin-new-pw-1\n"),
                   "The old password is wrong.")
     assert "not-my-pw-1" not in err and "quin-new-pw-1" not in err
-    refused(cli(world.url, token, "passwd", "--password-stdin", input="quin-pw-1234\nshort\n"),
+    refused(cli(world.url, token, "passwd", "--password-stdin", stdin="quin-pw-1234\nshort\n"),
             "Passwords need at least 8 characters.")
-    refused(cli(world.url, token, "passwd", "--password-stdin", input="quin-pw-1234\n\n"), "--password-stdin got an empty line.")
-    err = refused(cli(world.url, None, "passwd", "--password-stdin", input="quin-pw-1234\nquin-new-pw-1\n"),
+    refused(cli(world.url, token, "passwd", "--password-stdin", stdin="quin-pw-1234\n\n"), "--password-stdin got an empty line.")
+    err = refused(cli(world.url, None, "passwd", "--password-stdin", stdin="quin-pw-1234\nquin-new-pw-1\n"),
                   "This server requires sign-in.")
     assert "Hint: Run `runyard login URL`" in err
     # None of these changed anything.
@@ -158,7 +158,7 @@ def test_admin_promote_gives_admin_rights_and_demote_takes_them(world: World) ->
     event = newest(world, "user.update")
     assert (event["actor"], event["target"], event["detail"]) == ("admin", "tess", {"is_admin": True})
     # The new admin acts as one: they create a user, and demote themselves (another admin is left).
-    ok(cli(world.url, token, "admin", "create-user", "tess-helper", "--password-stdin", input="helper-pw-123\n"))
+    ok(cli(world.url, token, "admin", "create-user", "tess-helper", "--password-stdin", stdin="helper-pw-123\n"))
     assert ok(cli(world.url, token, "admin", "demote", "tess")) == "tess is no longer an admin.\n"
 
     refused(cli(world.url, token, "admin", "users"), "Only admins may do this, and tess is not one.")
@@ -184,7 +184,7 @@ def test_the_last_admin_can_neither_demote_nor_disable_themselves(auth_server: L
     assert "Hint: Promote another user first." in err
     assert ok(cli(auth_server.url, token, "whoami")).startswith("admin (admin) on ")
     # With a second admin, the first may step down.
-    ok(cli(auth_server.url, token, "admin", "create-user", "vic", "--admin", "--password-stdin", input="vic-pw-12345\n"))
+    ok(cli(auth_server.url, token, "admin", "create-user", "vic", "--admin", "--password-stdin", stdin="vic-pw-12345\n"))
     assert ok(cli(auth_server.url, token, "admin", "demote", "admin")) == "admin is no longer an admin.\n"
     vic = token_for(auth_server.url, "vic", "vic-pw-12345")
     refused(cli(auth_server.url, vic, "admin", "disable", "vic"), "vic is the last enabled admin")
@@ -197,7 +197,7 @@ def test_admin_set_password_resets_a_users_password(world: World) -> None:
         assert web.post("/auth/login", json={"username": "walt", "password": "walt-pw-1234"}).status_code == 200
 
         out = ok(cli(world.url, world.tokens["admin"], "admin", "set-password", "walt", "--password-stdin",
-                     input="walt-reset-pw-1\n"))
+                     stdin="walt-reset-pw-1\n"))
 
         assert out == "Password of walt reset.\n"
         assert web.get("/me").status_code == 401  # walt's web session ended
@@ -212,18 +212,18 @@ def test_admin_set_password_resets_a_users_password(world: World) -> None:
 def test_admin_set_password_refuses_bad_input(world: World) -> None:
     token = new_user(world, "xena", "xena-pw-1234")
     admin = world.tokens["admin"]
-    refused(cli(world.url, admin, "admin", "set-password", "nobody", "--password-stdin", input="nobody-pw-123\n"),
+    refused(cli(world.url, admin, "admin", "set-password", "nobody", "--password-stdin", stdin="nobody-pw-123\n"),
             "No user named 'nobody'.")
-    err = refused(cli(world.url, admin, "admin", "set-password", "xena", "--password-stdin", input="tiny-pw\n"),
+    err = refused(cli(world.url, admin, "admin", "set-password", "xena", "--password-stdin", stdin="tiny-pw\n"),
                   "Passwords need at least 8 characters.")
     assert "tiny-pw" not in err
-    refused(cli(world.url, admin, "admin", "set-password", "xena", "--password-stdin", input="\n"),
+    refused(cli(world.url, admin, "admin", "set-password", "xena", "--password-stdin", stdin="\n"),
             "--password-stdin got an empty line.")
-    refused(cli(world.url, token, "admin", "set-password", "alice", "--password-stdin", input="hijacked-pw-1\n"),
+    refused(cli(world.url, token, "admin", "set-password", "alice", "--password-stdin", stdin="hijacked-pw-1\n"),
             "You may change only your own password.")
     assert can_sign_in(world.url, "xena", "xena-pw-1234") and can_sign_in(world.url, "alice", PASSWORDS["alice"])
     # Your own password is changed with `runyard passwd`, which asks for the old one.
-    err = refused(cli(world.url, admin, "admin", "set-password", "admin", "--password-stdin", input="admin-new-pw-1\n"),
+    err = refused(cli(world.url, admin, "admin", "set-password", "admin", "--password-stdin", stdin="admin-new-pw-1\n"),
                   "`runyard admin set-password` resets other users' passwords")
     assert "Hint: Change your own with `runyard passwd`" in err
     assert can_sign_in(world.url, "admin", ADMIN_PW)
@@ -366,10 +366,10 @@ def test_cli_errors_never_echo_a_password_or_token(world: World, runyard_home: P
     res = CliRunner().invoke(app, ["login", world.url, "--token", world.tokens["run"]])
     assert res.exit_code == 1 and world.tokens["run"] not in res.output
     # Passwords refused by the server are not echoed either.
-    res = cli(world.url, world.tokens["admin"], "admin", "create-user", "newbie", "--password-stdin", input="sh0rt\n")
+    res = cli(world.url, world.tokens["admin"], "admin", "create-user", "newbie", "--password-stdin", stdin="sh0rt\n")
     refused(res, "at least 8 characters")
     assert "sh0rt" not in res.output
-    res = cli(world.url, world.tokens["owner"], "passwd", "--password-stdin", input=wrong_pw + "\nalice-next-pw-1\n")
+    res = cli(world.url, world.tokens["owner"], "passwd", "--password-stdin", stdin=wrong_pw + "\nalice-next-pw-1\n")
     refused(res, "The old password is wrong.")
     assert wrong_pw not in res.output and "alice-next-pw-1" not in res.output
     assert not (runyard_home / "credentials").exists()  # no failed login saved anything

@@ -131,12 +131,12 @@ def test_first_admin_from_the_environment_on_a_server_reachable_from_other_machi
         assert "Created the first admin 'root' with the password from RUNYARD_ADMIN_PASSWORD" in log
         assert ADMIN_PW not in log
     # A restart with another password in the environment changes nothing: the admin exists.
-    with serve_on_all_interfaces(home, RUNYARD_ADMIN_USERNAME="root", RUNYARD_ADMIN_PASSWORD="other-pw-12345") as server:
-        with Client(server.url) as c:
-            with pytest.raises(Unauthorized):
-                c.login("root", "other-pw-12345")
-            c.login("root", ADMIN_PW)
-            assert [u["username"] for u in c.list_users()] == ["root"]
+    with (serve_on_all_interfaces(home, RUNYARD_ADMIN_USERNAME="root", RUNYARD_ADMIN_PASSWORD="other-pw-12345") as server,
+          Client(server.url) as c):
+        with pytest.raises(Unauthorized):
+            c.login("root", "other-pw-12345")
+        c.login("root", ADMIN_PW)
+        assert [u["username"] for u in c.list_users()] == ["root"]
 
 
 def test_generated_first_admin_password_is_shown_once_on_the_terminal(tmp_path: Path) -> None:

@@ -191,7 +191,9 @@ def test_ls_json_is_the_api_page(seed, cli) -> None:
 
 
 def test_ls_filters_sort_and_paging(seed, cli) -> None:
-    ids = lambda *a: [r["id"] for r in json.loads(cli("ls", "--json", *a).stdout)["items"]]
+    def ids(*a: str) -> list[int]:
+        return [r["id"] for r in json.loads(cli("ls", "--json", *a).stdout)["items"]]
+
     assert ids("--status", "succeeded") == [seed.done]
     assert ids("--status", "succeeded", "--status", "running") == [seed.active, seed.done]
     assert ids("--experiment", str(seed.exp)) == [seed.active]

@@ -7,7 +7,8 @@ project's Sharing panel (writes with the session cookie and its CSRF header), ch
 role, removes a member and switches the visibility, and signs out;
 bob signs in, sees the project in his list (not alice's other, private one), reads its
 members without controls to change them, and cannot cancel its run (the buttons are disabled
-and say why; a cancel made after his role dropped shows the server's 403 plainly); when his session ends (an admin disables him) the live page goes to the login page.
+and say why; a cancel made after his role dropped shows the server's 403 plainly); when his
+session ends (an admin disables him) the live page goes to the login page.
 """
 
 from __future__ import annotations

@@ -42,10 +42,12 @@ def _seed(home: Path) -> int:
         with store.engine.begin() as conn:
             conn.execute(insert(m.SqlRun), rows)
             ids = list(conn.execute(select(m.SqlRun.id).where(m.SqlRun.experiment_id == exp.id).order_by(m.SqlRun.id)).scalars())
-            conn.execute(insert(m.SqlRunEvent), [{"run_id": rid, "status": "succeeded", "attempt": 1, "message": "", "ts": now} for rid in ids])
+            conn.execute(insert(m.SqlRunEvent),
+                         [{"run_id": rid, "status": "succeeded", "attempt": 1, "message": "", "ts": now} for rid in ids])
             conn.execute(insert(m.SqlParam), [
                 {"run_id": rid, "key": k, "value": json.dumps(v), "num": float(v)}
-                for i, rid in enumerate(ids) for k, v in (("lr", 10 ** (-4 + 4 * ((i * 7919) % N_RUNS) / N_RUNS)), ("depth", 2 ** (1 + i % 3)))
+                for i, rid in enumerate(ids)
+                for k, v in (("lr", 10 ** (-4 + 4 * ((i * 7919) % N_RUNS) / N_RUNS)), ("depth", 2 ** (1 + i % 3)))
             ])
         for i, rid in enumerate(ids):
             store.ingest_metrics(rid, ["acc", "loss"], [0, 0], [((i * 104729) % N_RUNS) / N_RUNS, 1 - i / N_RUNS], [now, now])

@@ -90,7 +90,7 @@ def test_history_downsampling_over_http(client: Client, project: str) -> None:
         assert hist["key"] == "val/loss" and hist["downsampled"] is True and hist["total"] == 20_000
         assert 0 < len(hist["steps"]) <= max_points
         assert hist["steps"] == sorted(hist["steps"])
-        assert all(truth[s] == v for s, v in zip(hist["steps"], hist["values"]))
+        assert all(truth[s] == v for s, v in zip(hist["steps"], hist["values"], strict=True))
         assert {4321, 17_000} <= set(hist["steps"])
     full = client.metric_history(run, "val/loss")
     assert (len(full["steps"]), full["downsampled"]) == (20_000, False)

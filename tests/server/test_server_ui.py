@@ -96,7 +96,8 @@ def test_the_built_ui_is_served_with_deep_links(shared_server: LiveServer) -> No
     assert "immutable" in js.headers["cache-control"]
     # The app never answers for the API, and paths cannot leave the static folder.
     api = httpx.get(shared_server.url + "/api/v1/no-such-route")
-    assert api.status_code == 404 and api.json() == {"code": "not_found", "message": "Not Found", "hint": "See the API reference at /api/v1/docs."}
+    assert api.status_code == 404
+    assert api.json() == {"code": "not_found", "message": "Not Found", "hint": "See the API reference at /api/v1/docs."}
     escape = httpx.get(shared_server.url + "/assets/..%2f..%2f_app.py")
     assert escape.status_code == 200 and escape.text == index.text
 

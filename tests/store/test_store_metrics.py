@@ -140,7 +140,7 @@ def _check_downsampled(hist: dict[str, Any], truth: dict[int, float], max_points
     assert 0 < len(hist["steps"]) <= max_points
     assert hist["steps"] == sorted(hist["steps"])
     assert len(set(hist["steps"])) == len(hist["steps"])
-    for step, value in zip(hist["steps"], hist["values"]):  # every point kept is a real point
+    for step, value in zip(hist["steps"], hist["values"], strict=True):  # every point kept is a real point
         assert truth[step] == value
     lo = min(truth, key=truth.__getitem__)
     hi = max(truth, key=truth.__getitem__)

@@ -41,7 +41,9 @@ def _names(store: Store, *, filters: list[str] = (), order: str | None = None, *
 
 def test_filters(store: Store) -> None:
     _seed(store)
-    f = lambda *exprs: sorted(_names(store, filters=list(exprs)))
+
+    def f(*exprs: str) -> list[str]:
+        return sorted(_names(store, filters=list(exprs)))
 
     assert f("params.lr >= 0.01") == ["a", "b", "d", "e"]
     assert f("params.lr < 0.05") == ["b", "c"]

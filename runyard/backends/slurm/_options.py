@@ -25,7 +25,8 @@ class SlurmBackendOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    partition: str | None = Field(None, **_rule("a Slurm partition name", "Use a partition `sinfo -s` lists, e.g. partition: debug.", "the cluster's default"))
+    partition: str | None = Field(None, **_rule(
+        "a Slurm partition name", "Use a partition `sinfo -s` lists, e.g. partition: debug.", "the cluster's default"))
     account: str | None = Field(None, **_rule("a Slurm account name", "Use an account `sacctmgr show assoc user=$USER` lists.", "none"))
     qos: str | None = Field(None, **_rule("a Slurm QOS name", "Use a QOS `sacctmgr show qos` lists.", "none"))
     sbatch_lines: list[str] = Field(default_factory=list, **_rule(
@@ -58,7 +59,8 @@ class SlurmBackendOptions(BaseModel):
         "Give a host name or address, or remove it to run the commands on this machine.", "none (this machine)"))
     login_port: int = Field(22, ge=1, le=65535, **_rule("a TCP port from 1 to 65535", "Use the login node's SSH port.", "22"))
     login_user: str | None = Field(None, **_rule("a user name on the login node", "Give your login name there.", "the current user"))
-    login_key: str | None = Field(None, **_rule("the path of an SSH private key file", "Give e.g. ~/.ssh/id_ed25519.", "the SSH agent and default keys"))
+    login_key: str | None = Field(None, **_rule(
+        "the path of an SSH private key file", "Give e.g. ~/.ssh/id_ed25519.", "the SSH agent and default keys"))
     known_hosts: str | bool | None = Field(None, **_rule(
         "a known_hosts file path, or false to accept any host key (test hosts only)",
         "Give a path, or remove it to use ~/.ssh/known_hosts.", "~/.ssh/known_hosts"))

@@ -22,7 +22,9 @@ from runyard.store import Artifact, Snapshot, Store
 router = APIRouter(tags=["artifacts"])
 _COMMIT_LOCK = asyncio.Lock()
 
-_BINARY_BODY = {"requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
+_BINARY_BODY = {
+    "requestBody": {"required": True, "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+}
 
 
 class ArtifactList(BaseModel):

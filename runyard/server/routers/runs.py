@@ -339,7 +339,8 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
     except orjson.JSONDecodeError as e:
         raise InvalidInput(f"The metric batch is not valid JSON: {e}.", "Send a JSON object with keys, steps, values, timestamps.") from e
     if not isinstance(body, dict):
-        raise InvalidInput("The metric batch must be a JSON object.", "Send {\"keys\": [...], \"steps\": [...], \"values\": [...], \"timestamps\": [...]}.")
+        raise InvalidInput("The metric batch must be a JSON object.",
+                           "Send {\"keys\": [...], \"steps\": [...], \"values\": [...], \"timestamps\": [...]}.")
     cols = []
     for name in ("keys", "steps", "values", "timestamps"):
         col = body.get(name)
@@ -349,7 +350,8 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
         cols.append(col)
     keys, steps, values, timestamps = cols
     if len(keys) > MAX_BATCH_POINTS:
-        raise InvalidInput(f"A metric batch holds at most {MAX_BATCH_POINTS} points, but got {len(keys)}.", "Split it into smaller batches.")
+        raise InvalidInput(f"A metric batch holds at most {MAX_BATCH_POINTS} points, but got {len(keys)}.",
+                           "Split it into smaller batches.")
     if not all(type(s) is int for s in steps):
         raise InvalidInput("Metric steps must be integers.", "Send whole-number steps, e.g. the epoch or iteration.")
     if not all(type(t) in (int, float) for t in timestamps):

@@ -81,9 +81,8 @@ def set_password(username: str, body: PasswordChange, request: Request) -> None:
     own = p.user is not None and p.user.username == username
     if not own and not p.is_admin:
         raise Forbidden("You may change only your own password.", "Ask an admin to reset another user's.")
-    if own:
-        if body.old_password is None or store.verify_password(username, body.old_password) is None:
-            raise Unauthorized("The old password is wrong.", "Send your current password as old_password.")
+    if own and (body.old_password is None or store.verify_password(username, body.old_password) is None):
+        raise Unauthorized("The old password is wrong.", "Send your current password as old_password.")
     store.get_user(username)
     store.set_password(username, body.password)
     audit(request, "user.password", target=username, by_admin=not own)
