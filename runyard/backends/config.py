@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from runyard.backends.options import option_problems
+from runyard.backends.options import option_problems, show_value
 from runyard.configfile import Problem, load_yaml, located_error  # one YAML dialect and line map
 from runyard.errors import NotFound, SpecError
 
@@ -83,26 +83,16 @@ def options_model(backend_type: str) -> type[BaseModel] | None:
     return getattr(backend_class(backend_type), "options_model", None)
 
 
-def _show(value: Any) -> str:
-    import json
-
-    try:
-        text = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
-
-
 def _entry_problems(name: Any, data: Any) -> list[tuple[tuple[Any, ...], str]]:
     """Problems of one entry, each with the data path to report its line at."""
     from runyard.backends.registry import backend_names
 
     at: tuple[Any, ...] = (name,)
     if not isinstance(name, str) or not _NAME_RE.match(name):
-        return [(at, f"{_show(name)} is not a valid backend name: a name must be letters, digits, '-', '_' or '.', "
+        return [(at, f"{show_value(name)} is not a valid backend name: a name must be letters, digits, '-', '_' or '.', "
                      "starting with a letter or digit. Rename it, e.g. slurm-dev.")]
     if not isinstance(data, Mapping):
-        return [(at, f"{name} must be a mapping with a type and options, but got {_show(data)}. "
+        return [(at, f"{name} must be a mapping with a type and options, but got {show_value(data)}. "
                      f"Write e.g. `{name}: {{type: slurm, partition: debug}}`.")]
     types = backend_names()
     kind = data.get("type")
@@ -111,9 +101,9 @@ def _entry_problems(name: Any, data: Any) -> list[tuple[tuple[Any, ...], str]]:
     if not isinstance(kind, str) or kind not in types:
         close = difflib.get_close_matches(str(kind), types, n=1, cutoff=0.6)
         fix = f"Did you mean {close[0]!r}?" if close else f"Use one of {', '.join(types)}."
-        return [((name, "type"), f"{name}.type must be one of {', '.join(types)}, but got {_show(kind)}. {fix}")]
+        return [((name, "type"), f"{name}.type must be one of {', '.join(types)}, but got {show_value(kind)}. {fix}")]
     if name == "local" and kind != "local":
-        return [((name, "type"), f"local.type must be local, but got {_show(kind)}: the name local is reserved "
+        return [((name, "type"), f"local.type must be local, but got {show_value(kind)}: the name local is reserved "
                                  "for this machine. Give this backend another name.")]
     options = {k: v for k, v in data.items() if k != "type"}
     try:
@@ -136,7 +126,7 @@ def parse_backends(text: str, source: str = FILE_NAME) -> dict[str, BackendEntry
         data = {}
     if not isinstance(data, Mapping):
         raise SpecError(f"{source}:1: the file must be a mapping from backend names to their settings, but got "
-                        f"{_show(data)}. Write e.g. `slurm-dev: {{type: slurm, partition: debug}}`.", _HINT)
+                        f"{show_value(data)}. Write e.g. `slurm-dev: {{type: slurm, partition: debug}}`.", _HINT)
     for name, entry in data.items():
         for at, text_ in _entry_problems(name, entry):
             problems.append(Problem(text_, at))

@@ -23,9 +23,10 @@ from pydantic import BaseModel, ValidationError
 
 from runyard.errors import SpecError
 
-__all__ = ["describe_options", "option_problems", "parse_options"]
+__all__ = ["describe_options", "option_problems", "parse_options", "show_value"]
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """``value`` as an error message quotes it: JSON (a string in quotes), cut to 80 characters."""
     try:
         text = repr(value) if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
@@ -40,11 +41,11 @@ def _default_of(info: Any) -> str:
     if info.is_required():
         return "required"
     if info.default_factory is not None:
-        return _show(info.default_factory())
+        return show_value(info.default_factory())
     described = re.search(r"\(default: (.*)\)\s*$", info.description or "")
     if info.default is None and described:
         return described.group(1)
-    return _show(info.default)
+    return show_value(info.default)
 
 
 def describe_options(model: type[BaseModel]) -> str:
@@ -106,11 +107,11 @@ def option_problems(name: str, model: type[BaseModel], options: Mapping[str, Any
             if err["type"] == "missing":
                 problems.append((path, f"{dotted} is required: {rule or (info.description if info else '') or 'give a value'}. {how}"))
             elif rule:
-                problems.append((path, f"{dotted} must be {rule}, but got {_show(err.get('input'))}. {how}"))
+                problems.append((path, f"{dotted} must be {rule}, but got {show_value(err.get('input'))}. {how}"))
             else:
                 msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
                 problems.append((path, f"{dotted} is invalid ({msg[:1].lower() + msg[1:]}), but got "
-                                       f"{_show(err.get('input'))}. {how}"))
+                                       f"{show_value(err.get('input'))}. {how}"))
     return problems
 
 

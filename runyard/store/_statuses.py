@@ -50,33 +50,16 @@ class StatusesPart(StorePart):
                        expect: Iterable[str] | None = None, engine_job_id: str | None = None) -> bool:
         """``set_run_status`` inside a write transaction; false when the run already had ``status``."""
         now = _now()
-        # FOR UPDATE: under PostgreSQL's READ COMMITTED, concurrent callers would all read the old
-        # status and all pass `expect`. (SQLite's BEGIN IMMEDIATE already serialises writers.)
         r = m.SqlRun
-        row = conn.execute(_stmt("run_status_for_update", lambda: select(r.status, r.attempt)
-                                 .where(r.id == bindparam("run_id")).with_for_update()), {"run_id": run_id}).first()
-        if row is None:
-            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
-        current, attempt = row
+        current, attempt = _lock_status(conn, run_id)
         if expect is not None and current not in set(expect):
             raise InvalidState(f"Run {run_id} is {current}, not {' or '.join(expect)}.", "Refresh and try again.")
         check_transition(current, status, run_id=run_id)
         if current == status:
             return False
-        values: dict[str, Any] = {"status": status}
-        if message is not None:
-            values["status_message"] = message
-        if exit_code is not None:
-            values["exit_code"] = exit_code
+        values = _status_columns(status, message, exit_code, now)
         if engine_job_id is not None:
             values["engine_job_id"] = engine_job_id
-        if status == "running":
-            values["started_at"] = now
-            values["heartbeat_at"] = now
-            if message is None:
-                values["status_message"] = ""  # an engine's "pending: …" no longer holds
-        if status in TERMINAL_STATUSES:
-            values["ended_at"] = now
         conn.execute(_stmt("run_update", lambda: update(r.__table__).where(r.__table__.c.id == bindparam("_id"))),
                      {"_id": run_id, **values})
         conn.execute(_stmt("run_event_insert", lambda: insert(m.SqlRunEvent.__table__)),
@@ -92,11 +75,7 @@ class StatusesPart(StorePart):
         """
         now = _now()
         r = m.SqlRun
-        row = conn.execute(_stmt("run_status_for_update", lambda: select(r.status, r.attempt)
-                                 .where(r.id == bindparam("run_id")).with_for_update()), {"run_id": run_id}).first()
-        if row is None:
-            raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
-        current, attempt = row
+        current, attempt = _lock_status(conn, run_id)
         values: dict[str, Any] = {}
         events: list[dict[str, Any]] = []
         accepted = True
@@ -107,18 +86,7 @@ class StatusesPart(StorePart):
             accepted = True
             if current == status:
                 continue
-            values["status"] = status
-            if message is not None:
-                values["status_message"] = message
-            if exit_code is not None:
-                values["exit_code"] = exit_code
-            if status == "running":
-                values["started_at"] = now
-                values["heartbeat_at"] = now
-                if message is None:
-                    values["status_message"] = ""
-            if status in TERMINAL_STATUSES:
-                values["ended_at"] = now
+            values.update(_status_columns(status, message, exit_code, now))
             events.append({"run_id": run_id, "status": status, "attempt": attempt, "message": message or "", "ts": now})
             current = status
         if values:
@@ -151,3 +119,34 @@ class StatusesPart(StorePart):
             )
             conn.execute(insert(m.SqlRunEvent).values(run_id=run_id, status="queued", attempt=attempt, message=message, ts=now))
             return self._get_run_in(conn, run_id)
+
+
+def _lock_status(conn: Any, run_id: int) -> tuple[str, int]:
+    """The run's status and attempt, its row locked for the rest of the transaction.
+
+    FOR UPDATE: under PostgreSQL's READ COMMITTED, concurrent callers would otherwise all read
+    the old status (SQLite's BEGIN IMMEDIATE already serialises writers).
+    """
+    r = m.SqlRun
+    row = conn.execute(_stmt("run_status_for_update", lambda: select(r.status, r.attempt)
+                             .where(r.id == bindparam("run_id")).with_for_update()), {"run_id": run_id}).first()
+    if row is None:
+        raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+    return row[0], row[1]
+
+
+def _status_columns(status: str, message: str | None, exit_code: int | None, now: float) -> dict[str, Any]:
+    """The run columns a move to ``status`` writes (its times, message and exit code)."""
+    values: dict[str, Any] = {"status": status}
+    if message is not None:
+        values["status_message"] = message
+    if exit_code is not None:
+        values["exit_code"] = exit_code
+    if status == "running":
+        values["started_at"] = now
+        values["heartbeat_at"] = now
+        if message is None:
+            values["status_message"] = ""  # an engine's "pending: …" no longer holds
+    if status in TERMINAL_STATUSES:
+        values["ended_at"] = now
+    return values

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import runyard
-from runyard.client import Client
 from runyard.testing import LiveServer
 
 
@@ -18,11 +17,6 @@ def server(shared_live_server: LiveServer, monkeypatch: pytest.MonkeyPatch) -> L
     monkeypatch.setenv("RUNYARD_SERVER", shared_live_server.url)
     return shared_live_server
 
-
-@pytest.fixture
-def client(server: LiveServer) -> Iterator[Client]:
-    with Client(server.url) as c:
-        yield c
 
 
 @pytest.fixture(autouse=True)

@@ -48,6 +48,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from runyard import _proc
 from runyard.errors import InvalidInput
 
@@ -57,22 +59,12 @@ OPS = ("ping", "submit", "poll", "cancel", "usage", "shutdown")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]{0,127}$")
 _SUN_PATH_MAX = 107
 
-try:
-    import orjson
+def dumps(obj: Any) -> bytes:
+    """``obj`` as compact JSON bytes."""
+    return orjson.dumps(obj)
 
-    def dumps(obj: Any) -> bytes:
-        """``obj`` as compact JSON bytes."""
-        return orjson.dumps(obj)
 
-    loads = orjson.loads
-except ImportError:  # pragma: no cover
-    import json
-
-    def dumps(obj: Any) -> bytes:
-        """``obj`` as compact JSON bytes."""
-        return json.dumps(obj).encode()
-
-    loads = json.loads
+loads = orjson.loads
 
 
 def version() -> str:
