@@ -61,13 +61,15 @@ system-test-deps:
 test-ui: $(UI_DEPS)
 	cd web && npx vitest run
 
-## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included)
+## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included),
+## on TEST_WORKERS pytest-xdist workers (the tests of one engine — Slurm, sshd, Ray — stay on one worker)
+TEST_WORKERS ?= 2
 test: install install-test system-test-deps test-ui
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 ## test-fast: the suite without the tests marked slow
 test-fast: install
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow"
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
 
 ## bench: side-by-side benchmarks against the peers (installed into their own venv)
 bench: install

@@ -15,6 +15,20 @@ from runyard.testing._postgres import drop_database, postgres_url
 pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_contract"]
 
 
+# The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters) run on one pytest-xdist
+# worker, one after another: the engines are started once, by that worker, and never by two workers at once.
+_ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd"})
+_ENGINE_MODULES = ("test_slurm", "test_ssh", "test_distributed_slurm", "test_distributed_ray",
+                   "test_backends_cli_check")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        module = item.path.stem if item.path is not None else ""
+        if _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())) or module.startswith(_ENGINE_MODULES):
+            item.add_marker(pytest.mark.xdist_group("engines"))
+
+
 @pytest.fixture(autouse=True)
 def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test gets its own RUNYARD_HOME and no configured server."""
