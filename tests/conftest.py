@@ -36,7 +36,10 @@ def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home.mkdir()
     monkeypatch.setenv("RUNYARD_HOME", str(home))
     for var in ("RUNYARD_SERVER", "RUNYARD_TOKEN", "RUNYARD_RUN_ID", "RUNYARD_DATABASE_URL", "RUNYARD_ARTIFACTS_URL",
-                "RUNYARD_PARAMS"):
+                "RUNYARD_PARAMS",
+                # pytest-xdist's workers inherit a COLUMNS of the controller's terminal; the CLI's tables are
+                # checked at the width a pipe gets.
+                "COLUMNS", "LINES"):
         monkeypatch.delenv(var, raising=False)
     return home
 
