@@ -180,6 +180,16 @@ def test_a_restart_is_checked_against_the_policy_of_now(team: Team) -> None:
         assert admin.restart_run(run["id"])["status"] == "queued"
 
 
+def test_a_queued_run_added_to_an_experiment_is_checked(team: Team) -> None:
+    # An admin's experiment on local: an editor of its project may not queue runs into it (the
+    # scheduler would run them there), but may still record runs of their own by hand.
+    exp = team.submit("admin", "shared")
+    with team.client("bob") as bob:
+        with pytest.raises(Forbidden, match="backend 'local'"):
+            bob.create_run("shared", experiment_id=exp["id"], status="queued")
+        assert bob.create_run("shared", experiment_id=exp["id"])["status"] == "running"
+
+
 # ------------------------------------------------------------------ showing the policy
 def test_the_api_lists_each_backends_policy(team: Team) -> None:
     team.backends("hpc:\n  type: slurm\n  partition: debug\n  allow: {users: [bob]}\n")

@@ -110,6 +110,10 @@ async def create_run(body: RunCreate, request: Request, store: Store = Depends(g
             if info.project != body.project:
                 raise InvalidInput(f"Experiment {body.experiment_id} belongs to project {info.project!r}, not {body.project!r}.",
                                    f"Create the run in project {info.project!r}, or leave experiment_id out.")
+            if body.status == "queued" and not principal(request).is_admin:
+                # The scheduler dispatches it to the experiment's backends: the caller must be admitted to each.
+                backends = store.get_experiment(body.experiment_id).backend.split(",")
+                require_backends(request, body.project, backends, backend_entries(request))
         return insert_run(store, body.project, name=body.name, experiment_id=body.experiment_id, params=body.params,
                           tags=body.tags, status=body.status, owner_id=owner_id)
 
