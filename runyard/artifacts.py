@@ -56,7 +56,11 @@ class ArtifactStorage:
     def __init__(self, url: str | None = None) -> None:
         self.url = (url or config.artifacts_url()).rstrip("/")
         self.fs, self.root = fsspec.core.url_to_fs(self.url)
-        self.fs.makedirs(self.root, exist_ok=True)
+        protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
+        if "file" in protocols:
+            config.make_private_dir(self.root)  # a directory on this machine: this account only (0700)
+        else:
+            self.fs.makedirs(self.root, exist_ok=True)
 
     def _run_path(self, run_id: int, path: str) -> str:
         return f"{self.root}/runs/{run_id}/{clean_path(path)}"

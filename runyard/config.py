@@ -8,27 +8,111 @@ tests and subprocesses can point Runyard elsewhere by setting variables:
 - ``RUNYARD_ARTIFACTS_URL``: fsspec URL for artifacts and blobs, default ``$RUNYARD_HOME/artifacts``.
 - ``RUNYARD_SERVER``: the server the CLI and SDK talk to; unset means the embedded local server.
 - ``RUNYARD_MAX_UPLOAD_MB``: largest artifact or blob accepted in one upload (default 5120).
+
+The home holds the database, the artifacts and the credentials: it is created readable
+by this account only (0700, whatever the umask), and :func:`secure_home` tightens one
+found open to others when a server starts.
 """
 
 from __future__ import annotations
 
 import os
+import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = [
     "artifacts_url",
     "database_url",
     "home",
+    "make_private_dir",
+    "make_private_file",
     "max_upload_bytes",
     "mask_url",
+    "secure_home",
 ]
+
+PRIVATE_DIR = 0o700
+PRIVATE_FILE = 0o600
 
 
 def home() -> Path:
-    """The state directory, created on first use."""
+    """The state directory, created on first use (0700: this account only)."""
     path = Path(os.environ.get("RUNYARD_HOME") or Path.home() / ".runyard").expanduser()
-    path.mkdir(parents=True, exist_ok=True)
+    make_private_dir(path)
     return path
+
+
+def make_private_dir(path: str | os.PathLike[str]) -> Path:
+    """``path`` as a directory; created 0700 whatever the umask (its parents as the umask says).
+    An existing one is left as it is (:func:`secure_home` tightens the server's)."""
+    path = Path(path)
+    try:
+        path.mkdir(mode=PRIVATE_DIR)
+    except FileExistsError:
+        return path
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir(mode=PRIVATE_DIR)
+        except FileExistsError:
+            return path
+    os.chmod(path, PRIVATE_DIR)  # the umask may have taken bits off (never adds any)
+    return path
+
+
+def make_private_file(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` empty and 0600 if it does not exist (SQLite then gives its -wal and -shm the same mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE)
+    except FileExistsError:
+        return Path(path)
+    try:
+        os.fchmod(fd, PRIVATE_FILE)
+    finally:
+        os.close(fd)
+    return Path(path)
+
+
+def secure_home(path: Path | None = None, *, extra: Iterable[str | os.PathLike[str]] = (),
+                traverse: bool = False) -> list[str]:
+    """Take group and other permissions off the home, the files and directories directly in it,
+    and ``extra`` (e.g. a database outside the home); returns what was changed, one line each.
+
+    Only the top level is changed: what is below a 0700 directory is out of others' reach.
+    Paths owned by another account are left alone.
+
+    Args:
+        traverse: leave the home and its ``agent`` directory 0711 (others may pass through to a
+            path they know, never list them): for the local agent's jobs running as other accounts,
+            whose work directories are below it. Never loosens anything.
+    """
+    path = path if path is not None else home()
+    changed: list[str] = []
+    # Bits others may keep: none, or for the home with ``traverse`` the search (x) bits.
+    targets: list[tuple[Path, int]] = [(path, 0o011 if traverse else 0)]
+    try:
+        targets += [(child, 0o011 if traverse and child.name == "agent" else 0) for child in sorted(path.iterdir())]
+    except OSError:
+        pass
+    targets += [(Path(p), 0) for p in extra]
+    for target, keep in targets:
+        try:
+            st = target.lstat()
+        except OSError:
+            continue
+        if stat.S_ISLNK(st.st_mode) or st.st_uid != os.getuid():
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        new = mode & ~(0o077 & ~keep)
+        if new == mode:
+            continue
+        try:
+            os.chmod(target, new)
+        except OSError:
+            continue
+        changed.append(f"{target}: {mode:04o} -> {new:04o}")
+    return changed
 
 
 def database_url() -> str:

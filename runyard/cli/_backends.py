@@ -9,6 +9,7 @@ on the far side.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import typer
@@ -33,18 +34,20 @@ def _list(json_: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from runyard.backends.config import load_backends
+    from runyard.backends.config import describe_policy, load_backends
 
     entries = load_backends(_path())
+    # The file does not say whether the server requires sign-in: RUNYARD_AUTH=required does, else both cases are told.
+    sign_in = True if os.environ.get("RUNYARD_AUTH") == "required" else None
     if json_:
-        print_json([e.to_dict() for e in entries.values()])
+        print_json([{**e.to_dict(), "policy": describe_policy(e, sign_in)} for e in entries.values()])
         return
     table = Table(box=None, header_style="bold")
-    for col in ("NAME", "TYPE", "OPTIONS"):
+    for col in ("NAME", "TYPE", "WHO MAY USE IT", "OPTIONS"):
         table.add_column(col)
     for e in entries.values():
         opts = ", ".join(f"{k}={v}" for k, v in e.options.items())
-        table.add_row(escape(e.name), escape(e.type), escape(opts))
+        table.add_row(escape(e.name), escape(e.type), escape(describe_policy(e, sign_in)), escape(opts))
     console().print(table)
 
 
@@ -67,7 +70,7 @@ def backends(
 
 @backends_app.command("list")
 def backends_list(json_: bool = typer.Option(False, "--json", help="Print the backends as a JSON list.")) -> None:
-    """List the configured backends (local always exists).
+    """List the configured backends (local always exists) and who may use each (their allow:).
 
     Examples:
 
@@ -157,7 +160,7 @@ def backends_test(
     if entry is None:
         raise NotFound(f"No backend named {name!r}. Configured backends: {', '.join(sorted(entries))}.",
                        f"Add it with `runyard backends add {name} --type TYPE`.")
-    backend = get_backend(entry.type, entry.options)
+    backend = get_backend(entry.type, entry.backend_options())
     try:
         results = backend.check()
     finally:

@@ -57,7 +57,8 @@ class BackendPool:
             self._static = {"local": BackendEntry("local", "local", {})}
             for name, opts in options.items():
                 opts = dict(opts)
-                self._static[name] = BackendEntry(name, str(opts.pop("type", name)), opts)
+                allow = opts.pop("allow", None)
+                self._static[name] = BackendEntry(name, str(opts.pop("type", name)), opts, allow)
         self._given: dict[str, Backend] = dict(instances or {})
         if instances is not None:
             self._static = dict(self._static or {})
@@ -145,7 +146,7 @@ class BackendPool:
                         + broken,
                         (f"Did you mean {close[0]!r}? " if close else "")
                         + f"Pick one in runyard.yml (backend: NAME), or add it: `runyard backends add {name} --type TYPE`.")
-                backend = get_backend(entry.type, entry.options)
+                backend = get_backend(entry.type, entry.backend_options())
                 self._backends[name] = backend
                 self._built_from[name] = entry
             return backend

@@ -17,7 +17,7 @@ from runyard.server._auth import Auth, authenticate, check_mode, public_route
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
 from runyard.server._static import install_ui, ui_dir
-from runyard.server.routers import artifacts, audit, experiments, logs, members, projects, runs, sessions, tokens, users
+from runyard.server.routers import artifacts, audit, backends, experiments, logs, members, projects, runs, sessions, tokens, users
 from runyard.store import Store
 
 __all__ = ["create_app"]
@@ -34,6 +34,33 @@ class Health(BaseModel):
 def _public_url() -> str:
     """The address runs use to reach this server (RUNYARD_PUBLIC_URL, set by ``serve``)."""
     return os.environ.get("RUNYARD_PUBLIC_URL", "http://127.0.0.1:8765")
+
+
+def _secure_files(app: FastAPI) -> None:
+    """Take others' permissions off the home, the SQLite database (and its -wal, -shm) and the artifacts
+    directory, whatever the umask made them, and log each change (docs/operating.md, "Security model")."""
+    from runyard import config
+
+    extra: list[str] = []
+    engine = app.state.store.engine
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        db = str(engine.url.database)
+        extra += [db, db + "-wal", db + "-shm"]
+    storage = app.state.artifacts
+    protocols = storage.fs.protocol if isinstance(storage.fs.protocol, tuple) else (storage.fs.protocol,)
+    if "file" in protocols:
+        extra.append(storage.root)
+    from runyard.backends.config import load_backends
+    from runyard.errors import SpecError
+
+    try:
+        local = load_backends().get("local")
+    except SpecError:  # reported where the backends are used
+        local = None
+    # Jobs running as the accounts of the local agent's run_as pool pass through the home to their work directories.
+    traverse = local is not None and isinstance(local.options.get("run_as"), dict)
+    for line in config.secure_home(extra=extra, traverse=traverse):
+        log.warning("Took group and other permissions off %s (only the server's account may read its data).", line)
 
 
 def create_app(store: Store | None = None, *, artifacts_url: str | None = None, scheduler: bool | None = None,
@@ -57,6 +84,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         if own:
             app.state.store = Store.open()
         app.state.artifacts = ArtifactStorage(artifacts_url)
+        _secure_files(app)
         from runyard.server._bootstrap import ensure_admin
         from runyard.store import AuthStore
 
@@ -108,7 +136,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     # Routes are matched in this order, one by one: the task runners' and the SDK's (reports,
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.
     for r in (runs.router, logs.router, artifacts.router, experiments.router, projects.router, members.router,
-              sessions.router, users.router, tokens.router, audit.router):
+              sessions.router, users.router, tokens.router, audit.router, backends.router):
         api.include_router(r)
     app.include_router(api)
 

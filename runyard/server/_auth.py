@@ -29,7 +29,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,6 +57,7 @@ __all__ = [
     "principal",
     "public_route",
     "require_admin",
+    "require_backends",
     "require_blob",
     "require_experiment",
     "require_project",
@@ -439,6 +440,41 @@ def require_blob(request: Request, digest: str) -> None:
     if snap is None or not _auth(request).store.snapshot_has_blob(snap, digest):
         raise Forbidden(f"Run {p.run_id}'s token may read only the files of its own snapshot.",
                         "Each run's token reaches only its own run.")
+
+
+def sign_in_on(request: Request) -> bool:
+    """Whether the server requires sign-in (not single-user local mode)."""
+    auth = getattr(request.app.state, "auth", None)
+    return auth is not None and not auth.local_mode()
+
+
+def require_backends(request: Request, project: str, backends: Sequence[str], entries: Mapping[str, Any]) -> None:
+    """Before runs of ``project`` go to ``backends``: every one of them admits the principal (``allow:``
+    in backends.yml, see :func:`runyard.backends.config.policy_refusal`). A name that is not configured
+    is left to the scheduler's own check.
+
+    Raises:
+        Forbidden: naming the backend, who may use it and who may change that.
+    """
+    from runyard.backends.config import Submitter, policy_refusal
+
+    p = principal(request)
+    if p.is_admin:
+        return
+    sign_in = sign_in_on(request)
+    role: str | None = "editor"  # a run's token writes to its own run: its project's editor
+    if p.kind == "user":
+        info = _auth(request).store.project_access(project)
+        # A new project (or, when only asked, one the caller may not see): the caller would own it.
+        role = (project_role(request, info) if info is not None else None) or "owner"
+    who = Submitter(p.user.username if p.user is not None else None, False, project, role)
+    for name in backends:
+        entry = entries.get(name)
+        if entry is None:
+            continue
+        refused = policy_refusal(entry, who, sign_in=sign_in)
+        if refused is not None:
+            raise Forbidden(*refused)
 
 
 def visible_project_ids(request: Request) -> list[int] | None:

@@ -29,9 +29,9 @@ from runyard.store._store import BLOCK_STEPS, Store
 from runyard.store._tags import TagFilter, parse_tag_filter
 
 if TYPE_CHECKING:
-    from runyard.store._auth import AccessInfo, AuditEvent, AuthStore, Member, TokenInfo, User
+    from runyard.store._auth import ROLES, AccessInfo, AuditEvent, AuthStore, Member, TokenInfo, User
 
-_AUTH_NAMES = frozenset({"AccessInfo", "AuditEvent", "AuthStore", "Member", "TokenInfo", "User"})
+_AUTH_NAMES = frozenset({"ROLES", "AccessInfo", "AuditEvent", "AuthStore", "Member", "TokenInfo", "User"})
 
 
 def __getattr__(name: str) -> Any:
@@ -45,6 +45,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ACTIVE_STATUSES",
     "BLOCK_STEPS",
+    "ROLES",
     "RUN_STATUSES",
     "TERMINAL_STATUSES",
     "AccessInfo",

@@ -36,7 +36,13 @@ def _sqlite_engine(url: str) -> Engine:
     memory = url in ("sqlite://", "sqlite:///:memory:")
     if not memory:
         path = url.split("///", 1)[1]
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        if "?" not in path and not path.startswith("file:"):
+            # This account only: the database holds every project and the password hashes. SQLite gives
+            # the -wal and -shm files the database file's mode, so creating it 0600 covers them too.
+            config.make_private_dir(Path(path).parent)
+            config.make_private_file(path)
+        else:
+            Path(path.split("?", 1)[0].removeprefix("file:")).parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict = {"connect_args": {"check_same_thread": False, "timeout": 60}}
     if memory:
         kwargs["poolclass"] = StaticPool

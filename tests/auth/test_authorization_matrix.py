@@ -93,6 +93,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("POST", "/tokens"): ("user", lambda w: ("/tokens", {"json": {"name": "matrix"}})),
     ("DELETE", "/tokens/{token_id}"): ("self_or_admin", lambda w: (f"/tokens/{_alice_token_id(w)}", {})),
     ("GET", "/audit"): ("admin", lambda w: ("/audit", {})),
+    ("GET", "/backends"): ("user", lambda w: ("/backends", {})),
     ("POST", "/projects"): ("user", lambda w: ("/projects", {"json": {"name": f"p{_fresh()}"}})),
     ("GET", "/projects"): ("user", lambda w: ("/projects", {})),
     ("GET", "/projects/{name}"): ("project_viewer", lambda w: (f"/projects/{w.project}", {})),

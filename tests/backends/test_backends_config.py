@@ -175,10 +175,12 @@ def test_cli_add_list_remove(tmp_path: Path) -> None:
                "--set", "poll_min_s=0.5", "--set", "modules=[cuda/12.1, python/3.11]")
     assert res.returncode == 0, res.stderr
     res = _cli(home, "backends", "list", "--json")
+    local_policy = "admins only when sign-in is on (no allow:); everyone on a single-user server"
     assert json.loads(res.stdout) == [
-        {"name": "local", "type": "local", "options": {}},
+        {"name": "local", "type": "local", "options": {}, "policy": local_policy},
         {"name": "hpc", "type": "slurm", "options": {"partition": "debug", "reach_server": False, "poll_min_s": 0.5,
-                                                     "modules": ["cuda/12.1", "python/3.11"]}}]
+                                                     "modules": ["cuda/12.1", "python/3.11"]},
+         "policy": "admins and the editors of the project"}]
     res = _cli(home, "backends")
     assert "hpc" in res.stdout and "slurm" in res.stdout
     res = _cli(home, "backends", "add", "bad", "--type", "slurm", "--set", "partion=debug")
@@ -191,7 +193,8 @@ def test_cli_add_list_remove(tmp_path: Path) -> None:
     assert res.returncode == 0 and "ok" in res.stdout and "all 2 checks passed" in res.stdout
     res = _cli(home, "backends", "remove", "hpc")
     assert res.returncode == 0
-    assert json.loads(_cli(home, "backends", "list", "--json").stdout) == [{"name": "local", "type": "local", "options": {}}]
+    assert json.loads(_cli(home, "backends", "list", "--json").stdout) == [
+        {"name": "local", "type": "local", "options": {}, "policy": local_policy}]
 
 
 def test_submission_rejects_an_unknown_backend_with_the_configured_names(tmp_path: Path) -> None:

@@ -40,6 +40,8 @@ def test_sign_in_share_with_bob_and_bob_sees_it(servers, page) -> None:  # noqa:
     server = servers.start("auth-ui", env={"RUNYARD_AUTH": "required", "RUNYARD_ADMIN_PASSWORD": ADMIN_PW,
                                            "RUNYARD_SCHEDULER": "0"})
     url = server.url
+    # On a server with sign-in, local is for admins only unless backends.yml opens it (allow: with run_as:).
+    (server.home / "backends.yml").write_text("local: {type: local, allow: {}, run_as: shared}\n")
     with Client(url) as admin:
         admin.login("admin", ADMIN_PW)
         admin.create_user("alice", ALICE_PW)

@@ -10,8 +10,15 @@ from pydantic import BaseModel, Field
 
 import runyard.names as names
 from runyard.errors import InvalidState
-from runyard.server._auth import require_experiment, require_project, require_project_write, visible_project_ids
-from runyard.server._deps import get_store, wake_scheduler
+from runyard.server._auth import (
+    principal,
+    require_backends,
+    require_experiment,
+    require_project,
+    require_project_write,
+    visible_project_ids,
+)
+from runyard.server._deps import backend_entries, get_store, wake_scheduler
 from runyard.store import ACTIVE_STATUSES, Experiment, Store
 
 router = APIRouter(prefix="/experiments", tags=["experiments"])
@@ -50,6 +57,8 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
         config["backend"] = listed[0] if len(listed) == 1 else listed
     spec = validate_config(config)
     backends = backend_names(spec)
+    if not principal(request).is_admin:  # who may use each backend (allow: in backends.yml)
+        require_backends(request, body.project, backends, backend_entries(request))
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is not None:
         for name in backends:

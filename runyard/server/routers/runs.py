@@ -14,6 +14,8 @@ from pydantic import BaseModel, Field
 import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState
 from runyard.server._auth import (
+    principal,
+    require_backends,
     require_experiment,
     require_project,
     require_project_write,
@@ -22,7 +24,7 @@ from runyard.server._auth import (
     run_writer,
     visible_project_ids,
 )
-from runyard.server._deps import get_store, wake_scheduler
+from runyard.server._deps import backend_entries, get_store, wake_scheduler
 from runyard.store import (
     RUN_STATUSES,
     TERMINAL_STATUSES,
@@ -108,6 +110,10 @@ async def create_run(body: RunCreate, request: Request, store: Store = Depends(g
             if info.project != body.project:
                 raise InvalidInput(f"Experiment {body.experiment_id} belongs to project {info.project!r}, not {body.project!r}.",
                                    f"Create the run in project {info.project!r}, or leave experiment_id out.")
+            if body.status == "queued" and not principal(request).is_admin:
+                # The scheduler dispatches it to the experiment's backends: the caller must be admitted to each.
+                backends = store.get_experiment(body.experiment_id).backend.split(",")
+                require_backends(request, body.project, backends, backend_entries(request))
         return insert_run(store, body.project, name=body.name, experiment_id=body.experiment_id, params=body.params,
                           tags=body.tags, status=body.status, owner_id=owner_id)
 
@@ -186,6 +192,10 @@ def restart_run(run_id: int, request: Request, store: Store = Depends(get_store)
     if run.status != "failed":
         raise InvalidState(f"Run {run_id} is {run.status}; only a failed run is restarted.",
                            "Cancel it first if it is still active, or start a new run.")
+    if run.experiment_id is not None and not principal(request).is_admin:
+        # Its next attempt goes to the experiment's backends again: the caller must be admitted to each.
+        backends = store.get_experiment(run.experiment_id).backend.split(",")
+        require_backends(request, run.project, backends, backend_entries(request))
     run = store.restart_run(run_id, "restarted by user")
     wake_scheduler(request)
     request.app.state.changes.bump(f"run:{run_id}")
