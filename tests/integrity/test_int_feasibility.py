@@ -6,6 +6,8 @@ pinned to none (RUNYARD_LOCAL_GPUS="") and its CPUs to 2 by the backend's option
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -105,9 +107,10 @@ def test_distributed_runs_follow_the_same_rule(client: Client) -> None:
     assert "asks cpus: 3 (all 3 tasks together) but backend local has 2 CPUs" in err.message, err.message
 
 
-def test_a_waiting_run_says_why(client: Client, tmp_path: Path) -> None:
+def test_a_waiting_run_says_why(client: Client, server: LiveServer, tmp_path: Path) -> None:
     """Two runs of one GPU on a backend of one GPU: the second waits in the scheduler and its message says why."""
     project = _project(client)
+    server_url = server.url
     gate = tmp_path / "gate"
     command = f"{sys.executable} -c \"import os,time\nwhile not os.path.exists('{gate}'): time.sleep(0.1)\""
     config = {"project": project, "command": command, "backend": "onegpu", "resources": {"gpus": 1},
@@ -118,8 +121,50 @@ def test_a_waiting_run_says_why(client: Client, tmp_path: Path) -> None:
             msgs = [str(r.get("status_message") or "") for r in _runs(client, exp["id"]) if r["status"] == "queued"]
             return next((m for m in msgs if m.startswith("pending:")), "")
         assert _wait(waiting) == "pending: no GPU free"
-        status = [r for r in _runs(client, exp["id"]) if r["status"] == "queued"][0]
-        assert client.get_run(int(status["id"]))["status_message"] == "pending: no GPU free"
+        waiting = [r for r in _runs(client, exp["id"]) if r["status"] == "queued"][0]
+        assert client.get_run(int(waiting["id"]))["status_message"] == "pending: no GPU free"
+        tree = str(Path(__file__).resolve().parents[2])
+        env = {"RUNYARD_SERVER": server_url, "PYTHONPATH": os.pathsep.join([tree, os.environ.get("PYTHONPATH", "")])}
+        status = subprocess.run([sys.executable, "-m", "runyard.cli", "status", str(waiting["id"])], capture_output=True,
+                                text=True, timeout=60, env={**os.environ, **env})
+        assert "pending: no GPU free" in status.stdout, status.stdout + status.stderr
+        ls = subprocess.run([sys.executable, "-m", "runyard.cli", "ls", "--experiment", str(exp["id"])],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, **env, "COLUMNS": "200"})
+        assert "queued (pending: no GPU free)" in ls.stdout, ls.stdout + ls.stderr
     finally:
         gate.write_text("go")
     _wait(lambda: [r["status"] for r in _runs(client, exp["id"])] == ["succeeded", "succeeded"])
+
+
+def test_a_queued_run_that_can_no_longer_start_fails_and_holds_nothing_back(live_servers: LiveServers,
+                                                                            tmp_path: Path) -> None:
+    """The backend loses its GPU while a GPU run waits: that run fails saying why, and later runs on it start."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "backends.yml").write_text(BACKENDS)
+    server = live_servers.start("shrinks", home=home, env={"RUNYARD_LOCAL_GPUS": ""})
+    gate = tmp_path / "gate"
+    command = f"{sys.executable} -c \"import os,time\nwhile not os.path.exists('{gate}'): time.sleep(0.1)\""
+    with Client(server.url) as client:
+        project = _project(client)
+        exp = client.create_experiment(project, "gpu", {"project": project, "command": command, "backend": "onegpu",
+                                                        "resources": {"gpus": 1}, "search": {"parallel": 1},
+                                                        "params": {"x": [1, 2]}})
+        _wait(lambda: sorted(r["status"] for r in _runs(client, exp["id"])) == ["queued", "running"])
+        (home / "backends.yml").write_text(BACKENDS.replace("  gpus: [0]\n", "  gpus: []\n"))
+        failed = _wait(lambda: [r for r in _runs(client, exp["id"]) if r["status"] == "failed"])
+        assert "it can never start: asks gpus: 1 but backend onegpu has 0 GPUs" in failed[0]["status_message"]
+        later = client.create_experiment(project, "cpu", {"project": project, "command": "true", "backend": "onegpu"})
+        assert _wait(lambda: [r for r in _runs(client, later["id"]) if r["status"] == "succeeded"])
+        gate.write_text("go")
+
+
+def test_sinfo_nodes_are_read() -> None:
+    """The Slurm backend's node shapes come from `sinfo -N` (one line per node and partition)."""
+    from runyard.backends.slurm._backend import parse_sinfo_nodes
+    from runyard.records.compute import Resources
+
+    out = "n1 debug* 4 7900 (null)\nn1 long 4 7900 (null)\nn2 gpu 32 256000 gpu:a100:4(S:0-1)\nn3 gpu 8 1000 gpu:2\n"
+    assert parse_sinfo_nodes(out, None) == [Resources(4, 7900, 0), Resources(32, 256000, 4), Resources(8, 1000, 2)]
+    assert parse_sinfo_nodes(out, "gpu") == [Resources(32, 256000, 4), Resources(8, 1000, 2)]
+    assert parse_sinfo_nodes("", None) is None

@@ -109,3 +109,30 @@ def test_disk_full_answers_507_and_health_degrades(live_servers: LiveServers, sm
     log = server.log_path.read_text() if server.log_path.exists() else ""
     assert "Exception in ASGI application" not in log
     assert "Internal server error" not in log
+
+
+def test_an_unreachable_database_is_named() -> None:
+    """A database that refuses connections: health says so (503 from the route), writes answer 503 unavailable."""
+    from types import SimpleNamespace
+
+    import sqlalchemy
+
+    from runyard.server._errors import StorageProblems, storage_error
+    from runyard.server._health import HealthCheck
+    from runyard.testing import free_port
+
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/none",
+                                      connect_args={"connect_timeout": 2})
+    state = SimpleNamespace(store=SimpleNamespace(engine=engine), artifacts=None, storage_problems=StorageProblems())
+    check = HealthCheck(SimpleNamespace(state=state))
+    try:
+        status, problems, db_ok = check.status()
+    finally:
+        check.close()
+    assert (status, db_ok) == ("degraded", False)
+    assert problems[0].startswith("database unreachable:"), problems
+    with pytest.raises(sqlalchemy.exc.OperationalError) as info, engine.connect():
+        pass
+    error = storage_error(info.value)
+    assert error is not None and (http_status(error), error.code) == (503, "unavailable")
+    assert "database is unavailable" in error.message
