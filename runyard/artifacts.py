@@ -15,7 +15,7 @@ import posixpath
 import re
 import uuid
 from collections.abc import Iterator
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import fsspec
 
@@ -50,12 +50,41 @@ def check_sha256(digest: str) -> str:
     return digest
 
 
+def _storage_options(url: str) -> dict[str, Any]:
+    """fsspec options from the environment: for ``s3://``, RUNYARD_S3_ENDPOINT_URL (an S3-compatible store:
+    MinIO, Ceph, moto) and RUNYARD_S3_BLOCK_MB (the multipart part size, default 16 MiB: an upload holds
+    about three parts in memory, and S3's 10,000 parts then allow objects of 160 GiB).
+    Credentials and region come from the usual AWS settings (AWS_ACCESS_KEY_ID, AWS_PROFILE, AWS_REGION…),
+    which s3fs reads itself; AWS_ENDPOINT_URL works too when RUNYARD_S3_ENDPOINT_URL is unset."""
+    if not url.startswith(("s3://", "s3a://")):
+        return {}
+    import os
+
+    options: dict[str, Any] = {}
+    endpoint = os.environ.get("RUNYARD_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL_S3") \
+        or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    block = os.environ.get("RUNYARD_S3_BLOCK_MB") or "16"
+    if block:
+        try:
+            mb = float(block)
+        except ValueError as e:
+            raise InvalidInput(f"RUNYARD_S3_BLOCK_MB must be a number of MiB, but is {block!r}.",
+                               "Set it to 5 or more (S3's smallest multipart part), e.g. RUNYARD_S3_BLOCK_MB=64.") from e
+        if mb < 5:
+            raise InvalidInput(f"RUNYARD_S3_BLOCK_MB is {block}, but S3 multipart parts are at least 5 MiB.",
+                               "Set it to 5 or more, or unset it for the default (16 MiB).")
+        options["default_block_size"] = int(mb * 1024 * 1024)
+    return options
+
+
 class ArtifactStorage:
     """Streams files in and out of the fsspec store."""
 
     def __init__(self, url: str | None = None) -> None:
         self.url = (url or config.artifacts_url()).rstrip("/")
-        self.fs, self.root = fsspec.core.url_to_fs(self.url)
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **_storage_options(self.url))
         protocols = self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,)
         if "file" in protocols:
             config.make_private_dir(self.root)  # a directory on this machine: this account only (0700)

@@ -11,6 +11,8 @@
     ├── PayloadTooLarge               too_large       413
     ├── RateLimited                   rate_limited    429
     ├── ServerUnreachable             unreachable     503
+    ├── ServiceUnavailable            unavailable     503
+    ├── StorageFull                   storage_full    507
     ├── BackendError                  backend_error   502
     │   └── SubmitError               submit_error    502
     └── (anything else)               internal        500
@@ -36,7 +38,9 @@ __all__ = [
     "RateLimited",
     "RunyardError",
     "ServerUnreachable",
+    "ServiceUnavailable",
     "SpecError",
+    "StorageFull",
     "SubmitError",
     "Unauthorized",
     "from_payload",
@@ -111,6 +115,18 @@ class ServerUnreachable(RunyardError, ConnectionError):
     code = "unreachable"
 
 
+class ServiceUnavailable(RunyardError):
+    """The server is up but cannot serve the request now (its database does not answer); retry later."""
+
+    code = "unavailable"
+
+
+class StorageFull(RunyardError):
+    """The server's disk (database or artifact store) is full: nothing was written; retry once space is freed."""
+
+    code = "storage_full"
+
+
 class BackendError(RunyardError):
     code = "backend_error"
 
@@ -131,6 +147,8 @@ _STATUS: dict[str, int] = {
     "too_large": 413,
     "rate_limited": 429,
     "unreachable": 503,
+    "unavailable": 503,
+    "storage_full": 507,
     "backend_error": 502,
     "submit_error": 502,
 }
@@ -149,6 +167,8 @@ _BY_CODE: dict[str, type[RunyardError]] = {
         PayloadTooLarge,
         RateLimited,
         ServerUnreachable,
+        ServiceUnavailable,
+        StorageFull,
         BackendError,
         SubmitError,
     )

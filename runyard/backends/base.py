@@ -67,6 +67,8 @@ class Backend(Protocol):
 
     def capacity(self) -> Resources | None: ...
 
+    def nodes(self) -> list[Resources] | None: ...
+
     def can_queue(self, resources: Resources, distributed: bool) -> bool: ...
 
     def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str: ...
@@ -195,6 +197,18 @@ class BaseBackend(abc.ABC):
         Called by the scheduler once per dispatch pass before it submits: a run is
         submitted only when its resources fit in what is left. Default ``None``: the
         engine queues (Slurm, Kubernetes).
+        """
+        return None
+
+    def nodes(self) -> list[Resources] | None:
+        """The shapes of the machines runs start on (each one's total, not what is free), or ``None`` when unknown.
+
+        The scheduler refuses at submission a run that can never fit (a task larger than
+        every node, or, on a backend of one node, all its tasks together larger than it:
+        ``runyard.scheduler.infeasible``), instead of queueing it forever. Called from
+        the server's request threads at submission and by the scheduler when a run
+        waits: answer from a cache (the engine may be asked at most every minute or
+        so). Default ``None``: unknown, every run is accepted.
         """
         return None
 

@@ -98,24 +98,48 @@ def run(
     follow_: bool | None = typer.Option(None, "--follow/--detach", help="Follow live (default in a terminal) or return at once."),
     wait: bool = typer.Option(False, "--wait", help="Block silently until the experiment ends; exit 1 if a run failed."),
     json_: bool = typer.Option(False, "--json", help="Print the experiment as JSON (implies --detach unless --wait)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs it would create (params per run, count) "
+                                 "and what the snapshot leaves out; submit nothing, upload nothing."),
 ) -> None:
     """Snapshot DIR's code and start the experiment its runyard.yml describes.
+
+    Entries the snapshot cannot store (broken links, symlink loops, FIFOs, devices) are
+    listed on stderr (and under snapshot_warnings with --json).
 
     Examples:
 
         $ runyard run examples/digits-sweep
 
         $ runyard run . -p lr=0.01 --backend slurm-dev --detach
+
+        $ runyard run . --dry-run
     """
+    from runyard.cli._validate import plan_runs, print_plan, print_snapshot_warnings, snapshot_report
     from runyard.snapshot import create_snapshot
     from runyard.spec import load_spec
 
     spec = load_spec(directory)
     config = _with_overrides(spec.to_config(), _parse_overrides(param))
+    if backend:
+        listed = backend.split(",")
+        config = {**config, "backend": listed[0] if len(listed) == 1 else listed}
+    if dry_run:
+        plan = plan_runs(config)
+        snap_report = snapshot_report(directory, spec.ignore)
+        if json_:
+            print_json({"dry_run": True, "project": spec.project, "name": spec.name or spec.project,
+                        "backend": config.get("backend"), **plan, "snapshot": snap_report})
+            return
+        print_plan(plan)
+        console().print(f"snapshot: {snap_report['files']} files; nothing submitted (--dry-run).", markup=False)
+        print_snapshot_warnings(snap_report["skipped"])
+        return
     quiet = json_ or wait
     with get_client() as client:
         snap = _snapshot(client, directory, spec.ignore, quiet=quiet, create=create_snapshot)
+        print_snapshot_warnings(snap.warnings)
         exp = client.create_experiment(spec.project, spec.name or spec.project, config, snapshot_id=snap.id, backend=backend)
+        exp["snapshot_warnings"] = list(snap.warnings)
         if not quiet:
             console().print(
                 f"Experiment {exp['id']} ({spec.project}/{exp['name']}) submitted: snapshot {snap.id[:12]} "

@@ -104,7 +104,11 @@ def ls(
     now = time.time()
     for run in runs:
         metrics = run.get("metrics") or {}
-        cells = [str(run["id"]), _escape(run["project"]), _escape(run.get("name") or "-"), status_text(run["status"]),
+        state = status_text(run["status"])
+        message = str(run.get("status_message") or "")
+        if run["status"] in ("queued", "starting") and message.startswith("pending: "):
+            state += f" [dim]({_escape(message)})[/]"  # why it waits: no GPU free, slots busy…
+        cells = [str(run["id"]), _escape(run["project"]), _escape(run.get("name") or "-"), state,
                  fmt_duration(run_duration(run, now=now)), _escape(compact_params(run.get("params") or {}) or "-")]
         cells += [fmt_number(metrics[k]["last"]) if k in metrics else "-" for k in keys]
         cells.append(ago(run.get("created_at"), now=now))

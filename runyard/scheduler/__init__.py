@@ -6,7 +6,9 @@ from runyard.scheduler._dispatch import (
     backend_names,
     build_launch,
     engine_outcome,
+    infeasible,
 )
 from runyard.scheduler._loop import Scheduler
 
-__all__ = ["BackendPool", "Clock", "Scheduler", "SystemClock", "backend_names", "build_launch", "engine_outcome"]
+__all__ = ["BackendPool", "Clock", "Scheduler", "SystemClock", "backend_names", "build_launch", "engine_outcome",
+           "infeasible"]

@@ -9,7 +9,7 @@ from typing import Any
 from runyard.backends.base import Backend, Resources
 from runyard.errors import InvalidState, RunyardError
 from runyard.scheduler import _hooks
-from runyard.scheduler._dispatch import backend_names, build_launch, run_resources
+from runyard.scheduler._dispatch import backend_names, build_launch, infeasible, run_resources, waiting_reason
 from runyard.scheduler._state import SchedulerState
 
 __all__ = ["admit", "queue_cap"]
@@ -48,7 +48,9 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         if row["status"] in ("starting", "running"):
             active_by_exp[row["experiment_id"]] = active_by_exp.get(row["experiment_id"], 0) + 1
     free_by_backend: dict[str, Resources | None] = {}  # one capacity() per backend and pass
-    blocked_backends: set[str] = set()
+    blocked_backends: dict[str, int] = {}  # backend -> the waiting run that holds later ones back
+    never: dict[tuple[int, str], str] = {}  # (experiment, backend) -> why its runs can never start there
+    waiting: dict[int, str] = {}  # run id -> why it waits (stored as its message when it changes)
     picked: list[tuple[dict[str, Any], dict[str, Any], Any, Any, str, int | None]] = []
     for row in queued:
         exp = experiments.get(row["experiment_id"])
@@ -59,34 +61,53 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         parallel = spec.search.parallel
         active = active_by_exp.get(exp["id"], 0)
         if active >= queue_cap(parallel):
+            waiting[row["id"]] = f"pending: {parallel} of {parallel} slots busy"
             continue
         names = backend_names(spec)
         if len(names) > 1:
             if active >= parallel:
+                waiting[row["id"]] = f"pending: {active} of {parallel} slots busy"
                 continue
-            placed = _place(state, row, spec, names, free_by_backend, blocked_backends)
+            fit = [n for n in names if not _never(state, exp["id"], n, spec, never)]
+            if not fit:
+                state.fail(row["id"], "it can never start: " + "; ".join(never[(exp["id"], n)] for n in names))
+                changed = True
+                continue
+            placed = _place(state, row, spec, fit, free_by_backend, blocked_backends)
             if placed is None:
+                waiting[row["id"]] = _why_waiting(row["id"], spec, fit, free_by_backend, blocked_backends)
                 continue
             name, backend = placed
             at_most = None
         else:
             name = names[0]
-            if name in blocked_backends:
-                continue
             try:
                 backend = state.backends.get(name)
             except RunyardError as e:
                 state.fail(row["id"], f"backend {name!r} unavailable: {e.message}")
                 continue
+            # A run that can never fit its backend (asked for more than any node has, e.g. after the
+            # backend's entry changed) fails here rather than waiting forever and holding later runs back.
+            why = _never(state, exp["id"], name, spec, never)
+            if why:
+                state.fail(row["id"], f"it can never start: {why}")
+                changed = True
+                continue
+            if name in blocked_backends:
+                waiting[row["id"]] = _why_waiting(row["id"], spec, [name], free_by_backend, blocked_backends)
+                continue
             at_most = parallel if _hooks.queues(backend, spec) else None
             if at_most is None:
                 if active >= parallel:
+                    waiting[row["id"]] = f"pending: {active} of {parallel} slots busy"
                     continue
                 if not _take_room(backend, name, run_resources(spec), free_by_backend):
-                    blocked_backends.add(name)  # keep submission order: nothing later jumps the queue
+                    blocked_backends[name] = row["id"]  # keep submission order: nothing later jumps the queue
+                    waiting[row["id"]] = waiting_reason(run_resources(spec), free_by_backend.get(name))
                     continue
         active_by_exp[exp["id"]] = active + 1
         picked.append((row, exp, spec, backend, name, at_most))
+    _note_waiting(state, queued, waiting)
     if not picked:
         return changed
     # One transaction claims them all: queued → starting (a compare-and-set, so two servers
@@ -135,8 +156,64 @@ def _take_room(backend: Backend, name: str, need: Resources, free_by_backend: di
     return True
 
 
+def _never(state: SchedulerState, exp_id: int, name: str, spec: Any, never: dict[tuple[int, str], str]) -> str:
+    """Why runs of the experiment can never start on backend ``name`` (``""``: they may); once per pass and pair."""
+    key = (exp_id, name)
+    if key not in never:
+        try:
+            backend = state.backends.get(name)
+        except RunyardError:
+            never[key] = ""  # unavailable is not "never": the caller reports it
+        else:
+            never[key] = infeasible(backend, name, spec)
+    return never[key]
+
+
+def _why_waiting(run_id: int, spec: Any, names: list[str], free_by_backend: dict[str, Resources | None],
+                 blocked_backends: dict[str, int]) -> str:
+    """The message of a queued run that fits its backends but has no room now."""
+    for name in names:
+        ahead = blocked_backends.get(name)
+        if ahead is not None and ahead != run_id:
+            return f"pending: behind run {ahead}, which waits for room on backend {name}"
+    return waiting_reason(run_resources(spec), free_by_backend.get(names[0]))
+
+
+# How many queued runs get their waiting reason stored per pass (the oldest): the rest are stored
+# as those ahead of them leave the queue, so a sweep of thousands never costs thousands of writes at once.
+_NOTE_WAITING_MAX = 64
+
+
+def _note_waiting(state: SchedulerState, queued: list[dict[str, Any]], waiting: dict[int, str]) -> None:
+    """Store why each waiting queued run waits as its status message, only when that changed."""
+    seen: dict[str, str] = {}
+    writes = 0
+    for row in queued:
+        key = f"queued:{row['id']}"
+        reason = waiting.get(row["id"])
+        if reason is None:
+            continue
+        old = state.reasons.get(key)
+        if old == reason or (old is None and row.get("status_message") == reason):
+            seen[key] = reason
+            continue
+        if writes >= _NOTE_WAITING_MAX:
+            continue
+        writes += 1
+        try:
+            state.store.set_run_message(row["id"], reason, statuses=["queued"])
+        except RunyardError as e:
+            log.warning("run %s: storing why it waits failed: %s", row["id"], e.message)
+            continue
+        seen[key] = reason
+    # keep only the entries of runs still waiting (engine job ids' entries have no "queued:" prefix)
+    for key in [k for k in state.reasons if k.startswith("queued:") and k not in seen]:
+        del state.reasons[key]
+    state.reasons.update(seen)
+
+
 def _place(state: SchedulerState, row: Mapping[str, Any], spec: Any, names: list[str],
-           free_by_backend: dict[str, Resources | None], blocked_backends: set[str]) -> tuple[str, Backend] | None:
+           free_by_backend: dict[str, Resources | None], blocked_backends: dict[str, int]) -> tuple[str, Backend] | None:
     """The first of several backends, in the listed order, with room for the run; ``None`` while none has.
 
     A backend that cannot be built is passed over (the run fails when all of them are
@@ -161,7 +238,8 @@ def _place(state: SchedulerState, row: Mapping[str, Any], spec: Any, names: list
         state.fail(row["id"], "no backend of " + ", ".join(names) + " is available: " + " ".join(problems))
     elif problems:
         log.warning("run %s: passed over unavailable backends: %s", row["id"], " ".join(problems))
-    blocked_backends.update(names)
+    for name in names:
+        blocked_backends.setdefault(name, int(row["id"]))
     return None
 
 

@@ -19,7 +19,8 @@ from runyard.backends.base import (
 )
 from runyard.errors import RunyardError, SpecError
 
-__all__ = ["BackendPool", "backend_names", "build_launch", "engine_outcome", "run_resources"]
+__all__ = ["BackendPool", "backend_names", "build_launch", "describe_shape", "engine_outcome", "infeasible",
+           "run_resources", "task_shapes", "waiting_reason"]
 
 log = logging.getLogger("runyard.scheduler")
 
@@ -152,10 +153,18 @@ class BackendPool:
             return backend
 
     def check(self, name: str, spec: Any = None) -> None:
-        """Raise SpecError now (at submission) if the backend is not configured or cannot be built, or cannot run
-        ``spec``'s distributed tasks (``Backend.unsupported``: e.g. more than the machine has)."""
+        """Raise SpecError now (at submission) if the backend is not configured or cannot be built, if
+        ``spec``'s runs can never fit a node of it (:func:`infeasible`), or if it cannot run ``spec``'s
+        distributed tasks (``Backend.unsupported``: e.g. more than the machine has)."""
         backend = self.get(name)
-        if spec is None or spec.distributed is None:
+        if spec is None:
+            return
+        why = infeasible(backend, name, spec)
+        if why:
+            raise SpecError(f"Runs of this experiment can never start: {why}.",
+                            "Ask for less in resources: (or the per-role resources in distributed:), "
+                            "or pick a backend with larger nodes (backend: NAME).")
+        if spec.distributed is None:
             return  # single-task runs: nothing more to check, and nothing to build
         from runyard.launch import task_slots
 
@@ -255,6 +264,90 @@ def run_resources(spec: Any) -> Resources:
         r = role["resources"]
         total = total + Resources(r["cpus"], r["memory_mb"], r["gpus"]).times(role["replicas"])
     return total
+
+
+def task_shapes(spec: Any) -> list[Resources]:
+    """What each task of a run of ``spec`` asks for (one entry for a single-task run)."""
+    res = spec.resources
+    if spec.distributed is None:
+        return [Resources(res.cpus, res.memory_mb, res.gpus)]
+    shapes: list[Resources] = []
+    for role in spec.distributed.to_launch(res)["roles"].values():
+        r = role["resources"]
+        shapes += [Resources(r["cpus"], r["memory_mb"], r["gpus"])] * int(role["replicas"])
+    return shapes
+
+
+def describe_shape(r: Resources) -> str:
+    """``2 CPUs, 0 GPUs, 23 GiB`` (memory in GiB from 1 GiB up, else in MB)."""
+    mem = f"{r.memory_mb / 1024:.0f} GiB" if r.memory_mb >= 1024 else f"{r.memory_mb} MB"
+    return f"{r.cpus:g} CPUs, {r.gpus} GPUs, {mem}"
+
+
+def _excess(need: Resources, node: Resources) -> tuple[list[str], list[str]]:
+    """What ``need`` asks beyond ``node``: (``gpus: 1``…, ``0 GPUs``…)."""
+    asks: list[str] = []
+    has: list[str] = []
+    if need.gpus > node.gpus:
+        asks.append(f"gpus: {need.gpus}")
+        has.append(f"{node.gpus} GPUs")
+    if need.cpus > node.cpus + 1e-9:
+        asks.append(f"cpus: {need.cpus:g}")
+        has.append(f"{node.cpus:g} CPUs")
+    if need.memory_mb and need.memory_mb > node.memory_mb:
+        asks.append(f"memory: {need.memory_mb} MB")
+        has.append(f"{node.memory_mb} MB of memory")
+    return asks, has
+
+
+def infeasible(backend: Backend, name: str, spec: Any) -> str:
+    """Why runs of ``spec`` can never start on ``backend`` (``""``: they may), from the node shapes it reports.
+
+    The rule, the same for single and distributed runs: every task must fit one node whole
+    (CPUs, memory and GPUs), and on a backend of one node (the local machine) all the run's
+    tasks together must fit it. A backend that does not know its nodes (``nodes()`` is
+    ``None``: SSH, a Slurm whose sinfo fails) accepts every run.
+    """
+    try:
+        nodes = backend.nodes()
+    except RunyardError as e:
+        log.warning("backend %s could not tell its nodes, accepting the run: %s", name, e.message)
+        return ""
+    if not nodes:
+        return ""
+    largest = max(nodes, key=lambda n: (n.gpus, n.cpus, n.memory_mb))
+    shapes = task_shapes(spec)
+    several = len(shapes) > 1
+    if len(nodes) == 1:
+        need = run_resources(spec)
+        asks, has = _excess(need, nodes[0])
+        if asks:
+            whole = f" (all {len(shapes)} tasks together)" if several else ""
+            return (f"asks {', '.join(asks)}{whole} but backend {name} has {', '.join(has)} "
+                    f"(largest node: {describe_shape(largest)})")
+        return ""
+    for shape in shapes:
+        if not any(shape.fits_in(n) for n in nodes):
+            asks, _ = _excess(shape, largest)
+            if not asks:  # fits the largest in each dimension apart, but no one node has all of it
+                asks = [f"cpus: {shape.cpus:g}", f"memory: {shape.memory_mb} MB", f"gpus: {shape.gpus}"]
+            per = " per task" if several else ""
+            return (f"asks {', '.join(asks)}{per} but no node of backend {name} ({len(nodes)} nodes) has that much "
+                    f"(largest node: {describe_shape(largest)})")
+    return ""
+
+
+def waiting_reason(need: Resources, free: Resources | None) -> str:
+    """Why a run that fits its backend waits: ``pending: no GPU free``, ``pending: 1 of 4 CPUs free`` …"""
+    if free is None:
+        return "pending: waiting for its backend"
+    if need.gpus > free.gpus:
+        return "pending: no GPU free" if free.gpus <= 0 else f"pending: {free.gpus:g} of {need.gpus} GPUs free"
+    if need.cpus > free.cpus + 1e-9:
+        return f"pending: {max(0.0, free.cpus):g} of {need.cpus:g} CPUs free"
+    if need.memory_mb and need.memory_mb > free.memory_mb:
+        return f"pending: {max(0, free.memory_mb)} of {need.memory_mb} MB of memory free"
+    return "pending: waiting for room on its backend"
 
 
 def engine_outcome(state: EngineState) -> tuple[str, str] | None:

@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
-from pydantic import BaseModel
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from runyard import __version__
 from runyard.artifacts import ArtifactStorage
@@ -26,9 +27,11 @@ log = logging.getLogger("runyard.server")
 
 
 class Health(BaseModel):
-    status: str
+    status: str = Field(description="ok, or degraded (problems says why)")
     version: str
     database: str
+    problems: list[str] = Field(default_factory=list, description="why it is degraded: disk full, database "
+                                "unreachable, writes that failed in the last minute")
 
 
 def _public_url() -> str:
@@ -107,6 +110,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
                 hook(app)
             if app.state.scheduler is not None:
                 app.state.scheduler.stop()
+            app.state.health.close()
             if own:
                 app.state.store.close()
 
@@ -125,13 +129,19 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
     install_error_handlers(app)
+    from runyard.server._health import HealthCheck
+
+    app.state.health = HealthCheck(app)
 
     api = APIRouter(prefix="/api/v1", dependencies=[Depends(authenticate)])
 
     @api.get("/health", response_model=Health, tags=["server"])
     @public_route
-    def health() -> Health:
-        return Health(status="ok", version=__version__, database=app.state.store.engine.dialect.name)
+    def health() -> JSONResponse:
+        """``ok``, or ``degraded`` with the problems; 503 while the database does not answer (cached for 1 s)."""
+        status, problems, db_ok = app.state.health.status()
+        body = Health(status=status, version=__version__, database=app.state.store.engine.dialect.name, problems=problems)
+        return JSONResponse(body.model_dump(), status_code=200 if db_ok else 503)
 
     # Routes are matched in this order, one by one: the task runners' and the SDK's (reports,
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.

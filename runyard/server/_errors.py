@@ -1,18 +1,38 @@
-"""One handler turns every failure into JSON ``{code, message, hint}`` with the right status."""
+"""One handler turns every failure into JSON ``{code, message, hint}`` with the right status.
+
+Write failures of the server's storage are named, not a generic 500: a full disk (SQLite's
+"database or disk is full", PostgreSQL's "could not extend file", ENOSPC from an artifact
+write) answers 507 ``storage_full``, a database that does not answer 503 ``unavailable``.
+Such failures are also noted (:class:`StorageProblems`) for ``/api/v1/health`` to report.
+An exception no handler knows is answered 500 by :class:`CatchAll` and never reaches the
+ASGI server.
+"""
 
 from __future__ import annotations
 
+import errno
+import json
 import logging
 import math
+import threading
+import time
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from runyard.errors import RateLimited, RunyardError, Unauthorized, http_status
+from runyard.errors import (
+    RateLimited,
+    RunyardError,
+    ServiceUnavailable,
+    StorageFull,
+    Unauthorized,
+    http_status,
+)
 
-__all__ = ["install_error_handlers"]
+__all__ = ["CatchAll", "StorageProblems", "install_error_handlers", "storage_error"]
 
 log = logging.getLogger("runyard.server")
 
@@ -24,7 +44,106 @@ def _body(code: str, message: str, hint: str | None) -> dict:
     return {"code": code, "message": message, "hint": hint}
 
 
+_FULL_WORDS = ("database or disk is full", "no space left on device", "could not extend file", "disk full",
+               "diskfull", "quota exceeded")
+
+
+def storage_error(exc: BaseException) -> RunyardError | None:
+    """The named error for a write failure of the server's storage, ``None`` for anything else."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFull(f"The server's disk is full: writing {getattr(exc, 'filename', None) or 'a file'} failed "
+                           f"({exc.strerror or 'No space left on device'}). Nothing was stored.",
+                           "Free space on the server's disk (RUNYARD_HOME, the artifact store), then retry; "
+                           "GET /api/v1/health tells when it is back.")
+    if isinstance(exc, PoolTimeout):
+        return ServiceUnavailable("The server's database did not answer: every connection is busy.",
+                                  "Retry in a moment; if it lasts, look at the database and the server log.")
+    if isinstance(exc, DBAPIError):
+        text = str(exc.orig) if exc.orig is not None else str(exc)
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        if any(w in text.lower() or w in type(exc.orig).__name__.lower() for w in _FULL_WORDS):
+            return StorageFull(f"The server's database cannot write: its disk is full ({first}). Nothing was stored.",
+                               "Free space on the database's disk, then retry; GET /api/v1/health tells when it is back.")
+        from sqlalchemy.exc import InterfaceError, OperationalError
+
+        if isinstance(exc, (OperationalError, InterfaceError)) or exc.connection_invalidated:
+            return ServiceUnavailable(f"The server's database is unavailable ({first}).",
+                                      "Retry in a moment; check that the database runs and is reachable from the server "
+                                      "(RUNYARD_DATABASE_URL), and the server log.")
+    return None
+
+
+class StorageProblems:
+    """The storage failures seen lately (code → (when, message)), for the health check. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, tuple[float, str]] = {}
+
+    def note(self, error: RunyardError) -> None:
+        with self._lock:
+            self._seen[error.code] = (time.monotonic(), error.message)
+
+    def recent(self, within_s: float) -> list[str]:
+        now = time.monotonic()
+        with self._lock:
+            return [f"{msg} ({now - at:.0f} s ago)" for at, msg in self._seen.values() if now - at <= within_s]
+
+
+def _answer(app: Any, exc: BaseException) -> tuple[int, dict]:
+    """Status and body for an exception escaping a route."""
+    if isinstance(exc, RunyardError):
+        return http_status(exc), exc.to_payload()
+    named = storage_error(exc)
+    if named is not None:
+        problems = getattr(getattr(app, "state", None), "storage_problems", None)
+        if problems is not None:
+            problems.note(named)
+        log.error("%s (%s: %s)", named.message, type(exc).__name__, exc)
+        return http_status(named), named.to_payload()
+    log.error("unexpected error", exc_info=exc)
+    return 500, _body("internal", f"Internal server error ({type(exc).__name__}).", "Look at the server log; please report it.")
+
+
+class CatchAll:
+    """ASGI middleware: an exception from a route becomes an answer (:func:`storage_error`'s, else a 500)
+    instead of escaping to the ASGI server; after the answer started, it is logged and the connection ends."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracked(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception as exc:  # noqa: BLE001 - the one place every unhandled exception ends
+            status, body = _answer(scope.get("app"), exc)
+            if started:
+                log.error("answer of %s %s broke off: %s", scope.get("method"), scope.get("path"), body["message"])
+                return
+            payload = json.dumps(body).encode()
+            await send({"type": "http.response.start", "status": status,
+                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+            await send({"type": "http.response.body", "body": payload})
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.state.storage_problems = StorageProblems()
+    app.add_middleware(CatchAll)
+
     @app.exception_handler(RunyardError)
     async def _runyard(_req: Request, exc: RunyardError) -> JSONResponse:
         headers = {}
@@ -53,9 +172,6 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(_body(code, message, hint), status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_req: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error")
-        return JSONResponse(
-            _body("internal", f"Internal server error ({type(exc).__name__}).", "Look at the server log; please report it."),
-            status_code=500,
-        )
+    async def _unexpected(req: Request, exc: Exception) -> JSONResponse:
+        status, body = _answer(req.app, exc)
+        return JSONResponse(body, status_code=status)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -86,13 +87,17 @@ class ScanResult:
     Attributes:
         root: the scanned directory, resolved.
         files: one entry per file, sorted by path.
-        warnings: one line per skipped entry (broken link, symlinked directory, special file,
-            file that vanished while scanning), for the CLI to show.
+        warnings: one line per skipped entry (broken link, symlink loop, symlinked directory,
+            special file such as a FIFO, socket or device, file that vanished while scanning),
+            which ``runyard run`` and ``runyard validate`` print.
+        ignored: what the ignore rules left out, as the walk met it (a pruned directory once,
+            with a trailing ``/``; never the entries inside it), sorted.
     """
 
     root: Path
     files: tuple[FileEntry, ...]
     warnings: tuple[str, ...] = ()
+    ignored: tuple[str, ...] = ()
 
     @property
     def n_files(self) -> int:
@@ -226,8 +231,12 @@ def _check_name(rel: str) -> None:
                            f"Rename it, or ignore it in {IGNORE_FILE}.")
 
 
-def _walk(root: Path, spec: pathspec.GitIgnoreSpec, stop_at: int, warnings: list[str]) -> tuple[list[_Found], bool]:
-    """Stat every non-ignored file without hashing; stop after ``stop_at`` files (returns truncated=True)."""
+def _walk(root: Path, spec: pathspec.GitIgnoreSpec, stop_at: int, warnings: list[str],
+          ignored: list[str] | None = None) -> tuple[list[_Found], bool]:
+    """Stat every non-ignored file without hashing; stop after ``stop_at`` files (returns truncated=True).
+    What the rules leave out goes to ``ignored`` (a pruned directory once, with its ``/``)."""
+    if ignored is None:
+        ignored = []
     found: list[_Found] = []
     stack: list[tuple[str, str]] = [("", str(root))]
     while stack:
@@ -252,13 +261,18 @@ def _walk(root: Path, spec: pathspec.GitIgnoreSpec, stop_at: int, warnings: list
             if is_dir:
                 if not spec.match_file(rel + "/"):
                     subdirs.append((rel + "/", entry.path))
+                else:
+                    ignored.append(rel + "/")
                 continue
             if spec.match_file(rel):
+                ignored.append(rel)
                 continue
             try:
                 st = os.stat(entry.path) if is_link else entry.stat(follow_symlinks=False)
             except OSError as e:
-                if is_link:
+                if is_link and e.errno == errno.ELOOP:
+                    warnings.append(f"{rel}: skipped, a symlink loop (it points to {os.readlink(entry.path)!r}, which leads back to it).")
+                elif is_link:
                     warnings.append(f"{rel}: skipped, a broken symlink to {os.readlink(entry.path)!r}.")
                 else:  # pragma: no cover - vanished between scandir and stat
                     warnings.append(f"{rel}: skipped, it vanished while scanning ({e.strerror or e}).")
@@ -269,7 +283,9 @@ def _walk(root: Path, spec: pathspec.GitIgnoreSpec, stop_at: int, warnings: list
                                     f"Copy the files in, or ignore it to silence this.")
                 continue
             if not stat.S_ISREG(st.st_mode):
-                warnings.append(f"{rel}: skipped, not a regular file.")
+                kind = _special_kind(st.st_mode)
+                via = f"a symlink to {os.readlink(entry.path)!r}, " if is_link else ""
+                warnings.append(f"{rel}: skipped, {via}{kind}, not a regular file.")
                 continue
             _check_name(rel)
             # Git's rule: the owner's execute bit decides; everything else is normalised away.
@@ -279,6 +295,14 @@ def _walk(root: Path, spec: pathspec.GitIgnoreSpec, stop_at: int, warnings: list
                 return found, True
         stack.extend(reversed(subdirs))
     return found, False
+
+
+def _special_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return kind
+    return "a special file"
 
 
 def _human(n: float) -> str:
@@ -388,8 +412,9 @@ def scan(
     max_files, max_bytes = _limits(max_files, max_bytes)
     spec = ignore_spec(root, ignore)
     warnings: list[str] = []
+    ignored: list[str] = []
     stop_at = max(2 * max_files, max_files + 10_000)
-    found, truncated = _walk(root, spec, stop_at, warnings)
+    found, truncated = _walk(root, spec, stop_at, warnings, ignored)
     if truncated or len(found) > max_files or sum(f.size for f in found) > max_bytes:
         raise _over_limit(root, found, truncated, max_files, max_bytes)
     files = []
@@ -407,4 +432,4 @@ def scan(
     if sum(f.size for f in files) > max_bytes:
         raise _over_limit(root, [_Found(f.path, str(f.source), f.size, f.mode) for f in files], False, max_files, max_bytes)
     files.sort(key=lambda f: f.path)
-    return ScanResult(root, tuple(files), tuple(warnings))
+    return ScanResult(root, tuple(files), tuple(warnings), tuple(sorted(ignored)))

@@ -39,8 +39,9 @@ def test_tasks_needing_more_than_the_machine_fail_at_submission(yard: Yard, make
     res = yard.cli("run", project.path, "--json")
     assert res.returncode != 0
     out = res.stdout + res.stderr
-    assert "Backend 'local' cannot run this experiment: multi_task: the run's 64 tasks need 64 CPU(s)" in out, out
-    assert "Lower the replicas or the per-role resources in distributed:" in out
+    # the one rule of single and distributed runs (docs/backends.md): all the tasks together must fit the machine
+    assert "Runs of this experiment can never start: asks cpus: 64 (all 64 tasks together) but backend local has" in out, out
+    assert "or the per-role resources in distributed:" in out
     # Nothing was queued (the project was not even created).
     with pytest.raises(NotFound):
         yard.client.list_runs(project="e2e-dist-big")

@@ -155,6 +155,10 @@ class LocalBackend(BaseBackend):
             gpus=sum(1 for g in self.gpu_inventory if g not in held_gpus),
         )
 
+    def nodes(self) -> list[Resources]:
+        """This machine, as configured (CPUs, memory, GPUs of RUNYARD_LOCAL_GPUS or the ``gpus`` option): one node."""
+        return [self.total()]
+
     def warm(self) -> None:
         """Start the local agent now if none runs (the server calls this as it starts).
 

@@ -54,7 +54,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, RunLaunch
+from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, Resources, RunLaunch
 from runyard.backends.kit import launch_file_bytes, launch_reaching, poll_waiting, stage_snapshot
 from runyard.backends.slurm._commands import Commands, LocalCommands, SSHCommands
 from runyard.backends.slurm._options import SlurmBackendOptions
@@ -122,6 +122,7 @@ class SlurmBackend(BaseBackend):
         self._states: dict[str, EngineState] = {}
         self._interval = o.poll_min_s
         self._next_poll = 0.0
+        self._nodes: tuple[float, list[Resources] | None] | None = None  # (when asked, what sinfo said)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ interface
@@ -136,6 +137,21 @@ class SlurmBackend(BaseBackend):
     def capacity(self) -> None:
         """``None``: Slurm queues jobs itself."""
         return None
+
+    def nodes(self) -> list[Resources] | None:
+        """The nodes of the backend's partition (all partitions when none is set), from
+        ``sinfo -h -N -o "%N %P %c %m %G"``, asked at most every 60 s; ``None`` when sinfo fails (unknown: accept)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._nodes
+            if cached is not None and now - cached[0] < _NODES_TTL_S:
+                return cached[1]
+        o = self.options
+        code, out, _err = self._safe_run([o.sinfo, "-h", "-N", "-o", "%N %P %c %m %G"])
+        shapes = parse_sinfo_nodes(out, o.partition) if code == 0 else None
+        with self._lock:
+            self._nodes = (now, shapes)
+        return shapes
 
     def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str:
         """Write the launch and script into the job dir and ``sbatch --parsable`` it. Idempotent per attempt.
@@ -424,3 +440,34 @@ class SlurmBackend(BaseBackend):
             else:
                 states[j] = EngineState(EngineStatus.LOST, None, f"Slurm does not know job {j} (squeue and sacct list nothing)", "")
         return states
+
+
+_NODES_TTL_S = 60.0
+
+
+def parse_sinfo_nodes(out: str, partition: str | None) -> list[Resources] | None:
+    """Node shapes from ``sinfo -h -N -o "%N %P %c %m %G"`` lines (``node1 debug* 4 7900 gpu:2``); ``None`` when none.
+
+    A node listed in several partitions counts once; ``%G`` of ``(null)`` means no GPUs; ``gpu:TYPE:N(S:0)`` counts N.
+    """
+    import re
+
+    seen: dict[str, Resources] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) < 4:
+            continue
+        name, part = parts[0], parts[1].rstrip("*")
+        if partition and part != partition:
+            continue
+        try:
+            cpus, mem = float(parts[2].rstrip("+")), int(float(parts[3].rstrip("+")))
+        except ValueError:
+            continue
+        gpus = 0
+        for gres in (parts[4] if len(parts) > 4 else "").split(","):
+            m = re.match(r"gpu(?::[^:(]+)?:(\d+)", gres)
+            if m:
+                gpus += int(m.group(1))
+        seen[name] = Resources(cpus, mem, gpus)
+    return list(seen.values()) or None

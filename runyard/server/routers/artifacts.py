@@ -58,19 +58,47 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
+# Body chunks are gathered up to this size and written from a worker thread: a write to a remote
+# store (s3fs uploads a multipart part once its block fills) never blocks the event loop.
+_WRITE_BATCH = 1024 * 1024
+
+
 async def _receive(request: Request, sink, limit: int) -> tuple[int, str]:  # noqa: ANN001
+    """Stream the body into ``sink`` (never all of it in memory), then close it: its size and sha256."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     digest = hashlib.sha256()
     size = 0
+    pending = bytearray()
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise _too_large(limit)
         digest.update(chunk)
-        sink.write(chunk)
+        pending += chunk
+        if len(pending) >= _WRITE_BATCH:
+            await run_in_threadpool(sink.write, bytes(pending))
+            pending.clear()
+    if pending:
+        await run_in_threadpool(sink.write, bytes(pending))
+    await run_in_threadpool(sink.close)  # a remote store completes its (multipart) upload here
     return size, digest.hexdigest()
+
+
+async def _discard(storage: ArtifactStorage, tmp: str, sink) -> None:  # noqa: ANN001
+    """Drop a failed upload's temporary file (an unfinished multipart upload is aborted, never completed)."""
+    def drop() -> None:
+        try:
+            if getattr(sink, "mpu", None):  # s3fs: a multipart upload started; abort it instead of completing it
+                sink.discard()
+            else:
+                sink.close()
+        except Exception:  # noqa: BLE001 - the upload failed already; this is cleanup
+            pass
+        storage.discard(tmp)
+
+    await run_in_threadpool(drop)
 
 
 @router.put("/runs/{run_id}/artifacts/{path:path}", response_model=Artifact, status_code=201, openapi_extra=_BINARY_BODY,
@@ -81,17 +109,16 @@ async def upload_artifact(run_id: int, path: str, request: Request) -> Artifact:
     storage = _storage(request)
     clean = clean_path(path)
     await run_in_threadpool(store.get_run, run_id)
-    tmp, sink = storage.open_write(run_id, clean)
+    tmp, sink = await run_in_threadpool(storage.open_write, run_id, clean)
     try:
-        with sink:
-            size, sha = await _receive(request, sink, config.max_upload_bytes())
+        size, sha = await _receive(request, sink, config.max_upload_bytes())
     except BaseException:
-        storage.discard(tmp)
+        await _discard(storage, tmp, sink)
         raise
     # Move and record as one step, so that of concurrent uploads of one path the same upload
     # wins both the file and its record (within this server process).
     async with _COMMIT_LOCK:
-        storage.commit(tmp)
+        await run_in_threadpool(storage.commit, tmp)
         return await run_in_threadpool(store.record_artifact, run_id, clean, size, sha)
 
 
@@ -132,16 +159,15 @@ async def upload_blob(digest: str, request: Request) -> None:
     check_sha256(digest)
     store: Store = request.app.state.store
     storage = _storage(request)
-    tmp, sink = storage.blob_writer(digest)
+    tmp, sink = await run_in_threadpool(storage.blob_writer, digest)
     try:
-        with sink:
-            size, sha = await _receive(request, sink, config.max_upload_bytes())
+        size, sha = await _receive(request, sink, config.max_upload_bytes())
         if sha != digest:
             raise InvalidInput(f"The uploaded content hashes to {sha}, not {digest}.", "Send the file whose sha256 is in the URL.")
     except BaseException:
-        storage.discard(tmp)
+        await _discard(storage, tmp, sink)
         raise
-    storage.commit_blob(tmp, digest)
+    await run_in_threadpool(storage.commit_blob, tmp, digest)
     await run_in_threadpool(store.record_blob, digest, size)
 
 

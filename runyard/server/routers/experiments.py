@@ -61,8 +61,7 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
         require_backends(request, body.project, backends, backend_entries(request))
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is not None:
-        for name in backends:
-            scheduler.backends.check(name, spec)
+        check_backends(scheduler.backends, backends, spec)
     if body.snapshot_id is not None:
         store.get_snapshot(body.snapshot_id)
     config = spec.to_config()
@@ -72,6 +71,27 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
                                   backend=",".join(backends))
     wake_scheduler(request)
     return exp
+
+
+def check_backends(pool: Any, backends: list[str], spec: Any) -> None:
+    """Refuse (SpecError, 422) what can never run: a backend not configured, or runs that fit no node of
+    the backend (of several listed: of none of them; runs then go only to those they fit)."""
+    if len(backends) == 1:
+        pool.check(backends[0], spec)
+        return
+    from runyard.errors import SpecError
+    from runyard.scheduler import infeasible
+
+    reasons = []
+    for name in backends:
+        pool.check(name)
+        reasons.append(infeasible(pool.get(name), name, spec))
+    if all(reasons):
+        raise SpecError("Runs of this experiment can never start on any of its backends: " + "; ".join(reasons) + ".",
+                        "Ask for less in resources:, or add a backend with larger nodes to backend:.")
+    for name, why in zip(backends, reasons, strict=True):
+        if not why:
+            pool.check(name, spec)
 
 
 @router.get("", response_model=ExperimentList)
