@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result
 
 from runyard.cli import app
 from runyard.client import Client
-from runyard.errors import Conflict, NotFound, Unauthorized
+from runyard.errors import Conflict, Unauthorized
 from runyard.testing import LiveServer
 
 V1 = "/api/v1"

@@ -98,9 +98,8 @@ def test_password_checks_run_at_most_the_configured_number_at_once(tmp_path, mon
     monkeypatch.setenv("RUNYARD_LOGIN_WAIT_S", "0.05")
     gate = _auth._HashGate()
     monkeypatch.setattr(_auth, "hash_gate", gate)
-    with gate.slot():
-        with pytest.raises(RateLimited, match="busy checking other sign-ins") as e:
-            store.verify_password("gate", "gate-pw-1234")
+    with gate.slot(), pytest.raises(RateLimited, match="busy checking other sign-ins") as e:
+        store.verify_password("gate", "gate-pw-1234")
     assert e.value.retry_after_s is not None and e.value.retry_after_s >= 1
     assert store.verify_password("gate", "gate-pw-1234") is not None
     engine.dispose()
