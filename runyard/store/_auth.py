@@ -269,11 +269,11 @@ class AuthStore:
         conn.execute(update(t).where(t.user_id == uid, t.revoked_at.is_(None)).values(revoked_at=now))
         theirs = select(r.id).join(e, e.id == r.experiment_id).where(e.created_by == uid)
         conn.execute(update(t).where(t.kind == "run", t.revoked_at.is_(None), t.run_id.in_(theirs)).values(revoked_at=now))
-        queued = [row[0] for row in conn.execute(
+        attempts = dict(conn.execute(
             select(r.id, r.attempt).join(e, e.id == r.experiment_id).where(e.created_by == uid, r.status == "queued")
-            .with_for_update(of=r))]
+            .with_for_update(of=r)).all())
+        queued = list(attempts)
         if queued:
-            attempts = dict(conn.execute(select(r.id, r.attempt).where(r.id.in_(queued))).all())
             conn.execute(update(r).where(r.id.in_(queued), r.status == "queued").values(
                 status="canceled", status_message=OWNER_DISABLED, ended_at=now))
             conn.execute(insert(m.SqlRunEvent), [{"run_id": rid, "status": "canceled", "attempt": attempts[rid],
