@@ -167,6 +167,10 @@ class LoginLimiter:
     def succeeded(self, username: str, address: str) -> None:
         self.store.login_succeeded(list(self._keys(username, address)))
 
+    def give_back(self, username: str, address: str) -> None:
+        """An attempt that checked no password (the server was too busy to): it does not count."""
+        self.store.login_succeeded(list(self._keys(username, address)), reset_first=False)
+
 
 class Auth:
     """The server's access-control state: the store, the mode and the sign-in limiter.

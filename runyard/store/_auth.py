@@ -461,12 +461,13 @@ class AuthStore:
                 self._login_gc[:] = [now]
         return True, 0.0
 
-    def login_succeeded(self, keys: list[str]) -> None:
-        """A right password: the attempt it used is given back under each key (the user's pair is reset)."""
+    def login_succeeded(self, keys: list[str], *, reset_first: bool = True) -> None:
+        """A right password: the attempt it used is given back under each key (the first, the user's
+        pair, is reset). ``reset_first=False``: an attempt that checked nothing is only given back."""
         la = m.SqlLoginAttempt.__table__
         with write_scope(self.engine) as conn:
             for i, key in enumerate(keys):
-                if i == 0:
+                if i == 0 and reset_first:
                     conn.execute(delete(la).where(la.c.key == key[:200]))
                 else:
                     conn.execute(update(la).where(la.c.key == key[:200], la.c.count > 0).values(count=la.c.count - 1))

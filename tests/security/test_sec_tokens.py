@@ -9,7 +9,9 @@ import time
 import httpx
 import pytest
 from conftest import GRACE_S, SecServer
+from typer.testing import CliRunner
 
+from runyard.cli import app
 from runyard.client import Client
 
 V1 = "/api/v1"
@@ -145,3 +147,14 @@ def test_disabling_a_user_ends_all_their_tokens_and_cancels_their_queued_runs(se
     with sec_server.admin() as admin:
         admin.update_user(name, disabled=False)
     assert _send(sec_server.url, personal, "GET", "/me").status_code == 401  # ended for good, not paused
+
+
+def test_the_cli_revokes_a_runs_token(sec_server: SecServer) -> None:
+    with sec_server.admin() as admin:
+        run_id, token = _dispatched_run(sec_server, admin)
+    env = {"RUNYARD_SERVER": sec_server.url, "RUNYARD_TOKEN": sec_server.admin_token}
+    res = CliRunner().invoke(app, ["tokens", "revoke-run", str(run_id)], env=env)
+    assert res.exit_code == 0 and res.stdout == f"Run {run_id}'s token revoked.\n", res.output
+    assert _statuses(sec_server, token, run_id)["metrics"] == 401
+    res = CliRunner().invoke(app, ["tokens", "revoke-run", str(run_id)], env=env)
+    assert res.exit_code == 0 and "had no valid token" in res.stdout, res.output

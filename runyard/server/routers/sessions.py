@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from runyard.errors import Unauthorized
+from runyard.errors import RateLimited, Unauthorized
 from runyard.server._auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -65,7 +65,11 @@ def login(body: LoginBody, request: Request, response: Response) -> LoginResult:
     auth = request.app.state.auth
     address = client_address(request)
     auth.limiter.attempt(body.username, address)  # counted before the (costly, bounded) password check
-    user = auth.store.verify_password(body.username, body.password)
+    try:
+        user = auth.store.verify_password(body.username, body.password)
+    except RateLimited:  # no slot to check the password in time: nothing was checked, nothing counts
+        auth.limiter.give_back(body.username, address)
+        raise
     if user is None:
         audit(request, "login", target=body.username[:64], success=False, actor=body.username[:64] or "anonymous")
         raise Unauthorized("Wrong username or password, or the account is disabled.",
