@@ -6,7 +6,9 @@ Layout under ``RUNYARD_ARTIFACTS_URL``::
     blobs/<aa>/<sha256>      content-addressed snapshot blobs
 
 Paths from clients are normalised by :func:`clean_path`; anything that could
-escape the run's root (``..``, absolute paths, backslashes, NUL) is refused.
+escape the run's root (``..``, absolute paths, backslashes, NUL) is refused, and so are
+paths over the limits (``MAX_NAME_BYTES`` per name, ``MAX_PATH_DEPTH`` levels,
+``MAX_PATH_BYTES`` in all).
 """
 
 from __future__ import annotations
@@ -26,6 +28,12 @@ __all__ = ["ArtifactStorage", "clean_path"]
 
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 CHUNK = 1024 * 1024
+# Artifact path limits, below what file systems and object stores take: a file or directory
+# name of at most 200 bytes (255 is the usual file system limit, and an upload's temporary
+# name adds 18 bytes), at most 32 levels and 1024 bytes in all.
+MAX_NAME_BYTES = 200
+MAX_PATH_DEPTH = 32
+MAX_PATH_BYTES = 1024
 
 
 def clean_path(path: str) -> str:
@@ -35,7 +43,17 @@ def clean_path(path: str) -> str:
                            "Use a relative path with forward slashes, e.g. model/weights.pt.")
     if path.startswith("/") or re.match(r"^[A-Za-z]:", path):
         raise InvalidInput(f"Artifact path {path!r} is absolute.", "Use a path relative to the run, e.g. model/weights.pt.")
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise InvalidInput(f"Artifact path {path[:80]!r}… is longer than {MAX_PATH_BYTES} bytes.",
+                           f"Use a path of at most {MAX_PATH_BYTES} bytes (UTF-8).")
     parts = path.split("/")
+    if len(parts) > MAX_PATH_DEPTH:
+        raise InvalidInput(f"Artifact path {path[:80]!r}… has {len(parts)} levels; at most {MAX_PATH_DEPTH} are allowed.",
+                           f"Use a path of at most {MAX_PATH_DEPTH} directories deep.")
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_NAME_BYTES:
+            raise InvalidInput(f"A component of artifact path {path[:80]!r}… is longer than {MAX_NAME_BYTES} bytes.",
+                               f"Keep each file and directory name to at most {MAX_NAME_BYTES} bytes (UTF-8).")
     if any(p == ".." for p in parts):
         raise InvalidInput(f"Artifact path {path!r} contains '..'.", "Use a path inside the run, e.g. plots/loss.png.")
     norm = posixpath.normpath(path)

@@ -174,6 +174,10 @@ class Client:
     def revoke_token(self, token_id: int) -> dict[str, Any]:
         return self._json("DELETE", f"/tokens/{token_id}")
 
+    def revoke_run_token(self, run_id: int) -> dict[str, Any]:
+        """End run ``run_id``'s token at once (admins and owners of the run's project)."""
+        return self._json("DELETE", f"/runs/{run_id}/token")
+
     def create_user(self, username: str, password: str, *, email: str = "", is_admin: bool = False) -> dict[str, Any]:
         return self._json("POST", "/users",
                           json={"username": username, "password": password, "email": email, "is_admin": is_admin})

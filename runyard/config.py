@@ -8,6 +8,8 @@ tests and subprocesses can point Runyard elsewhere by setting variables:
 - ``RUNYARD_ARTIFACTS_URL``: fsspec URL for artifacts and blobs, default ``$RUNYARD_HOME/artifacts``.
 - ``RUNYARD_SERVER``: the server the CLI and SDK talk to; unset means the embedded local server.
 - ``RUNYARD_MAX_UPLOAD_MB``: largest artifact or blob accepted in one upload (default 5120).
+- ``RUNYARD_RUN_TOKEN_GRACE_S``: how long a run's token keeps working after the run ended (default 300).
+- ``RUNYARD_MAX_METRIC_KEYS``: most distinct metric keys one run may hold (default 10000).
 
 The home holds the database, the artifacts and the credentials: it is created readable
 by this account only (0700, whatever the umask), and :func:`secure_home` tightens one
@@ -27,8 +29,10 @@ __all__ = [
     "home",
     "make_private_dir",
     "make_private_file",
-    "max_upload_bytes",
     "mask_url",
+    "max_metric_keys",
+    "max_upload_bytes",
+    "run_token_grace_s",
     "secure_home",
 ]
 
@@ -131,6 +135,16 @@ def artifacts_url() -> str:
 
 def max_upload_bytes() -> int:
     return int(float(os.environ.get("RUNYARD_MAX_UPLOAD_MB", "5120")) * 1024 * 1024)
+
+
+def run_token_grace_s() -> float:
+    """Seconds a run's token stays valid after the run ended: its runner's and SDK's final flush."""
+    return max(0.0, float(os.environ.get("RUNYARD_RUN_TOKEN_GRACE_S", "300")))
+
+
+def max_metric_keys() -> int:
+    """The most distinct metric keys one run may hold; a batch that would exceed it is refused whole."""
+    return max(1, int(os.environ.get("RUNYARD_MAX_METRIC_KEYS", "10000")))
 
 
 def mask_url(url: str) -> str:

@@ -207,6 +207,23 @@ def tokens_revoke(token_id: int = typer.Argument(..., help="The token's id (see 
     console().print(f"Token {token_id} revoked.", markup=False)
 
 
+@tokens_app.command("revoke-run")
+def tokens_revoke_run(run_id: int = typer.Argument(..., help="The run whose token ends.")) -> None:
+    """End a run's token at once (admins and owners of the run's project): the run can report no more.
+
+    A run's token also ends by itself RUNYARD_RUN_TOKEN_GRACE_S after the run ends; a
+    restarted run gets a new one.
+
+    Examples:
+
+        $ runyard tokens revoke-run 42
+    """
+    with get_client() as client:
+        out = client.revoke_run_token(run_id)
+    state = "revoked" if out["revoked"] else "had no valid token; nothing changed"
+    console().print(f"Run {run_id}'s token {state}." if out["revoked"] else f"Run {run_id} {state}.", markup=False)
+
+
 # ------------------------------------------------------------------ admin
 @admin_app.command("create-user")
 def admin_create_user(

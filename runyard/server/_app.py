@@ -146,7 +146,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     # Routes are matched in this order, one by one: the task runners' and the SDK's (reports,
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.
     for r in (runs.router, logs.router, artifacts.router, experiments.router, projects.router, members.router,
-              sessions.router, users.router, tokens.router, audit.router, backends.router):
+              sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router):
         api.include_router(r)
     app.include_router(api)
 

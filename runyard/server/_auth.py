@@ -26,9 +26,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -36,7 +34,7 @@ from typing import Any, Literal
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 
-from runyard.errors import Forbidden, NotFound, RateLimited, RunyardError, Unauthorized
+from runyard.errors import Conflict, Forbidden, NotFound, RateLimited, RunyardError, Unauthorized
 from runyard.store import AccessInfo, AuthStore, User
 
 __all__ = [
@@ -55,6 +53,7 @@ __all__ = [
     "csrf_for",
     "is_loopback",
     "principal",
+    "project_name_taken",
     "public_route",
     "require_admin",
     "require_backends",
@@ -133,50 +132,45 @@ class Principal:
 
 
 class LoginLimiter:
-    """Failed sign-ins per (username, address) and per address in a sliding window.
+    """Sign-in attempts per (username, address) and per address in a fixed window, in the database.
 
-    In memory, per server process: several server processes each allow the limit.
+    Each attempt is counted *before* its password is checked, with one atomic increment
+    (:meth:`AuthStore.count_login_attempt`): of 12 concurrent guesses with a limit of 5, 5
+    are checked and 7 answered 429, also across several server processes sharing the
+    database. A right password gives its attempt back (and clears the user's count), so
+    only failures use up the limit. The address is the one uvicorn reports for the
+    connection (see the proxy settings for X-Forwarded-For).
     """
 
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: AuthStore, max_failures: int = 5, window_s: float = 300.0) -> None:
+        self.store = store
         self.max_failures = max_failures
         self.max_per_address = max_failures * 4
         self.window_s = window_s
-        self._clock = clock
-        self._fails: dict[tuple[str, str], deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
-        q = self._fails.setdefault(key, deque())
-        while q and now - q[0] > self.window_s:
-            q.popleft()
-        return q
+    @staticmethod
+    def _keys(username: str, address: str) -> tuple[str, str]:
+        return f"{username}\n{address}", f"\n{address}"
 
-    def check(self, username: str, address: str) -> None:
-        """Raise RateLimited when this user at this address, or this address, failed too often lately."""
-        now = self._clock()
-        with self._lock:
-            for key, limit in (((username, address), self.max_failures), (("", address), self.max_per_address)):
-                q = self._recent(key, now)
-                if len(q) >= limit:
-                    wait = self.window_s - (now - q[0])
-                    raise RateLimited(
-                        f"Too many failed sign-ins from {address}; sign-in is paused for {wait:.0f} s.",
-                        "Wait, then try again with the right password; an admin can reset it with `runyard admin set-password`.",
-                        retry_after_s=wait,
-                    )
-
-    def failed(self, username: str, address: str) -> None:
-        now = self._clock()
-        with self._lock:
-            self._recent((username, address), now).append(now)
-            self._recent(("", address), now).append(now)
-            if len(self._fails) > 100_000:  # bound memory under a spray of usernames
-                self._fails = {k: v for k, v in self._fails.items() if v and now - v[-1] <= self.window_s}
+    def attempt(self, username: str, address: str) -> None:
+        """Count an attempt; raise RateLimited (nothing counted) when this user at this address, or
+        this address, used up its attempts in the window."""
+        pair, addr = self._keys(username, address)
+        allowed, wait = self.store.count_login_attempt([(pair, self.max_failures), (addr, self.max_per_address)],
+                                                       self.window_s)
+        if not allowed:
+            raise RateLimited(
+                f"Too many failed sign-ins from {address}; sign-in is paused for {wait:.0f} s.",
+                "Wait, then try again with the right password; an admin can reset it with `runyard admin set-password`.",
+                retry_after_s=wait,
+            )
 
     def succeeded(self, username: str, address: str) -> None:
-        with self._lock:
-            self._fails.pop((username, address), None)
+        self.store.login_succeeded(list(self._keys(username, address)))
+
+    def give_back(self, username: str, address: str) -> None:
+        """An attempt that checked no password (the server was too busy to): it does not count."""
+        self.store.login_succeeded(list(self._keys(username, address)), reset_first=False)
 
 
 class Auth:
@@ -193,7 +187,7 @@ class Auth:
         check_mode(mode)
         self.store = store
         self.mode = mode
-        self.limiter = limiter or LoginLimiter(int(os.environ.get("RUNYARD_LOGIN_MAX_FAILURES", "5")),
+        self.limiter = limiter or LoginLimiter(store, int(os.environ.get("RUNYARD_LOGIN_MAX_FAILURES", "5")),
                                                float(os.environ.get("RUNYARD_LOGIN_WINDOW_S", "300")))
         self._has_users = False  # users are disabled, never deleted: once true it stays true
         self._counted_at = -1.0
@@ -254,6 +248,10 @@ def _resolve(request: Request, auth: Auth) -> Principal | None:
     if secret is not None:
         owner = auth.store.resolve_token(secret)
         if owner is None or owner.kind == "session":
+            why = auth.store.token_refusal(secret) if owner is None and secret.startswith("ryr_") else None
+            if why is not None:
+                raise Unauthorized(why, "A run's token works only while its run is active: a restarted run "
+                                        "(POST /api/v1/runs/RUN/restart) gets a new one; else use a personal token.")
             raise Unauthorized("The API token is unknown, expired or revoked.",
                                "Create a new one with `runyard tokens create`, or sign in again with `runyard login URL`.")
         if owner.kind == "run":
@@ -372,9 +370,20 @@ def require_project_write(request: Request, name: str) -> int | None:
     """
     p = require_user(request)
     # An admin (the local user too) is an owner of every project: nothing to read.
-    if not p.is_admin and _auth(request).store.project_access(name) is not None:
-        require_project(request, name, "editor")
+    if not p.is_admin:
+        info = _auth(request).store.project_access(name)
+        if info is not None:
+            if project_role(request, info) is None:
+                raise project_name_taken(name)  # as for a project they can see: its name is taken
+            _check_role(request, info, "editor", NotFound(f"No project named {name!r}.", "List projects with `runyard projects`."))
     return p.user.id if p.user is not None else None
+
+
+def project_name_taken(name: str) -> Conflict:
+    """The one refusal to create a project whose name exists, whether the caller may see it or not
+    (a different answer for a private project would confirm that it exists)."""
+    return Conflict(f"A project named {name!r} cannot be created: the name is taken or reserved.",
+                    "Pick another name; if you should have access to that project, ask its owner to share it.")
 
 
 def require_experiment(request: Request, experiment_id: int, need: str = "viewer") -> AccessInfo:

@@ -11,21 +11,26 @@ request threads; each method opens its own transaction.
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import functools
 import hashlib
 import json
+import os
 import re
 import secrets
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Engine, and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from runyard.errors import Conflict, InvalidInput, NotFound
+from runyard.errors import Conflict, InvalidInput, NotFound, RateLimited
 from runyard.store import _models as m
 from runyard.store._engine import read_scope, statement, write_scope
 
@@ -42,6 +47,7 @@ __all__ = [
 ]
 
 ROLES = ("viewer", "editor", "owner")
+OWNER_DISABLED = "owner disabled"
 TokenKind = Literal["personal", "run", "session"]
 _PREFIX = {"personal": "ryp_", "run": "ryr_", "session": "rys_"}
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -49,6 +55,42 @@ MIN_PASSWORD_LEN = 8
 _LAST_USED_EVERY_S = 60.0  # write last_used_at at most this often per token (no write per request)
 
 _hasher = PasswordHasher()
+
+
+class _HashGate:
+    """At most ``RUNYARD_LOGIN_CONCURRENCY`` (default 2) argon2 computations at a time.
+
+    Each costs ~64 MiB and a core for ~0.1-0.3 s: unbounded, a burst of sign-ins (good or
+    bad) starves every other request of CPU and memory. A caller waits up to
+    ``RUNYARD_LOGIN_WAIT_S`` (default 5) for a slot, then gets 429 with Retry-After.
+    ``peak`` (the most computations seen at once) is kept for tests and diagnostics.
+    """
+
+    def __init__(self) -> None:
+        self.slots = max(1, int(os.environ.get("RUNYARD_LOGIN_CONCURRENCY", "2")))
+        self.wait_s = float(os.environ.get("RUNYARD_LOGIN_WAIT_S", "5"))
+        self._sem = threading.BoundedSemaphore(self.slots)
+        self._lock = threading.Lock()
+        self.active = 0
+        self.peak = 0
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._sem.acquire(timeout=self.wait_s):
+            raise RateLimited("The server is busy checking other sign-ins.", "Try again in a few seconds.",
+                              retry_after_s=max(1.0, self.wait_s))
+        try:
+            with self._lock:
+                self.active += 1
+                self.peak = max(self.peak, self.active)
+            yield
+        finally:
+            with self._lock:
+                self.active -= 1
+            self._sem.release()
+
+
+hash_gate = _HashGate()
 
 
 @functools.cache
@@ -145,6 +187,15 @@ def check_password(password: str) -> str:
     return password
 
 
+def _hash(password: str) -> str:
+    with hash_gate.slot():
+        return _hasher.hash(password)
+
+
+def _iso(ts: float) -> str:
+    return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _user(row: Any) -> User:
     return User(id=row.id, username=row.username, email=row.email, is_admin=row.is_admin, disabled=row.disabled,
                 created_at=row.created_at)
@@ -155,6 +206,7 @@ class AuthStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self._login_gc: list[float] = []  # when expired sign-in counters were last deleted
 
     # --------------------------------------------------------------------- users
     def count_users(self) -> int:
@@ -168,7 +220,7 @@ class AuthStore:
         try:
             with write_scope(self.engine) as conn:
                 conn.execute(insert(m.SqlUser).values(
-                    username=username, email=email, password_hash=_hasher.hash(password), is_admin=is_admin, disabled=False,
+                    username=username, email=email, password_hash=_hash(password), is_admin=is_admin, disabled=False,
                     created_at=_now()))
         except IntegrityError as e:
             raise Conflict(f"User {username!r} already exists.", "Pick another username.") from e
@@ -200,10 +252,33 @@ class AuthStore:
             values["disabled"] = disabled
         if values:
             with write_scope(self.engine) as conn:
-                res = conn.execute(update(m.SqlUser).where(m.SqlUser.username == username).values(**values))
-                if res.rowcount == 0:
+                uid = conn.execute(select(m.SqlUser.id).where(m.SqlUser.username == username)).scalar()
+                if uid is None:
                     raise NotFound(f"No user named {username!r}.", "List users with `runyard admin users`.")
+                conn.execute(update(m.SqlUser).where(m.SqlUser.id == uid).values(**values))
+                if disabled:
+                    self._end_user_in(conn, uid)
         return self.get_user(username)
+
+    def _end_user_in(self, conn: Any, uid: int) -> list[int]:
+        """A user is disabled: in the caller's transaction, end all their tokens (personal, sessions,
+        and the run tokens of the runs they submitted) and cancel their queued runs ("owner
+        disabled"). Returns the ids of the runs canceled."""
+        now = _now()
+        t, r, e = m.SqlToken, m.SqlRun, m.SqlExperiment
+        conn.execute(update(t).where(t.user_id == uid, t.revoked_at.is_(None)).values(revoked_at=now))
+        theirs = select(r.id).join(e, e.id == r.experiment_id).where(e.created_by == uid)
+        conn.execute(update(t).where(t.kind == "run", t.revoked_at.is_(None), t.run_id.in_(theirs)).values(revoked_at=now))
+        attempts = dict(conn.execute(
+            select(r.id, r.attempt).join(e, e.id == r.experiment_id).where(e.created_by == uid, r.status == "queued")
+            .with_for_update(of=r)).all())
+        queued = list(attempts)
+        if queued:
+            conn.execute(update(r).where(r.id.in_(queued), r.status == "queued").values(
+                status="canceled", status_message=OWNER_DISABLED, ended_at=now))
+            conn.execute(insert(m.SqlRunEvent), [{"run_id": rid, "status": "canceled", "attempt": attempts[rid],
+                                                  "message": OWNER_DISABLED, "ts": now} for rid in queued])
+        return queued
 
     def set_password(self, username: str, password: str) -> None:
         """Replace a password; the user's web sessions end (tokens stay valid)."""
@@ -212,7 +287,7 @@ class AuthStore:
             uid = conn.execute(select(m.SqlUser.id).where(m.SqlUser.username == username)).scalar()
             if uid is None:
                 raise NotFound(f"No user named {username!r}.", "List users with `runyard admin users`.")
-            conn.execute(update(m.SqlUser).where(m.SqlUser.id == uid).values(password_hash=_hasher.hash(password)))
+            conn.execute(update(m.SqlUser).where(m.SqlUser.id == uid).values(password_hash=_hash(password)))
             conn.execute(update(m.SqlToken).where(m.SqlToken.user_id == uid, m.SqlToken.kind == "session",
                                                   m.SqlToken.revoked_at.is_(None)).values(revoked_at=_now()))
 
@@ -221,15 +296,16 @@ class AuthStore:
         with read_scope(self.engine) as conn:
             row = conn.execute(select(m.SqlUser).where(m.SqlUser.username == username)).first()
         stored = row.password_hash if row and row.password_hash else _dummy_hash()
-        try:
-            ok = _hasher.verify(stored, password)
-        except (VerificationError, InvalidHashError):
-            ok = False
+        with hash_gate.slot():
+            try:
+                ok = _hasher.verify(stored, password)
+            except (VerificationError, InvalidHashError):
+                ok = False
         if not ok or row is None or row.disabled:
             return None
         if _hasher.check_needs_rehash(stored):
             with write_scope(self.engine) as conn:
-                conn.execute(update(m.SqlUser).where(m.SqlUser.id == row.id).values(password_hash=_hasher.hash(password)))
+                conn.execute(update(m.SqlUser).where(m.SqlUser.id == row.id).values(password_hash=_hash(password)))
         return _user(row)
 
     # -------------------------------------------------------------------- tokens
@@ -312,11 +388,89 @@ class AuthStore:
         with write_scope(self.engine) as conn:
             return mint_run_token_in(conn, run_id, attempt)
 
-    def revoke_run_tokens(self, run_id: int) -> None:
-        """End the tokens of earlier attempts of a run (called when the scheduler mints a new one)."""
+    def revoke_run_tokens(self, run_id: int) -> int:
+        """End every token of a run at once (an admin's or the project owner's revocation).
+
+        A later attempt of the run (a restart) gets a new token when it is dispatched.
+        Returns how many tokens were still valid.
+        """
+        now = _now()
+        t = m.SqlToken
         with write_scope(self.engine) as conn:
-            conn.execute(update(m.SqlToken).where(m.SqlToken.run_id == run_id, m.SqlToken.kind == "run",
-                                                  m.SqlToken.revoked_at.is_(None)).values(revoked_at=_now()))
+            res = conn.execute(update(t).where(t.run_id == run_id, t.kind == "run", t.revoked_at.is_(None),
+                                               or_(t.expires_at.is_(None), t.expires_at > now)).values(revoked_at=now))
+            conn.execute(update(t).where(t.run_id == run_id, t.kind == "run", t.revoked_at.is_(None)).values(revoked_at=now))
+        return res.rowcount or 0
+
+    def token_refusal(self, secret: str, *, now: float | None = None) -> str | None:
+        """Why a run's token is refused, for the 401's message (None: not a run's token, or unknown).
+
+        Only called for refused tokens, so the hot path pays nothing for it.
+        """
+        now = _now() if now is None else now
+        t, r = m.SqlToken, m.SqlRun
+        with read_scope(self.engine) as conn:
+            row = conn.execute(select(t.kind, t.run_id, t.revoked_at, t.expires_at, r.ended_at)
+                               .outerjoin(r, r.id == t.run_id).where(t.secret_hash == hash_secret(secret))).first()
+        if row is None or row[0] != "run":
+            return None
+        kind, run_id, revoked_at, expires_at, ended_at = row
+        if revoked_at is not None:
+            return f"The token of run {run_id} was revoked at {_iso(revoked_at)}."
+        if expires_at is not None and expires_at <= now:
+            if ended_at is not None:
+                return (f"Run {run_id} ended at {_iso(ended_at)} and its token expired at {_iso(expires_at)} "
+                        f"(tokens of ended runs stay valid for a short grace, RUNYARD_RUN_TOKEN_GRACE_S).")
+            return f"The token of run {run_id} expired at {_iso(expires_at)}."
+        return None
+
+    # ------------------------------------------------------------- sign-in limit
+    def count_login_attempt(self, keys: list[tuple[str, int]], window_s: float, *,
+                            now: float | None = None) -> tuple[bool, float]:
+        """Count one sign-in attempt under each ``(key, limit)``, atomically, before the password is checked.
+
+        One upsert per key (``count = count + 1``, or 1 in a new window) in one transaction:
+        concurrent attempts, from any number of server processes sharing the database, each
+        see a distinct count, so no more than ``limit`` of them pass in a window. Returns
+        ``(allowed, retry_after_s)``; a refused attempt is not counted.
+        """
+        now = _now() if now is None else now
+        la = m.SqlLoginAttempt.__table__
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        fresh = la.c.window_start <= now - window_s
+        with write_scope(self.engine) as conn:
+            counted = []
+            for key, limit in keys:
+                stmt = upsert(la).values(key=key[:200], window_start=now, count=1)
+                stmt = stmt.on_conflict_do_update(index_elements=[la.c.key], set_={
+                    "count": case((fresh, 1), else_=la.c.count + 1),
+                    "window_start": case((fresh, now), else_=la.c.window_start),
+                }).returning(la.c.count, la.c.window_start)
+                count, start = conn.execute(stmt).one()
+                counted.append((key[:200], count, limit, start))
+            over = [(start + window_s - now) for _, count, limit, start in counted if count > limit]
+            if over:
+                for key, *_ in counted:  # a refused attempt checks nothing: it does not count
+                    conn.execute(update(la).where(la.c.key == key).values(count=la.c.count - 1))
+                return False, max(1.0, max(over))
+            if len(self._login_gc) == 0 or now - self._login_gc[0] > window_s:
+                conn.execute(delete(la).where(la.c.window_start <= now - window_s))
+                self._login_gc[:] = [now]
+        return True, 0.0
+
+    def login_succeeded(self, keys: list[str], *, reset_first: bool = True) -> None:
+        """A right password: the attempt it used is given back under each key (the first, the user's
+        pair, is reset). ``reset_first=False``: an attempt that checked nothing is only given back."""
+        la = m.SqlLoginAttempt.__table__
+        with write_scope(self.engine) as conn:
+            for i, key in enumerate(keys):
+                if i == 0 and reset_first:
+                    conn.execute(delete(la).where(la.c.key == key[:200]))
+                else:
+                    conn.execute(update(la).where(la.c.key == key[:200], la.c.count > 0).values(count=la.c.count - 1))
 
     # ------------------------------------------------------------- access facts
     def project_access(self, name: str) -> AccessInfo | None:

@@ -21,8 +21,10 @@ class ExperimentsPart(StorePart):
     """The ``Store``'s experiment methods."""
 
     def create_experiment(
-        self, project: str, name: str, *, config: dict[str, Any] | None = None, snapshot_id: str | None = None, backend: str = "local"
+        self, project: str, name: str, *, config: dict[str, Any] | None = None, snapshot_id: str | None = None, backend: str = "local",
+        created_by: int | None = None,
     ) -> Experiment:
+        """``created_by``: the submitting user's id (disabling them cancels the experiment's queued runs)."""
         names.check_experiment_name(name)
         self.ensure_project(project)
         with write_scope(self.engine) as conn:
@@ -30,7 +32,7 @@ class ExperimentsPart(StorePart):
             eid = conn.execute(
                 insert(m.SqlExperiment)
                 .values(project_id=pid, name=name, status="running", config=json.dumps(config or {}),
-                        snapshot_id=snapshot_id, backend=backend, created_at=_now())
+                        snapshot_id=snapshot_id, backend=backend, created_at=_now(), created_by=created_by)
                 .returning(m.SqlExperiment.id)
             ).scalar_one()
         return self.get_experiment(eid)

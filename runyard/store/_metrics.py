@@ -8,8 +8,9 @@ from array import array
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
+from runyard import config
 from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _check_key, _now
@@ -109,7 +110,11 @@ class MetricsPart(StorePart):
                     f"Metric steps must be integers from -2**63 to 2**63-1, but got step {s!r}.",
                     "Send whole-number steps, e.g. the epoch or iteration.",
                 )
-        kids_by_name = self._ensure_key_ids(set(keys))
+        cap = config.max_metric_keys()
+        distinct = set(keys)
+        if len(distinct) > cap:
+            raise _too_many_keys(run_id, len(distinct), cap)
+        kids_by_name = self._ensure_key_ids(distinct)
         kid = [kids_by_name[k] for k in keys]
         vals: list[float | None] = []
         for v in values:
@@ -165,6 +170,8 @@ class MetricsPart(StorePart):
                 res = conn.exec_driver_sql(self._sql_batch, (run_id, batch_id, n, _now()))
                 if res.rowcount == 0:
                     return 0, True
+            if summ:
+                self._check_key_cap(conn, run_id, list(summ), cap)
             if groups:
                 stored: dict[tuple[int, int], tuple] = {}
                 for k, (lo, hi) in span.items():
@@ -183,6 +190,19 @@ class MetricsPart(StorePart):
                 )
                 conn.exec_driver_sql(self._sql_upsert_block, upserts)
         return n, False
+
+    def _check_key_cap(self, conn, run_id: int, kids: list[int], cap: int) -> None:  # noqa: ANN001
+        """Refuse the batch (the caller's transaction rolls back: nothing of it is stored) when its new
+        keys would take the run past ``cap`` distinct keys. One count per batch, on the summaries'
+        primary key; the keys the batch already has are counted only when the run is near the cap."""
+        ph = "?" if self._sqlite else "%s"
+        have = conn.exec_driver_sql(f"SELECT count(*) FROM metric_summaries WHERE run_id = {ph}", (run_id,)).scalar_one()
+        if have + len(kids) <= cap:
+            return
+        known = conn.execute(select(func.count()).select_from(m.SqlMetricSummary).where(
+            m.SqlMetricSummary.run_id == run_id, m.SqlMetricSummary.key_id.in_(kids))).scalar_one()
+        if have + len(kids) - known > cap:
+            raise _too_many_keys(run_id, have + len(kids) - known, cap)
 
     def metric_summaries(self, run_id: int) -> dict[str, MetricSummary]:
         return self.get_run(run_id).metrics
@@ -239,6 +259,14 @@ class MetricsPart(StorePart):
         finally:
             if was_enabled:
                 gc.enable()
+
+
+def _too_many_keys(run_id: int, n: int, cap: int) -> InvalidInput:
+    return InvalidInput(
+        f"Run {run_id} may hold at most {cap} distinct metric keys (RUNYARD_MAX_METRIC_KEYS); this batch would make it {n}. "
+        "The whole batch was refused.",
+        "Log fewer distinct keys (put an index in the step, not the key), or ask the admin to raise RUNYARD_MAX_METRIC_KEYS.",
+    )
 
 
 def _raw_fetch(conn, sql: str, params: tuple) -> list[tuple]:  # noqa: ANN001

@@ -78,6 +78,8 @@ class SqlExperiment(Base):
     message: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[float] = mapped_column(Double)
     ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    # Who submitted it (NULL in local mode): disabling that user cancels its queued runs.
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
 
 
 class SqlRun(Base):
@@ -295,6 +297,19 @@ class SqlToken(Base):
     expires_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     last_used_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+class SqlLoginAttempt(Base):
+    """Sign-in attempts per key (``user\naddress`` or ``\naddress``) in the current window.
+
+    Counted with one atomic upsert before the password is checked, so concurrent guesses
+    (from any number of server processes sharing the database) cannot exceed the limit.
+    """
+
+    __tablename__ = "login_attempts"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_start: Mapped[float] = mapped_column(Double)
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class SqlAuditEvent(Base):

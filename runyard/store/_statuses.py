@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 
+from runyard import config
 from runyard.errors import InvalidInput, InvalidState, NotFound
 from runyard.records.status import can_transition, check_transition
 from runyard.store import _models as m
@@ -64,6 +65,8 @@ class StatusesPart(StorePart):
                      {"_id": run_id, **values})
         conn.execute(_stmt("run_event_insert", lambda: insert(m.SqlRunEvent.__table__)),
                      {"run_id": run_id, "status": status, "attempt": attempt, "message": message or "", "ts": now})
+        if status in TERMINAL_STATUSES:
+            end_run_tokens_in(conn, run_id, now)
         return True
 
     def _set_statuses_in(self, conn, run_id: int, changes: Sequence[tuple[str, str | None, int | None]]) -> tuple[bool, str]:  # noqa: ANN001
@@ -93,6 +96,8 @@ class StatusesPart(StorePart):
             conn.execute(_stmt("run_update", lambda: update(r.__table__).where(r.__table__.c.id == bindparam("_id"))),
                          {"_id": run_id, **values})
             conn.execute(_stmt("run_event_insert", lambda: insert(m.SqlRunEvent.__table__)), events)
+            if "ended_at" in values:
+                end_run_tokens_in(conn, run_id, now)
         return accepted, current
 
     def set_run_message(self, run_id: int, message: str, *, statuses: Iterable[str]) -> bool:
@@ -150,3 +155,16 @@ def _status_columns(status: str, message: str | None, exit_code: int | None, now
     if status in TERMINAL_STATUSES:
         values["ended_at"] = now
     return values
+
+
+def end_run_tokens_in(conn: Any, run_id: int, ended_at: float) -> None:
+    """When a run ends: its tokens expire after the grace of ``RUNYARD_RUN_TOKEN_GRACE_S``.
+
+    Set on the token row, so the check on every report stays the one token lookup it was.
+    A token already due to expire sooner keeps its time; a restart mints a new token.
+    """
+    t = m.SqlToken.__table__
+    conn.execute(_stmt("run_tokens_expire", lambda: update(t).where(
+        t.c.run_id == bindparam("_run_id"), t.c.kind == "run", t.c.revoked_at.is_(None),
+        or_(t.c.expires_at.is_(None), t.c.expires_at > bindparam("_exp"))).values(expires_at=bindparam("_exp"))),
+        {"_run_id": run_id, "_exp": ended_at + config.run_token_grace_s()})

@@ -22,7 +22,7 @@ from typer.testing import CliRunner, Result
 
 from runyard.cli import app
 from runyard.client import Client
-from runyard.errors import NotFound, Unauthorized
+from runyard.errors import Conflict, Unauthorized
 from runyard.testing import LiveServer
 
 V1 = "/api/v1"
@@ -122,7 +122,8 @@ def test_admin_disable_stops_a_user_at_once_and_enable_lets_them_back(world: Wor
 
     assert ok(cli(world.url, world.tokens["admin"], "admin", "enable", "rosa")) == "rosa enabled.\n"
 
-    assert "rosa on " in ok(cli(world.url, token, "whoami"))  # the same token works again
+    # Disabling ended the tokens for good: enabling lets the user sign in, not the old tokens back.
+    refused(cli(world.url, token, "whoami"), "The API token is unknown, expired or revoked.")
     assert can_sign_in(world.url, "rosa", "rosa-pw-1234")
     row = next(line for line in ok(cli(world.url, world.tokens["admin"], "admin", "users")).splitlines()
                if line.split()[:1] == ["rosa"])
@@ -290,7 +291,8 @@ def test_projects_unshare_takes_access_away(world: World) -> None:
     assert out == "amos is no longer a member of cli-shared.\n"
     refused(cli(world.url, friend, "projects", "members", "cli-shared"), "No project named 'cli-shared'.")
     assert "cli-shared" not in [p["name"] for p in json.loads(ok(cli(world.url, friend, "projects", "--json")))]
-    with Client(world.url, friend) as c, pytest.raises(NotFound, match="No project named 'cli-shared'"):
+    # Creating in it answers as for any taken name: whether a private project exists is not told.
+    with Client(world.url, friend) as c, pytest.raises(Conflict, match="'cli-shared' cannot be created: the name is taken"):
         c.create_run("cli-shared")
     members = json.loads(ok(cli(world.url, alice, "projects", "members", "cli-shared", "--json")))
     assert (members["owner"], members["items"]) == ("alice", [])
@@ -301,7 +303,9 @@ def test_projects_unshare_takes_access_away(world: World) -> None:
 
 def test_projects_unshare_refuses_bad_input(world: World) -> None:
     alice, bob = world.tokens["owner"], world.tokens["editor"]
-    refused(cli(world.url, alice, "projects", "unshare", world.project, "nobody"), "No user named 'nobody'.")
+    # A name no user has answers as a user who is not a member: usernames are not told.
+    refused(cli(world.url, alice, "projects", "unshare", world.project, "nobody"),
+            f"nobody is not a member of project '{world.project}'.")
     refused(cli(world.url, alice, "projects", "unshare", world.project, "dave"),
             f"dave is not a member of project '{world.project}'.")
     refused(cli(world.url, alice, "projects", "unshare", "no-such-project", "bob"), "No project named 'no-such-project'.")

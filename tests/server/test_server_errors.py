@@ -57,7 +57,7 @@ def test_error_shape_and_status_for_each_kind(http: httpx.Client, client: Client
         ("GET", f"{api}/runs", {"params": {"filter": "lr"}}, 400, "invalid_input", "Cannot read the filter 'lr'"),
         ("GET", f"{api}/runs", {"params": {"order_by": "tags.x"}}, 400, "invalid_input", "cannot be sorted by a tag"),
         ("POST", f"{api}/projects", {"json": {"name": "Bad Name"}}, 400, "invalid_input", "lowercase letters"),
-        ("POST", f"{api}/projects", {"json": {"name": project}}, 409, "conflict", "already exists"),
+        ("POST", f"{api}/projects", {"json": {"name": project}}, 409, "conflict", "cannot be created: the name is taken or reserved"),
         ("POST", f"{api}/projects", {"content": b"{not json", "headers": {"content-type": "application/json"}},
          400, "invalid_input", "Invalid request"),
         ("POST", f"{api}/projects", {"json": {}}, 400, "invalid_input", "name: Field required"),

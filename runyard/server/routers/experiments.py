@@ -68,7 +68,7 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     config["backend"] = spec.backend
     store.ensure_project(body.project, owner_id=owner_id)
     exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id,
-                                  backend=",".join(backends))
+                                  backend=",".join(backends), created_by=owner_id)
     wake_scheduler(request)
     return exp
 

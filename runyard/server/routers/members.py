@@ -49,7 +49,10 @@ def share(name: str, username: str, body: MemberSet, request: Request) -> Member
 def unshare(name: str, username: str, request: Request) -> None:
     info = require_project(request, name, "owner")
     store = request.app.state.auth.store
-    user = store.get_user(username)
-    if not store.remove_member(info.project_id, user.id):
-        raise NotFound(f"{username} is not a member of project {name!r}.", f"List members with `runyard projects members {name}`.")
+    # One answer for a user who is not a member and for a name no user has: which usernames
+    # exist is not for project owners to learn.
+    user = store.find_user(username)
+    if user is None or not store.remove_member(info.project_id, user.id):
+        raise NotFound(f"{username} is not a member of project {name!r}.",
+                       f"List members with `runyard projects members {name}`.")
     audit(request, "project.unshare", target=name, user=username)

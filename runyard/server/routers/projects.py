@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 import runyard.names as names
+from runyard.errors import Conflict
 from runyard.server._auth import (
     audit,
+    project_name_taken,
     require_project,
     require_user,
     visible_project_ids,
@@ -43,13 +45,16 @@ class ProjectTagsChange(BaseModel):
 
 @router.post("", response_model=Project, status_code=201)
 def create_project(body: ProjectCreate, request: Request, store: Store = Depends(get_store)) -> Project:
-    """Create a project owned by the caller."""
+    """Create a project owned by the caller (409 when the name exists, visible to the caller or not)."""
     p = require_user(request)
     names.check_project_name(body.name)
     for key in body.tags:
         names.check_project_tag_key(key)
-    project = store.create_project(body.name, description=body.description, visibility=body.visibility,
-                                   owner_id=p.user.id if p.user else None, tags=body.tags)
+    try:
+        project = store.create_project(body.name, description=body.description, visibility=body.visibility,
+                                       owner_id=p.user.id if p.user else None, tags=body.tags)
+    except Conflict as e:  # the same answer whether the caller may see that project or not
+        raise project_name_taken(body.name) from e
     if body.visibility == "public":
         audit(request, "project.visibility", target=body.name, visibility="public")
     return project

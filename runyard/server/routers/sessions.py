@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
-from runyard.errors import Unauthorized
+from runyard.errors import RateLimited, Unauthorized
 from runyard.server._auth import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -59,14 +59,18 @@ def _secure(request: Request) -> bool:
 def login(body: LoginBody, request: Request, response: Response) -> LoginResult:
     """Check a username and password; set the HttpOnly session cookie and the CSRF cookie.
 
-    Failed attempts are limited per username and address (429 with Retry-After).
+    Failed attempts are limited per username and address (429 with Retry-After); password
+    checks run at most ``RUNYARD_LOGIN_CONCURRENCY`` at a time (429 when the wait is too long).
     """
     auth = request.app.state.auth
     address = client_address(request)
-    auth.limiter.check(body.username, address)
-    user = auth.store.verify_password(body.username, body.password)
+    auth.limiter.attempt(body.username, address)  # counted before the (costly, bounded) password check
+    try:
+        user = auth.store.verify_password(body.username, body.password)
+    except RateLimited:  # no slot to check the password in time: nothing was checked, nothing counts
+        auth.limiter.give_back(body.username, address)
+        raise
     if user is None:
-        auth.limiter.failed(body.username, address)
         audit(request, "login", target=body.username[:64], success=False, actor=body.username[:64] or "anonymous")
         raise Unauthorized("Wrong username or password, or the account is disabled.",
                            "Check both; an admin can reset a password with `runyard admin set-password USER`.")

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from runyard.errors import Forbidden
-from runyard.server._auth import Principal, audit, require_user
+from runyard.server._auth import Principal, audit, require_run, require_user
 from runyard.store import TokenInfo
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+run_tokens = APIRouter(tags=["tokens"])
 
 
 class TokenCreate(BaseModel):
@@ -68,3 +69,22 @@ def revoke_token(token_id: int, request: Request) -> TokenInfo:
             raise Forbidden(f"Token {token_id} is a {info.kind} token.", "Sign out to end a session.")
     audit(request, "token.revoke", target=f"token:{token_id}", owner=info.user)
     return info
+
+
+class RunTokenRevoked(BaseModel):
+    run_id: int
+    revoked: int = Field(description="how many of the run's tokens were still valid (0: none was)")
+
+
+@run_tokens.delete("/runs/{run_id}/token", response_model=RunTokenRevoked)
+def revoke_run_token(run_id: int, request: Request) -> RunTokenRevoked:
+    """End a run's token at once (admins and owners of the run's project); the run can report no more.
+
+    A restart of the run (a new attempt) gets a new token when it is dispatched.
+    """
+    require_user(request)
+    if require_run(request, run_id, "owner") is None and request.app.state.auth.store.run_access(run_id) is None:
+        request.app.state.store.get_run(run_id)  # an admin asking for a missing run: its 404
+    n = request.app.state.auth.store.revoke_run_tokens(run_id)
+    audit(request, "token.revoke_run", target=f"run:{run_id}", revoked=n)
+    return RunTokenRevoked(run_id=run_id, revoked=n)

@@ -61,15 +61,21 @@ def get_user(username: str, request: Request) -> User:
 
 @router.patch("/{username}", response_model=User, dependencies=[Depends(require_admin)])
 def update_user(username: str, body: UserUpdate, request: Request) -> User:
-    """Promote, demote, disable, enable a user or change their email (admins)."""
+    """Promote, demote, disable, enable a user or change their email (admins).
+
+    Disabling ends all their tokens and cancels their queued runs, at once."""
     store = _store(request)
     target = store.get_user(username)
     losing_admin = target.is_admin and not target.disabled and (body.is_admin is False or body.disabled is True)
     if losing_admin and sum(1 for u in store.list_users() if u.is_admin and not u.disabled) <= 1:
         raise Conflict(f"{username} is the last enabled admin; the server would have none.", "Promote another user first.")
+    # Disabling ends all the user's tokens (personal, sessions, their runs') and cancels their
+    # queued runs ("owner disabled"), in the same transaction.
     user = store.update_user(username, email=body.email, is_admin=body.is_admin, disabled=body.disabled)
     changes = body.model_dump(exclude_none=True)
     audit(request, "user.update", target=username, **changes)
+    if body.disabled:
+        request.app.state.changes.bump("runs")
     return user
 
 
