@@ -6,7 +6,7 @@ import itertools
 
 import httpx
 import pytest
-from conftest import SecServer
+from sec_helpers import SecServer
 
 V1 = "/api/v1"
 _n = itertools.count()

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from conftest import MAX_KEYS, SecServer
+from sec_helpers import MAX_KEYS, SecServer
 
 from runyard.errors import InvalidInput
 from runyard.store import Store, make_engine, upgrade

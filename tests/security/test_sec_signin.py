@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import MAX_FAILURES, SecServer, start_sec_server, token_for
+from sec_helpers import MAX_FAILURES, SecServer, start_sec_server, token_for
 
 from runyard.errors import RateLimited
 from runyard.store import AuthStore, make_engine, upgrade

@@ -8,7 +8,7 @@ import time
 
 import httpx
 import pytest
-from conftest import GRACE_S, SecServer
+from sec_helpers import GRACE_S, SecServer
 from typer.testing import CliRunner
 
 from runyard.cli import app
