@@ -56,5 +56,7 @@ def start_sec_server(servers: LiveServers, name: str, database_url: str | None, 
         "RUNYARD_AUTH": "required", "RUNYARD_ADMIN_PASSWORD": ADMIN_PW, "RUNYARD_SCHEDULER": "0",
         "RUNYARD_RUN_TOKEN_GRACE_S": str(GRACE_S), "RUNYARD_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
         "RUNYARD_LOGIN_WINDOW_S": "600", "RUNYARD_MAX_METRIC_KEYS": str(MAX_KEYS), **env})
+    # Its users submit to local, which a server with sign-in keeps for admins unless backends.yml opens it.
+    (server.home / "backends.yml").write_text("local:\n  type: local\n  allow: {}\n  run_as: shared\n")
     url = database_url or f"sqlite:///{server.home / 'runyard.db'}"
     return SecServer(server, url, token_for(server.url, "admin", ADMIN_PW))
