@@ -24,6 +24,7 @@ class ExperimentsPart(StorePart):
         self, project: str, name: str, *, config: dict[str, Any] | None = None, snapshot_id: str | None = None, backend: str = "local"
     ) -> Experiment:
         names.check_experiment_name(name)
+        names.check_value(config or {}, "config")
         self.ensure_project(project)
         with write_scope(self.engine) as conn:
             pid = self._project_id(conn, project)

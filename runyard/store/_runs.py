@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select
 
+import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _num
@@ -275,6 +276,7 @@ class RunsPart(StorePart):
         rows = []
         for key, value in params.items():
             _check_key(key, "param")
+            names.check_value(value, f"Param {key!r}")
             text = json.dumps(value, sort_keys=True, allow_nan=False) if _json_ok(value) else None
             if text is None:
                 raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).",
@@ -299,8 +301,7 @@ class RunsPart(StorePart):
     def _write_tags(self, conn, run_id: int, tags: dict[str, Any]) -> None:  # noqa: ANN001
         for key, value in tags.items():
             _check_key(key, "tag")
-            if "\x00" in str(value):
-                raise InvalidInput(f"Tag {key!r} has a value with a NUL character: {str(value)!r}.", "Remove the NUL characters.")
+            names.check_text(str(value), f"Tag {key!r}")
         conn.execute(delete(m.SqlTag).where(m.SqlTag.run_id == run_id, m.SqlTag.key.in_(list(tags))))
         conn.execute(insert(m.SqlTag), [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()])
 

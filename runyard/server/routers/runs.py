@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState
+from runyard.records.fields import Int64, RunName, SafeJson, SafeStr
 from runyard.server._auth import (
     require_experiment,
     require_project,
@@ -50,34 +51,34 @@ def _check_keys(params: dict[str, Any], tags: dict[str, str]) -> None:
 
 
 class RunCreate(BaseModel):
-    project: str
-    name: str = ""
-    experiment_id: int | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
-    status: str = Field("running", description="initial status: running for runs started by hand, queued for the scheduler")
+    project: SafeStr
+    name: RunName = Field("", description=names.RUN_NAME_RULE + "; empty: the run is named run-<id>")
+    experiment_id: Int64 | None = None
+    params: dict[str, SafeJson] = Field(default_factory=dict)
+    tags: dict[str, SafeStr] = Field(default_factory=dict)
+    status: SafeStr = Field("running", description="initial status: running for runs started by hand, queued for the scheduler")
 
 
 class RunUpdate(BaseModel):
-    status: str | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
-    message: str | None = None
-    exit_code: int | None = None
+    status: SafeStr | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
+    message: SafeStr | None = None
+    exit_code: Int64 | None = None
 
 
 class ParamsBody(BaseModel):
-    params: dict[str, Any]
+    params: dict[str, SafeJson]
 
 
 class TagsBody(BaseModel):
-    tags: dict[str, str]
+    tags: dict[str, SafeStr]
 
 
 class MetricBatch(BaseModel):
     """Points in columns (one entry per point in each list): compact and fast to parse."""
 
     batch_id: str | None = Field(None, max_length=64, description="idempotency key: a batch sent twice is stored once")
-    keys: list[str]
-    steps: list[int]
+    keys: list[str] = Field(description="metric names: " + names.KEY_RULE)
+    steps: list[Int64]
     values: list[float | None] = Field(description="null stands for NaN")
     timestamps: list[float]
 
@@ -198,11 +199,11 @@ class HeartbeatResult(BaseModel):
 
 
 class TaskUpdate(BaseModel):
-    attempt: int | None = None
-    status: str | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
-    host: str | None = None
-    pid: int | None = None
-    exit_code: int | None = None
+    attempt: Int64 | None = None
+    status: SafeStr | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
+    host: SafeStr | None = None
+    pid: Int64 | None = None
+    exit_code: Int64 | None = None
     address: str | None = Field(None, max_length=300, pattern=r"^\S+:\d{1,5}$",
                                 description="host:port the task listens on for its framework's rendezvous")
 
@@ -354,6 +355,9 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
                            "Split it into smaller batches.")
     if not all(type(s) is int for s in steps):
         raise InvalidInput("Metric steps must be integers.", "Send whole-number steps, e.g. the epoch or iteration.")
+    if steps and not (min(steps) >= names.INT64_MIN and max(steps) <= names.INT64_MAX):
+        bad = next(s for s in steps if names.int_problem(s))
+        raise InvalidInput(f"Metric steps {names.int_problem(bad)}.", "Send steps that fit in 64 bits, e.g. the epoch or iteration.")
     if not all(type(t) in (int, float) for t in timestamps):
         raise InvalidInput("Metric timestamps must be numbers (seconds since the epoch).", "Send time.time() values.")
     if not all(type(k) is str for k in keys):
