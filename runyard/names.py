@@ -32,6 +32,7 @@ And for every other string and number that enters through the API, the SDK or a
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from runyard.errors import InvalidInput
@@ -47,6 +48,7 @@ __all__ = [
     "check_value",
     "clean_log_text",
     "int_problem",
+    "iter_value_problems",
     "run_name_problem",
     "text_problem",
     "value_problem",
@@ -173,36 +175,42 @@ def _short_int(value: int) -> str:
     return text if len(text) <= 30 else f"{text[:12]}...{text[-6:]} ({len(text)} digits)"
 
 
-def value_problem(value: Any, path: str = "") -> tuple[str, str] | None:
-    """The first string or integer in a JSON-like ``value`` the store cannot hold, as (path, problem).
+def iter_value_problems(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every string (dict keys too) and integer in a JSON-like ``value`` the store cannot hold,
+    as (path, problem): text by :func:`text_problem`, integers by :func:`int_problem`.
 
-    Walks dicts (keys too), lists and tuples; ``path`` is dotted (``config.params.lr``).
-    Non-finite floats are not judged here (params refuse them, metrics store them as missing).
+    Walks dicts, lists and tuples. Non-finite floats are not judged here (params refuse
+    them, metrics store them as missing).
     """
     if isinstance(value, str):
         problem = text_problem(value)
-        return None if problem is None else (path, problem)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
+        if problem is not None:
+            yield path, problem
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
         problem = int_problem(value)
-        return None if problem is None else (path, problem)
-    if isinstance(value, dict):
+        if problem is not None:
+            yield path, problem
+    elif isinstance(value, dict):
         for k, v in value.items():
-            sub = f"{path}.{k}" if path else str(k)
-            if isinstance(k, str):
-                problem = text_problem(k)
-                if problem is not None:
-                    return (f"{path} key {k!r}" if path else f"key {k!r}", problem)
-            found = value_problem(v, sub)
-            if found is not None:
-                return found
-        return None
-    if isinstance(value, (list, tuple)):
+            key_problem = text_problem(k) if isinstance(k, str) else None
+            if key_problem is not None:
+                yield path, f"has a key {k!r} that {key_problem}"
+                continue
+            yield from iter_value_problems(v, (*path, k))
+    elif isinstance(value, (list, tuple)):
         for i, v in enumerate(value):
-            found = value_problem(v, f"{path}[{i}]")
-            if found is not None:
-                return found
+            yield from iter_value_problems(v, (*path, i))
+
+
+def value_problem(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first problem :func:`iter_value_problems` finds, as (dotted path under ``path``, problem)."""
+    for where, problem in iter_value_problems(value):
+        dotted = path
+        for part in where:
+            dotted += f"[{part}]" if isinstance(part, int) else f"{'.' if dotted else ''}{part}"
+        return dotted, problem
     return None
 
 
@@ -216,7 +224,7 @@ def check_value(value: Any, field: str) -> Any:
     if found is None:
         return value
     path, problem = found
-    where = f"{field}.{path}" if path and not path.startswith("key ") else f"{field} {path}".strip()
+    where = f"{field}.{path}" if path and not path.startswith("[") else f"{field}{path}"
     raise InvalidInput(f"{where} {problem}.", _fix(problem))
 
 

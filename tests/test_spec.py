@@ -708,5 +708,8 @@ def test_project_name_follows_the_store_rule(project: str) -> None:
 
 
 def test_experiment_name_follows_the_names_rule() -> None:
+    # NUL is refused in every string of the file, before the name's own rule.
     error = errors_of("project: a\nname: \"a\\x00b\"\ncommand: x\n")
+    assert "runyard.yml:2: name holds a NUL character at character 1, which databases cannot store." in error.message
+    error = errors_of("project: a\nname: \"a\\u202eb\"\ncommand: x\n")
     assert "runyard.yml:2: name must be a non-empty string of at most 128 characters" in error.message

@@ -25,8 +25,8 @@ from runyard.search import (
 )
 from runyard.spec._params import ParamSpec, dimension, grid_size
 from runyard.spec._resources import DistributedSpec, ResourcesSpec
-from runyard.spec._rules import Model, Relative, Rule, bad, bad_many, invalid, show
-from runyard.spec._search import EarlyStoppingSpec, SearchSpec
+from runyard.spec._rules import Model, Relative, Rule, at_most, bad, bad_many, invalid, show
+from runyard.spec._search import MAX_RUNS, EarlyStoppingSpec, SearchSpec
 from runyard.spec._values import (
     BACKEND_RE,
     check_command,
@@ -91,7 +91,7 @@ class Spec(Model):
     name: Annotated[
         Annotated[str, Field(max_length=names.EXPERIMENT_NAME_MAX), AfterValidator(check_experiment_name)] | None,
         Rule(
-            f"a non-empty string of at most {names.EXPERIMENT_NAME_MAX} characters on one line, without NUL characters",
+            f"a non-empty string of at most {names.EXPERIMENT_NAME_MAX} characters on one line, without control characters or bidirectional overrides",
             "Name the experiment, e.g. `name: baseline`, or remove the key to use the directory name.",
         ),
     ] = None
@@ -148,6 +148,7 @@ class Spec(Model):
     max_restarts: Annotated[
         int,
         Field(ge=0),
+        at_most(1000, "Restarts repeat a failing run; a few are enough, e.g. `max_restarts: 3`."),
         Rule("an integer ≥ 0", "Set how many times a failed run is restarted; 0 means never."),
     ] = 0
     ignore: Annotated[
@@ -209,7 +210,12 @@ class Spec(Model):
                     )
             if not problems:
                 size = grid_size(space)
-                if search.max_runs is None:
+                if size > MAX_RUNS:
+                    problems.append((("params",), f"make a grid of {size} combinations, more than the {MAX_RUNS} runs "
+                                     "an experiment may start. Use fewer values, or set search.algorithm to random, "
+                                     "tpe or cmaes with a max_runs.", ("search",) if "search" in self.model_fields_set
+                                     else ("params",)))
+                elif search.max_runs is None:
                     search.max_runs = size
                 elif search.max_runs > size:
                     problems.append(

@@ -24,6 +24,11 @@ _CLOCK_RE = re.compile(r"^(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)$")  # [D-]H:MM:SS
 _MINSEC_RE = re.compile(r"^(\d+):([0-5]\d)$")  # MM:SS as in Slurm
 _RESERVED_ENV = "RUNYARD_"
 
+MEMORY_MAX_MB = 1024**3
+"""1 PiB: more than any machine has; beyond it a number is a typo (and overflows backends' byte counts)."""
+TIME_LIMIT_MAX_S = 3650 * 86400
+"""Ten years: beyond it a limit is a typo (and overflows backends' time arithmetic)."""
+
 
 def parse_memory(value: Any) -> Any:
     """``"512M"``, ``"4G"``, ``"1.5GiB"`` or an int of MB -> MB (powers of 1024, rounded up)."""
@@ -32,7 +37,7 @@ def parse_memory(value: Any) -> Any:
     if isinstance(value, int):
         if value < 0:
             raise invalid()
-        return value
+        return _memory_at_most(value, value)
     if isinstance(value, float):
         raise bad(
             f"must be a size with a unit like 512M, 4G or 1.5GiB, or a whole number of MB, "
@@ -46,7 +51,13 @@ def parse_memory(value: Any) -> Any:
     number, unit, _ = match.groups()
     if unit is None and "." in number:
         raise invalid()
-    return math.ceil(Fraction(number) * _SIZE_MB[(unit or "m").lower()])
+    return _memory_at_most(math.ceil(Fraction(number) * _SIZE_MB[(unit or "m").lower()]), value)
+
+
+def _memory_at_most(mb: int, value: Any) -> int:
+    if mb > MEMORY_MAX_MB:
+        raise bad(f"must be at most 1024T (1 PiB), but got {show(value)}. Write the memory one task needs, e.g. `memory: 64G`.")
+    return mb
 
 
 def parse_time_limit(value: Any) -> Any:
@@ -74,6 +85,11 @@ def parse_time_limit(value: Any) -> Any:
     if seconds <= 0:
         raise bad(
             f"must be longer than 0 seconds, but got {show(value)}. "
+            "Remove time_limit for runs without a time limit."
+        )
+    if seconds > TIME_LIMIT_MAX_S:
+        raise bad(
+            f"must be at most 3650d (ten years), but got {show(value)}. "
             "Remove time_limit for runs without a time limit."
         )
     return seconds
