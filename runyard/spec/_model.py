@@ -18,6 +18,7 @@ import runyard.names as names
 from runyard.errors import InvalidInput
 from runyard.search import (
     MAX_INT_RANGE_VALUES,
+    Choice,
     Dimension,
     FloatRange,
     IntRange,
@@ -36,9 +37,10 @@ from runyard.spec._values import (
     check_param_name,
     check_project,
     coerce_env_value,
-    format_value,
+    format_problems,
     nonblank,
     one_or_many,
+    render_value,
     split_command,
     undeclared,
 )
@@ -91,7 +93,8 @@ class Spec(Model):
     name: Annotated[
         Annotated[str, Field(max_length=names.EXPERIMENT_NAME_MAX), AfterValidator(check_experiment_name)] | None,
         Rule(
-            f"a non-empty string of at most {names.EXPERIMENT_NAME_MAX} characters on one line, without control characters or bidirectional overrides",
+            f"a non-empty string of at most {names.EXPERIMENT_NAME_MAX} characters on one line, "
+            "without control characters or bidirectional overrides",
             "Name the experiment, e.g. `name: baseline`, or remove the key to use the directory name.",
         ),
     ] = None
@@ -259,7 +262,11 @@ class Spec(Model):
                     "or int), but there is none. Add a range, or use grid or random.",
                 )
             )
-        problems.extend((("command",), body) for body in undeclared(self.command, list(self.params)))
+        missing = undeclared(self.command, list(self.params))
+        problems.extend((("command",), body) for body in missing)
+        if not missing:
+            samples = {name: _samples(param) for name, param in self.params.items()}
+            problems.extend((("command",), body) for body in format_problems(self.command, samples))
         if problems:
             raise bad_many(problems)
         return self
@@ -292,7 +299,7 @@ class Spec(Model):
                     f"'{part.name}' (got: {', '.join(params) or 'none'}).",
                     "Pass every param the search proposed to render_command.",
                 )
-            out.append(shlex.quote(format_value(value)))
+            out.append(shlex.quote(render_value(value, part.format)))
         return "".join(out)
 
     def to_config(self) -> dict[str, Any]:
@@ -300,3 +307,13 @@ class Spec(Model):
         time_limit in seconds, list choices as ``{choice: [...]}``, unset values left out."""
         return self.model_dump(mode="json", exclude_none=True)
 
+
+
+def _samples(param: Any) -> list[Any]:
+    """Values a param may take, enough to try a format spec on: the bounds of a range, every choice."""
+    dim = dimension(param)
+    if isinstance(dim, (FloatRange, IntRange)):
+        return [dim.low, dim.high]
+    if isinstance(dim, Choice):
+        return list(dim.values)
+    return [param]

@@ -9,7 +9,6 @@ from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 from runyard.spec._rules import Model, Rule, at_most, bad_many
 from runyard.spec._values import nonblank
 
-
 MAX_RUNS = 1_000_000
 """Most runs one experiment may start."""
 
