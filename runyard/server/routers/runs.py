@@ -355,9 +355,6 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
                            "Split it into smaller batches.")
     if not all(type(s) is int for s in steps):
         raise InvalidInput("Metric steps must be integers.", "Send whole-number steps, e.g. the epoch or iteration.")
-    if steps and not (min(steps) >= names.INT64_MIN and max(steps) <= names.INT64_MAX):
-        bad = next(s for s in steps if names.int_problem(s))
-        raise InvalidInput(f"Metric steps {names.int_problem(bad)}.", "Send steps that fit in 64 bits, e.g. the epoch or iteration.")
     if not all(type(t) in (int, float) for t in timestamps):
         raise InvalidInput("Metric timestamps must be numbers (seconds since the epoch).", "Send time.time() values.")
     if not all(type(k) is str for k in keys):
