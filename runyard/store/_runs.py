@@ -11,7 +11,7 @@ from sqlalchemy import and_, delete, func, insert, literal, select
 import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
-from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _num
+from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _json_value, _num
 from runyard.store._engine import read_scope, write_scope
 from runyard.store._query import Filter, Order
 from runyard.store._records import RUN_STATUSES, MetricSummary, Run, RunEvent, RunPage, Task
@@ -205,7 +205,7 @@ class RunsPart(StorePart):
         if keep is not None:
             pstmt = pstmt.where(m.SqlParam.key.in_(keep[0]))
         for rid, key, value in conn.execute(pstmt):
-            params[rid][key] = json.loads(value)
+            params[rid][key] = _json_value(value)
         tags: dict[int, dict[str, str]] = {i: {} for i in ids}
         for rid, key, value in conn.execute(select(m.SqlTag.run_id, m.SqlTag.key, m.SqlTag.value).where(m.SqlTag.run_id.in_(ids))):
             tags[rid][key] = value
@@ -261,7 +261,7 @@ class RunsPart(StorePart):
             for rid, key, value in conn.execute(
                 select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(list(out)))
             ):
-                out[rid][key] = json.loads(value)
+                out[rid][key] = _json_value(value)
         return out
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> Run:

@@ -128,3 +128,50 @@ def test_log_lines_keep_bad_code_points_as_replacement_characters(edge_api: Api)
     assert texts == ["loss a\ufffdb", "nul a\ufffdb", "ok \U0001f600"]
     edge_api.refused("POST", f"/runs/{rid}/logs", {"task": NUL, "lines": [{"text": "x"}]}, "task", "NUL")
     edge_api.listings_work()
+
+
+@pytest.mark.slow
+def test_a_refused_run_or_experiment_creates_no_project(edge_api: Api) -> None:
+    """Creating a run or an experiment creates its project implicitly, only when it is stored."""
+    for path, body, needles in [
+        ("/runs", {"params": {"lr": NUL}}, ["params.lr", "NUL"]),
+        ("/runs", {"name": RLO}, ["name", "U+202E"]),
+        ("/experiments", {"name": RLO, "config": {"command": "echo hi"}}, ["experiment name", "U+202E"]),
+        ("/experiments", {"name": "x" * 129, "config": {"command": "echo hi"}}, ["name"]),
+        ("/experiments", {"name": "ok", "config": {"command": "echo {lr:.2f}", "params": {"lr": ["a", "b"]}}},
+         ["format '.2f' cannot format 'a'"]),
+    ]:
+        project = f"edge-{uuid.uuid4().hex[:8]}"
+        if path == "/experiments":
+            body = {**body, "config": {"project": project, **body["config"]}}
+        edge_api.refused("POST", path, {"project": project, **body}, *needles)
+        assert edge_api.call("GET", f"/projects/{project}").status_code == 404, (path, body)
+    edge_api.listings_work()
+
+
+@pytest.mark.slow
+def test_unpaired_surrogates_stored_by_older_versions_are_served_as_replacement_characters(edge_api: Api) -> None:
+    """Params and configs stored before the edge refused them (JSON text escaping a lone surrogate)
+    are read with U+FFFD in its place: every listing and the scheduler keep working."""
+    from sqlalchemy import text
+
+    from runyard.store import make_engine
+
+    project = _project(edge_api)
+    exp = edge_api.ok("POST", "/experiments", {"project": project, "name": "old", "config": {
+        "project": project, "command": "echo {x}", "params": {"x": ["a"]}, "resources": {"cpus": 0.1}}})
+    rid = edge_api.ok("POST", "/runs", {"project": project, "params": {"lr": "fine"}})["id"]
+    server = edge_api.server
+    url = server.env.get("RUNYARD_DATABASE_URL") or f"sqlite:///{server.home / 'runyard.db'}"
+    engine = make_engine(url)
+    try:
+        with engine.begin() as conn:  # what an older server wrote: json.dumps escapes the surrogate as \ud800
+            conn.execute(text("UPDATE params SET value = :v WHERE run_id = :r"), {"v": '"a\\ud800b"', "r": rid})
+            conn.execute(text("UPDATE experiments SET config = :c WHERE id = :e"), {"c": (
+                '{"project": "%s", "command": "echo \\udc00", "params": {"x": ["a"]}}' % project), "e": exp["id"]})
+    finally:
+        engine.dispose()
+    edge_api.listings_work()
+    assert edge_api.ok("GET", f"/runs/{rid}")["params"] == {"lr": "a\ufffdb"}
+    assert edge_api.ok("GET", f"/experiments/{exp['id']}")["config"]["command"] == "echo \ufffd"
+    assert edge_api.call("POST", f"/experiments/{exp['id']}/cancel").status_code == 200
