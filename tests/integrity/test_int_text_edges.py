@@ -8,6 +8,7 @@ or a project description was stored, and from then on every listing failed with 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 
@@ -167,8 +168,9 @@ def test_unpaired_surrogates_stored_by_older_versions_are_served_as_replacement_
     try:
         with engine.begin() as conn:  # what an older server wrote: json.dumps escapes the surrogate as \ud800
             conn.execute(text("UPDATE params SET value = :v WHERE run_id = :r"), {"v": '"a\\ud800b"', "r": rid})
-            conn.execute(text("UPDATE experiments SET config = :c WHERE id = :e"), {"c": (
-                '{"project": "%s", "command": "echo \\udc00", "params": {"x": ["a"]}}' % project), "e": exp["id"]})
+            config = json.dumps({"project": project, "command": "echo \udc00", "params": {"x": ["a"]}})
+            assert "\\udc00" in config  # escaped, as json.dumps does
+            conn.execute(text("UPDATE experiments SET config = :c WHERE id = :e"), {"c": config, "e": exp["id"]})
     finally:
         engine.dispose()
     edge_api.listings_work()
