@@ -4,10 +4,10 @@ their params, tags and metrics (the ingest hot path and history reads)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
@@ -222,7 +222,8 @@ def heartbeat(run_id: int, store: Store = Depends(get_store)) -> HeartbeatResult
 
 @router.put("/{run_id}/tasks/{role}/{rank}", response_model=Task, dependencies=[Depends(run_writer)])
 @run_token_route
-def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Request, store: Store = Depends(get_store)) -> Task:
+def update_task(run_id: int, role: Annotated[SafeStr, Path(min_length=1, max_length=64, description="e.g. main, master, worker")],
+                rank: Int64, body: TaskUpdate, request: Request, store: Store = Depends(get_store)) -> Task:
     """Record a task's status, host, pid and exit code (called by the task runner)."""
     if body.status is not None and body.status not in RUN_STATUSES:
         raise InvalidInput(f"Unknown task status {body.status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
@@ -233,8 +234,8 @@ def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Re
 
 
 class TaskReportFields(TaskUpdate):
-    role: str
-    rank: int
+    role: SafeStr = Field(min_length=1, max_length=64)
+    rank: Int64
 
 
 class ReportStep(BaseModel):
