@@ -42,12 +42,10 @@ def _safe_json(value: Any) -> Any:
 
 
 def _run_name(value: str) -> str:
-    if names.run_name_problem(value) is not None:
-        try:
-            names.check_run_name(value)
-        except InvalidInput as e:
-            raise PydanticCustomError("runyard_name", "{message}", {"message": e.message}) from None
-    return value
+    try:
+        return names.check_run_name(value)
+    except InvalidInput as e:
+        raise PydanticCustomError("runyard_name", "{message}", {"message": e.message}) from None
 
 
 SafeStr = Annotated[str, AfterValidator(_safe_text)]
