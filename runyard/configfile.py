@@ -6,7 +6,9 @@ are read the same way:
 1. :func:`load_yaml` composes the text into a node tree with :class:`YamlLoader`. A walk
    over the nodes records the start line of every mapping key and sequence item under its
    path, e.g. ``("search", "max_runs") -> 7``; duplicate keys become :class:`Problem` s
-   here, because PyYAML silently keeps the last one. Recursive aliases are walked once.
+   here, because PyYAML silently keeps the last one. Recursive aliases are walked once, and
+   a file whose aliases expand to more than :data:`MAX_NODES` values (an "alias bomb") is
+   refused before anything else reads it.
 2. The caller validates the data and turns each finding into a :class:`Problem` (its
    text and the data path whose line it belongs to).
 3. :func:`located_error` gives every problem the line of its path (or of the nearest
@@ -50,6 +52,14 @@ Lines = dict[Path, int]
 """Data path -> 1-based line of the key or item that starts it."""
 
 _TAG = "tag:yaml.org,2002:"
+
+MAX_NODES = 100_000
+"""Most keys, items and values a config file may hold once its aliases (``*name``) are expanded."""
+
+
+class _TooLarge(Exception):
+    def __init__(self, node: yaml.Node) -> None:
+        self.node = node
 
 
 class YamlLoader(yaml.SafeLoader):
@@ -188,9 +198,13 @@ def _record_lines(
     lines: Lines,
     problems: list[Problem],
     active: set[int],
+    budget: list[int],
 ) -> None:
     if id(node) in active:  # a recursive alias; construction reports it if it matters
         return
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge(node)
     active.add(id(node))
     if isinstance(node, yaml.MappingNode):
         first: dict[Any, int] = {}
@@ -212,11 +226,11 @@ def _record_lines(
             else:
                 first[key] = line
                 lines[sub] = line
-            _record_lines(loader, value_node, sub, lines, problems, active)
+            _record_lines(loader, value_node, sub, lines, problems, active, budget)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             lines[(*path, i)] = item.start_mark.line + 1
-            _record_lines(loader, item, (*path, i), lines, problems, active)
+            _record_lines(loader, item, (*path, i), lines, problems, active, budget)
     active.discard(id(node))
 
 
@@ -272,9 +286,15 @@ def load_yaml(text: str, source: str, hint: str | None = None) -> tuple[Any, Lin
         if node is None:
             return None, lines, problems
         lines[()] = node.start_mark.line + 1
-        _record_lines(loader, node, (), lines, problems, set())
+        _record_lines(loader, node, (), lines, problems, set(), [MAX_NODES])
         data = loader.construct_document(node)
         return data, lines, problems
+    except _TooLarge as e:
+        raise SpecError(
+            f"{source}:{e.node.start_mark.line + 1}: the file holds more than {MAX_NODES} values once its "
+            "aliases (*name) are expanded, which no config needs (aliases nested in aliases multiply).",
+            f"Write the values out, or use fewer nested aliases in {source}.",
+        ) from None
     except yaml.YAMLError as e:
         raise _yaml_error(e, source, hint or f"Fix {source} at that position; YAML indents with spaces.") from e
     finally:

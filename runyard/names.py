@@ -8,21 +8,50 @@ callers that word their own message, and a ``check_*`` function that raises
 
 - Project names: 1-64 lowercase letters, digits, '-' or '_', starting with a letter
   or digit (a leading '_' or '-' is refused everywhere, as the store has always refused it).
-- Experiment names: 1-128 characters, not only spaces, one line, no NUL.
+- Experiment names: 1-128 characters, not only spaces, without control characters
+  (newlines, NUL, ...), bidirectional overrides (U+202E, which shows text reversed) or
+  unpaired surrogates.
+- Run names: the same, 0-256 characters ("" lets the store name the run ``run-<id>``).
 - Metric, param and run tag keys: 1-250 characters without newlines (\\n or \\r), NUL
-  characters (PostgreSQL text cannot hold NUL) or unpaired surrogates (not UTF-8).
+  characters (PostgreSQL text cannot hold NUL), bidirectional overrides or unpaired
+  surrogates (not UTF-8).
 - Project tag keys: 1-64 letters, digits, '_', '-' or '.', starting with a letter or
   digit, so that a tag filter needs no quoting.
+
+And for every other string and number that enters through the API, the SDK or a
+``runyard.yml`` (one rule, :func:`text_problem` / :func:`value_problem`):
+
+- Text (descriptions, tag and param values, commands, messages): no NUL characters
+  (PostgreSQL text cannot hold them) and no unpaired surrogates (``"\\ud800"``: not
+  Unicode text, so no JSON encoder, database or browser can hold it).
+- Integers: within signed 64 bits (:data:`INT64_MIN`..:data:`INT64_MAX`), what the store holds.
+- Log lines are program output, never refused: :func:`clean_log_text` replaces NUL and
+  unpaired surrogates with U+FFFD.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from runyard.errors import InvalidInput
 
 __all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "RUN_NAME_MAX",
+    "RUN_NAME_RULE",
+    "TEXT_RULE",
+    "check_run_name",
+    "check_text",
+    "check_value",
+    "clean_log_text",
+    "int_problem",
+    "iter_value_problems",
+    "run_name_problem",
+    "text_problem",
+    "value_problem",
     "EXPERIMENT_NAME_MAX",
     "EXPERIMENT_NAME_RULE",
     "KEY_MAX",
@@ -46,11 +75,27 @@ PROJECT_NAME_MAX = 64
 PROJECT_NAME_RULE = "1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit"
 _PROJECT = re.compile(rf"[a-z0-9][a-z0-9_-]{{0,{PROJECT_NAME_MAX - 1}}}")
 
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+TEXT_RULE = "text without NUL characters or unpaired surrogates"
+
 EXPERIMENT_NAME_MAX = 128
-EXPERIMENT_NAME_RULE = f"1-{EXPERIMENT_NAME_MAX} characters on one line, not only spaces, without NUL characters"
+EXPERIMENT_NAME_RULE = (
+    f"1-{EXPERIMENT_NAME_MAX} characters on one line, not only spaces, without control characters, "
+    "bidirectional overrides or unpaired surrogates"
+)
+
+RUN_NAME_MAX = 256
+RUN_NAME_RULE = (
+    f"at most {RUN_NAME_MAX} characters on one line, without control characters, "
+    "bidirectional overrides or unpaired surrogates"
+)
 
 KEY_MAX = 250
-KEY_RULE = f"1-{KEY_MAX} characters without newlines, NUL characters or unpaired surrogates"
+KEY_RULE = (
+    f"1-{KEY_MAX} characters without newlines, NUL characters, bidirectional overrides or unpaired surrogates"
+)
 
 PROJECT_TAG_KEY_MAX = 64
 PROJECT_TAG_KEY_RULE = (
@@ -58,16 +103,163 @@ PROJECT_TAG_KEY_RULE = (
 )
 _PROJECT_TAG_KEY = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{PROJECT_TAG_KEY_MAX - 1}}}")
 
-_LINE_BREAKS_OR_NUL = re.compile(r"[\n\r\x00]")
+# Bidirectional formatting (U+202A-U+202E embeddings and overrides, U+2066-U+2069 isolates, the
+# marks U+200E, U+200F, U+061C): a name holding one displays differently from what it is.
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_KEY_BAD = re.compile(rf"[\n\r\x00{_BIDI}\ud800-\udfff]")
+# Names: C0 and C1 controls (tab, newline, NUL, escape, ...), bidi formatting, surrogates.
+_NAME_BAD = re.compile(rf"[\x00-\x1f\x7f-\x9f{_BIDI}\ud800-\udfff]")
+# Text: NUL and surrogates. A str holds no paired surrogates (JSON's "\\ud83d\\ude00" decodes to
+# one code point), so every surrogate code point in a str is an unpaired one.
+_TEXT_BAD = re.compile("[\x00\ud800-\udfff]")
 
 
-def _encodable(text: str) -> bool:
-    """False when ``text`` holds an unpaired surrogate, which UTF-8 (and so the store) cannot hold."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def _describe(ch: str, at: int | None = None) -> str:
+    """What ``ch`` is and why it is refused, e.g. ``a NUL character at character 3, which databases cannot store``."""
+    where = "" if at is None else f" at character {at}"
+    if ch == "\x00":
+        return f"a NUL character{where}, which databases cannot store"
+    if "\ud800" <= ch <= "\udfff":
+        return f"an unpaired surrogate {ch!r}{where}, which is not Unicode text (JSON, UTF-8 and the store cannot hold it)"
+    if ch in "\n\r":
+        return f"a line break{where}"
+    if ch < " " or "\x7f" <= ch <= "\x9f":
+        return f"a control character {ch!r}{where}"
+    return f"a bidirectional formatting character U+{ord(ch):04X}{where}, which makes text display differently from what it is"
+
+
+def text_problem(text: str) -> str | None:
+    """``None`` for text the API, the store and the UI can hold, else what is wrong with it.
+
+    Text may hold anything but NUL characters and unpaired surrogates.
+    """
+    if text.isascii() and "\x00" not in text:
+        return None
+    m = _TEXT_BAD.search(text)
+    if m is None:
+        return None
+    return f"holds {_describe(m.group(), m.start())}"
+
+
+def check_text(text: str, field: str) -> str:
+    """``text`` when :func:`text_problem` finds nothing.
+
+    Raises:
+        InvalidInput: naming ``field``, the problem and the fix.
+    """
+    problem = text_problem(text)
+    if problem is None:
+        return text
+    raise InvalidInput(f"{field} {problem}.", "Remove the character, or replace it with a printable one.")
+
+
+def clean_log_text(text: str) -> str:
+    """``text`` with NUL characters and unpaired surrogates replaced by U+FFFD.
+
+    Log lines are a program's output, stored as they came: one bad byte must not lose the line.
+    """
+    if text.isascii() and "\x00" not in text:
+        return text
+    return _TEXT_BAD.sub("\ufffd", text)
+
+
+def int_problem(value: int) -> str | None:
+    """``None`` for an integer the store holds (signed 64 bits), else the rule it breaks."""
+    if INT64_MIN <= value <= INT64_MAX:
+        return None
+    return f"must be an integer from {INT64_MIN} to {INT64_MAX} (64 bits), but got {_short_int(value)}"
+
+
+def _short_int(value: int) -> str:
+    text = str(value)
+    return text if len(text) <= 30 else f"{text[:12]}...{text[-6:]} ({len(text)} digits)"
+
+
+def iter_value_problems(value: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], str]]:
+    """Every string (dict keys too) and integer in a JSON-like ``value`` the store cannot hold,
+    as (path, problem): text by :func:`text_problem`, integers by :func:`int_problem`.
+
+    Walks dicts, lists and tuples. Non-finite floats are not judged here (params refuse
+    them, metrics store them as missing).
+    """
+    if isinstance(value, str):
+        problem = text_problem(value)
+        if problem is not None:
+            yield path, problem
+    elif isinstance(value, bool):
+        return
+    elif isinstance(value, int):
+        problem = int_problem(value)
+        if problem is not None:
+            yield path, problem
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            key_problem = text_problem(k) if isinstance(k, str) else None
+            if key_problem is not None:
+                yield path, f"has a key {k!r} that {key_problem}"
+                continue
+            yield from iter_value_problems(v, (*path, k))
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            yield from iter_value_problems(v, (*path, i))
+
+
+def value_problem(value: Any, path: str = "") -> tuple[str, str] | None:
+    """The first problem :func:`iter_value_problems` finds, as (dotted path under ``path``, problem)."""
+    for where, problem in iter_value_problems(value):
+        dotted = path
+        for part in where:
+            dotted += f"[{part}]" if isinstance(part, int) else f"{'.' if dotted else ''}{part}"
+        return dotted, problem
+    return None
+
+
+def check_value(value: Any, field: str) -> Any:
+    """``value`` when :func:`value_problem` finds nothing.
+
+    Raises:
+        InvalidInput: naming the field (and the path inside it), the problem and the fix.
+    """
+    found = value_problem(value)
+    if found is None:
+        return value
+    path, problem = found
+    where = f"{field}.{path}" if path and not path.startswith("[") else f"{field}{path}"
+    raise InvalidInput(f"{where} {problem}.", _fix(problem))
+
+
+def _fix(problem: str) -> str:
+    if problem.startswith("must be an integer"):
+        return "Send a smaller number."
+    return "Remove the character, or replace it with a printable one."
+
+
+def run_name_problem(name: Any) -> str | None:
+    """``None`` for a valid run name ("" included: the store names the run), else the rule it breaks."""
+    if isinstance(name, str) and len(name) <= RUN_NAME_MAX and not _NAME_BAD.search(name):
+        return None
+    return f"must be {RUN_NAME_RULE}"
+
+
+def check_run_name(name: Any) -> str:
+    """``name`` when it is a valid run name.
+
+    Raises:
+        InvalidInput: naming the rule, what is wrong and the fix.
+    """
+    if isinstance(name, str) and run_name_problem(name) is None:
+        return name
+    raise InvalidInput(f"A run name must be {RUN_NAME_RULE}, but got {_show_name(name)}.",
+                       "Use a short name such as 'baseline-1', or leave it out to get run-<id>.")
+
+
+def _show_name(name: Any, bad: re.Pattern[str] = _NAME_BAD) -> str:
+    if not isinstance(name, str):
+        return type(name).__name__
+    if len(name) > 80:
+        return f"{len(name)} characters"
+    m = bad.search(name)
+    return f"{name!r}, which holds {_describe(m.group())}" if m else repr(name)
 
 
 def suggest_project_name(text: str) -> str:
@@ -103,8 +295,7 @@ def experiment_name_problem(name: Any) -> str | None:
         isinstance(name, str)
         and 0 < len(name) <= EXPERIMENT_NAME_MAX
         and name.strip()
-        and not _LINE_BREAKS_OR_NUL.search(name)
-        and _encodable(name)
+        and not _NAME_BAD.search(name)
     ):
         return None
     return f"must be {EXPERIMENT_NAME_RULE}"
@@ -119,7 +310,7 @@ def check_experiment_name(name: Any) -> str:
     if isinstance(name, str) and experiment_name_problem(name) is None:
         return name
     raise InvalidInput(
-        f"An experiment name must be {EXPERIMENT_NAME_RULE}, but got {name!r}.",
+        f"An experiment name must be {EXPERIMENT_NAME_RULE}, but got {_show_name(name)}.",
         "Use a short name such as 'baseline' or 'lr-sweep'.",
     )
 
@@ -129,8 +320,7 @@ def key_problem(key: Any) -> str | None:
     if (
         isinstance(key, str)
         and 0 < len(key) <= KEY_MAX
-        and not _LINE_BREAKS_OR_NUL.search(key)
-        and _encodable(key)
+        and not _KEY_BAD.search(key)
     ):
         return None
     return f"must be {KEY_RULE}"
@@ -145,7 +335,7 @@ def check_key(key: Any, what: str) -> str:
     if isinstance(key, str) and key_problem(key) is None:
         return key
     raise InvalidInput(
-        f"A {what} name must be {KEY_RULE}, but got {key!r}.",
+        f"A {what} name must be {KEY_RULE}, but got {_show_name(key, _KEY_BAD)}.",
         "Use a short name such as 'loss' or 'train/acc'.",
     )
 

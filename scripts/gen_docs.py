@@ -47,6 +47,17 @@ def render(spec: dict[str, Any]) -> str:
         "`invalid_input`/`invalid_spec` 400, `unauthorized` 401, `forbidden` 403, `not_found` 404,",
         "`conflict`/`invalid_state` 409, `too_large` 413, `backend_error` 502, `unreachable` 503, `internal` 500.",
         "",
+        "What values may hold (one rule, `runyard.names`, checked before anything is written; a refused",
+        "request stores nothing and answers 400 naming the field, the problem and the fix):",
+        "",
+        "- Text (names, descriptions, tag and param values, experiment configs, messages) may not hold NUL",
+        "  characters or unpaired surrogates (`\\ud800`): no database, JSON encoder or browser can hold them.",
+        "- Names of runs and experiments may not hold control characters or bidirectional overrides",
+        "  (U+202E and kin); a run name is at most 256 characters, an experiment name 1-128.",
+        "- Integers (ids, steps, exit codes, integers inside params and configs) are within signed 64 bits.",
+        "- Log lines are program output and never refused: NUL characters and unpaired surrogates in them",
+        "  are stored as U+FFFD.",
+        "",
     ]
     by_tag: dict[str, list[tuple[str, str, dict[str, Any]]]] = {}
     for path, methods in spec["paths"].items():

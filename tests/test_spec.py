@@ -504,7 +504,7 @@ INVALID = [
      "must be a string, number or boolean, but got [1, 2]", 4),
     ("placeholder-unknown", "project: a\ncommand: python t.py {lr}\n", "command",
      "uses {lr}, but no param named 'lr' is declared (declared: none)", 2),
-    ("lone-brace", "project: a\ncommand: awk '{print $1}'\n", "command", "has a lone '{' at character 6", 2),
+    ("lone-brace", "project: a\ncommand: awk '{print $1}'\n", "command", "has '{print $1}' at character 6, which is not a placeholder", 2),
     ("early-stopping-typo", "project: a\ncommand: x\nsearch: {metric: m}\nearly_stopping:\n  algorithm: mdian\n",
      "early_stopping.algorithm", "must be one of median, asha, hyperband, but got 'mdian'. Did you mean 'median'?", 5),
     ("early-stopping-no-algorithm", "project: a\ncommand: x\nsearch: {metric: m}\nearly_stopping:\n  n_startup_runs: 3\n",
@@ -708,5 +708,8 @@ def test_project_name_follows_the_store_rule(project: str) -> None:
 
 
 def test_experiment_name_follows_the_names_rule() -> None:
+    # NUL is refused in every string of the file, before the name's own rule.
     error = errors_of("project: a\nname: \"a\\x00b\"\ncommand: x\n")
+    assert "runyard.yml:2: name holds a NUL character at character 1, which databases cannot store." in error.message
+    error = errors_of("project: a\nname: \"a\\u202eb\"\ncommand: x\n")
     assert "runyard.yml:2: name must be a non-empty string of at most 128 characters" in error.message

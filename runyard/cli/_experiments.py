@@ -38,12 +38,29 @@ def _parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
+def _check_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Each override fits its declared param: a number inside a range, one of a choice's values."""
+    from runyard.spec import override_problem, validate_config
+
+    declared = validate_config(config).params
+    for key, value in overrides.items():
+        problem = override_problem(key, declared[key], value) if key in declared else None
+        if problem is not None:
+            raise InvalidInput(f"-p {key}={_shown(value)}: {problem}.",
+                               "Pick a value the param's declaration in runyard.yml allows, or change the declaration.")
+
+
+def _shown(value: Any) -> str:
+    return value if isinstance(value, str) else repr(value)
+
+
 def _with_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Fix overridden params to one value; a search over the rest continues."""
     from runyard.spec import validate_config
 
     if not overrides:
         return config
+    _check_overrides(config, overrides)
     config = dict(config)
     params = dict(config.get("params") or {})
     for key, value in overrides.items():
@@ -79,11 +96,25 @@ def init(
     from runyard.spec import starter_file
 
     target = directory / "runyard.yml"
+    blocker = next((p for p in (directory, *directory.parents) if p.exists()), None)
+    if blocker is not None and blocker != directory and not blocker.is_dir():
+        raise InvalidInput(f"{blocker} is a file, so the directory {directory} cannot be created in it.",
+                           "Pass the directory that holds your code; runyard init writes DIRECTORY/runyard.yml.")
+    if directory.exists() and not directory.is_dir():
+        fix = (f"Run `runyard init {directory.parent}` to write {target.name} next to it, or edit {directory} itself."
+               if directory.name == "runyard.yml" else
+               "Pass the directory that holds your code; runyard init writes DIRECTORY/runyard.yml.")
+        raise InvalidInput(f"{directory} is a file, not a directory.", fix)
     if target.exists() and not force:
         raise InvalidInput(f"{target} already exists.", "Edit it, or pass --force to replace it with the starter file.")
     name = project or re.sub(r"[^a-z0-9_-]+", "-", directory.resolve().name.lower()).strip("-_") or "my-project"
-    directory.mkdir(parents=True, exist_ok=True)
-    target.write_text(starter_file(name))
+    text = starter_file(name)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    except OSError as e:
+        raise InvalidInput(f"Cannot write {target}: {e.strerror or e}.",
+                           "Pass a directory you may write to (it is created if missing, with its parents).") from e
     console().print(f"Wrote {target}. Edit it, then start the experiment with `runyard run {directory}`.", markup=False)
 
 
@@ -290,7 +321,9 @@ def rerun(
                                "config or snapshot to repeat.", "Rerun your script instead.")
         exp = client.get_experiment(old["experiment_id"])
         config = dict(exp["config"])
-        params = {**old["params"], **_parse_overrides(param)}
+        overrides = _parse_overrides(param)
+        _check_overrides(config, overrides)
+        params = {**old["params"], **overrides}
         unknown = set(params) - set(config.get("params") or {})
         if unknown:
             raise InvalidInput(f"-p {sorted(unknown)[0]}=…: the experiment declares no such param.",

@@ -443,10 +443,13 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
         project = project or os.environ.get("RUNYARD_PROJECT") or "default"
         # The server's rules, checked here so a bad name fails before any connection is made.
         names.check_project_name(project)
+        names.check_run_name(name)
         for key in init_params:
             names.check_key(key, "param")
-        for key in tag_strs:
+        names.check_value(init_params, "params")
+        for key, value in tag_strs.items():
             names.check_key(key, "tag")
+            names.check_text(value, f"tags.{key}")
         try:
             client = Client.from_env()
             if not isinstance(client, Client):  # a task that spools: its run exists, and no other can be made

@@ -23,6 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+import runyard.names as names
 from runyard.errors import (
     RateLimited,
     RunyardError,
@@ -158,7 +159,12 @@ def install_error_handlers(app: FastAPI) -> None:
         parts = []
         for err in exc.errors()[:5]:
             loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
-            parts.append(f"{loc or 'request'}: {err.get('msg', 'invalid')}")
+            msg = err.get("msg", "invalid")
+            if err.get("type") == "string_unicode":  # pydantic's words for a str holding an unpaired surrogate
+                msg = names.text_problem(err.get("input", "")) if isinstance(err.get("input"), str) else None
+                msg = (msg or "holds an unpaired surrogate, which is not Unicode text") + \
+                    "; remove it or replace it with a printable character"
+            parts.append(f"{loc or 'request'}: {msg}")
         return JSONResponse(
             _body("invalid_input", "Invalid request: " + "; ".join(parts), "See the API reference at /api/v1/docs."),
             status_code=400,

@@ -32,6 +32,7 @@ from runyard.spec._params import (
     LogUniformParam,
     ParamSpec,
     UniformParam,
+    override_problem,
 )
 from runyard.spec._resources import (
     DistributedSpec,
@@ -67,6 +68,7 @@ __all__ = [
     "Spec",
     "UniformParam",
     "load_spec",
+    "override_problem",
     "parse_spec",
     "starter_file",
     "validate_config",

@@ -8,7 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from runyard.configfile import Problem, load_yaml, located_error
+import runyard.names as names
+from runyard.configfile import Problem, dotted, load_yaml, located_error
 from runyard.errors import SpecError
 from runyard.spec._errors import explain
 from runyard.spec._model import Spec
@@ -41,8 +42,19 @@ def parse_spec(text: str, source: str = FILE_NAME, default_name: str | None = No
             f"`project:` and `command:`, but it is {kind}.",
             HINT,
         )
+    edge = _edge_problems(data)
+    if edge:
+        raise located_error(problems + edge, lines, source, HINT)
     if default_name is not None and data.get("name") is None:
-        data = {"name": default_name, **{k: v for k, v in data.items() if k != "name"}}
+        problem = names.experiment_name_problem(default_name)
+        if problem is None:
+            data = {"name": default_name, **{k: v for k, v in data.items() if k != "name"}}
+        else:
+            shown = repr(default_name) if len(default_name) <= 60 else f"{default_name[:40]!r}... ({len(default_name)} characters)"
+            problems.append(Problem(
+                f"the file sets no `name:`, so the experiment is named after its directory, {shown}; but an "
+                f"experiment name {problem}. Add e.g. `name: {names.suggest_project_name(default_name)[:40]}` "
+                "to the file, or rename the directory.", ()))
     try:
         spec = Spec.model_validate(data)
     except ValidationError as e:
@@ -100,8 +112,28 @@ def validate_config(config: Mapping[str, Any], source: str = "config") -> Spec:
     Like ``Spec.model_validate`` but raises a :class:`SpecError` (without line numbers).
     """
     data = dict(config)
+    edge = _edge_problems(data)
+    if edge:
+        raise located_error(edge, {}, source, HINT)
     try:
         return Spec.model_validate(data)
     except ValidationError as e:
         problems = [p for error in e.errors(include_url=False) for p in explain(error, data)]
         raise located_error(problems, {}, source, HINT) from None
+
+
+def _edge_problems(data: Any) -> list[Problem]:
+    """Text and numbers no part of Runyard can hold (:func:`runyard.names.iter_value_problems`):
+    NUL characters, unpaired surrogates, integers beyond 64 bits. Checked before the schema,
+    whose own messages would only confuse the matter."""
+    out = []
+    for path, problem in names.iter_value_problems(data):
+        if problem.startswith("must be an integer"):
+            fix = "Use a smaller number."
+        elif path[:1] in (("command",), ("setup",)) and "NUL" in problem:
+            fix = "Remove it: a command line cannot carry NUL characters (a program's arguments end at the first one)."
+        else:
+            fix = "Remove it, or replace it with a printable character."
+        where = dotted(path) if path else "the file"
+        out.append(Problem(f"{where} {problem}. {fix}", path))
+    return out

@@ -18,6 +18,7 @@ import runyard.names as names
 from runyard.errors import InvalidInput
 from runyard.search import (
     MAX_INT_RANGE_VALUES,
+    Choice,
     Dimension,
     FloatRange,
     IntRange,
@@ -25,8 +26,8 @@ from runyard.search import (
 )
 from runyard.spec._params import ParamSpec, dimension, grid_size
 from runyard.spec._resources import DistributedSpec, ResourcesSpec
-from runyard.spec._rules import Model, Relative, Rule, bad, bad_many, invalid, show
-from runyard.spec._search import EarlyStoppingSpec, SearchSpec
+from runyard.spec._rules import Model, Relative, Rule, at_most, bad, bad_many, invalid, show
+from runyard.spec._search import MAX_RUNS, EarlyStoppingSpec, SearchSpec
 from runyard.spec._values import (
     BACKEND_RE,
     check_command,
@@ -36,9 +37,10 @@ from runyard.spec._values import (
     check_param_name,
     check_project,
     coerce_env_value,
-    format_value,
+    format_problems,
     nonblank,
     one_or_many,
+    render_value,
     split_command,
     undeclared,
 )
@@ -91,7 +93,8 @@ class Spec(Model):
     name: Annotated[
         Annotated[str, Field(max_length=names.EXPERIMENT_NAME_MAX), AfterValidator(check_experiment_name)] | None,
         Rule(
-            f"a non-empty string of at most {names.EXPERIMENT_NAME_MAX} characters on one line, without NUL characters",
+            f"a non-empty string of at most {names.EXPERIMENT_NAME_MAX} characters on one line, "
+            "without control characters or bidirectional overrides",
             "Name the experiment, e.g. `name: baseline`, or remove the key to use the directory name.",
         ),
     ] = None
@@ -148,6 +151,7 @@ class Spec(Model):
     max_restarts: Annotated[
         int,
         Field(ge=0),
+        at_most(1000, "Restarts repeat a failing run; a few are enough, e.g. `max_restarts: 3`."),
         Rule("an integer ≥ 0", "Set how many times a failed run is restarted; 0 means never."),
     ] = 0
     ignore: Annotated[
@@ -209,7 +213,12 @@ class Spec(Model):
                     )
             if not problems:
                 size = grid_size(space)
-                if search.max_runs is None:
+                if size > MAX_RUNS:
+                    problems.append((("params",), f"make a grid of {size} combinations, more than the {MAX_RUNS} runs "
+                                     "an experiment may start. Use fewer values, or set search.algorithm to random, "
+                                     "tpe or cmaes with a max_runs.", ("search",) if "search" in self.model_fields_set
+                                     else ("params",)))
+                elif search.max_runs is None:
                     search.max_runs = size
                 elif search.max_runs > size:
                     problems.append(
@@ -253,7 +262,11 @@ class Spec(Model):
                     "or int), but there is none. Add a range, or use grid or random.",
                 )
             )
-        problems.extend((("command",), body) for body in undeclared(self.command, list(self.params)))
+        missing = undeclared(self.command, list(self.params))
+        problems.extend((("command",), body) for body in missing)
+        if not missing:
+            samples = {name: _samples(param) for name, param in self.params.items()}
+            problems.extend((("command",), body) for body in format_problems(self.command, samples))
         if problems:
             raise bad_many(problems)
         return self
@@ -286,7 +299,7 @@ class Spec(Model):
                     f"'{part.name}' (got: {', '.join(params) or 'none'}).",
                     "Pass every param the search proposed to render_command.",
                 )
-            out.append(shlex.quote(format_value(value)))
+            out.append(shlex.quote(render_value(value, part.format)))
         return "".join(out)
 
     def to_config(self) -> dict[str, Any]:
@@ -294,3 +307,13 @@ class Spec(Model):
         time_limit in seconds, list choices as ``{choice: [...]}``, unset values left out."""
         return self.model_dump(mode="json", exclude_none=True)
 
+
+
+def _samples(param: Any) -> list[Any]:
+    """Values a param may take, enough to try a format spec on: the bounds of a range, every choice."""
+    dim = dimension(param)
+    if isinstance(dim, (FloatRange, IntRange)):
+        return [dim.low, dim.high]
+    if isinstance(dim, Choice):
+        return list(dim.values)
+    return [param]

@@ -266,3 +266,27 @@ def grid_size(space: Mapping[str, Dimension]) -> int:
             size *= n
     return size
 
+
+
+def override_problem(name: str, param: Any, value: Any) -> str | None:
+    """Why ``value`` cannot replace the declared ``param`` (``runyard run -p name=value``), or None.
+
+    A range takes a number inside it (an integer for an int range), a choice one of its
+    choices, a fixed value any plain value.
+    """
+    dim = dimension(param)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(dim, FloatRange):
+        if not (number and math.isfinite(value) and dim.low <= value <= dim.high):
+            return f"{name} must be a number between {num(dim.low)} and {num(dim.high)}, but got {show(value)}"
+    elif isinstance(dim, IntRange):
+        if not (isinstance(value, int) and not isinstance(value, bool) and dim.low <= value <= dim.high):
+            return f"{name} must be an integer between {dim.low} and {dim.high}, but got {show(value)}"
+    elif isinstance(dim, Choice):
+        if not any(value == c and isinstance(value, bool) == isinstance(c, bool)
+                   and isinstance(value, str) == isinstance(c, str) for c in dim.values):
+            listed = ", ".join(show(c) for c in dim.values)
+            return f"{name} must be one of its choices {listed}, but got {show(value)}"
+    elif not is_scalar(value):
+        return f"{name} must be a string, number or boolean, but got {show(value)}"
+    return None

@@ -6,11 +6,17 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from runyard.spec._rules import Model, Relative, Rule, bad_many
+from runyard.spec._rules import Model, Relative, Rule, at_most, bad_many
 from runyard.spec._values import parse_memory, parse_time_limit
 
 if TYPE_CHECKING:
     from runyard.launch import RoleRequest
+
+MAX_CPUS = 100_000
+MAX_GPUS = 1024
+MAX_REPLICAS = 10_000
+_CPUS_FIX = "Set how many CPU cores one task needs, e.g. 2 or 0.5."
+_GPUS_FIX = "Set how many GPUs one task needs, e.g. 1."
 
 ROLES = ("master", "worker", "chief", "ps", "head", "job")
 """Every role word of any framework, in the order the fields are declared."""
@@ -21,6 +27,7 @@ class ResourcesSpec(Model):
     cpus: Annotated[
         float,
         Field(gt=0),
+        at_most(MAX_CPUS, _CPUS_FIX),
         Rule("a number > 0", "Set how many CPU cores a task needs, e.g. 2 or 0.5."),
     ] = 1.0
     memory: Annotated[
@@ -34,6 +41,7 @@ class ResourcesSpec(Model):
     gpus: Annotated[
         int,
         Field(ge=0),
+        at_most(MAX_GPUS, _GPUS_FIX),
         Rule("an integer ≥ 0", "Set it to 0 for CPU-only runs."),
     ] = 0
     time_limit: Annotated[
@@ -67,7 +75,7 @@ class RoleResourcesSpec(Model):
     """``resources:`` of one replica group; a field left out takes the run's ``resources:`` value."""
 
     cpus: Annotated[
-        Annotated[float, Field(gt=0)] | None,
+        Annotated[float, Field(gt=0), at_most(MAX_CPUS, _CPUS_FIX)] | None,
         Rule("a number > 0", "Set how many CPU cores each task of this role needs, e.g. 1 or 0.5."),
     ] = None
     memory: Annotated[
@@ -78,7 +86,7 @@ class RoleResourcesSpec(Model):
         ),
     ] = None
     gpus: Annotated[
-        Annotated[int, Field(ge=0)] | None,
+        Annotated[int, Field(ge=0), at_most(MAX_GPUS, _GPUS_FIX)] | None,
         Rule("an integer ≥ 0", "Set it to 0 for CPU-only tasks."),
     ] = None
 
@@ -89,6 +97,7 @@ class RoleSpec(Model):
     replicas: Annotated[
         int,
         Field(ge=0),
+        at_most(MAX_REPLICAS, "Start fewer tasks of this role."),
         Rule("an integer ≥ 0", "Set how many tasks of this role to start, e.g. `replicas: 2`."),
     ] = 1
     resources: RoleResourcesSpec = Field(default_factory=RoleResourcesSpec)

@@ -6,7 +6,7 @@ import dataclasses
 import math
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
 from runyard.configfile import dotted
@@ -61,6 +61,17 @@ def bad_many(problems: list[Relative]) -> PydanticCustomError:
             "body": " ".join(f"{dotted(p[0])} {p[1]}" for p in problems),
         },
     )
+
+
+def at_most(limit: float, fix: str) -> AfterValidator:
+    """A validator refusing values above ``limit`` (after the field's own rule passed), with ``fix``."""
+
+    def check(value: Any) -> Any:
+        if value is not None and value > limit:
+            raise bad(f"must be at most {limit}, but got {show(value)}. {fix}")
+        return value
+
+    return AfterValidator(check)
 
 
 def show(value: Any) -> str:

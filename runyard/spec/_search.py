@@ -6,8 +6,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Discriminator, Field, Tag, model_validator
 
-from runyard.spec._rules import Model, Rule, bad_many
+from runyard.spec._rules import Model, Rule, at_most, bad_many
 from runyard.spec._values import nonblank
+
+MAX_RUNS = 1_000_000
+"""Most runs one experiment may start."""
 
 
 class SearchSpec(Model):
@@ -22,12 +25,13 @@ class SearchSpec(Model):
         ),
     ] = None
     max_runs: Annotated[
-        Annotated[int, Field(ge=1)] | None,
+        Annotated[int, Field(ge=1), at_most(MAX_RUNS, "Start fewer runs per experiment.")] | None,
         Rule("an integer ≥ 1", "Set it to the number of runs the search may start."),
     ] = None
     parallel: Annotated[
         int,
         Field(ge=1),
+        at_most(10_000, "Set how many runs may execute at the same time, e.g. `parallel: 4`."),
         Rule("an integer ≥ 1", "Set it to how many runs may execute at the same time."),
     ] = 1
     metric: Annotated[

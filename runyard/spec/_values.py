@@ -6,6 +6,7 @@ import dataclasses
 import math
 import numbers
 import re
+from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
 
@@ -24,6 +25,11 @@ _CLOCK_RE = re.compile(r"^(?:(\d+)-)?(\d+):([0-5]\d):([0-5]\d)$")  # [D-]H:MM:SS
 _MINSEC_RE = re.compile(r"^(\d+):([0-5]\d)$")  # MM:SS as in Slurm
 _RESERVED_ENV = "RUNYARD_"
 
+MEMORY_MAX_MB = 1024**3
+"""1 PiB: more than any machine has; beyond it a number is a typo (and overflows backends' byte counts)."""
+TIME_LIMIT_MAX_S = 3650 * 86400
+"""Ten years: beyond it a limit is a typo (and overflows backends' time arithmetic)."""
+
 
 def parse_memory(value: Any) -> Any:
     """``"512M"``, ``"4G"``, ``"1.5GiB"`` or an int of MB -> MB (powers of 1024, rounded up)."""
@@ -32,7 +38,7 @@ def parse_memory(value: Any) -> Any:
     if isinstance(value, int):
         if value < 0:
             raise invalid()
-        return value
+        return _memory_at_most(value, value)
     if isinstance(value, float):
         raise bad(
             f"must be a size with a unit like 512M, 4G or 1.5GiB, or a whole number of MB, "
@@ -46,7 +52,13 @@ def parse_memory(value: Any) -> Any:
     number, unit, _ = match.groups()
     if unit is None and "." in number:
         raise invalid()
-    return math.ceil(Fraction(number) * _SIZE_MB[(unit or "m").lower()])
+    return _memory_at_most(math.ceil(Fraction(number) * _SIZE_MB[(unit or "m").lower()]), value)
+
+
+def _memory_at_most(mb: int, value: Any) -> int:
+    if mb > MEMORY_MAX_MB:
+        raise bad(f"must be at most 1024T (1 PiB), but got {show(value)}. Write the memory one task needs, e.g. `memory: 64G`.")
+    return mb
 
 
 def parse_time_limit(value: Any) -> Any:
@@ -74,6 +86,11 @@ def parse_time_limit(value: Any) -> Any:
     if seconds <= 0:
         raise bad(
             f"must be longer than 0 seconds, but got {show(value)}. "
+            "Remove time_limit for runs without a time limit."
+        )
+    if seconds > TIME_LIMIT_MAX_S:
+        raise bad(
+            f"must be at most 3650d (ten years), but got {show(value)}. "
             "Remove time_limit for runs without a time limit."
         )
     return seconds
@@ -172,13 +189,24 @@ def check_fixed(value: Any) -> Any:
 
 # ------------------------------------------------------------------- the command
 
-_TOKEN_RE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}|[{}]")
+# {{ and }}; {name} or {name:format}; {} or {0} (positional); any other {...}; a lone brace.
+_TOKEN_RE = re.compile(
+    r"\{\{|\}\}"
+    r"|\{([A-Za-z_][A-Za-z0-9_]*)(?::([^{}]*))?\}"
+    r"|\{(\d*)(?:[:!][^{}]*)?\}"
+    r"|\{[^{}]*\}"
+    r"|[{}]"
+)
 _BRACES_FIX = "Write {{ and }} for literal braces."
 
 
 @dataclasses.dataclass(frozen=True)
 class Placeholder:
     name: str
+    format: str = ""  # a Python format spec, e.g. ".2f" in {lr:.2f}
+
+    def text(self) -> str:
+        return f"{{{self.name}:{self.format}}}" if self.format else f"{{{self.name}}}"
 
 
 def split_command(command: str) -> tuple[list[str | Placeholder], list[str]]:
@@ -189,18 +217,57 @@ def split_command(command: str) -> tuple[list[str | Placeholder], list[str]]:
     for match in _TOKEN_RE.finditer(command):
         parts.append(command[pos : match.start()])
         token = match.group(0)
+        at = match.start() + 1
         if token in ("{{", "}}"):
             parts.append(token[0])
         elif match.group(1):
-            parts.append(Placeholder(match.group(1)))
+            parts.append(Placeholder(match.group(1), match.group(2) or ""))
+        elif match.group(3) is not None:
+            problems.append(
+                f"has the positional placeholder '{token}' at character {at}, but placeholders name a param: "
+                f"write e.g. {{lr}} (or {{lr:.2f}} to format it). {_BRACES_FIX}"
+            )
+        elif len(token) > 1:
+            problems.append(
+                f"has '{token}' at character {at}, which is not a placeholder: placeholders are {{name}} or "
+                f"{{name:format}} (e.g. {{lr:.2e}}) with a param name of letters, digits and '_'. {_BRACES_FIX}"
+            )
         else:
             problems.append(
-                f"has a lone '{token}' at character {match.start() + 1}: placeholders look like "
+                f"has a lone '{token}' at character {at}: placeholders look like "
                 f"{{lr}}, naming a param. {_BRACES_FIX}"
             )
         pos = match.end()
     parts.append(command[pos:])
     return [p for p in parts if p != ""], problems
+
+
+def render_value(value: Any, spec: str = "") -> str:
+    """A param value as command text: :func:`format_value`, or Python's ``format(value, spec)``."""
+    if not spec:
+        return format_value(value)
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    return format(value, spec)
+
+
+def format_problems(command: str, samples: Mapping[str, list[Any]]) -> list[str]:
+    """Problems of the format specs in ``command``: ``samples`` maps each param to values it may take."""
+    out = []
+    for part in split_command(command)[0]:
+        if not isinstance(part, Placeholder) or not part.format:
+            continue
+        for value in samples.get(part.name, []):
+            try:
+                render_value(value, part.format)
+            except (ValueError, TypeError) as e:
+                out.append(
+                    f"uses {part.text()}, but the format '{part.format}' cannot format {show(value)}, a value "
+                    f"'{part.name}' may take ({e}). Use a format for its type (e.g. .3g or .2e for numbers), "
+                    f"or write {{{part.name}}}."
+                )
+                break
+    return out
 
 
 def undeclared(command: str, declared: list[str]) -> list[str]:

@@ -28,6 +28,25 @@ def _num(value: Any) -> float | None:
     return None
 
 
+def _json_value(text: str) -> Any:
+    """A stored JSON value (a param, a config). Text stored before unpaired surrogates were refused
+    comes back with U+FFFD in their place, so that no listing fails to serialise it."""
+    value = json.loads(text)
+    if "\\ud" in text or "\\uD" in text:  # only then can json.loads have made a surrogate
+        value = _without_surrogates(value)
+    return value
+
+
+def _without_surrogates(value: Any) -> Any:
+    if isinstance(value, str):
+        return names.clean_log_text(value)
+    if isinstance(value, dict):
+        return {_without_surrogates(k): _without_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_surrogates(v) for v in value]
+    return value
+
+
 def _clean_float(v: float | None) -> float | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 

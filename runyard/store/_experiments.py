@@ -11,7 +11,7 @@ from sqlalchemy import func, insert, select, update
 import runyard.names as names
 from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
-from runyard.store._common import StorePart, _clean_float, _now
+from runyard.store._common import StorePart, _clean_float, _json_value, _now
 from runyard.store._engine import read_scope, write_scope
 from runyard.store._query import parse_order
 from runyard.store._records import TERMINAL_STATUSES, Experiment
@@ -26,6 +26,7 @@ class ExperimentsPart(StorePart):
     ) -> Experiment:
         """``created_by``: the submitting user's id (disabling them cancels the experiment's queued runs)."""
         names.check_experiment_name(name)
+        names.check_value(config or {}, "config")
         self.ensure_project(project)
         with write_scope(self.engine) as conn:
             pid = self._project_id(conn, project)
@@ -67,7 +68,7 @@ class ExperimentsPart(StorePart):
                     counts[eid][status] = n
         return [
             Experiment(
-                id=r.id, project=r.project_name, name=r.name, status=r.status, config=json.loads(r.config), snapshot_id=r.snapshot_id,
+                id=r.id, project=r.project_name, name=r.name, status=r.status, config=_json_value(r.config), snapshot_id=r.snapshot_id,
                 backend=r.backend, message=r.message, created_at=r.created_at, ended_at=r.ended_at, counts=counts[r.id],
             )
             for r in rows
@@ -127,7 +128,7 @@ class ExperimentsPart(StorePart):
                     columns[f"params.{k}"] = [None] * len(ids)
                 p = m.SqlParam
                 for rid, key, value in conn.execute(select(p.run_id, p.key, p.value).where(p.run_id.in_(runs), p.key.in_(params))):
-                    columns[f"params.{key}"][pos[rid]] = json.loads(value)
+                    columns[f"params.{key}"][pos[rid]] = _json_value(value)
             sm = m.SqlMetricSummary
             for field, key, agg in metrics:
                 col: list[Any] = [None] * len(ids)

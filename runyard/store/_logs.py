@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from sqlalchemy import func, insert, select, update
 
-from runyard.errors import InvalidInput
+import runyard.names as names
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _now
 from runyard.store._engine import read_scope, write_scope
@@ -29,13 +29,13 @@ class LogsPart(StorePart):
 
         A batch whose ``batch_id`` was already stored for this run is skipped whole (its
         offset is returned again), so a runner may retry a batch whose answer it never got.
-        NUL characters in program output become U+FFFD: PostgreSQL text cannot hold NUL, and
-        refusing the batch would lose the run's log.
+        NUL characters and unpaired surrogates in program output become U+FFFD
+        (:func:`runyard.names.clean_log_text`): PostgreSQL text cannot hold NUL, JSON cannot hold
+        a lone surrogate, and refusing the batch would lose the run's log.
         """
         if not lines:
             return 0, False
-        if "\x00" in task:
-            raise InvalidInput(f"The task label {task!r} holds a NUL character.", "Use labels like main, master-0, worker-1.")
+        names.check_text(task, "The task label")
         with write_scope(self.engine) as conn:
             self._require_run(conn, run_id)
             # Claim the batch id; a batch stored before inserts no row (rowcount 0) and is answered with its offset.
@@ -45,7 +45,7 @@ class LogsPart(StorePart):
                 return int(stored or 0), True
             conn.execute(
                 insert(m.SqlLogLine),
-                [{"run_id": run_id, "task": task, "stream": s, "text": t.replace("\x00", "\ufffd"), "ts": ts} for s, t, ts in lines],
+                [{"run_id": run_id, "task": task, "stream": s, "text": names.clean_log_text(t), "ts": ts} for s, t, ts in lines],
             )
             offset = conn.execute(select(func.max(m.SqlLogLine.id)).where(m.SqlLogLine.run_id == run_id)).scalar_one()
             if batch_id is not None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 
+import runyard.names as names
 from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._engine import statement, write_scope
@@ -30,16 +31,19 @@ def insert_run(store: Store, project: str, *, name: str = "", experiment_id: int
     """Create a run in ``project`` (created, owned by ``owner_id``, if it does not exist) and return it.
 
     Raises:
-        InvalidInput: an unknown status, a bad project name, a param that is not JSON, a bad
-            param or tag name (nothing is written then, except a project created first).
+        InvalidInput: an unknown status, a bad project or run name, a param that is not JSON, a bad
+            param or tag name, text the store cannot hold (:func:`runyard.names.check_value`);
+            nothing is written then.
     """
     from runyard.store._common import _check_key, _json_ok, _now, _num
 
     if status not in RUN_STATUSES:
         raise InvalidInput(f"Unknown run status {status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
+    names.check_run_name(name)
     param_rows: list[tuple[str, str, float | None]] = []
     for key, value in (params or {}).items():
         _check_key(key, "param")
+        names.check_value(value, f"Param {key!r}")
         if not _json_ok(value):
             raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).",
                                "Log numbers, strings, booleans, lists or dicts.")
@@ -47,10 +51,7 @@ def insert_run(store: Store, project: str, *, name: str = "", experiment_id: int
     tag_values: dict[str, str] = {}
     for key, value in (tags or {}).items():
         _check_key(key, "tag")
-        text = str(value)
-        if "\x00" in text:
-            raise InvalidInput(f"Tag {key!r} has a value with a NUL character: {text!r}.", "Remove the NUL characters.")
-        tag_values[key] = text
+        tag_values[key] = names.check_text(str(value), f"Tag {key!r}")
     now = _now()
     running = status == "running"
     for _ in range(2):

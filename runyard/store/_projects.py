@@ -77,7 +77,7 @@ class ProjectsPart(StorePart):
     def update_project(self, name: str, *, description: str | None = None, visibility: str | None = None) -> Project:
         values: dict[str, Any] = {"updated_at": _now()}
         if description is not None:
-            values["description"] = description
+            values["description"] = names.check_text(description, "The description")
         if visibility is not None:
             if visibility not in ("private", "public"):
                 raise InvalidInput(f"visibility must be private or public, but got {visibility!r}.", "Use private or public.")

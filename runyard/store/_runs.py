@@ -8,9 +8,10 @@ from typing import Any
 
 from sqlalchemy import and_, delete, func, insert, literal, select
 
+import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
-from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _num
+from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _json_value, _num
 from runyard.store._engine import read_scope, write_scope
 from runyard.store._query import Filter, Order
 from runyard.store._records import RUN_STATUSES, MetricSummary, Run, RunEvent, RunPage, Task
@@ -204,7 +205,7 @@ class RunsPart(StorePart):
         if keep is not None:
             pstmt = pstmt.where(m.SqlParam.key.in_(keep[0]))
         for rid, key, value in conn.execute(pstmt):
-            params[rid][key] = json.loads(value)
+            params[rid][key] = _json_value(value)
         tags: dict[int, dict[str, str]] = {i: {} for i in ids}
         for rid, key, value in conn.execute(select(m.SqlTag.run_id, m.SqlTag.key, m.SqlTag.value).where(m.SqlTag.run_id.in_(ids))):
             tags[rid][key] = value
@@ -260,7 +261,7 @@ class RunsPart(StorePart):
             for rid, key, value in conn.execute(
                 select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(list(out)))
             ):
-                out[rid][key] = json.loads(value)
+                out[rid][key] = _json_value(value)
         return out
 
     def log_params(self, run_id: int, params: dict[str, Any]) -> Run:
@@ -275,6 +276,7 @@ class RunsPart(StorePart):
         rows = []
         for key, value in params.items():
             _check_key(key, "param")
+            names.check_value(value, f"Param {key!r}")
             text = json.dumps(value, sort_keys=True, allow_nan=False) if _json_ok(value) else None
             if text is None:
                 raise InvalidInput(f"Param {key!r} has a value that is not JSON ({value!r}).",
@@ -299,8 +301,7 @@ class RunsPart(StorePart):
     def _write_tags(self, conn, run_id: int, tags: dict[str, Any]) -> None:  # noqa: ANN001
         for key, value in tags.items():
             _check_key(key, "tag")
-            if "\x00" in str(value):
-                raise InvalidInput(f"Tag {key!r} has a value with a NUL character: {str(value)!r}.", "Remove the NUL characters.")
+            names.check_text(str(value), f"Tag {key!r}")
         conn.execute(delete(m.SqlTag).where(m.SqlTag.run_id == run_id, m.SqlTag.key.in_(list(tags))))
         conn.execute(insert(m.SqlTag), [{"run_id": run_id, "key": k, "value": str(v)} for k, v in tags.items()])
 

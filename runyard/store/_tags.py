@@ -53,6 +53,7 @@ def check_tag_value(key: str, value: Any) -> str:
             f"(no newline or NUL), but got {len(value)} characters: {value[:40]!r}{'…' if len(value) > 40 else ''}.",
             "Shorten it; put longer text in the project's description.",
         )
+    names.check_text(value, f"The value of project tag {key!r}")
     if value != value.strip():
         # Filters ignore the spaces around ':' ("problem: classification"), so a stored value cannot keep them.
         raise InvalidInput(f"The value of project tag {key!r} must not start or end with a space, but got {value!r}.",

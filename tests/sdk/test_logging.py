@@ -134,7 +134,7 @@ def test_init_inside_a_spooling_task_without_a_run_id_gives_a_run_that_does_noth
     assert "cannot create a run in project 'spooled'" in err and "RUNYARD_RUN_ID is not" in err
 
 
-@pytest.mark.parametrize("bad", ["a\x00b", "lone\ud800surrogate"], ids=["nul", "lone-surrogate"])
+@pytest.mark.parametrize("bad", ["a\x00b", "lone\ud800surrogate", "ssol\u202e"], ids=["nul", "lone-surrogate", "bidi"])
 def test_a_metric_name_the_server_refuses_is_dropped_alone(server: LiveServer, client: Client, bad: str,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """Only the bad name's points are lost: the good points of the same calls reach the server."""
@@ -144,8 +144,8 @@ def test_a_metric_name_the_server_refuses_is_dropped_alone(server: LiveServer, c
     runyard.finish()
 
     err = capsys.readouterr().err
-    assert err.count(f"a metric name must be a string of 1-250 characters without newlines, NUL characters "
-                     f"or unpaired surrogates, but got {bad!r}") == 1, err
+    assert err.count(f"a metric name must be a string of 1-250 characters without newlines, NUL characters, "
+                     f"bidirectional overrides or unpaired surrogates, but got {bad!r}") == 1, err
     assert sorted(client.metric_summaries(run.id)) == ["good"]
     good = client.metric_history(run.id, "good")
     assert (good["steps"], good["values"]) == ([0, 1, 2], [0.0, 1.0, 2.0])

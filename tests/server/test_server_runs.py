@@ -56,7 +56,7 @@ BAD_BATCHES: list[tuple[bytes, str]] = [  # body, message fragment
      "batch_id must be a string of at most 64"),
     (orjson.dumps({"keys": ["k" * 251], "steps": [0], "values": [1.0], "timestamps": [0]}), "metric name must be 1-250"),
     (orjson.dumps({"keys": ["a\x00b"], "steps": [0], "values": [1.0], "timestamps": [0]}),
-     "metric name must be 1-250 characters without newlines, NUL characters or unpaired surrogates"),
+     "metric name must be 1-250 characters without newlines, NUL characters, bidirectional overrides or unpaired surrogates"),
     (orjson.dumps({"keys": ["a"] * 100_001, "steps": [], "values": [], "timestamps": []}), "at most 100000 points"),
 ]
 

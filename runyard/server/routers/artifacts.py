@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -15,6 +14,7 @@ from runyard import config
 from runyard._manifest import manifest_id
 from runyard.artifacts import ArtifactStorage, check_sha256, clean_path
 from runyard.errors import InvalidInput, PayloadTooLarge
+from runyard.records.fields import LogText, SafeJson, SafeStr
 from runyard.server._auth import require_blob, require_snapshot, require_user, run_reader, run_token_route, run_writer
 from runyard.server._deps import get_store
 from runyard.store import Artifact, Snapshot, Store
@@ -40,11 +40,11 @@ class BlobMissing(BaseModel):
 
 
 class SnapshotCreate(BaseModel):
-    files: list[list[Any]] = Field(description="[path, sha256, size, mode] per file")
-    git_commit: str | None = None
-    git_branch: str | None = None
+    files: list[list[SafeJson]] = Field(description="[path, sha256, size, mode] per file")
+    git_commit: SafeStr | None = None
+    git_branch: SafeStr | None = None
     git_dirty: bool = False
-    git_diff: str = ""
+    git_diff: LogText = Field("", description="program output: NUL characters and unpaired surrogates are stored as U+FFFD")
 
 
 def _storage(request: Request) -> ArtifactStorage:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 import runyard.names as names
 from runyard.errors import InvalidState
+from runyard.records.fields import SafeJson, SafeStr
 from runyard.server._auth import (
     principal,
     require_backends,
@@ -25,11 +26,12 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
 
 
 class ExperimentCreate(BaseModel):
-    project: str
-    name: str = Field(min_length=1, max_length=names.EXPERIMENT_NAME_MAX, description=names.EXPERIMENT_NAME_RULE)
-    config: dict[str, Any] = Field(default_factory=dict)
-    snapshot_id: str | None = None
-    backend: str | None = Field(None, description="overrides the config's backend: one name, or several separated "
+    project: SafeStr
+    name: SafeStr = Field(min_length=1, max_length=names.EXPERIMENT_NAME_MAX, description=names.EXPERIMENT_NAME_RULE)
+    config: dict[str, SafeJson] = Field(default_factory=dict, description="the runyard.yml as JSON: "
+                                        "strings without NUL or unpaired surrogates, integers within 64 bits")
+    snapshot_id: SafeStr | None = None
+    backend: SafeStr | None = Field(None, description="overrides the config's backend: one name, or several separated "
                                 "by commas (each run goes to the first with room)")
 
 

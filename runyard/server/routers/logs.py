@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from runyard.records.fields import LogText, SafeStr
 from runyard.server._auth import run_reader, run_token_route, run_writer
 from runyard.server._deps import get_store
 from runyard.store import TERMINAL_STATUSES, LogLine, Store
@@ -20,12 +21,12 @@ router = APIRouter(prefix="/runs/{run_id}/logs", tags=["logs"])
 
 class LogLineIn(BaseModel):
     stream: str = Field("stdout", pattern="^(stdout|stderr|system)$")
-    text: str
+    text: LogText = Field(description="the line; NUL characters and unpaired surrogates are stored as U+FFFD")
     ts: float | None = None
 
 
 class LogAppend(BaseModel):
-    task: str = Field("main", min_length=1, max_length=64, description="task label, e.g. main, master-0, worker-1")
+    task: SafeStr = Field("main", min_length=1, max_length=64, description="task label, e.g. main, master-0, worker-1")
     lines: list[LogLineIn] = Field(max_length=10000)
     batch_id: str | None = Field(None, min_length=1, max_length=64,
                                  description="idempotency key: a batch sent again with the same id is stored once")

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 import runyard.names as names
 from runyard.errors import Conflict
+from runyard.records.fields import SafeStr
 from runyard.server._auth import (
     audit,
     project_name_taken,
@@ -21,16 +22,18 @@ from runyard.store import Project, Store, parse_tag_filter
 
 router = APIRouter(prefix="/projects", tags=["projects"])
 
+DESCRIPTION_MAX = 10_000
+
 
 class ProjectCreate(BaseModel):
-    name: str = Field(description=names.PROJECT_NAME_RULE)
-    description: str = ""
+    name: SafeStr = Field(description=names.PROJECT_NAME_RULE)
+    description: SafeStr = Field("", max_length=DESCRIPTION_MAX)
     visibility: Literal["private", "public"] = "private"
-    tags: dict[str, str] = Field(default_factory=dict, description="key -> value (\"\" for a plain label)")
+    tags: dict[str, SafeStr] = Field(default_factory=dict, description="key -> value (\"\" for a plain label)")
 
 
 class ProjectUpdate(BaseModel):
-    description: str | None = None
+    description: SafeStr | None = Field(None, max_length=DESCRIPTION_MAX)
     visibility: Literal["private", "public"] | None = None
 
 
@@ -39,7 +42,7 @@ class ProjectList(BaseModel):
 
 
 class ProjectTagsChange(BaseModel):
-    tags: dict[str, str] = Field(default_factory=dict, description="tags to add or overwrite: key -> value (\"\" for a plain label)")
+    tags: dict[str, SafeStr] = Field(default_factory=dict, description="tags to add or overwrite: key -> value (\"\" for a plain label)")
     remove: list[str] = Field(default_factory=list, description="keys of tags to delete (each must exist)")
 
 

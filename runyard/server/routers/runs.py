@@ -4,15 +4,16 @@ their params, tags and metrics (the ingest hot path and history reads)."""
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState
+from runyard.records.fields import Int64, RunName, SafeJson, SafeStr
 from runyard.server._auth import (
     principal,
     require_backends,
@@ -52,34 +53,34 @@ def _check_keys(params: dict[str, Any], tags: dict[str, str]) -> None:
 
 
 class RunCreate(BaseModel):
-    project: str
-    name: str = ""
-    experiment_id: int | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-    tags: dict[str, str] = Field(default_factory=dict)
-    status: str = Field("running", description="initial status: running for runs started by hand, queued for the scheduler")
+    project: SafeStr
+    name: RunName = Field("", description=names.RUN_NAME_RULE + "; empty: the run is named run-<id>")
+    experiment_id: Int64 | None = None
+    params: dict[str, SafeJson] = Field(default_factory=dict)
+    tags: dict[str, SafeStr] = Field(default_factory=dict)
+    status: SafeStr = Field("running", description="initial status: running for runs started by hand, queued for the scheduler")
 
 
 class RunUpdate(BaseModel):
-    status: str | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
-    message: str | None = None
-    exit_code: int | None = None
+    status: SafeStr | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
+    message: SafeStr | None = None
+    exit_code: Int64 | None = None
 
 
 class ParamsBody(BaseModel):
-    params: dict[str, Any]
+    params: dict[str, SafeJson]
 
 
 class TagsBody(BaseModel):
-    tags: dict[str, str]
+    tags: dict[str, SafeStr]
 
 
 class MetricBatch(BaseModel):
     """Points in columns (one entry per point in each list): compact and fast to parse."""
 
     batch_id: str | None = Field(None, max_length=64, description="idempotency key: a batch sent twice is stored once")
-    keys: list[str]
-    steps: list[int]
+    keys: list[str] = Field(description="metric names: " + names.KEY_RULE)
+    steps: list[Int64]
     values: list[float | None] = Field(description="null stands for NaN")
     timestamps: list[float]
 
@@ -208,11 +209,11 @@ class HeartbeatResult(BaseModel):
 
 
 class TaskUpdate(BaseModel):
-    attempt: int | None = None
-    status: str | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
-    host: str | None = None
-    pid: int | None = None
-    exit_code: int | None = None
+    attempt: Int64 | None = None
+    status: SafeStr | None = Field(None, description="one of " + ", ".join(RUN_STATUSES))
+    host: SafeStr | None = None
+    pid: Int64 | None = None
+    exit_code: Int64 | None = None
     address: str | None = Field(None, max_length=300, pattern=r"^\S+:\d{1,5}$",
                                 description="host:port the task listens on for its framework's rendezvous")
 
@@ -231,7 +232,8 @@ def heartbeat(run_id: int, store: Store = Depends(get_store)) -> HeartbeatResult
 
 @router.put("/{run_id}/tasks/{role}/{rank}", response_model=Task, dependencies=[Depends(run_writer)])
 @run_token_route
-def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Request, store: Store = Depends(get_store)) -> Task:
+def update_task(run_id: int, role: Annotated[SafeStr, Path(min_length=1, max_length=64, description="e.g. main, master, worker")],
+                rank: Int64, body: TaskUpdate, request: Request, store: Store = Depends(get_store)) -> Task:
     """Record a task's status, host, pid and exit code (called by the task runner)."""
     if body.status is not None and body.status not in RUN_STATUSES:
         raise InvalidInput(f"Unknown task status {body.status!r}.", f"Use one of: {', '.join(RUN_STATUSES)}.")
@@ -242,8 +244,8 @@ def update_task(run_id: int, role: str, rank: int, body: TaskUpdate, request: Re
 
 
 class TaskReportFields(TaskUpdate):
-    role: str
-    rank: int
+    role: SafeStr = Field(min_length=1, max_length=64)
+    rank: Int64
 
 
 class ReportStep(BaseModel):
