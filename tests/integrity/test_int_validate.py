@@ -39,12 +39,12 @@ def test_validate_a_good_project(server: LiveServer, tmp_path: Path) -> None:
     assert "pipe: skipped, a FIFO, not a regular file." in res.stdout
     assert "loop-a: skipped, a symlink loop" in res.stdout
 
-    res = cli("validate", str(root), "-p", "lr=0.5", "--json", server=server.url)
+    res = cli("validate", str(root), "-p", "lr=0.01", "--json", server=server.url)
     assert res.returncode == 0, res.stderr
     report = json.loads(res.stdout)
     assert report["ok"] and report["errors"] == []
     assert report["runs"]["count"] == 3
-    assert report["runs"]["runs"] == [{"lr": 0.5, "depth": d} for d in (2, 4, 8)]
+    assert report["runs"]["runs"] == [{"lr": 0.01, "depth": d} for d in (2, 4, 8)]
     assert report["snapshot"]["ignored"] == [{"path": "data/", "bytes": 200_000, "complete": True}]
     assert len(report["snapshot"]["skipped"]) == 5
     _nothing_stored(server, project)
