@@ -367,6 +367,14 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def last_port() -> int | None:
+    """The port the local server last listened on (``server.last-port``), or None."""
+    try:
+        return int(_last_port_path().read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _last_port_path() -> Path:
     return config.home() / "server.last-port"
 

@@ -8,6 +8,8 @@ tests and subprocesses can point Runyard elsewhere by setting variables:
 - ``RUNYARD_ARTIFACTS_URL``: fsspec URL for artifacts and blobs, default ``$RUNYARD_HOME/artifacts``.
 - ``RUNYARD_SERVER``: the server the CLI and SDK talk to; unset means the embedded local server.
 - ``RUNYARD_MAX_UPLOAD_MB``: largest artifact or blob accepted in one upload (default 5120).
+- ``RUNYARD_LOST_RUN_TIMEOUT_S``: an ad-hoc run (started by ``runyard.init()``, not by the
+  scheduler) that sent no heartbeat for this long ends ``failed`` as lost (default 120).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ __all__ = [
     "artifacts_url",
     "database_url",
     "home",
+    "lost_run_timeout_s",
     "max_upload_bytes",
     "mask_url",
 ]
@@ -47,6 +50,18 @@ def artifacts_url() -> str:
 
 def max_upload_bytes() -> int:
     return int(float(os.environ.get("RUNYARD_MAX_UPLOAD_MB", "5120")) * 1024 * 1024)
+
+
+DEFAULT_LOST_RUN_TIMEOUT_S = 120.0
+
+
+def lost_run_timeout_s() -> float:
+    """``RUNYARD_LOST_RUN_TIMEOUT_S`` (default 120 s); a value that is not a positive number means the default."""
+    try:
+        value = float(os.environ.get("RUNYARD_LOST_RUN_TIMEOUT_S") or DEFAULT_LOST_RUN_TIMEOUT_S)
+    except ValueError:
+        return DEFAULT_LOST_RUN_TIMEOUT_S
+    return value if value > 0 else DEFAULT_LOST_RUN_TIMEOUT_S
 
 
 def mask_url(url: str) -> str:
