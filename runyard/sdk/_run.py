@@ -47,7 +47,9 @@ class Run:
     """One run this process logs to. Create it with :func:`runyard.init`, not directly.
 
     Attributes:
-        id: the run's id on the server (None when the run could not be created).
+        id: the run's id on the server (None when the run could not be created, or not yet).
+        local_id: ``local-<hex>`` for a run started while the server was away (created on the
+            server when it answers, or by ``runyard sync``), else None.
         url: the run's page in the web UI.
         launched: true inside a run started by Runyard (the runner owns its status).
 

@@ -11,8 +11,8 @@ from runyard.errors import InvalidInput, InvalidState, NotFound
 from runyard.records.status import can_transition, check_transition
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _now
-from runyard.store._engine import statement as _stmt
 from runyard.store._engine import read_scope, write_scope
+from runyard.store._engine import statement as _stmt
 from runyard.store._records import RUN_STATUSES, TERMINAL_STATUSES, Run
 
 
