@@ -50,8 +50,8 @@ from typing import Any
 from runyard import _proc, config
 from runyard.errors import InvalidInput, ServerUnreachable
 
-__all__ = ["LOCAL_HOME_ENV", "forget_credentials", "local_server_url", "resolve_server", "save_credentials", "server_status",
-           "start_server", "stop_server"]
+__all__ = ["LOCAL_HOME_ENV", "follow_local_server", "forget_credentials", "last_port", "local_server_url",
+           "resolve_server", "save_credentials", "server_status", "start_server", "stop_server", "supervise"]
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
@@ -443,6 +443,26 @@ def local_server_url(home: str | os.PathLike[str] | None = None) -> str | None:
     except (OSError, ValueError, KeyError, TypeError):
         return None
     return url if isinstance(url, str) and url else None
+
+
+def follow_local_server(client: Any, home: str | os.PathLike[str] | None = None) -> str | None:
+    """Point ``client`` at the embedded server's current address if it moved; the new URL, or None.
+
+    Only for a client of the embedded server (an ``http://127.0.0.1:`` URL) whose home is
+    known: ``home``, else ``$RUNYARD_LOCAL_HOME`` (set for the local server and inherited by
+    the agent, runners and runs it launches). ``client`` needs ``base_url`` and ``retarget(url)``
+    (``runyard.client.Client``).
+    """
+    home = home or os.environ.get(LOCAL_HOME_ENV)
+    base = getattr(client, "base_url", "")
+    retarget = getattr(client, "retarget", None)
+    if not home or retarget is None or not base.startswith(f"http://{HOST}:"):
+        return None
+    url = local_server_url(home)
+    if url is None or url == base:
+        return None
+    retarget(url)
+    return url
 
 
 # ----------------------------------------------------------------- supervisor

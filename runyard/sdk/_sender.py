@@ -384,16 +384,14 @@ class Sender:
 
     def _relocated(self) -> bool:
         """Point the client at the embedded server's current address if it moved; true when it did."""
-        if self._local_home is None or not self._client.base_url.startswith("http://127.0.0.1:"):
+        if self._local_home is None:
             return False
-        from runyard._local import local_server_url
+        from runyard._local import follow_local_server
 
-        url = local_server_url(self._local_home)
-        retarget = getattr(self._client, "retarget", None)
-        if url is None or url == self._client.base_url or retarget is None:
-            return False
         old = self._client.base_url
-        retarget(url)
+        url = follow_local_server(self._client, self._local_home)
+        if url is None:
+            return False
         self._reporter.once(("moved", url), f"the local server moved from {old} to {url}; sending there.")
         return True
 

@@ -273,3 +273,44 @@ def test_a_sweep_survives_three_server_kills(tmp_path: Path, runyard_home: Path,
             assert "start" in texts and "done" in texts, (r["id"], texts)
     finally:
         client.close()
+
+
+@pytest.mark.slow
+def test_launched_runs_follow_the_local_server_to_a_new_port(tmp_path: Path, runyard_home: Path, local: list[int]) -> None:
+    """The port was taken while the server was down: runners and SDKs of running runs find it in server.json."""
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / "runyard.yml").write_text(textwrap.dedent(SWEEP_YML).strip().replace(
+        "[0, 1, 2, 3, 4, 5, 6, 7]", "[0, 1]").replace("parallel: 4", "parallel: 2") + "\n")
+    (project / "train.py").write_text(textwrap.dedent(SWEEP_PY).lstrip())
+    info = _start(runyard_home, local)
+    res = _cli(runyard_home, "run", project, "--json")
+    assert res.returncode == 0, res.stderr
+    exp = json.loads(res.stdout)
+    with Client(info["url"]) as old:
+        def halfway() -> bool:
+            items = old.list_runs(experiment_id=exp["id"], limit=10)["items"]
+            return len(items) == 2 and all(r.get("metrics", {}).get("loss", {}).get("count", 0) >= 10 for r in items)
+
+        _wait(halfway, 120, "both runs halfway")
+    _kill_all(info)
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", info["port"]))
+        squatter.listen()
+        new = _start(runyard_home, local)
+        assert new["port"] != info["port"]
+    with Client(new["url"]) as client:
+        def ended() -> dict[str, Any] | None:
+            e = client.get_experiment(exp["id"])
+            return e if e["status"] != "running" else None
+
+        final = _wait(ended, 120, "the sweep to end")
+        runs = [client.get_run(r["id"]) for r in client.list_runs(experiment_id=exp["id"], limit=10)["items"]]
+        detail = "\n".join(f"{r['id']} {r['status']} {r['status_message']!r} {r['metrics']}" for r in runs)
+        assert final["status"] == "succeeded", detail
+        for r in runs:
+            assert r["status"] == "succeeded", detail
+            assert client.metric_history(r["id"], "loss", max_points=10_000)["steps"] == list(range(N_STEPS)), detail
+            texts = [line["text"] for line in client.read_logs(r["id"], limit=1000)["lines"]]
+            assert "start" in texts and "done" in texts, (r["id"], texts)
