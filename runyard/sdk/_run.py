@@ -253,7 +253,8 @@ class Run:
         self._params.update(clean)
         if self._pending is not None and self.id is None:
             self._pending.add(params=clean)  # created with the run
-            return
+            if self.id is None:  # else the sender created it meanwhile, maybe without them: send them too
+                return
         self._call(f"log params {sorted(clean)}", lambda c: c.log_params(self.id, clean))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -272,7 +273,8 @@ class Run:
         clean = {str(k): str(v) for k, v in tags.items()}
         if self._pending is not None and self.id is None:
             self._pending.add(tags=clean)
-            return
+            if self.id is None:
+                return
         self._call(f"set tags {sorted(clean)}", lambda c: c.set_tags(self.id, clean))
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[str]:
