@@ -514,7 +514,10 @@ def supervise() -> None:
     while True:
         info = _read_state()
         if info is None or info["supervisor_pid"] != me:
-            return
+            with _locked():  # a command may be replacing the record right now (under the lock): look again
+                info = _read_state()
+            if info is None or info["supervisor_pid"] != me:
+                return
         if _is_runyard_server(info["pid"]):
             time.sleep(WATCH_EVERY_S)
             continue
