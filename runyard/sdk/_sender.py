@@ -16,9 +16,9 @@ no lock. One daemon thread per run then:
   second) and spills its oldest batches to the :class:`~runyard.spool.MetricSpool`
   beyond that; on reconnect the spool is replayed first, then memory;
 - drops a batch the server rejects with a 4xx, reporting once per error code;
-- once ``should_stop()`` was asked, refreshes the run's status every 2 s; an ad-hoc
-  run's sender also heartbeats every ``RUNYARD_SDK_HEARTBEAT_S`` (default 15 s) anyway,
-  so the server can tell a run whose process vanished (it ends ``failed``, "lost");
+- once ``should_stop()`` was asked, refreshes the run's status every 2 s; it also
+  heartbeats every ``RUNYARD_SDK_HEARTBEAT_S`` (default 15 s) anyway, so the server can
+  tell an ad-hoc run whose process vanished (it ends ``failed``, "lost");
 - a run started while the server was away has no id yet: the sender creates it on the
   first contact (:class:`PendingRun`), then sends what was buffered or spooled;
 - a run of the embedded local server (``local_home``) that finds its server gone reads
@@ -135,7 +135,7 @@ class Sender:
         spool_dir: ``$RUNYARD_HOME/spool/<run_id>``.
         cap_points: most points held in memory before spilling to ``spool_dir``.
         owner: true for ad-hoc runs; their status is refreshed with a heartbeat (which
-            also marks them alive), a launched run's with a read (its runner heartbeats).
+            also marks them alive), a launched run's with a read between its heartbeats.
         reporter: where problems are told, once each.
         pending: the run to create first (``run_id`` is None until then).
         local_home: the embedded server's home, whose ``server.json`` says where it is now.
@@ -168,6 +168,7 @@ class Sender:
         self._retry_at = 0.0
         self._next_tick = 0.0
         self._status_at = 0.0
+        self._beat_at = -1e9  # the first pass heartbeats
         self._spill_broken = False
         name = run_id if pending is None else pending.local_id
         self._thread = threading.Thread(target=self._main, name=f"runyard-sender-{name}", daemon=True)
@@ -456,14 +457,21 @@ class Sender:
                                         f"to {url} nor saved, and are lost.")
 
     def _refresh_status(self, now: float) -> None:
+        """Heartbeat every ``heartbeat_every_s()``, and read the status every 2 s once should_stop() was asked.
+
+        Every process heartbeats, launched or not: a run attached by hand (``RUNYARD_RUN_ID``
+        of a run made through the API) has no runner to heartbeat for it.
+        """
         if self._run_id is None:
             return
-        every = STATUS_EVERY_S if self.status_wanted else self._heartbeat_s
-        if (not self.status_wanted and not self._owner) or now - self._status_at < min(every, self._heartbeat_s):
+        beat = now - self._beat_at >= self._heartbeat_s
+        read = self.status_wanted and now - self._status_at >= STATUS_EVERY_S
+        if not (beat or read):
             return
         self._status_at = now
         try:
-            if self._owner:
+            if beat or self._owner:
+                self._beat_at = now
                 self.status = self._client.heartbeat(self._run_id)
             else:
                 self.status = _status(self._client.get_run(self._run_id))
