@@ -510,8 +510,11 @@ def supervise() -> None:
     """The supervisor's loop: restart the server of ``server.json`` whenever it dies; end when the record is gone
     or names another supervisor (``runyard server stop`` SIGTERMs it first)."""
     me = os.getpid()
+    home = config.home()
     backoff = RESTART_MIN_S
     while True:
+        if not home.is_dir():
+            return  # the home was deleted (a test's temporary home): nothing left to supervise
         info = _read_state()
         if info is None or info["supervisor_pid"] != me:
             with _locked():  # a command may be replacing the record right now (under the lock): look again
