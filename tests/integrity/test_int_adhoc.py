@@ -172,6 +172,7 @@ def test_a_program_with_its_own_sigterm_handler_keeps_it(tmp_path: Path, runyard
     assert _only_run(client, "own-handler")["status"] == "succeeded"
 
 
+@pytest.mark.slow  # starts servers of its own: about 10-15 s
 def test_a_killed_process_ends_its_run_failed_lost_after_the_heartbeat_timeout(
         tmp_path: Path, runyard_home: Path, live_servers: LiveServers) -> None:
     server = live_servers.start("lost", env={"RUNYARD_LOST_RUN_TIMEOUT_S": "3"})
@@ -203,6 +204,7 @@ def test_a_killed_process_ends_its_run_failed_lost_after_the_heartbeat_timeout(
 
 
 # ---------------------------------------------------------------- server away
+@pytest.mark.slow  # starts servers of its own: about 10-15 s
 def test_finish_with_the_server_away_saves_the_status_and_sync_sends_it(
         tmp_path: Path, runyard_home: Path, live_servers: LiveServers) -> None:
     server = live_servers.start("away-at-finish")
@@ -248,6 +250,7 @@ def test_finish_with_the_server_away_saves_the_status_and_sync_sends_it(
         assert _cli(runyard_home, server.url, "sync").stdout.startswith("Nothing to send")
 
 
+@pytest.mark.slow  # starts servers of its own: about 10-15 s
 def test_init_with_the_server_down_spools_the_run_and_sync_creates_it(
         tmp_path: Path, runyard_home: Path, live_servers: LiveServers) -> None:
     port = free_port()

@@ -126,6 +126,7 @@ def test_a_killed_server_comes_back_on_its_port_despite_time_wait(runyard_home: 
     assert _healthy(again["url"])
 
 
+@pytest.mark.slow  # starts servers of its own: about 10-15 s
 def test_the_supervisor_restarts_a_killed_server_and_stop_ends_both(runyard_home: Path, local: list[int]) -> None:
     info = _start(runyard_home, local)
     status = json.loads(_cli(runyard_home, "server", "status", "--json").stdout)
@@ -162,6 +163,7 @@ def test_server_start_supervises_an_unsupervised_server(runyard_home: Path, loca
     assert _alive(again["supervisor_pid"])
 
 
+@pytest.mark.slow  # starts servers of its own: about 10-15 s
 def test_an_adhoc_run_follows_the_local_server_to_its_new_address(tmp_path: Path, runyard_home: Path,
                                                                   local: list[int]) -> None:
     info = _start(runyard_home, local)
