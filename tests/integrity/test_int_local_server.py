@@ -94,35 +94,42 @@ def _start(home: Path, pids: list[int]) -> dict[str, Any]:
     res = _cli(home, "server", "start")
     assert res.returncode == 0, res.stderr
     info = _state(home)
-    pids += [info["pid"], info["supervisor_pid"]]
+    pids += [info["pid"], info.get("supervisor_pid") or 0]
     assert res.stdout == info["url"] + "\n"
     return info
 
 
 def _kill_all(info: dict[str, Any]) -> None:
     """SIGKILL the supervisor, then the server: a crash nothing restarts."""
-    for pid in (info["supervisor_pid"], info["pid"]):
+    pids = [p for p in (info.get("supervisor_pid"), info["pid"]) if p]
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    _wait(lambda: not _alive(info["pid"]) and not _alive(info["supervisor_pid"]), 10, "the killed processes to go")
+    _wait(lambda: not any(_alive(p) for p in pids), 10, "the killed processes to go")
 
 
 def test_a_killed_server_comes_back_on_its_port_despite_time_wait(runyard_home: Path, local: list[int]) -> None:
-    info = _start(runyard_home, local)
-    port = info["port"]
-    with httpx.Client(base_url=info["url"]) as http:  # keep-alive connections the kill leaves behind
-        for _ in range(3):
-            assert http.get("/api/v1/health").status_code == 200
-        _kill_all(info)
-    lingering = [c for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port
-                 and c.status != psutil.CONN_LISTEN]
-    assert lingering, "the kill left no connection on the port: this test would not test the TIME_WAIT case"
+    port = None
+    for _ in range(3):  # a kill that finds unread bytes resets its connections instead (no TIME_WAIT): again
+        info = _start(runyard_home, local)
+        assert port is None or info["port"] == port
+        port = info["port"]
+        with httpx.Client(base_url=info["url"]) as http:  # keep-alive connections the kill leaves behind
+            for _ in range(3):
+                assert http.get("/api/v1/health").status_code == 200
+            _kill_all(info)
+        lingering = [c for c in psutil.net_connections("tcp") if c.laddr and c.laddr.port == port
+                     and c.status != psutil.CONN_LISTEN]
+        if lingering:
+            break
+    else:
+        pytest.fail("no kill left a connection on the port: this test would not test the TIME_WAIT case")
     with socket.socket() as s, pytest.raises(OSError):
         s.bind(("127.0.0.1", port))  # what the probe did without SO_REUSEADDR
 
     again = _start(runyard_home, local)
     assert again["port"] == port and again["url"] == info["url"]
-    assert again["pid"] != info["pid"] and again["supervisor_pid"] != info["supervisor_pid"]
+    assert again["pid"] != info["pid"] and again.get("supervisor_pid") != info.get("supervisor_pid")
     assert _healthy(again["url"])
 
 
