@@ -8,7 +8,7 @@
   address in ``$RUNYARD_HOME/server.json``.
 - A sweep on the local backend whose server (and supervisor) is SIGKILLed three times,
   each time restarted by ``runyard server start``: every point stored exactly once and
-  every run succeeded (slow).
+  every run succeeded (slow; ``RUNYARD_TEST_SWEEP`` makes it bigger).
 """
 
 from __future__ import annotations
@@ -214,18 +214,21 @@ def test_an_adhoc_run_follows_the_local_server_to_its_new_address(tmp_path: Path
             proc.wait()
 
 
-SWEEP_YML = """
+# The sweep's size can be raised for a measurement, e.g. 20 runs of 500 points through 5 kills:
+# RUNYARD_TEST_SWEEP="20 500 5 0.02" (runs, points per run, kills, seconds between points).
+_SWEEP = os.environ.get("RUNYARD_TEST_SWEEP", "8 60 3 0.1").split()
+N_RUNS, N_STEPS, N_KILLS, STEP_S = int(_SWEEP[0]), int(_SWEEP[1]), int(_SWEEP[2]), float(_SWEEP[3])
+
+SWEEP_YML = f"""
 project: killsweep
 command: python train.py
 params:
-  i: [0, 1, 2, 3, 4, 5, 6, 7]
+  i: {list(range(N_RUNS))}
 search:
   parallel: 4
 resources:
   cpus: 0.1
 """
-
-N_STEPS = 60
 
 SWEEP_PY = f"""
 import time
@@ -235,14 +238,14 @@ runyard.init()
 print("start", flush=True)
 for step in range({N_STEPS}):
     runyard.log({{"loss": 1.0 / (step + 1)}}, step=step)
-    time.sleep(0.1)
+    time.sleep({STEP_S})
 print("done", flush=True)
 runyard.finish()
 """
 
 
 @pytest.mark.slow
-def test_a_sweep_survives_three_server_kills(tmp_path: Path, runyard_home: Path, local: list[int]) -> None:
+def test_a_sweep_survives_server_kills(tmp_path: Path, runyard_home: Path, local: list[int]) -> None:
     project = tmp_path / "proj"
     project.mkdir()
     (project / "runyard.yml").write_text(textwrap.dedent(SWEEP_YML).strip() + "\n")
@@ -257,8 +260,8 @@ def test_a_sweep_survives_three_server_kills(tmp_path: Path, runyard_home: Path,
             items = client.list_runs(experiment_id=exp["id"], limit=100)["items"]
             return sum(r.get("metrics", {}).get("loss", {}).get("count", 0) for r in items)
 
-        for k in range(3):
-            target = (k + 1) * 8 * N_STEPS // 4  # a quarter, a half, three quarters of the points
+        for k in range(N_KILLS):
+            target = (k + 1) * N_RUNS * N_STEPS // (N_KILLS + 1)  # e.g. a quarter, a half, three quarters of the points
             _wait(lambda t=target: n_points() >= t, 120, f"{target} points before kill {k + 1}")
             _kill_all(info)
             time.sleep(1.0)
@@ -269,11 +272,11 @@ def test_a_sweep_survives_three_server_kills(tmp_path: Path, runyard_home: Path,
             e = client.get_experiment(exp["id"])
             return e if e["status"] != "running" else None
 
-        final = _wait(ended, 180, "the sweep to end")
-        runs = [client.get_run(r["id"]) for r in client.list_runs(experiment_id=exp["id"], limit=100)["items"]]
+        final = _wait(ended, 180 + N_RUNS * N_STEPS * STEP_S, "the sweep to end")
+        runs = [client.get_run(r["id"]) for r in client.list_runs(experiment_id=exp["id"], limit=1000)["items"]]
         detail = "\n".join(f"{r['id']} {r['status']} {r['status_message']!r} {r['metrics']}" for r in runs)
         assert final["status"] == "succeeded", detail
-        assert len(runs) == 8
+        assert len(runs) == N_RUNS
         for r in runs:
             assert r["status"] == "succeeded", detail
             history = client.metric_history(r["id"], "loss", max_points=10_000)
@@ -290,7 +293,7 @@ def test_launched_runs_follow_the_local_server_to_a_new_port(tmp_path: Path, run
     project = tmp_path / "proj"
     project.mkdir()
     (project / "runyard.yml").write_text(textwrap.dedent(SWEEP_YML).strip().replace(
-        "[0, 1, 2, 3, 4, 5, 6, 7]", "[0, 1]").replace("parallel: 4", "parallel: 2") + "\n")
+        str(list(range(N_RUNS))), "[0, 1]").replace("parallel: 4", "parallel: 2") + "\n")
     (project / "train.py").write_text(textwrap.dedent(SWEEP_PY).lstrip())
     info = _start(runyard_home, local)
     res = _cli(runyard_home, "run", project, "--json")
