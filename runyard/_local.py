@@ -10,11 +10,25 @@
    background the first time a command needs it and reused afterwards.
 
 The embedded server is recorded in ``$RUNYARD_HOME/server.json``
-(``{"url", "pid", "port", "started_at"}``) and logs to ``$RUNYARD_HOME/server.log``.
+(``{"url", "pid", "port", "started_at", "supervisor_pid", "restarts", "restarted_at"}``)
+and logs to ``$RUNYARD_HOME/server.log``.
 A record is reused only when its pid is alive, is a Runyard server, and
 ``GET /api/v1/health`` answers; anything else (no file, a dead or recycled pid, a
 hung server) starts a new one. An exclusive ``flock`` on ``$RUNYARD_HOME/server.lock``
 makes concurrent commands start exactly one server.
+
+Supervision: whoever starts the server also starts a small supervisor process
+(``python -m runyard._local supervise``, recorded as ``supervisor_pid``) that polls
+the server's pid and, when the server dies, starts it again (backoff 0.5 s doubling to
+30 s while it keeps dying within 30 s), on the same port: the port is kept in
+``$RUNYARD_HOME/server.last-port`` and probed with ``SO_REUSEADDR`` (as the server binds
+it), so sockets of the dead server left in TIME_WAIT do not push it to another port.
+``restarts`` and ``restarted_at`` count the supervisor's restarts. :func:`stop_server`
+stops the supervisor first, then the server.
+
+Runs started by the local server carry ``RUNYARD_LOCAL_HOME`` (the server's home) in
+their environment: when their server does not answer, the SDK's sender reads the current
+address from ``server.json`` there (:func:`local_server_url`) before buffering.
 
 Keep imports light: this module runs before every CLI command and SDK call.
 """
@@ -36,13 +50,20 @@ from typing import Any
 from runyard import _proc, config
 from runyard.errors import InvalidInput, ServerUnreachable
 
-__all__ = ["forget_credentials", "resolve_server", "save_credentials", "server_status", "start_server", "stop_server"]
+__all__ = ["LOCAL_HOME_ENV", "follow_local_server", "forget_credentials", "last_port", "local_server_url",
+           "resolve_server", "save_credentials", "server_status", "start_server", "stop_server", "supervise"]
 
 HOST = "127.0.0.1"
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 HEALTH_TIMEOUT_S = 2.0
 _MODULE = "runyard.server"
+_SUPERVISOR = "runyard._local"
+LOCAL_HOME_ENV = "RUNYARD_LOCAL_HOME"  # set for the embedded server and inherited by the runs it launches
+RESTART_MIN_S = 0.5
+RESTART_MAX_S = 30.0
+STABLE_S = 30.0  # a server that lived this long resets the restart backoff
+WATCH_EVERY_S = 0.25
 
 # Servers this process started, by pid. Popen keeps the child reapable: without it a
 # server stopped by this same process (tests, `runyard server start` then `stop` in
@@ -92,28 +113,39 @@ def resolve_server() -> tuple[str, str | None]:
     return start_server()["url"], env_token
 
 
-def start_server() -> dict[str, Any]:
-    """Return the running embedded server, starting one if none answers.
+def start_server(*, supervise: bool = False) -> dict[str, Any]:
+    """Return the running embedded server, starting one (with its supervisor) if none answers.
+
+    Args:
+        supervise: also start a supervisor for a running server that has none (``runyard server start``).
 
     Safe to call from concurrent processes: only one of them starts a server, the
     others wait on the lock and reuse it. Prints one line to stderr when it starts one.
 
     Returns:
-        ``{"url", "pid", "port", "started_at", "started"}``; ``started`` tells
-        whether this call started it.
+        ``{"url", "pid", "port", "started_at", "supervisor_pid", "restarts", "restarted_at", "started"}``;
+        ``started`` tells whether this call started it.
     """
     info = _read_state()
-    if info is not None and _is_up(info):
+    if info is not None and _is_up(info) and (not supervise or _is_supervisor(info["supervisor_pid"])):
         return {**info, "started": False}
     with _locked():
         info = _read_state()  # another process may have started it while we waited
         if info is not None and _is_up(info):
+            if supervise and not _is_supervisor(info["supervisor_pid"]):
+                info = {**info, "supervisor_pid": _spawn_supervisor()}  # e.g. a server of an older Runyard
+                _write_state(info)
             return {**info, "started": False}
+        supervisor = info["supervisor_pid"] if info is not None and _is_supervisor(info["supervisor_pid"]) else None
+        counts = (info["restarts"], info["restarted_at"]) if info is not None and supervisor else (0, None)
         if info is not None:
             # A hung server that still holds its pid would keep the port and the database busy.
             _terminate(info)
             _state_path().unlink(missing_ok=True)
-        info = _spawn()
+        # A live supervisor (waiting out its backoff) goes on watching the new server.
+        info = {**_spawn(), "supervisor_pid": supervisor, "restarts": counts[0], "restarted_at": counts[1]}
+        if supervisor is None:
+            info["supervisor_pid"] = _spawn_supervisor()
         _write_state(info)
     print(
         f"Started the local Runyard server at {info['url']} (pid {info['pid']}); "
@@ -128,33 +160,38 @@ def server_status() -> dict[str, Any] | None:
     """The embedded server's record and health, or ``None`` when none is running.
 
     Returns:
-        ``{"url", "pid", "port", "started_at", "healthy", "health"}``: ``healthy`` is
-        whether ``/api/v1/health`` answered, ``health`` its answer (or ``None``).
-        A record whose process is gone is deleted and reported as ``None``.
+        The record plus ``supervised`` (its supervisor runs), ``healthy`` (whether
+        ``/api/v1/health`` answered), ``health`` (its answer, or ``None``) and ``restarting``
+        (the server is dead and its supervisor starts it again). A record whose server
+        and supervisor are both gone is deleted and reported as ``None``.
     """
     info = _read_state()
     if info is None:
         return None
+    supervised = _is_supervisor(info["supervisor_pid"])
     if not _is_runyard_server(info["pid"]):
+        if supervised:  # dead, and its supervisor is about to start it again
+            return {**info, "supervised": True, "healthy": False, "health": None, "restarting": True}
         with _locked():
             if _read_state() == info:
                 _state_path().unlink(missing_ok=True)
         return None
     health = _health(info["url"])
-    return {**info, "healthy": health is not None, "health": health}
+    return {**info, "supervised": supervised, "healthy": health is not None, "health": health, "restarting": False}
 
 
 def stop_server() -> bool:
-    """Stop the embedded server: SIGTERM, then SIGKILL after 10 s; remove ``server.json``.
+    """Stop the embedded server's supervisor, then the server: SIGTERM, then SIGKILL after 10 s; remove ``server.json``.
 
     Returns:
-        ``True`` if a server process was stopped, ``False`` if none was running.
+        ``True`` if a server or supervisor process was stopped, ``False`` if none was running.
     """
     with _locked():
         info = _read_state()
         if info is None:
             return False
-        stopped = _terminate(info)
+        stopped = _terminate_supervisor(info["supervisor_pid"])
+        stopped = _terminate(info) or stopped
         _state_path().unlink(missing_ok=True)
     return stopped
 
@@ -213,7 +250,10 @@ def _read_state() -> dict[str, Any] | None:
     try:
         data = json.loads(_state_path().read_text())
         info = {"url": str(data["url"]), "pid": int(data["pid"]), "port": int(data["port"]),
-                "started_at": float(data["started_at"])}
+                "started_at": float(data["started_at"]),
+                "supervisor_pid": int(data["supervisor_pid"]) if data.get("supervisor_pid") else None,
+                "restarts": int(data.get("restarts") or 0),
+                "restarted_at": float(data["restarted_at"]) if data.get("restarted_at") else None}
     except FileNotFoundError:
         return None
     except (ValueError, KeyError, TypeError, AttributeError):
@@ -315,6 +355,9 @@ def _free_port() -> int:
         try:
             port = int(last.read_text().strip())
             with socket.socket() as s:
+                # As the server binds it: sockets of a killed server in TIME_WAIT must not make the
+                # port look taken (without this a restarted server came back on another port).
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind((HOST, port))
             return port
         except (ValueError, OSError):
@@ -322,6 +365,14 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def last_port() -> int | None:
+    """The port the local server last listened on (``server.last-port``), or None."""
+    try:
+        return int(_last_port_path().read_text().strip())
+    except (OSError, ValueError):
+        return None
 
 
 def _last_port_path() -> Path:
@@ -332,7 +383,7 @@ def _spawn() -> dict[str, Any]:
     """Start ``python -m runyard.server`` detached and wait until it answers. Call with the lock held."""
     home = config.home()
     log_path = _log_path()
-    env = {**os.environ, "RUNYARD_HOME": str(home)}
+    env = {**os.environ, "RUNYARD_HOME": str(home), LOCAL_HOME_ENV: str(home)}
     env.pop("RUNYARD_SERVER", None)
     # The free port can be taken between our probe and the server's bind; try a few.
     n_attempts = 3
@@ -381,6 +432,121 @@ def _spawn() -> dict[str, Any]:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
+def local_server_url(home: str | os.PathLike[str] | None = None) -> str | None:
+    """The URL ``server.json`` of ``home`` (default ``$RUNYARD_HOME``) names now, or None; never starts anything.
+
+    For a sender whose server stopped answering: a restarted local server may be elsewhere.
+    """
+    path = Path(home) / "server.json" if home is not None else _state_path()
+    try:
+        url = json.loads(path.read_text())["url"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return url if isinstance(url, str) and url else None
+
+
+def follow_local_server(client: Any, home: str | os.PathLike[str] | None = None) -> str | None:
+    """Point ``client`` at the embedded server's current address if it moved; the new URL, or None.
+
+    Only for a client of the embedded server (an ``http://127.0.0.1:`` URL) whose home is
+    known: ``home``, else ``$RUNYARD_LOCAL_HOME`` (set for the local server and inherited by
+    the agent, runners and runs it launches). ``client`` needs ``base_url`` and ``retarget(url)``
+    (``runyard.client.Client``).
+    """
+    home = home or os.environ.get(LOCAL_HOME_ENV)
+    base = getattr(client, "base_url", "")
+    retarget = getattr(client, "retarget", None)
+    if not home or retarget is None or not base.startswith(f"http://{HOST}:"):
+        return None
+    url = local_server_url(home)
+    if url is None or url == base:
+        return None
+    retarget(url)
+    return url
+
+
+# ----------------------------------------------------------------- supervisor
+def _is_supervisor(pid: int | None) -> bool:
+    if not pid or not _pid_alive(pid):
+        return False
+    cmd = _proc.cmdline(pid) or []
+    return _SUPERVISOR in cmd and "supervise" in cmd
+
+
+def _spawn_supervisor() -> int:
+    """Start the detached supervisor of the server in ``server.json``. Call with the lock held."""
+    home = config.home()
+    env = {**os.environ, "RUNYARD_HOME": str(home)}
+    env.pop("RUNYARD_SERVER", None)
+    with open(_log_path(), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", _SUPERVISOR, "supervise"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            env=env, cwd=home, start_new_session=True,
+        )
+    _children[proc.pid] = proc
+    return proc.pid
+
+
+def _terminate_supervisor(pid: int | None) -> bool:
+    if pid is None or not _is_supervisor(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)  # its default action: it holds nothing but this loop
+    if not _wait_gone(pid, 5.0):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5.0)
+    _children.pop(pid, None)
+    return True
+
+
+def _log(message: str) -> None:
+    with contextlib.suppress(OSError), open(_log_path(), "a") as f:
+        f.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} supervisor (pid {os.getpid()}): {message}\n")
+
+
+def supervise() -> None:
+    """The supervisor's loop: restart the server of ``server.json`` whenever it dies; end when the record is gone
+    or names another supervisor (``runyard server stop`` SIGTERMs it first)."""
+    me = os.getpid()
+    home = config.home()
+    backoff = RESTART_MIN_S
+    while True:
+        if not home.is_dir():
+            return  # the home was deleted (a test's temporary home): nothing left to supervise
+        info = _read_state()
+        if info is None or info["supervisor_pid"] != me:
+            with _locked():  # a command may be replacing the record right now (under the lock): look again
+                info = _read_state()
+            if info is None or info["supervisor_pid"] != me:
+                return
+        if _is_runyard_server(info["pid"]):
+            time.sleep(WATCH_EVERY_S)
+            continue
+        died_at = time.time()
+        lived = died_at - (info["restarted_at"] or info["started_at"])
+        if lived >= STABLE_S:
+            backoff = RESTART_MIN_S
+        _log(f"the server (pid {info['pid']}) is gone after {lived:.0f} s; restarting it in {backoff:g} s")
+        time.sleep(backoff)
+        backoff = min(backoff * 2, RESTART_MAX_S)
+        with _locked():
+            info = _read_state()
+            if info is None or info["supervisor_pid"] != me:
+                return
+            if _is_runyard_server(info["pid"]):
+                continue  # a command started it meanwhile
+            try:
+                new = _spawn()
+            except ServerUnreachable as e:
+                _log(f"restart failed: {e.message}")
+                continue
+            _write_state({**new, "started_at": info["started_at"], "supervisor_pid": me,
+                          "restarts": info["restarts"] + 1, "restarted_at": new["started_at"]})
+        _log(f"restarted the server at {new['url']} (pid {new['pid']})")
+
+
 def _tail(path: Path, start: int, n_lines: int = 20) -> str:
     try:
         with open(path, "rb") as f:
@@ -390,3 +556,7 @@ def _tail(path: Path, start: int, n_lines: int = 20) -> str:
         return f"(cannot read the log: {e})"
     lines = text.strip().splitlines()[-n_lines:]
     return "\n".join("  " + ln for ln in lines) or "  (the log is empty)"
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["supervise"]:
+    supervise()

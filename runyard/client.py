@@ -71,6 +71,17 @@ class Client:
         view._auth = {"Authorization": f"Bearer {token}"} if token else {}
         return view
 
+    def retarget(self, base_url: str) -> None:
+        """Send the next requests to ``base_url``: the same server at a new address (a restarted local server).
+
+        Requests in flight on other threads finish (or fail) on the old connections, which are closed.
+        """
+        old = self._http
+        self._http = Session(base_url.rstrip("/") + "/api/v1", headers=old.headers, timeout_s=old.timeout_s)
+        self.base_url = base_url.rstrip("/")
+        if self._owns_http:
+            old.close()
+
     @classmethod
     def from_env(cls) -> Client | SpoolClient:
         """The client for the configured server (``RUNYARD_SERVER``, credentials, or the embedded one).

@@ -10,6 +10,8 @@ tests and subprocesses can point Runyard elsewhere by setting variables:
 - ``RUNYARD_MAX_UPLOAD_MB``: largest artifact or blob accepted in one upload (default 5120).
 - ``RUNYARD_RUN_TOKEN_GRACE_S``: how long a run's token keeps working after the run ended (default 300).
 - ``RUNYARD_MAX_METRIC_KEYS``: most distinct metric keys one run may hold (default 10000).
+- ``RUNYARD_LOST_RUN_TIMEOUT_S``: an ad-hoc run (started by ``runyard.init()``, not by the
+  scheduler) that sent no heartbeat for this long ends ``failed`` as lost (default 120).
 
 The home holds the database, the artifacts and the credentials: it is created readable
 by this account only (0700, whatever the umask), and :func:`secure_home` tightens one
@@ -27,6 +29,7 @@ __all__ = [
     "artifacts_url",
     "database_url",
     "home",
+    "lost_run_timeout_s",
     "make_private_dir",
     "make_private_file",
     "mask_url",
@@ -145,6 +148,18 @@ def run_token_grace_s() -> float:
 def max_metric_keys() -> int:
     """The most distinct metric keys one run may hold; a batch that would exceed it is refused whole."""
     return max(1, int(os.environ.get("RUNYARD_MAX_METRIC_KEYS", "10000")))
+
+
+DEFAULT_LOST_RUN_TIMEOUT_S = 120.0
+
+
+def lost_run_timeout_s() -> float:
+    """``RUNYARD_LOST_RUN_TIMEOUT_S`` (default 120 s); a value that is not a positive number means the default."""
+    try:
+        value = float(os.environ.get("RUNYARD_LOST_RUN_TIMEOUT_S") or DEFAULT_LOST_RUN_TIMEOUT_S)
+    except ValueError:
+        return DEFAULT_LOST_RUN_TIMEOUT_S
+    return value if value > 0 else DEFAULT_LOST_RUN_TIMEOUT_S
 
 
 def mask_url(url: str) -> str:

@@ -80,13 +80,16 @@ def server_start(
 ) -> None:
     """Start the local server in the background (or find the running one) and print its URL.
 
+    A supervisor process restarts the server if it dies (on the same port, with backoff);
+    `runyard server status` says how often it did, `runyard server stop` stops both.
+
     Examples:
 
         $ runyard server start
     """
     from runyard._local import start_server
 
-    info = start_server()
+    info = start_server(supervise=True)
     if json_:
         print_json(info)
         return
@@ -120,8 +123,11 @@ def server_status(
     if info is None:
         con.print("No local Runyard server is running; the next command that needs one starts it "
                   "(or run `runyard server start`).", markup=False)
+    elif info["restarting"]:
+        con.print(f"The local Runyard server (last at {info['url']}) is down; its supervisor (pid "
+                  f"{info['supervisor_pid']}) is restarting it. Its log: RUNYARD_HOME/server.log.", markup=False)
     else:
-        up = fmt_duration(time.time() - info["started_at"])
+        up = fmt_duration(time.time() - (info["restarted_at"] or info["started_at"]))
         if info["healthy"]:
             db = info["health"].get("database", "?")
             con.print(f"The local Runyard server is running at {info['url']} (pid {info['pid']}, up {up}, "
@@ -129,13 +135,24 @@ def server_status(
         else:
             con.print(f"The local Runyard server (pid {info['pid']}, {info['url']}) is running but does not answer "
                       f"/api/v1/health; the next command replaces it. Its log: RUNYARD_HOME/server.log.", markup=False)
+    if info is not None:
+        if not info["supervised"]:
+            con.print("It is not supervised (nothing restarts it if it dies); `runyard server start` adds a supervisor.",
+                      markup=False)
+        elif info["restarts"]:
+            ago = fmt_duration(time.time() - info["restarted_at"])
+            con.print(f"Its supervisor (pid {info['supervisor_pid']}) restarted it {info['restarts']} "
+                      f"time{'s' if info['restarts'] != 1 else ''}, last {ago} ago.", markup=False)
+        else:
+            con.print(f"Its supervisor (pid {info['supervisor_pid']}) restarts it if it dies; it has not had to.",
+                      markup=False)
     if remote:
         con.print(f"Note: RUNYARD_SERVER is set, so commands use {remote} instead.", markup=False)
 
 
 @server_app.command("stop")
 def server_stop() -> None:
-    """Stop the local server (SIGTERM, then SIGKILL after 10 s).
+    """Stop the local server and its supervisor (SIGTERM, then SIGKILL after 10 s).
 
     Examples:
 

@@ -15,6 +15,8 @@ thread that reads the task's pipes never waits on the network:
   pruned (``on_run_status``).
 - ``ServerUnreachable`` keeps everything queued and retries with a backoff of
   0.2 s doubling to 2 s; a heartbeat that gets through ends the backoff at once.
+  A run of the embedded local server (``RUNYARD_LOCAL_HOME`` set) first checks
+  whether that server came back at another address, and reports there if so.
   A server killed and restarted therefore loses nothing, and stores nothing twice:
   log and metric batches carry idempotency keys (a log batch, once sent, keeps
   its lines and its id).
@@ -258,6 +260,7 @@ class Reporter:
         try:
             status = self._client.heartbeat(self._run_id)
         except ServerUnreachable:
+            self._follow_local_server()
             return
         except NotFound:
             self._on_run_status("deleted")
@@ -271,6 +274,15 @@ class Reporter:
                 self._retry_at = 0.0
                 self._backoff_s = 0.0
         self._on_run_status(status)
+
+    def _follow_local_server(self) -> None:
+        """A run of the embedded local server: if it came back at another address, report there from now on."""
+        from runyard._local import follow_local_server
+
+        old = getattr(self._client, "base_url", None)
+        url = follow_local_server(self._client)
+        if url is not None:
+            log.warning("run %s: the local server moved from %s to %s; reporting there", self._run_id, old, url)
 
     def _next_op(self) -> _Op | None:
         """The head of the queue, with consecutive log batches merged (lock held)."""
@@ -358,6 +370,7 @@ class Reporter:
             else:  # pragma: no cover - ops are built in this module
                 raise AssertionError(op.kind)
         except ServerUnreachable:
+            self._follow_local_server()
             return "retry"
         except Conflict as e:  # InvalidState included: the run already ended; expected after cancel or prune
             self.server_seen = True

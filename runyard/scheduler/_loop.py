@@ -14,6 +14,11 @@ of the store:
 5. ``_prune``: runs with new values of the search metric are judged by the pruner;
 6. ``_finish.finish_experiments``: experiments whose search is exhausted and whose runs all ended.
 
+Besides, at most every 5 s, ad-hoc runs (started by ``runyard.init()``, outside any
+experiment) whose process sent no heartbeat for ``RUNYARD_LOST_RUN_TIMEOUT_S`` (default
+120 s) end ``failed`` with a message starting "lost". A new leader waits one timeout
+before judging any, so runs get to heartbeat again after the server was down.
+
 On becoming leader nothing special is needed to reconcile: runs left starting/running
 by a previous server are in the store with their job ids, and ``_follow`` polls them.
 """
@@ -25,6 +30,7 @@ import os
 import threading
 import uuid
 
+from runyard import config
 from runyard.errors import RunyardError
 from runyard.scheduler import _hooks
 from runyard.scheduler._admit import admit
@@ -44,6 +50,7 @@ log = logging.getLogger("runyard.scheduler")
 
 _COALESCE_S = 0.05  # after a wake-up, wait this long for more events before the pass
 _ROUNDS = 3  # rounds per pass at most, so a finished run's successor starts in the same wake-up
+_LOST_EVERY_S = 5.0  # ad-hoc runs are checked for lost heartbeats at most this often
 
 
 class Scheduler:
@@ -70,6 +77,8 @@ class Scheduler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._reconciled = False
+        self._leader_since = 0.0
+        self._lost_checked_at = 0.0
 
     @property
     def is_leader(self) -> bool:
@@ -133,6 +142,7 @@ class Scheduler:
             return
         if not self._reconciled:
             self._reconciled = True
+            self._leader_since = self.clock.time()
             log.info("scheduler leader %s: following runs left by earlier servers", self.holder)
             if self.warm_backends:
                 threading.Thread(target=self._warm, name="runyard-warm-backends", daemon=True).start()
@@ -150,6 +160,19 @@ class Scheduler:
             finish_experiments(state, rows)
             if not ended:  # only runs that ended here free slots for another round
                 break
+        self._fail_lost_runs()
+
+    def _fail_lost_runs(self) -> None:
+        """End ``failed`` the ad-hoc runs whose process stopped heartbeating (see the module's docs)."""
+        now = self.clock.time()
+        timeout_s = config.lost_run_timeout_s()
+        if now - self._lost_checked_at < min(_LOST_EVERY_S, timeout_s / 4) or now - self._leader_since < timeout_s:
+            return
+        self._lost_checked_at = now
+        message = (f"lost: its process sent no heartbeat for {timeout_s:g} s (RUNYARD_LOST_RUN_TIMEOUT_S); "
+                   "it was killed or its machine went away")
+        for run_id in self.store.fail_lost_runs(now - timeout_s, message):
+            log.warning("run %s: %s", run_id, message)
 
     def _stop_idle_backends(self) -> None:
         """An idle local agent stops with the server (one with jobs keeps running them)."""

@@ -1,23 +1,38 @@
 """The module-level SDK functions and the process's one active run.
 
 One run is active per process. ``log`` and the other writing calls start one on first
-use ("auto-init", as ``init()`` with defaults). The first ``init()`` installs three
-process hooks: an ``atexit`` handler that finishes the active run (``failed`` when the
-interpreter exits because of an uncaught exception, seen through a wrapped
-``sys.excepthook``), and an after-fork handler that stops a forked child from
-queueing points no thread would ever send.
+use ("auto-init", as ``init()`` with defaults). The first ``init()`` installs process
+hooks:
+
+- an ``atexit`` handler that finishes the active run with the process's outcome:
+  ``failed`` (exit code 1) after an uncaught exception, seen through a wrapped
+  ``sys.excepthook``; the code of ``sys.exit(code)`` (``failed`` unless it is 0 or None;
+  ``sys.exit("message")`` is code 1), seen through a wrapped ``sys.exit`` in the main
+  thread, since a ``SystemExit`` reaches neither the excepthook nor the atexit handler;
+  else ``succeeded``. Not seen: ``raise SystemExit(n)`` written out (and the ``exit()``
+  builtin) end ``succeeded`` unless inside ``with runyard.init()``, which sees it;
+- a SIGTERM handler, only if the program has none (SIG_DFL): it sends the buffered
+  points (for up to 10 s), sets the run ``failed`` ("stopped by SIGTERM", exit code
+  143), then dies of SIGTERM as it would have;
+- an after-fork handler that stops a forked child from queueing points no thread would
+  ever send.
+
+A process that vanishes without any of these (SIGKILL, ``os._exit``, a power cut) stops
+heartbeating; the server ends its run ``failed`` ("lost") after
+``RUNYARD_LOST_RUN_TIMEOUT_S``.
 """
 
 from __future__ import annotations
 
 import atexit
 import os
+import signal
 import sys
 import threading
 from collections.abc import Mapping
 from typing import Any
 
-from runyard.sdk._run import Run, _exit_message, env_params, start_run
+from runyard.sdk._run import Run, _exit_message, env_params, exit_outcome, flush_timeout_s, start_run
 
 __all__ = ["active_run", "finish", "init", "log", "log_artifact", "log_params", "params", "set_tags", "should_stop"]
 
@@ -25,6 +40,9 @@ _active: Run | None = None
 _lock = threading.RLock()
 _hooks_installed = False
 _exit_error: str | None = None
+_no_exit = object()
+_exit_code: object = _no_exit  # the code of the main thread's last sys.exit()
+SIGTERM_FLUSH_S = 10.0
 
 
 def init(project: str | None = None, name: str = "", params: Mapping[str, Any] | None = None,
@@ -232,7 +250,28 @@ def _install_hooks() -> None:
         previous(exc_type, exc, tb)
 
     sys.excepthook = excepthook
+    original_exit = sys.exit
+
+    def exit(status: object = None) -> None:  # noqa: A001  (it replaces sys.exit, under that name)
+        global _exit_code
+        if threading.current_thread() is threading.main_thread():  # elsewhere it only ends the thread
+            _exit_code = status
+        original_exit(status)
+
+    exit.__doc__ = original_exit.__doc__
+    sys.exit = exit
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    run = _active
+    if run is not None:
+        run._end("failed", "the process was stopped by SIGTERM", 128 + signal.SIGTERM,
+                 timeout_s=min(flush_timeout_s(), SIGTERM_FLUSH_S))
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGTERM)  # die of it, as without this handler
 
 
 def _at_exit() -> None:
@@ -240,9 +279,11 @@ def _at_exit() -> None:
     if run is None:
         return
     if _exit_error is not None:
-        run._end("failed", f"the process exited with {_exit_error}")
+        run._end("failed", f"the process exited with {_exit_error}", 1)
+    elif _exit_code is not _no_exit:
+        run._end(*exit_outcome(_exit_code))
     else:
-        run._end("succeeded", None)
+        run._end("succeeded", None, 0)
 
 
 def _after_fork_in_child() -> None:

@@ -16,22 +16,24 @@ import json
 import math
 import operator
 import os
+import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from time import time as _time
 from typing import TYPE_CHECKING, Any, Self
 
 import runyard.names as names
-from runyard.errors import InvalidInput, InvalidState, RunyardError
+from runyard.errors import InvalidInput, InvalidState, NotFound, RunyardError, ServerUnreachable, http_status
 from runyard.records.status import RunStatus
 from runyard.sdk._report import Reporter, report
 
 if TYPE_CHECKING:
     from runyard.client import Client
-    from runyard.sdk._sender import Sender
+    from runyard.sdk._sender import PendingRun, Sender
     from runyard.spool import SpoolClient
 
-__all__ = ["Run", "env_params", "flush_timeout_s", "start_run"]
+__all__ = ["Run", "env_params", "exit_outcome", "flush_timeout_s", "start_run"]
 
 DEFAULT_BUFFER_POINTS = 1_000_000
 DEFAULT_FLUSH_TIMEOUT_S = 60.0
@@ -45,7 +47,9 @@ class Run:
     """One run this process logs to. Create it with :func:`runyard.init`, not directly.
 
     Attributes:
-        id: the run's id on the server (None when the run could not be created).
+        id: the run's id on the server (None when the run could not be created, or not yet).
+        local_id: ``local-<hex>`` for a run started while the server was away (created on the
+            server when it answers, or by ``runyard sync``), else None.
         url: the run's page in the web UI.
         launched: true inside a run started by Runyard (the runner owns its status).
 
@@ -61,8 +65,10 @@ class Run:
     """
 
     def __init__(self, *, run_id: int | None, params: dict[str, Any], client: Client | SpoolClient | None, launched: bool,
-                 reporter: Reporter, cap_points: int, on_finish: Callable[[Run], None]) -> None:
+                 reporter: Reporter, cap_points: int, on_finish: Callable[[Run], None],
+                 pending: dict[str, Any] | None = None, local_home: str | None = None) -> None:
         self.id = run_id
+        self.local_id: str | None = None
         self.launched = launched
         self.url = f"{client.base_url}/runs/{run_id}" if client is not None and run_id is not None else None
         self._params = params
@@ -74,18 +80,31 @@ class Run:
         self._n_logs = 0
         self._keys: dict[str, str] = {}
         self._sender: Sender | None = None
-        if client is not None and run_id is not None:
+        self._pending: PendingRun | None = None
+        if client is not None and (run_id is not None or pending is not None):
             from runyard.config import home
-            from runyard.sdk._sender import Sender
+            from runyard.sdk._sender import PendingRun, Sender
 
-            self._sender = Sender(client, run_id, spool_dir=home() / "spool" / str(run_id), cap_points=cap_points,
-                                  owner=not launched, reporter=reporter)
+            if pending is not None:
+                self.local_id = f"local-{uuid.uuid4().hex[:12]}"
+                spool_dir = home() / "spool" / self.local_id
+                self._pending = PendingRun(spool_dir, self.local_id, on_created=self._created, **pending)
+            else:
+                spool_dir = home() / "spool" / str(run_id)
+            self._sender = Sender(client, run_id, spool_dir=spool_dir, cap_points=cap_points, owner=not launched,
+                                  reporter=reporter, pending=self._pending, local_home=local_home)
             self._queue = self._sender.queue
             self._wake = self._sender.wake
             self._closed: str | None = None
         else:
             self._queue = None  # type: ignore[assignment]
             self._closed = "disabled"
+
+    def _created(self, record: dict[str, Any]) -> None:
+        """The sender created the run started while the server was away (on its thread)."""
+        self.id = int(record["id"])
+        self.url = f"{self._sender._client.base_url}/runs/{self.id}"  # type: ignore[union-attr]
+        report(f"run {self.local_id} is run {self.id} ({record.get('name', '')}) on the server: {self.url}")
 
     def __repr__(self) -> str:
         return f"Run(id={self.id!r}, url={self.url!r}, launched={self.launched})"
@@ -96,8 +115,10 @@ class Run:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
             self.finish("succeeded")
+        elif isinstance(exc, SystemExit):
+            self._end(*exit_outcome(exc.code))
         else:
-            self._end("failed", _exit_message(exc_type, exc))
+            self._end("failed", _exit_message(exc_type, exc), 1)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -230,6 +251,10 @@ class Run:
         """
         clean = _json_dict(params, "log_params()")
         self._params.update(clean)
+        if self._pending is not None and self.id is None:
+            self._pending.add(params=clean)  # created with the run
+            if self.id is None:  # else the sender created it meanwhile, maybe without them: send them too
+                return
         self._call(f"log params {sorted(clean)}", lambda c: c.log_params(self.id, clean))
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -246,6 +271,10 @@ class Run:
         if not isinstance(tags, Mapping):
             raise TypeError(f"set_tags() takes a dict of tag name → value, but got {type(tags).__name__}.")
         clean = {str(k): str(v) for k, v in tags.items()}
+        if self._pending is not None and self.id is None:
+            self._pending.add(tags=clean)
+            if self.id is None:
+                return
         self._call(f"set tags {sorted(clean)}", lambda c: c.set_tags(self.id, clean))
 
     def log_artifact(self, path: str | os.PathLike[str], name: str | None = None) -> list[str]:
@@ -353,25 +382,82 @@ class Run:
             raise ValueError(f"finish() status must be one of {', '.join(FINAL_STATUSES)}, but got {status!r}.")
         self._end(status, None)
 
-    def _end(self, status: str, message: str | None) -> None:
+    def _end(self, status: str, message: str | None, exit_code: int | None = None, *,
+             timeout_s: float | None = None) -> None:
         if self._finished or os.getpid() != self._pid:
             return
         self._finished = True
         self._closed = "finished"
         try:
+            sent = True
             if self._sender is not None:
-                timeout_s = flush_timeout_s()
+                timeout_s = flush_timeout_s() if timeout_s is None else timeout_s
                 if not self._sender.healthy:
                     report(f"waiting up to {timeout_s:g} s (RUNYARD_SDK_FLUSH_TIMEOUT_S) for the server at "
                            f"{self._client.base_url} to take {self._sender.n_buffered()} buffered metric points.")  # type: ignore[union-attr]
-                self._sender.close(timeout_s)
-            if not self.launched and self.id is not None:
-                self._call(f"set its status to {status}", lambda c: c.update_run(self.id, status, message))
+                sent = self._sender.close(timeout_s)
+            if not self.launched and self._sender is not None:
+                self._deliver_status(status, message, exit_code, server_away=not sent)
         finally:
             client, self._client = self._client, None
             if client is not None:
                 client.close()
             self._on_finish(self)
+
+    def _deliver_status(self, status: str, message: str | None, exit_code: int | None, *, server_away: bool) -> None:
+        """Set an ad-hoc run's final status: retried for a few seconds, else saved for `runyard sync`."""
+        sender = self._sender
+        assert sender is not None
+        run_id = sender.run_id
+        if run_id is not None and not server_away:
+            for delay in (0.0, 0.5, 1.0, 2.0):
+                time.sleep(delay)
+                try:
+                    self._client.update_run(run_id, status, message, exit_code)  # type: ignore[union-attr]
+                except (InvalidState, NotFound) as e:
+                    report(f"run {run_id}: cannot set its status to {status}: {e.message}")
+                    break
+                except ServerUnreachable:
+                    continue
+                except RunyardError as e:
+                    if http_status(e) >= 500:
+                        continue
+                    report(f"run {run_id}: cannot set its status to {status}: {e}")
+                    break
+                self._cleanup_spool()
+                return
+            else:
+                server_away = True
+        if not server_away:
+            return
+        from runyard.sdk._sender import STATUS_FILE, write_meta
+
+        name = run_id if run_id is not None else self.local_id
+        path = sender.spool_dir / STATUS_FILE
+        try:
+            write_meta(path, {"status": status, "message": message, "exit_code": exit_code, "t": time.time()})
+        except OSError as e:
+            report(f"run {name}: the server did not take its final status {status}, and it cannot be saved in {path} "
+                   f"({e}); set it later with `runyard runs` commands.")
+            return
+        report(f"run {name}: the server at {self._client.base_url} did not take its final status {status}; "  # type: ignore[union-attr]
+               f"it is saved in {sender.spool_dir} with the unsent metrics: send it with `runyard sync` once the "
+               f"server is back.")
+
+    def _cleanup_spool(self) -> None:
+        """Everything reached the server: a run started while it was away no longer needs its spool directory."""
+        if self._pending is None:
+            return
+        from runyard.sdk._sender import CREATE_FILE
+
+        directory = self._pending.path.parent
+        if any(p.suffix == ".json" for p in directory.iterdir()):
+            return  # metric batches another process of the run left: `runyard sync` still needs the id mapping
+        (directory / CREATE_FILE).unlink(missing_ok=True)
+        try:
+            directory.rmdir()
+        except OSError:
+            pass
 
     def _forked(self) -> None:
         """In a forked child: the sender thread did not come along, so stop accepting points."""
@@ -433,7 +519,8 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
             report(f"cannot reach a server for run {run_id}: {e}\nMetrics of this process are not recorded.")
             return Run(run_id=None, params={**init_params, **launched_params}, client=None, launched=True, **common)
         # The launched run's params (e.g. from a search) override the code's defaults given to init().
-        run = Run(run_id=run_id, params={**init_params, **launched_params}, client=client, launched=True, **common)
+        run = Run(run_id=run_id, params={**init_params, **launched_params}, client=client, launched=True,
+                  local_home=_local_home(), **common)
         extra = {k: v for k, v in init_params.items() if k not in launched_params}
         if extra:
             run._call(f"log params {sorted(extra)}", lambda c: c.log_params(run_id, extra))
@@ -450,6 +537,8 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
         for key, value in tag_strs.items():
             names.check_key(key, "tag")
             names.check_text(value, f"tags.{key}")
+        local_home = _local_home()
+        client = None
         try:
             client = Client.from_env()
             if not isinstance(client, Client):  # a task that spools: its run exists, and no other can be made
@@ -461,13 +550,43 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
         except InvalidInput:
             raise
         except RunyardError as e:
-            report(f"cannot create a run in project {project!r}: {e}\nMetrics of this process are not recorded.")
-            return Run(run_id=None, params=init_params, client=None, launched=False, **common)
-        run = Run(run_id=record["id"], params=init_params, client=client, launched=False, **common)
+            if not (isinstance(e, ServerUnreachable) or http_status(e) >= 500):
+                report(f"cannot create a run in project {project!r}: {e}\nMetrics of this process are not recorded.")
+                return Run(run_id=None, params=init_params, client=None, launched=False, **common)
+            if client is None:  # the embedded server did not start: aim at where it will be
+                client = Client(_last_local_url())
+            run = Run(run_id=None, params=init_params, client=client, launched=False, local_home=local_home,
+                      pending={"project": project, "name": name, "params": init_params, "tags": tag_strs}, **common)
+            report(f"cannot reach the server to create the run ({e.message}); logging to run {run.local_id}, "
+                   f"kept in {run._sender.spool_dir} and created on the server when it answers "  # type: ignore[union-attr]
+                   f"(or by `runyard sync`).")
+            run._sender.start()  # type: ignore[union-attr]
+            return run
+        run = Run(run_id=record["id"], params=init_params, client=client, launched=False, local_home=local_home, **common)
         report(f"run {run.id} ({record.get('name', '')}) in project {project!r}: {run.url}")
     if run._sender is not None:
         run._sender.start()
     return run
+
+
+def _local_home() -> str | None:
+    """The embedded server's home when this process talks to it (its address may change), else None."""
+    from runyard._local import LOCAL_HOME_ENV, saved_credentials
+
+    launched_by = os.environ.get(LOCAL_HOME_ENV)
+    if launched_by:
+        return launched_by  # a run the local server launched: RUNYARD_SERVER is its address
+    if os.environ.get("RUNYARD_SERVER") or saved_credentials() is not None:
+        return None
+    from runyard.config import home
+
+    return str(home())
+
+
+def _last_local_url() -> str:
+    from runyard._local import HOST, last_port, local_server_url
+
+    return local_server_url() or f"http://{HOST}:{last_port() or 8765}"
 
 
 def env_params() -> dict[str, Any]:
@@ -536,6 +655,15 @@ def _jsonable(value: Any) -> Any:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def exit_outcome(code: object) -> tuple[str, str | None, int]:
+    """``(status, message, exit code)`` of a process ending with ``sys.exit(code)``, as the interpreter reads ``code``."""
+    if code is None or code == 0:
+        return "succeeded", None, 0
+    if isinstance(code, int):
+        return "failed", f"the process exited with code {code}", code
+    return "failed", f"the process exited with: {str(code)[:480]}", 1  # sys.exit("message") prints it and exits 1
 
 
 def _exit_message(exc_type: type[BaseException], exc: BaseException | None) -> str:

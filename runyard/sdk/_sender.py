@@ -16,7 +16,13 @@ no lock. One daemon thread per run then:
   second) and spills its oldest batches to the :class:`~runyard.spool.MetricSpool`
   beyond that; on reconnect the spool is replayed first, then memory;
 - drops a batch the server rejects with a 4xx, reporting once per error code;
-- once ``should_stop()`` was asked, refreshes the run's status every 2 s.
+- once ``should_stop()`` was asked, refreshes the run's status every 2 s; it also
+  heartbeats every ``RUNYARD_SDK_HEARTBEAT_S`` (default 15 s) anyway, so the server can
+  tell an ad-hoc run whose process vanished (it ends ``failed``, "lost");
+- a run started while the server was away has no id yet: the sender creates it on the
+  first contact (:class:`PendingRun`), then sends what was buffered or spooled;
+- a run of the embedded local server (``local_home``) that finds its server gone reads
+  the server's current address from ``server.json`` there before buffering.
 
 Thread safety: ``queue``, :meth:`wake`, :meth:`flush`, :meth:`close` and the ``status``
 attributes may be used from any thread; everything else belongs to the sender thread.
@@ -24,11 +30,14 @@ attributes may be used from any thread; everything else belongs to the sender th
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 import traceback
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -42,7 +51,8 @@ if TYPE_CHECKING:
     from runyard.client import Client
     from runyard.spool import SpoolClient
 
-__all__ = ["MAX_BATCH_POINTS", "REQUEST_TIMEOUT_S", "WAKE_POINTS", "Sender"]
+__all__ = ["CREATE_FILE", "MAX_BATCH_POINTS", "REQUEST_TIMEOUT_S", "STATUS_FILE", "WAKE_POINTS", "PendingRun", "Sender",
+           "heartbeat_every_s", "write_meta"]
 
 INTERVAL_S = 1.0
 WAKE_POINTS = 1_000
@@ -51,6 +61,10 @@ BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 10.0
 STATUS_EVERY_S = 2.0
 REQUEST_TIMEOUT_S = 15.0
+DEFAULT_HEARTBEAT_S = 15.0
+# Beside the metric batches of a spool directory (MetricSpool only reads *.json files):
+CREATE_FILE = "create.meta"  # a run started while the server was away: how to create it, then its id
+STATUS_FILE = "status.meta"  # an ad-hoc run's final status the server did not take
 
 _JSON = {"Content-Type": "application/json"}
 _SENT, _DROPPED, _RETRY = "sent", "dropped", "retry"
@@ -62,6 +76,56 @@ class _Batch(NamedTuple):
     body: bytes
 
 
+def heartbeat_every_s() -> float:
+    """``RUNYARD_SDK_HEARTBEAT_S`` (default 15 s): how often an ad-hoc run tells the server it is alive."""
+    try:
+        value = float(os.environ.get("RUNYARD_SDK_HEARTBEAT_S") or DEFAULT_HEARTBEAT_S)
+    except ValueError:
+        return DEFAULT_HEARTBEAT_S
+    return value if value > 0 else DEFAULT_HEARTBEAT_S
+
+
+def write_meta(path: Path, data: dict[str, Any]) -> None:
+    """Write a spool directory's small JSON file atomically (readers see the old or the new content)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class PendingRun:
+    """An ad-hoc run that does not exist on the server yet: what creating it takes, kept in ``create.meta``.
+
+    Args:
+        spool_dir: ``$RUNYARD_HOME/spool/<local_id>``.
+        local_id: ``local-<hex>``, the run's name until the server gives it an id.
+        project, name, params, tags: as given to ``runyard.init()`` (params and tags logged
+            meanwhile are added).
+        on_created: called (on the sender thread) with the server's record once it exists.
+    """
+
+    def __init__(self, spool_dir: Path, local_id: str, project: str, name: str, params: dict[str, Any],
+                 tags: dict[str, str], on_created: Callable[[dict[str, Any]], None]) -> None:
+        self.path = spool_dir / CREATE_FILE
+        self.local_id = local_id
+        self.data: dict[str, Any] = {"local_id": local_id, "project": project, "name": name, "params": dict(params),
+                                     "tags": dict(tags), "pid": os.getpid(), "created_at": time.time(), "run_id": None}
+        self.on_created = on_created
+        self._lock = threading.Lock()
+        self.save()
+
+    def save(self) -> None:
+        with self._lock:
+            write_meta(self.path, self.data)
+
+    def add(self, *, params: dict[str, Any] | None = None, tags: dict[str, str] | None = None) -> None:
+        """Params or tags logged before the run exists: created with it."""
+        with self._lock:
+            self.data["params"].update(params or {})
+            self.data["tags"].update(tags or {})
+        self.save()
+
+
 class Sender:
     """Moves one run's queued points to the server.
 
@@ -71,18 +135,22 @@ class Sender:
         spool_dir: ``$RUNYARD_HOME/spool/<run_id>``.
         cap_points: most points held in memory before spilling to ``spool_dir``.
         owner: true for ad-hoc runs; their status is refreshed with a heartbeat (which
-            also marks them alive), a launched run's with a read (its runner heartbeats).
+            also marks them alive), a launched run's with a read between its heartbeats.
         reporter: where problems are told, once each.
+        pending: the run to create first (``run_id`` is None until then).
+        local_home: the embedded server's home, whose ``server.json`` says where it is now.
     """
 
-    def __init__(self, client: Client | SpoolClient, run_id: int, *, spool_dir: Path, cap_points: int, owner: bool,
-                 reporter: Reporter) -> None:
+    def __init__(self, client: Client | SpoolClient, run_id: int | None, *, spool_dir: Path, cap_points: int, owner: bool,
+                 reporter: Reporter, pending: PendingRun | None = None, local_home: str | None = None) -> None:
         self.queue: deque[tuple[str, int, float, float]] = deque()
         self.status: str | None = None
         self.status_wanted = False
         self._client = client
         self._run_id = run_id
-        self._path = f"/runs/{run_id}/metrics"
+        self._pending_run = pending
+        self._local_home = local_home
+        self._heartbeat_s = heartbeat_every_s()
         self._owner = owner
         self._reporter = reporter
         self._cap = cap_points
@@ -100,12 +168,23 @@ class Sender:
         self._retry_at = 0.0
         self._next_tick = 0.0
         self._status_at = 0.0
+        self._beat_at = -1e9  # the first pass heartbeats
         self._spill_broken = False
-        self._thread = threading.Thread(target=self._main, name=f"runyard-sender-{run_id}", daemon=True)
+        name = run_id if pending is None else pending.local_id
+        self._thread = threading.Thread(target=self._main, name=f"runyard-sender-{name}", daemon=True)
 
     # ------------------------------------------------------------ any thread
     def start(self) -> None:
         self._thread.start()
+
+    @property
+    def run_id(self) -> int | None:
+        """The run's id on the server; None while a run started with the server away was not created yet."""
+        return self._run_id
+
+    @property
+    def spool_dir(self) -> Path:
+        return self._spool.dir
 
     @property
     def healthy(self) -> bool:
@@ -223,6 +302,8 @@ class Sender:
 
     def _send_all(self) -> bool:
         """Post the spool, then the in-memory batches, oldest first; false at the first retryable failure."""
+        if self._run_id is None and not self._create():
+            return False
         while True:
             if self._stopping:
                 return False  # close() gave up waiting: the last pass spools the rest
@@ -253,10 +334,42 @@ class Sender:
                 self._pending.popleft()
                 self._pending_points -= n
 
+    def _create(self) -> bool:
+        """Create the pending run on the server; false (retry later) while it cannot be."""
+        pending = self._pending_run
+        assert pending is not None
+        data = pending.data
+        try:
+            record = self._client.create_run(data["project"], name=data["name"], params=data["params"],  # type: ignore[union-attr]
+                                             tags=data["tags"])
+        except ServerUnreachable:
+            if self._relocated():
+                return self._create()
+            self._failed(None)
+            return False
+        except RunyardError as e:
+            self._failed(e)
+            if http_status(e) < 500:
+                self._reporter.once(("create", e.code), f"the server refused to create run {pending.local_id}: {e}. Its "
+                                                        f"metrics stay in {self._spool.dir}.")
+            return False
+        self._run_id = int(record["id"])
+        data["run_id"] = self._run_id
+        try:
+            pending.save()
+        except OSError as e:
+            self._reporter.once("create-save", f"cannot record the id of run {pending.local_id} in {pending.path}: {e}.")
+        pending.on_created(record)
+        self._recovered()
+        return True
+
     def _post(self, body: bytes, n: int) -> str:
         try:
-            self._client.request("POST", self._path, content=body, headers=_JSON, timeout_s=REQUEST_TIMEOUT_S)
+            self._client.request("POST", f"/runs/{self._run_id}/metrics", content=body, headers=_JSON,
+                                 timeout_s=REQUEST_TIMEOUT_S)
         except ServerUnreachable:
+            if self._relocated():
+                return self._post(body, n)
             self._failed(None)
             return _RETRY
         except RunyardError as e:
@@ -269,6 +382,19 @@ class Sender:
             return _DROPPED
         self._recovered()
         return _SENT
+
+    def _relocated(self) -> bool:
+        """Point the client at the embedded server's current address if it moved; true when it did."""
+        if self._local_home is None:
+            return False
+        from runyard._local import follow_local_server
+
+        old = self._client.base_url
+        url = follow_local_server(self._client, self._local_home)
+        if url is None:
+            return False
+        self._reporter.once(("moved", url), f"the local server moved from {old} to {url}; sending there.")
+        return True
 
     def _failed(self, error: RunyardError | None) -> None:
         if self._healthy:
@@ -320,21 +446,32 @@ class Sender:
         while self._pending and self._spill_oldest():
             pass
         url = self._client.base_url
+        name = self._run_id if self._run_id is not None else self._pending_run.local_id  # type: ignore[union-attr]
         if self._spool.n_points:
             self._reporter.once("left", (
-                f"could not send {self._spool.n_points} metric points of run {self._run_id} to {url}; they are saved in "
-                f"{self._spool.dir} and sent the next time a process attaches to the run, e.g. "
-                f"`RUNYARD_SERVER={url} RUNYARD_RUN_ID={self._run_id} python -c 'import runyard; runyard.init(); runyard.finish()'`."))
+                f"could not send {self._spool.n_points} metric points of run {name} to {url}; they are saved in "
+                f"{self._spool.dir}: send them with `runyard sync` once the server is back (a later process of "
+                f"the run sends them too)."))
         if self._pending_points:
-            self._reporter.once("lost", f"{self._pending_points} metric points of run {self._run_id} could not be sent "
+            self._reporter.once("lost", f"{self._pending_points} metric points of run {name} could not be sent "
                                         f"to {url} nor saved, and are lost.")
 
     def _refresh_status(self, now: float) -> None:
-        if not self.status_wanted or now - self._status_at < STATUS_EVERY_S:
+        """Heartbeat every ``heartbeat_every_s()``, and read the status every 2 s once should_stop() was asked.
+
+        Every process heartbeats, launched or not: a run attached by hand (``RUNYARD_RUN_ID``
+        of a run made through the API) has no runner to heartbeat for it.
+        """
+        if self._run_id is None:
+            return
+        beat = now - self._beat_at >= self._heartbeat_s
+        read = self.status_wanted and now - self._status_at >= STATUS_EVERY_S
+        if not (beat or read):
             return
         self._status_at = now
         try:
-            if self._owner:
+            if beat or self._owner:
+                self._beat_at = now
                 self.status = self._client.heartbeat(self._run_id)
             else:
                 self.status = _status(self._client.get_run(self._run_id))

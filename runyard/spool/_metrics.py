@@ -21,6 +21,11 @@ Layout and traps:
   servers apart (the embedded one may come back on another port), so this is a known
   limit for one home shared by two servers with unsent batches.
 
+Beside the batches, a directory may hold an ad-hoc run's ``status.meta`` (its final
+status, when the server was away at ``finish()``) and, for a run started while the
+server was away (``local-<hex>``), ``create.meta``; :meth:`adopt` reads only ``*.json``
+files, and ``runyard sync`` (``runyard.sdk._sync``) sends all three.
+
 Not thread-safe: only the sender thread of one run uses a :class:`MetricSpool`.
 """
 

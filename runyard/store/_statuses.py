@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 
 from runyard import config
 from runyard.errors import InvalidInput, InvalidState, NotFound
 from runyard.records.status import can_transition, check_transition
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _now
+from runyard.store._engine import read_scope, write_scope
 from runyard.store._engine import statement as _stmt
-from runyard.store._engine import write_scope
 from runyard.store._records import RUN_STATUSES, TERMINAL_STATUSES, Run
 
 
@@ -99,6 +99,31 @@ class StatusesPart(StorePart):
             if "ended_at" in values:
                 end_run_tokens_in(conn, run_id, now)
         return accepted, current
+
+    def fail_lost_runs(self, before: float, message: str) -> list[int]:
+        """End ``failed`` (with ``message``) the ad-hoc runs still running whose last sign of life is before ``before``.
+
+        Ad-hoc runs (no experiment) are set running by their own process, whose SDK heartbeats;
+        a run's sign of life is its last heartbeat, else its start. Runs of experiments are
+        followed through their engines instead. One indexed query when nothing is lost.
+
+        Returns:
+            The ids of the runs it ended.
+        """
+        r = m.SqlRun
+        alive_at = func.coalesce(r.heartbeat_at, r.started_at, r.created_at)
+        with read_scope(self.engine) as conn:
+            ids = [row[0] for row in conn.execute(_stmt("lost_runs", lambda: select(r.id).where(
+                r.status == "running", r.experiment_id.is_(None), alive_at < bindparam("before"))), {"before": before})]
+        ended = []
+        for run_id in ids:
+            with write_scope(self.engine) as conn:
+                row = conn.execute(select(r.status, alive_at).where(r.id == run_id).with_for_update()).first()
+                if row is None or row[0] != "running" or row[1] >= before:  # it heartbeat or ended meanwhile
+                    continue
+                self._set_status_in(conn, run_id, "failed", message=message)
+            ended.append(run_id)
+        return ended
 
     def set_run_message(self, run_id: int, message: str, *, statuses: Iterable[str]) -> bool:
         """Set the status message of a run that is in one of ``statuses`` (e.g. the engine's

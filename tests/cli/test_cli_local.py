@@ -43,10 +43,11 @@ def started(runyard_home: Path) -> Iterator[list[int]]:
     yield pids
     state = runyard_home / "server.json"
     if state.exists():
-        pids.append(_state(runyard_home)["pid"])
+        info = _state(runyard_home)
+        pids += [info["pid"], info.get("supervisor_pid") or 0]
     _local.stop_server()
     for pid in pids:
-        if _alive(pid):
+        if pid and _alive(pid):
             os.kill(pid, signal.SIGKILL)
 
 
@@ -61,7 +62,9 @@ def test_started_on_demand_then_reused(cli, runyard_home: Path, started: list[in
     assert res.exit_code == 0, res.output
     info = _state(runyard_home)
     started.append(info["pid"])
-    assert set(info) == {"url", "pid", "port", "started_at"}
+    assert set(info) == {"url", "pid", "port", "started_at", "supervisor_pid", "restarts", "restarted_at"}
+    started.append(info["supervisor_pid"])
+    assert _alive(info["supervisor_pid"]) and (info["restarts"], info["restarted_at"]) == (0, None)
     assert info["url"] == f"http://127.0.0.1:{info['port']}"
     assert res.stderr == (f"Started the local Runyard server at {info['url']} (pid {info['pid']}); "
                           "stop it with `runyard server stop`.\n")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -108,18 +109,23 @@ def test_params_tags_and_artifacts(server: LiveServer, client: Client, tmp_path:
     assert (tmp_path / "back.txt").read_text() == "b"
 
 
-def test_unreachable_server_at_init_gives_a_run_that_does_nothing(monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_server_at_init_spools_the_run_under_a_local_id(monkeypatch: pytest.MonkeyPatch, runyard_home: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("RUNYARD_SERVER", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("RUNYARD_SDK_FLUSH_TIMEOUT_S", "0.5")
     run = runyard.init(project="nowhere", params={"lr": 0.1})
-    assert run.id is None
+    assert run.id is None and run.local_id is not None and run.local_id.startswith("local-")
     for i in range(10):
         runyard.log({"loss": 1.0 / (i + 1)})
     assert runyard.params() == {"lr": 0.1}
     assert runyard.should_stop() is False
     runyard.finish()
     err = capsys.readouterr().err
-    assert "cannot create a run in project 'nowhere'" in err and "Metrics of this process are not recorded" in err
+    assert f"logging to run {run.local_id}" in err and "`runyard sync`" in err
+    spooled = runyard_home / "spool" / run.local_id
+    assert json.loads((spooled / "create.meta").read_text())["params"] == {"lr": 0.1}
+    assert json.loads((spooled / "status.meta").read_text())["status"] == "succeeded"
+    assert sum(int(p.stem.rsplit("-", 1)[1]) for p in spooled.glob("*.json")) == 10
 
 
 def test_init_inside_a_spooling_task_without_a_run_id_gives_a_run_that_does_nothing(
