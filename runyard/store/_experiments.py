@@ -13,7 +13,7 @@ from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _clean_float, _now
 from runyard.store._engine import read_scope, write_scope
-from runyard.store._query import parse_order
+from runyard.store._query import parse_field
 from runyard.store._records import TERMINAL_STATUSES, Experiment
 
 
@@ -103,13 +103,14 @@ class ExperimentsPart(StorePart):
         """
         params: list[str] = []
         metrics: list[tuple[str, str, str]] = []
+        quoted: dict[str, bool] = {}
         for f in fields:
-            if f.startswith("params.") and len(f) > len("params."):
-                params.append(f[len("params."):])
-                continue
-            if f.startswith("metrics.") and len(f) > len("metrics."):
-                o = parse_order(f)
-                metrics.append((f, o.key, o.agg))
+            if f.startswith(("params.", "metrics.")):
+                kind, key, agg, quoted[f] = parse_field(f)
+                if kind == "param":
+                    params.append(key)
+                else:
+                    metrics.append((f, key, agg))
                 continue
             raise InvalidInput(f"Unknown field {f!r}: columns are params or metrics.",
                                "Write params.NAME or metrics.NAME[.last|.min|.max], e.g. fields=metrics.loss.min.")
@@ -130,7 +131,7 @@ class ExperimentsPart(StorePart):
             for field, key, agg in metrics:
                 col: list[Any] = [None] * len(ids)
                 columns[field] = col
-                kid = self._metric_key_id(conn, key)
+                kid = self._resolve_metric(conn, key, quoted[field], f"field {field!r}")
                 if kid is None:
                     continue
                 value = {"last": sm.last, "min": sm.min, "max": sm.max}[agg]
