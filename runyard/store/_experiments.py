@@ -67,19 +67,35 @@ class ExperimentsPart(StorePart):
             Experiment(
                 id=r.id, project=r.project_name, name=r.name, status=r.status, config=json.loads(r.config), snapshot_id=r.snapshot_id,
                 backend=r.backend, message=r.message, created_at=r.created_at, ended_at=r.ended_at, counts=counts[r.id],
+                warnings=json.loads(r.warnings or "[]"),
             )
             for r in rows
         ]
 
-    def set_experiment_status(self, experiment_id: int, status: str, message: str = "") -> Experiment:
+    def set_experiment_status(self, experiment_id: int, status: str, message: str = "", *,
+                              only_if: str | None = None) -> Experiment:
+        """Set the experiment's status; with ``only_if``, only while it has that status (else nothing changes)."""
         ended = _now() if status in TERMINAL_STATUSES else None
+        e = m.SqlExperiment
         with write_scope(self.engine) as conn:
-            res = conn.execute(
-                update(m.SqlExperiment).where(m.SqlExperiment.id == experiment_id).values(status=status, message=message, ended_at=ended)
-            )
-            if res.rowcount == 0:
+            stmt = update(e).where(e.id == experiment_id)
+            if only_if is not None:
+                stmt = stmt.where(e.status == only_if)
+            res = conn.execute(stmt.values(status=status, message=message, ended_at=ended))
+            if res.rowcount == 0 and (only_if is None or conn.execute(select(e.id).where(e.id == experiment_id)).first() is None):
                 raise NotFound(f"No experiment with id {experiment_id}.", "List experiments with `runyard experiments`.")
         return self.get_experiment(experiment_id)
+
+    def add_experiment_warning(self, experiment_id: int, text: str) -> None:
+        """Record a warning on the experiment (once: the same text again is not repeated)."""
+        e = m.SqlExperiment
+        with write_scope(self.engine) as conn:
+            stored = conn.execute(select(e.warnings).where(e.id == experiment_id)).scalar()
+            if stored is None:
+                raise NotFound(f"No experiment with id {experiment_id}.", "List experiments with `runyard experiments`.")
+            warnings = json.loads(stored or "[]")
+            if text not in warnings:
+                conn.execute(update(e).where(e.id == experiment_id).values(warnings=json.dumps([*warnings, text])))
 
     def experiment_keys(self, experiment_id: int) -> dict[str, list[str]]:
         """The param and metric names the experiment's runs have, sorted: a table's column choices."""

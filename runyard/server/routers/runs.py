@@ -93,7 +93,9 @@ class MetricHistory(BaseModel):
     values: list[float | None]
     timestamps: list[float]
     downsampled: bool
-    total: int = Field(description="points stored for this metric")
+    total: int = Field(description="points stored for this metric (in the attempts returned)")
+    attempt: int = Field(description="the run's attempt these points belong to (the latest one, with attempt=all)")
+    attempts: list[int] | None = Field(default=None, description="with attempt=all: each point's attempt")
 
 
 @router.post("", response_model=Run, status_code=201)
@@ -385,9 +387,15 @@ async def metric_history(
     key: str,
     request: Request,
     max_points: int | None = Query(default=None, ge=2, le=1_000_000, description="downsample to at most this many points"),
+    attempt: str = Query(default="latest", max_length=20,
+                         description="latest (the default), all, or an attempt number: whose points to return"),
 ) -> Response:
-    """A metric's points in step order; downsampled keeping each bucket's min and max."""
+    """A metric's points in step order; downsampled keeping each bucket's min and max.
+
+    A restarted run logs its steps again in its next attempt: the latest attempt's points are
+    returned, every attempt's with ``attempt=all`` (one after the other, ``attempts`` naming each point's).
+    """
     store: Store = request.app.state.store
-    hist = await run_in_threadpool(store.metric_history, run_id, key, max_points=max_points)
+    hist = await run_in_threadpool(store.metric_history, run_id, key, max_points=max_points, attempt=attempt)
     # orjson straight to bytes: 100,000 points serialise in a few ms.
     return Response(orjson.dumps(hist), media_type="application/json")
