@@ -349,6 +349,16 @@ class Client:
             params["task"] = task
         return self._json("GET", f"/runs/{run_id}/logs", params=params, timeout_s=wait_s + 30)
 
+    def tail_logs(self, run_id: int, n: int = 20, *, stream: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
+        """The last ``n`` log lines of a run (of one stream: stdout, stderr or system), oldest first."""
+        params: dict[str, Any] = {"tail": n}
+        if stream:
+            params["stream"] = stream
+        if task:
+            params["task"] = task
+        lines: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/logs", params=params)["lines"]
+        return lines
+
     # --------------------------------------------------------------- artifacts
     def upload_artifact(self, run_id: int, path: str, data: bytes | BinaryIO | Iterator[bytes]) -> dict[str, Any]:
         return self._json("PUT", f"/runs/{run_id}/artifacts/{_q(path)}", content=data,

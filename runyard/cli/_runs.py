@@ -135,6 +135,8 @@ def status(
 ) -> None:
     """One line: the run's status, for how long, its message and where it runs.
 
+    A failed run's line ends with its last stderr line (``--json``: the last three, as ``last_stderr``).
+
     Examples:
 
         $ runyard status 1
@@ -143,9 +145,15 @@ def status(
     """
     with get_client() as client:
         run = client.get_run(run_id)
+        # A failed run: why, in the program's own words (its last stderr lines), not just "exit code 1".
+        stderr = [ln["text"] for ln in client.tail_logs(run_id, 3, stream="stderr") if ln["text"].strip()] \
+            if run["status"] == "failed" else []
     if json_:
-        print_json({k: run.get(k) for k in ("id", "project", "experiment_id", "name", "status", "status_message", "attempt",
-                                            "exit_code", "backend", "engine_job_id", "created_at", "started_at", "ended_at")})
+        out = {k: run.get(k) for k in ("id", "project", "experiment_id", "name", "status", "status_message", "attempt",
+                                       "exit_code", "backend", "engine_job_id", "created_at", "started_at", "ended_at")}
+        if run["status"] == "failed":
+            out["last_stderr"] = stderr
+        print_json(out)
         return
     st = run["status"]
     if st in TERMINAL:
@@ -166,8 +174,13 @@ def status(
     engine = _engine_state(run)
     if engine:
         line += " " + _escape(f"[{engine}]")
-    if run.get("status_message"):
-        line += f" — {_escape(run['status_message'])}"
+    message = run.get("status_message") or ""
+    if run.get("exit_code") is not None and message == f"exit code {run['exit_code']}":
+        message = ""  # already said
+    if message:
+        line += f" — {_escape(message)}"
+    if stderr:
+        line += f" — {_escape(stderr[-1].strip())}"
     console().print(line, soft_wrap=True)
 
 

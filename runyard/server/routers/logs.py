@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -62,8 +63,14 @@ async def read_logs(
     limit: int = Query(1000, ge=1, le=10000),
     task: str | None = None,
     wait: float = Query(0, ge=0, le=60, description="long-poll: wait up to this many seconds for new lines"),
+    tail: int | None = Query(None, ge=1, le=10000, description="the last TAIL lines instead of those after offset"),
+    stream: Literal["stdout", "stderr", "system"] | None = Query(None, description="only this stream's lines"),
 ) -> LogPage:
     store: Store = request.app.state.store
+    if tail is not None:
+        lines = await run_in_threadpool(store.tail_logs, run_id, tail, task, stream)
+        run = await run_in_threadpool(store.get_run, run_id)
+        return LogPage(lines=lines, next_offset=lines[-1].offset if lines else offset, run_status=run.status)
     changes = request.app.state.changes
     deadline = time.monotonic() + wait
     while True:
