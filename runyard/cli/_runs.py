@@ -174,13 +174,15 @@ def status(
     engine = _engine_state(run)
     if engine:
         line += " " + _escape(f"[{engine}]")
-    message = run.get("status_message") or ""
-    if run.get("exit_code") is not None and message == f"exit code {run['exit_code']}":
-        message = ""  # already said
-    if message:
-        line += f" — {_escape(message)}"
-    if stderr:
-        line += f" — {_escape(stderr[-1].strip())}"
+    # The message's lines, but not "exit code N" again (already said) nor the stderr line shown below.
+    said = {f"exit code {run['exit_code']}"} if run.get("exit_code") is not None else set()
+    last_err = stderr[-1].strip() if stderr else ""
+    parts = [t.strip() for t in (run.get("status_message") or "").splitlines()]
+    parts = [t for t in parts if t and t not in said and t != last_err]
+    if last_err:
+        parts.append(last_err)
+    if parts:
+        line += " — " + " — ".join(_escape(t) for t in parts)
     console().print(line, soft_wrap=True)
 
 
