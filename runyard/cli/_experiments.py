@@ -96,7 +96,8 @@ def run(
         help="Run on this backend instead of runyard.yml's (several, comma-separated: each run goes to the first with room).",
     ),
     follow_: bool | None = typer.Option(None, "--follow/--detach", help="Follow live (default in a terminal) or return at once."),
-    wait: bool = typer.Option(False, "--wait", help="Block silently until the experiment ends; exit 0 if it succeeded, 1 if it failed, 2 if canceled."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Block silently until the experiment ends; exit 0 if it succeeded, 1 if it failed, 2 if canceled."),
     json_: bool = typer.Option(False, "--json", help="Print the experiment as JSON (implies --detach unless --wait)."),
 ) -> None:
     """Snapshot DIR's code and start the experiment its runyard.yml describes.

@@ -63,7 +63,8 @@ def ls(
         "--status", "-s", help="Keep runs with this status (repeatable): queued, starting, running, succeeded, failed, "
                                "canceled, pruned.")] = None,
     filter_: Annotated[list[str] | None, typer.Option(
-        "--filter", help="Filter expression (repeatable, ANDed), e.g. 'metrics.loss.min < 0.5'.")] = None,
+        "--filter", help="Filter expression (repeatable, ANDed), e.g. 'metrics.loss.min < 0.5', 'params.act == relu', "
+                    "'metrics.\"val loss\" < 1' (docs/queries.md).")] = None,
     sort: str | None = typer.Option(None, "--sort", help="Sort expression, e.g. 'metrics.acc.max desc'."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10000, help="Runs per page."),
     offset: int = typer.Option(0, "--offset", min=0, help="Runs to skip (paging)."),

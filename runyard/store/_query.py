@@ -62,15 +62,14 @@ class Order:
 
 def _read_field(expr: str, pos: int, where: str) -> tuple[str, str, str, bool, int]:
     """Read a field at ``expr[pos:]``: (kind, key, agg, quoted, end position)."""
-    for prefix, kind in _PREFIXES.items():
-        if expr.startswith(prefix, pos):
-            break
-    else:
+    prefix = next((p for p in _PREFIXES if expr.startswith(p, pos)), None)
+    if prefix is None:
         m = _BARE_NAME.match(expr, pos)
         name = m.group(0) if m else expr[pos:].split(None, 1)[0] if expr[pos:].strip() else ""
         if name in _ATTRS:
             return "attr", name, "last", False, pos + len(name)
         raise InvalidInput(f"Unknown field {name!r} in {where}.", _FIELDS_HINT)
+    kind = _PREFIXES[prefix]
     pos += len(prefix)
     agg = "last"
     if expr.startswith('"', pos):

@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from runyard.server._auth import run_reader, run_token_route, run_writer
-from runyard.server._deps import get_store
+from runyard.server._deps import get_store, run_ingest
 from runyard.store import TERMINAL_STATUSES, LogLine, Store
 
 router = APIRouter(prefix="/runs/{run_id}/logs", tags=["logs"])
@@ -45,10 +45,10 @@ class LogPage(BaseModel):
 
 @router.post("", response_model=LogAppendResult, dependencies=[Depends(run_writer)])
 @run_token_route
-def append_logs(run_id: int, body: LogAppend, request: Request, store: Store = Depends(get_store)) -> LogAppendResult:
+async def append_logs(run_id: int, body: LogAppend, request: Request, store: Store = Depends(get_store)) -> LogAppendResult:
     now = time.time()
-    offset, duplicate = store.append_logs(run_id, body.task, [(ln.stream, ln.text, ln.ts or now) for ln in body.lines],
-                                          batch_id=body.batch_id)
+    offset, duplicate = await run_ingest(request, store.append_logs, run_id, body.task,
+                                         [(ln.stream, ln.text, ln.ts or now) for ln in body.lines], batch_id=body.batch_id)
     if not duplicate:
         request.app.state.changes.bump(f"logs:{run_id}")
     return LogAppendResult(offset=offset, duplicate=duplicate)

@@ -22,7 +22,7 @@ from runyard.server._auth import (
     run_writer,
     visible_project_ids,
 )
-from runyard.server._deps import get_store, wake_scheduler
+from runyard.server._deps import get_store, run_ingest, wake_scheduler
 from runyard.store import (
     RUN_STATUSES,
     TERMINAL_STATUSES,
@@ -334,8 +334,23 @@ def delete_tag(run_id: int, key: str, store: Store = Depends(get_store)) -> Run:
 )
 @run_token_route
 async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
-    """Ingest a batch of points (the hot path: parsed with orjson, stored with one bulk insert)."""
+    """Ingest a batch of points (the hot path: parsed with orjson, stored with one bulk insert).
+
+    Parsing, checks and the write run in an ingest thread, a bounded number of them at a
+    time (RUNYARD_INGEST_THREADS), so many writers at once do not slow down reads.
+    """
     raw = await request.body()
+    store: Store = request.app.state.store
+    stored, duplicate = await run_ingest(request, _ingest_batch, store, run_id, raw)
+    request.app.state.changes.bump(f"run:{run_id}")
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is not None and stored:
+        scheduler.note_metrics(run_id)
+    return MetricBatchResult(stored=stored, duplicate=duplicate)
+
+
+def _ingest_batch(store: Store, run_id: int, raw: bytes) -> tuple[int, bool]:
+    """Parse and check a metric batch's JSON, then store it: ``(points stored, was_duplicate)``."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -365,13 +380,7 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
     batch_id = body.get("batch_id")
     if batch_id is not None and (not isinstance(batch_id, str) or len(batch_id) > 64):
         raise InvalidInput("batch_id must be a string of at most 64 characters.", "Use a UUID.")
-    store: Store = request.app.state.store
-    stored, duplicate = await run_in_threadpool(store.ingest_metrics, run_id, keys, steps, values, timestamps, batch_id=batch_id)
-    request.app.state.changes.bump(f"run:{run_id}")
-    scheduler = getattr(request.app.state, "scheduler", None)
-    if scheduler is not None and stored:
-        scheduler.note_metrics(run_id)
-    return MetricBatchResult(stored=stored, duplicate=duplicate)
+    return store.ingest_metrics(run_id, keys, steps, values, timestamps, batch_id=batch_id)
 
 
 @router.get("/{run_id}/metrics", response_model=dict[str, MetricSummary], dependencies=[Depends(run_reader)])
