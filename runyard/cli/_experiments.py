@@ -250,7 +250,7 @@ def _follow_lines(client, experiment_id: int) -> None:  # noqa: ANN001
                 seen[r["id"]] = r["status"]
                 line = f"run {r['id']} ({r.get('name') or r['number']}): {r['status']}"
                 if r["status"] == "failed" and r.get("status_message"):
-                    line += f" - {r['status_message']}"
+                    line += " - " + " - ".join(t.strip() for t in r["status_message"].splitlines() if t.strip())
                 out.write(line + "\n")
         out.flush()
         if exp["status"] != "running":
