@@ -339,8 +339,15 @@ class Client:
     def metric_summaries(self, run_id: int) -> dict[str, Any]:
         return self._json("GET", f"/runs/{run_id}/metrics")
 
-    def metric_history(self, run_id: int, key: str, max_points: int | None = None) -> dict[str, Any]:
-        return self._json("GET", f"/runs/{run_id}/metrics/{_q(key)}", params={"max_points": max_points} if max_points else None)
+    def metric_history(self, run_id: int, key: str, max_points: int | None = None,
+                       attempt: int | str | None = None) -> dict[str, Any]:
+        """A metric's points: the latest attempt's, or ``attempt="all"`` (each point's attempt in ``attempts``) or one attempt's."""
+        params: dict[str, Any] = {}
+        if max_points:
+            params["max_points"] = max_points
+        if attempt is not None:
+            params["attempt"] = attempt
+        return self._json("GET", f"/runs/{run_id}/metrics/{_q(key)}", params=params or None)
 
     # -------------------------------------------------------------------- logs
     def append_logs(self, run_id: int, task: str, lines: list[dict[str, Any]], *, batch_id: str | None = None) -> int:
@@ -356,6 +363,16 @@ class Client:
         if task:
             params["task"] = task
         return self._json("GET", f"/runs/{run_id}/logs", params=params, timeout_s=wait_s + 30)
+
+    def tail_logs(self, run_id: int, n: int = 20, *, stream: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
+        """The last ``n`` log lines of a run (of one stream: stdout, stderr or system), oldest first."""
+        params: dict[str, Any] = {"tail": n}
+        if stream:
+            params["stream"] = stream
+        if task:
+            params["task"] = task
+        lines: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/logs", params=params)["lines"]
+        return lines
 
     # --------------------------------------------------------------- artifacts
     def upload_artifact(self, run_id: int, path: str, data: bytes | BinaryIO | Iterator[bytes]) -> dict[str, Any]:

@@ -127,7 +127,8 @@ def run(
         help="Run on this backend instead of runyard.yml's (several, comma-separated: each run goes to the first with room).",
     ),
     follow_: bool | None = typer.Option(None, "--follow/--detach", help="Follow live (default in a terminal) or return at once."),
-    wait: bool = typer.Option(False, "--wait", help="Block silently until the experiment ends; exit 1 if a run failed."),
+    wait: bool = typer.Option(
+        False, "--wait", help="Block silently until the experiment ends; exit 0 if it succeeded, 1 if it failed, 2 if canceled."),
     json_: bool = typer.Option(False, "--json", help="Print the experiment as JSON (implies --detach unless --wait)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the runs it would create (params per run, count) "
                                  "and what the snapshot leaves out; submit nothing, upload nothing."),
@@ -136,6 +137,9 @@ def run(
 
     Entries the snapshot cannot store (broken links, symlink loops, FIFOs, devices) are
     listed on stderr (and under snapshot_warnings with --json).
+
+    With --follow or --wait, the exit code says how the experiment ended: 0 succeeded,
+    1 failed, 2 canceled, 130 interrupted (Ctrl-C; the experiment goes on).
 
     Examples:
 
@@ -179,8 +183,7 @@ def run(
             final = _wait(client, exp["id"])
             if json_:
                 print_json(final)
-            failed = final["counts"].get("failed", 0)
-            raise typer.Exit(1 if failed or final["status"] == "failed" else 0)
+            raise typer.Exit(exit_code_of(final["status"]))
         if json_:
             print_json(exp)
             return
@@ -219,7 +222,9 @@ def _wait(client, experiment_id: int) -> dict[str, Any]:  # noqa: ANN001
 def follow(experiment: int = typer.Argument(..., help="Experiment id.")) -> None:
     """Follow an experiment live: its runs, the budget, and the best run at the end.
 
-    Ctrl-C stops following; the experiment goes on.
+    Ctrl-C stops following; the experiment goes on. Without a terminal, one line is
+    printed per run status change. Exit code: 0 the experiment succeeded, 1 it failed,
+    2 it was canceled, 130 interrupted (Ctrl-C).
 
     Example:
 
@@ -229,36 +234,83 @@ def follow(experiment: int = typer.Argument(..., help="Experiment id.")) -> None
         _follow(client, experiment)
 
 
+# Exit codes of `runyard run --follow`, `--wait` and `runyard follow`: how the experiment ended.
+EXIT_SUCCEEDED, EXIT_FAILED, EXIT_CANCELED, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def exit_code_of(status: str) -> int:
+    """The exit code for an experiment that ended ``status``: 0 succeeded, 2 canceled, 1 anything else."""
+    return {"succeeded": EXIT_SUCCEEDED, "canceled": EXIT_CANCELED}.get(status, EXIT_FAILED)
+
+
 def _follow(client, experiment_id: int) -> None:  # noqa: ANN001
+    """Follow until the experiment ends, then exit with ``exit_code_of`` its status.
+
+    On a terminal: a live table. Otherwise (a pipe, a CI log): one plain line per run whose
+    status changes, as it happens. Either way the final table is read again once the
+    experiment has ended, so it shows every run's final status and metrics.
+    """
+    exp = client.get_experiment(experiment_id)
+    search = exp["config"].get("search") or {}
+    metric, mode, budget = search.get("metric"), search.get("mode", "min"), search.get("max_runs") or 0
+    con = console()
+    try:
+        if con.is_terminal:
+            _follow_live(client, experiment_id, metric, mode, budget)
+        else:
+            _follow_lines(client, experiment_id)
+        # The experiment ended: read it and its runs again for the final table (the last frame may predate the end).
+        exp = client.get_experiment(experiment_id)
+        runs = sorted(client.list_runs(experiment_id=experiment_id, limit=10000)["items"], key=lambda r: r["number"])
+    except KeyboardInterrupt:
+        con.print(f"\nStopped following; the experiment goes on. Resume with `runyard follow {experiment_id}`.", markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    con.print(_runs_table(runs, metric, mode))
+    _summary(exp, runs, metric, mode)
+    raise typer.Exit(exit_code_of(exp["status"]))
+
+
+def _follow_live(client, experiment_id: int, metric: str | None, mode: str, budget: int) -> None:  # noqa: ANN001
     from rich.console import Group
     from rich.live import Live
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    exp = client.get_experiment(experiment_id)
-    search = exp["config"].get("search") or {}
-    metric, mode, budget = search.get("metric"), search.get("mode", "min"), search.get("max_runs") or 0
     bar = Progress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
     task = bar.add_task("", total=budget or None)
-    con = console()
-    try:
-        with Live(console=con, refresh_per_second=4, transient=False) as live:
-            while True:
-                exp = client.get_experiment(experiment_id)
-                runs = client.list_runs(experiment_id=experiment_id, limit=10000)["items"]
-                runs.sort(key=lambda r: r["number"])
-                done = sum(1 for r in runs if r["status"] in TERMINAL)
-                bar.update(task, completed=done, total=max(budget, len(runs)) or None,
-                           description=" ".join(f"{k} {v}" for k, v in sorted(exp["counts"].items())))
-                live.update(Group(_runs_table(runs, metric, mode), bar))
-                if exp["status"] != "running":
-                    break
-                time.sleep(0.5)
-    except KeyboardInterrupt:
-        con.print(f"\nStopped following; the experiment goes on. Resume with `runyard follow {experiment_id}`.", markup=False)
-        raise typer.Exit(130) from None
-    if not con.is_terminal:
-        con.line()  # the live view's last frame ends without a newline when not on a terminal
-    _summary(exp, runs, metric, mode)
+    with Live(console=console(), refresh_per_second=4, transient=True) as live:
+        while True:
+            exp = client.get_experiment(experiment_id)
+            runs = client.list_runs(experiment_id=experiment_id, limit=10000)["items"]
+            runs.sort(key=lambda r: r["number"])
+            done = sum(1 for r in runs if r["status"] in TERMINAL)
+            bar.update(task, completed=done, total=max(budget, len(runs)) or None,
+                       description=" ".join(f"{k} {v}" for k, v in sorted(exp["counts"].items())))
+            live.update(Group(_runs_table(runs, metric, mode), bar))
+            if exp["status"] != "running":
+                break
+            time.sleep(0.5)
+    # transient: the last frame goes; the caller prints the final table from a fresh read.
+
+
+def _follow_lines(client, experiment_id: int) -> None:  # noqa: ANN001
+    """Print ``run 12 (sweep-3): running`` once per status change, flushed at once (no terminal needed)."""
+    seen: dict[int, str] = {}
+    out = sys.stdout
+    while True:
+        exp = client.get_experiment(experiment_id)
+        runs = client.list_runs(experiment_id=experiment_id, limit=10000)["items"]
+        runs.sort(key=lambda r: r["number"])
+        for r in runs:
+            if seen.get(r["id"]) != r["status"]:
+                seen[r["id"]] = r["status"]
+                line = f"run {r['id']} ({r.get('name') or r['number']}): {r['status']}"
+                if r["status"] == "failed" and r.get("status_message"):
+                    line += " - " + " - ".join(t.strip() for t in r["status_message"].splitlines() if t.strip())
+                out.write(line + "\n")
+        out.flush()
+        if exp["status"] != "running":
+            return
+        time.sleep(0.5)
 
 
 def _best(runs: list[dict[str, Any]], metric: str | None, mode: str) -> dict[str, Any] | None:
@@ -293,7 +345,10 @@ def _runs_table(runs: list[dict[str, Any]], metric: str | None, mode: str) -> An
 def _summary(exp: dict[str, Any], runs: list[dict[str, Any]], metric: str | None, mode: str) -> None:
     con = console()
     counts = ", ".join(f"{v} {k}" for k, v in sorted(exp["counts"].items()))
-    con.print(f"Experiment {exp['id']} {exp['status']}: {counts}.", markup=False)
+    why = f" ({exp['message']})" if exp.get("message") else ""
+    con.print(f"Experiment {exp['id']} {exp['status']}{why}: {counts}.", markup=False)
+    for w in exp.get("warnings") or ():
+        err_console().print(f"Warning: {w}.", markup=False)
     best = _best(runs, metric, mode)
     if best is not None:
         con.print(f"Best run: {best['id']} with {metric} = {fmt_number(best['metrics'][metric]['last'])} "

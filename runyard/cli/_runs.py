@@ -63,7 +63,8 @@ def ls(
         "--status", "-s", help="Keep runs with this status (repeatable): queued, starting, running, succeeded, failed, "
                                "canceled, pruned.")] = None,
     filter_: Annotated[list[str] | None, typer.Option(
-        "--filter", help="Filter expression (repeatable, ANDed), e.g. 'metrics.loss.min < 0.5'.")] = None,
+        "--filter", help="Filter expression (repeatable, ANDed), e.g. 'metrics.loss.min < 0.5', 'params.act == relu', "
+                    "'metrics.\"val loss\" < 1' (docs/queries.md).")] = None,
     sort: str | None = typer.Option(None, "--sort", help="Sort expression, e.g. 'metrics.acc.max desc'."),
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10000, help="Runs per page."),
     offset: int = typer.Option(0, "--offset", min=0, help="Runs to skip (paging)."),
@@ -139,6 +140,8 @@ def status(
 ) -> None:
     """One line: the run's status, for how long, its message and where it runs.
 
+    A failed run's line ends with its last stderr line (``--json``: the last three, as ``last_stderr``).
+
     Examples:
 
         $ runyard status 1
@@ -147,9 +150,15 @@ def status(
     """
     with get_client() as client:
         run = client.get_run(run_id)
+        # A failed run: why, in the program's own words (its last stderr lines), not just "exit code 1".
+        stderr = [ln["text"] for ln in client.tail_logs(run_id, 3, stream="stderr") if ln["text"].strip()] \
+            if run["status"] == "failed" else []
     if json_:
-        print_json({k: run.get(k) for k in ("id", "project", "experiment_id", "name", "status", "status_message", "attempt",
-                                            "exit_code", "backend", "engine_job_id", "created_at", "started_at", "ended_at")})
+        out = {k: run.get(k) for k in ("id", "project", "experiment_id", "name", "status", "status_message", "attempt",
+                                       "exit_code", "backend", "engine_job_id", "created_at", "started_at", "ended_at")}
+        if run["status"] == "failed":
+            out["last_stderr"] = stderr
+        print_json(out)
         return
     st = run["status"]
     if st in TERMINAL:
@@ -170,8 +179,15 @@ def status(
     engine = _engine_state(run)
     if engine:
         line += " " + _escape(f"[{engine}]")
-    if run.get("status_message"):
-        line += f" — {_escape(run['status_message'])}"
+    # The message's lines, but not "exit code N" again (already said) nor the stderr line shown below.
+    said = {f"exit code {run['exit_code']}"} if run.get("exit_code") is not None else set()
+    last_err = stderr[-1].strip() if stderr else ""
+    parts = [t.strip() for t in (run.get("status_message") or "").splitlines()]
+    parts = [t for t in parts if t and t not in said and t != last_err]
+    if last_err:
+        parts.append(last_err)
+    if parts:
+        line += " — " + " — ".join(_escape(t) for t in parts)
     console().print(line, soft_wrap=True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 
 from runyard.errors import InvalidInput, InvalidState
 
@@ -12,6 +13,7 @@ __all__ = [
     "RunStatus",
     "can_transition",
     "check_transition",
+    "experiment_outcome",
     "parse_status",
 ]
 
@@ -105,3 +107,31 @@ def check_transition(current: RunStatus | str, new: RunStatus | str, *, restart:
     else:
         hint = f"A {cur} run can become {', '.join(sorted(_MOVES[cur.value]))}."
     raise InvalidState(f"{who} is {cur} and cannot become {nxt}.", hint)
+
+
+def experiment_outcome(counts: Mapping[str, int]) -> tuple[RunStatus, str]:
+    """The status an experiment ends with once none of its runs is active, and a summary line.
+
+    The one rule: ``failed`` when any run failed (after its restarts: ``counts`` are taken
+    when no restart is due), else ``canceled`` when any run was canceled, else ``succeeded``
+    (every run succeeded or was pruned). An experiment a user cancels is ``canceled``
+    whatever its runs did (the cancel sets it). The summary counts the runs that decided
+    it: "4 of 5 runs failed", "2 of 5 runs canceled", "5 of 5 runs succeeded (2 pruned)".
+    """
+    total = sum(n for n in counts.values() if n > 0)
+    failed = counts.get(RunStatus.FAILED.value, 0)
+    canceled = counts.get(RunStatus.CANCELED.value, 0)
+    ok = counts.get(RunStatus.SUCCEEDED.value, 0)
+    pruned = counts.get(RunStatus.PRUNED.value, 0)
+
+    def runs(n: int) -> str:
+        return f"{n} of {total} run{'' if total == 1 else 's'}"
+
+    if failed > 0:
+        return RunStatus.FAILED, f"{runs(failed)} failed"
+    if canceled > 0:
+        return RunStatus.CANCELED, f"{runs(canceled)} canceled"
+    if total == 0:
+        return RunStatus.SUCCEEDED, "no runs"
+    text = f"{runs(ok + pruned)} succeeded"
+    return RunStatus.SUCCEEDED, text + (f" ({pruned} pruned)" if pruned else "")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runyard.errors import InvalidState, RunyardError
+from runyard.records.status import experiment_outcome
 from runyard.scheduler._state import SchedulerState
 from runyard.store import ACTIVE_STATUSES
 
@@ -49,7 +50,7 @@ def restart_failed(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
 
 
 def finish_experiments(state: SchedulerState, rows: list[dict[str, Any]]) -> None:
-    """Mark experiments whose search is exhausted, with no run active and no restart due, succeeded or failed."""
+    """End experiments whose search is exhausted, with no run active and no restart due (``experiment_outcome``)."""
     for exp in state.running_experiments():
         counts = exp["counts"]
         if any(counts.get(s, 0) for s in ACTIVE_STATUSES):
@@ -60,12 +61,27 @@ def finish_experiments(state: SchedulerState, rows: list[dict[str, Any]]) -> Non
             continue
         if not search.exhausted(state.history(exp["id"], spec)):
             continue
-        n_ok = counts.get("succeeded", 0)
-        total = sum(counts.values())
         if spec.max_restarts and any(
             r["attempt"] <= spec.max_restarts for r in rows if r["status"] == "failed" and r["experiment_id"] == exp["id"]
         ):
             continue  # a restart is still due
-        status = "succeeded" if n_ok or counts.get("pruned", 0) else "failed"
-        state.store.set_experiment_status(exp["id"], status, f"{n_ok} of {total} runs succeeded")
+        _warn_metric_never_logged(state, exp["id"], spec, search)
+        status, summary = experiment_outcome(counts)
+        # Only a running experiment ends here: one a user canceled meanwhile stays canceled.
+        state.store.set_experiment_status(exp["id"], status, summary, only_if="running")
         state.forget_experiment(exp["id"])
+
+
+def _warn_metric_never_logged(state: SchedulerState, experiment_id: int, spec: Any, search: Any) -> None:
+    """A search metric that no run logged is a mistake (a typo, a key logged under another name): say so."""
+    metric = spec.search.metric
+    if not metric:
+        return
+    rows = state.store.experiment_runs_brief(experiment_id, metric)
+    if not rows or any(count for *_, count in rows):
+        return
+    if getattr(search, "learns", True):
+        text = f"metric {metric} was never logged by any run: the search proposed its points at random"
+    else:
+        text = f"metric {metric} was never logged by any run: there is no best run"
+    state.store.add_experiment_warning(experiment_id, text)

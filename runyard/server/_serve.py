@@ -43,7 +43,13 @@ def serve(host: str, port: int, *, log_level: str = "warning") -> None:
         reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
         os.environ["RUNYARD_PUBLIC_URL"] = f"http://{reach}:{port}"
 
+    import sys
+
     from runyard.server._app import create_app
+
+    # A thread that wants the GIL back (a read finishing its query) waits at most 1 ms, not 5, for
+    # a thread busy with Python work (an ingest batch): reads beside heavy ingest stay fast.
+    sys.setswitchinterval(0.001)
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # One process: uvicorn's multi-worker mode leaves TCP_NODELAY unset (uvicorn#3149).

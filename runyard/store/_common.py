@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy import Engine, bindparam, select
 
 import runyard.names as names
-from runyard.errors import NotFound
+from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._engine import statement as _stmt
+from runyard.store._query import AGGREGATES
 
 
 def _now() -> float:
@@ -86,6 +87,26 @@ class StorePart:
             kid = conn.execute(select(m.SqlMetricKey.id).where(m.SqlMetricKey.name == key)).scalar()
             if kid is not None:
                 self._key_ids[key] = kid
+        return kid
+
+    def _resolve_metric(self, conn, key: str, quoted: bool, where: str) -> int | None:  # noqa: ANN001
+        """The id of metric ``key``; None when no run logged it (a filter then matches nothing).
+
+        ``metrics.loss.avg`` reads as the metric ``loss.avg`` (names may hold dots), but when
+        no such metric was logged, ``avg`` was meant as an aggregate: refused with the valid ones,
+        instead of silently matching nothing or leaving the runs unsorted.
+        """
+        kid = self._metric_key_id(conn, key)
+        if kid is None and not quoted and "." in key:
+            head, _, tail = key.rpartition(".")
+            aggs = ", ".join(AGGREGATES)
+            if self._metric_key_id(conn, head) is not None:
+                raise InvalidInput(f"Unknown aggregate {tail!r} of metric {head!r} in {where}.",
+                                   f"The aggregates are {aggs}, e.g. metrics.{head}.min.")
+            raise InvalidInput(
+                f"Unknown aggregate {tail!r} in {where}: no run logged a metric {head!r} or {key!r}.",
+                f'The aggregates are {aggs}; write a metric name that holds dots in double quotes: metrics."{key}".',
+            )
         return kid
 
 

@@ -13,7 +13,7 @@ from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _clean_float, _json_value, _now
 from runyard.store._engine import read_scope, write_scope
-from runyard.store._query import parse_order
+from runyard.store._query import parse_field
 from runyard.store._records import TERMINAL_STATUSES, Experiment
 
 
@@ -70,19 +70,35 @@ class ExperimentsPart(StorePart):
             Experiment(
                 id=r.id, project=r.project_name, name=r.name, status=r.status, config=_json_value(r.config), snapshot_id=r.snapshot_id,
                 backend=r.backend, message=r.message, created_at=r.created_at, ended_at=r.ended_at, counts=counts[r.id],
+                warnings=json.loads(r.warnings or "[]"),
             )
             for r in rows
         ]
 
-    def set_experiment_status(self, experiment_id: int, status: str, message: str = "") -> Experiment:
+    def set_experiment_status(self, experiment_id: int, status: str, message: str = "", *,
+                              only_if: str | None = None) -> Experiment:
+        """Set the experiment's status; with ``only_if``, only while it has that status (else nothing changes)."""
         ended = _now() if status in TERMINAL_STATUSES else None
+        e = m.SqlExperiment
         with write_scope(self.engine) as conn:
-            res = conn.execute(
-                update(m.SqlExperiment).where(m.SqlExperiment.id == experiment_id).values(status=status, message=message, ended_at=ended)
-            )
-            if res.rowcount == 0:
+            stmt = update(e).where(e.id == experiment_id)
+            if only_if is not None:
+                stmt = stmt.where(e.status == only_if)
+            res = conn.execute(stmt.values(status=status, message=message, ended_at=ended))
+            if res.rowcount == 0 and (only_if is None or conn.execute(select(e.id).where(e.id == experiment_id)).first() is None):
                 raise NotFound(f"No experiment with id {experiment_id}.", "List experiments with `runyard experiments`.")
         return self.get_experiment(experiment_id)
+
+    def add_experiment_warning(self, experiment_id: int, text: str) -> None:
+        """Record a warning on the experiment (once: the same text again is not repeated)."""
+        e = m.SqlExperiment
+        with write_scope(self.engine) as conn:
+            stored = conn.execute(select(e.warnings).where(e.id == experiment_id)).scalar()
+            if stored is None:
+                raise NotFound(f"No experiment with id {experiment_id}.", "List experiments with `runyard experiments`.")
+            warnings = json.loads(stored or "[]")
+            if text not in warnings:
+                conn.execute(update(e).where(e.id == experiment_id).values(warnings=json.dumps([*warnings, text])))
 
     def experiment_keys(self, experiment_id: int) -> dict[str, list[str]]:
         """The param and metric names the experiment's runs have, sorted: a table's column choices."""
@@ -106,13 +122,14 @@ class ExperimentsPart(StorePart):
         """
         params: list[str] = []
         metrics: list[tuple[str, str, str]] = []
+        quoted: dict[str, bool] = {}
         for f in fields:
-            if f.startswith("params.") and len(f) > len("params."):
-                params.append(f[len("params."):])
-                continue
-            if f.startswith("metrics.") and len(f) > len("metrics."):
-                o = parse_order(f)
-                metrics.append((f, o.key, o.agg))
+            if f.startswith(("params.", "metrics.")):
+                kind, key, agg, quoted[f] = parse_field(f)
+                if kind == "param":
+                    params.append(key)
+                else:
+                    metrics.append((f, key, agg))
                 continue
             raise InvalidInput(f"Unknown field {f!r}: columns are params or metrics.",
                                "Write params.NAME or metrics.NAME[.last|.min|.max], e.g. fields=metrics.loss.min.")
@@ -133,7 +150,7 @@ class ExperimentsPart(StorePart):
             for field, key, agg in metrics:
                 col: list[Any] = [None] * len(ids)
                 columns[field] = col
-                kid = self._metric_key_id(conn, key)
+                kid = self._resolve_metric(conn, key, quoted[field], f"field {field!r}")
                 if kid is None:
                     continue
                 value = {"last": sm.last, "min": sm.min, "max": sm.max}[agg]

@@ -64,11 +64,15 @@ class LogsPart(StorePart):
             rows = conn.execute(stmt.order_by(ll.id).limit(limit)).all()
         return [LogLine(offset=r[0], task=r[1], stream=r[2], text=r[3], ts=r[4]) for r in rows]
 
-    def tail_logs(self, run_id: int, n: int = 20, task: str | None = None) -> list[LogLine]:
+    def tail_logs(self, run_id: int, n: int = 20, task: str | None = None, stream: str | None = None) -> list[LogLine]:
+        """The last ``n`` lines (of one task, of one stream: stdout, stderr or system), oldest first."""
         ll = m.SqlLogLine
         stmt = select(ll.id, ll.task, ll.stream, ll.text, ll.ts).where(ll.run_id == run_id)
         if task:
             stmt = stmt.where(ll.task == task)
+        if stream:
+            stmt = stmt.where(ll.stream == stream)
         with read_scope(self.engine) as conn:
+            self._require_run(conn, run_id)
             rows = conn.execute(stmt.order_by(ll.id.desc()).limit(n)).all()
         return [LogLine(offset=r[0], task=r[1], stream=r[2], text=r[3], ts=r[4]) for r in reversed(rows)]

@@ -26,29 +26,38 @@ class MetricsPart(StorePart):
 
     def _prepare_metric_sql(self, ph: str) -> None:
         """Build ingest's SQL once per store (``ph``: the driver's placeholder)."""
+        # A summary describes the latest attempt that logged the metric: points of a newer attempt
+        # replace it, points of an older one (a late batch of an attempt that was restarted) leave it.
+        newer, same = "excluded.attempt > t.attempt", "excluded.attempt = t.attempt"
         self._sql_upsert_summary = (
-            "INSERT INTO metric_summaries AS t (run_id, key_id, last, last_step, last_ts, min, max, count) "
-            f"VALUES ({', '.join([ph] * 8)}) ON CONFLICT (run_id, key_id) DO UPDATE SET "
-            "last = CASE WHEN excluded.last_step >= t.last_step THEN excluded.last ELSE t.last END, "
-            "last_ts = CASE WHEN excluded.last_step >= t.last_step THEN excluded.last_ts ELSE t.last_ts END, "
-            "last_step = CASE WHEN excluded.last_step >= t.last_step THEN excluded.last_step ELSE t.last_step END, "
-            "min = CASE WHEN excluded.min IS NULL THEN t.min WHEN t.min IS NULL OR excluded.min < t.min "
+            "INSERT INTO metric_summaries AS t (run_id, key_id, last, last_step, last_ts, min, max, count, attempt) "
+            f"VALUES ({', '.join([ph] * 9)}) ON CONFLICT (run_id, key_id) DO UPDATE SET "
+            f"last = CASE WHEN {newer} OR ({same} AND excluded.last_step >= t.last_step) THEN excluded.last ELSE t.last END, "
+            f"last_ts = CASE WHEN {newer} OR ({same} AND excluded.last_step >= t.last_step) "
+            "THEN excluded.last_ts ELSE t.last_ts END, "
+            f"last_step = CASE WHEN {newer} OR ({same} AND excluded.last_step >= t.last_step) "
+            "THEN excluded.last_step ELSE t.last_step END, "
+            f"min = CASE WHEN {newer} THEN excluded.min WHEN NOT {same} THEN t.min "
+            "WHEN excluded.min IS NULL THEN t.min WHEN t.min IS NULL OR excluded.min < t.min "
             "THEN excluded.min ELSE t.min END, "
-            "max = CASE WHEN excluded.max IS NULL THEN t.max WHEN t.max IS NULL OR excluded.max > t.max "
+            f"max = CASE WHEN {newer} THEN excluded.max WHEN NOT {same} THEN t.max "
+            "WHEN excluded.max IS NULL THEN t.max WHEN t.max IS NULL OR excluded.max > t.max "
             "THEN excluded.max ELSE t.max END, "
-            "count = t.count + excluded.count"
+            f"count = CASE WHEN {newer} THEN excluded.count WHEN {same} THEN t.count + excluded.count ELSE t.count END, "
+            f"attempt = CASE WHEN {newer} THEN excluded.attempt ELSE t.attempt END"
         )
         # The whole block is rewritten: ingest computed it from the stored block and the new points.
         self._sql_upsert_block = (
-            "INSERT INTO metric_blocks (run_id, key_id, block, count, min, min_step, min_ts, max, max_step, max_ts, data) "
-            f"VALUES ({', '.join([ph] * 11)}) ON CONFLICT (run_id, key_id, block) DO UPDATE SET "
+            "INSERT INTO metric_blocks (run_id, key_id, attempt, block, count, min, min_step, min_ts, max, max_step, max_ts, "
+            f"data) VALUES ({', '.join([ph] * 12)}) ON CONFLICT (run_id, key_id, attempt, block) DO UPDATE SET "
             "count = excluded.count, min = excluded.min, min_step = excluded.min_step, min_ts = excluded.min_ts, "
             "max = excluded.max, max_step = excluded.max_step, max_ts = excluded.max_ts, data = excluded.data"
         )
         self._sql_blocks_of_key = (
             "SELECT block, count, min, min_step, min_ts, max, max_step, max_ts, data FROM metric_blocks "
-            f"WHERE run_id = {ph} AND key_id = {ph} AND block BETWEEN {ph} AND {ph}"
+            f"WHERE run_id = {ph} AND key_id = {ph} AND attempt = {ph} AND block BETWEEN {ph} AND {ph}"
         )
+        self._sql_run_attempt = f"SELECT attempt FROM runs WHERE id = {ph}" + ("" if ph == "?" else " FOR UPDATE")
         self._sql_batch = (
             f"INSERT INTO metric_batches (run_id, batch_id, n_points, created_at) VALUES ({ph}, {ph}, {ph}, {ph}) "
             "ON CONFLICT (run_id, batch_id) DO NOTHING"
@@ -162,10 +171,12 @@ class MetricsPart(StorePart):
             else:
                 r[0], r[1] = min(r[0], blk), max(r[1], blk)
         with write_scope(self.engine) as conn:
-            if self._sqlite:
-                self._require_run(conn, run_id)  # SQLite's BEGIN IMMEDIATE already serialises writers
-            else:
-                self._lock_run(conn, run_id)  # blocks are read, merged and rewritten: one writer per run at a time
+            # The points belong to the run's current attempt (a restart numbers the next one), read with
+            # the run's row: SQLite's BEGIN IMMEDIATE already serialises writers; PostgreSQL locks the row,
+            # since blocks are read, merged and rewritten (one writer per run at a time).
+            attempt = conn.exec_driver_sql(self._sql_run_attempt, (run_id,)).scalar()
+            if attempt is None:
+                raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
             if batch_id is not None:
                 res = conn.exec_driver_sql(self._sql_batch, (run_id, batch_id, n, _now()))
                 if res.rowcount == 0:
@@ -175,7 +186,7 @@ class MetricsPart(StorePart):
             if groups:
                 stored: dict[tuple[int, int], tuple] = {}
                 for k, (lo, hi) in span.items():
-                    for row in conn.exec_driver_sql(self._sql_blocks_of_key, (run_id, k, lo, hi)):
+                    for row in conn.exec_driver_sql(self._sql_blocks_of_key, (run_id, k, attempt, lo, hi)):
                         stored[(k, row[0])] = row
                 upserts = []
                 for (k, blk), (g_steps, g_values, g_ts) in groups.items():
@@ -184,9 +195,9 @@ class MetricsPart(StorePart):
                         data, count, st = merge(None, 0, None, g_steps, g_values, g_ts)
                     else:
                         data, count, st = merge(bytes(old[8]), old[1], tuple(old[2:8]), g_steps, g_values, g_ts)
-                    upserts.append((run_id, k, blk, count, *st, data))
+                    upserts.append((run_id, k, attempt, blk, count, *st, data))
                 conn.exec_driver_sql(
-                    self._sql_upsert_summary, [(run_id, k, a[0], a[1], a[2], a[3], a[4], a[5]) for k, a in summ.items()]
+                    self._sql_upsert_summary, [(run_id, k, a[0], a[1], a[2], a[3], a[4], a[5], attempt) for k, a in summ.items()]
                 )
                 conn.exec_driver_sql(self._sql_upsert_block, upserts)
         return n, False
@@ -207,8 +218,13 @@ class MetricsPart(StorePart):
     def metric_summaries(self, run_id: int) -> dict[str, MetricSummary]:
         return self.get_run(run_id).metrics
 
-    def metric_history(self, run_id: int, key: str, *, max_points: int | None = None) -> dict[str, Any]:
+    def metric_history(self, run_id: int, key: str, *, max_points: int | None = None,
+                       attempt: int | str | None = None) -> dict[str, Any]:
         """All points of a metric in step order, or at most ``max_points`` of them.
+
+        ``attempt``: the run's attempt whose points to read; ``None`` (or ``"latest"``) reads the
+        latest attempt that logged the metric (a restarted run logs its steps again), ``"all"``
+        reads every attempt, one after the other, with ``attempts`` naming each point's attempt.
 
         Downsampling splits the series into ``max_points // 2`` buckets and keeps the
         minimum and the maximum point of each, so spikes and the global extremes survive.
@@ -216,36 +232,69 @@ class MetricsPart(StorePart):
         """
         if max_points is not None and max_points < 2:
             raise InvalidInput(f"max_points must be ≥ 2, but got {max_points}.", "Ask for at least 2 points, e.g. max_points=1000.")
+        want = _attempt_arg(attempt)
         ph = "?" if self._sqlite else "%s"
         with read_scope(self.engine) as conn:
             self._require_run(conn, run_id)
             kid = self._metric_key_id(conn, key)
-            count = 0
+            row = None
             if kid is not None:
-                count = conn.execute(
-                    select(m.SqlMetricSummary.count).where(m.SqlMetricSummary.run_id == run_id, m.SqlMetricSummary.key_id == kid)
-                ).scalar() or 0
-            if not count:
+                sm = m.SqlMetricSummary
+                row = conn.execute(select(sm.count, sm.attempt).where(sm.run_id == run_id, sm.key_id == kid)).first()
+            if row is None or not row[0]:
                 raise NotFound(f"Run {run_id} has no metric {key!r}.", "See its metrics with `runyard info RUN`.")
-            if max_points is None or count <= max_points:
-                steps, values, ts = self._points(conn, run_id, kid)
-                return {"key": key, "steps": steps, "values": values, "timestamps": ts, "downsampled": False, "total": count}
-            n_buckets = max_points // 2
-            blocks = conn.exec_driver_sql(
-                "SELECT min, min_step, min_ts, max, max_step, max_ts FROM metric_blocks "
-                f"WHERE run_id = {ph} AND key_id = {ph} ORDER BY block",
-                (run_id, kid),
-            ).all()
-            if len(blocks) >= n_buckets:
-                return _columns(key, _bucket_blocks(blocks, n_buckets), downsampled=True, total=count)
-            rows = list(zip(*self._points(conn, run_id, kid), strict=True))
-            return _columns(key, _bucket_points(rows, n_buckets), downsampled=True, total=count)
+            assert kid is not None
+            if want is None:  # the latest attempt: its count is the summary's
+                counts = {int(row[1]): int(row[0])}
+            else:
+                sql = (f"SELECT attempt, SUM(count) FROM metric_blocks WHERE run_id = {ph} AND key_id = {ph} "
+                       + ("" if want == "all" else f"AND attempt = {ph} ") + "GROUP BY attempt ORDER BY attempt")
+                args = (run_id, kid) if want == "all" else (run_id, kid, want)
+                counts = {int(a): int(n) for a, n in conn.exec_driver_sql(sql, args).all()}
+                if not counts:
+                    raise NotFound(f"Run {run_id} has no points of metric {key!r} in attempt {want}.",
+                                   "Leave attempt out for the latest attempt, or pass attempt=all for every attempt.")
+            per = None if max_points is None else max(2, max_points // len(counts))
+            parts = [self._history_of(conn, run_id, kid, a, n, per) for a, n in counts.items()]
+        if want != "all":
+            a = next(iter(counts))
+            steps, values, ts, down = parts[0]
+            return {"key": key, "steps": steps, "values": values, "timestamps": ts, "downsampled": down,
+                    "total": counts[a], "attempt": a}
+        out: dict[str, Any] = {"key": key, "steps": [], "values": [], "timestamps": [], "downsampled": False,
+                               "total": sum(counts.values()), "attempt": max(counts), "attempts": []}
+        for a, (steps, values, ts, down) in zip(counts, parts, strict=True):
+            out["steps"] += steps
+            out["values"] += values
+            out["timestamps"] += ts
+            out["attempts"] += [a] * len(steps)
+            out["downsampled"] = out["downsampled"] or down
+        return out
 
-    def _points(self, conn, run_id: int, kid: int) -> tuple[list[int], list[float | None], list[float]]:  # noqa: ANN001
-        """Every point of one metric of a run, in step order, unpacked from its blocks."""
+    def _history_of(self, conn, run_id: int, kid: int, attempt: int, count: int,  # noqa: ANN001
+                    max_points: int | None) -> tuple[list[int], list[float | None], list[float], bool]:
+        """One attempt's points of a metric (``count`` of them): (steps, values, timestamps, downsampled)."""
+        if max_points is None or count <= max_points:
+            return (*self._points(conn, run_id, kid, attempt), False)
         ph = "?" if self._sqlite else "%s"
-        rows = _raw_fetch(conn, f"SELECT count, data FROM metric_blocks WHERE run_id = {ph} AND key_id = {ph} ORDER BY block",
-                          (run_id, kid))
+        n_buckets = max_points // 2
+        blocks = conn.exec_driver_sql(
+            "SELECT min, min_step, min_ts, max, max_step, max_ts FROM metric_blocks "
+            f"WHERE run_id = {ph} AND key_id = {ph} AND attempt = {ph} ORDER BY block",
+            (run_id, kid, attempt),
+        ).all()
+        if len(blocks) >= n_buckets:
+            rows = _bucket_blocks(blocks, n_buckets)
+        else:
+            rows = _bucket_points(list(zip(*self._points(conn, run_id, kid, attempt), strict=True)), n_buckets)
+        c = _columns("", rows, downsampled=True, total=count)
+        return c["steps"], c["values"], c["timestamps"], True
+
+    def _points(self, conn, run_id: int, kid: int, attempt: int) -> tuple[list[int], list[float | None], list[float]]:  # noqa: ANN001
+        """Every point of one metric of a run's attempt, in step order, unpacked from its blocks."""
+        ph = "?" if self._sqlite else "%s"
+        rows = _raw_fetch(conn, f"SELECT count, data FROM metric_blocks WHERE run_id = {ph} AND key_id = {ph} "
+                                f"AND attempt = {ph} ORDER BY block", (run_id, kid, attempt))
         steps, values, ts = array("q"), array("d"), array("d")
         for count, data in rows:
             decode(data, count, steps, values, ts)
@@ -267,6 +316,20 @@ def _too_many_keys(run_id: int, n: int, cap: int) -> InvalidInput:
         "The whole batch was refused.",
         "Log fewer distinct keys (put an index in the step, not the key), or ask the admin to raise RUNYARD_MAX_METRIC_KEYS.",
     )
+
+
+def _attempt_arg(attempt: int | str | None) -> int | str | None:
+    """``attempt`` of a history read: None (the latest), "all", or an attempt number ≥ 1."""
+    if attempt is None or attempt == "latest":
+        return None
+    if attempt == "all":
+        return "all"
+    if isinstance(attempt, str) and attempt.isdigit():
+        attempt = int(attempt)
+    if isinstance(attempt, int) and not isinstance(attempt, bool) and 1 <= attempt <= 2**31 - 1:
+        return attempt
+    raise InvalidInput(f"attempt must be latest, all or an attempt number ≥ 1, but got {attempt!r}.",
+                       "Leave it out for the latest attempt, or pass attempt=all for every attempt's points.")
 
 
 def _raw_fetch(conn, sql: str, params: tuple) -> list[tuple]:  # noqa: ANN001

@@ -80,6 +80,7 @@ class SqlExperiment(Base):
     ended_at: Mapped[float | None] = mapped_column(Double, nullable=True)
     # Who submitted it (NULL in local mode): disabling that user cancels its queued runs.
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True, index=True)
+    warnings: Mapped[str] = mapped_column(Text, server_default="[]")  # JSON list of texts
 
 
 class SqlRun(Base):
@@ -153,6 +154,7 @@ class SqlMetricSummary(Base):
     min: Mapped[float | None] = mapped_column(Double, nullable=True)
     max: Mapped[float | None] = mapped_column(Double, nullable=True)
     count: Mapped[int] = mapped_column(BigInteger)
+    attempt: Mapped[int] = mapped_column(Integer, server_default="1")  # the latest attempt that logged the metric
     __table_args__ = (Index("ix_summaries_key_last", "key_id", "last"),)
 
 
@@ -167,6 +169,7 @@ class SqlMetricBlock(Base):
     __tablename__ = "metric_blocks"
     run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     key_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True, server_default="1")  # the run's attempt (1, 2, ...)
     block: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger)
     min: Mapped[float | None] = mapped_column(Double, nullable=True)

@@ -60,6 +60,7 @@ class Experiment(_Record):
     created_at: float
     ended_at: float | None = None
     counts: dict[str, int] = Field(default_factory=dict, description="runs per status")
+    warnings: list[str] = Field(default_factory=list, description="what went wrong without failing it, e.g. a metric no run logged")
 
 
 class MetricSummary(_Record):

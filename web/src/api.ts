@@ -13,7 +13,7 @@ export interface Run {
 }
 export interface RunPage { items: Run[]; total: number; offset: number; limit: number }
 export interface Project { id: number; name: string; description: string; visibility: string; owner: string | null; created_at: number; updated_at: number; n_experiments: number; n_runs: number; last_activity_at: number | null; tags: Record<string, string> }
-export interface Experiment { id: number; project: string; name: string; status: string; config: Record<string, any>; snapshot_id: string | null; backend: string; message: string; created_at: number; ended_at: number | null; counts: Record<string, number> }
+export interface Experiment { id: number; project: string; name: string; status: string; config: Record<string, any>; snapshot_id: string | null; backend: string; message: string; created_at: number; ended_at: number | null; counts: Record<string, number>; warnings?: string[] }
 export interface MetricHistory { key: string; steps: number[]; values: (number | null)[]; timestamps: number[]; downsampled: boolean; total: number }
 export interface LogLine { offset: number; task: string; stream: string; text: string; ts: number }
 export interface LogPage { lines: LogLine[]; next_offset: number; run_status: string }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from typing import Literal
 
 import orjson
 from fastapi import APIRouter, Depends, Query, Request
@@ -13,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from runyard.records.fields import LogText, SafeStr
 from runyard.server._auth import run_reader, run_token_route, run_writer
-from runyard.server._deps import get_store
+from runyard.server._deps import get_store, run_ingest
 from runyard.store import TERMINAL_STATUSES, LogLine, Store
 
 router = APIRouter(prefix="/runs/{run_id}/logs", tags=["logs"])
@@ -45,10 +46,10 @@ class LogPage(BaseModel):
 
 @router.post("", response_model=LogAppendResult, dependencies=[Depends(run_writer)])
 @run_token_route
-def append_logs(run_id: int, body: LogAppend, request: Request, store: Store = Depends(get_store)) -> LogAppendResult:
+async def append_logs(run_id: int, body: LogAppend, request: Request, store: Store = Depends(get_store)) -> LogAppendResult:
     now = time.time()
-    offset, duplicate = store.append_logs(run_id, body.task, [(ln.stream, ln.text, ln.ts or now) for ln in body.lines],
-                                          batch_id=body.batch_id)
+    offset, duplicate = await run_ingest(request, store.append_logs, run_id, body.task,
+                                         [(ln.stream, ln.text, ln.ts or now) for ln in body.lines], batch_id=body.batch_id)
     if not duplicate:
         request.app.state.changes.bump(f"logs:{run_id}")
     return LogAppendResult(offset=offset, duplicate=duplicate)
@@ -63,8 +64,14 @@ async def read_logs(
     limit: int = Query(1000, ge=1, le=10000),
     task: str | None = None,
     wait: float = Query(0, ge=0, le=60, description="long-poll: wait up to this many seconds for new lines"),
+    tail: int | None = Query(None, ge=1, le=10000, description="the last TAIL lines instead of those after offset"),
+    stream: Literal["stdout", "stderr", "system"] | None = Query(None, description="only this stream's lines"),
 ) -> LogPage:
     store: Store = request.app.state.store
+    if tail is not None:
+        lines = await run_in_threadpool(store.tail_logs, run_id, tail, task, stream)
+        run = await run_in_threadpool(store.get_run, run_id)
+        return LogPage(lines=lines, next_offset=lines[-1].offset if lines else offset, run_status=run.status)
     changes = request.app.state.changes
     deadline = time.monotonic() + wait
     while True:

@@ -25,7 +25,7 @@ from runyard.server._auth import (
     run_writer,
     visible_project_ids,
 )
-from runyard.server._deps import backend_entries, get_store, wake_scheduler
+from runyard.server._deps import backend_entries, get_store, run_ingest, wake_scheduler
 from runyard.store import (
     RUN_STATUSES,
     TERMINAL_STATUSES,
@@ -96,7 +96,9 @@ class MetricHistory(BaseModel):
     values: list[float | None]
     timestamps: list[float]
     downsampled: bool
-    total: int = Field(description="points stored for this metric")
+    total: int = Field(description="points stored for this metric (in the attempts returned)")
+    attempt: int = Field(description="the run's attempt these points belong to (the latest one, with attempt=all)")
+    attempts: list[int] | None = Field(default=None, description="with attempt=all: each point's attempt")
 
 
 @router.post("", response_model=Run, status_code=201)
@@ -344,8 +346,23 @@ def delete_tag(run_id: int, key: str, store: Store = Depends(get_store)) -> Run:
 )
 @run_token_route
 async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
-    """Ingest a batch of points (the hot path: parsed with orjson, stored with one bulk insert)."""
+    """Ingest a batch of points (the hot path: parsed with orjson, stored with one bulk insert).
+
+    Parsing, checks and the write run in an ingest thread, a bounded number of them at a
+    time (RUNYARD_INGEST_THREADS), so many writers at once do not slow down reads.
+    """
     raw = await request.body()
+    store: Store = request.app.state.store
+    stored, duplicate = await run_ingest(request, _ingest_batch, store, run_id, raw)
+    request.app.state.changes.bump(f"run:{run_id}")
+    scheduler = getattr(request.app.state, "scheduler", None)
+    if scheduler is not None and stored:
+        scheduler.note_metrics(run_id)
+    return MetricBatchResult(stored=stored, duplicate=duplicate)
+
+
+def _ingest_batch(store: Store, run_id: int, raw: bytes) -> tuple[int, bool]:
+    """Parse and check a metric batch's JSON, then store it: ``(points stored, was_duplicate)``."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as e:
@@ -375,13 +392,7 @@ async def log_metrics(run_id: int, request: Request) -> MetricBatchResult:
     batch_id = body.get("batch_id")
     if batch_id is not None and (not isinstance(batch_id, str) or len(batch_id) > 64):
         raise InvalidInput("batch_id must be a string of at most 64 characters.", "Use a UUID.")
-    store: Store = request.app.state.store
-    stored, duplicate = await run_in_threadpool(store.ingest_metrics, run_id, keys, steps, values, timestamps, batch_id=batch_id)
-    request.app.state.changes.bump(f"run:{run_id}")
-    scheduler = getattr(request.app.state, "scheduler", None)
-    if scheduler is not None and stored:
-        scheduler.note_metrics(run_id)
-    return MetricBatchResult(stored=stored, duplicate=duplicate)
+    return store.ingest_metrics(run_id, keys, steps, values, timestamps, batch_id=batch_id)
 
 
 @router.get("/{run_id}/metrics", response_model=dict[str, MetricSummary], dependencies=[Depends(run_reader)])
@@ -397,9 +408,15 @@ async def metric_history(
     key: str,
     request: Request,
     max_points: int | None = Query(default=None, ge=2, le=1_000_000, description="downsample to at most this many points"),
+    attempt: str = Query(default="latest", max_length=20,
+                         description="latest (the default), all, or an attempt number: whose points to return"),
 ) -> Response:
-    """A metric's points in step order; downsampled keeping each bucket's min and max."""
+    """A metric's points in step order; downsampled keeping each bucket's min and max.
+
+    A restarted run logs its steps again in its next attempt: the latest attempt's points are
+    returned, every attempt's with ``attempt=all`` (one after the other, ``attempts`` naming each point's).
+    """
     store: Store = request.app.state.store
-    hist = await run_in_threadpool(store.metric_history, run_id, key, max_points=max_points)
+    hist = await run_in_threadpool(store.metric_history, run_id, key, max_points=max_points, attempt=attempt)
     # orjson straight to bytes: 100,000 points serialise in a few ms.
     return Response(orjson.dumps(hist), media_type="application/json")

@@ -1,4 +1,5 @@
 // Parallel coordinates: axes, their scales, and brushes that become the API's run filters.
+import { apiField, parseColumn } from "./table";
 
 export interface Axis {
   /** Field as the API names it: "params.lr" or "metrics.acc.last". */
@@ -59,9 +60,18 @@ export function fromUnit(axis: Axis, t: number): number {
 export function brushFilters(brushes: Brush[]): string[] {
   const out: string[] = [];
   for (const b of brushes) {
-    out.push(`${b.field} >= ${num(b.lo)}`, `${b.field} <= ${num(b.hi)}`);
+    const f = filterField(b.field);
+    out.push(`${f} >= ${num(b.lo)}`, `${f} <= ${num(b.hi)}`);
   }
   return out;
+}
+
+/** An axis field ("metrics.val loss.last") as the filter language writes it ('metrics."val loss".last'). */
+function filterField(field: string): string {
+  const col = parseColumn(field);
+  if (col?.kind === "param") return apiField("params", col.key);
+  if (col?.kind === "metric") return apiField("metrics", col.key, col.agg);
+  return field;
 }
 
 function num(v: number): string {

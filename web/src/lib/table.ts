@@ -30,6 +30,16 @@ function widthFor(label: string, min: number): number {
   return Math.max(min, Math.min(260, Math.round(label.length * 7.5 + 28)));
 }
 
+/** A name the server's filter language reads unquoted: no spaces, quotes or operator characters. */
+const BARE_NAME = /^[^\s<>=!~"]+$/;
+
+/** A field for the API's filter and sort language: a name with spaces goes in double quotes
+ * ("metrics.val loss.min" → 'metrics."val loss".min'); fields with plain names are returned as they are. */
+export function apiField(prefix: "params" | "metrics" | "tags", key: string, agg?: string): string {
+  const name = BARE_NAME.test(key) ? key : `"${key}"`;
+  return agg ? `${prefix}.${name}.${agg}` : `${prefix}.${name}`;
+}
+
 /** Parse a column id ("params.lr", "metrics.val/acc.max", "status"); null when it names nothing. */
 export function parseColumn(id: string): Column | null {
   if (id in ATTRS) {
@@ -38,7 +48,7 @@ export function parseColumn(id: string): Column | null {
   }
   if (id.startsWith("params.") && id.length > 7) {
     const key = id.slice(7);
-    return { id, label: key, kind: "param", key, sortField: id, width: widthFor(key, 90) };
+    return { id, label: key, kind: "param", key, sortField: apiField("params", key), width: widthFor(key, 90) };
   }
   if (id.startsWith("metrics.")) {
     const rest = id.slice(8);
@@ -47,7 +57,7 @@ export function parseColumn(id: string): Column | null {
     if (dot > 0 && (agg === "last" || agg === "min" || agg === "max")) {
       const key = rest.slice(0, dot);
       const label = `${key} (${agg})`;
-      return { id, label, kind: "metric", key, agg, sortField: id, width: widthFor(label, 110) };
+      return { id, label, kind: "metric", key, agg, sortField: apiField("metrics", key, agg), width: widthFor(label, 110) };
     }
   }
   return null;

@@ -112,6 +112,7 @@ export function ExperimentPage() {
               {STATUSES.filter((s) => e.counts[s]).map((s) => <span key={s} className="count"><StatusBadge status={s} /> {e.counts[s]}</span>)}
             </div>
             {e.message && <div className="muted">{e.message}</div>}
+            {(e.warnings ?? []).map((w) => <div key={w} className="warning" data-testid="experiment-warning">Warning: {w}</div>)}
             {e.status === "running" && (
               <ConfirmButton label="Cancel experiment" question={`Cancel experiment ${id} and all its active runs?`} confirmLabel="Yes, cancel all"
                 disabled={!access.canWrite} title={access.canWrite ? undefined : CANNOT_CANCEL}
