@@ -349,7 +349,7 @@ def test_logs_follow_ends_when_the_run_ends(fresh_seed, cli_server) -> None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, err
-    assert out == "last words\n"
+    assert out == "last words\n", err
     assert f"Run {fresh_seed.active} finished: succeeded." in err
 
 

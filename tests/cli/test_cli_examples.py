@@ -23,14 +23,15 @@ FOREGROUND = {
 
 # Experiment commands need a project directory and a scheduling server, which the seeded
 # data here lacks; tests/e2e runs them for real. Here they are only parsed.
-EXPERIMENT_COMMANDS = {"run", "follow", "rerun", "diff"}
+EXPERIMENT_COMMANDS = {"run", "follow", "rerun", "diff", "validate"}
 
 # Account commands that need a server with users (the seeded one is in local mode) or a
 # password prompt: only parsed here. They run against a live server with users in
 # tests/auth/test_modes.py::test_cli_login_tokens_share_and_audit (login, tokens create/list,
 # admin create-user, projects share) and tests/auth/test_cli_accounts.py (passwd, tokens revoke,
-# admin disable/enable/promote/demote/set-password, projects unshare).
-NEEDS_USERS = {("login",), ("passwd",), ("tokens", "create"), ("tokens", "list"), ("tokens", "revoke"),
+# admin disable/enable/promote/demote/set-password, projects unshare); tokens revoke-run in
+# tests/security/test_sec_tokens.py. validate needs a project directory: tests/integrity/test_int_validate.py.
+NEEDS_USERS = {("login",), ("passwd",), ("tokens", "create"), ("tokens", "list"), ("tokens", "revoke"), ("tokens", "revoke-run"),
                ("admin", "create-user"), ("admin", "disable"), ("admin", "enable"), ("admin", "promote"),
                ("admin", "demote"), ("admin", "set-password"), ("projects", "share"), ("projects", "unshare")}
 

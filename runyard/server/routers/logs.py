@@ -69,15 +69,16 @@ async def read_logs(
 ) -> LogPage:
     store: Store = request.app.state.store
     if tail is not None:
-        lines = await run_in_threadpool(store.tail_logs, run_id, tail, task, stream)
         run = await run_in_threadpool(store.get_run, run_id)
+        lines = await run_in_threadpool(store.tail_logs, run_id, tail, task, stream)
         return LogPage(lines=lines, next_offset=lines[-1].offset if lines else offset, run_status=run.status)
     changes = request.app.state.changes
     deadline = time.monotonic() + wait
     while True:
         seen = changes.version(f"logs:{run_id}")
-        lines = await run_in_threadpool(store.read_logs, run_id, offset=offset, limit=limit, task=task)
+        # The status first, then the lines: a run seen ended has every line it wrote before ending in this read.
         run = await run_in_threadpool(store.get_run, run_id)
+        lines = await run_in_threadpool(store.read_logs, run_id, offset=offset, limit=limit, task=task)
         remaining = deadline - time.monotonic()
         if lines or remaining <= 0 or run.status in TERMINAL_STATUSES:
             break
