@@ -16,7 +16,8 @@ from runyard.artifacts import ArtifactStorage
 from runyard.server._auth import Auth, authenticate, check_mode, public_route
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
-from runyard.server._static import install_ui, ui_dir
+from runyard.server._guard import Guard
+from runyard.server._static import install_docs, install_ui, ui_dir
 from runyard.server.routers import artifacts, audit, experiments, logs, members, projects, runs, sessions, tokens, users
 from runyard.store import Store
 
@@ -87,7 +88,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         version=__version__,
         description="Runyard's REST API: projects, experiments, runs, metrics, logs, artifacts, snapshots.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served by install_docs from the installed Swagger UI package
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -112,5 +113,9 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         api.include_router(r)
     app.include_router(api)
 
+    install_docs(app)
     install_ui(app, static_dir or ui_dir())
+    # The guard wraps the whole stack, the error middleware included, so 500 answers carry its headers too.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Guard(build())  # type: ignore[method-assign]
     return app
