@@ -1,9 +1,9 @@
-// Project descriptions: Markdown rendered to sanitised HTML.
+// Project descriptions: Markdown rendered under a strict allow-list (see lib/markdown.ts).
 import { useMemo } from "react";
-import { marked } from "marked";
 import DOMPurify from "dompurify";
+import { PURIFY_CONFIG, renderMarkdown } from "../lib/markdown";
 
 export function Markdown({ text }: { text: string }) {
-  const html = useMemo(() => DOMPurify.sanitize(marked.parse(text, { async: false }) as string), [text]);
+  const html = useMemo(() => DOMPurify.sanitize(renderMarkdown(text), PURIFY_CONFIG) as string, [text]);
   return <div className="markdown" dangerouslySetInnerHTML={{ __html: html }} />;
 }
