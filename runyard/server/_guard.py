@@ -84,7 +84,7 @@ def _is_file_path(path: str) -> bool:
     return path.startswith("/api/v1/runs/") and "/artifacts/" in path
 
 
-def body_limit(method: str, path: str) -> int | None:
+def body_limit(method: str, path: str, json_limit: int = JSON_BODY_LIMIT, batch_limit: int = BATCH_BODY_LIMIT) -> int | None:
     """The body cap of a request in bytes; None for the streamed file uploads (RUNYARD_MAX_UPLOAD_MB).
 
     >>> body_limit("POST", "/api/v1/runs/3/metrics") == BATCH_BODY_LIMIT
@@ -92,14 +92,16 @@ def body_limit(method: str, path: str) -> int | None:
     >>> body_limit("POST", "/api/v1/runs") == JSON_BODY_LIMIT
     True
     """
-    if method == "PUT" and _is_file_path(path):
-        return None
     if path.startswith("/api/v1/runs/"):
+        if method == "PUT" and "/artifacts/" in path:
+            return None
         if path.endswith(("/metrics", "/logs", "/report")):
-            return _batch_limit()
+            return batch_limit
     elif path in ("/api/v1/snapshots", "/api/v1/blobs/missing"):
-        return _batch_limit()
-    return _json_limit()
+        return batch_limit
+    elif method == "PUT" and path.startswith("/api/v1/blobs/"):
+        return None
+    return json_limit
 
 
 def _json_limit() -> int:
@@ -155,6 +157,8 @@ class Guard:
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self.json_limit = _json_limit()
+        self.batch_limit = _batch_limit()
         self._hosts = _allowed_hosts()
         self._hosts_env = os.environ.get("RUNYARD_PUBLIC_URL")
 
@@ -209,7 +213,7 @@ class Guard:
                              "set RUNYARD_PUBLIC_URL to that address, or create a user so that sign-in is required.")
         elif method in _WRITE_METHODS and (local or (cookie and not bearer)):
             refusal = self._cross_site_write(method, host, content_type, origin, length, chunked, local)
-        limit = body_limit(method, path) if method in _WRITE_METHODS else _json_limit()
+        limit = body_limit(method, path, self.json_limit, self.batch_limit) if method in _WRITE_METHODS else self.json_limit
         if refusal is None and limit is not None and length > limit:
             refusal = _too_large(limit)
         if refusal is not None:
@@ -234,10 +238,8 @@ class Guard:
                 return
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", ()))
-                present = {k.lower() for k, _ in headers}
-                headers.extend(h for h in extra if h[0] not in present)
-                message["headers"] = headers
+                # The guard owns these headers: no route sets them.
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         if limit is None or (length >= 0 and not chunked):
