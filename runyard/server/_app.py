@@ -9,14 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from runyard import __version__
 from runyard.artifacts import ArtifactStorage
 from runyard.server._auth import Auth, authenticate, check_mode, public_route
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
-from runyard.server._guard import Guard
+from runyard.server._guard import Guard, image_hosts
 from runyard.server._static import install_docs, install_ui, ui_dir
 from runyard.server.routers import artifacts, audit, experiments, logs, members, projects, runs, sessions, tokens, users
 from runyard.store import Store
@@ -30,6 +30,8 @@ class Health(BaseModel):
     status: str
     version: str
     database: str
+    image_hosts: list[str] = Field(default_factory=list,
+                                   description="hosts whose images project descriptions may show (RUNYARD_UI_IMAGE_HOSTS)")
 
 
 def _public_url() -> str:
@@ -104,7 +106,8 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     @api.get("/health", response_model=Health, tags=["server"])
     @public_route
     def health() -> Health:
-        return Health(status="ok", version=__version__, database=app.state.store.engine.dialect.name)
+        return Health(status="ok", version=__version__, database=app.state.store.engine.dialect.name,
+                      image_hosts=image_hosts())
 
     # Routes are matched in this order, one by one: the task runners' and the SDK's (reports,
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.

@@ -4,7 +4,8 @@ On every request it:
 
 - sets the security headers on every answer: ``X-Content-Type-Options: nosniff``,
   ``Referrer-Policy: no-referrer``, ``X-Frame-Options: DENY`` and a Content-Security-Policy
-  (:data:`UI_CSP` on the web UI's pages, :data:`API_CSP` on the API, :data:`DOCS_CSP` on the API
+  (:data:`UI_CSP` on the web UI's pages, whose images may also come from the https hosts of
+  RUNYARD_UI_IMAGE_HOSTS, :data:`API_CSP` on the API, :data:`DOCS_CSP` on the API
   docs, :data:`FILE_CSP` on the files of runs and snapshots, which a browser may only show sandboxed);
 - in single-user local mode (no sign-in, see :class:`runyard.server._auth.Auth`) answers only
   requests whose ``Host`` is a name of this machine's loopback (127.0.0.1, localhost, ::1) or the
@@ -29,8 +30,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from runyard.errors import RunyardError
+
 __all__ = [
     "API_CSP",
+    "image_hosts",
     "BATCH_BODY_LIMIT",
     "DOCS_CSP",
     "FILE_CSP",
@@ -104,6 +108,23 @@ def body_limit(method: str, path: str, json_limit: int = JSON_BODY_LIMIT, batch_
     return json_limit
 
 
+def image_hosts() -> list[str]:
+    """RUNYARD_UI_IMAGE_HOSTS: hosts whose https images project descriptions may show (comma-separated)."""
+    hosts = [h.strip().lower() for h in os.environ.get("RUNYARD_UI_IMAGE_HOSTS", "").split(",") if h.strip()]
+    for h in hosts:
+        if not all(c.isalnum() or c in ".-:" for c in h):
+            raise RunyardError(f"RUNYARD_UI_IMAGE_HOSTS holds {h!r}, which is not a host name.",
+                               "List host names only, comma-separated, e.g. RUNYARD_UI_IMAGE_HOSTS=img.shields.io,example.org.")
+    return hosts
+
+
+def _ui_headers(hosts: list[str]) -> list[tuple[bytes, bytes]]:
+    if not hosts:
+        return _HEADERS_UI
+    csp = UI_CSP.replace("img-src 'self' data:", "img-src 'self' data: " + " ".join(f"https://{h}" for h in hosts))
+    return [*_COMMON, (b"x-frame-options", b"DENY"), (b"content-security-policy", csp.encode())]
+
+
 def _json_limit() -> int:
     return int(float(os.environ.get("RUNYARD_MAX_JSON_MB", "1")) * MiB)
 
@@ -159,6 +180,7 @@ class Guard:
         self.app = app
         self.json_limit = _json_limit()
         self.batch_limit = _batch_limit()
+        self.ui_headers = _ui_headers(image_hosts())
         self._hosts = _allowed_hosts()
         self._hosts_env = os.environ.get("RUNYARD_PUBLIC_URL")
 
@@ -182,7 +204,7 @@ class Guard:
             else:
                 extra = _HEADERS_API
         else:
-            extra = _HEADERS_UI
+            extra = self.ui_headers
 
         host = content_type = origin = b""
         length = -1

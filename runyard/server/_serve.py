@@ -61,6 +61,9 @@ def serve(host: str, port: int, *, log_level: str = "warning") -> None:
 
     mode = auth_mode_for(host)
     proxies = trusted_proxies()
+    from runyard.server._guard import image_hosts
+
+    image_hosts()  # a bad setting stops the start, before listening
 
     if not os.environ.get("RUNYARD_PUBLIC_URL"):
         reach = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host

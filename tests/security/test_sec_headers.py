@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -102,3 +103,22 @@ def test_run_files_are_served_sandboxed(ui_server: LiveServer) -> None:
     assert csp.startswith("sandbox")
     assert "default-src 'none'" in csp and "frame-ancestors 'self'" in csp
     assert headers["content-type"] == "application/octet-stream"
+
+
+def test_operator_image_hosts_reach_the_csp_and_the_ui(live_servers: LiveServers, tmp_path: Path) -> None:
+    ui = tmp_path / "ui"
+    ui.mkdir()
+    (ui / "index.html").write_text("<!doctype html>")
+    server = live_servers.start("images", env={"RUNYARD_UI_DIR": str(ui), "RUNYARD_SCHEDULER": "0",
+                                               "RUNYARD_UI_IMAGE_HOSTS": "img.example, Badges.Example:8443"})
+    _, headers, _ = raw(server, "GET", "/")
+    assert "img-src 'self' data: https://img.example https://badges.example:8443;" in headers["content-security-policy"]
+    _, _, body = raw(server, "GET", V1 + "/health")
+    assert json.loads(body)["image_hosts"] == ["img.example", "badges.example:8443"]
+    _, headers, _ = raw(server, "GET", V1 + "/health")
+    assert "img-src" not in headers["content-security-policy"]  # the API stays default-src 'none'
+
+
+def test_bad_image_hosts_setting_stops_the_server(live_servers: LiveServers) -> None:
+    with pytest.raises(RuntimeError, match="RUNYARD_UI_IMAGE_HOSTS"):
+        live_servers.start("bad-images", env={"RUNYARD_UI_IMAGE_HOSTS": "evil.example; script-src *"})
