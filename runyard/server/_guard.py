@@ -11,7 +11,7 @@ On every request it:
   requests whose ``Host`` is a name of this machine's loopback (127.0.0.1, localhost, ::1) or the
   host of RUNYARD_PUBLIC_URL: a web page that rebinds its own DNS name to 127.0.0.1 is refused (403);
 - refuses writes that a web page of another site could send without the browser asking first
-  (a "simple" cross-site request): in local mode or with the session cookie, a body must be JSON
+  (a "simple" cross-site request): without a bearer token, in local mode or with the session cookie, a body must be JSON
   or ``application/octet-stream`` (415 otherwise), and in local mode a write whose ``Origin``
   is another site is refused (403). Bearer-token requests (CLI, SDK, runners) are not affected;
 - caps request bodies per route kind (:func:`body_limit`): a ``Content-Length`` over the cap is
@@ -233,7 +233,9 @@ class Guard:
                              f"not as {host.decode('latin-1')!r}.",
                              "Open it as http://127.0.0.1:PORT or http://localhost:PORT; to reach it under another name, "
                              "set RUNYARD_PUBLIC_URL to that address, or create a user so that sign-in is required.")
-        elif method in _WRITE_METHODS and (local or (cookie and not bearer)):
+        elif method in _WRITE_METHODS and not bearer and (local or cookie):
+            # A page of another site cannot send an Authorization header without a preflight: bearer
+            # requests (CLI, SDK, runners) are never a browser's forged write.
             refusal = self._cross_site_write(method, host, content_type, origin, length, chunked, local)
         limit = body_limit(method, path, self.json_limit, self.batch_limit) if method in _WRITE_METHODS else self.json_limit
         if refusal is None and limit is not None and length > limit:

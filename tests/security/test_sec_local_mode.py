@@ -127,3 +127,22 @@ def test_session_cookie_writes_refuse_simple_content_types(team: LiveServer) -> 
         assert resp.status_code == 415
         resp = http.post("/projects", json={"name": "sec-cookie"}, headers={"X-CSRF-Token": csrf})
         assert resp.status_code == 201
+
+
+def test_bearer_requests_in_local_mode_skip_the_content_type_rule(local: LiveServer, run_id: int) -> None:
+    """A run's token (runners in local mode) is not a browser: its writes are judged by the API alone."""
+    from runyard.store import AuthStore, make_engine
+
+    engine = make_engine(f"sqlite:///{local.home / 'runyard.db'}")
+    try:
+        _, secret = AuthStore(engine).create_token("run", run_id=run_id, name="sec")
+    finally:
+        engine.dispose()
+    batch = json.dumps({"keys": ["tok"], "steps": [1], "values": [1.0], "timestamps": [1.0]}).encode()
+    status, _, body = raw(local, "POST", f"{V1}/runs/{run_id}/metrics", batch,
+                          {"Authorization": f"Bearer {secret}", "Content-Type": "text/plain"})
+    assert status == 200, body  # the metric route parses its body itself
+    # The Host rule holds for every request in local mode.
+    status, _, _ = raw(local, "GET", f"{V1}/runs/{run_id}", headers={"Authorization": f"Bearer {secret}",
+                                                                      "Host": "evil.example"})
+    assert status == 403
