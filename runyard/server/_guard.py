@@ -286,7 +286,12 @@ class Guard:
                     return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted_receive, send_headers)
+        try:
+            await self.app(scope, counted_receive, send_headers)
+        except Exception:
+            if not over:
+                raise
+            # The app failed on the cut-off body (a disconnect to it): the 413 below is the answer.
         if over and not started:
             status, body = _too_large(limit)
             await _send_error(send, (status, body), extra)
