@@ -39,3 +39,20 @@ def test_hostile_description_is_inert(yard, page) -> None:  # noqa: ANN001
     expect(md.locator("a[href='https://evil.example/pixel.png']")).to_have_text("image: tracker")
     expect(page.locator("h1").first).to_be_visible()  # the page itself still shows
     assert not [e for e in page.console_errors if "Content Security Policy" in e], page.console_errors
+
+
+def test_pages_with_charts_and_tables_break_no_csp_rule(yard, page) -> None:  # noqa: ANN001
+    """Charts (uPlot), the virtual runs table and the run page set styles through the DOM only: the CSP allows them."""
+    c = yard.client
+    c.create_project("ui-sec-csp", description="**charts**")
+    run = c.create_run("ui-sec-csp", name="csp", params={"lr": 0.1})
+    c.log_metrics(run["id"], ["loss"] * 20, list(range(20)), [1.0 / (i + 1) for i in range(20)], [1.7e9 + i for i in range(20)])
+    violations: list[str] = []
+    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{yard.url}/projects/ui-sec-csp")
+    expect(page.locator(".markdown strong")).to_have_text("charts")
+    page.goto(f"{yard.url}/runs/{run['id']}")
+    expect(page.locator("canvas").first).to_be_visible()
+    page.goto(f"{yard.url}/")
+    expect(page.get_by_text("ui-sec-csp").first).to_be_visible()
+    assert not violations, violations
