@@ -14,7 +14,7 @@ from typing import Any
 import typer
 
 from runyard.cli._app import app, get_client
-from runyard.cli._output import ago, console, fmt_time, print_json
+from runyard.cli._output import ago, console, fmt_time, print_json, safe
 from runyard.cli._projects import projects_app
 from runyard.errors import InvalidInput
 
@@ -165,7 +165,7 @@ def tokens_create(
         return
     info = created["info"]
     console().print(f"Token {info['id']} ({info['name'] or 'unnamed'}) created; it is shown only now:", markup=False)
-    typer.echo(created["token"])
+    typer.echo(safe(created["token"]))
 
 
 @tokens_app.command("list")

@@ -1,7 +1,10 @@
 """How the CLI prints: Rich consoles, JSON, human-readable times, sizes and numbers.
 
 Tables and messages go through Rich; ``--json`` output bypasses Rich entirely so
-it never carries markup, wrapping or colour. Consoles are built per call so they
+it never carries markup, wrapping or colour. Text from the server (names, messages, the audit
+log) may hold terminal control sequences: the consoles pass every piece of text they print
+through :func:`safe`, which shows control characters and bidirectional overrides as visible
+escapes (``\x1b``, ``\u202e``); Rich's own colours are not text and stay. Consoles are built per call so they
 follow ``sys.stdout``/``sys.stderr`` as they are at that moment (test runners swap them).
 """
 
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -30,6 +34,7 @@ __all__ = [
     "fmt_time",
     "print_json",
     "run_duration",
+    "safe",
     "status_text",
 ]
 
@@ -43,18 +48,52 @@ STATUS_STYLES = {
     "pruned": "blue",
 }
 
+# C0 controls but tab and newline, DEL, C1 controls, and the marks that reorder text on screen
+# (bidi embeddings, overrides and isolates; LRM, RLM, ALM).
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def safe(text: str) -> str:
+    """``text`` with terminal control characters and bidi overrides shown as escapes; tabs and newlines kept.
+
+    >>> safe("ok\\x1b[2Jgone\\u202e")
+    'ok\\\\x1b[2Jgone\\\\u202e'
+    """
+    return _UNSAFE.sub(_escape, text) if _UNSAFE.search(text) else text
+
+
 # Wide enough that tables piped to a file or `grep` keep whole cells.
 _PIPE_WIDTH = 200
 
 
 def _make_console(stderr: bool) -> Console:
     from rich.console import Console
+    from rich.segment import Segment
+
+    class SafeConsole(Console):
+        """A console whose printed text goes through :func:`safe` (tables, panels, messages alike)."""
+
+        def render_str(self, text, **kwargs):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN003, ANN202
+            # Before markup and measuring, so table columns are as wide as the escaped text.
+            return super().render_str(safe(text), **kwargs)
+
+        def render(self, renderable, options=None):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+            for seg in super().render(renderable, options):
+                if seg.control is None and seg.text and _UNSAFE.search(seg.text):
+                    yield Segment(safe(seg.text), seg.style, seg.control)
+                else:
+                    yield seg
 
     stream = sys.stderr if stderr else sys.stdout
     width = None
     if not (hasattr(stream, "isatty") and stream.isatty()) and not os.environ.get("COLUMNS"):
         width = _PIPE_WIDTH
-    return Console(stderr=stderr, width=width, highlight=False, soft_wrap=False)
+    return SafeConsole(stderr=stderr, width=width, highlight=False, soft_wrap=False)
 
 
 def console() -> Console:

@@ -17,7 +17,8 @@ from runyard.artifacts import ArtifactStorage
 from runyard.server._auth import Auth, authenticate, check_mode, public_route
 from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
-from runyard.server._static import install_ui, ui_dir
+from runyard.server._guard import Guard, image_hosts
+from runyard.server._static import install_docs, install_ui, ui_dir
 from runyard.server.routers import artifacts, audit, backends, experiments, logs, members, projects, runs, sessions, tokens, users
 from runyard.store import Store
 
@@ -32,6 +33,8 @@ class Health(BaseModel):
     database: str
     problems: list[str] = Field(default_factory=list, description="why it is degraded: disk full, database "
                                 "unreachable, writes that failed in the last minute")
+    image_hosts: list[str] = Field(default_factory=list,
+                                   description="hosts whose images project descriptions may show (RUNYARD_UI_IMAGE_HOSTS)")
 
 
 def _public_url() -> str:
@@ -119,7 +122,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         version=__version__,
         description="Runyard's REST API: projects, experiments, runs, metrics, logs, artifacts, snapshots.",
         openapi_url="/api/v1/openapi.json",
-        docs_url="/api/v1/docs",
+        docs_url=None,  # served by install_docs from the installed Swagger UI package
         redoc_url=None,
         lifespan=lifespan,
     )
@@ -140,7 +143,8 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     def health() -> JSONResponse:
         """``ok``, or ``degraded`` with the problems; 503 while the database does not answer (cached for 1 s)."""
         status, problems, db_ok = app.state.health.status()
-        body = Health(status=status, version=__version__, database=app.state.store.engine.dialect.name, problems=problems)
+        body = Health(status=status, version=__version__, database=app.state.store.engine.dialect.name, problems=problems,
+                      image_hosts=image_hosts())
         return JSONResponse(body.model_dump(), status_code=200 if db_ok else 503)
 
     # Routes are matched in this order, one by one: the task runners' and the SDK's (reports,
@@ -150,5 +154,9 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         api.include_router(r)
     app.include_router(api)
 
+    install_docs(app)
     install_ui(app, static_dir or ui_dir())
+    # The guard wraps the whole stack, the error middleware included, so 500 answers carry its headers too.
+    build = app.build_middleware_stack
+    app.build_middleware_stack = lambda: Guard(build())  # type: ignore[method-assign]
     return app

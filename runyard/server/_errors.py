@@ -22,6 +22,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 import runyard.names as names
 from runyard.errors import (
@@ -176,6 +177,13 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else "Request failed."
         hint = "See the API reference at /api/v1/docs." if exc.status_code == 404 else None
         return JSONResponse(_body(code, message, hint), status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(_req: Request, _exc: ClientDisconnect) -> JSONResponse:
+        # The body stopped before its end: the client left, or the HTTP edge cut a body over its limit
+        # (and answers 413 itself). Nobody reads this answer; it is not a server error worth a traceback.
+        return JSONResponse(_body("invalid_input", "The request body ended early.", "Send the whole body."),
+                            status_code=400)
 
     @app.exception_handler(Exception)
     async def _unexpected(req: Request, exc: Exception) -> JSONResponse:

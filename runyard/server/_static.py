@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["STATIC_DIR", "install_ui", "ui_dir"]
+__all__ = ["STATIC_DIR", "install_docs", "install_ui", "ui_dir"]
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -50,3 +50,52 @@ def install_ui(app: FastAPI, directory: Path) -> None:
                 cache = "public, max-age=31536000, immutable" if path.startswith("assets/") else "no-cache"
                 return FileResponse(target, headers={"Cache-Control": cache})
         return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+
+# ------------------------------------------------------------------ API docs
+# Swagger UI comes from the swagger-ui-bundle package (a dependency), served by this server:
+# no third-party script host, so the page works offline and its scripts are the ones installed.
+_DOCS_FILES = {"swagger-ui.css": "text/css", "swagger-ui-bundle.js": "text/javascript",
+               "favicon-32x32.png": "image/png"}
+_DOCS_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Runyard API</title>
+<link rel="stylesheet" href="/api/v1/docs/assets/swagger-ui.css">
+<link rel="icon" type="image/png" href="/api/v1/docs/assets/favicon-32x32.png"></head>
+<body><div id="swagger-ui"></div>
+<script src="/api/v1/docs/assets/swagger-ui-bundle.js"></script>
+<script src="/api/v1/docs/assets/init.js"></script>
+</body></html>
+"""
+# An external file, not an inline script, so the docs page's CSP allows scripts of this server only.
+_DOCS_INIT = """window.ui = SwaggerUIBundle({url: "/api/v1/openapi.json", dom_id: "#swagger-ui", deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis], layout: "BaseLayout"});
+"""
+
+
+def _swagger_dir() -> Path | None:
+    try:
+        from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    return Path(str(swagger_ui_path))
+
+
+def install_docs(app: FastAPI) -> None:
+    """Serve the API reference (Swagger UI) at ``/api/v1/docs``; call before :func:`install_ui`."""
+    swagger = _swagger_dir()
+
+    @app.get("/api/v1/docs", include_in_schema=False, response_model=None)
+    def docs() -> Response:
+        if swagger is None:
+            return HTMLResponse('<!doctype html><meta charset="utf-8"><title>Runyard API</title>'
+                                '<p>Swagger UI is not installed (<code>pip install swagger-ui-bundle</code>); '
+                                'the API schema is at <a href="/api/v1/openapi.json">/api/v1/openapi.json</a>.</p>')
+        return HTMLResponse(_DOCS_PAGE, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/api/v1/docs/assets/{name}", include_in_schema=False, response_model=None)
+    def docs_asset(name: str) -> Response:
+        if name == "init.js":
+            return Response(_DOCS_INIT, media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+        if swagger is None or name not in _DOCS_FILES:
+            raise StarletteHTTPException(status_code=404)
+        return FileResponse(swagger / name, media_type=_DOCS_FILES[name], headers={"Cache-Control": "public, max-age=86400"})

@@ -105,6 +105,7 @@ export const api = {
   /** `tags`: filters KEY or KEY:VALUE, all of which a project must match (the server filters). */
   projects: (q?: string, tags: string[] = []) => get<{ items: Project[] }>("/projects", { q, tag: tags }).then((r) => r.items),
   project: (name: string) => get<Project>(`/projects/${encodeURIComponent(name)}`),
+  health: () => get<{ status: string; version: string; image_hosts?: string[] }>("/health"),
   experiments: (project?: string) => get<{ items: Experiment[] }>("/experiments", { project }).then((r) => r.items),
   experiment: (id: number) => get<Experiment>(`/experiments/${id}`),
   experimentKeys: (id: number) => get<{ params: string[]; metrics: string[] }>(`/experiments/${id}/keys`),
