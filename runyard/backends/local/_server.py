@@ -79,7 +79,7 @@ class Agent:
         self._records = JobRecords(self.jobs_dir)
         self._cond = threading.Condition()
         self._jobs: dict[str, Job] = {}
-        self._admission = Admission(self._start)
+        self._admission = Admission(self._start, self._claim)
         self._clients: dict[str, Any] = {}  # server URL → client; runs report through with_token() views
         self._stopping = threading.Event()
         self._n_connections = 0
@@ -207,7 +207,7 @@ class Agent:
             return {"ok": True, "states": self.poll([str(j) for j in req.get("job_ids") or []], float(req.get("wait_s") or 0))}
         if op == "submit":
             return {"ok": True, **self.submit(str(req.get("job_id")), req.get("launch") or {}, req.get("gpu_inventory") or [],
-                                              req.get("queue"))}
+                                              req.get("queue"), req.get("run_as"))}
         if op == "cancel":
             return {"ok": True, "found": self.cancel(str(req.get("job_id")))}
         if op == "usage":
@@ -229,7 +229,7 @@ class Agent:
         raise InvalidInput(f"Unknown agent operation {op!r}.", f"Use one of: {', '.join(OPS)}.")
 
     def submit(self, job_id: str, launch_data: dict[str, Any], gpu_inventory: list[int],
-               queue: dict[str, Any] | None = None) -> dict[str, Any]:
+               queue: dict[str, Any] | None = None, run_as: dict[str, Any] | None = None) -> dict[str, Any]:
         from runyard.runner import launch_from_dict
 
         check_job_id(job_id)
@@ -251,16 +251,56 @@ class Agent:
                 return {"job_id": job_id, "gpus": job.gpus, "existing": True}
             if queue is not None:
                 job = Job(job_id, launch.run_id, launch.attempt, need, [], launch.grace_period_s)
+                self._describe(job, launch, run_as)
                 self._jobs[job_id] = job
                 self._admission.enqueue(job, launch, queue)
                 self._cond.notify_all()
                 return {"job_id": job_id, "gpus": [], "existing": False}
             gpus = self._admission.assign_gpus(self._jobs.values(), need.gpus, gpu_inventory, launch.run_id)
             job = Job(job_id, launch.run_id, launch.attempt, need, gpus, launch.grace_period_s)
+            self._describe(job, launch, run_as)
+            waiting = self._claim(job)
+            if waiting:
+                raise SubmitError(f"Run {launch.run_id} cannot start: {waiting.removeprefix('pending: ')}.",
+                                  "Submit it again once a job of another project ended, or enlarge the pool "
+                                  "(run_as size, and scripts/setup-job-accounts.sh N).")
             self._jobs[job_id] = job
             self._admission.start(job, launch)
             self._cond.notify_all()
         return {"job_id": job_id, "gpus": gpus, "existing": False}
+
+    def _describe(self, job: Job, launch: Any, run_as: dict[str, Any] | None) -> None:
+        """Note the job's project, tasks, output directory and account pool (lock held)."""
+        job.project = launch.project
+        job.labels = [slot.label for slot in launch.tasks]
+        job.out_dir = str(self.work_dir / job.job_id / ".runyard")
+        if run_as:
+            if os.geteuid() != 0:
+                raise SubmitError(f"run_as pool needs the local agent to run as root, but it runs as uid {os.geteuid()}.",
+                                  "Run the server as root, or set the local backend's run_as: shared.")
+            job.pool = [str(a) for a in run_as.get("accounts") or []]
+            job.jobs_dir = str(run_as.get("jobs_dir") or "")
+            if not job.pool or not job.jobs_dir:
+                raise InvalidInput("run_as needs accounts and jobs_dir.", "Submit through the local backend.")
+
+    def _claim(self, job: Job) -> str:
+        """Give a job of a run_as pool its account: the one its project already runs as, else a free one
+        (no job holding resources runs as it). Returns why it must wait, or "" (lock held)."""
+        if not job.pool or job.account:
+            return ""
+        in_use: dict[str, str] = {}
+        for other in self._jobs.values():
+            if other is not job and other.account and other.holding:
+                in_use.setdefault(other.account, other.project)
+        for account in job.pool:
+            if in_use.get(account) == job.project:
+                job.account = account
+                return ""
+        for account in job.pool:
+            if account not in in_use:
+                job.account = account
+                return ""
+        return (f"pending: waiting for a job account (all {len(job.pool)} of the run_as pool run other projects' jobs)")
 
     def _start(self, job: Job, launch: Any) -> None:
         """Start the job's thread (lock held; called through the admission)."""
@@ -315,16 +355,17 @@ class Agent:
 
         status, exit_code, reason = EngineStatus.FAILED, None, ""
         try:
+            options, workdir = self._execution_options(job)
             if len(launch.tasks) > 1 or launch.distributed is not None:
-                execution = self._group_execution(job, launch)
+                execution = self._group_execution(job, launch, workdir, options)
             else:
                 slot = launch.tasks[0]
                 execution = TaskExecution(launch, slot, self._client(launch.server_url, launch.token),
-                                          self.work_dir / job.job_id / slot.label,
+                                          workdir / slot.label,
                                           {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)},
                                           on_spawn=lambda pid: self._spawned(job, pid),
                                           on_exit=lambda result: self._exited(job, result.status, result.exit_code,
-                                                                              result.reason))
+                                                                              result.reason), **options)
             with self._cond:
                 job.execution = execution
                 cancel = job.cancel_args if job.cancel_requested else None
@@ -343,7 +384,28 @@ class Agent:
             self._start_queued()
             self._cond.notify_all()
 
-    def _group_execution(self, job: Job, launch: Any) -> Any:
+    def _execution_options(self, job: Job) -> tuple[dict[str, Any], Path]:
+        """The job's TaskExecution options (environment, output files, account) and its directory.
+
+        The environment is the allow-list of ``runyard.backends.kit.job_environment``, never
+        the agent's own. A job of a run_as pool gets ``<jobs_dir>/<job_id>`` (0700, its
+        account's; its HOME) and runs as its account; its snapshot is handed to it.
+        """
+        from runyard.backends.kit import job_environment
+
+        options: dict[str, Any] = {"output_dir": Path(job.out_dir)}
+        if not job.account:
+            options["base_env"] = job_environment()
+            return options, self.work_dir / job.job_id
+        from runyard.backends.local._accounts import account_ids, chown_tree, job_home
+
+        uid, gid = account_ids(job.account)
+        home = job_home(Path(job.jobs_dir), job.job_id, uid, gid)
+        options.update(base_env=job_environment(user=job.account, home=str(home)), user=(uid, gid),
+                       prepare=lambda path: chown_tree(path, uid, gid))
+        return options, home
+
+    def _group_execution(self, job: Job, launch: Any, workdir: Path, options: dict[str, Any]) -> Any:
         """A distributed run's execution: every task here, on 127.0.0.1, fail-fast (the runner's task group)."""
         from runyard.launch import local_endpoints, task_resources
         from runyard.runner import TaskGroup
@@ -354,8 +416,8 @@ class Agent:
             n = task_resources(launch, slot).gpus
             extra_env[slot.label] = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus[next_gpu:next_gpu + n])}
             next_gpu += n
-        return TaskGroup(launch, self._client(launch.server_url, launch.token), self.work_dir / job.job_id,
-                         local_endpoints(launch), extra_env=extra_env,
+        return TaskGroup(launch, self._client(launch.server_url, launch.token), workdir,
+                         local_endpoints(launch), extra_env=extra_env, execution_options=options,
                          on_spawn=lambda pid, label: self._spawned(job, pid, label),
                          on_exit=lambda result: self._exited(job, result.status, result.exit_code, result.reason),
                          single_host=True)
@@ -422,13 +484,20 @@ class Agent:
         alive = job.alive_pids()
         if alive:
             job.status = EngineStatus.RUNNING
-            job.reason = "started by an earlier agent; its output is no longer collected"
+            job.reason = ""  # started by an earlier agent; its output stays in its files (not shipped)
             if job.kill_at is not None and now >= job.kill_at:
                 for pid in alive:
                     _proc.killpg(pid, signal.SIGKILL)
             return
+        codes = job.exit_codes()
         if job.cancel_requested:
             job.status, job.reason = EngineStatus.CANCELED, "canceled (started by an earlier agent)"
+        elif codes is not None:
+            bad = [c for c in codes if c != 0]
+            job.exit_code = bad[0] if bad else 0
+            job.status = EngineStatus.FAILED if bad else EngineStatus.SUCCEEDED
+            job.reason = (f"exit code {job.exit_code}, read from its exit-code file (it ended after the agent "
+                          f"that started it stopped)")
         else:
             job.status = EngineStatus.LOST
             job.reason = ("the agent that ran it stopped before it started the task" if not job.pid else
@@ -477,6 +546,7 @@ class Agent:
             with self._cond:
                 self._jobs[job.job_id] = job
                 self._refresh_orphan(job, now)
+                self._admission.adopt(job)  # it counts toward its experiment's at_most, and holds its account
 
 
 def _warm_imports() -> None:
