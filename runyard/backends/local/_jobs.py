@@ -72,6 +72,7 @@ class Job:
         self.account = ""  # run_as pool: the account it runs as, once given one
         self.out_dir = ""  # where its tasks' stdout, stderr and exit-code files are (<out_dir>/<task>/)
         self.labels: list[str] = []  # its tasks' labels
+        self.reporting = False  # an adopted job that ended: its exit is being reported to the server
 
     def record(self, status: EngineStatus | None = None) -> dict[str, Any]:
         """The job as its record file holds it (``status`` instead of the current one, if given)."""

@@ -38,7 +38,7 @@ from typing import Any
 from runyard import _proc
 from runyard.backends.base import EngineStatus
 from runyard.backends.local._admission import Admission
-from runyard.backends.local._jobs import RECORD_MAX_AGE_S, Job, JobRecords
+from runyard.backends.local._jobs import EXIT_CODE_FILE, RECORD_MAX_AGE_S, REPORT_WAIT_S, Job, JobRecords
 from runyard.backends.local._protocol import (
     NO_RECORD,
     OPS,
@@ -53,7 +53,7 @@ from runyard.backends.local._protocol import (
     version,
     write_json,
 )
-from runyard.errors import InvalidInput, RunyardError, SubmitError
+from runyard.errors import InvalidInput, RunyardError, ServerUnreachable, SubmitError
 
 __all__ = ["Agent"]
 
@@ -356,6 +356,7 @@ class Agent:
         status, exit_code, reason = EngineStatus.FAILED, None, ""
         try:
             options, workdir = self._execution_options(job)
+            _write_report_file(Path(job.out_dir), launch)
             if len(launch.tasks) > 1 or launch.distributed is not None:
                 execution = self._group_execution(job, launch, workdir, options)
             else:
@@ -373,6 +374,7 @@ class Agent:
                 execution.cancel(**cancel)
             result = execution.run()
             status, exit_code, reason = result.status, result.exit_code, result.reason
+            (Path(job.out_dir) / REPORT_FILE).unlink(missing_ok=True)  # reported: the token need not stay
         except BaseException as e:
             log.exception("job %s: agent error", job.job_id)
             reason = f"agent error: {type(e).__name__}: {e}"
@@ -493,11 +495,15 @@ class Agent:
         if job.cancel_requested:
             job.status, job.reason = EngineStatus.CANCELED, "canceled (started by an earlier agent)"
         elif codes is not None:
+            if job.reporting:
+                return
+            # Its true outcome: report it to the server as its runner would have, then end the job
+            # (its slot frees once the run's status is stored, so the next run never overlaps it there).
+            job.reporting = True
             bad = [c for c in codes if c != 0]
-            job.exit_code = bad[0] if bad else 0
-            job.status = EngineStatus.FAILED if bad else EngineStatus.SUCCEEDED
-            job.reason = (f"exit code {job.exit_code}, read from its exit-code file (it ended after the agent "
-                          f"that started it stopped)")
+            threading.Thread(target=self._report_orphan, args=(job, bad[0] if bad else 0), daemon=True,
+                             name=f"runyard-report-{job.job_id}").start()
+            return
         else:
             job.status = EngineStatus.LOST
             job.reason = ("the agent that ran it stopped before it started the task" if not job.pid else
@@ -506,6 +512,43 @@ class Agent:
         self._records.write_quietly(job)
         self._start_queued()
         self._cond.notify_all()
+
+    def _report_orphan(self, job: Job, exit_code: int) -> None:
+        """Report an adopted job's exit (its task and run status) with the token its report file keeps,
+        then end it: SUCCEEDED or FAILED with that exit code. Unreported after ``REPORT_WAIT_S``, it ends
+        all the same (the scheduler then stores the outcome from poll)."""
+        status = EngineStatus.SUCCEEDED if exit_code == 0 else EngineStatus.FAILED
+        reason = (f"exit code {exit_code}, read from its exit-code file: it ended after the local agent that "
+                  f"started it stopped")
+        report = read_json(Path(job.out_dir) / REPORT_FILE) if job.out_dir else None
+        if report:
+            from runyard.client import Client
+
+            deadline = time.monotonic() + REPORT_WAIT_S
+            run_status = "succeeded" if exit_code == 0 else "failed"
+            while True:
+                try:
+                    with Client(str(report["server_url"]), report.get("token"), timeout_s=5.0) as client:
+                        for label, role, rank in report.get("tasks") or []:
+                            code = _task_code(job, str(label))
+                            client.update_task(job.run_id, str(role), int(rank), status="succeeded" if code == 0 else "failed",
+                                               exit_code=code, attempt=job.attempt)
+                        client.update_run(job.run_id, status=run_status, message=reason, exit_code=exit_code)
+                    (Path(job.out_dir) / REPORT_FILE).unlink(missing_ok=True)
+                    break
+                except RunyardError as e:
+                    if isinstance(e, ServerUnreachable) and time.monotonic() < deadline:
+                        time.sleep(0.5)
+                        continue
+                    log.warning("job %s: reporting its exit code failed: %s", job.job_id, e.message)
+                    break
+        with self._cond:
+            job.status, job.exit_code, job.reason = status, exit_code, reason
+            job.holding = False
+            job.reporting = False
+            self._records.write_quietly(job)
+            self._start_queued()
+            self._cond.notify_all()
 
     def clean_work(self, max_age_s: float = RECORD_MAX_AGE_S) -> list[str]:
         """Remove the working directories of jobs that ended over ``max_age_s`` ago.
@@ -547,6 +590,28 @@ class Agent:
                 self._jobs[job.job_id] = job
                 self._refresh_orphan(job, now)
                 self._admission.adopt(job)  # it counts toward its experiment's at_most, and holds its account
+
+
+REPORT_FILE = "report.json"  # in a job's output directory: how to report its exit when its agent died (mode 600)
+
+
+def _write_report_file(out_dir: Path, launch: Any) -> None:
+    """The server, token and tasks a later agent needs to report this job's exit (in the agent's own directory)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = dumps({"server_url": launch.server_url, "token": launch.token,
+                  "tasks": [[slot.label, slot.role, slot.rank] for slot in launch.tasks]})
+    tmp = out_dir / f".{REPORT_FILE}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, out_dir / REPORT_FILE)
+
+
+def _task_code(job: Job, label: str) -> int | None:
+    try:
+        return int((Path(job.out_dir) / label / EXIT_CODE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _warm_imports() -> None:
