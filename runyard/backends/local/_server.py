@@ -403,6 +403,8 @@ class Agent:
 
         uid, gid = account_ids(job.account)
         home = job_home(Path(job.jobs_dir), job.job_id, uid, gid)
+        Path(job.out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(job.out_dir) / HOME_FILE).write_text(str(home))  # clean_work removes it with the job's own directory
         options.update(base_env=job_environment(user=job.account, home=str(home)), user=(uid, gid),
                        prepare=lambda path: chown_tree(path, uid, gid))
         return options, home
@@ -576,6 +578,12 @@ class Agent:
                     continue
             except FileNotFoundError:
                 continue
+            try:  # a run_as pool job's directory outside the home goes too
+                home = Path(entry.path, ".runyard", HOME_FILE).read_text().strip()
+            except OSError:
+                home = ""
+            if home and Path(home).name == entry.name:
+                shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.name)
         if removed:
@@ -592,6 +600,7 @@ class Agent:
                 self._admission.adopt(job)  # it counts toward its experiment's at_most, and holds its account
 
 
+HOME_FILE = "home"  # in a job's output directory: a run_as pool job's directory (<jobs_dir>/<job_id>)
 REPORT_FILE = "report.json"  # in a job's output directory: how to report its exit when its agent died (mode 600)
 
 
