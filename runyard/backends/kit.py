@@ -50,8 +50,9 @@ __all__ = [
 JOB_ENV_NAMES = frozenset({
     "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TMP", "TEMP", "PYTHONPATH", "VIRTUAL_ENV",
     "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CUDA_HOME", "SLURM_CONF",
+    "RUNYARD_DEBUG",
 })
-JOB_ENV_PREFIXES = ("LC_",)
+JOB_ENV_PREFIXES = ("LC_", "RUNYARD_SDK_")  # the locale; the SDK's tuning knobs (buffer sizes, flush timeout)
 # Runyard's own variables a process that starts jobs keeps (never the server's secrets).
 _AGENT_RUNYARD = ("RUNYARD_HOME", "RUNYARD_LOCAL_GPUS")
 
@@ -60,7 +61,7 @@ def job_environment(source: Mapping[str, str] | None = None, *, user: str | None
                     env: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a job starts from: the allow-listed variables of ``source`` plus ``env``.
 
-    Taken from ``source`` (default ``os.environ``): ``JOB_ENV_NAMES`` and ``LC_*``; ``USER``,
+    Taken from ``source`` (default ``os.environ``): ``JOB_ENV_NAMES``, ``LC_*`` and ``RUNYARD_SDK_*``; ``USER``,
     ``LOGNAME`` and ``HOME`` are the job's account's (``user``/``home``, default: this
     process's account). Nothing else of ``source`` reaches the job, so the server's own
     secrets (``RUNYARD_ADMIN_PASSWORD``, ``RUNYARD_DATABASE_URL``, ``AWS_*``, ...) never do.

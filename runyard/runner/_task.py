@@ -7,7 +7,7 @@ every compute target. ``TaskExecution(launch, slot, client, workdir, extra_env).
 2. runs each ``setup`` step, then the ``command``, each through ``bash -c`` (a plain
    command of words and quotes directly, as bash would exec it) in
    ``workdir``, in a process group of its own (``start_new_session``), with
-   ``os.environ`` + ``launch.env`` + ``extra_env`` + ``RUNYARD_TASK_ROLE`` /
+   ``os.environ`` (or ``base_env``: the local agent's allow-list) + ``launch.env`` + ``extra_env`` + ``RUNYARD_TASK_ROLE`` /
    ``RUNYARD_TASK_RANK``, and ``PATH`` starting with the directory of
    ``sys.executable`` (so ``python train.py`` finds the SDK);
 3. reports the task and the run ``running``, streams stdout/stderr, heartbeats,
@@ -19,7 +19,11 @@ every compute target. ``TaskExecution(launch, slot, client, workdir, extra_env).
 5. reports the exit: 0 → succeeded; otherwise failed with "exit code N" (or
    "killed by signal SIGX") and the last 20 output lines.
 
-Threads: the caller's thread reads the pipes and sends signals; the reporter
+Output: through pipes, or (``output_dir``, the local agent) to files the runner tails,
+with the command under a small bash wrapper that writes its exit code to a file: the
+task then outlives the process that watches it, and another can read how it ended.
+
+Threads: the caller's thread reads the pipes (or files) and sends signals; the reporter
 thread does all HTTP. Neither blocks the other, so a slow or dead server never
 stalls the task's output, and a chatty task never delays a cancel.
 
@@ -481,9 +485,10 @@ class TaskExecution:
     def _watch_files(self, proc: subprocess.Popen[bytes], files: _OutputFiles) -> int:
         """Tail the output files until the process ended; send the signals that are due.
 
-        The process's exit is an event (pidfd) and the files are read every
-        ``FILE_POLL_S`` meanwhile; after the exit they are read to their end once
-        (a background child that still writes is killed with the group).
+        The process's exit is an event (pidfd); the files are read every ``FILE_POLL_MIN_S``
+        while the task prints, backing off to ``FILE_POLL_MAX_S`` while it is quiet. After
+        the exit the group is killed (a background child that still writes ends with the
+        task) and the files are read to their end.
         """
         sel = selectors.DefaultSelector()
         sel.register(self._wake_r, selectors.EVENT_READ, "wake")
@@ -514,6 +519,7 @@ class TaskExecution:
                     partial[tag] = rest
             return got
 
+        interval = FILE_POLL_MIN_S
         try:
             while True:
                 now = time.monotonic()
@@ -521,10 +527,11 @@ class TaskExecution:
                     self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
                 self._apply_signals(now)
                 ended = proc.poll() is not None
-                read_all()
+                # Read often while the task prints, less while it is quiet (its exit wakes us anyway).
+                interval = FILE_POLL_MIN_S if read_all() else min(FILE_POLL_MAX_S, interval * 2)
                 if ended:
                     break
-                timeout = min(self._select_timeout(now, None, True), FILE_POLL_S if pidfd >= 0 else 0.02)
+                timeout = min(self._select_timeout(now, None, True), interval if pidfd >= 0 else FILE_POLL_MIN_S)
                 for key, _ in sel.select(timeout):
                     if key.data == "wake":
                         with contextlib.suppress(BlockingIOError):
@@ -678,19 +685,20 @@ class _OutputFiles:
 
 
 EXIT_CODE_FILE = "exit-code"
-FILE_POLL_S = 0.05
-# The command under a bash that outlives it by a moment: it writes the command's exit code
-# (128 + N when killed by signal N) to the file descriptor $1, then ends the way the command
-# did (killed by the same signal), so the runner's view of the exit is unchanged. Signals to
-# the process group are held until the command ended (a trap, not an ignore: the command
-# gets the default handlers).
+FILE_POLL_MIN_S = 0.02  # output files are read this often while the task prints,
+FILE_POLL_MAX_S = 0.25  # backing off to this while it is quiet
+# The command under a POSIX sh that outlives it by a moment: it writes the command's exit code
+# (128 + N when killed by signal N) to its standard input (the exit-code file, opened for writing;
+# the command itself gets /dev/null), then ends the way the command did (killed by the same
+# signal), so the runner's view of the exit is unchanged. Signals to the process group are held
+# until the command ended (a trap, not an ignore: the command gets the default handlers).
 _EXIT_WRAPPER = (
-    'fd=$1; shift; trap : TERM INT HUP QUIT\n'
-    '"$@" {fd}>&-\n'
+    'trap : TERM INT HUP QUIT\n'
+    '"$@" </dev/null\n'
     'rc=$?\n'
-    'printf \'%d\\n\' "$rc" >&"$fd"\n'
+    'printf \'%d\\n\' "$rc" >&0\n'
     'case $rc in 129|130|131|132|134|135|136|137|138|139|140|141|142|143|144)'
-    ' trap - TERM INT HUP QUIT; exec {fd}>&-; kill -s $((rc - 128)) $$;; esac\n'
+    ' trap - TERM INT HUP QUIT; kill -$((rc - 128)) $$;; esac\n'
     'exit "$rc"\n'
 )
 
@@ -706,9 +714,9 @@ def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles
         kwargs.update(user=user[0], group=user[1], extra_groups=[])
     argv = _plain_argv(command)
     if files is not None and files.exit_w >= 0:
-        kwargs["pass_fds"] = (files.exit_w,)
+        kwargs["stdin"] = files.exit_w
         inner = argv if argv is not None and shutil.which(argv[0], path=env.get("PATH")) else ["bash", "-c", command]
-        return subprocess.Popen(["bash", "-c", _EXIT_WRAPPER, "runyard-task", str(files.exit_w), *inner], **kwargs)
+        return subprocess.Popen(["/bin/sh", "-c", _EXIT_WRAPPER, "runyard-task", *inner], **kwargs)
     if argv is not None:
         try:
             return subprocess.Popen(argv, **kwargs)  # the PATH searched is env's
