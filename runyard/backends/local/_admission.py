@@ -1,7 +1,9 @@
 """The local agent's admission: what jobs hold, GPU assignment, and starting queued jobs as room frees.
 
 Every method runs with the agent's lock held; ``start`` (the agent's) starts a
-job's thread.
+job's thread, ``claim`` gives a run_as pool job its account (or says why it waits).
+Jobs an earlier agent started and this one adopted count like its own (``adopt``):
+they hold their resources and their experiment's slots until they end.
 """
 
 from __future__ import annotations
