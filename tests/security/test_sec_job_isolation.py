@@ -265,3 +265,45 @@ def test_check_says_what_each_run_as_gives(job_accounts: list[str], tmp_path: Pa
     assert not not_root.ok and "root" in not_root.detail and "run_as: shared" in not_root.hint
     with pytest.raises(SubmitError, match="needs the local agent to run as root"):
         pool._run_as()
+
+
+def test_a_pool_account_serves_one_project_at_a_time_and_is_reused_once_its_jobs_ended(
+        job_accounts: list[str], make_launch: Any, runyard_home: Path) -> None:
+    """A pool of one account: project A's two jobs share it; project B's job waits until both ended, then gets it."""
+    from runyard.backends.base import EngineStatus, Resources
+    from runyard.backends.local._accounts import default_jobs_dir
+    from runyard.testing.backend_contract import wait_state, wait_terminal
+
+    gates = Path(tempfile.mkdtemp(prefix="runyard-sec-gates-", dir="/var/tmp"))
+    os.chmod(gates, 0o1777)
+    backend = LocalBackend({"run_as": {"pool": POOL, "size": 1}})
+
+    def gated(name: str) -> str:
+        return f"id -u > {gates}/{name}.uid; while [ ! -e {gates}/{name}.go ]; do sleep 0.05; done"
+
+    try:
+        small = Resources(cpus=0.1, memory_mb=0, gpus=0)
+        launches = {name: make_launch(gated(name), project=f"proj-{name[0]}", resources=small) for name in ("a1", "a2", "b1")}
+        ids = {name: backend.submit(launch, at_most=5) for name, launch in launches.items()}
+        _wait(lambda: (gates / "a1.uid").exists() and (gates / "a2.uid").exists(), "project A's jobs to start", 30)
+        uid = str(pwd.getpwnam(f"{POOL}-1").pw_uid)
+        assert (gates / "a1.uid").read_text().strip() == (gates / "a2.uid").read_text().strip() == uid
+        state = wait_state(backend, ids["b1"], lambda s: "job account" in s.reason, 10, "B to wait for an account")
+        assert state.status is EngineStatus.PENDING and not (gates / "b1.uid").exists()
+        (gates / "a1.go").touch()
+        assert wait_terminal(backend, ids["a1"], 20).status is EngineStatus.SUCCEEDED
+        time.sleep(0.5)
+        assert not (gates / "b1.uid").exists()  # A still runs a job as the account
+        (gates / "a2.go").touch()
+        assert wait_terminal(backend, ids["a2"], 20).status is EngineStatus.SUCCEEDED
+        _wait(lambda: (gates / "b1.uid").exists(), "project B's job to get the account", 20)
+        assert (gates / "b1.uid").read_text().strip() == uid
+        (gates / "b1.go").touch()
+        assert wait_terminal(backend, ids["b1"], 20).status is EngineStatus.SUCCEEDED
+    finally:
+        for name in ("a1", "a2", "b1"):
+            (gates / f"{name}.go").touch()
+        backend.close()
+        stop_agent(agent_dir(runyard_home), timeout_s=30.0)
+        shutil.rmtree(default_jobs_dir(agent_dir(runyard_home)), ignore_errors=True)
+        shutil.rmtree(gates, ignore_errors=True)
