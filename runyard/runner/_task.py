@@ -20,7 +20,7 @@ every compute target. ``TaskExecution(launch, slot, client, workdir, extra_env).
    "killed by signal SIGX") and the last 20 output lines.
 
 Output: through pipes, or (``output_dir``, the local agent) to files the runner tails,
-with the command under a small bash wrapper that writes its exit code to a file: the
+with the command under a small sh wrapper that writes its exit code to a file: the
 task then outlives the process that watches it, and another can read how it ended.
 
 Threads: the caller's thread reads the pipes (or files) and sends signals; the reporter
@@ -144,7 +144,7 @@ class TaskExecution:
             agent's allow-list, ``runyard.backends.kit.job_environment``).
         output_dir: the task's output goes to files in ``<output_dir>/<task label>/`` instead of pipes: ``stdout``,
             ``stderr``, and ``exit-code`` (the command's exit code, one line, written by a
-            small bash wrapper when the command ends). A task so started keeps running and
+            small sh wrapper when the command ends). A task so started keeps running and
             printing when the process that watches it dies, and its exit code can be read
             back by another (the local agent's crash adoption).
         user: ``(uid, gid)`` to run the processes as (supplementary groups cleared); needs root.
