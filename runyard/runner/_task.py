@@ -694,7 +694,8 @@ FILE_POLL_MAX_S = 0.25  # backing off to this while it is quiet
 # until the command ended (a trap, not an ignore: the command gets the default handlers).
 _EXIT_WRAPPER = (
     'trap : TERM INT HUP QUIT\n'
-    '"$@" </dev/null\n'
+    'exec 3>&2 2>/dev/null\n'  # the shell's own notices ("Killed") are not the task's output
+    '(exec "$@" </dev/null 2>&3 3>&-)\n'
     'rc=$?\n'
     'printf \'%d\\n\' "$rc" >&0\n'
     'case $rc in 129|130|131|132|134|135|136|137|138|139|140|141|142|143|144)'
