@@ -299,6 +299,9 @@ class TaskExecution:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        if reported and self._output_dir is not None:  # the server has every line: the copies need not stay
+            for name in ("stdout", "stderr"):
+                (self._output_dir / name).unlink(missing_ok=True)
         return TaskResult(result.status, result.exit_code, result.reason, result.message, result.run_status,
                           result.task_status, reported)
 
@@ -499,16 +502,21 @@ class TaskExecution:
         except (AttributeError, OSError):
             pidfd = -1
         partial = {"stdout": b"", "stderr": b""}
-        readers = {"stdout": files.stdout_r, "stderr": files.stderr_r}
+        readers = {"stdout": (files.stdout_r, files.stdout_w), "stderr": (files.stderr_r, files.stderr_w)}
+        unpunched = {"stdout": 0, "stderr": 0}
 
         def read_all() -> bool:
             got = False
-            for tag, fd in readers.items():
+            for tag, (fd, write_fd) in readers.items():
                 for _ in range(64):  # at most 4 MB per stream and pass: signals and the other stream go on
                     data = os.read(fd, 65536)
                     if not data:
                         break
                     got = True
+                    unpunched[tag] += len(data)
+                    if unpunched[tag] >= PUNCH_BYTES:  # a chatty task's file takes no more disk than a few MB
+                        _punch_hole(write_fd, os.lseek(fd, 0, os.SEEK_CUR))
+                        unpunched[tag] = 0
                     buf = partial[tag] + data
                     *lines, rest = buf.split(b"\n")
                     for ln in lines:
@@ -685,6 +693,29 @@ class _OutputFiles:
 
 
 EXIT_CODE_FILE = "exit-code"
+PUNCH_BYTES = 8 * 1024 * 1024  # output read this far is freed on disk (the file keeps its size)
+_FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+_fallocate: Any = None
+
+
+def _punch_hole(fd: int, end: int) -> None:
+    """Free the disk blocks of ``[0, end)`` of the file ``fd`` (read already), keeping its size and offsets.
+
+    Linux ``fallocate(FALLOC_FL_PUNCH_HOLE)``; where the call or the file system lacks it, nothing happens.
+    """
+    global _fallocate
+    if _fallocate is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            func = libc.fallocate
+            func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+            _fallocate = func
+        except (OSError, AttributeError):
+            _fallocate = False
+    if _fallocate:
+        _fallocate(fd, _FALLOC_PUNCH, 0, end)
 FILE_POLL_MIN_S = 0.02  # output files are read this often while the task prints,
 FILE_POLL_MAX_S = 0.25  # backing off to this while it is quiet
 # The command under a POSIX sh that outlives it by a moment: it writes the command's exit code
