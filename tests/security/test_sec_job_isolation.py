@@ -199,6 +199,7 @@ def test_a_pool_job_sees_none_of_the_servers_secrets_and_runs_as_a_pool_account(
 HOLDER = """
 echo "$$" > "$OUT/holder.pid"
 id -u > "$OUT/holder.uid"
+stat -c '%u %a %n' "$HOME" > "$OUT/holder.home"
 pwd > "$OUT/holder.cwd.tmp" && mv "$OUT/holder.cwd.tmp" "$OUT/holder.cwd"
 for i in $(seq 600); do [ -e "$OUT/prober.done" ] && break; sleep 0.1; done
 echo END
@@ -246,10 +247,12 @@ def test_two_projects_pool_jobs_cannot_reach_each_other_nor_the_servers_files(ya
     holder_uid, prober_uid = (out / "holder.uid").read_text().strip(), (out / "prober.uid").read_text().strip()
     uids = {str(pwd.getpwnam(a).pw_uid) for a in job_accounts}
     assert holder_uid in uids and prober_uid in uids and holder_uid != prober_uid
-    # The holder's working directory: 0700, its account's, outside the server's home.
+    # The holder's directory (its HOME, its working directory's parent): its account's, 0700, outside the
+    # server's home while it ran; taken back (root's) once it ended.
     cwd = Path((out / "holder.cwd").read_text().strip())
     assert not cwd.is_relative_to(yard.home)
-    assert (cwd.parent.stat().st_mode & 0o777) == 0o700 and str(cwd.parent.stat().st_uid) == holder_uid
+    assert (out / "holder.home").read_text().split() == [holder_uid, "700", str(cwd.parent)]
+    assert (cwd.parent.stat().st_mode & 0o777) == 0o700 and cwd.parent.stat().st_uid == 0
 
 
 def test_check_says_what_each_run_as_gives(job_accounts: list[str], tmp_path: Path,
@@ -278,12 +281,18 @@ def test_a_pool_account_serves_one_project_at_a_time_and_is_reused_once_its_jobs
     os.chmod(gates, 0o1777)
     backend = LocalBackend({"run_as": {"pool": POOL, "size": 1}})
 
-    def gated(name: str) -> str:
-        return f"id -u > {gates}/{name}.uid; while [ ! -e {gates}/{name}.go ]; do sleep 0.05; done"
+    def gated(name: str, before: str = "") -> str:
+        return f"{before}id -u > {gates}/{name}.uid; while [ ! -e {gates}/{name}.go ]; do sleep 0.05; done"
+
+    # a1 leaves a daemon out of its process group (it outlives a1), and notes its home; b1 probes both.
+    daemon = f"setsid sleep 300 < /dev/null > /dev/null 2>&1 & echo $! > {gates}/daemon.pid; pwd > {gates}/a1.cwd; "
+    probe = (f'if ls "$(dirname "$(cat {gates}/a1.cwd)")" > /dev/null 2>&1; then echo READ > {gates}/b1.home; '
+             f'else echo DENIED > {gates}/b1.home; fi; ')
 
     try:
         small = Resources(cpus=0.1, memory_mb=0, gpus=0)
-        launches = {name: make_launch(gated(name), project=f"proj-{name[0]}", resources=small) for name in ("a1", "a2", "b1")}
+        commands = {"a1": gated("a1", daemon), "a2": gated("a2"), "b1": gated("b1", probe)}
+        launches = {name: make_launch(commands[name], project=f"proj-{name[0]}", resources=small) for name in commands}
         ids = {name: backend.submit(launch, at_most=5) for name, launch in launches.items()}
         _wait(lambda: (gates / "a1.uid").exists() and (gates / "a2.uid").exists(), "project A's jobs to start", 30)
         uid = str(pwd.getpwnam(f"{POOL}-1").pw_uid)
@@ -296,8 +305,12 @@ def test_a_pool_account_serves_one_project_at_a_time_and_is_reused_once_its_jobs
         assert not (gates / "b1.uid").exists()  # A still runs a job as the account
         (gates / "a2.go").touch()
         assert wait_terminal(backend, ids["a2"], 20).status is EngineStatus.SUCCEEDED
+        daemon_pid = int((gates / "daemon.pid").read_text())
         _wait(lambda: (gates / "b1.uid").exists(), "project B's job to get the account", 20)
         assert (gates / "b1.uid").read_text().strip() == uid
+        # Nothing of project A's is left to it: A's daemon was killed, A's job directory is not its any more.
+        assert not Path(f"/proc/{daemon_pid}").exists() or "Z" in Path(f"/proc/{daemon_pid}/stat").read_text().split()[2]
+        assert (gates / "b1.home").read_text().strip() == "DENIED"
         (gates / "b1.go").touch()
         assert wait_terminal(backend, ids["b1"], 20).status is EngineStatus.SUCCEEDED
     finally:

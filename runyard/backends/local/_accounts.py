@@ -8,24 +8,28 @@ processes with that uid and gid, supplementary groups cleared. That needs the ag
 as root; without it, ``check`` says so and submissions fail with the same message.
 
 Directories: ``<jobs_dir>`` (mode 0711, owned by the agent: reachable, not listable) holds
-``<jobs_dir>/<job_id>/`` (0700, owned by the job's account; its ``HOME``) with the task's
-working directory ``<task>/`` inside. ``jobs_dir`` lies outside the server's home, which stays
+``<jobs_dir>/<job_id>/`` (0700, owned by the job's account while it runs, the agent's after;
+its ``HOME``) with the task's working directory ``<task>/`` inside. Before an account serves
+another project, every process still running as it is killed. ``jobs_dir`` lies outside the server's home, which stays
 unreadable to the accounts (0700): its database, artifacts and the agent's own files (the
 task's output and exit-code files under ``agent/work/<job_id>/.runyard/``) are out of reach.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pwd
+import signal
 import stat
 import tempfile
 from pathlib import Path
 
 from runyard.errors import SubmitError
 
-__all__ = ["account_ids", "chown_tree", "default_jobs_dir", "ensure_jobs_root", "job_home", "pool_problem"]
+__all__ = ["account_ids", "chown_tree", "default_jobs_dir", "ensure_jobs_root", "job_home", "kill_account_processes",
+           "pool_problem", "seal_job_home"]
 
 SETUP = "scripts/setup-job-accounts.sh"
 
@@ -99,3 +103,37 @@ def chown_tree(path: Path, uid: int, gid: int) -> None:
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
             os.lchown(os.path.join(root, name), uid, gid)
+
+
+def seal_job_home(home: Path) -> None:
+    """Take an ended job's directory back from its account (root's, 0700): a later project's job
+    that runs as the same account cannot read what this one left."""
+    with contextlib.suppress(OSError):
+        st = os.lstat(home)
+        if stat.S_ISDIR(st.st_mode):
+            os.lchown(home, os.geteuid(), os.getegid())
+            os.chmod(home, 0o700)
+
+
+def kill_account_processes(uid: int) -> int:
+    """SIGKILL every process running as ``uid`` (what a job left behind, e.g. a daemon that left its
+    process group), before the account serves another project. Returns how many were killed."""
+    killed = 0
+    for _ in range(5):  # a process may fork while we look: look again until none is left
+        found = []
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return killed
+        for name in names:
+            if name.isdigit():
+                with contextlib.suppress(OSError):
+                    if os.stat(f"/proc/{name}").st_uid == uid:
+                        found.append(int(name))
+        if not found:
+            break
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+                killed += 1
+    return killed

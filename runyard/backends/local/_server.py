@@ -80,6 +80,7 @@ class Agent:
         self._cond = threading.Condition()
         self._jobs: dict[str, Job] = {}
         self._admission = Admission(self._start, self._claim)
+        self._account_project: dict[str, str] = {}  # run_as pool account -> the project it last served
         self._clients: dict[str, Any] = {}  # server URL → client; runs report through with_token() views
         self._stopping = threading.Event()
         self._n_connections = 0
@@ -298,6 +299,16 @@ class Agent:
                 return ""
         for account in job.pool:
             if account not in in_use:
+                if self._account_project.get(account, job.project) != job.project:
+                    # Another project's: what its jobs left running (a daemon out of its group) goes first.
+                    from runyard.backends.local._accounts import account_ids, kill_account_processes
+
+                    with contextlib.suppress(RunyardError):
+                        n = kill_account_processes(account_ids(account)[0])
+                        if n:
+                            log.info("killed %d process(es) left running as %s before it serves project %s",
+                                     n, account, job.project)
+                self._account_project[account] = job.project
                 job.account = account
                 return ""
         return (f"pending: waiting for a job account (all {len(job.pool)} of the run_as pool run other projects' jobs)")
@@ -379,6 +390,8 @@ class Agent:
             log.exception("job %s: agent error", job.job_id)
             reason = f"agent error: {type(e).__name__}: {e}"
             self._exited(job, status, exit_code, reason)
+        if job.account:
+            _seal_home(job)  # _exited did, unless the agent failed before the task ran
         with self._cond:
             job.status, job.exit_code, job.reason = status, exit_code, reason
             job.holding = False
@@ -439,7 +452,9 @@ class Agent:
         self._records.write(job.job_id, record)
 
     def _exited(self, job: Job, status: EngineStatus, exit_code: int | None, reason: str) -> None:
-        """The task's processes ended: free its resources and write its terminal record."""
+        """The task's processes ended: free its resources (and a pool job's account) and write its terminal record."""
+        if job.account:
+            _seal_home(job)  # before its account may serve another project
         with self._cond:
             job.holding = False
             self._start_queued()  # the next run of the sweep starts now, before this one's final report
@@ -510,6 +525,8 @@ class Agent:
             job.status = EngineStatus.LOST
             job.reason = ("the agent that ran it stopped before it started the task" if not job.pid else
                           "the task's process ended while no agent watched it; its exit code is unknown")
+        if job.account:
+            _seal_home(job)
         job.holding = False
         self._records.write_quietly(job)
         self._start_queued()
@@ -544,6 +561,8 @@ class Agent:
                         continue
                     log.warning("job %s: reporting its exit code failed: %s", job.job_id, e.message)
                     break
+        if job.account:
+            _seal_home(job)
         with self._cond:
             job.status, job.exit_code, job.reason = status, exit_code, reason
             job.holding = False
@@ -614,6 +633,18 @@ def _write_report_file(out_dir: Path, launch: Any) -> None:
     with os.fdopen(fd, "wb") as f:
         f.write(data)
     os.replace(tmp, out_dir / REPORT_FILE)
+
+
+def _seal_home(job: Job) -> None:
+    """A run_as pool job ended: its directory goes back to the agent (see ``_accounts.seal_job_home``)."""
+    from runyard.backends.local._accounts import seal_job_home
+
+    try:
+        home = (Path(job.out_dir) / HOME_FILE).read_text().strip()
+    except OSError:
+        return
+    if home:
+        seal_job_home(Path(home))
 
 
 def _task_code(job: Job, label: str) -> int | None:
