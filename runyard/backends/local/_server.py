@@ -299,8 +299,9 @@ class Agent:
                 return ""
         for account in job.pool:
             if account not in in_use:
-                if self._account_project.get(account, job.project) != job.project:
-                    # Another project's: what its jobs left running (a daemon out of its group) goes first.
+                if self._account_project.get(account) != job.project:
+                    # Another project's (or unknown: a new agent): what its jobs left running (a daemon out
+                    # of its group) goes first.
                     from runyard.backends.local._accounts import account_ids, kill_account_processes
 
                     with contextlib.suppress(RunyardError):
@@ -617,6 +618,8 @@ class Agent:
                 self._jobs[job.job_id] = job
                 self._refresh_orphan(job, now)
                 self._admission.adopt(job)  # it counts toward its experiment's at_most, and holds its account
+                if job.account and job.holding:
+                    self._account_project[job.account] = job.project
 
 
 HOME_FILE = "home"  # in a job's output directory: a run_as pool job's directory (<jobs_dir>/<job_id>)
