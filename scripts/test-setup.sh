@@ -35,3 +35,10 @@ if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -h 127.0.0.1 -p 5432 -q
     pg_ctlcluster --skip-systemctl-redirect "$ver" main start || true
   fi
 fi
+
+# Job accounts of the local backend's run_as pool (tests/security/test_sec_job_isolation.py).
+if [ "$(id -u)" -eq 0 ]; then
+  "$(dirname "$0")/setup-job-accounts.sh" 2
+else
+  $SUDO "$(dirname "$0")/setup-job-accounts.sh" 2
+fi

@@ -8,7 +8,10 @@
   :class:`DirectoryBlobs` is the target for a directory this machine writes (or any
   ``write``/``exists`` pair), ``runyard.backends._remote.RemoteBlobs`` the one over SSH;
 - :func:`poll_waiting`: ``poll(job_ids, wait_s)`` over a plain poll;
-- :func:`job_name`: ``"<run_id>.<attempt>"``, the name of one attempt.
+- :func:`job_name`: ``"<run_id>.<attempt>"``, the name of one attempt;
+- :func:`job_environment`: the environment a job starts from, built from an allow-list
+  (never the server's whole environment); :func:`agent_environment` the one a process
+  that starts jobs (the local agent, ``sbatch``) gets.
 """
 
 from __future__ import annotations
@@ -29,6 +32,9 @@ from runyard.records.compute import EngineState, RunLaunch
 __all__ = [
     "BlobTarget",
     "DirectoryBlobs",
+    "JOB_ENV_NAMES",
+    "agent_environment",
+    "job_environment",
     "job_name",
     "launch_file_bytes",
     "launch_reaching",
@@ -37,6 +43,68 @@ __all__ = [
     "runner_command",
     "stage_snapshot",
 ]
+
+
+# What a job takes from the environment of the process that starts it; nothing else reaches it.
+# Secrets of the server (RUNYARD_ADMIN_PASSWORD, RUNYARD_DATABASE_URL, AWS_*, ...) are not on it.
+JOB_ENV_NAMES = frozenset({
+    "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TMP", "TEMP", "PYTHONPATH", "VIRTUAL_ENV",
+    "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CUDA_HOME", "SLURM_CONF",
+    "RUNYARD_DEBUG",
+})
+JOB_ENV_PREFIXES = ("LC_", "RUNYARD_SDK_")  # the locale; the SDK's tuning knobs (buffer sizes, flush timeout)
+# Runyard's own variables a process that starts jobs keeps (never the server's secrets).
+_AGENT_RUNYARD = ("RUNYARD_HOME", "RUNYARD_LOCAL_GPUS")
+
+
+def job_environment(source: Mapping[str, str] | None = None, *, user: str | None = None, home: str | None = None,
+                    env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment a job starts from: the allow-listed variables of ``source`` plus ``env``.
+
+    Taken from ``source`` (default ``os.environ``): ``JOB_ENV_NAMES``, ``LC_*`` and ``RUNYARD_SDK_*``; ``USER``,
+    ``LOGNAME`` and ``HOME`` are the job's account's (``user``/``home``, default: this
+    process's account). Nothing else of ``source`` reaches the job, so the server's own
+    secrets (``RUNYARD_ADMIN_PASSWORD``, ``RUNYARD_DATABASE_URL``, ``AWS_*``, ...) never do.
+    ``env`` (the backend's configured ``env``, then the experiment's) is laid over it;
+    the runner adds Runyard's variables (``RUNYARD_RUN_ID``, ``RUNYARD_SERVER``, ``RUNYARD_TOKEN``, ...).
+
+    Every backend that starts processes builds their environment here.
+    """
+    import pwd
+
+    source = os.environ if source is None else source
+    out = {k: v for k, v in source.items() if k in JOB_ENV_NAMES or k.startswith(JOB_ENV_PREFIXES)}
+    if user is None:
+        try:
+            entry = pwd.getpwuid(os.getuid())
+            user, default_home = entry.pw_name, entry.pw_dir
+        except KeyError:
+            user, default_home = str(os.getuid()), "/"
+        home = home or source.get("HOME") or default_home
+    else:
+        try:
+            default_home = pwd.getpwnam(user).pw_dir
+        except KeyError:
+            default_home = "/"
+        home = home or default_home
+    out.update({"USER": user, "LOGNAME": user, "HOME": home})
+    out.setdefault("PATH", os.defpath)
+    out.update(env or {})
+    return out
+
+
+def agent_environment(source: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a process that starts jobs (the local agent, ``sbatch``): :func:`job_environment`
+    plus the ``RUNYARD_HOME`` and ``RUNYARD_LOCAL_GPUS`` it needs and the ``SLURM_*`` settings of this machine.
+
+    Started with this instead of the server's environment, it holds no secret a job could
+    read from its ``/proc/<pid>/environ``, and a ``sbatch`` that exports its whole environment
+    (``--export=ALL``, the default) exports only this.
+    """
+    source = os.environ if source is None else source
+    out = job_environment(source)
+    out.update({k: v for k, v in source.items() if k in _AGENT_RUNYARD or k.startswith("SLURM_")})
+    return out
 
 
 def job_name(launch: RunLaunch) -> str:

@@ -7,7 +7,7 @@ every compute target. ``TaskExecution(launch, slot, client, workdir, extra_env).
 2. runs each ``setup`` step, then the ``command``, each through ``bash -c`` (a plain
    command of words and quotes directly, as bash would exec it) in
    ``workdir``, in a process group of its own (``start_new_session``), with
-   ``os.environ`` + ``launch.env`` + ``extra_env`` + ``RUNYARD_TASK_ROLE`` /
+   ``os.environ`` (or ``base_env``: the local agent's allow-list) + ``launch.env`` + ``extra_env`` + ``RUNYARD_TASK_ROLE`` /
    ``RUNYARD_TASK_RANK``, and ``PATH`` starting with the directory of
    ``sys.executable`` (so ``python train.py`` finds the SDK);
 3. reports the task and the run ``running``, streams stdout/stderr, heartbeats,
@@ -19,7 +19,11 @@ every compute target. ``TaskExecution(launch, slot, client, workdir, extra_env).
 5. reports the exit: 0 → succeeded; otherwise failed with "exit code N" (or
    "killed by signal SIGX") and the last 20 output lines.
 
-Threads: the caller's thread reads the pipes and sends signals; the reporter
+Output: through pipes, or (``output_dir``, the local agent) to files the runner tails,
+with the command under a small sh wrapper that writes its exit code to a file: the
+task then outlives the process that watches it, and another can read how it ended.
+
+Threads: the caller's thread reads the pipes (or files) and sends signals; the reporter
 thread does all HTTP. Neither blocks the other, so a slow or dead server never
 stalls the task's output, and a chatty task never delays a cancel.
 
@@ -46,6 +50,7 @@ import os
 import re
 import selectors
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -135,6 +140,16 @@ class TaskExecution:
         settle: called with the result once the processes ended, before ``on_exit`` and
             any report; returns the result to report instead (``runyard.runner exec``
             turns an engine's stop of a run that had already ended into a cancel).
+        base_env: the environment the task starts from instead of ``os.environ`` (the local
+            agent's allow-list, ``runyard.backends.kit.job_environment``).
+        output_dir: the task's output goes to files in ``<output_dir>/<task label>/`` instead of pipes: ``stdout``,
+            ``stderr``, and ``exit-code`` (the command's exit code, one line, written by a
+            small sh wrapper when the command ends). A task so started keeps running and
+            printing when the process that watches it dies, and its exit code can be read
+            back by another (the local agent's crash adoption).
+        user: ``(uid, gid)`` to run the processes as (supplementary groups cleared); needs root.
+        prepare: called with the working directory once the snapshot is in it, before any
+            process starts (the local agent hands it to the job's account here).
     """
 
     def __init__(self, launch: RunLaunch, slot: TaskSlot, client: Any, workdir: Path,
@@ -143,7 +158,9 @@ class TaskExecution:
                  echo: bool = False, cache_dir: Path | None = None, heartbeat_s: float = 1.0,
                  sample_s: float = 5.0, command: str | None = None,
                  run_outcome: Callable[[TaskResult], tuple[str | None, str, int | None]] | None = None,
-                 settle: Callable[[TaskResult], TaskResult] | None = None) -> None:
+                 settle: Callable[[TaskResult], TaskResult] | None = None,
+                 base_env: Mapping[str, str] | None = None, output_dir: Path | None = None,
+                 user: tuple[int, int] | None = None, prepare: Callable[[Path], None] | None = None) -> None:
         from runyard.runner._reporter import Reporter
 
         self.launch = launch
@@ -159,6 +176,10 @@ class TaskExecution:
         self._finish_timeout_s = finish_timeout_s
         self._echo = echo
         self._cache_dir = cache_dir
+        self._base_env = None if base_env is None else dict(base_env)
+        self._output_dir = None if output_dir is None else Path(output_dir) / slot.label
+        self._user = user
+        self._prepare = prepare
         self._lock = threading.Lock()
         self._stop: _Stop | None = None
         self._term_sent = False
@@ -241,13 +262,15 @@ class TaskExecution:
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
             error = self._materialize()
+            if not error and self._prepare is not None:
+                self._prepare(self.workdir)
             if not error:
                 env = self._environment()
                 steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", self._command)]
                 for what, command in steps:
                     if self._stop is not None:
                         break
-                    rc = self._run_process(command, env)
+                    rc = self._run_process(command, env, final=not what)
                     if rc != 0:
                         failed_step = what
                         break
@@ -276,6 +299,9 @@ class TaskExecution:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        if reported and self._output_dir is not None:  # the server has every line: the copies need not stay
+            for name in ("stdout", "stderr"):
+                (self._output_dir / name).unlink(missing_ok=True)
         return TaskResult(result.status, result.exit_code, result.reason, result.message, result.run_status,
                           result.task_status, reported)
 
@@ -306,7 +332,7 @@ class TaskExecution:
 
     def _environment(self) -> dict[str, str]:
         launch = self.launch
-        env = dict(os.environ)
+        env = dict(os.environ if self._base_env is None else self._base_env)
         env.pop("RUNYARD_DATABASE_URL", None)
         env.update(launch.env)
         env.update(self._extra_env)
@@ -330,8 +356,16 @@ class TaskExecution:
         env["PATH"] = bindir + os.pathsep + path if path else bindir
         return env
 
-    def _run_process(self, command: str, env: dict[str, str]) -> int:
-        proc = _spawn(command, self.workdir, env)
+    def _run_process(self, command: str, env: dict[str, str], final: bool = True) -> int:
+        files = None
+        if self._output_dir is not None:
+            files = _OutputFiles(self._output_dir, exit_code=final)
+        try:
+            proc = _spawn(command, self.workdir, env, files, self._user)
+        except BaseException:
+            if files is not None:
+                files.close()
+            raise
         first = self.pid is None
         self.pid = proc.pid
         with self._lock:
@@ -356,10 +390,12 @@ class TaskExecution:
         if self._on_spawn is not None:
             self._on_spawn(proc.pid)
         try:
-            return self._watch(proc)
+            return self._watch(proc) if files is None else self._watch_files(proc, files)
         finally:
             with self._lock:
                 self._proc = None
+            if files is not None:
+                files.close()
 
     def _start_sampler(self, pid: int, cuda_visible: str | None) -> None:
         """Sample from the reporter thread; the sampler is built there on the first call
@@ -445,6 +481,81 @@ class TaskExecution:
             proc.stdout.close()
             proc.stderr.close()
             # Background children that outlived the main process end with the task.
+            killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return proc.returncode
+
+    def _watch_files(self, proc: subprocess.Popen[bytes], files: _OutputFiles) -> int:
+        """Tail the output files until the process ended; send the signals that are due.
+
+        The process's exit is an event (pidfd); the files are read every ``FILE_POLL_MIN_S``
+        while the task prints, backing off to ``FILE_POLL_MAX_S`` while it is quiet. After
+        the exit the group is killed (a background child that still writes ends with the
+        task) and the files are read to their end.
+        """
+        sel = selectors.DefaultSelector()
+        sel.register(self._wake_r, selectors.EVENT_READ, "wake")
+        pidfd = -1
+        try:
+            pidfd = os.pidfd_open(proc.pid)
+            sel.register(pidfd, selectors.EVENT_READ, "exit")
+        except (AttributeError, OSError):
+            pidfd = -1
+        partial = {"stdout": b"", "stderr": b""}
+        readers = {"stdout": (files.stdout_r, files.stdout_w), "stderr": (files.stderr_r, files.stderr_w)}
+        unpunched = {"stdout": 0, "stderr": 0}
+
+        def read_all() -> bool:
+            got = False
+            for tag, (fd, write_fd) in readers.items():
+                for _ in range(64):  # at most 4 MB per stream and pass: signals and the other stream go on
+                    data = os.read(fd, 65536)
+                    if not data:
+                        break
+                    got = True
+                    unpunched[tag] += len(data)
+                    if unpunched[tag] >= PUNCH_BYTES:  # a chatty task's file takes no more disk than a few MB
+                        _punch_hole(write_fd, os.lseek(fd, 0, os.SEEK_CUR))
+                        unpunched[tag] = 0
+                    buf = partial[tag] + data
+                    *lines, rest = buf.split(b"\n")
+                    for ln in lines:
+                        self._emit(tag, ln)
+                    while len(rest) > MAX_LINE_BYTES:
+                        self._emit(tag, rest[:MAX_LINE_BYTES])
+                        rest = rest[MAX_LINE_BYTES:]
+                    partial[tag] = rest
+            return got
+
+        interval = FILE_POLL_MIN_S
+        try:
+            while True:
+                now = time.monotonic()
+                if self._deadline is not None and now >= self._deadline and self._stop is None:
+                    self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
+                self._apply_signals(now)
+                ended = proc.poll() is not None
+                # Read often while the task prints, less while it is quiet (its exit wakes us anyway).
+                interval = FILE_POLL_MIN_S if read_all() else min(FILE_POLL_MAX_S, interval * 2)
+                if ended:
+                    break
+                timeout = min(self._select_timeout(now, None, True), interval if pidfd >= 0 else FILE_POLL_MIN_S)
+                for key, _ in sel.select(timeout):
+                    if key.data == "wake":
+                        with contextlib.suppress(BlockingIOError):
+                            os.read(self._wake_r, 4096)
+                    elif key.data == "exit":
+                        sel.unregister(pidfd)
+            killpg(proc.pid, signal.SIGKILL)  # background children end with the task
+            while read_all():
+                pass
+            for tag, rest in partial.items():
+                if rest:
+                    self._emit(tag, rest)
+        finally:
+            sel.close()
+            if pidfd >= 0:
+                os.close(pidfd)
             killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         return proc.returncode
@@ -551,11 +662,93 @@ class _SnapshotCache:
 _PLAIN_COMMAND = re.compile(r"""[A-Za-z0-9_\-./:,+@%= "']+""")
 
 
-def _spawn(command: str, workdir: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """Start ``command`` in ``workdir`` in a session of its own, stdout and stderr piped."""
+class _OutputFiles:
+    """A process's output files in ``directory`` (``stdout``, ``stderr``, and ``exit-code`` for the
+    command): the write ends the process gets, the read ends the runner tails (from where this
+    process starts: a setup step's output before it is not read again)."""
+
+    def __init__(self, directory: Path, *, exit_code: bool) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+        self.fds: list[int] = []
+        self.stdout_w = self._open(directory / "stdout", flags, 0o600)
+        self.stderr_w = self._open(directory / "stderr", flags, 0o600)
+        self.stdout_r = self._open(directory / "stdout", os.O_RDONLY | os.O_CLOEXEC)
+        self.stderr_r = self._open(directory / "stderr", os.O_RDONLY | os.O_CLOEXEC)
+        os.lseek(self.stdout_r, 0, os.SEEK_END)
+        os.lseek(self.stderr_r, 0, os.SEEK_END)
+        self.exit_w = (self._open(directory / EXIT_CODE_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+                       if exit_code else -1)
+
+    def _open(self, path: Path, flags: int, mode: int = 0o600) -> int:
+        fd = os.open(path, flags, mode)
+        self.fds.append(fd)
+        return fd
+
+    def close(self) -> None:
+        for fd in self.fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.fds = []
+
+
+EXIT_CODE_FILE = "exit-code"
+PUNCH_BYTES = 8 * 1024 * 1024  # output read this far is freed on disk (the file keeps its size)
+_FALLOC_PUNCH = 0x01 | 0x02  # FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE
+_fallocate: Any = None
+
+
+def _punch_hole(fd: int, end: int) -> None:
+    """Free the disk blocks of ``[0, end)`` of the file ``fd`` (read already), keeping its size and offsets.
+
+    Linux ``fallocate(FALLOC_FL_PUNCH_HOLE)``; where the call or the file system lacks it, nothing happens.
+    """
+    global _fallocate
+    if _fallocate is None:
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            func = libc.fallocate
+            func.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_longlong, ctypes.c_longlong]
+            _fallocate = func
+        except (OSError, AttributeError):
+            _fallocate = False
+    if _fallocate:
+        _fallocate(fd, _FALLOC_PUNCH, 0, end)
+FILE_POLL_MIN_S = 0.02  # output files are read this often while the task prints,
+FILE_POLL_MAX_S = 0.25  # backing off to this while it is quiet
+# The command under a POSIX sh that outlives it by a moment: it writes the command's exit code
+# (128 + N when killed by signal N) to its standard input (the exit-code file, opened for writing;
+# the command itself gets /dev/null), then ends the way the command did (killed by the same
+# signal), so the runner's view of the exit is unchanged. Signals to the process group are held
+# until the command ended (a trap, not an ignore: the command gets the default handlers).
+_EXIT_WRAPPER = (
+    'trap : TERM INT HUP QUIT\n'
+    'exec 3>&2 2>/dev/null\n'  # the shell's own notices ("Killed") are not the task's output
+    '(exec "$@" </dev/null 2>&3 3>&-)\n'
+    'rc=$?\n'
+    'printf \'%d\\n\' "$rc" >&0\n'
+    'case $rc in 129|130|131|132|134|135|136|137|138|139|140|141|142|143|144)'
+    ' trap - TERM INT HUP QUIT; kill -$((rc - 128)) $$;; esac\n'
+    'exit "$rc"\n'
+)
+
+
+def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles | None = None,
+           user: tuple[int, int] | None = None) -> subprocess.Popen[bytes]:
+    """Start ``command`` in ``workdir`` in a session of its own, stdout and stderr piped (or to ``files``)."""
     kwargs: dict[str, Any] = {"cwd": workdir, "env": env, "stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
                               "stderr": subprocess.PIPE, "start_new_session": True}
+    if files is not None:
+        kwargs["stdout"], kwargs["stderr"] = files.stdout_w, files.stderr_w
+    if user is not None:
+        kwargs.update(user=user[0], group=user[1], extra_groups=[])
     argv = _plain_argv(command)
+    if files is not None and files.exit_w >= 0:
+        kwargs["stdin"] = files.exit_w
+        inner = argv if argv is not None and shutil.which(argv[0], path=env.get("PATH")) else ["bash", "-c", command]
+        return subprocess.Popen(["/bin/sh", "-c", _EXIT_WRAPPER, "runyard-task", *inner], **kwargs)
     if argv is not None:
         try:
             return subprocess.Popen(argv, **kwargs)  # the PATH searched is env's

@@ -190,7 +190,7 @@ def test_cli_add_list_remove(tmp_path: Path) -> None:
     res = _cli(home, "backends", "test", "nope")
     assert res.returncode == 1 and "No backend named 'nope'. Configured backends: hpc, local." in res.stderr
     res = _cli(home, "backends", "test", "local")
-    assert res.returncode == 0 and "ok" in res.stdout and "all 2 checks passed" in res.stdout
+    assert res.returncode == 0 and "ok" in res.stdout and "all 3 checks passed" in res.stdout
     res = _cli(home, "backends", "remove", "hpc")
     assert res.returncode == 0
     assert json.loads(_cli(home, "backends", "list", "--json").stdout) == [

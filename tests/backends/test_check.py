@@ -21,7 +21,8 @@ def test_local_check_reports_python_and_resources_without_starting_the_agent(tmp
         results = backend.check()
     finally:
         backend.close()
-    assert [r.name for r in results] == ["python", "resources"]
+    assert [r.name for r in results] == ["python", "resources", "run_as"]
     assert all(r.ok for r in results)
     assert "3 CPUs, 1000 MB memory, 0 GPU(s)" in results[1].detail
+    assert "jobs run as the server's account and can see each other" in results[2].detail  # run_as: shared
     assert backend.agent_pid is None

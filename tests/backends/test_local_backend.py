@@ -186,6 +186,35 @@ def test_agent_killed_poll_answers_from_job_records(local_backend: LocalBackend,
                 os.killpg(pid, signal.SIGKILL)
 
 
+def test_tasks_of_a_killed_agent_end_with_their_own_exit_codes(local_backend: LocalBackend, make_launch: Callable,
+                                                              client: Client, tmp_path: Path) -> None:
+    """Output goes to files and a wrapper writes the exit code: the tasks outlive the agent (printing
+    on), and the new agent ends each with its true status and reports it to the server."""
+    gate = tmp_path / "gate"
+    ok = make_launch(f"while [ ! -e {gate} ]; do echo tick; sleep 0.05; done; echo after")
+    bad = make_launch(f"while [ ! -e {gate} ]; do sleep 0.05; done; exit 3")
+    ok_id, bad_id = local_backend.submit(ok), local_backend.submit(bad)
+    for launch in (ok, bad):
+        wait_for(lambda r=launch.run_id: client.get_run(r)["status"] == "running", what="the run to run")
+    old_agent = local_backend.agent_pid
+    os.kill(old_agent, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(old_agent), what="the agent to die")
+    time.sleep(0.3)  # the printing task prints on with no agent reading
+    gate.touch()
+    states = {}
+    for job_id in (ok_id, bad_id):
+        states[job_id] = wait_terminal(local_backend, job_id, timeout_s=20)  # a new agent adopts them
+    assert local_backend.agent_pid != old_agent
+    assert states[ok_id].status is EngineStatus.SUCCEEDED and states[ok_id].exit_code == 0
+    assert states[bad_id].status is EngineStatus.FAILED and states[bad_id].exit_code == 3
+    ok_run, bad_run = client.get_run(ok.run_id), client.get_run(bad.run_id)  # reported by the new agent at once
+    assert ok_run["status"] == "succeeded" and bad_run["status"] == "failed" and bad_run["exit_code"] == 3
+    out = local_backend._agent_dir / "work" / ok_id / ".runyard"
+    printed = [ln for f in out.glob("*/stdout") for ln in f.read_text().splitlines()]
+    assert printed[-1] == "after" and printed.count("tick") >= 3
+    assert not list(out.glob("report.json"))  # the token it reported with is gone
+
+
 def test_agent_restarts_after_stop(local_backend: LocalBackend, make_launch: Callable, runyard_home: Path) -> None:
     wait_terminal(local_backend, local_backend.submit(make_launch("true")))
     first = local_backend.agent_pid
@@ -417,6 +446,10 @@ def test_working_directories_of_long_ended_jobs_are_removed(tmp_path: Path) -> N
         work = agent.work_dir / name / "main-0"
         work.mkdir(parents=True)
         (work / "out.txt").write_text("result")
+        pool_home = tmp_path / "jobs" / name  # a run_as pool job's directory outside the home
+        pool_home.mkdir(parents=True)
+        (work.parent / ".runyard").mkdir()
+        (work.parent / ".runyard" / "home").write_text(str(pool_home))
         if old:
             os.utime(work.parent, (week_and_a_day, week_and_a_day))
         if record:  # a job an agent still knows (running, or ended within the week)
@@ -425,3 +458,4 @@ def test_working_directories_of_long_ended_jobs_are_removed(tmp_path: Path) -> N
 
     assert agent.clean_work() == ["1.1"]
     assert sorted(p.name for p in agent.work_dir.iterdir()) == ["2.1", "3.1"]
+    assert sorted(p.name for p in (tmp_path / "jobs").iterdir()) == ["2.1", "3.1"]

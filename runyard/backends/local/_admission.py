@@ -1,7 +1,9 @@
 """The local agent's admission: what jobs hold, GPU assignment, and starting queued jobs as room frees.
 
 Every method runs with the agent's lock held; ``start`` (the agent's) starts a
-job's thread.
+job's thread, ``claim`` gives a run_as pool job its account (or says why it waits).
+Jobs an earlier agent started and this one adopted count like its own (``adopt``):
+they hold their resources and their experiment's slots until they end.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ class Admission:
         start: starts a job's thread with its launch (the agent's).
     """
 
-    def __init__(self, start: Callable[[Job, Any], None]) -> None:
+    def __init__(self, start: Callable[[Job, Any], None], claim: Callable[[Job], str] | None = None) -> None:
         self._start = start
+        self._claim = claim  # gives a job what else it needs to start (its account); "" or why it waits
         self.queue: list[Job] = []  # queued jobs not started yet, in submission order
         # The jobs started here that (may) still hold their resources, kept apart from the agent's
         # jobs, which also hold every job that ended a while ago: scanning those made admission O(jobs).
@@ -34,6 +37,11 @@ class Admission:
         job.launch = None
         self._started[job.job_id] = job
         self._start(job, launch)
+
+    def adopt(self, job: Job) -> None:
+        """Count an earlier agent's job that still runs (it holds its resources and its group's slot)."""
+        if job.holding:
+            self._started[job.job_id] = job
 
     def assign_gpus(self, jobs: Iterable[Job], n_gpus: int, inventory: list[int], run_id: int) -> list[int]:
         """``n_gpus`` of ``inventory`` that no job holds; ``SubmitError`` when too few are free."""
@@ -86,6 +94,11 @@ class Admission:
                                                                       and memory + need.memory_mb > total_memory and started):
                 job.reason = "pending: waiting for CPUs or memory on this machine"
                 break
+            if self._claim is not None:
+                waiting = self._claim(job)
+                if waiting:
+                    job.reason = waiting
+                    continue
             self.queue.remove(job)
             job.reason = ""
             running[job.group] = running.get(job.group, 0) + 1

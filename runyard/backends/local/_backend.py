@@ -26,22 +26,30 @@ Operational traps:
   assignment, through ``CUDA_VISIBLE_DEVICES`` only.
 - The agent is per ``RUNYARD_HOME``; two servers with different homes on one
   machine each count the whole machine as theirs.
-- Killing the agent with SIGKILL orphans its tasks: they keep running (poll says
-  RUNNING and cancel still works) but their output is no longer collected and
-  their final status is never reported; poll says LOST once they end.
+- Killing the agent with SIGKILL orphans its tasks: they keep running and printing
+  (their output goes to files, not through the agent), a new agent adopts them (poll
+  says RUNNING, cancel works, they count toward ``at_most``), and reads each one's exit
+  code from the file its wrapper writes when it ends: SUCCEEDED or FAILED, never rerun.
+  Their output after the agent died stays in ``agent/work/<job>/.runyard/<task>/`` and
+  is not shipped to the server. Only a task killed with its wrapper (SIGKILL to the
+  group) ends LOST.
+- ``run_as: shared`` (the default): jobs run as the server's account and can read each
+  other's environment and files. ``run_as: {pool, size}`` runs them as separate accounts
+  (``_accounts.py``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
 import subprocess
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runyard.backends.base import (
     BaseBackend,
@@ -61,6 +69,19 @@ __all__ = ["LocalBackend", "LocalBackendOptions"]
 log = logging.getLogger("runyard.backends")
 
 
+class RunAsPool(BaseModel):
+    """``run_as: {pool: runyard-job, size: 4}``: jobs run as the accounts ``runyard-job-1`` .. ``runyard-job-4``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pool: str = Field(..., pattern=r"^[a-z_][a-z0-9_-]{0,24}$", description="the accounts' name before '-N'",
+                      json_schema_extra={"rule": "an account name prefix, e.g. runyard-job"})
+    size: int = Field(..., ge=1, le=1000, description="how many accounts: <pool>-1 .. <pool>-<size>")
+
+    def accounts(self) -> list[str]:
+        return [f"{self.pool}-{i}" for i in range(1, self.size + 1)]
+
+
 class LocalBackendOptions(BaseModel):
     """Settings of the local backend (the server's backend entry)."""
 
@@ -71,6 +92,25 @@ class LocalBackendOptions(BaseModel):
     gpus: list[int] | None = Field(None, description="GPU indices to hand out (default: RUNYARD_LOCAL_GPUS, else NVML, "
                                                      "else nvidia-smi, else none)")
     agent_start_timeout_s: float = Field(30.0, gt=0, description="how long to wait for the agent to start")
+    env: dict[str, str] = Field(default_factory=dict, description="variables every job of this backend gets",
+                                json_schema_extra={"rule": "a mapping of variable names to strings",
+                                                   "fix": "Write e.g. env: {HF_HOME: /data/hf}."})
+    run_as: Literal["shared"] | RunAsPool = Field(
+        "shared", description="whose account jobs run as: 'shared' (the server's; jobs can see each other) or "
+                              "{pool: runyard-job, size: N} (one account per project at a time)",
+        json_schema_extra={"rule": "'shared' or {pool: NAME, size: N}",
+                           "fix": "Write run_as: shared, or run_as: {pool: runyard-job, size: 4} after "
+                                  "`scripts/setup-job-accounts.sh 4` (see docs/operating.md)."})
+    jobs_dir: str | None = Field(None, description="with a run_as pool: where the jobs' working directories go, "
+                                                   "outside the server's home (default: /var/tmp/runyard-jobs-<id>)")
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
+                raise ValueError(f"{key!r} is not a variable name")
+        return value
 
 
 class LocalBackend(BaseBackend):
@@ -208,9 +248,31 @@ class LocalBackend(BaseBackend):
             total = self.total()
             queue = {"group": f"experiment-{launch.experiment_id or launch.run_id}", "at_most": max(1, at_most),
                      "cpus": total.cpus, "memory_mb": total.memory_mb}
+        run_as = self._run_as()
+        if self.options.env:
+            launch = dataclasses.replace(launch, env={**self.options.env, **launch.env})
         self._agent.call("submit", job_id=job_id, launch=launch_to_dict(launch), gpu_inventory=self.gpu_inventory,
-                         queue=queue)
+                         queue=queue, run_as=run_as)
         return job_id
+
+    def _run_as(self) -> dict[str, Any] | None:
+        """The submit's ``run_as``: ``None`` (shared) or the pool, its accounts and jobs directory.
+
+        The backend's own options only: a run's options cannot pick another account.
+
+        Raises:
+            SubmitError: the pool cannot be used here (the agent is not root, accounts are missing).
+        """
+        run_as = self.options.run_as
+        if run_as == "shared":
+            return None
+        from runyard.backends.local._accounts import default_jobs_dir, pool_problem
+
+        problem = pool_problem(run_as.accounts())
+        if problem is not None:
+            raise SubmitError(problem[0], problem[1])
+        return {"pool": run_as.pool, "accounts": run_as.accounts(),
+                "jobs_dir": self.options.jobs_dir or default_jobs_dir(self._agent_dir)}
 
     def poll(self, job_ids: Sequence[str], wait_s: float = 0.0) -> dict[str, EngineState]:
         """States of ``job_ids`` in one agent call (answered from the agent's memory and job files).
@@ -261,6 +323,21 @@ class LocalBackend(BaseBackend):
         else:
             results.append(CheckResult("resources", True,
                                        f"{total.cpus:g} CPUs, {total.memory_mb} MB memory, {total.gpus} GPU(s)"))
+        run_as = self.options.run_as
+        if run_as == "shared":
+            results.append(CheckResult("run_as", True, "shared: jobs run as the server's account and can see each other "
+                                       "(their environment, working directories and tokens) and the server's files",
+                                       "Set run_as: {pool: runyard-job, size: N} to isolate jobs (docs/operating.md)."))
+        else:
+            from runyard.backends.local._accounts import default_jobs_dir, pool_problem
+
+            problem = pool_problem(run_as.accounts())
+            if problem is not None:
+                results.append(CheckResult("run_as", False, problem[0], problem[1]))
+            else:
+                results.append(CheckResult("run_as", True, f"jobs run as {run_as.accounts()[0]} .. {run_as.accounts()[-1]}, "
+                                           f"one project per account at a time, in "
+                                           f"{self.options.jobs_dir or default_jobs_dir(self._agent_dir)}"))
         return results
 
     def close(self) -> None:

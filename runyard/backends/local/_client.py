@@ -177,11 +177,14 @@ class AgentClient:
                            f"Stop it (`kill {self.pid or 'PID'}`) and retry.")
 
     def _spawn(self) -> subprocess.Popen[bytes]:
+        from runyard.backends.kit import agent_environment
+
         with open(self.dir / "agent.log", "ab") as logf:
             proc = subprocess.Popen(
                 [sys.executable, "-m", AGENT_MODULE, "agent", "--dir", str(self.dir)],
                 stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, cwd=self.dir,
                 start_new_session=True,  # survives the server, its process group and its Ctrl-C
+                env=agent_environment(),  # never the server's secrets: a job could read the agent's environ
             )
         _children[proc.pid] = proc
         return proc

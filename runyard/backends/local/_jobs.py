@@ -4,7 +4,9 @@ A record holds a job's last state (status, pid and its start time, every task's
 process of a distributed job, exit code, reason, resources, GPUs). A restarted
 agent answers from these: a terminal record gives the final state; a running
 record whose process still lives is an orphan (RUNNING, cancellable, holding its
-resources, but its output is no longer collected); one whose process is gone is LOST.
+resources and its slot of its experiment's ``at_most``); one whose processes ended is
+SUCCEEDED or FAILED after the exit code its wrapper wrote to ``<out_dir>/<task>/exit-code``,
+or LOST when there is none (killed with its wrapper, or ended before its command ran).
 Records are appended to one journal, ``jobs/journal.jsonl`` (:class:`JobRecords`).
 """
 
@@ -26,6 +28,7 @@ log = logging.getLogger("runyard.backends")
 
 RECORD_MAX_AGE_S = 7 * 24 * 3600  # terminal records (and their working directories) go after this
 JOURNAL = "journal.jsonl"
+EXIT_CODE_FILE = "exit-code"  # runyard.runner's name for it
 REPORT_WAIT_S = 10.0  # a job whose final reports are not through this long after its exit is terminal anyway
 
 
@@ -63,6 +66,13 @@ class Job:
         self.group = ""  # a queued job's group (its experiment) and how many of the group run at once
         self.at_most = 0
         self.launch: Any = None  # a queued job's launch, until it starts
+        self.project = ""
+        self.pool: list[str] = []  # run_as pool: the accounts it may run as ([]: the agent's own)
+        self.jobs_dir = ""  # run_as pool: where its home and working directory go
+        self.account = ""  # run_as pool: the account it runs as, once given one
+        self.out_dir = ""  # where its tasks' stdout, stderr and exit-code files are (<out_dir>/<task>/)
+        self.labels: list[str] = []  # its tasks' labels
+        self.reporting = False  # an adopted job that ended: its exit is being reported to the server
 
     def record(self, status: EngineStatus | None = None) -> dict[str, Any]:
         """The job as its record file holds it (``status`` instead of the current one, if given)."""
@@ -72,7 +82,9 @@ class Job:
                 "pid": self.pid, "pid_started": self.pid_started,
                 "group_pids": {k: list(v) for k, v in self.group_pids.items()},
                 "resources": {"cpus": r.cpus, "memory_mb": r.memory_mb, "gpus": r.gpus}, "gpus": self.gpus,
-                "grace_period_s": self.grace_period_s, "updated_at": time.time()}
+                "grace_period_s": self.grace_period_s, "group": self.group, "at_most": self.at_most,
+                "project": self.project, "account": self.account, "out_dir": self.out_dir, "labels": self.labels,
+                "updated_at": time.time()}
 
     def state(self) -> dict[str, Any]:
         """The job's answer to ``poll``."""
@@ -98,9 +110,27 @@ class Job:
         job.pid = rec.get("pid")
         job.pid_started = rec.get("pid_started")
         job.group_pids = {str(k): (int(v[0]), v[1]) for k, v in (rec.get("group_pids") or {}).items()}
+        job.group, job.at_most = str(rec.get("group") or ""), int(rec.get("at_most") or 0)
+        job.project, job.account = str(rec.get("project") or ""), str(rec.get("account") or "")
+        job.out_dir, job.labels = str(rec.get("out_dir") or ""), [str(x) for x in rec.get("labels") or []]
         job.orphan = True
         job.holding = not job.status.terminal
         return job
+
+    def exit_codes(self) -> list[int] | None:
+        """Every task's exit code as its wrapper wrote it, or ``None`` when one is missing (or unreadable)."""
+        if not self.out_dir or not self.labels:
+            return None
+        codes = []
+        for label in self.labels:
+            try:
+                text = (Path(self.out_dir) / label / EXIT_CODE_FILE).read_text()
+            except OSError:
+                return None
+            if not text.endswith("\n") or not text.strip().lstrip("-").isdigit():
+                return None
+            codes.append(int(text))
+        return codes
 
 
 class JobRecords:

@@ -9,8 +9,14 @@ Files, all under ``$RUNYARD_HOME/agent/``:
   that can be taken means no agent runs, whatever ``agent.json`` says, and
   recycled pids never fool it. ``start.lock`` serialises starting one.
 - ``jobs/journal.jsonl``: every job's states, appended; a job's last line is its state (``_jobs.py``).
-- ``work/<job_id>/<task>/``: the task's working directory (snapshot materialised here).
+- ``work/<job_id>/<task>/``: the task's working directory (snapshot materialised here;
+  a run_as pool job's is ``<jobs_dir>/<job_id>/<task>/``, owned by its account).
   Removed when an agent starts, once the job ended over 7 days ago (its record is gone).
+- ``work/<job_id>/.runyard/<task>/stdout``, ``stderr``, ``exit-code``: the task's output
+  and its command's exit code (written by the task's wrapper when it ends), so the task
+  outlives the agent and a later agent learns how it ended; ``.runyard/report.json``
+  (mode 600): the server and run token a later agent reports that exit with (removed once
+  reported); ``.runyard/home``: a pool job's directory.
 - ``agent.log``: the agent's own log.
 
 Protocol: JSON lines over the socket, one request and one answer per line, every
@@ -28,6 +34,9 @@ answer ``{"ok": true, ...}`` or ``{"ok": false, "code", "message", "hint"}``.
   lives only in the agent's memory: a new agent reports it LOST with raw state
   ``no-record`` (:data:`NO_RECORD`; the backend sets ``EngineState.no_record``),
   and the scheduler queues its run again.
+  With ``"run_as": {"pool", "accounts", "jobs_dir"}`` the job runs as one of ``accounts``
+  (one project per account at a time; the agent must run as root); a queued job waits
+  for a free one (``pending: waiting for a job account ...``), an unqueued one is refused.
 - ``{"op": "poll", "job_ids", "wait_s"}`` → ``states`` ``{id: {status, exit_code,
   reason, raw}}``; with ``wait_s`` > 0 it answers as soon as one listed job is
   terminal, or after ``wait_s`` (a scheduler can block on it instead of sleeping).

@@ -38,7 +38,7 @@ from typing import Any
 from runyard import _proc
 from runyard.backends.base import EngineStatus
 from runyard.backends.local._admission import Admission
-from runyard.backends.local._jobs import RECORD_MAX_AGE_S, Job, JobRecords
+from runyard.backends.local._jobs import EXIT_CODE_FILE, RECORD_MAX_AGE_S, REPORT_WAIT_S, Job, JobRecords
 from runyard.backends.local._protocol import (
     NO_RECORD,
     OPS,
@@ -53,7 +53,7 @@ from runyard.backends.local._protocol import (
     version,
     write_json,
 )
-from runyard.errors import InvalidInput, RunyardError, SubmitError
+from runyard.errors import InvalidInput, RunyardError, ServerUnreachable, SubmitError
 
 __all__ = ["Agent"]
 
@@ -79,7 +79,8 @@ class Agent:
         self._records = JobRecords(self.jobs_dir)
         self._cond = threading.Condition()
         self._jobs: dict[str, Job] = {}
-        self._admission = Admission(self._start)
+        self._admission = Admission(self._start, self._claim)
+        self._account_project: dict[str, str] = {}  # run_as pool account -> the project it last served
         self._clients: dict[str, Any] = {}  # server URL → client; runs report through with_token() views
         self._stopping = threading.Event()
         self._n_connections = 0
@@ -207,7 +208,7 @@ class Agent:
             return {"ok": True, "states": self.poll([str(j) for j in req.get("job_ids") or []], float(req.get("wait_s") or 0))}
         if op == "submit":
             return {"ok": True, **self.submit(str(req.get("job_id")), req.get("launch") or {}, req.get("gpu_inventory") or [],
-                                              req.get("queue"))}
+                                              req.get("queue"), req.get("run_as"))}
         if op == "cancel":
             return {"ok": True, "found": self.cancel(str(req.get("job_id")))}
         if op == "usage":
@@ -229,7 +230,7 @@ class Agent:
         raise InvalidInput(f"Unknown agent operation {op!r}.", f"Use one of: {', '.join(OPS)}.")
 
     def submit(self, job_id: str, launch_data: dict[str, Any], gpu_inventory: list[int],
-               queue: dict[str, Any] | None = None) -> dict[str, Any]:
+               queue: dict[str, Any] | None = None, run_as: dict[str, Any] | None = None) -> dict[str, Any]:
         from runyard.runner import launch_from_dict
 
         check_job_id(job_id)
@@ -251,16 +252,67 @@ class Agent:
                 return {"job_id": job_id, "gpus": job.gpus, "existing": True}
             if queue is not None:
                 job = Job(job_id, launch.run_id, launch.attempt, need, [], launch.grace_period_s)
+                self._describe(job, launch, run_as)
                 self._jobs[job_id] = job
                 self._admission.enqueue(job, launch, queue)
                 self._cond.notify_all()
                 return {"job_id": job_id, "gpus": [], "existing": False}
             gpus = self._admission.assign_gpus(self._jobs.values(), need.gpus, gpu_inventory, launch.run_id)
             job = Job(job_id, launch.run_id, launch.attempt, need, gpus, launch.grace_period_s)
+            self._describe(job, launch, run_as)
+            waiting = self._claim(job)
+            if waiting:
+                raise SubmitError(f"Run {launch.run_id} cannot start: {waiting.removeprefix('pending: ')}.",
+                                  "Submit it again once a job of another project ended, or enlarge the pool "
+                                  "(run_as size, and scripts/setup-job-accounts.sh N).")
             self._jobs[job_id] = job
             self._admission.start(job, launch)
             self._cond.notify_all()
         return {"job_id": job_id, "gpus": gpus, "existing": False}
+
+    def _describe(self, job: Job, launch: Any, run_as: dict[str, Any] | None) -> None:
+        """Note the job's project, tasks, output directory and account pool (lock held)."""
+        job.project = launch.project
+        job.labels = [slot.label for slot in launch.tasks]
+        job.out_dir = str(self.work_dir / job.job_id / ".runyard")
+        if run_as:
+            if os.geteuid() != 0:
+                raise SubmitError(f"run_as pool needs the local agent to run as root, but it runs as uid {os.geteuid()}.",
+                                  "Run the server as root, or set the local backend's run_as: shared.")
+            job.pool = [str(a) for a in run_as.get("accounts") or []]
+            job.jobs_dir = str(run_as.get("jobs_dir") or "")
+            if not job.pool or not job.jobs_dir:
+                raise InvalidInput("run_as needs accounts and jobs_dir.", "Submit through the local backend.")
+
+    def _claim(self, job: Job) -> str:
+        """Give a job of a run_as pool its account: the one its project already runs as, else a free one
+        (no job holding resources runs as it). Returns why it must wait, or "" (lock held)."""
+        if not job.pool or job.account:
+            return ""
+        in_use: dict[str, str] = {}
+        for other in self._jobs.values():
+            if other is not job and other.account and other.holding:
+                in_use.setdefault(other.account, other.project)
+        for account in job.pool:
+            if in_use.get(account) == job.project:
+                job.account = account
+                return ""
+        for account in job.pool:
+            if account not in in_use:
+                if self._account_project.get(account) != job.project:
+                    # Another project's (or unknown: a new agent): what its jobs left running (a daemon out
+                    # of its group) goes first.
+                    from runyard.backends.local._accounts import account_ids, kill_account_processes
+
+                    with contextlib.suppress(RunyardError):
+                        n = kill_account_processes(account_ids(account)[0])
+                        if n:
+                            log.info("killed %d process(es) left running as %s before it serves project %s",
+                                     n, account, job.project)
+                self._account_project[account] = job.project
+                job.account = account
+                return ""
+        return (f"pending: waiting for a job account (all {len(job.pool)} of the run_as pool run other projects' jobs)")
 
     def _start(self, job: Job, launch: Any) -> None:
         """Start the job's thread (lock held; called through the admission)."""
@@ -315,16 +367,18 @@ class Agent:
 
         status, exit_code, reason = EngineStatus.FAILED, None, ""
         try:
+            options, workdir = self._execution_options(job)
+            _write_report_file(Path(job.out_dir), launch)
             if len(launch.tasks) > 1 or launch.distributed is not None:
-                execution = self._group_execution(job, launch)
+                execution = self._group_execution(job, launch, workdir, options)
             else:
                 slot = launch.tasks[0]
                 execution = TaskExecution(launch, slot, self._client(launch.server_url, launch.token),
-                                          self.work_dir / job.job_id / slot.label,
+                                          workdir / slot.label,
                                           {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)},
                                           on_spawn=lambda pid: self._spawned(job, pid),
                                           on_exit=lambda result: self._exited(job, result.status, result.exit_code,
-                                                                              result.reason))
+                                                                              result.reason), **options)
             with self._cond:
                 job.execution = execution
                 cancel = job.cancel_args if job.cancel_requested else None
@@ -332,10 +386,13 @@ class Agent:
                 execution.cancel(**cancel)
             result = execution.run()
             status, exit_code, reason = result.status, result.exit_code, result.reason
+            (Path(job.out_dir) / REPORT_FILE).unlink(missing_ok=True)  # reported: the token need not stay
         except BaseException as e:
             log.exception("job %s: agent error", job.job_id)
             reason = f"agent error: {type(e).__name__}: {e}"
             self._exited(job, status, exit_code, reason)
+        if job.account:
+            _seal_home(job)  # _exited did, unless the agent failed before the task ran
         with self._cond:
             job.status, job.exit_code, job.reason = status, exit_code, reason
             job.holding = False
@@ -343,7 +400,30 @@ class Agent:
             self._start_queued()
             self._cond.notify_all()
 
-    def _group_execution(self, job: Job, launch: Any) -> Any:
+    def _execution_options(self, job: Job) -> tuple[dict[str, Any], Path]:
+        """The job's TaskExecution options (environment, output files, account) and its directory.
+
+        The environment is the allow-list of ``runyard.backends.kit.job_environment``, never
+        the agent's own. A job of a run_as pool gets ``<jobs_dir>/<job_id>`` (0700, its
+        account's; its HOME) and runs as its account; its snapshot is handed to it.
+        """
+        from runyard.backends.kit import job_environment
+
+        options: dict[str, Any] = {"output_dir": Path(job.out_dir)}
+        if not job.account:
+            options["base_env"] = job_environment()
+            return options, self.work_dir / job.job_id
+        from runyard.backends.local._accounts import account_ids, chown_tree, job_home
+
+        uid, gid = account_ids(job.account)
+        home = job_home(Path(job.jobs_dir), job.job_id, uid, gid)
+        Path(job.out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(job.out_dir) / HOME_FILE).write_text(str(home))  # clean_work removes it with the job's own directory
+        options.update(base_env=job_environment(user=job.account, home=str(home)), user=(uid, gid),
+                       prepare=lambda path: chown_tree(path, uid, gid))
+        return options, home
+
+    def _group_execution(self, job: Job, launch: Any, workdir: Path, options: dict[str, Any]) -> Any:
         """A distributed run's execution: every task here, on 127.0.0.1, fail-fast (the runner's task group)."""
         from runyard.launch import local_endpoints, task_resources
         from runyard.runner import TaskGroup
@@ -354,8 +434,8 @@ class Agent:
             n = task_resources(launch, slot).gpus
             extra_env[slot.label] = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus[next_gpu:next_gpu + n])}
             next_gpu += n
-        return TaskGroup(launch, self._client(launch.server_url, launch.token), self.work_dir / job.job_id,
-                         local_endpoints(launch), extra_env=extra_env,
+        return TaskGroup(launch, self._client(launch.server_url, launch.token), workdir,
+                         local_endpoints(launch), extra_env=extra_env, execution_options=options,
                          on_spawn=lambda pid, label: self._spawned(job, pid, label),
                          on_exit=lambda result: self._exited(job, result.status, result.exit_code, result.reason),
                          single_host=True)
@@ -373,7 +453,9 @@ class Agent:
         self._records.write(job.job_id, record)
 
     def _exited(self, job: Job, status: EngineStatus, exit_code: int | None, reason: str) -> None:
-        """The task's processes ended: free its resources and write its terminal record."""
+        """The task's processes ended: free its resources (and a pool job's account) and write its terminal record."""
+        if job.account:
+            _seal_home(job)  # before its account may serve another project
         with self._cond:
             job.holding = False
             self._start_queued()  # the next run of the sweep starts now, before this one's final report
@@ -422,21 +504,73 @@ class Agent:
         alive = job.alive_pids()
         if alive:
             job.status = EngineStatus.RUNNING
-            job.reason = "started by an earlier agent; its output is no longer collected"
+            job.reason = ""  # started by an earlier agent; its output stays in its files (not shipped)
             if job.kill_at is not None and now >= job.kill_at:
                 for pid in alive:
                     _proc.killpg(pid, signal.SIGKILL)
             return
+        codes = job.exit_codes()
         if job.cancel_requested:
             job.status, job.reason = EngineStatus.CANCELED, "canceled (started by an earlier agent)"
+        elif codes is not None:
+            if job.reporting:
+                return
+            # Its true outcome: report it to the server as its runner would have, then end the job
+            # (its slot frees once the run's status is stored, so the next run never overlaps it there).
+            job.reporting = True
+            bad = [c for c in codes if c != 0]
+            threading.Thread(target=self._report_orphan, args=(job, bad[0] if bad else 0), daemon=True,
+                             name=f"runyard-report-{job.job_id}").start()
+            return
         else:
             job.status = EngineStatus.LOST
             job.reason = ("the agent that ran it stopped before it started the task" if not job.pid else
                           "the task's process ended while no agent watched it; its exit code is unknown")
+        if job.account:
+            _seal_home(job)
         job.holding = False
         self._records.write_quietly(job)
         self._start_queued()
         self._cond.notify_all()
+
+    def _report_orphan(self, job: Job, exit_code: int) -> None:
+        """Report an adopted job's exit (its task and run status) with the token its report file keeps,
+        then end it: SUCCEEDED or FAILED with that exit code. Unreported after ``REPORT_WAIT_S``, it ends
+        all the same (the scheduler then stores the outcome from poll)."""
+        status = EngineStatus.SUCCEEDED if exit_code == 0 else EngineStatus.FAILED
+        reason = (f"exit code {exit_code}, read from its exit-code file: it ended after the local agent that "
+                  f"started it stopped")
+        report = read_json(Path(job.out_dir) / REPORT_FILE) if job.out_dir else None
+        if report:
+            from runyard.client import Client
+
+            deadline = time.monotonic() + REPORT_WAIT_S
+            run_status = "succeeded" if exit_code == 0 else "failed"
+            while True:
+                try:
+                    with Client(str(report["server_url"]), report.get("token"), timeout_s=5.0) as client:
+                        for label, role, rank in report.get("tasks") or []:
+                            code = _task_code(job, str(label))
+                            client.update_task(job.run_id, str(role), int(rank), status="succeeded" if code == 0 else "failed",
+                                               exit_code=code, attempt=job.attempt)
+                        client.update_run(job.run_id, status=run_status, message=reason, exit_code=exit_code)
+                    (Path(job.out_dir) / REPORT_FILE).unlink(missing_ok=True)
+                    break
+                except RunyardError as e:
+                    if isinstance(e, ServerUnreachable) and time.monotonic() < deadline:
+                        time.sleep(0.5)
+                        continue
+                    log.warning("job %s: reporting its exit code failed: %s", job.job_id, e.message)
+                    break
+        if job.account:
+            _seal_home(job)
+        with self._cond:
+            job.status, job.exit_code, job.reason = status, exit_code, reason
+            job.holding = False
+            job.reporting = False
+            self._records.write_quietly(job)
+            self._start_queued()
+            self._cond.notify_all()
 
     def clean_work(self, max_age_s: float = RECORD_MAX_AGE_S) -> list[str]:
         """Remove the working directories of jobs that ended over ``max_age_s`` ago.
@@ -464,6 +598,12 @@ class Agent:
                     continue
             except FileNotFoundError:
                 continue
+            try:  # a run_as pool job's directory outside the home goes too
+                home = Path(entry.path, ".runyard", HOME_FILE).read_text().strip()
+            except OSError:
+                home = ""
+            if home and Path(home).name == entry.name:
+                shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.name)
         if removed:
@@ -477,6 +617,44 @@ class Agent:
             with self._cond:
                 self._jobs[job.job_id] = job
                 self._refresh_orphan(job, now)
+                self._admission.adopt(job)  # it counts toward its experiment's at_most, and holds its account
+                if job.account and job.holding:
+                    self._account_project[job.account] = job.project
+
+
+HOME_FILE = "home"  # in a job's output directory: a run_as pool job's directory (<jobs_dir>/<job_id>)
+REPORT_FILE = "report.json"  # in a job's output directory: how to report its exit when its agent died (mode 600)
+
+
+def _write_report_file(out_dir: Path, launch: Any) -> None:
+    """The server, token and tasks a later agent needs to report this job's exit (in the agent's own directory)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    data = dumps({"server_url": launch.server_url, "token": launch.token,
+                  "tasks": [[slot.label, slot.role, slot.rank] for slot in launch.tasks]})
+    tmp = out_dir / f".{REPORT_FILE}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.replace(tmp, out_dir / REPORT_FILE)
+
+
+def _seal_home(job: Job) -> None:
+    """A run_as pool job ended: its directory goes back to the agent (see ``_accounts.seal_job_home``)."""
+    from runyard.backends.local._accounts import seal_job_home
+
+    try:
+        home = (Path(job.out_dir) / HOME_FILE).read_text().strip()
+    except OSError:
+        return
+    if home:
+        seal_job_home(Path(home))
+
+
+def _task_code(job: Job, label: str) -> int | None:
+    try:
+        return int((Path(job.out_dir) / label / EXIT_CODE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _warm_imports() -> None:

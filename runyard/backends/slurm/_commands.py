@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runyard.backends.kit import BlobTarget, DirectoryBlobs
+from runyard.backends.kit import BlobTarget, DirectoryBlobs, agent_environment
 from runyard.errors import BackendError
 from runyard.spool import SpoolReader
 
@@ -62,7 +62,9 @@ class LocalCommands(Commands):
 
     def run(self, argv: Sequence[str], timeout_s: float = 60.0) -> tuple[int, str, str]:
         try:
-            p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL)
+            # sbatch exports its own environment to the job (--export=ALL): give it the allow-list, never the server's.
+            p = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, stdin=subprocess.DEVNULL,
+                               env=agent_environment())
         except FileNotFoundError:
             return 127, "", f"{argv[0]}: command not found"
         except PermissionError as e:
