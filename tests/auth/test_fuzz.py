@@ -8,6 +8,10 @@ replaced by what no store can hold (an unpaired surrogate, a NUL, a bidi overrid
 beyond 64 bits), into a seeded project, run and experiment so that the values reach the
 handlers: every answer must be below 500, and afterwards every listing must still answer
 (nothing unservable was stored).
+
+The body pass sends every operation that takes a body one over its size cap (the server runs
+with caps of 1 MiB for JSON, 2 MiB for batches and uploads), which must get a 4xx, and one
+nested 100,000 levels deep, which must get no 5xx; the server must still answer afterwards.
 """
 
 from __future__ import annotations
@@ -39,7 +43,8 @@ MAX_LEAVES = 8  # values replaced per generated request, one at a time
 
 @pytest.fixture(scope="module")
 def fuzz_server(module_live_servers: LiveServers) -> tuple[LiveServer, str]:
-    server = start_auth_server(module_live_servers, "fuzz-server", RUNYARD_LOGIN_MAX_FAILURES="100000")
+    server = start_auth_server(module_live_servers, "fuzz-server", RUNYARD_LOGIN_MAX_FAILURES="100000",
+                               RUNYARD_MAX_JSON_MB="1", RUNYARD_MAX_BATCH_MB="2", RUNYARD_MAX_UPLOAD_MB="2")
     return server, token_for(server.url, "admin", ADMIN_PW)
 
 
@@ -143,3 +148,43 @@ def test_fuzz_edge_values_are_refused_and_nothing_unservable_is_stored(fuzz_serv
     http.close()
     assert not failures, "\n".join(failures)
     assert n_calls > 100
+
+
+@pytest.mark.slow
+def test_fuzz_oversized_bodies_get_4xx_and_deeply_nested_ones_no_5xx(fuzz_server: tuple[LiveServer, str]) -> None:
+    server, token = fuzz_server
+    http = httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    http.post("/api/v1/projects", json={"name": "fuzz-bodies"}).raise_for_status()
+    run = http.post("/api/v1/runs", json={"project": "fuzz-bodies"}).json()
+    seeded = {"run_id": run["id"], "name": "fuzz-bodies", "project": "fuzz-bodies"}
+    oversized = b'{"name": "' + b"x" * (3 * 1024 * 1024) + b'"}'  # over every cap the server has
+    nested = b"[" * 100_000 + b"]" * 100_000
+    failures: list[str] = []
+    n_sent = 0
+    for operation in _operations(server):
+        method = operation.method.upper()
+        if method not in ("POST", "PUT", "PATCH") or operation.path.endswith(("/cancel", "/logout")):
+            continue
+        path = operation.path
+        for param in operation.path_parameters:
+            path = path.replace("{" + param.name + "}", str(seeded.get(param.name, 1)))
+        for label, body, content_type in (("oversized", oversized, "application/json"),
+                                          ("oversized upload", oversized, "application/octet-stream"),
+                                          ("nested", nested, "application/json")):
+            n_sent += 1
+            try:
+                res = http.request(method, "/api/v1" + path.removeprefix("/api/v1"), content=body,
+                                   headers={"Content-Type": content_type})
+            except httpx.TransportError:
+                continue  # the server answered (413) and closed before the whole body was sent: a refusal
+            # Oversized: refused. Nested: never a 5xx (a route that ignores its body, or stores bytes as a file, may take it).
+            if res.status_code >= 500 or (label != "nested" and not 400 <= res.status_code < 500):
+                failures.append(f"{label} {method} {path}: {res.status_code} {res.text[:300]}")
+    assert http.get("/api/v1/health").status_code == 200
+    for path in ("/api/v1/runs?limit=10000", "/api/v1/projects"):
+        res = http.get(path)
+        if res.status_code != 200:
+            failures.append(f"after the body pass GET {path}: {res.status_code} {res.text[:300]}")
+    http.close()
+    assert not failures, "\n".join(failures)
+    assert n_sent > 30
