@@ -10,6 +10,8 @@ PACKAGES=(git chromium)
 PACKAGES+=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
 # OpenSSH for the SSH backend's tests (scripts/dev-sshd.sh: sshd on 127.0.0.1:2222, ssh-keygen).
 PACKAGES+=(openssh-server openssh-client)
+# sudo for the local backend's run_as pool without root (tests/security/test_sec_job_isolation_sudo.py).
+PACKAGES+=(sudo)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

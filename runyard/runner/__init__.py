@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "SudoAccount",
     "TaskExecution",
     "TaskGroup",
     "TaskResult",
@@ -26,10 +27,19 @@ __all__ = [
     "launch_to_dict",
     "preload",
     "read_launch_file",
+    "sudo_kill_all",
+    "sudo_kill_group",
+    "sudo_remove",
+    "sudo_works",
     "write_launch_file",
 ]
 
 _WHERE = {
+    "SudoAccount": "_sudo",
+    "sudo_kill_all": "_sudo",
+    "sudo_kill_group": "_sudo",
+    "sudo_remove": "_sudo",
+    "sudo_works": "_sudo",
     "TaskExecution": "_task",
     "TaskGroup": "_group",
     "TaskResult": "_task",
@@ -44,7 +54,7 @@ def preload() -> None:
     """Import every module a task execution uses (a host running many calls this once, in the background)."""
     import importlib
 
-    for module in ("_group", "_reporter", "_sysmetrics", "_task", "_wire"):
+    for module in ("_group", "_reporter", "_sudo", "_sysmetrics", "_task", "_wire"):
         importlib.import_module(f"runyard.runner.{module}")
     import psutil  # noqa: F401  (system metrics)
 

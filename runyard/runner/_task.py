@@ -150,6 +150,10 @@ class TaskExecution:
         user: ``(uid, gid)`` to run the processes as (supplementary groups cleared); needs root.
         prepare: called with the working directory once the snapshot is in it, before any
             process starts (the local agent hands it to the job's account here).
+        sudo: run the processes as another account through ``sudo -n -u ACCOUNT`` (a
+            :class:`~runyard.runner._sudo.SudoAccount`; the local agent without root): the snapshot
+            goes into ``workdir`` (the caller's), then to ``<home>/<label>`` as the account; every
+            signal to the task is sent as the account.
     """
 
     def __init__(self, launch: RunLaunch, slot: TaskSlot, client: Any, workdir: Path,
@@ -160,7 +164,8 @@ class TaskExecution:
                  run_outcome: Callable[[TaskResult], tuple[str | None, str, int | None]] | None = None,
                  settle: Callable[[TaskResult], TaskResult] | None = None,
                  base_env: Mapping[str, str] | None = None, output_dir: Path | None = None,
-                 user: tuple[int, int] | None = None, prepare: Callable[[Path], None] | None = None) -> None:
+                 user: tuple[int, int] | None = None, prepare: Callable[[Path], None] | None = None,
+                 sudo: Any = None) -> None:
         from runyard.runner._reporter import Reporter
 
         self.launch = launch
@@ -180,6 +185,8 @@ class TaskExecution:
         self._output_dir = None if output_dir is None else Path(output_dir) / slot.label
         self._user = user
         self._prepare = prepare
+        self._sudo = sudo
+        self._rundir = self.workdir  # where the processes run (the account's copy, with sudo)
         self._lock = threading.Lock()
         self._stop: _Stop | None = None
         self._term_sent = False
@@ -249,7 +256,15 @@ class TaskExecution:
             elif not self._term_sent and now >= stop.term_at:
                 send, self._term_sent = signal.SIGTERM, True
         if send is not None:
-            killpg(proc.pid, send)
+            self._killpg(proc.pid, send)
+
+    def _killpg(self, pgid: int, sig: int) -> None:
+        if self._sudo is None:
+            killpg(pgid, sig)
+        else:
+            from runyard.runner._sudo import kill_group
+
+            kill_group(self._sudo.account, pgid, sig)
 
     # --------------------------------------------------------------------- run
     def run(self) -> TaskResult:
@@ -266,6 +281,11 @@ class TaskExecution:
                 self._prepare(self.workdir)
             if not error:
                 env = self._environment()
+                if self._sudo is not None:
+                    from runyard.runner._sudo import install
+
+                    self._rundir = install(self._sudo, self.workdir, self.slot.label, env)
+                    shutil.rmtree(self.workdir, ignore_errors=True)  # the agent's staging copy
                 steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", self._command)]
                 for what, command in steps:
                     if self._stop is not None:
@@ -361,7 +381,7 @@ class TaskExecution:
         if self._output_dir is not None:
             files = _OutputFiles(self._output_dir, exit_code=final)
         try:
-            proc = _spawn(command, self.workdir, env, files, self._user)
+            proc = _spawn(command, self._rundir, env, files, self._user, self._sudo, self.slot.label)
         except BaseException:
             if files is not None:
                 files.close()
@@ -481,7 +501,7 @@ class TaskExecution:
             proc.stdout.close()
             proc.stderr.close()
             # Background children that outlived the main process end with the task.
-            killpg(proc.pid, signal.SIGKILL)
+            self._killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         return proc.returncode
 
@@ -546,7 +566,7 @@ class TaskExecution:
                             os.read(self._wake_r, 4096)
                     elif key.data == "exit":
                         sel.unregister(pidfd)
-            killpg(proc.pid, signal.SIGKILL)  # background children end with the task
+            self._killpg(proc.pid, signal.SIGKILL)  # background children end with the task
             while read_all():
                 pass
             for tag, rest in partial.items():
@@ -556,8 +576,11 @@ class TaskExecution:
             sel.close()
             if pidfd >= 0:
                 os.close(pidfd)
-            killpg(proc.pid, signal.SIGKILL)
+            if self._sudo is None:
+                killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+            if self._sudo is not None:  # sudo ended with its command: what is left of the group is the account's
+                self._killpg(proc.pid, signal.SIGKILL)
         return proc.returncode
 
     def _select_timeout(self, now: float, drain_until: float | None, exit_is_event: bool) -> float:
@@ -736,8 +759,10 @@ _EXIT_WRAPPER = (
 
 
 def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles | None = None,
-           user: tuple[int, int] | None = None) -> subprocess.Popen[bytes]:
+           user: tuple[int, int] | None = None, sudo: Any = None, label: str = "") -> subprocess.Popen[bytes]:
     """Start ``command`` in ``workdir`` in a session of its own, stdout and stderr piped (or to ``files``)."""
+    if sudo is not None:
+        return _spawn_sudo(command, env, files, sudo, label)
     kwargs: dict[str, Any] = {"cwd": workdir, "env": env, "stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
                               "stderr": subprocess.PIPE, "start_new_session": True}
     if files is not None:
@@ -755,6 +780,24 @@ def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles
         except (FileNotFoundError, PermissionError, NotADirectoryError):
             pass  # bash says it the usual way ("command not found", exit 127; 126)
     return subprocess.Popen(["bash", "-c", command], **kwargs)
+
+
+def _spawn_sudo(command: str, env: dict[str, str], files: _OutputFiles | None, sudo: Any,
+                label: str) -> subprocess.Popen[bytes]:
+    """``_spawn`` through sudo: the environment and directory come from the task's env file
+    (``runyard.runner._sudo``); sudo is the session's leader, its command in its process group."""
+    from runyard.runner._sudo import argv, popen_env
+
+    kwargs: dict[str, Any] = {"cwd": "/", "env": popen_env(), "stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
+                              "stderr": subprocess.PIPE, "start_new_session": True}
+    if files is not None:
+        kwargs["stdout"], kwargs["stderr"] = files.stdout_w, files.stderr_w
+    plain = _plain_argv(command)
+    inner = plain if plain is not None and shutil.which(plain[0], path=env.get("PATH")) else ["bash", "-c", command]
+    if files is not None and files.exit_w >= 0:
+        kwargs["stdin"] = files.exit_w
+        inner = ["/bin/sh", "-c", _EXIT_WRAPPER, "runyard-task", *inner]
+    return subprocess.Popen(argv(sudo, label, inner), **kwargs)
 
 
 def _plain_argv(command: str) -> list[str] | None:

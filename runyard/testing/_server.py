@@ -29,10 +29,12 @@ class LiveServer:
         database_url: RUNYARD_DATABASE_URL (default: SQLite in ``home``).
         port: fixed port, so a restarted server keeps its address.
         env: extra environment.
+        python: the interpreter to run it with (default: this one's).
+        user: the account to run it as (this process must be root; ``home`` should be that account's).
     """
 
     def __init__(self, home: Path, *, database_url: str | None = None, port: int | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, python: str | None = None, user: str | None = None) -> None:
         self.home = Path(home)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -41,15 +43,23 @@ class LiveServer:
         self.env.pop("RUNYARD_SERVER", None)
         if database_url:
             self.env["RUNYARD_DATABASE_URL"] = database_url
+        self.python = python or sys.executable
+        self.user = user
         self.proc: subprocess.Popen | None = None
         self.log_path = self.home / f"server-{self.port}.log"
 
     def start(self, timeout_s: float = 30.0) -> LiveServer:
         self.home.mkdir(parents=True, exist_ok=True)
+        as_user: dict[str, object] = {}
+        if self.user is not None:
+            import pwd
+
+            entry = pwd.getpwnam(self.user)
+            as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": [], "cwd": str(self.home)}
         with open(self.log_path, "ab") as log:  # the server keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "runyard.server", "--host", "127.0.0.1", "--port", str(self.port)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [self.python, "-m", "runyard.server", "--host", "127.0.0.1", "--port", str(self.port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **as_user,  # type: ignore[call-overload]
             )
         deadline = time.monotonic() + timeout_s
         with Session(self.url + "/api/v1", timeout_s=1) as http:

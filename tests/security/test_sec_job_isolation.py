@@ -263,9 +263,14 @@ def test_check_says_what_each_run_as_gives(job_accounts: list[str], tmp_path: Pa
     assert {c.name: c for c in pool.check()}["run_as"].ok
     missing = {c.name: c for c in LocalBackend({"run_as": {"pool": POOL, "size": 9}}, home=tmp_path).check()}["run_as"]
     assert not missing.ok and "runyard-job-9" in missing.detail and "setup-job-accounts.sh 9" in missing.hint
+    import runyard.runner._sudo
+
     monkeypatch.setattr(os, "geteuid", lambda: 1000)  # the server's account is not root (and no sudo route)
+    monkeypatch.setattr(runyard.runner._sudo, "sudo_works", lambda account: "a password is required")
     not_root = {c.name: c for c in pool.check()}["run_as"]
-    assert not not_root.ok and "root" in not_root.detail and "run_as: shared" in not_root.hint
+    assert not not_root.ok and "root" in not_root.detail and "sudo -n -u runyard-job-1 true" in not_root.detail
+    assert "run_as: shared" in not_root.hint and "--sudo-for" in not_root.hint
+    assert "ALL=(runyard-job-1,runyard-job-2) NOPASSWD: ALL" in not_root.hint
     with pytest.raises(SubmitError, match="needs the local agent to run as root"):
         pool._run_as()
 

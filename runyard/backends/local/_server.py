@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -276,13 +277,16 @@ class Agent:
         job.labels = [slot.label for slot in launch.tasks]
         job.out_dir = str(self.work_dir / job.job_id / ".runyard")
         if run_as:
-            if os.geteuid() != 0:
-                raise SubmitError(f"run_as pool needs the local agent to run as root, but it runs as uid {os.geteuid()}.",
-                                  "Run the server as root, or set the local backend's run_as: shared.")
             job.pool = [str(a) for a in run_as.get("accounts") or []]
             job.jobs_dir = str(run_as.get("jobs_dir") or "")
             if not job.pool or not job.jobs_dir:
                 raise InvalidInput("run_as needs accounts and jobs_dir.", "Submit through the local backend.")
+            if os.geteuid() != 0:  # the sudo route (checked once a while: pool_problem remembers a working rule)
+                from runyard.backends.local._accounts import pool_problem
+
+                problem = pool_problem(job.pool)
+                if problem is not None:
+                    raise SubmitError(*problem)
 
     def _claim(self, job: Job) -> str:
         """Give a job of a run_as pool its account: the one its project already runs as, else a free one
@@ -305,7 +309,7 @@ class Agent:
                     from runyard.backends.local._accounts import account_ids, kill_account_processes
 
                     with contextlib.suppress(RunyardError):
-                        n = kill_account_processes(account_ids(account)[0])
+                        n = kill_account_processes(account_ids(account)[0], account)
                         if n:
                             log.info("killed %d process(es) left running as %s before it serves project %s",
                                      n, account, job.project)
@@ -349,7 +353,7 @@ class Agent:
             execution = job.execution
             alive = job.alive_pids() if job.orphan else []
             for pid in alive:
-                _proc.killpg(pid, signal.SIGTERM)
+                _signal_group(job, pid, signal.SIGTERM)
             if alive:
                 job.kill_at = time.monotonic() + job.grace_period_s
         if execution is not None:
@@ -413,9 +417,21 @@ class Agent:
         if not job.account:
             options["base_env"] = job_environment()
             return options, self.work_dir / job.job_id
-        from runyard.backends.local._accounts import account_ids, chown_tree, job_home
+        from runyard.backends.local._accounts import account_ids, chown_tree, ensure_jobs_root, job_home, uses_sudo
 
         uid, gid = account_ids(job.account)
+        if uses_sudo():
+            # The account makes <jobs_dir>/<job_id> itself; the snapshot is staged in the agent's own
+            # directory (0700 under its home) and piped in as a tar stream (runyard.runner._sudo).
+            from runyard.runner import SudoAccount
+
+            home = ensure_jobs_root(Path(job.jobs_dir)) / job.job_id
+            stage = self.work_dir / job.job_id / "stage"
+            stage.mkdir(mode=0o700, parents=True, exist_ok=True)
+            Path(job.out_dir).mkdir(parents=True, exist_ok=True)
+            (Path(job.out_dir) / HOME_FILE).write_text(str(home))
+            options.update(base_env=job_environment(user=job.account, home=str(home)), sudo=SudoAccount(job.account, home))
+            return options, stage
         home = job_home(Path(job.jobs_dir), job.job_id, uid, gid)
         Path(job.out_dir).mkdir(parents=True, exist_ok=True)
         (Path(job.out_dir) / HOME_FILE).write_text(str(home))  # clean_work removes it with the job's own directory
@@ -507,7 +523,7 @@ class Agent:
             job.reason = ""  # started by an earlier agent; its output stays in its files (not shipped)
             if job.kill_at is not None and now >= job.kill_at:
                 for pid in alive:
-                    _proc.killpg(pid, signal.SIGKILL)
+                    _signal_group(job, pid, signal.SIGKILL)
             return
         codes = job.exit_codes()
         if job.cancel_requested:
@@ -639,15 +655,34 @@ def _write_report_file(out_dir: Path, launch: Any) -> None:
 
 
 def _seal_home(job: Job) -> None:
-    """A run_as pool job ended: its directory goes back to the agent (see ``_accounts.seal_job_home``)."""
-    from runyard.backends.local._accounts import seal_job_home
+    """A run_as pool job ended: its directory goes back to the agent (see ``_accounts.seal_job_home``),
+    or, without root, is removed as its account (``_accounts.remove_job_home``)."""
+    from runyard.backends.local._accounts import remove_job_home, seal_job_home, uses_sudo
 
     try:
         home = (Path(job.out_dir) / HOME_FILE).read_text().strip()
     except OSError:
         return
-    if home:
+    if not home:
+        return
+    if uses_sudo():
+        if os.path.lexists(home):
+            remove_job_home(job.account, Path(home))
+        shutil.rmtree(Path(job.out_dir).parent / "stage", ignore_errors=True)
+    else:
         seal_job_home(Path(home))
+
+
+def _signal_group(job: Job, pgid: int, sig: int) -> None:
+    """Signal an adopted job's process group: directly, or as its account through sudo (without root)."""
+    from runyard.backends.local._accounts import uses_sudo
+
+    if job.account and uses_sudo():
+        from runyard.runner import sudo_kill_group
+
+        sudo_kill_group(job.account, pgid, sig)
+    else:
+        _proc.killpg(pgid, sig)
 
 
 def _task_code(job: Job, label: str) -> int | None:
