@@ -44,9 +44,11 @@ SUDO_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # As the account: make <home> (0700) unless it is already the account's own directory, then
 # <home>/<label> fresh, then unpack the stream (umask 077: nothing in it is readable by others).
+# (The tasks of a distributed job share <home>: whichever comes first makes it.)
 _INSTALL = ('umask 077\n'
-            'if [ ! -d "$1" ]; then mkdir -m 700 -- "$1" || exit 1; fi\n'
-            'if [ -L "$1" ] || [ ! -O "$1" ]; then echo "runyard: $1 is not this account\'s directory" >&2; exit 1; fi\n'
+            'mkdir -m 700 -- "$1" 2>/dev/null\n'
+            'if [ -L "$1" ] || [ ! -d "$1" ] || [ ! -O "$1" ]; then\n'
+            '  echo "runyard: $1 is not a directory of this account" >&2; exit 1\nfi\n'
             'cd -- "$1" && exec tar -x --no-same-owner --no-same-permissions -f -\n')
 
 

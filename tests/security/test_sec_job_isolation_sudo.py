@@ -280,3 +280,21 @@ def test_a_canceled_sudo_job_ends_with_every_process_of_its_group(yard: Yard) ->
     run = yard.finished_run(exp["id"])
     assert run["status"] == "canceled", run
     _wait(lambda: all(_gone(pid) for pid in pids), "the job's processes to end", 15)
+
+
+def test_a_distributed_sudo_job_runs_every_task_as_one_account(yard: Yard, sudo_accounts: list[str]) -> None:
+    """Its tasks share the job's directory (made once, by whichever task comes first) and its account."""
+    out = yard.out / "dist"
+    out.mkdir()
+    os.chmod(out, 0o1777)
+    path = _project(yard.root, "sudo-dist", "isolated", 'echo "$(id -u) $RANK $(pwd)" > "$OUT/rank.$RANK"\n',
+                    {"OUT": str(out)})
+    spec = yaml.safe_load((path / "runyard.yml").read_text())
+    spec["distributed"] = {"framework": "pytorch", "worker": 1}
+    (path / "runyard.yml").write_text(yaml.safe_dump(spec))
+    run = yard.finished_run(yard.submit(path)["id"])
+    assert run["status"] == "succeeded", run
+    rows = [(out / f"rank.{rank}").read_text().split() for rank in (0, 1)]
+    uids = {str(pwd.getpwnam(a).pw_uid) for a in sudo_accounts}
+    assert rows[0][0] == rows[1][0] and rows[0][0] in uids, rows
+    assert Path(rows[0][2]).parent == Path(rows[1][2]).parent and rows[0][2] != rows[1][2], rows

@@ -409,7 +409,10 @@ class Agent:
 
         The environment is the allow-list of ``runyard.backends.kit.job_environment``, never
         the agent's own. A job of a run_as pool gets ``<jobs_dir>/<job_id>`` (0700, its
-        account's; its HOME) and runs as its account; its snapshot is handed to it.
+        account's; its HOME) and runs as its account; its snapshot is handed to it. As root
+        through setuid and chown; otherwise through sudo (``runyard.runner._sudo``): the
+        snapshot is staged in ``<work>/<job_id>/stage/`` (the agent's) and the account makes
+        its directory itself.
         """
         from runyard.backends.kit import job_environment
 
