@@ -24,6 +24,7 @@ import signal
 import subprocess
 import sysconfig
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -298,3 +299,48 @@ def test_a_distributed_sudo_job_runs_every_task_as_one_account(yard: Yard, sudo_
     uids = {str(pwd.getpwnam(a).pw_uid) for a in sudo_accounts}
     assert rows[0][0] == rows[1][0] and rows[0][0] in uids, rows
     assert Path(rows[0][2]).parent == Path(rows[1][2]).parent and rows[0][2] != rows[1][2], rows
+
+
+def test_clean_work_removes_an_old_sudo_jobs_directory_as_its_account(yard: Yard, sudo_accounts: list[str]) -> None:
+    """A job directory its agent could not remove (it died first) goes, as its account, with the job's old work."""
+    from runyard.backends.local._accounts import default_jobs_dir
+
+    jobs_dir = Path(default_jobs_dir(agent_dir(yard.home)))
+    home = jobs_dir / "990.1"
+    account, agent = pwd.getpwnam(sudo_accounts[0]), pwd.getpwnam(AGENT)
+    if not jobs_dir.exists():  # as the agent makes it without root
+        jobs_dir.mkdir()
+        os.chown(jobs_dir, agent.pw_uid, agent.pw_gid)
+        os.chmod(jobs_dir, 0o1733)
+    (home / "main-0").mkdir(mode=0o700, parents=True)
+    (home / "main-0" / "left.txt").write_text("x")
+    for path in (home, home / "main-0", home / "main-0" / "left.txt"):
+        os.chown(path, account.pw_uid, account.pw_gid)
+    os.chmod(home, 0o700)
+    work = agent_dir(yard.home) / "work" / "990.1"
+    (work / ".runyard").mkdir(parents=True)
+    (work / ".runyard" / "home").write_text(f"{home}\n{sudo_accounts[0]}\n")
+    for path in (work.parent.parent, work.parent, work, work / ".runyard", work / ".runyard" / "home"):
+        os.chown(path, agent.pw_uid, agent.pw_gid)
+    os.utime(work, (time.time() - 3600, time.time() - 3600))
+    code = ("from pathlib import Path; from runyard.backends.local._server import Agent; "
+            f"print(Agent(Path({str(agent_dir(yard.home))!r})).clean_work(max_age_s=60))")
+    res = subprocess.run([PYTHON, "-c", code], env=_agent_env(yard.home), user=agent.pw_uid, group=agent.pw_gid,
+                         extra_groups=[], cwd="/", capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 0 and "990.1" in res.stdout, res
+    assert not home.exists() and not work.exists()
+
+
+def test_the_sudoers_rule_lets_the_agent_become_the_pool_accounts_only(sudo_accounts: list[str]) -> None:
+    assert RULE.read_text().splitlines()[-2:] == [f"Defaults:{AGENT} !use_pty, !pam_session",
+                                                  f"{AGENT} ALL=({POOL}-1,{POOL}-2) NOPASSWD: ALL"]
+    assert RULE.stat().st_mode & 0o777 == 0o440
+    for target in (["-u", "root"], ["-u", sudo_accounts[0], "-g", "root"], ["-u", "nobody"]):
+        res = subprocess.run(["runuser", "-u", AGENT, "--", "sudo", "-n", *target, "--", "/bin/true"],
+                             capture_output=True, text=True, check=False)
+        assert res.returncode != 0, (target, res)
+    script = str(REPO / "scripts" / "setup-job-accounts.sh")
+    for agent in ("root", "no-such-account-x"):
+        res = subprocess.run([script, "2", "--sudo-for", agent], capture_output=True, text=True, check=False)
+        assert res.returncode == 2 and "--sudo-for" in res.stderr, res
+    assert f"{AGENT} ALL=" in RULE.read_text()  # a refused call leaves the rule as it was

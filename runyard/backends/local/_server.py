@@ -432,7 +432,7 @@ class Agent:
             stage = self.work_dir / job.job_id / "stage"
             stage.mkdir(mode=0o700, parents=True, exist_ok=True)
             Path(job.out_dir).mkdir(parents=True, exist_ok=True)
-            (Path(job.out_dir) / HOME_FILE).write_text(str(home))
+            (Path(job.out_dir) / HOME_FILE).write_text(f"{home}\n{job.account}\n")  # whose it is: clean_work removes it as that account
             options.update(base_env=job_environment(user=job.account, home=str(home)), sudo=SudoAccount(job.account, home))
             return options, stage
         home = job_home(Path(job.jobs_dir), job.job_id, uid, gid)
@@ -617,11 +617,13 @@ class Agent:
                     continue
             except FileNotFoundError:
                 continue
-            try:  # a run_as pool job's directory outside the home goes too
-                home = Path(entry.path, ".runyard", HOME_FILE).read_text().strip()
-            except OSError:
-                home = ""
+            home, account = _home_of(Path(entry.path, ".runyard"))  # a run_as pool job's directory outside the home goes too
             if home and Path(home).name == entry.name:
+                if account and os.path.lexists(home):  # the sudo route's: its account's (left by a crash)
+                    from runyard.backends.local._accounts import remove_job_home, uses_sudo
+
+                    if uses_sudo():
+                        remove_job_home(account, Path(home))
                 shutil.rmtree(home, ignore_errors=True)
             shutil.rmtree(entry.path, ignore_errors=True)
             removed.append(entry.name)
@@ -641,7 +643,7 @@ class Agent:
                     self._account_project[job.account] = job.project
 
 
-HOME_FILE = "home"  # in a job's output directory: a run_as pool job's directory (<jobs_dir>/<job_id>)
+HOME_FILE = "home"  # in a job's output directory: a run_as pool job's directory (<jobs_dir>/<job_id>) [and account, with sudo]
 REPORT_FILE = "report.json"  # in a job's output directory: how to report its exit when its agent died (mode 600)
 
 
@@ -662,10 +664,7 @@ def _seal_home(job: Job) -> None:
     or, without root, is removed as its account (``_accounts.remove_job_home``)."""
     from runyard.backends.local._accounts import remove_job_home, seal_job_home, uses_sudo
 
-    try:
-        home = (Path(job.out_dir) / HOME_FILE).read_text().strip()
-    except OSError:
-        return
+    home = _home_of(Path(job.out_dir))[0]
     if not home:
         return
     if uses_sudo():
@@ -674,6 +673,15 @@ def _seal_home(job: Job) -> None:
         shutil.rmtree(Path(job.out_dir).parent / "stage", ignore_errors=True)
     else:
         seal_job_home(Path(home))
+
+
+def _home_of(out_dir: Path) -> tuple[str, str]:
+    """``(home, account)`` a job's ``HOME_FILE`` names (account: "" as root), or ``("", "")``."""
+    try:
+        lines = (out_dir / HOME_FILE).read_text().splitlines()
+    except OSError:
+        return "", ""
+    return (lines[0].strip() if lines else ""), (lines[1].strip() if len(lines) > 1 else "")
 
 
 def _signal_group(job: Job, pgid: int, sig: int) -> None:
