@@ -60,11 +60,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from runyard._proc import killpg
 from runyard.errors import RunyardError, ServerUnreachable
 from runyard.records.compute import EngineStatus, RunLaunch, TaskSlot
+
+if TYPE_CHECKING:
+    from runyard.runner._sudo import SudoAccount
 
 __all__ = ["TaskExecution", "TaskResult"]
 
@@ -165,7 +168,7 @@ class TaskExecution:
                  settle: Callable[[TaskResult], TaskResult] | None = None,
                  base_env: Mapping[str, str] | None = None, output_dir: Path | None = None,
                  user: tuple[int, int] | None = None, prepare: Callable[[Path], None] | None = None,
-                 sudo: Any = None) -> None:
+                 sudo: SudoAccount | None = None) -> None:
         from runyard.runner._reporter import Reporter
 
         self.launch = launch
@@ -759,7 +762,8 @@ _EXIT_WRAPPER = (
 
 
 def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles | None = None,
-           user: tuple[int, int] | None = None, sudo: Any = None, label: str = "") -> subprocess.Popen[bytes]:
+           user: tuple[int, int] | None = None, sudo: SudoAccount | None = None,
+           label: str = "") -> subprocess.Popen[bytes]:
     """Start ``command`` in ``workdir`` in a session of its own, stdout and stderr piped (or to ``files``)."""
     if sudo is not None:
         return _spawn_sudo(command, env, files, sudo, label)
@@ -782,7 +786,7 @@ def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles
     return subprocess.Popen(["bash", "-c", command], **kwargs)
 
 
-def _spawn_sudo(command: str, env: dict[str, str], files: _OutputFiles | None, sudo: Any,
+def _spawn_sudo(command: str, env: dict[str, str], files: _OutputFiles | None, sudo: SudoAccount,
                 label: str) -> subprocess.Popen[bytes]:
     """``_spawn`` through sudo: the environment and directory come from the task's env file
     (``runyard.runner._sudo``); sudo is the session's leader, its command in its process group."""
