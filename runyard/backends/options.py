@@ -70,6 +70,12 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel]:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else model
 
 
+def _union_member(part: Any) -> bool:
+    """Whether a validation error's location part names a member of a union (``literal['shared']``,
+    ``RunAsPool``) rather than a key: pydantic reports each shape it tried under its tag."""
+    return isinstance(part, str) and (part.startswith(("literal[", "list[", "dict[")) or part[:1].isupper())
+
+
 def option_problems(name: str, model: type[BaseModel], options: Mapping[str, Any], *,
                     backend: str | None = None) -> list[tuple[tuple[Any, ...], str]]:
     """The problems of ``options`` against ``model``, each with its data path (``(name, key, ...)``).
@@ -84,9 +90,18 @@ def option_problems(name: str, model: type[BaseModel], options: Mapping[str, Any
     try:
         model.model_validate(dict(options))
     except ValidationError as e:
+        said: set[Any] = set()
         for err in e.errors():
             loc = tuple(err["loc"])
             key = loc[0] if loc else None
+            if len(loc) > 1 and _union_member(loc[1]):
+                # One of several accepted shapes (``'shared' or {pool, size}``): one line for the option,
+                # saying every shape, instead of one per shape tried.
+                if key in said:
+                    continue
+                said.add(key)
+                loc = (key,)
+                err = {**err, "type": "union", "input": options.get(str(key))}
             path = (name, *loc) if loc else (name,)
             dotted = ".".join(str(p) for p in path)
             if err["type"] == "extra_forbidden":

@@ -209,7 +209,7 @@ def test_rerun_reproduces_snapshot_and_params_and_diff_shows_a_changed_param(yar
     res = yard.cli("rerun", str(old["id"]), "--json")
     assert res.returncode == 0, res.stderr
     same = json.loads(res.stdout)
-    res = yard.cli("rerun", str(old["id"]), "-p", "lr=0.5", "--json")
+    res = yard.cli("rerun", str(old["id"]), "-p", "lr=0.2", "--json")  # one of its choices (others are refused)
     assert res.returncode == 0, res.stderr
     changed = json.loads(res.stdout)
     for e in (same, changed):
@@ -222,8 +222,8 @@ def test_rerun_reproduces_snapshot_and_params_and_diff_shows_a_changed_param(yar
     assert new["params"] == old["params"] == {"lr": 0.1, "depth": 3}
     assert new["metrics"]["loss"]["last"] == 0.1  # the same code ran with the same params
     assert new_changed["snapshot_id"] == old["snapshot_id"]
-    assert new_changed["params"] == {"lr": 0.5, "depth": 3}
-    assert new_changed["metrics"]["loss"]["last"] == 0.5
+    assert new_changed["params"] == {"lr": 0.2, "depth": 3}
+    assert new_changed["metrics"]["loss"]["last"] == 0.2
 
     res = yard.cli("diff", str(old["id"]), str(new["id"]), "--json")
     assert res.returncode == 0, res.stderr
@@ -231,8 +231,8 @@ def test_rerun_reproduces_snapshot_and_params_and_diff_shows_a_changed_param(yar
     res = yard.cli("diff", str(old["id"]), str(new_changed["id"]), "--json")
     assert res.returncode == 0, res.stderr
     d = json.loads(res.stdout)
-    assert d["params"] == {"lr": [0.1, 0.5]}
+    assert d["params"] == {"lr": [0.1, 0.2]}
     assert d["code"] == []
     res = yard.cli("diff", str(old["id"]), str(new_changed["id"]))
     assert res.returncode == 0, res.stderr
-    assert "lr: 0.1 → 0.5" in res.stdout
+    assert "lr: 0.1 → 0.2" in res.stdout

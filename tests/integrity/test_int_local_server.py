@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
@@ -97,6 +98,26 @@ def _start(home: Path, pids: list[int]) -> dict[str, Any]:
     pids += [info["pid"], info.get("supervisor_pid") or 0]
     assert res.stdout == info["url"] + "\n"
     return info
+
+
+@contextlib.contextmanager
+def _squat(port: int) -> Iterator[None]:
+    """Listen on ``port`` so that a new server cannot have it. On a busy machine another process's
+    outgoing connection may hold it for a moment (the ephemeral range is shared): then it is taken
+    already, and is tried again until it is ours or 10 s passed."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                squatter.bind(("127.0.0.1", port))
+                break
+            except OSError as e:
+                if e.errno != errno.EADDRINUSE or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        squatter.listen()
+        yield
 
 
 def _kill_all(info: dict[str, Any]) -> None:
@@ -194,10 +215,7 @@ def test_an_adhoc_run_follows_the_local_server_to_its_new_address(tmp_path: Path
     try:
         _wait(moved.exists, 60, "the script's first points")
         _kill_all(info)
-        with socket.socket() as squatter:  # its port is taken now: the new server goes elsewhere
-            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            squatter.bind(("127.0.0.1", info["port"]))
-            squatter.listen()
+        with _squat(info["port"]):  # its port is taken now: the new server goes elsewhere
             new = _start(runyard_home, local)
             assert new["port"] != info["port"]
         go.touch()  # the old address refuses connections now (a taken port that answers would time out first)
@@ -306,10 +324,7 @@ def test_launched_runs_follow_the_local_server_to_a_new_port(tmp_path: Path, run
 
         _wait(halfway, 120, "both runs halfway")
     _kill_all(info)
-    with socket.socket() as squatter:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", info["port"]))
-        squatter.listen()
+    with _squat(info["port"]):
         new = _start(runyard_home, local)
         assert new["port"] != info["port"]
     with Client(new["url"]) as client:

@@ -128,7 +128,7 @@ def test_allow_opens_local_only_together_with_run_as(team: Team) -> None:
 
 
 def test_allow_by_project_glob_and_by_min_role(team: Team) -> None:
-    team.backends("local:\n  type: local\n  allow: {projects: [\"vision-*\"]}\n  run_as: {accounts: [rj1, rj2]}\n")
+    team.backends("local:\n  type: local\n  allow: {projects: [\"vision-*\"]}\n  run_as: {pool: runyard-job, size: 2}\n")
     assert team.submit("carol", _project("vision"))["backend"] == "local"
     with pytest.raises(Forbidden, match="matches none of its projects"):
         team.submit("carol", _project("nlp"))
@@ -232,7 +232,7 @@ def test_cli_lists_each_backends_policy(tmp_path: Path) -> None:
      "backends.yml:4: hpc.allow.users must be a list of usernames, but got 'alice'."),
     ("hpc:\n  type: slurm\n  allow: [alice]\n",
      "backends.yml:3: hpc.allow must be a mapping of users, projects, min_role"),
-    ("local:\n  type: local\n  run_as: ''\n", "backends.yml:3: local.run_as must be `shared`"),
+    ("local:\n  type: local\n  run_as: ''\n", "backends.yml:3: local.run_as must be 'shared' or {pool: NAME, size: N}, but got ''"),
 ])
 def test_bad_allow_values_name_their_line(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(SpecError) as e:
