@@ -22,11 +22,18 @@ _ENGINE_MODULES = ("test_slurm", "test_ssh", "test_distributed_slurm", "test_dis
                    "test_backends_cli_check")
 
 
+# The tests whose jobs run as the pool accounts runyard-job-N: an agent kills what an account left running
+# before the account serves another project, so two servers must never use the pool at once.
+_POOL_MODULES = ("test_sec_job_isolation", "test_sec_policy")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = item.path.stem if item.path is not None else ""
         if _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())) or module.startswith(_ENGINE_MODULES):
             item.add_marker(pytest.mark.xdist_group("engines"))
+        elif "job_accounts" in getattr(item, "fixturenames", ()) or module.startswith(_POOL_MODULES):
+            item.add_marker(pytest.mark.xdist_group("job-accounts"))
 
 
 @pytest.fixture(autouse=True)
