@@ -51,6 +51,9 @@ JOB_ENV_NAMES = frozenset({
     "PATH", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR", "TMP", "TEMP", "PYTHONPATH", "VIRTUAL_ENV",
     "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CUDA_HOME", "SLURM_CONF",
     "RUNYARD_DEBUG",
+    # Where the embedded local server keeps server.json (a path, no secret): its runs find it there
+    # again if it comes back on another port.
+    "RUNYARD_LOCAL_HOME",
 })
 JOB_ENV_PREFIXES = ("LC_", "RUNYARD_SDK_")  # the locale; the SDK's tuning knobs (buffer sizes, flush timeout)
 # Runyard's own variables a process that starts jobs keeps (never the server's secrets).

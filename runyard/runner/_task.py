@@ -465,7 +465,7 @@ class TaskExecution:
                 if self._deadline is not None and now >= self._deadline and self._stop is None:
                     self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
                 self._apply_signals(now)
-                if drain_until is None and proc.poll() is not None:
+                if drain_until is None and _exited(proc):
                     drain_until = now + DRAIN_AFTER_EXIT_S
                 if drain_until is not None and (open_pipes == 0 or now >= drain_until):
                     break
@@ -557,7 +557,7 @@ class TaskExecution:
                 if self._deadline is not None and now >= self._deadline and self._stop is None:
                     self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
                 self._apply_signals(now)
-                ended = proc.poll() is not None
+                ended = _exited(proc)
                 # Read often while the task prints, less while it is quiet (its exit wakes us anyway).
                 interval = FILE_POLL_MIN_S if read_all() else min(FILE_POLL_MAX_S, interval * 2)
                 if ended:
@@ -833,3 +833,19 @@ def _describe_exit(rc: int | None) -> tuple[int | None, str]:
             name = f"signal {-rc}"
         return 128 - rc, f"killed by signal {name}"
     return rc, f"exit code {rc}"
+
+
+def _exited(proc: subprocess.Popen[bytes]) -> bool:
+    """Whether the task's process has ended, without reaping it.
+
+    Until ``proc.wait()`` reaps it, the ended process is a zombie that keeps its pid, and so its
+    process group's id, from being given to another process: signalling the group (background
+    children that outlived the task) cannot reach an unrelated process group that got the
+    recycled number (``Popen.poll()`` reaps, and pids wrap around at ``pid_max``).
+    """
+    if proc.returncode is not None:
+        return True
+    try:
+        return os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # reaped elsewhere
+        return proc.poll() is not None

@@ -65,8 +65,8 @@ def test_bad_launches_name_the_problem(tmp_path: Path) -> None:
 
 def test_public_surface() -> None:
     assert sorted(runyard.runner.__all__) == [
-        "TaskExecution", "TaskGroup", "TaskResult", "launch_from_dict", "launch_to_dict", "preload",
-        "read_launch_file", "write_launch_file",
+        "SudoAccount", "TaskExecution", "TaskGroup", "TaskResult", "launch_from_dict", "launch_to_dict", "preload",
+        "read_launch_file", "sudo_kill_all", "sudo_kill_group", "sudo_remove", "sudo_works", "write_launch_file",
     ]
     for name in runyard.runner.__all__:
         assert getattr(runyard.runner, name) is not None
