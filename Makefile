@@ -61,11 +61,14 @@ system-test-deps:
 test-ui: $(UI_DEPS)
 	cd web && npx vitest run
 
-## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included),
-## on TEST_WORKERS pytest-xdist workers (the tests of one engine — Slurm, sshd, Ray — stay on one worker)
+## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included):
+## first, one at a time, the tests of the shared engines (Slurm, sshd, Ray) and of the pool accounts, which restart
+## daemons and kill what accounts leave running; then the rest on TEST_WORKERS pytest-xdist workers
 TEST_WORKERS ?= 2
 test: install install-test system-test-deps test-ui
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
+	test $$first -eq 0 -a $$rest -eq 0
 
 ## test-fast: the suite without the tests marked slow
 test-fast: install

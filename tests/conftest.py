@@ -32,8 +32,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         module = item.path.stem if item.path is not None else ""
         if _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())) or module.startswith(_ENGINE_MODULES):
             item.add_marker(pytest.mark.xdist_group("engines"))
+            item.add_marker(pytest.mark.engines)
         elif "job_accounts" in getattr(item, "fixturenames", ()) or module.startswith(_POOL_MODULES):
             item.add_marker(pytest.mark.xdist_group("job-accounts"))
+            item.add_marker(pytest.mark.job_accounts)
 
 
 @pytest.fixture(autouse=True)
