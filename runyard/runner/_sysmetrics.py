@@ -82,8 +82,11 @@ class ProcessTreeSampler:
         for proc in tree:
             known = self._procs.get(proc.pid, proc)
             try:
+                proc_rss = known.memory_info().rss
+                if proc_rss == 0:  # a zombie (the task ended and is not reaped yet): nothing to measure
+                    continue
                 cpu += known.cpu_percent(None)
-                rss += known.memory_info().rss
+                rss += proc_rss
             except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
                 continue
             seen[proc.pid] = known
