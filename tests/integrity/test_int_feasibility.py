@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from runyard.backends.local import agent_dir, stop_agent
 from runyard.client import Client
 from runyard.errors import RunyardError, http_status
 from runyard.testing import LiveServer
@@ -145,18 +146,22 @@ def test_a_queued_run_that_can_no_longer_start_fails_and_holds_nothing_back(live
     server = live_servers.start("shrinks", home=home, env={"RUNYARD_LOCAL_GPUS": ""})
     gate = tmp_path / "gate"
     command = f"{sys.executable} -c \"import os,time\nwhile not os.path.exists('{gate}'): time.sleep(0.1)\""
-    with Client(server.url) as client:
-        project = _project(client)
-        exp = client.create_experiment(project, "gpu", {"project": project, "command": command, "backend": "onegpu",
-                                                        "resources": {"gpus": 1}, "search": {"parallel": 1},
-                                                        "params": {"x": [1, 2]}})
-        _wait(lambda: sorted(r["status"] for r in _runs(client, exp["id"])) == ["queued", "running"])
-        (home / "backends.yml").write_text(BACKENDS.replace("  gpus: [0]\n", "  gpus: []\n"))
-        failed = _wait(lambda: [r for r in _runs(client, exp["id"]) if r["status"] == "failed"])
-        assert "it can never start: asks gpus: 1 but backend onegpu has 0 GPUs" in failed[0]["status_message"]
-        later = client.create_experiment(project, "cpu", {"project": project, "command": "true", "backend": "onegpu"})
-        assert _wait(lambda: [r for r in _runs(client, later["id"]) if r["status"] == "succeeded"])
-        gate.write_text("go")
+    try:
+        with Client(server.url) as client:
+            project = _project(client)
+            exp = client.create_experiment(project, "gpu", {"project": project, "command": command, "backend": "onegpu",
+                                                            "resources": {"gpus": 1}, "search": {"parallel": 1},
+                                                            "params": {"x": [1, 2]}})
+            _wait(lambda: sorted(r["status"] for r in _runs(client, exp["id"])) == ["queued", "running"])
+            (home / "backends.yml").write_text(BACKENDS.replace("  gpus: [0]\n", "  gpus: []\n"))
+            failed = _wait(lambda: [r for r in _runs(client, exp["id"]) if r["status"] == "failed"])
+            assert "it can never start: asks gpus: 1 but backend onegpu has 0 GPUs" in failed[0]["status_message"]
+            later = client.create_experiment(project, "cpu", {"project": project, "command": "true", "backend": "onegpu"})
+            assert _wait(lambda: [r for r in _runs(client, later["id"]) if r["status"] == "succeeded"])
+    finally:
+        gate.write_text("go")  # the waiting task ends, pass or fail
+        server.stop()
+        stop_agent(agent_dir(home), timeout_s=30.0)  # an agent outlives its server's stop: stop it by its pid
 
 
 def test_sinfo_nodes_are_read() -> None:
