@@ -33,9 +33,9 @@ BUILT_REPOSITORY = "localhost/runyard-build"
 STEP_MAX = 4096
 
 
-def project_path_problem(value: object, what: str = "a path") -> str | None:
+def project_path_problem(value: object, what: str = "a file path",
+                         example: str = "e.g. Containerfile or docker/train.Containerfile") -> str | None:
     """None for a relative path inside the project, else the problem (rule, value, fix) as a sentence body."""
-    example = "e.g. Containerfile or docker/train.Containerfile"
     if not isinstance(value, str) or not value:
         return f"must be {what} relative to the project directory, but got {value!r:.60}. Write {example}."
     bad = next((ch for ch in value if ch == "\x00" or "\ud800" <= ch <= "\udfff" or ch in "\n\r"
@@ -47,7 +47,7 @@ def project_path_problem(value: object, what: str = "a path") -> str | None:
                 f"Build only from files in the project (its snapshot is what the builder sees), {example}.")
     if ".." in value.replace("\\", "/").split("/"):
         return (f"must stay inside the project directory, but got {value!r:.60}, which climbs out with '..'. "
-                f"Move the file into the project, {example}.")
+                f"Keep it in the project, {example}.")
     if len(value) > 1024:
         return f"must be at most 1024 characters, but got {len(value)}. Use a shorter path."
     return None
@@ -98,7 +98,7 @@ class BuildSpec:
                              "Containerfile as RUN lines, or remove containerfile.")
         if self.containerfile is not None and (problem := project_path_problem(self.containerfile, "a file path")):
             raise ValueError(f"build.containerfile {problem}")
-        if (problem := project_path_problem(self.context, "a directory")) and self.context != ".":
+        if (problem := project_path_problem(self.context, "a directory", "e.g. . or docker")) and self.context != ".":
             raise ValueError(f"build.context {problem}")
         if self.steps and self.context != ".":
             raise ValueError("build.context goes with a containerfile only; steps build without a context. "

@@ -10,11 +10,13 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     Field,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
 import runyard.names as names
+from runyard.containers import BuildSpec, is_image_id, is_path_image
 from runyard.errors import InvalidInput
 from runyard.search import (
     MAX_INT_RANGE_VALUES,
@@ -24,8 +26,9 @@ from runyard.search import (
     IntRange,
     axis_size,
 )
+from runyard.spec._image import BuildField, BuildSection, ImageField
 from runyard.spec._params import ParamSpec, dimension, grid_size
-from runyard.spec._resources import DistributedSpec, ResourcesSpec
+from runyard.spec._resources import DistributedSpec, ResourcesSpec, RoleSpec
 from runyard.spec._rules import Model, Relative, Rule, at_most, bad, bad_many, invalid, show
 from runyard.spec._search import MAX_RUNS, EarlyStoppingSpec, SearchSpec
 from runyard.spec._values import (
@@ -131,6 +134,8 @@ class Spec(Model):
     early_stopping: EarlyStoppingSpec | None = None
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     distributed: DistributedSpec | None = None
+    image: ImageField = None
+    build: BuildField = None
     env: Annotated[
         dict[_EnvName, _EnvValue],
         Rule("a mapping from variable name to value", "Write one `NAME: value` line per variable."),
@@ -262,6 +267,7 @@ class Spec(Model):
                     "or int), but there is none. Add a range, or use grid or random.",
                 )
             )
+        problems.extend(self._image_problems())
         missing = undeclared(self.command, list(self.params))
         problems.extend((("command",), body) for body in missing)
         if not missing:
@@ -270,6 +276,55 @@ class Spec(Model):
         if problems:
             raise bad_many(problems)
         return self
+
+    def _image_problems(self) -> list[Relative]:
+        """``build:`` against ``image:``: steps need it as their base; a Containerfile names its own."""
+        build = self.build
+        if build is None:
+            return []
+        if build.steps and self.image is None:
+            return [(("build", "steps"), "need image: as the base they run on, but image: is not set. Add e.g. "
+                     "`image: python:3.11-slim`.", ("build",))]
+        if build.steps and self.image is not None and (is_path_image(self.image) or is_image_id(self.image)):
+            return [(("image",), f"is {show(self.image)}, but build.steps build with podman or docker on top of "
+                     "image:, which needs a reference as the base. Name the base by reference, e.g. "
+                     "`image: python:3.11-slim`.")]
+        if build.containerfile is not None and self.image is not None:
+            return [(("image",), f"is set to {show(self.image)} together with build.containerfile, but the "
+                     "Containerfile's FROM names the base; remove image:.")]
+        return []
+
+    @field_serializer("build")
+    def _build_config(self, build: BuildSection | None) -> dict[str, Any] | None:
+        """Stored as :meth:`runyard.containers.BuildSpec.to_dict` writes it: ``{containerfile, context}`` or ``{steps}``."""
+        return None if build is None else build.to_build_spec().to_dict()
+
+    def build_spec(self) -> BuildSpec | None:
+        """``build:`` as a :class:`runyard.containers.BuildSpec`, or None when the file has none."""
+        return None if self.build is None else self.build.to_build_spec()
+
+    def image_for(self, role: str | None = None) -> str | None:
+        """The image a task of ``role`` names: the role's own ``image:`` under ``distributed:``, else
+        the top-level ``image:``; None when neither is set.
+
+        With ``build:``, a task that :meth:`uses_build` runs the built image, and the top-level
+        ``image:`` is only the base of ``build.steps``.
+        """
+        if role is not None and self.distributed is not None:
+            value = getattr(self.distributed, role, None)
+            if isinstance(value, RoleSpec) and value.image is not None:
+                return value.image
+        return self.image
+
+    def uses_build(self, role: str | None = None) -> bool:
+        """True when tasks of ``role`` run the image ``build:`` makes (the role names no image of its own)."""
+        if self.build is None:
+            return False
+        if role is not None and self.distributed is not None:
+            value = getattr(self.distributed, role, None)
+            if isinstance(value, RoleSpec) and value.image is not None:
+                return False
+        return True
 
     def space(self) -> dict[str, Dimension]:
         """The search space: one dimension per param, in the order of the file."""

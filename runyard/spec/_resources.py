@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
+from runyard.spec._image import ImageField
 from runyard.spec._rules import Model, Relative, Rule, at_most, bad_many
 from runyard.spec._values import parse_memory, parse_time_limit
 
@@ -101,14 +102,15 @@ class RoleSpec(Model):
         Rule("an integer ≥ 0", "Set how many tasks of this role to start, e.g. `replicas: 2`."),
     ] = 1
     resources: RoleResourcesSpec = Field(default_factory=RoleResourcesSpec)
+    image: ImageField = None
 
 
 _RoleField = Annotated[
     RoleSpec | None,
     BeforeValidator(_role_shorthand),
     Rule(
-        "a number of replicas or a mapping with replicas and resources",
-        "Write e.g. `worker: 2` or `worker: {replicas: 2, resources: {cpus: 1}}`.",
+        "a number of replicas or a mapping with replicas, resources and image",
+        "Write e.g. `worker: 2` or `worker: {replicas: 2, resources: {cpus: 1}, image: python:3.11-slim}`.",
     ),
 ]
 
