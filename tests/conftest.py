@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runyard.testing._postgres import drop_database, postgres_url
+from runyard.testing._postgres import fresh_postgres
 
 # The live-server fixtures (live_server, live_servers, shared_live_server, module_live_servers,
 # session_live_servers) and the backend contract's (server, client, make_launch, BackendContract).
@@ -56,16 +55,8 @@ def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database. Unreachable PostgreSQL: failure in CI, loud skip elsewhere."""
-    try:
-        url, name = postgres_url()
-    except ConnectionError as e:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {e}. CI must run the PostgreSQL tests.")
-        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {e}")
-    try:
+    with fresh_postgres() as url:
         yield url
-    finally:
-        drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
