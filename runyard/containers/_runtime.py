@@ -258,8 +258,8 @@ def run_argv(runtime: str, cmd: ContainerCommand, *, executable: str | None = No
             out += ["--env", name]
         out += [*cmd.extra_args, "--", image, "sh", "-c", _ENTER_WORKDIR, "runyard-workdir", cmd.workdir, *cmd.argv]
         return out
-    # charliecloud
-    out += ["--no-home", "--cd", cmd.workdir]
+    # charliecloud: --private-tmp keeps the host's /tmp out (ch-run shares it by default)
+    out += ["--no-home", "--private-tmp", "--cd", cmd.workdir]
     for m in cmd.mounts:
         if m.read_only:
             raise ValueError(f"charliecloud binds read-write only (ch-run -b has no read-only form), but the mount "
@@ -357,7 +357,8 @@ def image_exists_argv(runtime: str, image: str, *, executable: str | None = None
     return [exe, "image", "inspect", "--format", "{{.Id}}", image]
 
 
-_INSPECT_FORMAT = "{{json .Id}} {{json .RepoDigests}}"
+# ``{{json .Id}}`` fails on podman 4.3 ("can't evaluate field Id in type interface {}"); the plain id is hex.
+_INSPECT_FORMAT = "{{.Id}} {{json .RepoDigests}}"
 
 
 def inspect_argv(runtime: str, image: str, *, executable: str | None = None) -> list[str] | None:
@@ -379,10 +380,9 @@ def parse_inspect(runtime: str, output: str) -> dict[str, str | None]:
     """
     check_runtime(runtime)
     text = output.strip().splitlines()[0] if output.strip() else ""
-    decoder = json.JSONDecoder()
+    image_id, _, rest = text.partition(" ")
     try:
-        image_id, end = decoder.raw_decode(text)
-        digests, _ = decoder.raw_decode(text[end:].lstrip())
+        digests = json.loads(rest) if rest.strip() else []
     except (json.JSONDecodeError, ValueError):
         raise ValueError(f"{runtime} image inspect printed {output[:200]!r}, not an id and a list of digests "
                          f"(the format {_INSPECT_FORMAT!r}). Is {runtime} podman or docker?") from None
