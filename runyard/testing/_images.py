@@ -329,11 +329,15 @@ def ensure_image(name: str = IMAGE_NAME, *, rebuild: bool = False) -> str:
     with _locked("image"):
         if not rebuild and _image_current(name):
             return name
+        old = _image_id(name) if image_exists(name) else None
         with tempfile.TemporaryDirectory(prefix="runyard-rootfs-", dir=_mkcache()) as tmp:
             tar = rootfs_tar(Path(tmp) / "rootfs.tar")
             _run(["podman", "import", "--change", f"ENV=PATH={IMAGE_PATH}", "--change", "WORKDIR=/",
                   "--change", f"LABEL={_LABEL}={_fingerprint()}",
                   str(tar), name])
+        if old and old != _image_id(name):
+            # The previous build, now untagged; kept if a container or another image still uses it.
+            subprocess.run(["podman", "rmi", old], capture_output=True, check=False)
     _run(["podman", "run", "--rm", name, "python3", "-c", "import json, ssl, sqlite3, ctypes"], timeout=120)
     return name
 

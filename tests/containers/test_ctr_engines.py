@@ -107,6 +107,7 @@ def test_podman_job_cannot_read_the_servers_home(podman_image: str, shared_dir: 
     print("podman mounts:", "\n".join(f"{m['at']} <- {m['type']} {m['root']}" for m in seen["mounts"]))
 
 
+@pytest.mark.slow  # ~15-25 s: pip unpacks numpy, scipy and scikit-learn into a new layer
 def test_build_step_installs_the_wheels_from_a_mounted_volume(podman_image: str, wheelhouse: Path,
                                                               tmp_path: Path) -> None:
     have = {p.name.split("-")[0] for p in wheelhouse.glob("*.whl")}
