@@ -11,14 +11,17 @@ from runyard.testing._postgres import fresh_postgres
 
 # The live-server fixtures (live_server, live_servers, shared_live_server, module_live_servers,
 # session_live_servers) and the backend contract's (server, client, make_launch, BackendContract).
-pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_contract"]
+# The container fixtures (podman_image, wheelhouse, charliecloud_image_dir, rootless_podman).
+pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_contract", "runyard.testing.containers"]
 
 
-# The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters) run on one pytest-xdist
-# worker, one after another: the engines are started once, by that worker, and never by two workers at once.
-_ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd"})
+# The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters, podman and Charliecloud)
+# run on one pytest-xdist worker, one after another: the engines are started once, by that worker, and never by
+# two workers at once (container runs also load the two cores: alone they stay fast).
+_ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd", "podman_image", "charliecloud_image_dir",
+                              "rootless_podman"})
 _ENGINE_MODULES = ("test_slurm", "test_ssh", "test_distributed_slurm", "test_distributed_ray",
-                   "test_backends_cli_check")
+                   "test_backends_cli_check", "test_ctr_engines")
 
 
 # The tests whose jobs run as the pool accounts runyard-job-N: an agent kills what an account left running
