@@ -14,8 +14,9 @@ PACKAGES+=(openssh-server openssh-client)
 PACKAGES+=(sudo)
 # Containers (docs/containers.md): podman with runc (crun fails on this kind of machine's hybrid cgroups), the
 # rootless helpers (uidmap: newuidmap/newgidmap; slirp4netns; fuse-overlayfs), and Charliecloud's ch-run with
-# squashfs-tools for SquashFS images.
-PACKAGES+=(podman runc fuse-overlayfs slirp4netns uidmap charliecloud-runtime squashfs-tools)
+# squashfs-tools for SquashFS images; catatonit is podman's --init (PID 1 of a container ignores SIGTERM and SIGINT
+# unless it handles them: the init passes them on, so a cancel reaches the command).
+PACKAGES+=(podman runc fuse-overlayfs slirp4netns uidmap charliecloud-runtime squashfs-tools catatonit)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
