@@ -2,9 +2,10 @@
 
 No registry is reachable where the tests run, so the test image is built from the host's own Python: the
 interpreter of ``sys.base_prefix`` (the venv's base CPython), its standard library without the test suite,
-IDLE and tkinter, pip, the shared libraries ``ldd`` lists for the interpreter and its extension modules, the
-dynamic loader, ``/bin/sh``, bash and a few coreutils. The rootfs is written as a tarball straight from the
-host's files and imported with ``podman import``; the image is reused while ``podman image exists`` says so.
+IDLE and tkinter, the pip this Python runs, the shared libraries ``ldd`` lists for the interpreter and its
+extension modules (and those manylinux wheels expect), the dynamic loader, ``/bin/sh``, bash and a few coreutils.
+The rootfs is written as a tarball straight from the host's files and imported with ``podman import``; the image
+is reused while it exists and its label names this recipe and this Python.
 
 Run it by hand (``make test-images`` does)::
 
