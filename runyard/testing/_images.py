@@ -2,9 +2,10 @@
 
 No registry is reachable where the tests run, so the test image is built from the host's own Python: the
 interpreter of ``sys.base_prefix`` (the venv's base CPython), its standard library without the test suite,
-IDLE and tkinter, pip, the shared libraries ``ldd`` lists for the interpreter and its extension modules, the
-dynamic loader, ``/bin/sh``, bash and a few coreutils. The rootfs is written as a tarball straight from the
-host's files and imported with ``podman import``; the image is reused while ``podman image exists`` says so.
+IDLE and tkinter, the pip this Python runs, the shared libraries ``ldd`` lists for the interpreter and its
+extension modules (and those manylinux wheels expect), the dynamic loader, ``/bin/sh``, bash and a few coreutils.
+The rootfs is written as a tarball straight from the host's files and imported with ``podman import``; the image
+is reused while it exists and its label names this recipe and this Python.
 
 Run it by hand (``make test-images`` does)::
 
@@ -115,7 +116,7 @@ def podman_usable() -> str | None:
 
 
 # Bumped whenever rootfs_tar() changes what goes into the image: an image with another label is built again.
-_RECIPE = "1"
+_RECIPE = "2"
 _LABEL = "org.runyard.test-image"
 
 
@@ -230,6 +231,28 @@ class _Tar:
         self.tar.close()
 
 
+def _pip_source() -> Path:
+    """The directory of the pip this Python imports (a venv's own, or the one of its base)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pip")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImageError(f"pip is not installed for {sys.executable}: install it with "
+                         f"`{sys.executable} -m ensurepip` (the test image's build steps need it)")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _site_packages(prefix: str) -> str:
+    """Where this Python looks for packages when installed at ``prefix``: lib/python3.X/site-packages, or on
+    Debian's python3 lib/python3.X/dist-packages."""
+    import site
+
+    for path in site.getsitepackages([prefix]):
+        if path.startswith(prefix + "/lib/python3."):
+            return path
+    return f"{prefix}/lib/python{PY_VERSION}/site-packages"
+
+
 def rootfs_tar(dest: Path, prefix: str | None = None) -> Path:
     """Write the test image's rootfs as a tarball at ``dest``, from the CPython installed at ``prefix``."""
     prefix = prefix or sys.base_prefix
@@ -239,9 +262,7 @@ def rootfs_tar(dest: Path, prefix: str | None = None) -> Path:
     if not exe.is_file() or not (stdlib / "os.py").is_file():
         raise ImageError(f"no CPython {ver} at {prefix} (expected {exe} and {stdlib}/os.py); "
                          "run this with the tests' Python, e.g. .venv/bin/python -m runyard.testing._images")
-    pip_dir = stdlib / "site-packages" / "pip"
-    if not pip_dir.is_dir():
-        raise ImageError(f"pip is not installed in {prefix}; install it there with `{exe} -m ensurepip`")
+    pip_dir = _pip_source()
     out = _Tar(dest)
     try:
         # A usrmerged layout, like the host's: /bin, /lib, /lib64 and /sbin point into /usr.
@@ -283,16 +304,19 @@ def rootfs_tar(dest: Path, prefix: str | None = None) -> Path:
                 out.file(f"usr/local/lib/python{ver}/{rel_root}/{f}", host)
                 if f.endswith(".so"):
                     elves.append(host)
-        # pip alone of site-packages, with its metadata so that `pip --version` and `pip list` know it.
-        site = stdlib / "site-packages"
-        for entry in sorted(site.iterdir()):
-            if entry.name == "pip" or re.match(r"pip-[\d.]+\.dist-info$", entry.name):
+        # pip alone in site-packages (the one this Python runs: a venv's, or the system's), with its metadata so
+        # that `pip --version` and `pip list` know it.
+        site = _site_packages("/usr/local").lstrip("/")
+        out.dir(site)
+        for entry in sorted(pip_dir.parent.iterdir()):
+            if entry == pip_dir or re.match(r"pip-[\w.+]+\.(dist|egg)-info$", entry.name):
                 for root, dirs, files in os.walk(entry):
                     dirs.sort()
-                    rel = os.path.relpath(root, stdlib)
-                    out.dir(f"usr/local/lib/python{ver}/{rel}")
+                    rel = os.path.relpath(root, pip_dir.parent)
+                    out.dir(f"{site}/{rel}")
                     for f in sorted(files):
-                        out.file(f"usr/local/lib/python{ver}/{rel}/{f}", os.path.join(root, f))
+                        if not _OPT_PYC.search(f):
+                            out.file(f"{site}/{rel}/{f}", os.path.join(root, f))
 
         # Shells and coreutils.
         for cmd in _COMMANDS:

@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -144,17 +146,38 @@ class RootlessPodman:
             archive.unlink()
 
     def stop(self) -> None:
-        """Stop the account's podman pause process (it holds the user namespace) and remove the storage."""
-        pid_file = self.runtime_dir / "libpod" / "tmp" / "pause.pid"
-        try:
-            pid = int(pid_file.read_text().strip())
-            st = os.stat(f"/proc/{pid}")
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                cmd = fh.read()
-            if st.st_uid == _uid(self.account) and b"podman" in cmd:
-                os.kill(pid, 15)
-        except (OSError, ValueError):
-            pass  # no pause process (or it ended)
+        """Stop the account's podman processes of this storage, then remove it.
+
+        Rootless podman leaves a pause process (``podman`` or ``catatonit -P``) holding the user namespace, and
+        conmon runs ``podman container cleanup`` after a container ends, which may start a new one. Only
+        processes of the account whose environment names this ``XDG_RUNTIME_DIR`` are ours; they are looked
+        for until none is left.
+        """
+        marker = f"XDG_RUNTIME_DIR={self.runtime_dir}".encode()
+        uid = _uid(self.account)
+        deadline = time.monotonic() + 10
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.0:
+            found = False
+            for entry in os.listdir("/proc"):
+                if not entry.isdigit():
+                    continue
+                try:
+                    if os.stat(f"/proc/{entry}").st_uid != uid:
+                        continue
+                    with open(f"/proc/{entry}/environ", "rb") as fh:
+                        if marker not in fh.read().split(b"\0"):
+                            continue
+                    with open(f"/proc/{entry}/stat", "rb") as fh:
+                        if fh.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                            continue  # ended, waiting for its parent to reap it
+                    os.kill(int(entry), signal.SIGKILL)
+                    found = True
+                except (OSError, IndexError):
+                    continue  # ended meanwhile
+            if found:
+                quiet_since = time.monotonic()
+            time.sleep(0.1)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
