@@ -34,7 +34,8 @@ enroot
 charliecloud
     ``ch-run --no-home --cd W -b SRC:DST IMAGE -- ARGV``. ch-run passes its own environment
     through unchanged, so :func:`process_env` gives it exactly the passed names, the image's
-    variables, ``USER`` (ch-run refuses to start without it) and a PATH. ``--no-home`` is the
+    variables, ``USER`` (ch-run refuses to start without it), a PATH, and HOME (the working
+    directory, as the host's home is not there). ``--no-home`` is the
     default since Charliecloud 0.30 (newer versions print a deprecation warning) and keeps older
     ones from mounting the home directory. Bind targets must exist in the image (:func:`build_plan`
     creates them for images built here); ch-run cannot bind read-only, so a read-only mount is refused.
@@ -323,7 +324,8 @@ def process_env(runtime: str, cmd: ContainerCommand, environ: Mapping[str, str],
         podman, docker, enroot: ``environ`` (``--env NAME`` picks the names from it), plus
         ``ENROOT_MOUNT_HOME=no`` for enroot. apptainer, singularity: ``environ`` without stray
         ``APPTAINERENV_``/``SINGULARITYENV_`` variables, plus ``<PREFIX>ENV_<NAME>`` for each name.
-        charliecloud: only the image's variables, the passed names, ``USER`` and ``PATH``.
+        charliecloud: only the image's variables, the passed names, ``USER``, and ``PATH`` and
+        ``HOME`` (the working directory) unless the image or the names set them.
     """
     check_runtime(runtime)
     names = [n for n in cmd.env_names if n in environ]
@@ -340,6 +342,7 @@ def process_env(runtime: str, cmd: ContainerCommand, environ: Mapping[str, str],
     out.setdefault("PATH", DEFAULT_PATH)
     out.update({n: environ[n] for n in names})
     out["USER"] = environ.get("USER") or environ.get("LOGNAME") or out.get("USER") or "runyard"
+    out.setdefault("HOME", cmd.workdir)  # the host's home is not mounted; a writable one keeps tools' caches working
     return out
 
 
@@ -357,7 +360,8 @@ def image_exists_argv(runtime: str, image: str, *, executable: str | None = None
     return [exe, "image", "inspect", "--format", "{{.Id}}", image]
 
 
-_INSPECT_FORMAT = "{{json .Id}} {{json .RepoDigests}}"
+# Not `{{json .Id}}`: podman 4.3 fails on it ("can't evaluate field Id in type interface {}"); an id has no spaces.
+_INSPECT_FORMAT = "{{.Id}} {{json .RepoDigests}}"
 
 
 def inspect_argv(runtime: str, image: str, *, executable: str | None = None) -> list[str] | None:
@@ -379,11 +383,10 @@ def parse_inspect(runtime: str, output: str) -> dict[str, str | None]:
     """
     check_runtime(runtime)
     text = output.strip().splitlines()[0] if output.strip() else ""
-    decoder = json.JSONDecoder()
+    image_id, _, rest = text.partition(" ")
     try:
-        image_id, end = decoder.raw_decode(text)
-        digests, _ = decoder.raw_decode(text[end:].lstrip())
-    except (json.JSONDecodeError, ValueError):
+        digests = json.loads(rest)
+    except json.JSONDecodeError:
         raise ValueError(f"{runtime} image inspect printed {output[:200]!r}, not an id and a list of digests "
                          f"(the format {_INSPECT_FORMAT!r}). Is {runtime} podman or docker?") from None
     if not isinstance(image_id, str) or not re.fullmatch(r"(?:sha256:)?[a-f0-9]{64}", image_id):
