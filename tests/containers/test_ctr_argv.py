@@ -17,12 +17,14 @@ import pytest
 
 from runyard.containers import (
     RUNTIMES,
+    BuildPlan,
     ContainerCommand,
     Mount,
     build_plan,
     built_image_ref,
     gpu_env,
     process_env,
+    pull_plan,
     run_argv,
 )
 
@@ -106,7 +108,11 @@ def _render_build(runtime: str, builder: str) -> str:
                       context=Path("/scratch/runyard/builds/b1"), tag=TAG, image_dir=IMAGE_DIR, builder=builder,
                       build_options=("--build-arg", "PIP_INDEX_URL=http://pypi.internal/simple"),
                       bind_targets=("/runyard/code", "/data"))
-    lines = [f"# build_plan({runtime!r}, builder={builder!r}): steps in order, one JSON string per argument"]
+    return _render_plan(plan, f"build_plan({runtime!r}, builder={builder!r})")
+
+
+def _render_plan(plan: BuildPlan, title: str) -> str:
+    lines = [f"# {title}: steps in order, one JSON string per argument"]
     for i, step in enumerate(plan.steps):
         lines.append(f"step {i + 1}:")
         lines += [f"  {json.dumps(arg)}" for arg in step]
@@ -149,6 +155,13 @@ def test_build_plan_matches_its_golden_file(runtime: str, builder: str) -> None:
     text = _render_build(runtime, builder)
     suffix = "" if builder == "podman" or runtime == builder else f"_with_{builder}"
     _check_golden(f"ctr_build_{runtime}{suffix}.txt", text, f"The build plan of {runtime} (builder {builder})")
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_pull_plan_matches_its_golden_file(runtime: str) -> None:
+    plan = pull_plan(runtime, "ghcr.io/org/train:1.2", image_dir=IMAGE_DIR, bind_targets=("/runyard/code",))
+    text = _render_plan(plan, f"pull_plan({runtime!r}, 'ghcr.io/org/train:1.2')")
+    _check_golden(f"ctr_pull_{runtime}.txt", text, f"The pull plan of {runtime}")
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

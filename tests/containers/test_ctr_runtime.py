@@ -24,6 +24,8 @@ from runyard.containers import (
     parse_environment_file,
     parse_inspect,
     process_env,
+    pull_plan,
+    pulled_image_stem,
     run_argv,
 )
 
@@ -197,3 +199,19 @@ def test_build_plan_refusals_and_shape(tmp_path: Path) -> None:
     assert argvs[-1] == ["enroot", "import", "-o", f"{tmp_path}/x-1.sqsh.partial", "podman://localhost/x:1"]
     assert image_file_stem("localhost/runyard-build:0123") == "runyard-build-0123"
     assert image_file_stem("localhost:5000/a/b") == "b"
+
+
+def test_pull_plan_refusals_and_names(tmp_path: Path) -> None:
+    for image in ("/images/x.sif", "localhost/t:1", "sha256:" + HEX64):
+        with pytest.raises(ValueError, match="only registry images are pulled"):
+            pull_plan("enroot", image, image_dir=tmp_path)
+    with pytest.raises(ValueError, match="image must not start with '-'"):
+        pull_plan("podman", "--privileged", image_dir=None)
+    assert pull_plan("docker", "python:3.11", image_dir=None).steps == (("docker", "pull", "python:3.11"),)
+    # enroot names the registry before '#'; a Docker Hub name has none.
+    assert pull_plan("enroot", "nvcr.io/nvidia/pytorch:24.05-py3", image_dir=tmp_path).steps[0][-1] == \
+        "docker://nvcr.io#nvidia/pytorch:24.05-py3"
+    assert pull_plan("enroot", "python:3.11", image_dir=tmp_path).steps[0][-1] == "docker://python:3.11"
+    # Two references that read alike still get two files.
+    assert pulled_image_stem("a/b_c:1") != pulled_image_stem("a_b/c:1")
+    assert pulled_image_stem("python:3.11-slim").startswith("python_3.11-slim-")
