@@ -35,10 +35,12 @@ charliecloud
     ``ch-run --no-home --cd W -b SRC:DST IMAGE -- ARGV``. ch-run passes its own environment
     through unchanged, so :func:`process_env` gives it exactly the passed names, the image's
     variables, ``USER`` (ch-run refuses to start without it), a PATH, and HOME (the working
-    directory, as the host's home is not there). ``--no-home`` is the
-    default since Charliecloud 0.30 (newer versions print a deprecation warning) and keeps older
-    ones from mounting the home directory. Bind targets must exist in the image (:func:`build_plan`
-    creates them for images built here); ch-run cannot bind read-only, so a read-only mount is refused.
+    directory, as the host's home is not there). ``--no-home`` keeps Charliecloud before 0.31 from
+    mounting the home directory; from 0.31 on that is the default, and ch-run prints "warning:
+    deprecated --no-home is now default; ignoring" on the task's stderr (a line in its log, kept
+    because the flag protects older installations). Bind targets must exist in the image
+    (:func:`build_plan` creates them for images built here); ch-run cannot bind read-only (0.31
+    reads ``SRC:DST:ro`` as a target named ``DST:ro``), so a read-only mount is refused.
 """
 
 from __future__ import annotations
@@ -507,7 +509,8 @@ def build_plan(runtime: str, *, containerfile: Path, context: Path, tag: str, im
     elif builder not in OCI_RUNTIMES:
         raise ValueError(f"images for {runtime} are built with podman or docker, but got builder {builder!r}. "
                          "Set the builder to podman or docker.")
-    build = (builder, "build", "-f", str(containerfile), "-t", tag, *build_options, str(context))
+    context_arg = str(context) if not str(context).startswith("-") else f"./{context}"  # never read as an option
+    build = (builder, "build", "-f", str(containerfile), "-t", tag, *build_options, context_arg)
     if runtime in OCI_RUNTIMES:
         return BuildPlan(steps=(build,), image=tag)
     return _file_image_plan(runtime, build, tag, _image_dir(runtime, image_dir), image_file_stem(tag), builder,

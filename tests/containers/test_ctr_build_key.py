@@ -103,6 +103,20 @@ def test_globs_missing_sources_and_symlinks(project: Path) -> None:
     assert _key(project, text) != key  # a copied symlink's target counts
 
 
+def test_globs_match_dotfiles_as_the_builders_do(project: Path) -> None:
+    # Python's glob skips dotfiles; the builders' Go filepath.Match does not: a copied .env must count.
+    text = "FROM x\nCOPY *.env conf/[^x]*.cfg /a/\n"
+    (project / "conf").mkdir()
+    key = _key(project, text)
+    (project / ".env").write_text("A=1")
+    assert _key(project, text) != key
+    key = _key(project, text)
+    (project / "conf" / "x.cfg").write_text("excluded by [^x]")
+    assert _key(project, text) == key
+    (project / "conf" / "y.cfg").write_text("matched")
+    assert _key(project, text) != key
+
+
 def test_a_symlink_inside_a_copied_directory_counts_as_a_link(project: Path) -> None:
     # Not followed: it may point outside the context (or at itself), and COPY copies it as a link.
     (project / "src" / "loop").symlink_to("../src")
@@ -149,6 +163,7 @@ def test_build_spec_round_trips_and_checks() -> None:
         ({"containerfile": "C", "steps": ("a",)}, "not both"),
         ({"containerfile": "../C"}, "build.containerfile must stay inside the project directory"),
         ({"containerfile": "/etc/C"}, "build.containerfile must be a file path relative to the project directory"),
+        ({"containerfile": "--file=/etc/C"}, "build.containerfile must not start with '-'"),
         ({"containerfile": "C", "context": "../x"}, "build.context must stay inside"),
         ({"steps": ("a", " ")}, "build.steps[1] must be a non-empty shell command"),
         ({"steps": ("a\nb",)}, "build.steps[0] must be one line"),

@@ -55,7 +55,8 @@ def test_paths_are_normalised() -> None:
     ("\ud800", "holds an unpaired surrogate '\\ud800' (not Unicode text) at character 0"),
     ("py\u202ethon", "holds a control or formatting character '\\u202e' at character 2"),
     ("py\x1bthon", "holds a control or formatting character '\\x1b' at character 2"),
-    ("x" * 10_000, f"image must be at most {IMAGE_MAX} characters, but got 10000 characters"),
+    ("x" * 10_000, f"image must be at most {IMAGE_MAX} characters, but got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx...' "
+                     "(10000 characters). Use a shorter image name or path."),
     ("Python:3.11", "image must have a lowercase repository path, but got 'Python:3.11'. Registries name repositories "
                     "in lowercase: write 'python:3.11'."),
     ("ghcr.io/Org/Train:1", "write 'ghcr.io/org/train:1'"),
@@ -73,7 +74,8 @@ def test_paths_are_normalised() -> None:
     ("/images/../../etc", "without '..'"),
     ("../x.sif", "image must be an absolute path or one starting with ./"),
     ("~/images/x.sif", "absolute path or one starting with ./"),
-    ("train.sif", "looks like a relative path to an image file, but got 'train.sif'"),
+    ("train.sif", "image must be an absolute path or one starting with ./ for an image file, but got 'train.sif', "
+                   "which reads as a registry reference."),
     ("images/train.sqsh", "Write ./images/train.sqsh for a file in the project"),
     ("/", "which is the whole file system"),
     ("./", "which is the whole working directory"),

@@ -138,7 +138,8 @@ def test_a_nul_in_the_image_is_refused_before_the_image_rule() -> None:
 
 def test_a_10k_image_is_shown_short() -> None:
     message = _error(BASE + f"image: {'x' * 10_000}\n")
-    assert "runyard.yml:3: image must be at most 512 characters, but got 10000 characters" in message
+    assert "runyard.yml:3: image must be at most 512 characters, but got 'xxxxxxxxxx" in message
+    assert "...' (10000 characters). Use a shorter image name or path." in message
     assert len(message) < 400
 
 
