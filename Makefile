@@ -8,7 +8,7 @@ PEERS_VENV ?= .venv-peers
 RAY_VENV ?= .venv-ray
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast test-ui ui bench install install-test system-test-deps clean-demo
+.PHONY: demo test test-fast test-ui ui bench install install-test system-test-deps test-images clean-demo
 
 # The web UI (web/, TypeScript) is built into the package's static folder, which `runyard server` serves at /.
 UI_INDEX := runyard/server/static/index.html
@@ -57,6 +57,11 @@ demo: install
 system-test-deps:
 	bash scripts/test-setup.sh
 
+## test-images: the container tests' podman image (the host's Python, ~5 s), the wheels of numpy and scikit-learn,
+## and the image as a directory for Charliecloud; made once, reused while current (runyard/testing/_images.py)
+test-images: install system-test-deps
+	$(PY) -m runyard.testing._images
+
 ## test-ui: the web UI's unit tests (Vitest)
 test-ui: $(UI_DEPS)
 	cd web && npx vitest run
@@ -65,7 +70,7 @@ test-ui: $(UI_DEPS)
 ## first, one at a time, the tests of the shared engines (Slurm, sshd, Ray) and of the pool accounts, which restart
 ## daemons and kill what accounts leave running; then the rest on TEST_WORKERS pytest-xdist workers
 TEST_WORKERS ?= 2
-test: install install-test system-test-deps test-ui
+test: install install-test system-test-deps test-images test-ui
 	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
 	test $$first -eq 0 -a $$rest -eq 0

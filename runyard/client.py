@@ -25,18 +25,32 @@ __all__ = ["Client"]
 CSRF_HEADER = "X-CSRF-Token"
 
 _loads: Callable[[bytes], Any]
-try:  # orjson is a dependency; the fallback keeps the client importable in odd environments
+try:  # orjson is a dependency; the fallback keeps the client working where it cannot load (a run's
+    # container image whose Python differs from the host's: the SDK is mounted there as plain source)
     import orjson
 
     def _dumps(obj: Any) -> bytes:
         return orjson.dumps(obj)
 
     _loads = orjson.loads
-except ImportError:  # pragma: no cover
+except ImportError:  # pragma: no cover - exercised by the container tests
     import json
+    import math
+
+    def _finite(obj: Any) -> Any:
+        if isinstance(obj, float) and not math.isfinite(obj):
+            return None  # as orjson writes NaN and ±inf
+        if isinstance(obj, dict):
+            return {k: _finite(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [_finite(v) for v in obj]
+        return obj
 
     def _dumps(obj: Any) -> bytes:
-        return json.dumps(obj).encode()
+        try:
+            return json.dumps(obj, allow_nan=False, ensure_ascii=False).encode()
+        except ValueError:
+            return json.dumps(_finite(obj), ensure_ascii=False).encode()
 
     _loads = json.loads
 
@@ -290,6 +304,14 @@ class Client:
         if order_by:
             params.append(("order_by", order_by))
         return self._json("GET", "/runs", params=params)
+
+    def list_images(self, *, project: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+        """The container images runs ran in (``GET /images``), most recently used first."""
+        params: list[tuple[str, Any]] = [("limit", limit)]
+        if project:
+            params.append(("project", project))
+        items: list[dict[str, Any]] = self._json("GET", "/images", params=params)["items"]
+        return items
 
     def update_run(self, run_id: int, status: str, message: str | None = None, exit_code: int | None = None) -> dict[str, Any]:
         return self._json("PATCH", f"/runs/{run_id}", json={"status": status, "message": message, "exit_code": exit_code})

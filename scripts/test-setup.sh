@@ -12,6 +12,10 @@ PACKAGES+=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
 PACKAGES+=(openssh-server openssh-client)
 # sudo for the local backend's run_as pool without root (tests/security/test_sec_job_isolation_sudo.py).
 PACKAGES+=(sudo)
+# Containers (docs/containers.md): podman with runc (crun fails on this kind of machine's hybrid cgroups), the
+# rootless helpers (uidmap: newuidmap/newgidmap; slirp4netns; fuse-overlayfs), and Charliecloud's ch-run with
+# squashfs-tools for SquashFS images.
+PACKAGES+=(podman runc fuse-overlayfs slirp4netns uidmap charliecloud-runtime squashfs-tools)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -41,6 +45,8 @@ fi
 # Job accounts of the local backend's run_as pool (tests/security/test_sec_job_isolation.py).
 if [ "$(id -u)" -eq 0 ]; then
   "$(dirname "$0")/setup-job-accounts.sh" 2
+  "$(dirname "$0")/setup-containers.sh" --rootless runyard-job 2
 else
   $SUDO "$(dirname "$0")/setup-job-accounts.sh" 2
+  $SUDO "$(dirname "$0")/setup-containers.sh" --rootless runyard-job 2
 fi

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from runyard.testing._postgres import drop_database, postgres_url
+from runyard.testing._postgres import fresh_postgres
 
 # The live-server fixtures (live_server, live_servers, shared_live_server, module_live_servers,
 # session_live_servers) and the backend contract's (server, client, make_launch, BackendContract).
-pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_contract"]
+# The container fixtures (podman_image, wheelhouse, charliecloud_image_dir, rootless_podman).
+pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_contract", "runyard.testing.containers"]
 
 
-# The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters) run on one pytest-xdist
-# worker, one after another: the engines are started once, by that worker, and never by two workers at once.
-_ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd"})
+# The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters, podman and Charliecloud)
+# run on one pytest-xdist worker, one after another: the engines are started once, by that worker, and never by
+# two workers at once (container runs also load the two cores: alone they stay fast).
+_ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd", "podman_image", "charliecloud_image_dir",
+                              "rootless_podman"})
 _ENGINE_MODULES = ("test_slurm", "test_ssh", "test_distributed_slurm", "test_distributed_ray",
-                   "test_backends_cli_check")
+                   "test_backends_cli_check", "test_ctr_engines")
 
 
 # The tests whose jobs run as the pool accounts runyard-job-N: an agent kills what an account left running
@@ -56,16 +58,8 @@ def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh PostgreSQL database. Unreachable PostgreSQL: failure in CI, loud skip elsewhere."""
-    try:
-        url, name = postgres_url()
-    except ConnectionError as e:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {e}. CI must run the PostgreSQL tests.")
-        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {e}")
-    try:
+    with fresh_postgres() as url:
         yield url
-    finally:
-        drop_database(name)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

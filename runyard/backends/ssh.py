@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from runyard.backends._images import ContainerOptions, container_checks, with_container
 from runyard.backends._remote import RemoteBlobs, RemoteError, RemoteHost
 from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, Resources, RunLaunch
 from runyard.backends.kit import job_name, launch_file_bytes, poll_waiting, runner_command, stage_snapshot
@@ -82,7 +83,7 @@ class SSHHostOptions(BaseModel):
         return f"{self.host}:{self.port}"
 
 
-class SSHBackendOptions(BaseModel):
+class _SSHBackendOptionsOwn(BaseModel):
     """Settings of an SSH backend entry (``type: ssh``)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -105,6 +106,14 @@ class SSHBackendOptions(BaseModel):
                 raise ValueError(f"the host {h.key} is listed twice; list each host:port once")
             seen.add(h.key)
         return self
+
+class SSHBackendOptions(ContainerOptions, _SSHBackendOptionsOwn):
+    """Settings of an SSH backend entry (``type: ssh``).
+
+    The container settings (docs/containers.md) come last; the default ``container_runtime``
+    here is podman."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 @dataclass
@@ -214,6 +223,7 @@ class SSHBackend(BaseBackend):
                 (unreachable, wrong key, cannot write, the runner did not start).
         """
         self.refuse_unsupported(launch)
+        launch = with_container(launch, self.options, default_runtime="podman", backend="ssh")
         name = job_name(launch)
         errors: list[str] = []
         for host in self._hosts.values():
@@ -490,6 +500,12 @@ class SSHBackend(BaseBackend):
                                            f"`{python} -m pip install 'runyard=={runyard.__version__}'`."))
             else:
                 results.append(CheckResult("runyard on the host", True, f"runyard {out.strip()}"))
+
+            def run_there(argv: Sequence[str]) -> tuple[int, str, str]:
+                r = host.remote.run(list(argv), timeout_s=max(120.0, self.options.command_timeout_s))
+                return r.exit_code, r.stdout, r.stderr
+
+            results += container_checks(self.options, "podman", run_there, label)
         except RemoteError as e:
             results.append(CheckResult("ssh commands", False, e.message, e.hint or ""))
         return results

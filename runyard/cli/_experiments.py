@@ -386,6 +386,7 @@ def rerun(
         config["params"] = params
         config["search"] = {**(config.get("search") or {}), "algorithm": "grid", "max_runs": 1, "parallel": 1}
         config.pop("early_stopping", None)
+        pinned = _pin_image(config, old.get("tags") or {})
         from runyard.spec import validate_config
 
         config = validate_config(config).to_config()
@@ -394,11 +395,25 @@ def rerun(
         if json_:
             print_json(new)
             return
-        console().print(f"Experiment {new['id']} reruns run {run_id} (snapshot {str(exp['snapshot_id'])[:12]}).", markup=False)
+        console().print(f"Experiment {new['id']} reruns run {run_id} (snapshot {str(exp['snapshot_id'])[:12]}"
+                        + (f", image {pinned}" if pinned else "") + ").", markup=False)
         if follow_ is None:
             follow_ = sys.stdout.isatty()
         if follow_:
             _follow(client, new["id"])
+
+
+def _pin_image(config: dict, tags: dict) -> str:
+    """Make a rerun use the very image its run ran in: ``image:`` becomes the recorded image id (the
+    ``build:`` that made it is then not needed). Returns the pinned id, "" when nothing was pinned
+    (no image, per-role images, or an image file, whose path is its identity)."""
+    image_id = str(tags.get("runyard.image.id") or "")
+    if not image_id.startswith("sha256:") or (config.get("distributed") or {}).get("roles", {}) and any(
+            isinstance(r, dict) and r.get("image") for r in config["distributed"]["roles"].values()):
+        return ""
+    config["image"] = image_id
+    config.pop("build", None)
+    return image_id
 
 
 @app.command("diff")
@@ -423,6 +438,9 @@ def diff(
         cfg_b = client.get_experiment(b["experiment_id"])["config"] if b.get("experiment_id") else {}
         config = {k: [cfg_a.get(k), cfg_b.get(k)] for k in sorted(set(cfg_a) | set(cfg_b))
                   if k != "params" and cfg_a.get(k) != cfg_b.get(k)}
+        tags_a, tags_b = a.get("tags") or {}, b.get("tags") or {}
+        image = {k: [tags_a.get(k), tags_b.get(k)] for k in sorted(set(tags_a) | set(tags_b))
+                 if k.startswith("runyard.image") and tags_a.get(k) != tags_b.get(k)}
         code: list[dict[str, str]] = []
         texts: dict[str, str] = {}
         sa, sb = a.get("snapshot_id"), b.get("snapshot_id")
@@ -432,13 +450,13 @@ def diff(
                 if change.change == "modified":
                     texts[change.path] = file_diff(client, sa, sb, change.path)
     if json_:
-        print_json({"params": params, "config": config, "code": code, "snapshots": [sa, sb]})
+        print_json({"params": params, "config": config, "image": image, "code": code, "snapshots": [sa, sb]})
         return
     con = console()
-    if not (params or config or code):
-        con.print(f"Runs {run_a} and {run_b} have the same params, config and code.", markup=False)
+    if not (params or config or code or image):
+        con.print(f"Runs {run_a} and {run_b} have the same params, config, image and code.", markup=False)
         return
-    for title, items in (("params", params), ("config", config)):
+    for title, items in (("params", params), ("config", config), ("image", image)):
         if items:
             con.print(f"[bold]{title}[/]")
             for k, (va, vb) in items.items():

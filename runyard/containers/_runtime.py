@@ -32,7 +32,8 @@ enroot
     process environment keeps the home directory out. GPUs: ``NVIDIA_VISIBLE_DEVICES`` for enroot's
     NVIDIA hook (:func:`gpu_env`).
 charliecloud
-    ``ch-run --no-home --cd W -b SRC:DST IMAGE -- ARGV``. ch-run passes its own environment
+    ``ch-run --no-home --private-tmp --cd W -b SRC:DST IMAGE -- ARGV``. ``--private-tmp`` gives the
+    container its own /tmp (a tmpfs) instead of the host's, which ch-run shares by default. ch-run passes its own environment
     through unchanged, so :func:`process_env` gives it exactly the passed names, the image's
     variables, ``USER`` (ch-run refuses to start without it), a PATH, and HOME (the working
     directory, as the host's home is not there). ``--no-home`` keeps Charliecloud before 0.31 from
@@ -263,8 +264,8 @@ def run_argv(runtime: str, cmd: ContainerCommand, *, executable: str | None = No
             out += ["--env", name]
         out += [*cmd.extra_args, "--", image, "sh", "-c", _ENTER_WORKDIR, "runyard-workdir", cmd.workdir, *cmd.argv]
         return out
-    # charliecloud
-    out += ["--no-home", "--cd", cmd.workdir]
+    # charliecloud: --private-tmp keeps the host's /tmp out (ch-run shares it by default)
+    out += ["--no-home", "--private-tmp", "--cd", cmd.workdir]
     for m in cmd.mounts:
         if m.read_only:
             raise ValueError(f"charliecloud binds read-write only (ch-run -b has no read-only form), but the mount "
@@ -364,7 +365,7 @@ def image_exists_argv(runtime: str, image: str, *, executable: str | None = None
     return [exe, "image", "inspect", "--format", "{{.Id}}", image]
 
 
-# Not `{{json .Id}}`: podman 4.3 fails on it ("can't evaluate field Id in type interface {}"); an id has no spaces.
+# ``{{json .Id}}`` fails on podman 4.3 ("can't evaluate field Id in type interface {}"); the plain id is hex.
 _INSPECT_FORMAT = "{{.Id}} {{json .RepoDigests}}"
 
 
@@ -389,8 +390,8 @@ def parse_inspect(runtime: str, output: str) -> dict[str, str | None]:
     text = output.strip().splitlines()[0] if output.strip() else ""
     image_id, _, rest = text.partition(" ")
     try:
-        digests = json.loads(rest)
-    except json.JSONDecodeError:
+        digests = json.loads(rest) if rest.strip() else []
+    except (json.JSONDecodeError, ValueError):
         raise ValueError(f"{runtime} image inspect printed {output[:200]!r}, not an id and a list of digests "
                          f"(the format {_INSPECT_FORMAT!r}). Is {runtime} podman or docker?") from None
     if not isinstance(image_id, str) or not re.fullmatch(r"(?:sha256:)?[a-f0-9]{64}", image_id):

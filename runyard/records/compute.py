@@ -84,6 +84,12 @@ class RunLaunch:
     # The ``distributed:`` section as ``runyard.launch`` reads it (framework, roles with replicas and
     # resources); ``None`` for a single-task run. ``tasks`` then lists every role and rank.
     distributed: Mapping[str, Any] | None = None
+    # The run's image (``image:``/``build:`` in runyard.yml), as ``runyard.runner``'s container
+    # support reads it: ``image`` (a reference, an id or a path), ``roles`` (a distributed run's
+    # per-role images), ``build`` (``runyard.containers.BuildSpec.to_dict()``), ``pin`` (the image id
+    # a rerun must use); the backend adds its runtime settings (``runtime``, ``image_dir``, ...).
+    # ``None``: the run's commands run on the machine's own software, outside any container.
+    container: Mapping[str, Any] | None = None
 
 
 class Feature(enum.Enum):

@@ -134,6 +134,10 @@ class Reporter:
         self._push(_Op("run", {"status": status, "message": message, "exit_code": exit_code},
                        extra={"heartbeat_if_refused": heartbeat_if_refused}))
 
+    def tags(self, tags: dict[str, str]) -> None:
+        """Queue ``set_tags`` (the image a task ran in, say)."""
+        self._push(_Op("tags", dict(tags)))
+
     def hold(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (unless ``finish`` comes first): the start report of a
         task that ends meanwhile then goes out with its end report, as one request."""
@@ -196,9 +200,11 @@ class Reporter:
                                 "ts": time.time()})
             self._n_queued_lines += 1
             self._n_dropped = 0
-        if self._lines:
-            self._ops.append(_Op("logs", self._lines))
-            self._lines = []
+        # In batches the server takes (it refuses more than 10,000 lines in one request): a task that
+        # prints faster than the reporter thread wakes must not lose a whole batch.
+        for i in range(0, len(self._lines), MERGED_MAX_LINES):
+            self._ops.append(_Op("logs", self._lines[i:i + MERGED_MAX_LINES]))
+        self._lines = []
 
     def _loop(self) -> None:
         while True:
@@ -367,6 +373,8 @@ class Reporter:
                     self.heartbeat_now()  # the run ended meanwhile (canceled, pruned): learn it at once
             elif op.kind == "metrics":
                 client.log_metrics(run_id, **op.payload)
+            elif op.kind == "tags":
+                client.set_tags(run_id, op.payload)
             else:  # pragma: no cover - ops are built in this module
                 raise AssertionError(op.kind)
         except ServerUnreachable:

@@ -201,6 +201,7 @@ class TaskExecution:
         self._reporter = Reporter(client, launch.run_id, slot.label, on_run_status=self._on_run_status,
                                   heartbeat_s=heartbeat_s, sample_s=sample_s)
         self._sampler: Any = None
+        self._container: Any = None  # runyard.runner._container.TaskContainer, for a run with an image
         self._deadline: float | None = None  # the time limit, monotonic
         self.pid: int | None = None
 
@@ -289,17 +290,21 @@ class TaskExecution:
 
                     self._rundir = install(self._sudo, self.workdir, self.slot.label, env)
                     shutil.rmtree(self.workdir, ignore_errors=True)  # the agent's staging copy
+                if launch.container is not None:
+                    rc, failed_step, error = self._prepare_image(env)
                 steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", self._command)]
-                for what, command in steps:
+                for what, command in steps if rc in (None, 0) and not error else ():
                     if self._stop is not None:
                         break
-                    rc = self._run_process(command, env, final=not what)
+                    rc = self._run_process(command, env, final=not what, contained=self._container is not None)
                     if rc != 0:
                         failed_step = what
                         break
         except Exception as e:
             log.exception("run %s task %s: runner error", launch.run_id, self.slot.label)
             error = f"runner error: {type(e).__name__}: {e}"
+        if self._container is not None:
+            self._container.cleanup(self._capture)
         result = self._result(rc, failed_step, error)
         if self._settle is not None:
             result = self._settle(result)
@@ -379,11 +384,60 @@ class TaskExecution:
         env["PATH"] = bindir + os.pathsep + path if path else bindir
         return env
 
-    def _run_process(self, command: str, env: dict[str, str], final: bool = True) -> int:
+    def _prepare_image(self, env: dict[str, str]) -> tuple[int | None, str, str]:
+        """Get the run's image ready (pull, build, convert): ``(exit code, failed step, error)``."""
+        from runyard.runner._container import ImageStepFailed, TaskContainer
+
+        gpus = env.get("CUDA_VISIBLE_DEVICES")
+        spool = self._extra_env.get("RUNYARD_SPOOL_DIR")
+        self._container = TaskContainer(self.launch, self.slot, gpus=gpus.split(",") if gpus else None,
+                                        spool=Path(spool) if spool else None)
+
+        def step(argv: list[str], what: str) -> int:
+            if self._stop is not None:
+                return 130
+            return self._run_process(argv, env, final=False)
+
+        def note(text: str) -> None:
+            self._emit("system", text.encode())
+
+        try:
+            tags = self._container.prepare(self._rundir, step, self._capture, note, lambda: self._stop is not None)
+        except ImageStepFailed as e:
+            if e.rc is None:
+                return None, "", e.message
+            return e.rc, e.what, ""
+        self._reporter.tags(tags)
+        return None, "", ""
+
+    def _capture(self, argv: list[str]) -> tuple[int, str]:
+        """Run a short command as the task's account (not logged): its exit code and stdout."""
+        kwargs: dict[str, Any] = {"capture_output": True, "timeout": 120, "check": False, "stdin": subprocess.DEVNULL}
+        if self._sudo is not None:
+            from runyard.runner._sudo import argv as sudo_argv
+            from runyard.runner._sudo import popen_env
+
+            argv = sudo_argv(self._sudo, self.slot.label, argv)
+            kwargs.update(env=popen_env(), cwd="/")
+        else:
+            kwargs.update(env=self._environment(), cwd=self._rundir)
+            if self._user is not None:
+                kwargs.update(user=self._user[0], group=self._user[1], extra_groups=[])
+        try:
+            res = subprocess.run(argv, **kwargs)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return 127, str(e)
+        return res.returncode, res.stdout.decode(errors="replace")
+
+    def _run_process(self, command: str | list[str], env: dict[str, str], final: bool = True,
+                     contained: bool = False) -> int:
         files = None
         if self._output_dir is not None:
             files = _OutputFiles(self._output_dir, exit_code=final)
         try:
+            if contained:
+                plain = _plain_argv(command) if isinstance(command, str) else None
+                command, env = self._container.command(command, env, plain, self._rundir)
             proc = _spawn(command, self._rundir, env, files, self._user, self._sudo, self.slot.label)
         except BaseException:
             if files is not None:
@@ -425,16 +479,23 @@ class TaskExecution:
         (so a short task pays nothing for it on its start path)."""
         prefix = "" if len(self.launch.tasks) <= 1 else f"{self.slot.label}/"
 
+        followed: list[int] = []  # the container's process last sampled (podman's conmon), if any
+
         def sample() -> dict[str, float]:
             with self._lock:
                 sampler, current = self._sampler, self.pid
+            contained = self._container.sample_pid() if self._container is not None else None
             if sampler is None:
                 from runyard.runner._sysmetrics import ProcessTreeSampler
 
-                sampler = ProcessTreeSampler(current or pid, cuda_visible)
+                sampler = ProcessTreeSampler(contained or current or pid, cuda_visible)
+                followed[:] = [contained] if contained else []
                 with self._lock:
                     self._sampler = sampler
                 return {}  # the first sample only primes cpu_percent()
+            if contained and followed != [contained]:  # the container's processes are not the runtime client's children
+                sampler.retarget(contained)
+                followed[:] = [contained]
             values = sampler.sample()
             if prefix:
                 return {k.replace("sys/", f"sys/{prefix}", 1): v for k, v in values.items()}
@@ -461,10 +522,7 @@ class TaskExecution:
         drain_until: float | None = None
         try:
             while True:
-                now = time.monotonic()
-                if self._deadline is not None and now >= self._deadline and self._stop is None:
-                    self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
-                self._apply_signals(now)
+                now = self._tick()
                 if drain_until is None and _exited(proc):
                     drain_until = now + DRAIN_AFTER_EXIT_S
                 if drain_until is not None and (open_pipes == 0 or now >= drain_until):
@@ -486,14 +544,7 @@ class TaskExecution:
                                 self._emit(tag, partial[tag])
                                 partial[tag] = b""
                             continue
-                        buf = partial[tag] + data
-                        *lines, rest = buf.split(b"\n")
-                        for ln in lines:
-                            self._emit(tag, ln)
-                        while len(rest) > MAX_LINE_BYTES:
-                            self._emit(tag, rest[:MAX_LINE_BYTES])
-                            rest = rest[MAX_LINE_BYTES:]
-                        partial[tag] = rest
+                        self._emit_lines(tag, partial, data)
             for tag, rest in partial.items():
                 if rest:
                     self._emit(tag, rest)
@@ -540,23 +591,13 @@ class TaskExecution:
                     if unpunched[tag] >= PUNCH_BYTES:  # a chatty task's file takes no more disk than a few MB
                         _punch_hole(write_fd, os.lseek(fd, 0, os.SEEK_CUR))
                         unpunched[tag] = 0
-                    buf = partial[tag] + data
-                    *lines, rest = buf.split(b"\n")
-                    for ln in lines:
-                        self._emit(tag, ln)
-                    while len(rest) > MAX_LINE_BYTES:
-                        self._emit(tag, rest[:MAX_LINE_BYTES])
-                        rest = rest[MAX_LINE_BYTES:]
-                    partial[tag] = rest
+                    self._emit_lines(tag, partial, data)
             return got
 
         interval = FILE_POLL_MIN_S
         try:
             while True:
-                now = time.monotonic()
-                if self._deadline is not None and now >= self._deadline and self._stop is None:
-                    self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
-                self._apply_signals(now)
+                now = self._tick()
                 ended = _exited(proc)
                 # Read often while the task prints, less while it is quiet (its exit wakes us anyway).
                 interval = FILE_POLL_MIN_S if read_all() else min(FILE_POLL_MAX_S, interval * 2)
@@ -585,6 +626,24 @@ class TaskExecution:
             if self._sudo is not None:  # sudo ended with its command: what is left of the group is the account's
                 self._killpg(proc.pid, signal.SIGKILL)
         return proc.returncode
+
+    def _tick(self) -> float:
+        """Stop a task over its time limit and send the signals that are due; returns the time (monotonic)."""
+        now = time.monotonic()
+        if self._deadline is not None and now >= self._deadline and self._stop is None:
+            self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
+        self._apply_signals(now)
+        return now
+
+    def _emit_lines(self, stream: str, partial: dict[str, bytes], data: bytes) -> None:
+        """Report the whole lines of ``partial[stream] + data`` (over-long ones in pieces); keep the rest."""
+        *lines, rest = (partial[stream] + data).split(b"\n")
+        for ln in lines:
+            self._emit(stream, ln)
+        while len(rest) > MAX_LINE_BYTES:
+            self._emit(stream, rest[:MAX_LINE_BYTES])
+            rest = rest[MAX_LINE_BYTES:]
+        partial[stream] = rest
 
     def _select_timeout(self, now: float, drain_until: float | None, exit_is_event: bool) -> float:
         wake = [now + (1.0 if exit_is_event else 0.02)]
@@ -761,7 +820,7 @@ _EXIT_WRAPPER = (
 )
 
 
-def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles | None = None,
+def _spawn(command: str | list[str], workdir: Path, env: dict[str, str], files: _OutputFiles | None = None,
            user: tuple[int, int] | None = None, sudo: SudoAccount | None = None,
            label: str = "") -> subprocess.Popen[bytes]:
     """Start ``command`` in ``workdir`` in a session of its own, stdout and stderr piped (or to ``files``)."""
@@ -773,6 +832,14 @@ def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles
         kwargs["stdout"], kwargs["stderr"] = files.stdout_w, files.stderr_w
     if user is not None:
         kwargs.update(user=user[0], group=user[1], extra_groups=[])
+    if not isinstance(command, str):  # an argv (a container runtime's): exec'd as it is
+        if files is not None and files.exit_w >= 0:
+            kwargs["stdin"] = files.exit_w
+            return subprocess.Popen(["/bin/sh", "-c", _EXIT_WRAPPER, "runyard-task", *command], **kwargs)
+        try:
+            return subprocess.Popen(command, **kwargs)
+        except (FileNotFoundError, PermissionError, NotADirectoryError):  # sh says it ("not found", exit 127)
+            return subprocess.Popen(["/bin/sh", "-c", 'exec "$@"', "runyard-task", *command], **kwargs)
     argv = _plain_argv(command)
     if files is not None and files.exit_w >= 0:
         kwargs["stdin"] = files.exit_w
@@ -786,7 +853,7 @@ def _spawn(command: str, workdir: Path, env: dict[str, str], files: _OutputFiles
     return subprocess.Popen(["bash", "-c", command], **kwargs)
 
 
-def _spawn_sudo(command: str, env: dict[str, str], files: _OutputFiles | None, sudo: SudoAccount,
+def _spawn_sudo(command: str | list[str], env: dict[str, str], files: _OutputFiles | None, sudo: SudoAccount,
                 label: str) -> subprocess.Popen[bytes]:
     """``_spawn`` through sudo: the environment and directory come from the task's env file
     (``runyard.runner._sudo``); sudo is the session's leader, its command in its process group."""
@@ -796,8 +863,11 @@ def _spawn_sudo(command: str, env: dict[str, str], files: _OutputFiles | None, s
                               "stderr": subprocess.PIPE, "start_new_session": True}
     if files is not None:
         kwargs["stdout"], kwargs["stderr"] = files.stdout_w, files.stderr_w
-    plain = _plain_argv(command)
-    inner = plain if plain is not None and shutil.which(plain[0], path=env.get("PATH")) else ["bash", "-c", command]
+    if isinstance(command, str):
+        plain = _plain_argv(command)
+        inner = plain if plain is not None and shutil.which(plain[0], path=env.get("PATH")) else ["bash", "-c", command]
+    else:
+        inner = list(command)
     if files is not None and files.exit_w >= 0:
         kwargs["stdin"] = files.exit_w
         inner = ["/bin/sh", "-c", _EXIT_WRAPPER, "runyard-task", *inner]

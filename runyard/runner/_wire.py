@@ -40,6 +40,7 @@ def launch_to_dict(launch: RunLaunch) -> dict[str, Any]:
         "tasks": [{"role": t.role, "rank": t.rank} for t in launch.tasks],
         "options": dict(launch.options),
         "distributed": None if launch.distributed is None else dict(launch.distributed),
+        "container": None if launch.container is None else dict(launch.container),
     }
 
 
@@ -80,6 +81,7 @@ def launch_from_dict(data: Mapping[str, Any]) -> RunLaunch:
             tasks=tuple(TaskSlot(str(t["role"]), int(t["rank"])) for t in tasks),
             options=dict(data.get("options") or {}),
             distributed=None if data.get("distributed") is None else dict(data["distributed"]),
+            container=None if data.get("container") is None else dict(data["container"]),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise InvalidInput(f"The launch has a value of the wrong type ({type(e).__name__}: {e}).",

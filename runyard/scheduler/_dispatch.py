@@ -159,6 +159,9 @@ class BackendPool:
         backend = self.get(name)
         if spec is None:
             return
+        from runyard.backends._images import check_require_image
+
+        check_require_image(getattr(backend, "options", None), name, spec)
         why = infeasible(backend, name, spec)
         if why:
             raise SpecError(f"Runs of this experiment can never start: {why}.",
@@ -229,6 +232,7 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         distributed = spec.distributed.to_launch(spec.resources)
         tasks = task_slots(distributed)
     return RunLaunch(
+        container=container_of(spec, distributed),
         run_id=run["id"],
         attempt=run["attempt"],
         project=experiment["project"],
@@ -246,6 +250,20 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         tasks=tasks,
         distributed=distributed,
     )
+
+
+def container_of(spec: Any, distributed: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The launch's ``container`` from ``image:`` and ``build:`` (``None`` when the spec names neither)."""
+    image = spec.image_for(None)
+    roles = {}
+    if distributed is not None:
+        # A role naming its own image runs it as it is; the others run the top-level image (or the build).
+        roles = {role: spec.image_for(role) for role in distributed["roles"] if not spec.uses_build(role)}
+        roles = {role: ref for role, ref in roles.items() if ref and (ref != image or spec.build is not None)}
+    if image is None and spec.build is None and not roles:
+        return None
+    build = spec.build_spec()
+    return {"image": image, "roles": roles, "build": None if build is None else build.to_dict()}
 
 
 def backend_names(spec: Any) -> list[str]:

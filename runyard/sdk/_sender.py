@@ -41,8 +41,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-import orjson
-
+from runyard.client import _dumps
 from runyard.errors import NotFound, RunyardError, ServerUnreachable, http_status
 from runyard.sdk._report import Reporter
 from runyard.spool import MetricSpool
@@ -296,7 +295,7 @@ class Sender:
             keys, steps, values, stamps = zip(*[pop() for _ in range(n)], strict=True)
             batch_id = uuid.uuid4().hex
             # orjson writes NaN and ±inf as null, which the API reads as NaN.
-            body = orjson.dumps({"batch_id": batch_id, "keys": keys, "steps": steps, "values": values, "timestamps": stamps})
+            body = _dumps({"batch_id": batch_id, "keys": keys, "steps": steps, "values": values, "timestamps": stamps})
             self._pending.append(_Batch(batch_id, n, body))
             self._pending_points += n
 

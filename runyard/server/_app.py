@@ -19,7 +19,20 @@ from runyard.server._errors import install_error_handlers
 from runyard.server._events import Changes
 from runyard.server._guard import Guard, image_hosts
 from runyard.server._static import install_docs, install_ui, ui_dir
-from runyard.server.routers import artifacts, audit, backends, experiments, logs, members, projects, runs, sessions, tokens, users
+from runyard.server.routers import (
+    artifacts,
+    audit,
+    backends,
+    experiments,
+    images,
+    logs,
+    members,
+    projects,
+    runs,
+    sessions,
+    tokens,
+    users,
+)
 from runyard.store import Store
 
 __all__ = ["create_app"]
@@ -150,7 +163,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     # Routes are matched in this order, one by one: the task runners' and the SDK's (reports,
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.
     for r in (runs.router, logs.router, artifacts.router, experiments.router, projects.router, members.router,
-              sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router):
+              sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router):
         api.include_router(r)
     app.include_router(api)
 

@@ -39,6 +39,11 @@ class RunsPart(StorePart):
         return insert_run(self, project, name=name, experiment_id=experiment_id, number=number, params=params,
                           tags=tags, status=status, snapshot_id=snapshot_id, backend=backend)
 
+    def list_images(self, *, project: str | None = None, project_ids: Sequence[int] | None = None,
+                    limit: int = 200) -> list[dict[str, Any]]:
+        """The container images runs ran in (:func:`list_images`)."""
+        return list_images(self, project=project, project_ids=project_ids, limit=limit)
+
     def find_run(self, run_id: int) -> Run | None:
         with read_scope(self.engine) as conn:
             runs = self._load_runs(conn, [run_id], details=True)
@@ -329,3 +334,57 @@ def _split_fields(fields: Sequence[str] | None) -> tuple[list[str], list[str]] |
             raise InvalidInput(f"Unknown field {f!r}: fields name params or metrics to return.",
                                "Write params.NAME or metrics.NAME, e.g. fields=params.lr&fields=metrics.loss.")
     return params, metrics
+
+
+#: The tags the task runner sets on a run that ran in a container image (runyard.runner._container).
+IMAGE_TAG_PREFIX = "runyard.image"
+_IMAGES_SCAN = 20000  # the newest runs with image tags that a listing looks at
+
+
+def list_images(store: StorePart, *, project: str | None = None, project_ids: Sequence[int] | None = None,
+                limit: int = 200) -> list[dict[str, Any]]:
+    """The images runs ran in, newest first: one entry per image id (or reference) and runtime, with
+    the reference, build key, where it was built, how many runs used it and when.
+
+    Read from the runs' ``runyard.image*`` tags (the newest 20,000 runs that have them).
+    """
+    t, r, p = m.SqlTag, m.SqlRun, m.SqlProject
+    with read_scope(store.engine) as conn:
+        newest = (select(t.run_id).join(r, r.id == t.run_id).where(t.key == IMAGE_TAG_PREFIX))
+        if project is not None:
+            newest = newest.join(p, p.id == r.project_id).where(p.name == project)
+        if project_ids is not None:
+            newest = newest.where(r.project_id.in_(list(project_ids)))
+        newest = newest.order_by(t.run_id.desc()).limit(_IMAGES_SCAN).subquery()
+        rows = conn.execute(
+            select(t.run_id, t.key, t.value, r.created_at, p.name)
+            .join(r, r.id == t.run_id).join(p, p.id == r.project_id)
+            .where(t.run_id.in_(select(newest.c.run_id)), t.key.like(IMAGE_TAG_PREFIX + "%"))
+        ).all()
+    by_run: dict[int, dict[str, Any]] = {}
+    for run_id, key, value, created_at, project_name in rows:
+        entry = by_run.setdefault(run_id, {"run_id": run_id, "created_at": created_at, "project": project_name, "tags": {}})
+        entry["tags"][key] = value
+    images: dict[tuple[str, str], dict[str, Any]] = {}
+    for run_id in sorted(by_run, reverse=True):
+        run = by_run[run_id]
+        tags = run["tags"]
+        ref = tags.get(IMAGE_TAG_PREFIX, "")
+        image_id = tags.get(f"{IMAGE_TAG_PREFIX}.id", "")
+        runtime = tags.get(f"{IMAGE_TAG_PREFIX}.runtime", "")
+        item = images.setdefault((image_id or ref, runtime), {
+            "image": ref, "id": image_id or None, "runtime": runtime or None,
+            "build_key": tags.get(f"{IMAGE_TAG_PREFIX}.build"), "base": tags.get(f"{IMAGE_TAG_PREFIX}.base"),
+            "file": tags.get(f"{IMAGE_TAG_PREFIX}.file"), "built_on": [], "build_s": None, "built_by_run": None,
+            "runs": 0, "projects": [], "last_run": run_id, "last_used": run["created_at"], "first_used": run["created_at"]})
+        item["runs"] += 1
+        item["first_used"] = run["created_at"]
+        if run["project"] not in item["projects"]:
+            item["projects"].append(run["project"])
+        host = tags.get(f"{IMAGE_TAG_PREFIX}.built_on")
+        if host:
+            if host not in item["built_on"]:
+                item["built_on"].append(host)
+            item["built_by_run"] = run_id
+            item["build_s"] = float(tags.get(f"{IMAGE_TAG_PREFIX}.build_s") or 0) or None
+    return list(images.values())[:limit]

@@ -188,7 +188,7 @@ def test_no_runtime_binds_the_home_directory(runtime: str) -> None:
     if runtime in ("apptainer", "singularity"):
         assert "--contain" in argv and "--no-home" in argv and "--cleanenv" in argv
     if runtime == "charliecloud":
-        assert "--no-home" in argv and "--home" not in argv
+        assert "--no-home" in argv and "--home" not in argv and "--private-tmp" in argv
     if runtime == "enroot":
         assert process_env(runtime, cmd, ENVIRON)["ENROOT_MOUNT_HOME"] == "no"
 

@@ -102,7 +102,8 @@ def test_check_argvs() -> None:
     assert check_argvs("podman", None) == [["podman", "--version"]]
     assert check_argvs("enroot", None) == [["enroot", "version"]]
     assert check_argvs("charliecloud", "/img", argv=("python3", "-c", "pass")) == [
-        ["ch-run", "--version"], ["ch-run", "--no-home", "--cd", "/", "/img", "--", "python3", "-c", "pass"]]
+        ["ch-run", "--version"], ["ch-run", "--no-home", "--private-tmp", "--cd", "/", "/img", "--", "python3", "-c",
+                                   "pass"]]
     podman = check_argvs("podman", "localhost/t:1")
     assert podman[1][:3] == ["podman", "run", "--rm"] and podman[1][-2:] == ["localhost/t:1", "true"]
 

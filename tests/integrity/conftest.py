@@ -5,6 +5,7 @@ PostgreSQL, one per module and store, for the regressions of histories, queries 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -21,7 +22,7 @@ from edge_helpers import Api
 
 from runyard.client import Client
 from runyard.testing import LiveServer
-from runyard.testing._postgres import drop_database, postgres_url
+from runyard.testing._postgres import fresh_postgres
 from runyard.testing.pytest_plugin import LiveServers
 
 
@@ -92,32 +93,18 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
                 proc.wait(5)
 
 
-def _start(servers: LiveServers, name: str, database: str, env: dict[str, str]) -> tuple[LiveServer, str | None]:
-    if database == "sqlite":
-        return servers.start(name, env=env), None
-    try:
-        url, db = postgres_url()
-    except ConnectionError as e:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {e}. CI must run the PostgreSQL tests.")
-        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {e}")
-    return servers.start(name, database_url=url, env=env), db
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def edge_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """A server of this module (scheduler on) on SQLite, then on PostgreSQL; its database dropped after it stops."""
     servers = LiveServers(Path(tmp_path_factory.mktemp("edge-servers")))
-    db = None
-    try:
-        server, db = _start(servers, f"edge-{request.param}", request.param, {"RUNYARD_WARM_AGENT": "0"})
+    env = {"RUNYARD_WARM_AGENT": "0"}
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(fresh_postgres()) if request.param == "postgresql" else None
+        stack.callback(servers.stop_all)  # runs before the database is dropped
+        server = servers.start(f"edge-{request.param}", database_url=url, env=env)
         api = Api(server)
         yield api
         api.http.close()
-    finally:
-        servers.stop_all()
-        if db is not None:
-            drop_database(db)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -127,18 +114,12 @@ def store_server(request: pytest.FixtureRequest, module_live_servers: LiveServer
     if request.param == "sqlite":
         yield module_live_servers.start(f"int-sqlite-{uuid.uuid4().hex[:6]}", env=env)
         return
-    try:
-        url, name = postgres_url()
-    except ConnectionError as e:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {e}. CI must run the PostgreSQL tests.")
-        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {e}")
-    server = module_live_servers.start(f"int-pg-{name}", database_url=url, env=env)
-    try:
-        yield server
-    finally:
-        server.stop()
-        drop_database(name)
+    with fresh_postgres() as url:
+        server = module_live_servers.start(f"int-pg-{uuid.uuid4().hex[:6]}", database_url=url, env=env)
+        try:
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture

@@ -47,3 +47,27 @@ def test_a_log_batch_whose_answer_was_lost_is_stored_once(client: Client) -> Non
     ids = [batch_id for batch_id, _ in flaky.sent]
     assert ids[0] == ids[1] and None not in ids  # the retry kept its id (and its lines: not merged)
     assert flaky.sent[1][1] == 3
+
+
+def test_lines_queued_faster_than_the_reporter_sends_go_out_in_batches_the_server_takes(client: Client) -> None:
+    """Lines that pile up before the reporter thread runs (a chatty task on a busy machine) are sealed
+    into batches of at most 5,000: one request of more than 10,000 lines is refused, and would lose them all."""
+    rid = client.create_run("reporter-tests", status="running")["id"]
+    spy = LosesFirstAnswers(client, n=0)
+    reporter = Reporter(spy, rid, "main", on_run_status=lambda status: None, heartbeat_s=60)
+    for i in range(25_000):  # before start(): nothing is sent yet
+        reporter.line("stdout", f"l{i}", time.time())
+    reporter.task_status(role="main", rank=0, status="running")  # seals the pending lines
+    reporter.start()
+    assert reporter.finish(60)
+
+    assert max(n for _, n in spy.sent) <= 5000
+    assert sum(n for _, n in spy.sent) == 25_000
+    offset, texts = 0, []
+    while True:
+        page = client.read_logs(rid, offset)
+        if not page["lines"]:
+            break
+        texts += [ln["text"] for ln in page["lines"]]
+        offset = page["next_offset"]
+    assert texts == [f"l{i}" for i in range(25_000)]

@@ -8,13 +8,12 @@ store call the scheduler's dispatch makes (``Store.claim_runs``), on the server'
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
 from sec_helpers import SecServer, start_sec_server
 
-from runyard.testing._postgres import drop_database, postgres_url
+from runyard.testing._postgres import fresh_postgres
 from runyard.testing.pytest_plugin import LiveServers
 
 
@@ -24,16 +23,8 @@ def sec_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "sqlite":
         yield None
         return
-    try:
-        url, name = postgres_url()
-    except ConnectionError as e:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true but {e}. CI must run the PostgreSQL tests.")
-        pytest.skip(f"SKIPPING POSTGRESQL TESTS: {e}")
-    try:
+    with fresh_postgres() as url:
         yield url
-    finally:
-        drop_database(name)
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runyard.backends._images import ContainerOptions, container_checks, with_container
 from runyard.backends.base import (
     BaseBackend,
     CheckResult,
@@ -82,7 +83,7 @@ class RunAsPool(BaseModel):
         return [f"{self.pool}-{i}" for i in range(1, self.size + 1)]
 
 
-class LocalBackendOptions(BaseModel):
+class _LocalBackendOptionsOwn(BaseModel):
     """Settings of the local backend (the server's backend entry)."""
 
     model_config = ConfigDict(extra="forbid")
@@ -111,6 +112,14 @@ class LocalBackendOptions(BaseModel):
             if not key or not (key[0].isalpha() or key[0] == "_") or not all(c.isalnum() or c == "_" for c in key):
                 raise ValueError(f"{key!r} is not a variable name")
         return value
+
+class LocalBackendOptions(ContainerOptions, _LocalBackendOptionsOwn):
+    """Settings of the local backend (the server's backend entry).
+
+    The container settings (docs/containers.md) come last; the default ``container_runtime``
+    here is podman."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class LocalBackend(BaseBackend):
@@ -248,6 +257,7 @@ class LocalBackend(BaseBackend):
             total = self.total()
             queue = {"group": f"experiment-{launch.experiment_id or launch.run_id}", "at_most": max(1, at_most),
                      "cpus": total.cpus, "memory_mb": total.memory_mb}
+        launch = with_container(launch, self.options, default_runtime="podman", backend="local")
         run_as = self._run_as()
         if self.options.env:
             launch = dataclasses.replace(launch, env={**self.options.env, **launch.env})
@@ -338,7 +348,7 @@ class LocalBackend(BaseBackend):
                 results.append(CheckResult("run_as", True, f"jobs run as {run_as.accounts()[0]} .. {run_as.accounts()[-1]}, "
                                            f"one project per account at a time, in "
                                            f"{self.options.jobs_dir or default_jobs_dir(self._agent_dir)}"))
-        return results
+        return results + container_checks(self.options, "podman", _run_here)
 
     def close(self) -> None:
         """Close the connections to the agent; the agent and its jobs keep running."""
@@ -396,3 +406,17 @@ def _detect_gpus(configured: list[int] | None) -> list[int]:
             log.warning("`nvidia-smi --query-gpu=index --format=csv,noheader` failed (%s); counting no GPUs. "
                         "Set the backend's gpus option (e.g. gpus: [0, 1]) if this machine has some.", e)
     return []
+
+
+def _run_here(argv: Sequence[str]) -> tuple[int, str, str]:
+    """``(exit code, stdout, stderr)`` of ``argv`` on this machine, in a job's environment (for the checks)."""
+    from runyard.backends.kit import job_environment
+
+    try:
+        p = subprocess.run(list(argv), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                           env=job_environment())
+    except FileNotFoundError:
+        return 127, "", f"{argv[0]}: command not found"
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return 126, "", str(e)
+    return p.returncode, p.stdout, p.stderr

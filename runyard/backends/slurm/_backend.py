@@ -54,6 +54,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
+from runyard.backends._images import container_checks, with_container
 from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, Resources, RunLaunch
 from runyard.backends.kit import launch_file_bytes, launch_reaching, poll_waiting, stage_snapshot
 from runyard.backends.slurm._commands import Commands, LocalCommands, SSHCommands
@@ -169,7 +170,7 @@ class SlurmBackend(BaseBackend):
             self._remember(_Job(job_id, launch.run_id, launch.attempt, paths.job_dir, paths.spool, launch.server_url,
                                 launch.token, time.time()))
             return job_id
-        far_launch = launch_reaching(launch, o.server_url)
+        far_launch = launch_reaching(with_container(launch, o, default_runtime="apptainer", backend="slurm"), o.server_url)
         try:
             self.commands.makedirs(paths.job_dir)
             if paths.spool:
@@ -316,6 +317,7 @@ class SlurmBackend(BaseBackend):
         results.append(CheckResult("accounting", ok, "sacct answers" if ok else f"sacct failed: {err.strip()}",
                                    "" if ok else "Enable accounting (slurmdbd): without it, exit codes of finished jobs are lost."))
         results += self._check_python_and_work_dir()
+        results += container_checks(o, "apptainer", self._safe_run, self.commands.where)
         if not o.reach_server:
             results.append(CheckResult("reach_server", True, "false: runs spool metrics and logs under work_dir"))
         return results

@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from runyard.backends._images import ContainerOptions
+
 __all__ = ["SlurmBackendOptions"]
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -20,7 +22,7 @@ def _rule(rule: str, fix: str, default: str | None = None) -> dict[str, Any]:
     return {"json_schema_extra": extra}
 
 
-class SlurmBackendOptions(BaseModel):
+class _SlurmBackendOptionsOwn(BaseModel):
     """Settings of one Slurm backend. Every field's ``rule`` and ``fix`` feed the error messages."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
@@ -127,3 +129,10 @@ class SlurmBackendOptions(BaseModel):
         if self.login_host and not self.work_dir:
             raise ValueError("login_host needs work_dir: a directory on the cluster's shared file system")
         return self
+
+
+class SlurmBackendOptions(ContainerOptions, _SlurmBackendOptionsOwn):
+    """Settings of one Slurm backend. The container settings (docs/containers.md) come last; the
+    default ``container_runtime`` here is apptainer."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
