@@ -37,6 +37,14 @@ def _cmd(image: str = "localhost/t:1", **kw: object) -> ContainerCommand:
     return ContainerCommand(image=image, argv=("true",), workdir="/w", **kw)  # type: ignore[arg-type]
 
 
+def test_every_exported_name_exists() -> None:
+    import runyard.containers as containers
+
+    for name in containers.__all__:
+        assert hasattr(containers, name), name
+    assert sorted(containers.__all__) == sorted(set(containers.__all__))
+
+
 def test_gpu_env_per_runtime() -> None:
     # Devices a container sees only some of are renumbered from 0; --nv and Charliecloud see host numbering.
     assert gpu_env("podman", ["2", "3"]) == {"CUDA_VISIBLE_DEVICES": "0,1"}

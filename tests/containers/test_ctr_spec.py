@@ -136,6 +136,15 @@ def test_a_nul_in_the_image_is_refused_before_the_image_rule() -> None:
     assert message.startswith("runyard.yml:3: image holds a NUL character at character 2")
 
 
+def test_text_no_part_of_runyard_can_hold_is_refused_first() -> None:
+    message = _error(BASE + 'image: "\\ud800"\n')
+    assert message.startswith("runyard.yml:3: image holds an unpaired surrogate '\\ud800' at character 0")
+    message = _error(BASE + 'image: x\nbuild: {steps: ["pip install a\\0b"]}\n')
+    assert message == ("runyard.yml:4: build.steps[0] holds a NUL character at character 13, which databases cannot "
+                       "store. Remove it: a command line cannot carry NUL characters (a program's arguments end at the "
+                       "first one).")
+
+
 def test_a_10k_image_is_shown_short() -> None:
     message = _error(BASE + f"image: {'x' * 10_000}\n")
     assert "runyard.yml:3: image must be at most 512 characters, but got 'xxxxxxxxxx" in message
