@@ -9,7 +9,8 @@ the backends run what these functions return:
 - :class:`BuildSpec` is ``build:``; :func:`containerfile_text` the Containerfile it stands for;
   :func:`build_key` the cache key of a build (the Containerfile, the runtime, the build options and
   the files its COPY/ADD lines read); :func:`build_plan` / :func:`build_argvs` the commands that build
-  it for a runtime and leave it where :func:`run_argv` expects it.
+  it for a runtime and leave it where :func:`run_argv` expects it; :func:`pull_plan` fetches a
+  registry image once into the image files the Slurm runtimes run.
 - :class:`ContainerCommand` and :func:`run_argv` start a task's command in a container with podman,
   docker, apptainer, singularity, enroot or charliecloud; :func:`process_env` and :func:`gpu_env`
   give the runtime process the environment that carries variables (by name, never in argv) and
@@ -58,6 +59,8 @@ from runyard.containers._runtime import (
     parse_environment_file,
     parse_inspect,
     process_env,
+    pull_plan,
+    pulled_image_stem,
     run_argv,
 )
 
@@ -94,6 +97,8 @@ __all__ = [
     "parse_environment_file",
     "parse_inspect",
     "process_env",
+    "pull_plan",
+    "pulled_image_stem",
     "project_path_problem",
     "run_argv",
     "step_problem",

@@ -11,6 +11,7 @@ for nothing, which is safe, where missing one would run a stale image.
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import glob
 import hashlib
 import json
@@ -42,6 +43,9 @@ def project_path_problem(value: object, what: str = "a file path",
                 or ord(ch) < 0x20 or ord(ch) == 0x7F), None)
     if bad is not None:
         return f"must be {what} without control characters, but got {value!r:.60}. Remove {bad!r}."
+    if value.startswith("-"):
+        return (f"must not start with '-', but got {value!r:.60}: a builder would read it as an option. "
+                f"Rename it, {example}.")
     if value.startswith("/") or value.startswith("~"):
         return (f"must be {what} relative to the project directory, but got the absolute path {value!r:.60}. "
                 f"Build only from files in the project (its snapshot is what the builder sees), {example}.")
@@ -259,25 +263,47 @@ def _hash_entry(h: Any, path: Path, rel: str) -> None:
         h.update(f"other {rel}\0".encode("utf-8", "surrogateescape"))
 
 
+def _match_segments(base: Path, segments: list[str]) -> Iterator[Path]:
+    """Paths under ``base`` matching ``segments`` one directory level each, dotfiles included (as the
+    builders' Go ``filepath.Match`` does, unlike Python's glob); ``[^x]`` is Go's negated class."""
+    if not segments:
+        yield base
+        return
+    head, rest = segments[0], segments[1:]
+    if not glob.has_magic(head):
+        child = base / head
+        if child.exists() or child.is_symlink():
+            yield from _match_segments(child, rest)
+        return
+    pattern = head.replace("[^", "[!")
+    try:
+        names = sorted(os.listdir(base))
+    except OSError:
+        return
+    for name in names:
+        if fnmatch.fnmatchcase(name, pattern):
+            yield from _match_segments(base / name, rest)
+
+
 def _hash_source(h: Any, context: Path, source: str) -> None:
     """A COPY/ADD source: a file, a directory (its whole tree) or a glob, relative to the context."""
     rel = source.lstrip("/")  # a leading / in a source is still inside the context
-    if ".." in rel.split("/"):
+    segments = [part for part in rel.split("/") if part not in ("", ".")]
+    if ".." in segments:
         h.update(f"outside {source}\0".encode("utf-8", "surrogateescape"))  # the builder refuses it
         return
-    pattern = str(context / rel) if rel not in ("", ".") else str(context)
     if glob.has_magic(rel):
-        matches = sorted(glob.glob(glob.escape(str(context)) + "/" + rel))
+        matches = list(_match_segments(context, segments))
         h.update(f"glob {source} {len(matches)}\0".encode("utf-8", "surrogateescape"))
         for match in matches:
-            _hash_entry(h, Path(match), os.path.relpath(match, context))
+            _hash_entry(h, match, match.relative_to(context).as_posix())
         return
-    path = Path(pattern)
+    path = context.joinpath(*segments)
     try:
         followed = path.resolve() if path.is_symlink() else path  # a named source is followed
     except OSError:
         followed = path
-    _hash_entry(h, followed, rel or ".")
+    _hash_entry(h, followed, "/".join(segments) or ".")
 
 
 def build_key(containerfile: str, context_dir: Path, *, runtime: str, build_options: Sequence[str] = ()) -> str:

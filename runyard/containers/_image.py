@@ -49,7 +49,7 @@ _NAME_MAX = 255  # the longest repository name registries accept (domain and pat
 
 def _show(value: str) -> str:
     text = repr(value)
-    return text if len(text) <= 60 else f"{repr(value[:40])[:-1]}...' ({len(value)} characters)"
+    return text if len(text) <= 60 else f"{repr(value[:40])[:-1]}...' ({len(value)} characters)"  # a 10k value stays short
 
 
 def _bad_char(value: str) -> tuple[int, str] | None:
@@ -152,8 +152,8 @@ def image_problem(value: object) -> tuple[str | None, str]:
     if not value:
         return f"must name an image, but it is empty. Name one, {_EXAMPLES}.", value
     if len(value) > IMAGE_MAX:
-        return (f"must be at most {IMAGE_MAX} characters, but got {len(value)} characters "
-                f"({_show(value)}). Use a shorter image name or path."), value
+        return (f"must be at most {IMAGE_MAX} characters, but got {_show(value)}. Use a shorter image name "
+                "or path."), value
     bad = _bad_char(value)
     if bad is not None:
         at, what = bad
@@ -169,8 +169,9 @@ def image_problem(value: object) -> tuple[str | None, str]:
         return (f"must be an absolute path or one starting with ./, but got {_show(value)}. Write e.g. "
                 "/images/train.sif, or ./images/train for a path in the project."), value
     if value.lower().endswith(IMAGE_FILE_SUFFIXES):
-        return (f"looks like a relative path to an image file, but got {_show(value)}, which reads as a "
-                f"registry reference. Write ./{value} for a file in the project, or its absolute path."), value
+        return (f"must be an absolute path or one starting with ./ for an image file, but got {_show(value)}, "
+                f"which reads as a registry reference. Write ./{value} for a file in the project, or its "
+                "absolute path."), value
     if value.startswith("sha256:"):
         if _ID_RE.match(value):
             return None, value

@@ -32,17 +32,22 @@ enroot
     process environment keeps the home directory out. GPUs: ``NVIDIA_VISIBLE_DEVICES`` for enroot's
     NVIDIA hook (:func:`gpu_env`).
 charliecloud
-    ``ch-run --no-home --cd W -b SRC:DST IMAGE -- ARGV``. ch-run passes its own environment
+    ``ch-run --no-home --private-tmp --cd W -b SRC:DST IMAGE -- ARGV``. ``--private-tmp`` gives the
+    container its own /tmp (a tmpfs) instead of the host's, which ch-run shares by default. ch-run passes its own environment
     through unchanged, so :func:`process_env` gives it exactly the passed names, the image's
-    variables, ``USER`` (ch-run refuses to start without it) and a PATH. ``--no-home`` is the
-    default since Charliecloud 0.30 (newer versions print a deprecation warning) and keeps older
-    ones from mounting the home directory. Bind targets must exist in the image (:func:`build_plan`
-    creates them for images built here); ch-run cannot bind read-only, so a read-only mount is refused.
+    variables, ``USER`` (ch-run refuses to start without it), a PATH, and HOME (the working
+    directory, as the host's home is not there). ``--no-home`` keeps Charliecloud before 0.31 from
+    mounting the home directory; from 0.31 on that is the default, and ch-run prints "warning:
+    deprecated --no-home is now default; ignoring" on the task's stderr (a line in its log, kept
+    because the flag protects older installations). Bind targets must exist in the image
+    (:func:`build_plan` creates them for images built here); ch-run cannot bind read-only (0.31
+    reads ``SRC:DST:ro`` as a target named ``DST:ro``), so a read-only mount is refused.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import posixpath
 import re
@@ -54,7 +59,7 @@ from runyard.containers._image import check_image, is_image_id, is_path_image
 __all__ = ["FILE_RUNTIMES", "OCI_RUNTIMES", "RUNTIMES", "BuildPlan", "ContainerCommand", "Mount", "build_argvs",
            "build_plan", "check_argvs", "check_runtime", "cleanup_argv", "container_name", "gpu_env",
            "image_exists_argv", "image_file_stem", "inspect_argv", "parse_environment_file", "parse_inspect",
-           "process_env", "run_argv"]
+           "process_env", "pull_plan", "pulled_image_stem", "run_argv"]
 
 RUNTIMES = ("podman", "docker", "apptainer", "singularity", "enroot", "charliecloud")
 OCI_RUNTIMES = ("podman", "docker")
@@ -193,12 +198,13 @@ def _image_for(runtime: str, image: str) -> str:
     if is_image_id(image) or image.startswith("localhost/"):
         raise ValueError(f"{runtime} cannot read podman's or docker's local image store, but got {image!r}. Build "
                          f"the image into the backend's image_dir (build_plan) and run the file it writes.")
+    # A registry reference: apptainer pulls it itself; for enroot and charliecloud, pull_plan makes a file.
     if runtime in ("apptainer", "singularity"):
         return f"docker://{image}"  # pulled from the registry and cached as a SIF by the runtime
     if runtime == "enroot" and any(ch in image for ch in "/:@"):
         raise ValueError(f"enroot starts an image file or a container created by `enroot create`, but got the "
-                         f"reference {image!r}. Import it first (`enroot import -o IMAGE_DIR/x.sqsh "
-                         f"docker://{image}`) and set image: to the .sqsh file.")
+                         f"reference {image!r}. Import it into the backend's image_dir first (pull_plan) and run "
+                         "the .sqsh file it writes.")
     return image  # enroot: a container's name; charliecloud: an image in ch-image's storage
 
 
@@ -323,7 +329,8 @@ def process_env(runtime: str, cmd: ContainerCommand, environ: Mapping[str, str],
         podman, docker, enroot: ``environ`` (``--env NAME`` picks the names from it), plus
         ``ENROOT_MOUNT_HOME=no`` for enroot. apptainer, singularity: ``environ`` without stray
         ``APPTAINERENV_``/``SINGULARITYENV_`` variables, plus ``<PREFIX>ENV_<NAME>`` for each name.
-        charliecloud: only the image's variables, the passed names, ``USER`` and ``PATH``.
+        charliecloud: only the image's variables, the passed names, ``USER``, and ``PATH`` and
+        ``HOME`` (the working directory) unless the image or the names set them.
     """
     check_runtime(runtime)
     names = [n for n in cmd.env_names if n in environ]
@@ -340,6 +347,7 @@ def process_env(runtime: str, cmd: ContainerCommand, environ: Mapping[str, str],
     out.setdefault("PATH", DEFAULT_PATH)
     out.update({n: environ[n] for n in names})
     out["USER"] = environ.get("USER") or environ.get("LOGNAME") or out.get("USER") or "runyard"
+    out.setdefault("HOME", cmd.workdir)  # the host's home is not mounted; a writable one keeps tools' caches working
     return out
 
 
@@ -502,26 +510,92 @@ def build_plan(runtime: str, *, containerfile: Path, context: Path, tag: str, im
     elif builder not in OCI_RUNTIMES:
         raise ValueError(f"images for {runtime} are built with podman or docker, but got builder {builder!r}. "
                          "Set the builder to podman or docker.")
-    build = (builder, "build", "-f", str(containerfile), "-t", tag, *build_options, str(context))
+    context_arg = str(context) if not str(context).startswith("-") else f"./{context}"  # never read as an option
+    build = (builder, "build", "-f", str(containerfile), "-t", tag, *build_options, context_arg)
     if runtime in OCI_RUNTIMES:
         return BuildPlan(steps=(build,), image=tag)
+    return _file_image_plan(runtime, build, tag, _image_dir(runtime, image_dir), image_file_stem(tag), builder,
+                            bind_targets)
+
+
+def pull_plan(runtime: str, image: str, *, image_dir: Path | None, puller: str = "podman",
+              bind_targets: Sequence[str] = ()) -> BuildPlan:
+    """How to fetch a registry image once and leave it where :func:`run_argv` expects it.
+
+    - podman, docker: ``<rt> pull REF``; the image is REF.
+    - apptainer, singularity: ``apptainer build --force <partial> docker://REF``, no podman needed;
+      the image is ``image_dir/<stem>.sif`` (running ``docker://REF`` directly works too, through
+      the runtime's own cache).
+    - enroot: ``enroot import -o <partial> docker://[REGISTRY#]PATH[:TAG]`` (enroot's URI names the
+      registry before ``#``), no podman needed; the image is ``image_dir/<stem>.sqsh``.
+    - charliecloud: ``<puller> pull REF``, then as :func:`build_plan`; the image is ``image_dir/<stem>``.
+
+    ``<stem>`` is the reference made a file name, with a hash of it so two references never share
+    a file. A tag that moves upstream is not followed: remove the file (or pin a digest) to refresh.
+
+    Raises:
+        ValueError: an image that is a path, an id or a local (``localhost/``) one, an unknown
+            runtime or puller, or no ``image_dir`` for a file runtime.
+    """
+    check_runtime(runtime)
+    image = check_image(image)
+    if is_path_image(image) or is_image_id(image) or image.startswith("localhost/"):
+        raise ValueError(f"only registry images are pulled, but got {image!r}. A path is used as it is; an id or a "
+                         "localhost/ image exists only where it was built (use build_plan).")
+    if runtime in OCI_RUNTIMES:
+        return BuildPlan(steps=((runtime, "pull", image),), image=image)
+    directory = _image_dir(runtime, image_dir)
+    stem = pulled_image_stem(image)
+    if runtime in ("apptainer", "singularity"):
+        target = posixpath.join(directory, f"{stem}.sif")
+        return BuildPlan(steps=((runtime, "build", "--force", f"{target}.partial", f"docker://{image}"),),
+                         image=target, partial=f"{target}.partial")
+    if runtime == "enroot":
+        target = posixpath.join(directory, f"{stem}.sqsh")
+        return BuildPlan(steps=(("enroot", "import", "-o", f"{target}.partial", _enroot_uri(image)),),
+                         image=target, partial=f"{target}.partial")
+    if puller not in OCI_RUNTIMES:
+        raise ValueError(f"charliecloud images are pulled with podman or docker, but got {puller!r}. Set the puller "
+                         "to podman or docker.")
+    return _file_image_plan(runtime, (puller, "pull", image), image, directory, stem, puller, bind_targets)
+
+
+def pulled_image_stem(image: str) -> str:
+    """A file name for a pulled reference: ``python:3.11-slim`` -> ``python_3.11-slim-<8 hex>``."""
+    readable = re.sub(r"[^a-zA-Z0-9_.-]", "_", image.split("@", 1)[0])[:80]
+    return f"{readable}-{hashlib.sha256(image.encode()).hexdigest()[:8]}"
+
+
+def _enroot_uri(image: str) -> str:
+    """``ghcr.io/org/x:1`` -> ``docker://ghcr.io#org/x:1`` (enroot separates the registry with ``#``)."""
+    first, sep, rest = image.partition("/")
+    if sep and ("." in first or ":" in first or first == "localhost"):
+        return f"docker://{first}#{rest}"
+    return f"docker://{image}"
+
+
+def _image_dir(runtime: str, image_dir: Path | None) -> str:
     if image_dir is None:
         raise ValueError(f"{runtime} runs image files, so a build needs the backend's image_dir to write them to. "
                          "Set image_dir in the backend's configuration.")
-    stem = image_file_stem(tag)
-    base = str(image_dir).rstrip("/") or "/"
+    return str(image_dir).rstrip("/") or "/"
+
+
+def _file_image_plan(runtime: str, first: tuple[str, ...], tag: str, base: str, stem: str, builder: str,
+                     bind_targets: Sequence[str]) -> BuildPlan:
+    """``first`` (a build or pull that leaves ``tag`` in ``builder``'s store), then its conversion for ``runtime``."""
     if runtime in ("apptainer", "singularity"):
         image = posixpath.join(base, f"{stem}.sif")
         archive = posixpath.join(base, f"{stem}.docker.tar")
         save = ((builder, "save", "--format", "docker-archive", "-o", archive, tag) if builder == "podman"
                 else (builder, "save", "-o", archive, tag))
         convert = (runtime, "build", "--force", f"{image}.partial", f"docker-archive:{archive}")
-        return BuildPlan(steps=(build, save, convert), image=image, partial=f"{image}.partial", temporary=(archive,))
+        return BuildPlan(steps=(first, save, convert), image=image, partial=f"{image}.partial", temporary=(archive,))
     if runtime == "enroot":
         image = posixpath.join(base, f"{stem}.sqsh")
         scheme = "podman" if builder == "podman" else "dockerd"
         imp = ("enroot", "import", "-o", f"{image}.partial", f"{scheme}://{tag}")
-        return BuildPlan(steps=(build, imp), image=image, partial=f"{image}.partial")
+        return BuildPlan(steps=(first, imp), image=image, partial=f"{image}.partial")
     image = posixpath.join(base, stem)
     partial = f"{image}.partial"
     archive = posixpath.join(base, f"{stem}.rootfs.tar")
@@ -538,7 +612,7 @@ def build_plan(runtime: str, *, containerfile: Path, context: Path, tag: str, im
         create = (("sh", "-c", '"$0" rm -f "$1" >/dev/null 2>&1; exit 0', builder, export_name),
                   (builder, "create", "--name", export_name, tag, "true"))
     steps = (
-        build,
+        first,
         *create,
         (builder, "export", "-o", archive, export_name),
         (builder, "rm", "-f", export_name),

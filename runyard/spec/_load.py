@@ -130,7 +130,7 @@ def _edge_problems(data: Any) -> list[Problem]:
     for path, problem in names.iter_value_problems(data):
         if problem.startswith("must be an integer"):
             fix = "Use a smaller number."
-        elif path[:1] in (("command",), ("setup",)) and "NUL" in problem:
+        elif (path[:1] in (("command",), ("setup",)) or path[:2] == ("build", "steps")) and "NUL" in problem:
             fix = "Remove it: a command line cannot carry NUL characters (a program's arguments end at the first one)."
         else:
             fix = "Remove it, or replace it with a printable character."

@@ -284,7 +284,7 @@ class Spec(Model):
             return []
         if build.steps and self.image is None:
             return [(("build", "steps"), "need image: as the base they run on, but image: is not set. Add e.g. "
-                     "`image: python:3.11-slim`.", ("build",))]
+                     "`image: python:3.11-slim`.")]
         if build.steps and self.image is not None and (is_path_image(self.image) or is_image_id(self.image)):
             return [(("image",), f"is {show(self.image)}, but build.steps build with podman or docker on top of "
                      "image:, which needs a reference as the base. Name the base by reference, e.g. "

@@ -49,6 +49,9 @@ resources:
 # env:
 #   PYTHONUNBUFFERED: "1"
 
+# The container image each task runs in (or build: one from a Containerfile).
+# image: python:3.11-slim
+
 # Shell commands run before the command, in the same directory.
 # setup:
 #   - pip install -r requirements.txt
