@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
+from runyard.backends.base import EngineStatus, TaskSlot
 from runyard.client import Client
 from runyard.runner import TaskExecution, TaskResult
 from runyard.testing import wait_for
