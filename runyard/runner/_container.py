@@ -127,6 +127,9 @@ class TaskContainer:
         self._n = 0
         self._names: list[str] = []
         self._pidfile: Path | None = None
+        # Variables the runtime's own process needs beyond the task's (rootless podman as a pool
+        # account: its XDG_RUNTIME_DIR); they go through ``env`` (``_wrap``), as the task may run through sudo.
+        self.runtime_env: dict[str, str] = {}
         self.prepared: _Prepared | None = None
 
     # ------------------------------------------------------------------ prepare
@@ -180,7 +183,7 @@ class TaskContainer:
                 with _locked(locks, "pull-" + hashlib.sha256(ref.encode()).hexdigest()[:16], stopped):
                     if not self._exists(capture, oci, oci_exe, ref):
                         note(f"[runyard] pulling image {ref} on {_HOST}")
-                        if step(_with_executable([oci, "pull", ref], oci, oci_exe), "image pull") != 0:
+                        if step(self._wrap(_with_executable([oci, "pull", ref], oci, oci_exe)), "image pull") != 0:
                             raise ImageStepFailed("image pull", 1)
             tags["runyard.image"] = ref
             tags.update(self._ids(capture, oci, oci_exe, ref))
@@ -233,7 +236,7 @@ class TaskContainer:
             for argv in plan.steps:
                 argv = _with_executable(list(argv), oci, oci_exe)
                 argv = _with_executable(argv, self.runtime, self.executable)
-                rc = step(argv, "image build")
+                rc = step(self._wrap(argv), "image build")
                 if rc != 0:
                     raise ImageStepFailed("image build", rc)
             if plan.partial is not None:
@@ -241,17 +244,23 @@ class TaskContainer:
         finally:
             for argv in plan.cleanup:
                 with contextlib.suppress(Exception):
-                    capture(_with_executable(list(argv), oci, oci_exe))
+                    capture(self._wrap(_with_executable(list(argv), oci, oci_exe)))
             for path in plan.temporary:
                 _remove(Path(path))
             if plan.partial is not None:
                 _remove(Path(plan.partial))
 
+    def _wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` with :attr:`runtime_env` set in front of it (``/usr/bin/env NAME=VALUE ...``)."""
+        if not self.runtime_env:
+            return argv
+        return ["/usr/bin/env", *(f"{k}={v}" for k, v in sorted(self.runtime_env.items())), *argv]
+
     def _exists(self, capture: Callable[[list[str]], tuple[int, str]], runtime: str, tool: str, ref: str) -> bool:
         argv = image_exists_argv(runtime, ref, executable=tool)
         if argv is None:
             return Path(ref).exists()
-        rc, _ = capture(argv)
+        rc, _ = capture(self._wrap(argv))
         return rc == 0
 
     def _ids(self, capture: Callable[[list[str]], tuple[int, str]], runtime: str, tool: str, ref: str) -> dict[str, str]:
@@ -259,7 +268,7 @@ class TaskContainer:
         argv = inspect_argv(runtime, ref, executable=tool)
         if argv is None:
             return {}
-        rc, out = capture(argv)
+        rc, out = capture(self._wrap(argv))
         try:
             info = parse_inspect(runtime, out) if rc == 0 else {}
         except ValueError:
@@ -306,6 +315,11 @@ class TaskContainer:
             out[2:2] = ["--conmon-pidfile", str(self._pidfile)]
             if _podman_init():  # a tiny init as PID 1 hands SIGTERM/SIGINT on (PID 1 itself ignores them)
                 out[2:2] = ["--init"]
+            if self.runtime_env and not os.path.exists("/dev/mqueue"):
+                # Rootless podman cannot share a host IPC namespace without /dev/mqueue ("statfs
+                # /dev/mqueue"): a private one, with a /dev/shm as large as --ipc host would give.
+                i = out.index("--ipc")
+                out[i:i + 2] = ["--shm-size", "1g"]
         image_env = None
         if self.runtime == "charliecloud":
             with contextlib.suppress(OSError, UnicodeDecodeError):
@@ -313,7 +327,7 @@ class TaskContainer:
         start = process_env(self.runtime, spec, {**env, **inside}, image_env=image_env)
         # Values that differ from the task's own (guest paths, renumbered GPUs; never secrets) also go
         # through ``env``: a process started through sudo takes its environment from the task's file.
-        changed = [f"{k}={v}" for k, v in sorted(inside.items()) if env.get(k) != v]
+        changed = [f"{k}={v}" for k, v in sorted({**inside, **self.runtime_env}.items()) if env.get(k) != v]
         if changed:
             out = ["/usr/bin/env", *changed, *out]
         return out, start
@@ -377,10 +391,10 @@ class TaskContainer:
             with contextlib.suppress(OSError):
                 self._pidfile.unlink()
         for name in self._names:
-            argv = cleanup_argv(self.runtime, name)
+            argv = cleanup_argv(self.runtime, name, executable=self.executable)
             if argv is not None:
                 with contextlib.suppress(Exception):
-                    capture(_with_executable(argv, self.runtime, self.executable))
+                    capture(self._wrap(argv))
 
 
 def _with_executable(argv: list[str], runtime: str, executable: str) -> list[str]:

@@ -401,6 +401,14 @@ class TaskExecution:
         def note(text: str) -> None:
             self._emit("system", text.encode())
 
+        home = env.get("HOME")
+        if (self._user is not None or self._sudo is not None) and home and self._container.runtime == "podman":
+            # Rootless podman as a pool account: a runtime directory of the account's own, in its job home
+            # (without one, podman falls back to /tmp/podman-run-UID, shared by the account's jobs).
+            xdg = f"{home}/.runyard-xdg"
+            self._capture(["mkdir", "-m", "700", "-p", xdg])
+            self._container.runtime_env["XDG_RUNTIME_DIR"] = xdg
+
         try:
             tags = self._container.prepare(self._rundir, step, self._capture, note, lambda: self._stop is not None)
         except ImageStepFailed as e:
