@@ -39,7 +39,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,10 +106,12 @@ class TaskContainer:
         launch: the run's launch; ``launch.container`` holds the image and the backend's settings.
         slot: the task (a distributed run's role may have an image of its own).
         gpus: the GPU indices the task holds (``CUDA_VISIBLE_DEVICES``), or None.
+        spool: the spool directory, when the task writes there instead of calling the server.
+        task_env_names: the task's own variables beyond the launch's (a distributed plan's).
     """
 
     def __init__(self, launch: RunLaunch, slot: TaskSlot, *, gpus: Sequence[str] | None = None,
-                 spool: Path | None = None) -> None:
+                 spool: Path | None = None, task_env_names: Collection[str] = ()) -> None:
         c = dict(launch.container or {})
         self.launch = launch
         self.slot = slot
@@ -121,9 +123,11 @@ class TaskContainer:
         own = (c.get("roles") or {}).get(slot.role)  # a distributed run's role with an image of its own
         self.ref: str | None = own or c.get("image")
         self.build = BuildSpec.from_dict(c["build"]) if c.get("build") and not own else None
+        self.own_image = bool(own)
         self.image_dir = Path(c.get("image_dir") or config.home() / "images").expanduser()
         self.gpus = tuple(gpus) if gpus else None
         self.spool = spool
+        self.task_env_names = frozenset(task_env_names)  # the task's own (a distributed plan's RANK, MASTER_ADDR, ...)
         self._n = 0
         self._names: list[str] = []
         self._pidfile: Path | None = None
@@ -138,6 +142,9 @@ class TaskContainer:
                 stopped: Callable[[], bool] = lambda: False, lock_dir: Path | None = None) -> dict[str, str]:
         """Make the image ready on this machine; returns the tags that record it.
 
+        The tags are ``runyard.image*``; a task of a distributed run's role that names an image of its
+        own records it as ``runyard.image.<role>*`` (the run's other tasks record the top-level one).
+
         Args:
             rundir: the task's working directory (the snapshot: a build's context).
             step: runs a logged step ``(argv, what) -> exit code`` (stoppable, as the task).
@@ -149,6 +156,16 @@ class TaskContainer:
         Raises:
             ImageStepFailed: a step failed, or the image is not here and cannot be had.
         """
+        tags = self._prepare(rundir, step, capture, note, stopped, lock_dir)
+        if not self.own_image:
+            return tags
+        prefix = f"runyard.image.{self.slot.role}"
+        return {prefix + key[len("runyard.image"):]: value for key, value in tags.items()}
+
+    def _prepare(self, rundir: Path, step: Callable[[list[str], str], int],
+                 capture: Callable[[list[str]], tuple[int, str]], note: Callable[[str], None],
+                 stopped: Callable[[], bool], lock_dir: Path | None) -> dict[str, str]:
+        """:meth:`prepare`, with the tags under ``runyard.image``."""
         locks = Path(lock_dir) if lock_dir is not None else config.home() / "locks"
         tags: dict[str, str] = {"runyard.image.runtime": self.runtime}
         file_runtime = self.runtime in FILE_RUNTIMES
@@ -371,7 +388,7 @@ class TaskContainer:
     def inside_env(self, env: Mapping[str, str]) -> dict[str, str]:
         """The variables the container gets: the run's own, Runyard's, the task's; host paths and GPU
         numbers translated."""
-        own = set(self.launch.env)
+        own = set(self.launch.env) | self.task_env_names
         out = {k: v for k, v in env.items()
                if (k in own or k in _INSIDE_NAMES or k.startswith(_INSIDE_PREFIXES)) and k not in _HOST_ONLY}
         user_path = self.launch.env.get("PYTHONPATH")

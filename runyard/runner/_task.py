@@ -391,7 +391,7 @@ class TaskExecution:
         gpus = env.get("CUDA_VISIBLE_DEVICES")
         spool = self._extra_env.get("RUNYARD_SPOOL_DIR")
         self._container = TaskContainer(self.launch, self.slot, gpus=gpus.split(",") if gpus else None,
-                                        spool=Path(spool) if spool else None)
+                                        spool=Path(spool) if spool else None, task_env_names=self._extra_env)
 
         def step(argv: list[str], what: str) -> int:
             if self._stop is not None:
