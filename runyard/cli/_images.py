@@ -20,7 +20,7 @@ def images(
 
     Example:
 
-        $ runyard images --project digits
+        $ runyard images
     """
     from rich.table import Table
 

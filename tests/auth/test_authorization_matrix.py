@@ -97,6 +97,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("DELETE", "/runs/{run_id}/token"): ("project_owner", lambda w: (f"/runs/{_fresh_run(w)}/token", {})),
     ("GET", "/audit"): ("admin", lambda w: ("/audit", {})),
     ("GET", "/backends"): ("user", lambda w: ("/backends", {})),
+    ("GET", "/images"): ("user", lambda w: ("/images", {})),
     ("POST", "/projects"): ("user", lambda w: ("/projects", {"json": {"name": f"p{_fresh()}"}})),
     ("GET", "/projects"): ("user", lambda w: ("/projects", {})),
     ("GET", "/projects/{name}"): ("project_viewer", lambda w: (f"/projects/{w.project}", {})),
