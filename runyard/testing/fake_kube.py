@@ -769,6 +769,7 @@ class FakeKubelet:
         self._pods: dict[str, _Pod] = {}
         self._seen: set[str] = set()  # uids of owners already given pods
         self._finished: set[tuple[str, str]] = set()  # owners given their end
+        self._waiting: list[tuple[_Pod, Mapping[str, Any], dict[str, Any], dict[str, str]]] = []  # not started yet
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
@@ -815,6 +816,7 @@ class FakeKubelet:
             elif kind in ("PyTorchJob", "TFJob", "XGBoostJob", "JAXJob"):
                 self._seen.add(uid)
                 self._start_v1(obj)
+        self._start_waiting()
         live = {o["metadata"]["name"] for o in self.api.objects("Pod")}
         with self._lock:
             pods = list(self._pods.values())
@@ -917,28 +919,48 @@ class FakeKubelet:
         pod = _Pod(pod_name, owner["kind"], owner["metadata"]["name"])
         with self._lock:
             self._pods[pod_name] = pod
+            self._waiting.append((pod, owner, pod_obj, dict(extra_env)))
+        self._start_waiting()
+
+    def _start_waiting(self) -> None:
+        """Start the pods whose Secrets exist now; the others wait, as a kubelet retries them."""
+        with self._lock:
+            waiting, self._waiting = self._waiting, []
+        for pod, owner, pod_obj, extra_env in waiting:
+            if pod.deleted:
+                continue
+            container = pod_obj["spec"]["containers"][0]
+            try:
+                env = self._env(container, pod_obj)
+            except LookupError as e:
+                with self._lock:
+                    self._waiting.append((pod, owner, pod_obj, extra_env))
+                if not pod.log:
+                    pod.log.append(str(e))
+                    self._set_pod_status(pod.name, {"phase": "Pending", "containerStatuses": [
+                        {"name": container["name"], "ready": False, "restartCount": 0, "image": container.get("image", ""),
+                         "imageID": "", "state": {"waiting": {"reason": "CreateContainerConfigError", "message": str(e)}}}]})
+                continue
+            pod.log.clear()
+            env.update(extra_env)
+            pod.workdir = tempfile.mkdtemp(prefix=f"{pod.name}-", dir=self.root)
+            env["TMPDIR"] = pod.workdir
+            argv = list(container.get("command") or []) + list(container.get("args") or [])
+            with open(os.path.join(pod.workdir, "pod.log"), "wb") as out:
+                pod.proc = subprocess.Popen(argv, env=env, cwd=pod.workdir, stdout=out, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+            self._set_pod_status(pod.name, {"phase": "Running", "podIP": "127.0.0.1", "startTime": _now(),
+                                            "containerStatuses": [{"name": container["name"], "ready": True,
+                                                                   "restartCount": 0, "image": container.get("image", ""),
+                                                                   "imageID": "", "state": {"running": {"startedAt": _now()}}}]})
+            if owner["kind"] in ("PyTorchJob", "TFJob", "XGBoostJob", "JAXJob"):
+                self._v1_running(owner)
+
+    def _set_pod_status(self, name: str, status: Mapping[str, Any]) -> None:
         try:
-            env = self._env(container, pod_obj)
-        except LookupError as e:
-            pod.log.append(str(e))
-            pod.exit_code = 1
-            self._pod_ended(pod)
-            return
-        env.update(extra_env)
-        pod.workdir = tempfile.mkdtemp(prefix=f"{pod_name}-", dir=self.root)
-        env["TMPDIR"] = pod.workdir
-        argv = list(container.get("command") or []) + list(container.get("args") or [])
-        out = open(os.path.join(pod.workdir, "pod.log"), "wb")  # noqa: SIM115 - closed by the reader thread
-        pod.proc = subprocess.Popen(argv, env=env, cwd=pod.workdir, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-        out.close()
-        self.api.set_status("Pod", pod_name, {"phase": "Running", "podIP": "127.0.0.1", "startTime": _now(),
-                                              "containerStatuses": [{"name": container["name"], "ready": True,
-                                                                     "restartCount": 0, "image": container.get("image", ""),
-                                                                     "imageID": "", "state": {"running": {"startedAt": _now()}}}]},
-                            self.namespace)
-        if owner["kind"] in ("PyTorchJob", "TFJob", "XGBoostJob", "JAXJob"):
-            self._v1_running(owner)
+            self.api.set_status("Pod", name, status, self.namespace)
+        except _ApiError:
+            pass  # deleted meanwhile
 
     def _v1_running(self, owner: Mapping[str, Any]) -> None:
         try:
