@@ -263,6 +263,7 @@ class FakeKubeServer:
         self._cond = threading.Condition()
         self._watch_epoch = 0  # bumped by drop_watches: open watches end abruptly
         self.requests: list[tuple[str, str]] = []  # (method, path with query), for tests
+        self._open: dict[str, int] = {}  # plural → watches open now
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -327,6 +328,11 @@ class FakeKubeServer:
         with self._cond:
             self._watch_epoch += 1
             self._cond.notify_all()
+
+    def open_watches(self, plural: str) -> int:
+        """How many watches of ``plural`` (``jobs``, ``pods`` ...) are open now."""
+        with self._cond:
+            return self._open.get(plural, 0)
 
     def objects(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Copies of the stored objects (of one kind)."""
@@ -536,6 +542,16 @@ class FakeKubeServer:
     def watch(self, res: _Resource, namespace: str | None, selector: str, since: int | None,
               timeout_s: float) -> Iterator[dict[str, Any]]:
         """Events after ``since`` (``None``: the current objects as ADDED first), until ``timeout_s`` or a drop."""
+        with self._cond:
+            self._open[res.plural] = self._open.get(res.plural, 0) + 1
+        try:
+            yield from self._watch(res, namespace, selector, since, timeout_s)
+        finally:
+            with self._cond:
+                self._open[res.plural] -= 1
+
+    def _watch(self, res: _Resource, namespace: str | None, selector: str, since: int | None,
+               timeout_s: float) -> Iterator[dict[str, Any]]:
         deadline = time.monotonic() + timeout_s
         with self._cond:
             epoch = self._watch_epoch
