@@ -44,7 +44,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -97,7 +97,7 @@ def write_kubeconfig(path: Path, url: str, token: str, namespace: str = "default
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _status(code: int, reason: str, message: str, details: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -657,12 +657,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _body(self) -> Any:
-        n = int(self.headers.get("Content-Length") or 0)
-        return json.loads(self.rfile.read(n) or b"null") if n else None
+        return json.loads(self._raw) if self._raw else None
 
     def _handle(self, method: str) -> None:
         fake = self.fake
         fake.requests.append((method, self.path))
+        # The body is read first, whatever the answer: left unread, it would be taken for the next request.
+        n = int(self.headers.get("Content-Length") or 0)
+        self._raw = self.rfile.read(n) if n else b""
         try:
             if self.headers.get("Authorization") != f"Bearer {fake.token}":
                 raise _ApiError(401, "Unauthorized", "Unauthorized")
@@ -709,6 +711,8 @@ class _Handler(BaseHTTPRequestHandler):
             raise _ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")
         except _ApiError as e:
             self._send(e.code, e.body)
+        except ValueError as e:
+            self._send(400, _status(400, "BadRequest", f"the request body is not JSON: {e}"))
 
     def _watch(self, res: _Resource, namespace: str | None, query: Mapping[str, str]) -> None:
         rv = query.get("resourceVersion")
@@ -931,7 +935,6 @@ class FakeKubelet:
                    "spec": {k: v for k, v in spec.items()}}
         pod_obj["spec"]["restartPolicy"] = "Never"
         self.api.create(pod_obj, self.namespace)
-        container = spec["containers"][0]
         pod = _Pod(pod_name, owner["kind"], owner["metadata"]["name"])
         with self._lock:
             self._pods[pod_name] = pod

@@ -388,3 +388,15 @@ def test_time_is_spent_in_the_api_not_in_sleeps(cluster: FakeCluster, backend: K
         backend.poll([job_id])
     # poll answers from the watch cache: 50 polls make no request of their own.
     assert time.monotonic() - started < 1.0
+
+
+def test_the_server_refuses_build_at_submission_on_kubernetes(backend: KubernetesBackend) -> None:
+    from runyard.scheduler._dispatch import BackendPool
+    from runyard.spec import parse_spec
+
+    pool = BackendPool(instances={"cluster": backend})
+    spec = parse_spec("project: p\ncommand: python t.py\nbackend: cluster\nimage: python:3.11\n"
+                      "build:\n  steps: ['pip install numpy']\n")
+    with pytest.raises(SpecError, match="cannot build images"):
+        pool.check("cluster", spec)
+    pool.check("cluster", parse_spec("project: p\ncommand: python t.py\nbackend: cluster\nimage: python:3.11\n"))

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from kube_helpers import REAL_KUBECONFIG, FakeCluster, fake_cluster, real_cluster_options
 
 from runyard.backends.kubernetes import KubernetesBackend
 from runyard.testing.backend_contract import BackendContract
-from kube_helpers import REAL_KUBECONFIG, FakeCluster, fake_cluster, real_cluster_options
 
 pytest.importorskip("kubernetes")
 pytest.importorskip("kubernetes_validate")

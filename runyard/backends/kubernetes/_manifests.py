@@ -5,13 +5,16 @@ Golden files under ``tests/backends/golden/`` pin their output; change them only
 
 What a run becomes (:func:`workload_kind`):
 
-| run                                        | object                                                            |
-| ------------------------------------------ | ----------------------------------------------------------------- |
-| one task                                   | ``batch/v1`` Job, backoffLimit 0, one pod                         |
-| ``framework: pytorch`` / ``jax`` / ``xgboost`` | Kubeflow Trainer v2 ``TrainJob`` (``trainer.kubeflow.org/v1alpha1``) on the runtime ``torch-distributed`` / ``jax-distributed`` / ``xgboost-distributed``, one node per task |
-| the same with ``training_api: training-operator-v1`` | ``PyTorchJob`` / ``JAXJob`` / ``XGBoostJob`` (``kubeflow.org/v1``), one replica type per role |
-| ``framework: tensorflow``                  | ``TFJob`` (v1), or with ``tensorflow_operator: false`` an Indexed Job and a headless Service |
-| ``framework: ray``                         | KubeRay ``RayJob`` (``ray.io/v1``): head and worker groups from the roles, the ``job`` task as entrypoint |
+- one task: a ``batch/v1`` Job, backoffLimit 0, one pod;
+- ``framework: pytorch | jax | xgboost``: a Kubeflow Trainer v2 ``TrainJob``
+  (``trainer.kubeflow.org/v1alpha1``) on the ClusterTrainingRuntime ``torch-distributed``,
+  ``jax-distributed`` or ``xgboost-distributed`` (``runtimes`` overrides), one node per task;
+  with ``training_api: training-operator-v1``: ``PyTorchJob``, ``JAXJob``, ``XGBoostJob``
+  (``kubeflow.org/v1``), one replica type per role;
+- ``framework: tensorflow`` (not in Trainer v2): a ``TFJob``, or with ``tensorflow_operator: false``
+  an Indexed Job and a headless Service;
+- ``framework: ray``: a KubeRay ``RayJob`` (``ray.io/v1``): head and worker groups from the roles,
+  the ``job`` task as its entrypoint.
 
 Every pod runs the task runner (``python -m runyard.runner exec``) in the run's image. The
 launch file (the run's env and token) is a Secret owned by the object, passed to the container

@@ -1,19 +1,18 @@
 """Kubernetes objects and their pods → Runyard's ``EngineState``: pure functions, one table.
 
-| object says                                        | pods say                                  | EngineStatus | reason                         |
-| -------------------------------------------------- | ----------------------------------------- | ------------ | ------------------------------ |
-| Job ``Complete``, TrainJob ``Complete``, v1 ``Succeeded``, RayJob ``Complete`` + ``SUCCEEDED`` | | SUCCEEDED | "" |
-| ``Failed`` with reason ``DeadlineExceeded``        |                                           | TIMEOUT      | "TIMEOUT: DeadlineExceeded: …" |
-| ``Failed``                                         | a container ``OOMKilled``                 | FAILED       | "OOMKilled: … raise resources.memory" (exit 137) |
-| ``Failed``                                         | the pod ``Evicted``                       | FAILED       | "Evicted: …" (restartable)     |
-| ``Failed``                                         | a container exited N                      | FAILED       | "exit code N"                  |
-| ``Suspended`` / RayJob ``Suspended``               |                                           | PENDING      | "pending: suspended"           |
-| no end yet                                         | a pod ``Running``                         | RUNNING      | ""                             |
-| no end yet                                         | ``Pending``: ``Unschedulable``, ``ImagePullBackOff``, ``ErrImagePull`` … | PENDING | "pending: Unschedulable: 0/3 nodes …" |
-| no end yet                                         | no pod yet                                | PENDING      | "pending: no pod yet"          |
-| being deleted (``deletionTimestamp``)              |                                           | CANCELED     | "canceled: the object is being deleted" |
-| RayJob ``STOPPED``                                 |                                           | CANCELED     | "stopped"                      |
-| anything else                                      |                                           | UNKNOWN      | the raw status kept            |
+- SUCCEEDED (exit 0): Job ``Complete`` (or ``SuccessCriteriaMet``), TrainJob ``Complete``, v1 kinds
+  ``Succeeded``, RayJob ``jobStatus: SUCCEEDED``.
+- TIMEOUT: ``Failed`` with reason (or message) ``DeadlineExceeded`` ("TIMEOUT: DeadlineExceeded: ...");
+  RayJob ``reason: DeadlineExceeded``.
+- FAILED: ``Failed``, explained by the pods: a container ``OOMKilled`` ("OOMKilled: ... raise
+  resources.memory", exit 137), a pod ``Evicted`` ("Evicted: ..."; the cluster's fault: a restart
+  helps), a container's exit code ("exit code N"); else the condition's reason and message.
+- CANCELED: the object is being deleted (``deletionTimestamp``); RayJob ``jobStatus: STOPPED``.
+- PENDING: ``Suspended``; no end yet and no pod running, with the pods' reason: ``Unschedulable``
+  (and the scheduler's message), ``ImagePullBackOff``, ``ErrImagePull``, ``CreateContainerConfigError``
+  ... ("pending: Unschedulable: 0/3 nodes are available: ..."), "pending: no pod yet".
+- RUNNING: no end yet and a pod ``Running``; RayJob ``jobDeploymentStatus: Running`` with the job running.
+- UNKNOWN: a RayJob status Runyard does not know, the raw status kept.
 
 Restart policy: the scheduler restarts a FAILED run while its attempts are below
 ``max_restarts``; an eviction or a node lost is the cluster's fault, not the code's, and says so.
