@@ -388,8 +388,10 @@ def render_service(workload: Mapping[str, Any], owner: Mapping[str, Any] | None 
 
 
 def _owner_ref(owner: Mapping[str, Any]) -> dict[str, Any]:
+    # No blockOwnerDeletion: setting it needs `update` on the owner's finalizers (the
+    # OwnerReferencesPermissionEnforcement admission plugin), a permission the Role need not grant.
     return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+            "uid": owner["metadata"]["uid"], "controller": True}
 
 
 def needs_service(workload: Mapping[str, Any]) -> bool:
