@@ -400,3 +400,36 @@ def test_the_server_refuses_build_at_submission_on_kubernetes(backend: Kubernete
     with pytest.raises(SpecError, match="cannot build images"):
         pool.check("cluster", spec)
     pool.check("cluster", parse_spec("project: p\ncommand: python t.py\nbackend: cluster\nimage: python:3.11\n"))
+
+
+def test_a_missing_client_names_the_extra(cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "kubernetes", None)  # as if `pip install 'runyard[kubernetes]'` was not run
+    backend = KubernetesBackend(cluster.options())
+    [cred] = backend.check()
+    assert not cred.ok and "runyard[kubernetes]" in cred.hint
+    with pytest.raises(SubmitError, match="client") as e:
+        backend.submit(_launch())
+    assert "runyard[kubernetes]" in e.value.hint
+
+
+def test_runyard_backends_add_and_test_on_kubernetes(cluster: FakeCluster, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    def runyard(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "RUNYARD_HOME": str(tmp_path / "home"), "COLUMNS": "200"}
+        return subprocess.run([sys.executable, "-m", "runyard.cli", *args], env=env, capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL, check=False)
+
+    added = runyard("backends", "add", "cluster", "--type", "kubernetes", "--set", f"kubeconfig={cluster.kubeconfig}",
+                    "--set", "image=python:3.11-slim")
+    assert added.returncode == 0, added.stderr
+    out = runyard("backends", "test", "cluster", "--json")
+    checks = {c["name"]: c for c in json.loads(out.stdout)}
+    assert list(checks) == ["credentials", "namespace", "kinds", "gpu resource"]
+    assert all(c["ok"] for c in checks.values()), checks
+    assert out.returncode == 0
