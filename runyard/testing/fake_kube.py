@@ -264,6 +264,7 @@ class FakeKubeServer:
         self._watch_epoch = 0  # bumped by drop_watches: open watches end abruptly
         self.requests: list[tuple[str, str]] = []  # (method, path with query), for tests
         self._open: dict[str, int] = {}  # plural → watches open now
+        self.log_source: Callable[[str], str] | None = None  # pod name → its log (set by FakeKubelet)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -328,6 +329,13 @@ class FakeKubeServer:
         with self._cond:
             self._watch_epoch += 1
             self._cond.notify_all()
+
+    def pod_log(self, name: str, tail_lines: int = 0) -> str:
+        """A pod's log (``pods/NAME/log``), from the ``log_source`` a fake kubelet sets; ``tail_lines`` > 0: the last ones."""
+        text = self.log_source(name) if self.log_source is not None else ""
+        if tail_lines > 0:
+            text = "".join(text.splitlines(keepends=True)[-tail_lines:])
+        return text
 
     def open_watches(self, plural: str) -> int:
         """How many watches of ``plural`` (``jobs``, ``pods`` ...) are open now."""
@@ -638,7 +646,7 @@ def _established(crd: Mapping[str, Any]) -> bool:
 
 
 _PATH_RE = re.compile(r"^/(?:api/(?P<cv>v1)|apis/(?P<g>[^/]+)/(?P<v>[^/]+))"
-                      r"(?:/namespaces/(?P<ns>[^/]+))?(?:/(?P<plural>[^/]+))?(?:/(?P<name>[^/]+))?(?:/(?P<sub>status))?/?$")
+                      r"(?:/namespaces/(?P<ns>[^/]+))?(?:/(?P<plural>[^/]+))?(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|log))?/?$")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -694,6 +702,16 @@ class _Handler(BaseHTTPRequestHandler):
                 if query.get("watch", "").lower() in ("true", "1"):
                     return self._watch(res, m["ns"], query)
                 return self._send(200, fake.list(res, m["ns"], query.get("labelSelector", "")))
+            if method == "GET" and sub == "log" and res.kind == "Pod":
+                fake.get(res, ns, name)  # 404 for an unknown pod
+                text = fake.pod_log(name, int(query.get("tailLines") or 0))
+                data = text.encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                return None
             if method == "GET":
                 return self._send(200, fake.get(res, ns, name))
             if method == "POST" and name is None:
@@ -793,6 +811,7 @@ class FakeKubelet:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._loop, name="fake-kubelet", daemon=True)
+        api.log_source = self.pod_logs
 
     def start(self) -> FakeKubelet:
         self._thread.start()
@@ -808,9 +827,17 @@ class FakeKubelet:
             self._kill(pod, 1.0)
 
     def pod_logs(self, name: str) -> str:
+        """What the pod's container printed so far (its ``kubectl logs``)."""
         with self._lock:
             pod = self._pods.get(name)
-        return "" if pod is None else "".join(pod.log)
+        if pod is None:
+            return ""
+        if pod.workdir:
+            try:
+                return Path(pod.workdir, "pod.log").read_text(errors="replace")
+            except OSError:
+                pass
+        return "".join(pod.log)
 
     # -------------------------------------------------------------- the loop
     def _loop(self) -> None:

@@ -72,3 +72,44 @@ class TestKubernetesContractOnARealCluster(BackendContract):
         yield from _stopping(KubernetesBackend(options))
 
 
+
+
+def test_a_pod_whose_runner_never_started_shows_its_log(cluster: FakeCluster, make_launch) -> None:  # noqa: ANN001
+    from runyard.backends.base import EngineStatus
+    from runyard.testing.backend_contract import wait_terminal
+
+    # An image without this Python (or without runyard): the runner cannot report, so the pod's log tells why.
+    for b in _stopping(KubernetesBackend(cluster.options(python="/opt/no-such/python3"))):
+        job_id = b.submit(make_launch("echo never"))
+        state = wait_terminal(b, job_id, timeout_s=30.0)
+        assert state.status is EngineStatus.FAILED and state.exit_code == 127, state
+        assert "the runner did not start in pod" in state.reason and "/opt/no-such/python3" in state.reason, state
+
+
+@pytest.mark.parametrize(("framework", "options", "kind"), [
+    ("pytorch", {"training_api": "training-operator-v1"}, "PyTorchJob"),
+    ("tensorflow", {"tensorflow_operator": False}, "Job"),
+])
+def test_every_task_starts_through_the_other_kinds(cluster: FakeCluster, make_launch, client, framework: str,  # noqa: ANN001
+                                                   options: dict, kind: str) -> None:
+    from runyard.backends.base import EngineStatus, Resources
+    from runyard.launch import task_slots
+    from runyard.testing.backend_contract import stdout_of, wait_terminal
+
+    if kind == "PyTorchJob":
+        cluster.api.install_crd("PyTorchJob")  # the training operator v1 (FakeKubelet acts as it)
+    roles = {"master": 1, "worker": 1} if framework == "pytorch" else {"chief": 1, "worker": 1}
+    desc = {"framework": framework, "roles": {r: {"replicas": n, "resources": {"cpus": 0.5, "memory_mb": 0, "gpus": 0}}
+                                              for r, n in roles.items()}}
+    for b in _stopping(KubernetesBackend(cluster.options(**options))):
+        launch = make_launch('echo "task $RUNYARD_TASK_ROLE-$RUNYARD_TASK_RANK"', resources=Resources(cpus=0.5),
+                             tasks=task_slots(desc), distributed=desc)
+        job_id = b.submit(launch)
+        assert job_id.startswith(f"{kind}/")
+        if kind == "Job":  # the Indexed Job's pods get DNS names through a headless Service
+            assert [s["metadata"]["name"] for s in cluster.api.objects("Service")] == [job_id.partition("/")[2]]
+        state = wait_terminal(b, job_id)
+        assert state.status is EngineStatus.SUCCEEDED, state
+        tasks = {f"{t['role']}-{t['rank']}": t["status"] for t in client.get_run(launch.run_id)["tasks"]}
+        assert tasks == {f"{r}-0": "succeeded" for r in roles}, tasks
+        assert sorted(stdout_of(client, launch.run_id)) == sorted(f"task {r}-0" for r in roles)

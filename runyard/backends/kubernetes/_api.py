@@ -109,6 +109,26 @@ class KubeApi:
             raise _error_from(e) from e
         return json.loads(data) if data else {}
 
+    def text(self, path: str, *, query: Mapping[str, Any] | None = None) -> str:
+        """A GET whose answer is plain text (a pod's log).
+
+        Raises:
+            KubeApiError: an error status, or the server cannot be reached (status 0).
+        """
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            resp = self.client.call_api(path, "GET", query_params=list((query or {}).items()),
+                                        header_params={"Accept": "text/plain"}, auth_settings=["BearerToken"],
+                                        _preload_content=False, _return_http_data_only=True,
+                                        _request_timeout=self.timeout_s)
+            return resp.data.decode(errors="replace")
+        except ApiException as e:
+            raise _error_from(e) from e
+        except (HTTPError, OSError) as e:
+            raise _error_from(e) from e
+
     def watch(self, path: str, query: Mapping[str, Any], timeout_s: float) -> Iterator[dict[str, Any]]:
         """The events of one watch request (``watch=true``), until the server ends it after ``timeout_s``.
 

@@ -457,6 +457,7 @@ class KubernetesBackend(BaseBackend):
         if kinds:
             self._wait_synced(kinds | {"Pod"})
         out: dict[str, EngineState] = {}
+        failing: list[tuple[str, EngineState, list[dict[str, Any]]]] = []  # FAILED first seen: explained below
         now = self._clock()
         with self._lock:
             pods_by_attempt: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
@@ -489,10 +490,33 @@ class KubernetesBackend(BaseBackend):
                     if canceled and state.status in (EngineStatus.FAILED, EngineStatus.SUCCEEDED, EngineStatus.TIMEOUT,
                                                      EngineStatus.CANCELED):
                         state = EngineState(EngineStatus.CANCELED, state.exit_code, "canceled", state.raw)
-                if state.status.terminal:
+                if state.status is EngineStatus.FAILED and obj is not None:
+                    failing.append((job_id, state, [p for p in pods_by_attempt.get(key, [])
+                                                    if (p.get("status") or {}).get("phase") == "Failed"]))
+                elif state.status.terminal:
                     self._final[job_id] = state
                 out[job_id] = state
+        for job_id, state, failed_pods in failing:
+            out[job_id] = self._with_pod_log(state, failed_pods)
+            with self._lock:
+                self._final[job_id] = out[job_id]
         return out
+
+    def _with_pod_log(self, state: EngineState, pods: Sequence[Mapping[str, Any]]) -> EngineState:
+        """``state`` with the pod's last log lines when its runner never started (pod logs are the fallback
+        for what the runner could not report: an image without runyard, a wrong ``python``)."""
+        for pod in pods[:1]:
+            name = pod.get("metadata", {}).get("name", "")
+            try:
+                text = self.api().text(f"{collection_path('Pod', self.namespace)}/{name}/log", query={"tailLines": 20})
+            except KubeApiError as e:
+                log.debug("the log of pod %s: %s", name, e.message)
+                return state
+            if "[runyard] task" in text or not text.strip():
+                return state  # the runner ran and reported; its own reason stands
+            tail = " | ".join(line.strip() for line in text.strip().splitlines()[-5:])
+            return dataclasses.replace(state, reason=f"{state.reason}; the runner did not start in pod {name}: {tail}")
+        return state
 
     # ------------------------------------------------------------ check
     def check(self) -> list[CheckResult]:
