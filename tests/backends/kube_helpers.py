@@ -28,6 +28,11 @@ class FakeCluster:
     api: FakeKubeServer
     kubeconfig: Path
     kubelet: FakeKubelet | None
+    _url: str = ""
+
+    @property
+    def api_url(self) -> str:
+        return self._url
 
     def options(self, **extra: Any) -> dict[str, Any]:
         """Backend options for this cluster: short watches, an image name the fake kubelet ignores."""
@@ -48,7 +53,7 @@ def fake_cluster(root: Path, *, kubelet: bool = True, crds: tuple[str, ...] = ("
         config = write_kubeconfig(root / "kubeconfig", api.url, api.token)
         if kubelet:
             runner = FakeKubelet(api, root).start()
-        yield FakeCluster(api, config, runner)
+        yield FakeCluster(api, config, runner, api.url)
     finally:
         if runner is not None:
             runner.stop()

@@ -433,3 +433,26 @@ def test_runyard_backends_add_and_test_on_kubernetes(cluster: FakeCluster, tmp_p
     assert list(checks) == ["credentials", "namespace", "kinds", "gpu resource"]
     assert all(c["ok"] for c in checks.values()), checks
     assert out.returncode == 0
+
+
+def test_a_kind_the_cluster_does_not_serve_polls_lost_and_a_dead_api_unknown(tmp_path: Path) -> None:
+    from runyard.testing.fake_kube import write_kubeconfig
+
+    with fake_cluster(tmp_path, kubelet=False, crds=()) as cluster:
+        backend = KubernetesBackend(cluster.options())
+        try:
+            state = backend.poll(["RayJob/ry-t1-5-1"])["RayJob/ry-t1-5-1"]
+            assert state.status is EngineStatus.LOST and "does not serve RayJob" in state.reason
+            assert "KubeRay" in state.reason
+        finally:
+            backend.close()
+    # The same URL, now with nothing listening: the engine cannot be asked, and poll says so without hanging.
+    dead = KubernetesBackend({"kubeconfig": str(write_kubeconfig(tmp_path / "dead", cluster.api_url, "t")),
+                              "request_timeout_s": 2.0})
+    try:
+        started = time.monotonic()
+        state = dead.poll(["Job/ry-t1-5-1"])["Job/ry-t1-5-1"]
+        assert state.status is EngineStatus.UNKNOWN and "cannot list Job" in state.reason
+        assert time.monotonic() - started < 10
+    finally:
+        dead.close()

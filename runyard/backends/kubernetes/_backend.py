@@ -98,8 +98,10 @@ def collection_path(kind: str, namespace: str) -> str:
 class _Watch:
     kind: str
     thread: threading.Thread
-    synced: threading.Event
-    error: str = ""
+    synced: threading.Event  # the first list is in the cache
+    tried: threading.Event  # the first list was tried (it may have failed: see error)
+    error: str = ""  # the last failure, "" after a success
+    not_served: bool = False  # the list answered 404: the cluster does not serve the kind
 
 
 class KubernetesBackend(BaseBackend):
@@ -360,8 +362,9 @@ class KubernetesBackend(BaseBackend):
             w = self._watches.get(kind)
             if w is not None and w.thread.is_alive():
                 return w
-            w = _Watch(kind, threading.Thread(target=self._watch_loop, args=(kind,), daemon=True,
-                                              name=f"runyard-kube-watch-{kind}"), threading.Event())
+            w = _Watch(kind, threading.Thread(daemon=True, name=f"runyard-kube-watch-{kind}"), threading.Event(),
+                       threading.Event())
+            w.thread = threading.Thread(target=self._watch_loop, args=(w,), daemon=True, name=f"runyard-kube-watch-{kind}")
             self._watches[kind] = w
         w.thread.start()
         return w
@@ -379,8 +382,8 @@ class KubernetesBackend(BaseBackend):
             else:
                 self._objects[(kind, name)] = obj
 
-    def _watch_loop(self, kind: str) -> None:
-        stop = self._stop
+    def _watch_loop(self, w: _Watch) -> None:
+        stop, kind = self._stop, w.kind
         path = collection_path(kind, self.namespace)
         rv: str | None = None
         backoff = 0.2
@@ -401,7 +404,9 @@ class KubernetesBackend(BaseBackend):
                                 self._objects[(kind, o["metadata"]["name"])] = o
                         self.watch_stats["lists"] += 1
                     rv = str(listing.get("metadata", {}).get("resourceVersion") or "")
-                    self._watches[kind].synced.set()
+                    w.error, w.not_served = "", False
+                    w.synced.set()
+                    w.tried.set()
                 else:
                     with self._lock:
                         self.watch_stats["resumes"] += 1
@@ -423,29 +428,38 @@ class KubernetesBackend(BaseBackend):
                         self._store(kind, str(etype), obj)
                     if new_rv:
                         rv = str(new_rv)
+                w.error = ""
                 backoff = 0.2
-            except KubeApiError as e:
+            except (KubeApiError, SpecError) as e:
                 if stop.is_set():
                     return
-                if e.status == 410:
+                status = getattr(e, "status", 0)
+                if status == 410:
                     rv = None
                 with self._lock:
                     self.watch_stats["errors"] += 1
-                w = self._watches.get(kind)
-                if w is not None:
-                    w.error = e.message
+                w.error = e.message
+                w.not_served = status == 404 and rv is None
+                w.tried.set()
                 log.debug("watch of %s: %s; resuming", kind, e.message)
-                stop.wait(backoff)
+                # A kind the cluster does not serve is asked again slowly (its operator may be installed later).
+                stop.wait(30.0 if w.not_served else backoff)
                 backoff = min(5.0, backoff * 2)
-            except Exception as e:  # noqa: BLE001 - a watch thread must not die silently; the next poll restarts it
+            except Exception as e:  # noqa: BLE001 - a watch thread must not die silently; it retries
                 log.warning("watch of %s failed: %r; resuming", kind, e)
+                w.error = repr(e)
+                w.tried.set()
                 stop.wait(1.0)
 
-    def _wait_synced(self, kinds: set[str]) -> None:
+    def _wait_synced(self, kinds: set[str]) -> dict[str, _Watch]:
+        """The watches of ``kinds``, each waited for until its first list was tried (at most a request timeout)."""
         deadline = time.monotonic() + self.options.request_timeout_s
+        out = {}
         for kind in kinds:
             w = self._ensure_watch(kind)
-            w.synced.wait(max(0.0, deadline - time.monotonic()))
+            w.tried.wait(max(0.0, deadline - time.monotonic()))
+            out[kind] = w
+        return out
 
     def _poll_once(self, job_ids: Sequence[str]) -> dict[str, EngineState]:
         if not job_ids:
@@ -454,8 +468,7 @@ class KubernetesBackend(BaseBackend):
             self._stop = threading.Event()  # polled after close: follow again
         parsed = {j: j.partition("/") for j in job_ids}
         kinds = {k for k, _, n in parsed.values() if k in KINDS and n}
-        if kinds:
-            self._wait_synced(kinds | {"Pod"})
+        watches = self._wait_synced(kinds | {"Pod"}) if kinds else {}
         out: dict[str, EngineState] = {}
         failing: list[tuple[str, EngineState, list[dict[str, Any]]]] = []  # FAILED first seen: explained below
         now = self._clock()
@@ -474,7 +487,18 @@ class KubernetesBackend(BaseBackend):
                     continue
                 obj = self._objects.get((kind, name))
                 canceled = job_id in self._canceled
-                if obj is None:
+                w = watches.get(kind)
+                if obj is None and w is not None and not w.synced.is_set():
+                    # Never listed: the kind is not served, or the API server cannot be reached.
+                    if w.not_served:
+                        state = EngineState(EngineStatus.LOST, None, f"the cluster does not serve {kind} "
+                                            f"(install {OPERATORS[kind].split(' (')[0]})", w.error)
+                    else:
+                        out[job_id] = EngineState(EngineStatus.UNKNOWN, None,
+                                                  f"cannot list {kind} in namespace {self.namespace}: "
+                                                  f"{w.error or 'no answer yet'}", w.error)
+                        continue
+                elif obj is None:
                     since = self._submitted.get(job_id)
                     if canceled:
                         state = EngineState(EngineStatus.CANCELED, None, "canceled: deleted", "")
