@@ -97,7 +97,7 @@ def collection_path(kind: str, namespace: str) -> str:
 @dataclasses.dataclass
 class _Watch:
     kind: str
-    thread: threading.Thread
+    thread: threading.Thread | None
     synced: threading.Event  # the first list is in the cache
     tried: threading.Event  # the first list was tried (it may have failed: see error)
     error: str = ""  # the last failure, "" after a success
@@ -360,13 +360,12 @@ class KubernetesBackend(BaseBackend):
     def _ensure_watch(self, kind: str) -> _Watch:
         with self._lock:
             w = self._watches.get(kind)
-            if w is not None and w.thread.is_alive():
+            if w is not None and w.thread is not None and w.thread.is_alive():
                 return w
-            w = _Watch(kind, threading.Thread(daemon=True, name=f"runyard-kube-watch-{kind}"), threading.Event(),
-                       threading.Event())
+            w = _Watch(kind, None, threading.Event(), threading.Event())
             w.thread = threading.Thread(target=self._watch_loop, args=(w,), daemon=True, name=f"runyard-kube-watch-{kind}")
             self._watches[kind] = w
-        w.thread.start()
+            w.thread.start()
         return w
 
     def _store(self, kind: str, event: str, obj: dict[str, Any]) -> None:
