@@ -456,3 +456,27 @@ def test_a_kind_the_cluster_does_not_serve_polls_lost_and_a_dead_api_unknown(tmp
         assert time.monotonic() - started < 10
     finally:
         dead.close()
+
+
+def test_nodes_are_the_schedulable_ones_the_selector_allows(cluster: FakeCluster) -> None:
+    from runyard.scheduler._dispatch import BackendPool
+    from runyard.spec import parse_spec
+
+    def node(name: str, labels: dict[str, str], gpus: str, *, cordoned: bool = False) -> None:
+        cluster.api.create({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": labels},
+                            "spec": {"unschedulable": cordoned},
+                            "status": {"allocatable": {"cpu": "31500m", "memory": "131072Mi", "nvidia.com/gpu": gpus}}})
+
+    node("a100-1", {"pool": "a100"}, "8")
+    node("a100-2", {"pool": "a100"}, "8", cordoned=True)
+    node("cpu-1", {"pool": "cpu"}, "0")
+    backend = KubernetesBackend(cluster.options(node_selector={"pool": "a100"}))
+    try:
+        assert backend.nodes() == [Resources(31.5, 131072, 8)]
+        # The server refuses at submission a run no node can ever hold (instead of a pod Unschedulable forever).
+        pool = BackendPool(instances={"cluster": backend})
+        too_big = parse_spec("project: p\ncommand: x\nbackend: cluster\nimage: i\nresources: {gpus: 16}\n")
+        with pytest.raises(SpecError, match="can never start"):
+            pool.check("cluster", too_big)
+    finally:
+        backend.close()

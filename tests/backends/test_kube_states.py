@@ -75,3 +75,11 @@ def test_pod_reasons_explain_a_failure_and_a_wait() -> None:
         {"name": "main", "state": {"waiting": {"reason": "CreateContainerConfigError"}}}]}}
     assert map_object(_obj("Job"), [config]).reason.startswith("pending: CreateContainerConfigError: a Secret")
     assert map_object(_obj("Job")).reason == "pending: no pod yet"
+
+
+@pytest.mark.parametrize(("text", "value"), [("3500m", 3.5), ("2", 2.0), (4, 4.0), ("128Gi", 128 * 2**30),
+                                             ("131072Ki", 2**27), ("1e9", 1e9), ("500M", 5e8)])
+def test_quantities(text: str | int, value: float) -> None:
+    from runyard.backends.kubernetes._states import parse_quantity
+
+    assert parse_quantity(text) == value

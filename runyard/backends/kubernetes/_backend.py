@@ -47,7 +47,16 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, RunLaunch, TaskSlot
+from runyard.backends.base import (
+    BaseBackend,
+    CheckResult,
+    EngineState,
+    EngineStatus,
+    Feature,
+    Resources,
+    RunLaunch,
+    TaskSlot,
+)
 from runyard.backends.kit import launch_file_bytes, launch_reaching, poll_waiting
 from runyard.backends.kubernetes._api import KubeApi, KubeApiError, load_client
 from runyard.backends.kubernetes._manifests import (
@@ -66,7 +75,7 @@ from runyard.backends.kubernetes._manifests import (
     workload_kind,
 )
 from runyard.backends.kubernetes._options import KubernetesBackendOptions
-from runyard.backends.kubernetes._states import map_object
+from runyard.backends.kubernetes._states import map_object, node_shape
 from runyard.errors import SpecError, SubmitError
 
 __all__ = ["KubernetesBackend"]
@@ -129,6 +138,7 @@ class KubernetesBackend(BaseBackend):
         self._canceled: set[str] = set()
         self._final: dict[str, EngineState] = {}
         self._served: tuple[float, set[str]] | None = None
+        self._nodes: tuple[float, list[Resources] | None] | None = None
         self._stop = threading.Event()
         #: How the watches went: ``lists`` (initial lists and relists), ``resumes`` (a watch renewed from its
         #: resourceVersion), ``gone`` (410s that forced a relist), ``errors``.
@@ -207,6 +217,28 @@ class KubernetesBackend(BaseBackend):
                             "backend has no default image.",
                             "Add `image: NAME` to runyard.yml (an image with Python and runyard installed), or set "
                             "the backend's image: option.")
+
+    def nodes(self) -> list[Resources] | None:
+        """The allocatable CPUs, memory and ``gpu_resource`` of the nodes runs may land on (schedulable, matching
+        ``node_selector``), asked at most every minute; ``None`` when nodes cannot be read (no permission: unknown)."""
+        now = self._clock()
+        with self._lock:
+            cached = self._nodes
+            if cached is not None and now - cached[0] < _SERVED_TTL_S:
+                return cached[1]
+        try:
+            items = self.api().request("GET", "/api/v1/nodes").get("items") or []
+        except (KubeApiError, SpecError) as e:
+            log.debug("nodes of the cluster not readable: %s", e.message)
+            shapes = None
+        else:
+            shapes = [node_shape(n, self.options.gpu_resource) for n in items
+                      if not (n.get("spec") or {}).get("unschedulable")
+                      and all(((n.get("metadata") or {}).get("labels") or {}).get(k) == v
+                              for k, v in self.options.node_selector.items())] or None
+        with self._lock:
+            self._nodes = (now, shapes)
+        return shapes
 
     def capacity(self) -> None:
         """``None``: Kubernetes queues pods itself (a pod that cannot be placed waits, Unschedulable)."""

@@ -25,9 +25,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from runyard.backends.base import EngineState, EngineStatus
+from runyard.backends.base import EngineState, EngineStatus, Resources
 
-__all__ = ["PENDING_REASONS", "map_object", "pod_problem"]
+__all__ = ["PENDING_REASONS", "map_object", "node_shape", "parse_quantity", "pod_problem"]
 
 #: Why a pod waits, as the kubelet and scheduler say it (container waiting reasons, PodScheduled reasons).
 PENDING_REASONS = ("Unschedulable", "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "CreateContainerConfigError",
@@ -180,3 +180,33 @@ def _map_rayjob(obj: Mapping[str, Any], pods: Sequence[Mapping[str, Any]]) -> En
             return EngineState(EngineStatus.PENDING, None, "pending: the Ray job is not running yet", raw)
         return EngineState(EngineStatus.RUNNING, None, "", raw)
     return EngineState(EngineStatus.UNKNOWN, None, f"RayJob status {deploy!r}/{job!r} is not known to Runyard", raw)
+
+
+_SUFFIXES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+             "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
+
+
+def parse_quantity(text: str | int | float) -> float:
+    """A Kubernetes quantity (``"3500m"``, ``"128Gi"``, ``"1e9"``, ``4``) as a number.
+
+    Raises:
+        ValueError: not a quantity.
+    """
+    value = str(text).strip()
+    for suffix in sorted(_SUFFIXES, key=len, reverse=True):
+        if value.endswith(suffix) and not value.endswith("e" + suffix):
+            return float(value[: -len(suffix)]) * _SUFFIXES[suffix]
+    return float(value)
+
+
+def node_shape(node: Mapping[str, Any], gpu_resource: str) -> Resources:
+    """A node's allocatable CPUs, memory (MB) and ``gpu_resource`` count; an unreadable amount counts as 0."""
+    alloc = (node.get("status") or {}).get("allocatable") or {}
+
+    def amount(key: str) -> float:
+        try:
+            return parse_quantity(alloc.get(key, 0))
+        except ValueError:
+            return 0.0
+
+    return Resources(amount("cpu"), int(amount("memory") // 2**20), int(amount(gpu_resource)))
