@@ -13,6 +13,7 @@ with the API's semantics:
   ``resourceVersion``, ending after ``timeoutSeconds``; a ``resourceVersion`` older than the
   compacted history gets an ``ERROR`` event with a 410 Gone ``Status`` (:meth:`FakeKubeServer.compact`),
   and :meth:`FakeKubeServer.drop_watches` cuts every open watch, as a load balancer does;
+- pod logs (``pods/NAME/log``, ``tailLines``) from the fake kubelet;
 - delete with ``propagationPolicy`` (Foreground and Background delete every object that names it
   in ``ownerReferences``, recursively; Orphan leaves them);
 - discovery (``/api``, ``/apis``, ``/api/v1``, ``/apis/GROUP/VERSION``); a custom kind is served only
@@ -22,7 +23,7 @@ with the API's semantics:
 - 401 for a request without the server's bearer token.
 
 :class:`FakeKubelet` stands in for the kubelet and the controllers (Job controller, Kubeflow
-Trainer, training-operator, KubeRay): it turns Jobs, TrainJobs and the v1 kinds into Pods and runs
+Trainer, training-operator, KubeRay): it turns Jobs, TrainJobs, the v1 kinds and RayJobs into Pods and runs
 each pod's command as a local subprocess with the pod's environment (``secretKeyRef`` and
 ``fieldRef`` resolved; this machine's Python stands in for the image), then reports pod and object
 status through ``/status`` as the real controllers do. Tests that move objects through their
@@ -778,10 +779,12 @@ class _Pod:
     exit_code: int | None = None
     deleted: bool = False
     log: list[str] = field(default_factory=list)
+    argv: list[str] | None = None  # instead of the container's command (a RayJob's entrypoint on its head)
+    idle: bool = False  # runs nothing (a Ray worker: KubeRay's `ray start` is not simulated)
 
 
 class FakeKubelet:
-    """Runs the pods of Jobs, TrainJobs and v1 training kinds as local subprocesses, as kubelet and controllers would.
+    """Runs the pods of Jobs, TrainJobs, v1 training kinds and RayJobs as local subprocesses, as kubelet and operators would.
 
     A Job (``completions`` pods; ``completionMode: Indexed`` gives each ``JOB_COMPLETION_INDEX``),
     a TrainJob (``trainer.numNodes`` pods, each with ``JOB_COMPLETION_INDEX``; the real Trainer goes
@@ -792,7 +795,8 @@ class FakeKubelet:
     and ``PYTHONPATH`` (this machine's Python stands in for the image), in a directory of its own
     (``TMPDIR`` too). Pod status follows the process; the owner gets ``Complete``/``Failed``
     (Job, TrainJob) or ``Succeeded``/``Failed`` (v1) when its pods end. A deleted pod's process gets
-    SIGTERM, then SIGKILL after the pod's grace period. RayJobs are left to the tests.
+    SIGTERM, then SIGKILL after the pod's grace period. A RayJob's head pod runs its entrypoint (KubeRay's Ray
+    nodes are not simulated: worker pods run nothing); its status follows the entrypoint.
 
     Args:
         api: the fake API server.
@@ -863,6 +867,9 @@ class FakeKubelet:
             elif kind in ("PyTorchJob", "TFJob", "XGBoostJob", "JAXJob"):
                 self._seen.add(uid)
                 self._start_v1(obj)
+            elif kind == "RayJob":
+                self._seen.add(uid)
+                self._start_rayjob(obj)
         self._start_waiting()
         live = {o["metadata"]["name"] for o in self.api.objects("Pod")}
         with self._lock:
@@ -955,14 +962,31 @@ class FakeKubelet:
                     env[var["name"]] = "127.0.0.1"
         return env
 
+    def _start_rayjob(self, rj: Mapping[str, Any]) -> None:
+        # KubeRay makes a RayCluster (head and worker pods running `ray start`) and submits the entrypoint
+        # to the head. Here the head pod runs the entrypoint itself with the head container's environment;
+        # worker pods are made but run nothing.
+        name = rj["metadata"]["name"]
+        cluster = rj["spec"]["rayClusterSpec"]
+        head = cluster["headGroupSpec"]["template"]
+        self.api.set_status("RayJob", name, {"jobDeploymentStatus": "Initializing"}, self.namespace)
+        for group in cluster.get("workerGroupSpecs") or []:
+            for i in range(int(group.get("replicas") or 0)):
+                labels = {**((group["template"].get("metadata") or {}).get("labels") or {}), "ray.io/node-type": "worker"}
+                self._run_pod(rj, f"{name}-{group['groupName']}-{i}", labels, group["template"]["spec"], {}, idle=True)
+        labels = {**((head.get("metadata") or {}).get("labels") or {}), "ray.io/node-type": "head"}
+        self._run_pod(rj, f"{name}-head", labels, head["spec"], {"RAY_ADDRESS": "127.0.0.1:6379"},
+                      argv=["/bin/sh", "-c", rj["spec"]["entrypoint"]])
+        self.api.set_status("RayJob", name, {"jobDeploymentStatus": "Running", "jobStatus": "RUNNING"}, self.namespace)
+
     def _run_pod(self, owner: Mapping[str, Any], pod_name: str, labels: Mapping[str, str], spec: Mapping[str, Any],
-                 extra_env: Mapping[str, str]) -> None:
+                 extra_env: Mapping[str, str], *, argv: list[str] | None = None, idle: bool = False) -> None:
         pod_obj = {"apiVersion": "v1", "kind": "Pod",
                    "metadata": {"name": pod_name, "labels": dict(labels), "ownerReferences": [self._owner_ref(owner)]},
                    "spec": {k: v for k, v in spec.items()}}
         pod_obj["spec"]["restartPolicy"] = "Never"
         self.api.create(pod_obj, self.namespace)
-        pod = _Pod(pod_name, owner["kind"], owner["metadata"]["name"])
+        pod = _Pod(pod_name, owner["kind"], owner["metadata"]["name"], argv=argv, idle=idle)
         with self._lock:
             self._pods[pod_name] = pod
             self._waiting.append((pod, owner, pod_obj, dict(extra_env)))
@@ -991,7 +1015,9 @@ class FakeKubelet:
             env.update(extra_env)
             pod.workdir = tempfile.mkdtemp(prefix=f"{pod.name}-", dir=self.root)
             env["TMPDIR"] = pod.workdir
-            argv = list(container.get("command") or []) + list(container.get("args") or [])
+            argv = pod.argv or list(container.get("command") or []) + list(container.get("args") or [])
+            if pod.idle:
+                argv = ["sleep", "3600"]
             with open(os.path.join(pod.workdir, "pod.log"), "wb") as out:
                 pod.proc = subprocess.Popen(argv, env=env, cwd=pod.workdir, stdout=out, stderr=subprocess.STDOUT,
                                             start_new_session=True)
@@ -1051,7 +1077,8 @@ class FakeKubelet:
         except _ApiError:
             return  # deleted meanwhile
         with self._lock:
-            siblings = [p for p in self._pods.values() if (p.owner_kind, p.owner_name) == (pod.owner_kind, pod.owner_name)]
+            group = [p for p in self._pods.values() if (p.owner_kind, p.owner_name) == (pod.owner_kind, pod.owner_name)]
+            siblings = [p for p in group if not p.idle]
             failed = [p for p in siblings if p.exit_code not in (None, 0)]
             if not failed and any(p.exit_code is None for p in siblings):
                 return
@@ -1060,10 +1087,9 @@ class FakeKubelet:
                 return
             self._finished.add(owner)
         self._finish_owner(pod.owner_kind, pod.owner_name, ok=not failed, n=len(siblings), n_failed=len(failed))
-        if failed:  # backoffLimit 0 / the operator's failure: the other pods are stopped
-            for p in siblings:
-                if p.exit_code is None and p.proc is not None:
-                    threading.Thread(target=self._kill, args=(p, 5.0), daemon=True).start()
+        for p in group:  # backoffLimit 0 / the operator's failure: the other pods are stopped; so are idle ones
+            if (failed or p.idle) and p.exit_code is None and p.proc is not None:
+                threading.Thread(target=self._kill, args=(p, 5.0), daemon=True).start()
 
     def _finish_owner(self, kind: str, name: str, *, ok: bool, n: int, n_failed: int) -> None:
         now = _now()
@@ -1078,6 +1104,12 @@ class FakeKubelet:
                            "message": "Job has reached the specified backoff limit", "lastTransitionTime": now}])
                 self.api.set_status("Job", name, {"active": 0, "succeeded": n - n_failed, "failed": n_failed,
                                                   "conditions": conds, "completionTime": now if ok else None},
+                                    self.namespace)
+            elif kind == "RayJob":
+                self.api.set_status("RayJob", name, {"jobDeploymentStatus": "Complete" if ok else "Failed",
+                                                     "jobStatus": "SUCCEEDED" if ok else "FAILED",
+                                                     **({} if ok else {"reason": "AppFailed",
+                                                                       "message": "the entrypoint failed"})},
                                     self.namespace)
             elif kind == "TrainJob":
                 cond = ({"type": "Complete", "status": "True", "reason": "JobsCompleted", "message": "TrainJob is completed",

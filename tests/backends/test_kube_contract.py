@@ -113,3 +113,23 @@ def test_every_task_starts_through_the_other_kinds(cluster: FakeCluster, make_la
         tasks = {f"{t['role']}-{t['rank']}": t["status"] for t in client.get_run(launch.run_id)["tasks"]}
         assert tasks == {f"{r}-0": "succeeded" for r in roles}, tasks
         assert sorted(stdout_of(client, launch.run_id)) == sorted(f"task {r}-0" for r in roles)
+
+
+def test_a_ray_run_becomes_a_rayjob_whose_entrypoint_runs_the_job_task(cluster: FakeCluster, make_launch,  # noqa: ANN001
+                                                                        client) -> None:  # noqa: ANN001
+    from runyard.backends.base import EngineStatus, Resources
+    from runyard.launch import task_slots
+    from runyard.testing.backend_contract import stdout_of, wait_terminal
+
+    cluster.api.install_crd("RayJob")  # KubeRay (FakeKubelet runs the entrypoint on the head pod)
+    desc = {"framework": "ray", "roles": {r: {"replicas": n, "resources": {"cpus": 0.5, "memory_mb": 0, "gpus": 0}}
+                                          for r, n in {"head": 1, "worker": 1, "job": 1}.items()}}
+    for b in _stopping(KubernetesBackend(cluster.options())):
+        launch = make_launch('echo "task $RUNYARD_TASK_ROLE-$RUNYARD_TASK_RANK on $RAY_ADDRESS"',
+                             resources=Resources(cpus=0.5), tasks=task_slots(desc), distributed=desc)
+        job_id = b.submit(launch)
+        assert job_id.startswith("RayJob/")
+        state = wait_terminal(b, job_id)
+        assert state.status is EngineStatus.SUCCEEDED, state
+        assert stdout_of(client, launch.run_id) == ["task job-0 on 127.0.0.1:6379"]
+        assert client.get_run(launch.run_id)["status"] == "succeeded"
