@@ -480,3 +480,11 @@ def test_nodes_are_the_schedulable_ones_the_selector_allows(cluster: FakeCluster
             pool.check("cluster", too_big)
     finally:
         backend.close()
+
+
+def test_a_run_may_not_move_itself_to_another_cluster_or_namespace(backend: KubernetesBackend) -> None:
+    with pytest.raises(SubmitError, match="namespace") as e:
+        backend.submit(_launch(options={"namespace": "other", "node_selector": {"pool": "x"}}))
+    assert "backends.yml" in e.value.hint
+    job_id = backend.submit(_launch(options={"node_selector": {"pool": "x"}}))  # a scheduling setting is the run's to set
+    assert job_id.startswith("Job/")

@@ -86,6 +86,9 @@ LOST_AFTER_S = 60.0  # a submitted object the watch has not shown this long is l
 _SERVED_TTL_S = 60.0
 _FRAMEWORKS = ("pytorch", "jax", "xgboost", "tensorflow", "ray")
 _SELECTOR = f"{LABEL_MANAGED}=runyard"
+# Options a run may not set for itself: they name the cluster and how it is followed, shared by every run.
+_PER_BACKEND = frozenset({"kubeconfig", "context", "in_cluster", "namespace", "server_id", "watch_timeout_s",
+                          "request_timeout_s"})
 
 
 def _group_version(api_version: str) -> tuple[str, str]:
@@ -255,6 +258,12 @@ class KubernetesBackend(BaseBackend):
         from runyard._version import __version__
 
         self.refuse_unsupported(launch)
+        fixed = sorted(k for k in launch.options if k in _PER_BACKEND)
+        if fixed:
+            raise SubmitError(f"Run {launch.run_id} sets {', '.join(fixed)} for itself; on Kubernetes these belong "
+                              "to the backend (its cluster, namespace and watches are shared by every run).",
+                              "Remove them from the run's options, or configure another kubernetes backend in "
+                              "backends.yml with them.")
         options = self.options_for(launch)
         container = launch.container or {}
         if container.get("build"):

@@ -160,7 +160,8 @@ def _task_resources(launch: RunLaunch, slot: TaskSlot) -> Resources:
 def _image(launch: RunLaunch, options: KubernetesBackendOptions, role: str | None = None) -> str:
     container = launch.container or {}
     roles = container.get("roles") or {}
-    image = (roles.get(role) if role else None) or container.get("pin") or container.get("image") or options.image
+    # Not ``pin``: an image id a local runtime gave a build means nothing to the cluster's nodes.
+    image = (roles.get(role) if role else None) or container.get("image") or options.image
     return str(image or "")
 
 
