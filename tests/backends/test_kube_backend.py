@@ -488,3 +488,23 @@ def test_a_run_may_not_move_itself_to_another_cluster_or_namespace(backend: Kube
     assert "backends.yml" in e.value.hint
     job_id = backend.submit(_launch(options={"node_selector": {"pool": "x"}}))  # a scheduling setting is the run's to set
     assert job_id.startswith("Job/")
+
+
+def test_runyard_run_refuses_a_framework_whose_operator_is_missing(tmp_path: Path) -> None:
+    from runyard.scheduler._dispatch import BackendPool
+    from runyard.spec import parse_spec
+
+    with fake_cluster(tmp_path, kubelet=False, crds=("TrainJob",)) as cluster:
+        backend = KubernetesBackend(cluster.options())
+        try:
+            pool = BackendPool(instances={"cluster": backend})
+            ray = parse_spec("project: p\ncommand: python t.py\nbackend: cluster\nimage: i\n"
+                             "distributed: {framework: ray, worker: {replicas: 1}}\n")
+            with pytest.raises(SpecError, match="RayJobs") as e:
+                pool.check("cluster", ray)
+            assert "KubeRay" in e.value.hint
+            torch = parse_spec("project: p\ncommand: python t.py\nbackend: cluster\nimage: i\n"
+                               "distributed: {framework: pytorch, worker: {replicas: 1}}\n")
+            pool.check("cluster", torch)  # TrainJob is served
+        finally:
+            backend.close()

@@ -201,7 +201,9 @@ class KubernetesBackend(BaseBackend):
 
     def check_spec(self, spec: Any) -> None:
         """Refuse at submission what Kubernetes runs cannot do: ``build:`` (images are not built in the
-        cluster), and a run without an image when the backend has no default ``image``.
+        cluster), a run without an image when the backend has no default ``image``, and a distributed
+        run whose kind the cluster does not serve (discovery, cached a minute; skipped when the cluster
+        cannot be asked: ``submit`` refuses it then).
 
         Raises:
             SpecError: naming the problem and the fix.
@@ -220,6 +222,21 @@ class KubernetesBackend(BaseBackend):
                             "backend has no default image.",
                             "Add `image: NAME` to runyard.yml (an image with Python and runyard installed), or set "
                             "the backend's image: option.")
+        if getattr(spec, "distributed", None) is None:
+            return
+        probe = RunLaunch(run_id=0, attempt=1, project=spec.project, experiment_id=None, command="", snapshot_id=None,
+                          server_url="", distributed=spec.distributed.to_launch(spec.resources))
+        kind = workload_kind(probe, self.options)
+        try:
+            served = self.served_kinds()
+        except (KubeApiError, SpecError) as e:
+            log.info("cannot ask the cluster which kinds it serves (the run's submit will): %s", e.message)
+            return
+        if kind not in served:
+            raise SpecError(f"This experiment's {probe.distributed['framework']} runs become {kind}s "
+                            f"({KINDS[kind][0]}), which the cluster does not serve.",
+                            f"Install {OPERATORS[kind]}, or pick another backend. "
+                            "`runyard backends test NAME` lists the kinds the cluster serves.")
 
     def nodes(self) -> list[Resources] | None:
         """The allocatable CPUs, memory and ``gpu_resource`` of the nodes runs may land on (schedulable, matching
