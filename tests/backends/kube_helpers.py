@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runyard.testing.fake_kube import FakeKubelet, FakeKubeServer, write_kubeconfig
+from runyard.testing.fake_kube import FakeKubeServer, write_kubeconfig
+from runyard.testing.fake_kubelet import FakeKubelet
 
 __all__ = ["FakeCluster", "REAL_KUBECONFIG", "fake_cluster", "real_cluster_options"]
 

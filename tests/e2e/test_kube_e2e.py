@@ -21,7 +21,8 @@ from runyard.testing import LiveServer
 pytest.importorskip("kubernetes")
 pytest.importorskip("kubernetes_validate")
 
-from runyard.testing.fake_kube import FakeKubelet, FakeKubeServer, write_kubeconfig  # noqa: E402
+from runyard.testing.fake_kube import FakeKubeServer, write_kubeconfig  # noqa: E402
+from runyard.testing.fake_kubelet import FakeKubelet  # noqa: E402
 
 
 @pytest.fixture(scope="module")
