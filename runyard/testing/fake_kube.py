@@ -262,6 +262,7 @@ class FakeKubeServer:
         self._watch_epoch = 0  # bumped by drop_watches: open watches end abruptly
         self.requests: list[tuple[str, str]] = []  # (method, path with query), for tests
         self._open: dict[str, int] = {}  # plural → watches open now
+        self.deletions: list[tuple[str, str, str]] = []  # (kind, name, propagationPolicy) of each delete, for tests
         self.log_source: Callable[[str], str] | None = None  # pod name → its log (set by FakeKubelet)
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -518,6 +519,7 @@ class FakeKubeServer:
                 raise ApiError(404, "NotFound", f'{res.plural}.{res.group or "core"} "{name}" not found',
                                 {"name": name, "kind": res.plural})
             obj = copy.deepcopy(self._objects[key])
+            self.deletions.append((res.kind, name, propagation))
             if propagation == "Foreground":
                 # The owner is marked first (deletionTimestamp + the foregroundDeletion finalizer), its
                 # dependents go, then the owner: watchers see MODIFIED, the dependents' DELETED, DELETED.
