@@ -359,6 +359,7 @@ def test_backends_test_checks_credentials_namespace_kinds_and_gpus(cluster: Fake
     assert results["kinds"].ok and "TrainJob" in results["kinds"].detail.split(";")[0]
     assert "not served: " in results["kinds"].detail and "KubeRay" not in results["kinds"].detail
     assert results["gpu resource"].ok and results["gpu resource"].detail == "4 nvidia.com/gpu on 1 node(s)"
+    assert results["server_url"].ok  # not set, and the API server is on this machine: pods reach the server's own URL
 
     amd = KubernetesBackend(cluster.options(gpu_resource="amd.com/gpu"))
     try:
@@ -429,7 +430,7 @@ def test_runyard_backends_add_and_test_on_kubernetes(cluster: FakeCluster, tmp_p
     assert added.returncode == 0, added.stderr
     out = runyard("backends", "test", "cluster", "--json")
     checks = {c["name"]: c for c in json.loads(out.stdout)}
-    assert list(checks) == ["credentials", "namespace", "kinds", "gpu resource"]
+    assert list(checks) == ["credentials", "namespace", "kinds", "gpu resource", "server_url"]
     assert all(c["ok"] for c in checks.values()), checks
     assert out.returncode == 0
 

@@ -661,4 +661,20 @@ class KubernetesBackend(BaseBackend):
                 results.append(CheckResult("gpu resource", not others,
                                            f"no node offers {o.gpu_resource}{alt}: GPU runs would stay Unschedulable",
                                            f"Set gpu_resource to {sorted(others)[0]}." if others else ""))
+        results.append(self._check_server_url(api.host))
         return results
+
+    def _check_server_url(self, api_host: str) -> CheckResult:
+        """Pods need the server's address as they see it: without server_url they get the server's own URL,
+        which is right only when the cluster runs on the server's machine (its API on a loopback address)."""
+        from urllib.parse import urlsplit
+
+        if self.options.server_url:
+            return CheckResult("server_url", True, f"pods report to {self.options.server_url}")
+        local = (urlsplit(api_host).hostname or "") in ("127.0.0.1", "localhost", "::1")
+        return CheckResult("server_url", local,
+                           "not set: pods are given the server's own URL" + (" (the cluster is on this machine)" if local
+                                                                             else ", which pods in a remote cluster "
+                                                                                  "usually cannot reach"),
+                           "" if local else "Set server_url to the address pods reach the server at, e.g. "
+                                            "server_url: http://runyard.runyard.svc:8765.")
