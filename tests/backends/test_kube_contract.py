@@ -4,8 +4,9 @@ Here the API server is a stand-in (``runyard.testing.fake_kube.FakeKubeServer``:
 run on these machines) and ``runyard.testing.fake_kubelet.FakeKubelet`` stands in for the kubelet and
 the operators (Job controller, Kubeflow Trainer, training operator, KubeRay): it runs each pod's
 command (the real runner, started by the pod's shell script with the launch from the pod's Secret)
-as a local subprocess with the pod's environment, and reports pod and object status through the API. Everything else is real: the official client, the
-watches, the runner and the Runyard server the runner reports to.
+as a local subprocess with the pod's environment, and reports pod and object status through the API.
+Everything else is real: the official client, the watches, the runner and the Runyard server the
+runner reports to.
 
 With ``RUNYARD_TEST_KUBECONFIG`` (and ``RUNYARD_TEST_KUBE_IMAGE``, ``RUNYARD_TEST_KUBE_SERVER_URL``) set,
 ``TestKubernetesContractOnARealCluster`` runs the same contract on that cluster.
