@@ -243,11 +243,17 @@ class FakeKubeServer:
         validate: ``validate(obj) -> list[str]`` for creates and replaces (default:
             :func:`runyard.testing.kube_schemas.manifest_errors`); a non-empty answer is a 422.
         auto_establish: CRDs are established as they are created (``False``: call :meth:`establish`).
+
+    Attributes:
+        forbidden: what the caller may not do (403), for RBAC tests.
     """
 
     def __init__(self, token: str = "fake-token", *, validate: Callable[[Mapping[str, Any]], list[str]] | None = None,
                  auto_establish: bool = True) -> None:
         self.token = token
+        #: ``(verb, plural)`` pairs answered 403 Forbidden, as RBAC would (verbs: get, list, watch, create,
+        #: update, patch, delete).
+        self.forbidden: set[tuple[str, str]] = set()
         if validate is None:
             from runyard.testing.kube_schemas import manifest_errors
 
@@ -698,6 +704,12 @@ class _Handler(BaseHTTPRequestHandler):
             res = fake.resource(group, version, m["plural"])
             ns = m["ns"] or ""
             name, sub = m["name"], m["sub"]
+            verb = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method) or (
+                "get" if name else ("watch" if query.get("watch", "").lower() in ("true", "1") else "list"))
+            if (verb, res.plural) in fake.forbidden:
+                raise ApiError(403, "Forbidden", f'{res.plural}.{res.group or "core"} is forbidden: User "fake" cannot '
+                                                 f'{verb} resource "{res.plural}" in API group "{res.group}" in the '
+                                                 f'namespace "{ns}"')
             if method == "GET" and name is None:
                 if query.get("watch", "").lower() in ("true", "1"):
                     return self._watch(res, m["ns"], query)
@@ -724,6 +736,8 @@ class _Handler(BaseHTTPRequestHandler):
                                                   status=sub == "status"))
             if method == "DELETE" and name:
                 body = self._body() or {}
+                if query.get("dryRun") == "All" or "All" in (body.get("dryRun") or []):
+                    return self._send(200, fake.get(res, ns, name))  # checked (404 when missing), nothing deleted
                 policy = body.get("propagationPolicy") or query.get("propagationPolicy") or "Background"
                 return self._send(200, fake.delete(res, ns, name, policy))
             raise ApiError(405, "MethodNotAllowed", f"{method} is not allowed on {path}")

@@ -354,7 +354,7 @@ def test_backends_test_checks_credentials_namespace_kinds_and_gpus(cluster: Fake
                         "status": {"allocatable": {"cpu": "32", "nvidia.com/gpu": "4"}}})
     results = {r.name: r for r in backend.check()}
     assert results["credentials"].ok and "v1.33" in results["credentials"].detail
-    assert results["namespace"].ok and "dry run" in results["namespace"].detail
+    assert results["namespace"].ok and "create and delete Jobs in default (dry runs)" in results["namespace"].detail
     assert not cluster.api.objects("Job")  # the dry run created nothing
     assert results["kinds"].ok and "TrainJob" in results["kinds"].detail.split(";")[0]
     assert "not served: " in results["kinds"].detail and "KubeRay" not in results["kinds"].detail
@@ -508,3 +508,10 @@ def test_runyard_run_refuses_a_framework_whose_operator_is_missing(tmp_path: Pat
             pool.check("cluster", torch)  # TrainJob is served
         finally:
             backend.close()
+
+
+def test_backends_test_names_a_missing_permission(cluster: FakeCluster, backend: KubernetesBackend) -> None:
+    cluster.api.forbidden.add(("delete", "jobs"))  # as a Role without `delete` on jobs would
+    namespace = {r.name: r for r in backend.check()}["namespace"]
+    assert not namespace.ok and "403" in namespace.detail and "cannot delete" in namespace.detail
+    assert "Role in docs/backends.md" in namespace.hint

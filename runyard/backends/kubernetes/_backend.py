@@ -619,7 +619,14 @@ class KubernetesBackend(BaseBackend):
         try:
             api.request("POST", collection_path("Job", o.namespace), query={"dryRun": "All"}, body=probe)
             api.request("GET", collection_path("Job", o.namespace), query={"labelSelector": _SELECTOR, "limit": 1})
-            results.append(CheckResult("namespace", True, f"can create Jobs in {o.namespace} (dry run) and list them"))
+            try:  # authorization comes before the lookup: 404 means "allowed, and there is none", 403 "not allowed"
+                api.request("DELETE", f"{collection_path('Job', o.namespace)}/runyard-check", query={"dryRun": "All"},
+                            body={"kind": "DeleteOptions", "apiVersion": "v1", "dryRun": ["All"]})
+            except KubeApiError as e:
+                if e.status != 404:
+                    raise
+            results.append(CheckResult("namespace", True,
+                                       f"can create and delete Jobs in {o.namespace} (dry runs) and list them"))
         except KubeApiError as e:
             results.append(CheckResult("namespace", False, f"namespace {o.namespace}: {e.message}",
                                        e.hint if e.status != 404 else f"Create it: `kubectl create namespace {o.namespace}`."))
