@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -86,7 +87,10 @@ def _exec(launch_path: Path, task: str | None, workdir: Path | None, *, task_ind
         from runyard.launch import plan_task, server_endpoints
 
         try:  # tasks started apart meet through the server (runyard/launch/_rendezvous.py)
-            plan = plan_task(launch, slot, server_endpoints(client, launch, slot))
+            # RUNYARD_TASK_HOST: the address other tasks reach this one at, when the host name is not it
+            # (a Kubernetes pod: its IP, from the downward API).
+            host = os.environ.get("RUNYARD_TASK_HOST") or None
+            plan = plan_task(launch, slot, server_endpoints(client, launch, slot, host))
         except RunyardError as e:
             print(f"runyard.runner exec: task {slot.label}: {e}", file=sys.stderr)
             client.close()

@@ -162,6 +162,9 @@ class BackendPool:
         from runyard.backends._images import check_require_image
 
         check_require_image(getattr(backend, "options", None), name, spec)
+        check_spec = getattr(backend, "check_spec", None)  # a backend's own refusals (kubernetes: build:)
+        if check_spec is not None:
+            check_spec(spec)
         why = infeasible(backend, name, spec)
         if why:
             raise SpecError(f"Runs of this experiment can never start: {why}.",
