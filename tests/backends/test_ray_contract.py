@@ -24,7 +24,8 @@ def ray_options(cluster: RayCluster, **more: object) -> dict[str, object]:
 
 @pytest.fixture
 def backend(ray_cluster: RayCluster) -> Iterator[RayBackend]:
-    b = RayBackend(ray_options(ray_cluster))
+    # The module's server counts runs from 1, like every server of the session on this cluster: a prefix of its own.
+    b = RayBackend(ray_options(ray_cluster, name_prefix="contract"))
     submitted: list[str] = []
     real_submit = b.submit
 
@@ -46,7 +47,7 @@ def backend(ray_cluster: RayCluster) -> Iterator[RayBackend]:
 
 @pytest.fixture
 def unknown_job_id() -> str:
-    return "runyard-999999-1-main-0"
+    return "contract-999999-1-main-0"
 
 
 class TestRayContract(BackendContract):

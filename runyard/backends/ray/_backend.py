@@ -188,9 +188,11 @@ class RayBackend(BaseBackend):
                 f"`curl {self.options.address}/api/version`.")
 
     def _translate(self, what: str, e: Exception) -> BackendError:
+        from runyard._http import TransportError
+
         text = str(e)
         name = type(e).__name__
-        if isinstance(e, (ConnectionError, OSError, TimeoutError)) or name in ("ConnectionError", "ConnectTimeout", "ReadTimeout",
+        if isinstance(e, (ConnectionError, OSError, TimeoutError, TransportError)) or name in ("ConnectionError", "ConnectTimeout", "ReadTimeout",
                                                                                "Timeout", "ChunkedEncodingError"):
             return RayUnreachable(f"the Ray dashboard at {self.options.address} cannot be reached ({what}): "
                                   f"{_first_line(text) or name}.", self._reach_hint())
@@ -241,16 +243,15 @@ class RayBackend(BaseBackend):
         """A ``framework: ray`` run starts its ``job`` task alone (the cluster is its head and workers)."""
         return frozenset({"job"}) if framework == "ray" else None
 
-    def capacity(self) -> Resources | None:
-        """The most any node of the cluster has free, less what jobs submitted since the cluster's status was
-        written are about to take; ``None`` when the dashboard has no cluster status (Ray queues the jobs then).
+    def capacity(self) -> Resources:
+        """The most any node of the cluster has free, less what this server's jobs are about to take
+        (submitted since the cluster's status was written).
 
         Raises:
-            BackendError: the dashboard does not answer (the scheduler then submits nothing to it this pass).
+            BackendError: the dashboard does not answer, or the cluster lists no node yet (the
+                scheduler then submits nothing to it this pass, and its runs say why).
         """
         view = self._cluster_view(self.options.capacity_ttl_s)
-        if view is None:
-            return None
         free = [t - u for t, u in zip(view.totals, view.used, strict=True)]
         best = max(free, key=lambda r: (r.cpus, r.gpus, r.memory_mb)) if free else Resources(0.0, 0, 0)
         with self._lock:
@@ -287,7 +288,16 @@ class RayBackend(BaseBackend):
             known = self._info(sid)
         except BackendError as e:
             raise SubmitError(f"Submitting run {launch.run_id} to Ray failed: {e.message}", e.hint) from e
-        if known is None:
+        if known is not None:
+            theirs = getattr(known, "metadata", None) or {}
+            if any(str(theirs.get(k)) != v for k, v in spec.metadata.items() if k in ("runyard_run", "runyard_attempt",
+                                                                                       "runyard_project")):
+                raise SubmitError(f"The Ray cluster already has a job {sid} of another run (project "
+                                  f"{theirs.get('runyard_project')!r}, run {theirs.get('runyard_run')}): another Runyard "
+                                  "server, or an earlier database of this one, submits to the same cluster.",
+                                  "Give each Runyard server (and database) its own name_prefix in the backend's entry "
+                                  "(`runyard backends add NAME --type ray --set name_prefix=... --replace`).")
+        else:
             stage = self._stage(launch, far, sid, o)
             try:
                 kwargs = spec.submit_kwargs()
@@ -465,17 +475,13 @@ class RayBackend(BaseBackend):
         except BackendError as e:
             results.append(CheckResult("resources", False, e.message, e.hint or ""))
             return results
-        if view is None:
-            results.append(CheckResult("resources", True, "the dashboard has no cluster status (no autoscaler monitor): "
-                                                          "runs are handed to Ray's queue as they come"))
-        else:
-            total = sum(view.totals, Resources(0.0, 0, 0))
-            results.append(CheckResult("resources", True, f"{len(view.totals)} node(s): {total.cpus:g} CPUs, "
-                                                          f"{total.gpus} GPUs, {total.memory_mb} MB"))
+        total = sum(view.totals, Resources(0.0, 0, 0))
+        results.append(CheckResult("resources", True, f"{len(view.totals)} node(s): {total.cpus:g} CPUs, "
+                                                      f"{total.gpus} GPUs, {total.memory_mb} MB"))
         return results
 
     # ------------------------------------------------------------- resources
-    def _cluster_view(self, ttl_s: float) -> _ClusterView | None:
+    def _cluster_view(self, ttl_s: float) -> _ClusterView:
         now = self._clock()
         with self._lock:
             view = self._view
@@ -484,24 +490,42 @@ class RayBackend(BaseBackend):
         status, age_s = self._call("about the cluster's status", self._fetch_cluster_status)
         fetched = self._clock()
         view = _parse_cluster_status(status, fetched, age_s)
+        if view is None:
+            # No status from the autoscaler's monitor (a head that started seconds ago, or none runs): the
+            # nodes' totals from the state API, less everything this server's jobs hold.
+            totals = self._call("about the cluster's nodes", self._fetch_node_totals)
+            if not totals:
+                raise BackendError(f"the Ray cluster at {self.options.address} lists no alive node yet.",
+                                   "Wait for the head to finish starting; `ray status` on the head shows its nodes.")
+            view = _ClusterView(fetched, float("-inf"), tuple(totals), tuple(Resources(0.0, 0, 0) for _ in totals))
         with self._lock:
             self._view = view
         return view
 
-    def _fetch_cluster_status(self) -> tuple[Any, float]:
-        """``GET /api/cluster_status`` with the backend's headers; (its data, how old it is in seconds)."""
+    def _get_json(self, path: str) -> tuple[Any, str | None]:
+        """``GET path`` on the dashboard with the backend's headers: (the JSON body, the Date header)."""
         from runyard._http import Session
 
         with Session(self.options.address, headers=self._headers(), timeout_s=self.options.request_timeout_s) as http:
-            resp = http.request("GET", "/api/cluster_status")
-            if resp.status_code in (401, 403):
-                raise RuntimeError(f"Request failed with status code {resp.status_code}: {resp.text[:200]}")
+            resp = http.request("GET", path)
             if resp.status_code != 200:
                 raise RuntimeError(f"Request failed with status code {resp.status_code}: {resp.text[:200]}")
-            body = resp.json()
-            date = resp.headers.get("Date")
-        data = (body or {}).get("data") or {}
-        status = data.get("clusterStatus")
+            return resp.json(), resp.headers.get("Date")
+
+    def _fetch_node_totals(self) -> list[Resources]:
+        """Each alive node's total resources, from the state API (``/api/v0/nodes``)."""
+        body, _ = self._get_json("/api/v0/nodes?detail=1&limit=10000")
+        rows = (((body or {}).get("data") or {}).get("result") or {}).get("result") or []
+        mb = 1024 * 1024
+        return [Resources(float(r.get("resources_total", {}).get("CPU", 0)),
+                          int(float(r.get("resources_total", {}).get("memory", 0)) // mb),
+                          int(float(r.get("resources_total", {}).get("GPU", 0))))
+                for r in rows if isinstance(r, Mapping) and r.get("state") == "ALIVE"]
+
+    def _fetch_cluster_status(self) -> tuple[Any, float]:
+        """``GET /api/cluster_status``: (its ``clusterStatus``, how old it is in seconds, by the dashboard's clock)."""
+        body, date = self._get_json("/api/cluster_status")
+        status = ((body or {}).get("data") or {}).get("clusterStatus")
         age = 0.0
         if status and date:
             try:
