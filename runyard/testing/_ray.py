@@ -183,14 +183,19 @@ class RayCluster:
                            f"{self.log_path.read_text()[-4000:]}")
 
     def _dashboard_answers(self) -> bool:
-        """Whether the Jobs API answers (the dashboard's job module is the last part to come up)."""
+        """Whether the Jobs API answers and the state API lists the head as alive (the last parts to come up)."""
         from runyard._http import Session, TransportError
 
         try:
             with Session(self.dashboard_url, timeout_s=2.0) as http:
-                resp = http.request("GET", "/api/jobs/", headers=self.headers)
-                return resp.status_code == 200
-        except (TransportError, OSError):
+                if http.request("GET", "/api/jobs/", headers=self.headers).status_code != 200:
+                    return False
+                nodes = http.request("GET", "/api/v0/nodes?limit=10", headers=self.headers)
+                if nodes.status_code != 200:
+                    return False
+                rows = ((nodes.json().get("data") or {}).get("result") or {}).get("result") or []
+                return any(r.get("state") == "ALIVE" for r in rows)
+        except (TransportError, OSError, ValueError, AttributeError):
             return False
 
     def pids(self) -> list[int]:

@@ -174,7 +174,8 @@ def test_a_run_larger_than_the_cluster_is_held_with_its_reason(ray_yard: Yard, t
 
         run = wait_until(held, 30, "the run's reason for waiting")
         # Held by Runyard, not handed to Ray: it names what it waits for.
-        assert run["status"] == "queued" and not run.get("engine_job_id"), {k: run[k] for k in ("status", "status_message", "events", "engine_job_id") if k in run}
+        assert run["status"] == "queued" and not run.get("engine_job_id"), {
+            k: run.get(k) for k in ("status", "status_message", "events", "engine_job_id")}
         # At most the cluster's 2 CPUs are free (less while an earlier test's job still ends).
         assert re.fullmatch(r"pending: (2|1\.5|1|0\.5|0) of 64 CPUs free", run["status_message"]), run["status_message"]
         status = ray_yard.cli("status", str(run_id))

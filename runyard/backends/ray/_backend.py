@@ -111,6 +111,7 @@ class _Job:
     running_since: float | None = None  # monotonic: first poll that saw it RUNNING
     state: EngineState | None = None
     cancel_requested: bool = False
+    polled_at: float = float("-inf")  # monotonic: when Ray was last asked about it
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +139,11 @@ class RayBackend(BaseBackend):
     def __init__(self, options: Mapping[str, Any] | RayBackendOptions | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(options)
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:  # Ray's own import is seconds: it waits for the first call
+            raise SpecError("The ray backend needs Ray's Jobs client (the package ray[default]), which is not installed "
+                            "on the server.", _INSTALL_HINT)
         self._clock = clock
         self._lock = threading.Lock()
         self._client: Any = None
@@ -192,8 +198,9 @@ class RayBackend(BaseBackend):
 
         text = str(e)
         name = type(e).__name__
-        if isinstance(e, (ConnectionError, OSError, TimeoutError, TransportError)) or name in ("ConnectionError", "ConnectTimeout", "ReadTimeout",
-                                                                               "Timeout", "ChunkedEncodingError"):
+        # requests' errors (Ray's client) by name: requests is Ray's dependency, not Runyard's.
+        network = ("ConnectionError", "ConnectTimeout", "ReadTimeout", "Timeout", "ChunkedEncodingError")
+        if isinstance(e, (ConnectionError, OSError, TimeoutError, TransportError)) or name in network:
             return RayUnreachable(f"the Ray dashboard at {self.options.address} cannot be reached ({what}): "
                                   f"{_first_line(text) or name}.", self._reach_hint())
         if "status code 401" in text or "status code 403" in text or "Authentication" in text.split("\n")[0]:
@@ -208,7 +215,10 @@ class RayBackend(BaseBackend):
         with self._lock:
             if self._client is not None:
                 return self._client
-        jobs = require_ray()
+        try:
+            jobs = require_ray()
+        except SpecError as e:
+            raise BackendError(e.message, e.hint) from e
         headers = self._headers()
         client = self._call("to its version check", jobs.JobSubmissionClient, self.options.address, headers=headers)
         with self._lock:
@@ -254,13 +264,24 @@ class RayBackend(BaseBackend):
         view = self._cluster_view(self.options.capacity_ttl_s)
         free = [t - u for t, u in zip(view.totals, view.used, strict=True)]
         best = max(free, key=lambda r: (r.cpus, r.gpus, r.memory_mb)) if free else Resources(0.0, 0, 0)
-        with self._lock:
-            unseen = [j for j in self._jobs.values()
-                      if (j.state is None or not j.state.status.terminal)
-                      and (j.running_since is None or j.running_since >= view.taken_at)]
+        unseen = self._unseen(view)
+        if unseen:
+            # The scheduler stops polling a run once its runner reported the end, which may be before this
+            # server saw the job run: ask Ray about such jobs here, or they would hold room forever.
+            stale = [j.submission_id for j in unseen if self._clock() - j.polled_at > self.options.capacity_ttl_s]
+            for sid in stale:
+                self._poll_job(sid)
+            unseen = self._unseen(view)
         for job in unseen:
             best = best - job.resources
         return best
+
+    def _unseen(self, view: _ClusterView) -> list[_Job]:
+        """This server's jobs that hold (or are about to hold) resources the cluster's status does not show yet."""
+        with self._lock:
+            return [j for j in self._jobs.values()
+                    if (j.state is None or not j.state.status.terminal)
+                    and (j.running_since is None or j.running_since >= view.taken_at)]
 
     def nodes(self) -> list[Resources] | None:
         """``None``: a Ray cluster may grow (nodes join, an autoscaler adds them), so a run larger than it is
@@ -401,6 +422,7 @@ class RayBackend(BaseBackend):
                 if state.status is EngineStatus.RUNNING and job.running_since is None:
                     job.running_since = self._clock()
                 job.state = state
+                job.polled_at = self._clock()
         return state
 
     def _info(self, sid: str) -> Any:

@@ -44,16 +44,16 @@ class RayRuntimeEnv(BaseModel):
     def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
         for name in value:
             if not _ENV_NAME_RE.match(name):
-                raise ValueError(f"{name!r} is not an environment variable name")
+                raise ValueError(f"the name {name!r} is not an environment variable name")
             if name.startswith("RUNYARD_"):
-                raise ValueError(f"{name} is Runyard's own variable; jobs get it from their launch")
+                raise ValueError(f"the variable {name} is Runyard's own; jobs get it from their launch")
         return value
 
     @model_validator(mode="after")
     def _one_environment(self) -> RayRuntimeEnv:
         given = [k for k in ("pip", "uv", "conda") if getattr(self, k)]
         if len(given) > 1:
-            raise ValueError(f"runtime_env sets {' and '.join(given)}; Ray takes one of pip, uv and conda")
+            raise ValueError(f"it sets {' and '.join(given)}; Ray takes one of pip, uv and conda")
         return self
 
     def to_ray(self) -> dict[str, Any]:
@@ -82,9 +82,9 @@ class RayBackendOptions(BaseModel):
         "the Python on the cluster's nodes that imports runyard: an absolute path, or a command",
         "Give e.g. python: /opt/venvs/runyard/bin/python (a job's PATH is the one `ray start` had).",
         "python3; python with a pip, uv or conda runtime_env"))
-    runtime_env: RayRuntimeEnv = Field(default_factory=RayRuntimeEnv, **_rule(
-        "a mapping of pip, uv, conda, env_vars, py_modules and config (Ray's runtime_env, without working_dir)",
-        "See docs/backends.md (Ray); working_dir is the backend's own.", "{}"))
+    runtime_env: RayRuntimeEnv = Field(default_factory=RayRuntimeEnv, json_schema_extra={
+        "fix": "Give a mapping of pip, uv, conda, env_vars, py_modules and config (Ray's runtime_env); working_dir is "
+               "the backend's own (docs/backends.md, Ray).", "default": "{}"})
     snapshot: Literal["fetch", "working_dir"] = Field("fetch", **_rule(
         "fetch (the runner fetches the run's code from the server) or working_dir (the server sends it with the job "
         "as Ray's working_dir)", "Use snapshot: fetch unless the cluster should not download code from the server.",
@@ -95,10 +95,10 @@ class RayBackendOptions(BaseModel):
     server_url: str | None = Field(None, **_rule(
         "the server's URL as the cluster's nodes reach it, e.g. http://runyard.internal:8765",
         "Give an http:// or https:// URL.", "the server's own URL"))
-    entrypoint_resources: dict[str, float] = Field(default_factory=dict, **_rule(
-        "a mapping of Ray custom resources every job's driver reserves, e.g. {accelerator_type:A100: 0.01}",
-        "Give resource names the cluster's nodes declare (`ray status`) with amounts > 0; CPUs, GPUs and memory "
-        "come from the run's resources.", "{}"))
+    entrypoint_resources: dict[str, float] = Field(default_factory=dict, json_schema_extra={
+        "fix": "Give Ray custom resources every job's driver reserves, with amounts > 0, as the cluster's nodes declare "
+               "them (`ray status`), e.g. {accelerator_type:A100: 0.01}; CPUs, GPUs and memory come from the run's "
+               "resources.", "default": "{}"})
     one_job_per_task: bool = Field(False, **_rule(
         "true or false: run each task of a multi-task run (PyTorch, TensorFlow, XGBoost, JAX) as its own Ray job",
         "Set one_job_per_task: true to allow them; the tasks meet through the server's rendezvous.", "false"))
@@ -142,11 +142,11 @@ class RayBackendOptions(BaseModel):
     def _check_resources(cls, value: dict[str, float]) -> dict[str, float]:
         for name, amount in value.items():
             if name in _BUILTIN_RESOURCES:
-                raise ValueError(f"{name} is set by the run's resources, not as a custom resource")
+                raise ValueError(f"the resource {name} is set by the run's resources, not as a custom resource")
             if not _RESOURCE_RE.match(name):
-                raise ValueError(f"{name!r} is not a resource name")
+                raise ValueError(f"the name {name!r} is not a resource name")
             if not amount > 0:
-                raise ValueError(f"{name}: {amount} is not > 0")
+                raise ValueError(f"the amount of {name}, {amount}, is not > 0")
         return value
 
     @model_validator(mode="after")

@@ -106,9 +106,9 @@ def combine(states: Sequence[tuple[str, EngineState]]) -> EngineState:
         for task, st in states:
             if st.status is status:
                 return EngineState(status, st.exit_code, f"task {task}: {st.reason or st.raw}", st.raw)
-    for task, st in states:
+    for _task, st in states:
         if st.status is EngineStatus.UNKNOWN:
-            return EngineState(EngineStatus.UNKNOWN, None, f"task {task}: {st.reason}", st.raw)
+            return st
     if all(st.status is EngineStatus.SUCCEEDED for _, st in states):
         return EngineState(EngineStatus.SUCCEEDED, 0, "", "SUCCEEDED")
     if any(st.status is EngineStatus.RUNNING for _, st in states):
