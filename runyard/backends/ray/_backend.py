@@ -41,7 +41,6 @@ Operational traps:
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import email.utils
 import logging
@@ -152,7 +151,6 @@ class RayBackend(BaseBackend):
         self._client: Any = None
         self._jobs: dict[str, _Job] = {}
         self._view: _ClusterView | None = None
-        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="runyard-ray")
         self._closed = False
 
     # ------------------------------------------------------------ the dashboard
@@ -180,17 +178,31 @@ class RayBackend(BaseBackend):
             BackendError: the dashboard answered with an error (its message is kept).
         """
         timeout = self.options.request_timeout_s
-        future = self._pool.submit(fn, *args, **kwargs)
-        try:
-            return future.result(timeout + 1.0)
-        except concurrent.futures.TimeoutError as e:
-            future.cancel()
+        done = threading.Event()
+        outcome: list[Any] = []
+
+        def call() -> None:
+            try:
+                outcome.append((True, fn(*args, **kwargs)))
+            except BaseException as e:  # noqa: BLE001 - handed to the caller's thread below
+                outcome.append((False, e))
+            finally:
+                done.set()
+
+        # A daemon thread per call: Ray's client sets no time-out, and a call stuck on a dashboard that
+        # accepted the connection and never answers must neither block the next calls nor the server's exit.
+        threading.Thread(target=call, name="runyard-ray-call", daemon=True).start()
+        if not done.wait(timeout):
             raise RayUnreachable(f"the Ray dashboard at {self.options.address} did not answer {what} within {timeout:g}s.",
-                                 self._reach_hint()) from e
-        except RunyardError:
-            raise
-        except Exception as e:  # noqa: BLE001 - Ray's client raises RuntimeError, requests' and OS errors: mapped here
-            raise self._translate(what, e) from e
+                                 self._reach_hint())
+        ok, value = outcome[0]
+        if ok:
+            return value
+        if isinstance(value, RunyardError):
+            raise value
+        if not isinstance(value, Exception):
+            raise value
+        raise self._translate(what, value) from value
 
     def _reach_hint(self) -> str:
         return (f"Is the Ray head up and its dashboard reachable from the server? Try "
@@ -496,10 +508,7 @@ class RayBackend(BaseBackend):
         """Drop the client; jobs keep running. Idempotent."""
         self._forget_client()
         with self._lock:
-            if self._closed:
-                return
             self._closed = True
-        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def check(self) -> list[CheckResult]:
         """The Ray client here, the dashboard, the credentials, the cluster's resources."""
