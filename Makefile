@@ -81,6 +81,7 @@ test-fast: install
 
 ## bench: side-by-side benchmarks against the peers (installed into their own venv)
 bench: install system-test-deps
+	$(PY) -m pip install -q -e '.[ray]'  # the Ray backend's client, for dispatch.py's per-backend table
 	PEERS_VENV=$(PEERS_VENV) bash benchmarks/setup_peers.sh
 	RAY_VENV=$(RAY_VENV) bash benchmarks/setup_ray.sh
 	mkdir -p bench-results

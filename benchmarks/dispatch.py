@@ -1,6 +1,7 @@
-"""Dispatch: 200 trivial runs, 2 at a time — Runyard vs a plain subprocess pool vs Ray Tune, in one run.
+"""Dispatch: 200 trivial runs, 2 at a time — Runyard vs a plain subprocess pool vs Ray Tune, in one run;
+then the same 20 trivial runs through each of Runyard's backends that can run here.
 
-    .venv/bin/python benchmarks/dispatch.py [--json FILE] [--runs N] [--skip-ray]
+    .venv/bin/python benchmarks/dispatch.py [--json FILE] [--runs N] [--skip-ray] [--backend-runs N] [--skip-backends]
 
 Figures (also written to ``--json FILE`` under these names):
 
@@ -32,6 +33,19 @@ Figures (also written to ``--json FILE`` under these names):
   database (migrations applied; stated apart, as are the first run created and the local
   agent answering, both counted from the spawn). Target ≤ 1 s. Ray's start-up
   (``import ray`` + ``ray.init``) is printed next to it.
+
+Per backend (``backend_<name>_s``, the table "Dispatch per backend"): ``--backend-runs`` (20)
+runs of ``python -c pass`` (grid, ``parallel: 2``, ``resources: {cpus: 1}``) submitted to one
+backend of a fresh server, timed as ``runyard_s`` is (snapshot → the experiment's ``ended_at``),
+each by a function of its own in ``BACKEND_VARIANTS`` (name → function; a variant added there
+gets its row):
+
+- ``local``: the local backend (the server's agent warmed up first, as above);
+- ``ray``: the Ray backend on a single-node Ray cluster this script starts (``ray start --head``
+  on 127.0.0.1, 2 CPUs, token auth; its start-up is stated apart, not in the figure): each run is
+  one Ray job (``JobSubmissionClient``), and a Ray job costs seconds (its supervisor actor, the
+  working_dir upload, a fresh Python for the runner). Needs the ``ray`` extra in Runyard's venv
+  (``pip install -e '.[ray]'``); skipped, and said so, without it.
 
 Also reported (``_meta`` in the JSON): where Runyard's time per run goes, from the
 runs' own records (``created_at`` and the status events of ``GET /api/v1/runs/{id}``):
@@ -80,6 +94,7 @@ from _common import (
     write_json,
 )
 
+BACKEND_RUNS = 20  # runs per backend in the per-backend table
 TARGET_FLOOR_RATIO = 1.5  # runyard_s / floor_s at most
 TARGET_RAY_RATIO = 3.0  # ray_tune_s / runyard_s at least
 TARGET_START_S = 1.0  # server_start_s at most
@@ -428,6 +443,136 @@ def _stop_session(sid: int, pids: list[int]) -> list[int]:
     return [p.pid for p in left]
 
 
+# ------------------------------------------------------------------ per backend
+def write_backend_project(directory: Path, n: int, backend: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    values = ", ".join(str(i) for i in range(n))
+    (directory / "runyard.yml").write_text(
+        f"name: dispatch-{backend}\n"
+        f"project: bench-dispatch-{backend}\n"
+        "command: python -c pass\n"
+        f"backend: {backend}\n"
+        f"params:\n  i: [{values}]\n"
+        f"search:\n  algorithm: grid\n  parallel: {PARALLEL}\n"
+        "resources:\n  cpus: 1\n"
+    )
+
+
+def time_experiment(url: str, project: Path, client_home: Path) -> dict[str, Any]:
+    """Snapshot + create the experiment of ``project`` on ``url``, wait for its end: wall seconds (to its
+    ``ended_at``) and its counts. Raises when a run did not succeed."""
+    from runyard.client import Client
+    from runyard.snapshot import create_snapshot
+    from runyard.spec import load_spec
+
+    os.environ["RUNYARD_SERVER"] = url
+    os.environ["RUNYARD_HOME"] = str(client_home)
+    os.environ.pop("RUNYARD_TOKEN", None)
+    with Client(url) as client:
+        spec = load_spec(project)
+        t0, t0_wall = time.perf_counter(), time.time()
+        snap = create_snapshot(client, project, spec.ignore)
+        exp = client.create_experiment(spec.project, spec.name or spec.project, spec.to_config(), snapshot_id=snap.id)
+        while True:
+            final = client.get_experiment(exp["id"])
+            if final["status"] != "running":
+                break
+            time.sleep(POLL_S)
+        t1 = time.perf_counter()
+    counts = final["counts"]
+    n = sum(counts.values())
+    if final["status"] != "succeeded" or counts.get("succeeded", 0) != n:
+        raise RuntimeError(f"the experiment on {url} ended {final['status']} with {counts}")
+    ended = final.get("ended_at")
+    return {"wall_s": (ended - t0_wall) if ended else t1 - t0, "runs_ok": counts.get("succeeded", 0)}
+
+
+def backend_local(workdir: Path, n: int) -> dict[str, Any]:
+    """``n`` trivial runs on the local backend of a fresh server (its agent warmed up before the clock starts)."""
+    home = workdir / "backend-local-home"
+    project = workdir / "backend-local-project"
+    write_backend_project(project, n, "local")
+    server, url = runyard_server(home)
+    agent_dir = home / "agent"
+    agent_pid = None
+    try:
+        agent_pid = wait_agent(agent_dir)
+        res = time_experiment(url, project, workdir / "client-home")
+        res["setup"] = "server and agent started before"
+        return res
+    finally:
+        stop_agent(agent_dir, agent_pid)
+        server.stop()
+
+
+def backend_ray(workdir: Path, n: int) -> dict[str, Any]:
+    """``n`` trivial runs on the Ray backend, against a single-node Ray cluster started (and stopped by its pids) here."""
+    try:
+        import ray.job_submission  # noqa: F401 - the Ray backend's client must be in Runyard's venv
+    except ImportError:
+        return {"skipped": "no Ray in Runyard's venv: `pip install -e '.[ray]'`"}
+    import shutil
+
+    import yaml
+
+    from runyard.testing import RayCluster
+
+    root = Path(tempfile.mkdtemp(prefix="rybd-", dir="/tmp"))  # Ray's socket paths must stay short
+    cluster = RayCluster(root, num_cpus=PARALLEL, env={"PYTHONPATH": str(ROOT)})
+    home = workdir / "backend-ray-home"
+    home.mkdir(parents=True, exist_ok=True)
+    project = workdir / "backend-ray-project"
+    write_backend_project(project, n, "ray")
+    t0 = time.perf_counter()
+    cluster.start()
+    cluster_start_s = time.perf_counter() - t0
+    try:
+        (home / "backends.yml").write_text(yaml.safe_dump({"ray": {
+            "type": "ray", "address": cluster.dashboard_url, "token": cluster.token, "python": sys.executable}}))
+        server, url = runyard_server(home)
+        try:
+            res = time_experiment(url, project, workdir / "client-home")
+        finally:
+            server.stop()
+            stop_agent(home / "agent", None)  # the server warms its local agent as it starts, unused here
+        res["setup"] = f"Ray cluster started before ({cluster_start_s:.1f} s)"
+        res["cluster_start_s"] = cluster_start_s
+        return res
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+#: One function per backend (or variant of one): name → function(workdir, n) → {"wall_s", "runs_ok", "setup"} or
+#: {"skipped": why}. Each gets a row of the "Dispatch per backend" table and ``backend_<name>_s`` in the JSON.
+BACKEND_VARIANTS: dict[str, Any] = {
+    "local": backend_local,
+    "ray": backend_ray,
+}
+
+
+def run_backends(workdir: Path, n: int) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for name, fn in BACKEND_VARIANTS.items():
+        say(f"backend {name}: {n} runs of `python -c pass`, {PARALLEL} at a time …")
+        try:
+            results[name] = fn(workdir, n)
+        except Exception as e:  # noqa: BLE001 - one backend failing leaves the others' figures
+            results[name] = {"error": f"{type(e).__name__}: {e}"}
+            say(f"backend {name} failed: {results[name]['error']}")
+    return results
+
+
+def report_backends(results: dict[str, dict[str, Any]], n: int) -> None:
+    rows = []
+    for name, res in results.items():
+        wall = res.get("wall_s")
+        rows.append([name, fmt(wall, "s"), "—" if wall is None else f"{wall / n:.2f} s",
+                     res.get("setup") or res.get("skipped") or res.get("error") or ""])
+    print_table(f"Dispatch per backend: {n} trivial runs (`python -c pass`), {PARALLEL} at a time",
+                ["backend", "wall", "per run", "not in the figure / why none"], rows)
+
+
 # --------------------------------------------------------------------------- main
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -435,6 +580,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=200, help="runs / processes / trials (default 200)")
     p.add_argument("--skip-ray", action="store_true", help="skip Ray Tune (no ray_tune_s, no ratio to it)")
     p.add_argument("--ray-timeout", type=float, default=600.0, help="give up on Ray Tune after this many seconds")
+    p.add_argument("--backend-runs", type=int, default=BACKEND_RUNS, help=f"runs per backend (default {BACKEND_RUNS})")
+    p.add_argument("--skip-backends", action="store_true", help="skip the per-backend table")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (server log and database)")
     args = p.parse_args()
 
@@ -470,6 +617,12 @@ def main() -> int:
             meta.update(res)
             figures["ray_tune_s"] = res["ray_tune_s"]
             figures["ratio_ray"] = figures["ray_tune_s"] / figures["runyard_s"]
+        if not args.skip_backends:
+            backends = run_backends(workdir, args.backend_runs)
+            meta["backends"] = backends
+            meta["backend_runs"] = args.backend_runs
+            for name, res in backends.items():
+                figures[f"backend_{name}_s"] = res.get("wall_s")
     except KeyboardInterrupt:
         say("interrupted; servers and agents stopped")
         return 130
@@ -484,6 +637,8 @@ def main() -> int:
     meta["elapsed_s"] = time.perf_counter() - started
     meta["load_note"] = load_note()
     report(figures, meta)
+    if meta.get("backends"):
+        report_backends(meta["backends"], meta["backend_runs"])
     write_json(args.json, figures, meta)
     return 0
 

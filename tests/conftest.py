@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from runyard.testing import RayCluster
 from runyard.testing._postgres import fresh_postgres
 
 # The live-server fixtures (live_server, live_servers, shared_live_server, module_live_servers,
@@ -18,10 +19,10 @@ pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_cont
 # The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters, podman and Charliecloud)
 # run on one pytest-xdist worker, one after another: the engines are started once, by that worker, and never by
 # two workers at once (container runs also load the two cores: alone they stay fast).
-_ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd", "podman_image", "charliecloud_image_dir",
+_ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd", "ray_cluster", "podman_image", "charliecloud_image_dir",
                               "rootless_podman"})
 _ENGINE_MODULES = ("test_slurm", "test_ssh", "test_distributed_slurm", "test_distributed_ray",
-                   "test_backends_cli_check", "test_ctr_engines")
+                   "test_backends_cli_check", "test_ray_", "test_ctr_engines")
 
 
 # The tests whose jobs run as the pool accounts runyard-job-N: an agent kills what an account left running
@@ -93,3 +94,27 @@ def slurm_cluster() -> Iterator[str]:
     finally:
         if started:
             subprocess.run(["bash", str(script), "down"], capture_output=True, check=False, timeout=120)
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[RayCluster]:
+    """A real single-node Ray cluster (2 CPUs, token auth, dashboard on 127.0.0.1), started once per session
+    and stopped by its pids at the end. Its jobs import the Runyard under test (PYTHONPATH)."""
+    import shutil
+    import tempfile
+
+    import runyard
+    from runyard.testing import RayCluster
+
+    pytest.importorskip("ray.job_submission", reason="the Ray tests need `pip install 'runyard[ray]'`")
+    # Ray's Unix socket paths must stay under 107 bytes: a short directory of its own, not pytest's tmp_path.
+    root = Path(tempfile.mkdtemp(prefix="ry", dir="/tmp"))
+    source = str(Path(runyard.__file__).resolve().parents[1])
+    cluster = RayCluster(root, num_cpus=2, env={"PYTHONPATH": source})
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(root, ignore_errors=True)
+

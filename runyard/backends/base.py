@@ -71,6 +71,8 @@ class Backend(Protocol):
 
     def can_queue(self, resources: Resources, distributed: bool) -> bool: ...
 
+    def started_roles(self, framework: str) -> frozenset[str] | None: ...
+
     def submit(self, launch: RunLaunch, *, at_most: int | None = None) -> str: ...
 
     def poll(self, job_ids: Sequence[str], wait_s: float = 0.0) -> dict[str, EngineState]: ...
@@ -227,6 +229,16 @@ class BaseBackend(abc.ABC):
             distributed: whether the run has several tasks (a ``distributed:`` section).
         """
         return False
+
+    def started_roles(self, framework: str) -> frozenset[str] | None:
+        """The roles of a distributed run of ``framework`` this backend starts tasks for; ``None``: every role.
+
+        The scheduler counts only these roles' resources when it checks capacity and whether
+        a run can ever fit (the Ray backend runs a ``framework: ray`` run's ``job`` task alone:
+        the cluster's own nodes stand for its ``head`` and ``worker`` tasks). Must not touch
+        the engine. Default: ``None``.
+        """
+        return None
 
     def warm(self) -> None:  # noqa: B027 - an optional hook, not abstract: by default there is nothing to start
         """Start what the backend runs on ahead of the first run. Default: nothing.

@@ -9,7 +9,7 @@ from typing import Any
 from runyard.backends.base import Backend, Resources
 from runyard.errors import InvalidState, RunyardError
 from runyard.scheduler import _hooks
-from runyard.scheduler._dispatch import backend_names, build_launch, infeasible, run_resources, waiting_reason
+from runyard.scheduler._dispatch import Unavailable, backend_names, build_launch, infeasible, run_resources, waiting_reason
 from runyard.scheduler._state import SchedulerState
 
 __all__ = ["admit", "queue_cap"]
@@ -75,7 +75,7 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
                 continue
             placed = _place(state, row, spec, fit, free_by_backend, blocked_backends)
             if placed is None:
-                waiting[row["id"]] = _why_waiting(row["id"], spec, fit, free_by_backend, blocked_backends)
+                waiting[row["id"]] = _why_waiting(state, row["id"], spec, fit, free_by_backend, blocked_backends)
                 continue
             name, backend = placed
             at_most = None
@@ -94,16 +94,16 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
                 changed = True
                 continue
             if name in blocked_backends:
-                waiting[row["id"]] = _why_waiting(row["id"], spec, [name], free_by_backend, blocked_backends)
+                waiting[row["id"]] = _why_waiting(state, row["id"], spec, [name], free_by_backend, blocked_backends)
                 continue
             at_most = parallel if _hooks.queues(backend, spec) else None
             if at_most is None:
                 if active >= parallel:
                     waiting[row["id"]] = f"pending: {active} of {parallel} slots busy"
                     continue
-                if not _take_room(backend, name, run_resources(spec), free_by_backend):
+                if not _take_room(backend, name, run_resources(spec, backend), free_by_backend):
                     blocked_backends[name] = row["id"]  # keep submission order: nothing later jumps the queue
-                    waiting[row["id"]] = waiting_reason(run_resources(spec), free_by_backend.get(name))
+                    waiting[row["id"]] = waiting_reason(run_resources(spec, backend), free_by_backend.get(name))
                     continue
         active_by_exp[exp["id"]] = active + 1
         picked.append((row, exp, spec, backend, name, at_most))
@@ -146,10 +146,16 @@ def _take_room(backend: Backend, name: str, need: Resources, free_by_backend: di
     """Whether ``need`` fits in what ``backend`` has free this pass (capacity None: the engine queues,
     so it always fits); when it does, it is taken off. One capacity() per backend and pass."""
     if name not in free_by_backend:
-        free_by_backend[name] = backend.capacity()
+        try:
+            free_by_backend[name] = backend.capacity()
+        except RunyardError as e:  # the engine did not answer: nothing goes to it this pass, and runs say why
+            log.warning("backend %s: capacity unknown, submitting nothing to it this pass: %s", name, e.message)
+            free_by_backend[name] = Unavailable(0.0, 0, 0, why=e.message)
     free = free_by_backend[name]
     if free is None:
         return True
+    if isinstance(free, Unavailable):
+        return False
     if not need.fits_in(free):
         return False
     free_by_backend[name] = free - need
@@ -169,14 +175,18 @@ def _never(state: SchedulerState, exp_id: int, name: str, spec: Any, never: dict
     return never[key]
 
 
-def _why_waiting(run_id: int, spec: Any, names: list[str], free_by_backend: dict[str, Resources | None],
-                 blocked_backends: dict[str, int]) -> str:
+def _why_waiting(state: SchedulerState, run_id: int, spec: Any, names: list[str],
+                 free_by_backend: dict[str, Resources | None], blocked_backends: dict[str, int]) -> str:
     """The message of a queued run that fits its backends but has no room now."""
     for name in names:
         ahead = blocked_backends.get(name)
         if ahead is not None and ahead != run_id:
             return f"pending: behind run {ahead}, which waits for room on backend {name}"
-    return waiting_reason(run_resources(spec), free_by_backend.get(names[0]))
+    try:
+        backend: Backend | None = state.backends.get(names[0])
+    except RunyardError:
+        backend = None
+    return waiting_reason(run_resources(spec, backend), free_by_backend.get(names[0]))
 
 
 # How many queued runs get their waiting reason stored per pass (the oldest): the rest are stored
@@ -222,7 +232,6 @@ def _place(state: SchedulerState, row: Mapping[str, Any], spec: Any, names: list
     queue of a backend that queues runs itself (``at_most``) is not used: only capacity()
     tells which backend has room.
     """
-    need = run_resources(spec)
     problems: list[str] = []
     for name in names:
         if name in blocked_backends:
@@ -232,7 +241,7 @@ def _place(state: SchedulerState, row: Mapping[str, Any], spec: Any, names: list
         except RunyardError as e:
             problems.append(f"{name!r}: {e.message}")
             continue
-        if _take_room(backend, name, need, free_by_backend):
+        if _take_room(backend, name, run_resources(spec, backend), free_by_backend):
             return name, backend
     if len(problems) == len(names):
         state.fail(row["id"], "no backend of " + ", ".join(names) + " is available: " + " ".join(problems))

@@ -7,6 +7,7 @@ import json
 import logging
 import threading
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from runyard.backends.base import (
@@ -19,8 +20,8 @@ from runyard.backends.base import (
 )
 from runyard.errors import RunyardError, SpecError
 
-__all__ = ["BackendPool", "backend_names", "build_launch", "describe_shape", "engine_outcome", "infeasible",
-           "run_resources", "task_shapes", "waiting_reason"]
+__all__ = ["BackendPool", "Unavailable", "backend_names", "build_launch", "describe_shape", "engine_outcome",
+           "infeasible", "run_resources", "task_shapes", "waiting_reason"]
 
 log = logging.getLogger("runyard.scheduler")
 
@@ -275,25 +276,37 @@ def backend_names(spec: Any) -> list[str]:
     return [backend] if isinstance(backend, str) else list(backend)
 
 
-def run_resources(spec: Any) -> Resources:
-    """What one attempt of a run of ``spec`` holds: its resources, summed over the tasks of a distributed run."""
+def _counted_roles(spec: Any, backend: Backend | None) -> dict[str, Any]:
+    """The roles of ``spec``'s distributed run whose tasks ``backend`` starts (every role without a backend)."""
+    roles = spec.distributed.to_launch(spec.resources)["roles"]
+    if backend is None:
+        return roles
+    from runyard.scheduler._hooks import started_roles
+
+    started = started_roles(backend, spec.distributed.framework)
+    return roles if started is None else {name: role for name, role in roles.items() if name in started}
+
+
+def run_resources(spec: Any, backend: Backend | None = None) -> Resources:
+    """What one attempt of a run of ``spec`` holds: its resources, summed over the tasks of a distributed run
+    (those ``backend`` starts: ``Backend.started_roles``)."""
     res = spec.resources
     if spec.distributed is None:
         return Resources(res.cpus, res.memory_mb, res.gpus)
     total = Resources(0.0, 0, 0)
-    for role in spec.distributed.to_launch(res)["roles"].values():
+    for role in _counted_roles(spec, backend).values():
         r = role["resources"]
         total = total + Resources(r["cpus"], r["memory_mb"], r["gpus"]).times(role["replicas"])
     return total
 
 
-def task_shapes(spec: Any) -> list[Resources]:
-    """What each task of a run of ``spec`` asks for (one entry for a single-task run)."""
+def task_shapes(spec: Any, backend: Backend | None = None) -> list[Resources]:
+    """What each task of a run of ``spec`` asks for (one entry for a single-task run; the tasks ``backend`` starts)."""
     res = spec.resources
     if spec.distributed is None:
         return [Resources(res.cpus, res.memory_mb, res.gpus)]
     shapes: list[Resources] = []
-    for role in spec.distributed.to_launch(res)["roles"].values():
+    for role in _counted_roles(spec, backend).values():
         r = role["resources"]
         shapes += [Resources(r["cpus"], r["memory_mb"], r["gpus"])] * int(role["replicas"])
     return shapes
@@ -337,10 +350,10 @@ def infeasible(backend: Backend, name: str, spec: Any) -> str:
     if not nodes:
         return ""
     largest = max(nodes, key=lambda n: (n.gpus, n.cpus, n.memory_mb))
-    shapes = task_shapes(spec)
+    shapes = task_shapes(spec, backend)
     several = len(shapes) > 1
     if len(nodes) == 1:
-        need = run_resources(spec)
+        need = run_resources(spec, backend)
         asks, has = _excess(need, nodes[0])
         if asks:
             whole = f" (all {len(shapes)} tasks together)" if several else ""
@@ -358,10 +371,19 @@ def infeasible(backend: Backend, name: str, spec: Any) -> str:
     return ""
 
 
+@dataclass(frozen=True)
+class Unavailable(Resources):
+    """What ``capacity()`` stands for when the backend could not tell it (its engine did not answer): no room, and why."""
+
+    why: str = ""
+
+
 def waiting_reason(need: Resources, free: Resources | None) -> str:
     """Why a run that fits its backend waits: ``pending: no GPU free``, ``pending: 1 of 4 CPUs free`` …"""
     if free is None:
         return "pending: waiting for its backend"
+    if isinstance(free, Unavailable):
+        return f"pending: its backend cannot tell its free resources: {free.why}"
     if need.gpus > free.gpus:
         return "pending: no GPU free" if free.gpus <= 0 else f"pending: {free.gpus:g} of {need.gpus} GPUs free"
     if need.cpus > free.cpus + 1e-9:

@@ -6,7 +6,7 @@ from typing import Any
 
 from runyard.backends.base import BaseBackend, RunLaunch
 
-__all__ = ["queues", "stop_if_idle", "submit", "warm"]
+__all__ = ["queues", "started_roles", "stop_if_idle", "submit", "warm"]
 
 
 def queues(backend: BaseBackend, spec: Any) -> bool:
@@ -16,6 +16,13 @@ def queues(backend: BaseBackend, spec: Any) -> bool:
     from runyard.records.compute import Resources
 
     return backend.can_queue(Resources(res.cpus, res.memory_mb, res.gpus), spec.distributed is not None)
+
+
+def started_roles(backend: Any, framework: str) -> frozenset[str] | None:
+    """The roles of a ``framework`` run whose tasks ``backend`` starts (``None``: all; backends given as
+    instances without the hook start all)."""
+    hook = getattr(backend, "started_roles", None)
+    return hook(framework) if hook is not None else None
 
 
 def submit(backend: BaseBackend, launch: RunLaunch, at_most: int | None) -> str:

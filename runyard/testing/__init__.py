@@ -4,8 +4,10 @@ The backend contract (a pytest plugin and ``BackendContract``) is ``runyard.test
 """
 
 from runyard.testing._postgres import postgres_url
+from runyard.testing._ray import RayCluster
 from runyard.testing._server import LiveServer, free_port
 from runyard.testing._wait import pid_alive, wait_for
 from runyard.testing.fake_backend import FakeBackend, FakeClock, FakeJob
 
-__all__ = ["FakeBackend", "FakeClock", "FakeJob", "LiveServer", "free_port", "pid_alive", "postgres_url", "wait_for"]
+__all__ = ["FakeBackend", "FakeClock", "FakeJob", "LiveServer", "RayCluster", "free_port", "pid_alive", "postgres_url",
+           "wait_for"]

@@ -30,14 +30,7 @@ def test_unknown_names_list_the_known_ones() -> None:
     assert e.value.hint == "Did you mean 'slurm'?"
 
 
-@pytest.mark.parametrize("name", ["ray"])
-def test_reserved_backends_not_written_yet_say_so(name: str) -> None:
-    assert importlib.util.find_spec(BUILTIN_BACKENDS[name][0]) is None, "written now: drop it from this test"
-    with pytest.raises(SpecError, match=f"The backend '{name}' is not available yet"):
-        get_backend(name, {})
-
-
-@pytest.mark.parametrize("name", ["ssh", "slurm", "kubernetes"])
+@pytest.mark.parametrize("name", ["ssh", "slurm", "kubernetes", "ray"])
 def test_written_backends_resolve_to_their_class(name: str) -> None:
     module, attr = BUILTIN_BACKENDS[name]
     assert backend_class(name) is getattr(importlib.import_module(module), attr)
