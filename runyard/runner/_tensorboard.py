@@ -174,7 +174,8 @@ class EventTailer:
     def stop(self) -> None:
         """Read what was written last, then stop (the task has ended)."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.ident is not None:
+            self._thread.join()
         self.poll()
         for path, reader in self._readers.items():
             if reader.n_events == 0 and path.stat().st_size > 0:
