@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2e_helpers import Yard, log_texts
+from e2e_helpers import Yard, log_texts, wait_until
 
 pytest.importorskip("papermill", reason="the notebooks extra (pip install 'runyard[notebooks]')")
 
@@ -77,6 +77,28 @@ def test_notebook_sweep_keeps_executed_notebooks_with_their_params(yard: Yard, m
             assert "the cell starting `import time` raised ValueError: lr 4 is too large" in run["status_message"], run["status_message"]
         yard.client.download_artifact(run["id"], "notebook/train.html", dest / "train.html")
         assert f"training with lr={lr} label=sweep" in (dest / "train.html").read_text()
+
+
+LIVE = notebook(
+    ("wait_for = ''", ["parameters"]),
+    ("import os, time\nprint('first cell done', flush=True)", []),
+    ("deadline = time.time() + 60\nwhile not os.path.exists(wait_for) and time.time() < deadline:\n"
+     "    time.sleep(0.05)\nprint('second cell done')", []),
+)
+
+
+def test_cell_output_reaches_the_log_while_the_notebook_runs(yard: Yard, make_project, tmp_path: Path) -> None:
+    go = tmp_path / "nb-live-out" / "go"  # in the project's E2E_OUT directory
+    yml = f"project: e2e-notebook-live\nnotebook: live.ipynb\nparams:\n  wait_for: {json.dumps(str(go))}\n"
+    make_project("nb-live", yml, "", **{"live.ipynb": LIVE})
+    exp = yard.submit(tmp_path / "nb-live")
+    run_id = wait_until(lambda: next(iter(yard.runs(exp["id"])), None), 60, "the run")["id"]
+    wait_until(lambda: "first cell done" in log_texts(yard.client, run_id), 60, "the first cell's output")
+    assert yard.client.get_run(run_id)["status"] == "running"  # streamed, not written at the end
+    go.write_text("")
+    run = yard.wait_run(run_id, timeout_s=60)
+    assert run["status"] == "succeeded", run["status_message"]
+    assert "second cell done" in log_texts(yard.client, run_id)
 
 
 def test_a_notebook_without_parameters_cell_is_refused_at_submission(yard: Yard, make_project) -> None:
