@@ -7,8 +7,9 @@ The command ``notebook: train.ipynb`` in runyard.yml gives every run, on every b
    cell tagged ``parameters`` (a notebook given params but without that cell is refused:
    papermill would put them first, where the notebook's own defaults overwrite them);
 2. executes the notebook with the ``python3`` kernel, in the notebook's directory, writing
-   each cell's stdout and stderr to its own as the cell prints (so the runner streams it as
-   the run's log);
+   each cell's outputs to its own stdout (a cell's stderr to its stderr) as the kernel sends
+   them: printed text, and the text form of results and displays (``Out[3]``), so the runner
+   streams them as the run's log;
 3. stores the executed notebook and its HTML rendering (nbconvert) as the run's artifacts
    ``notebook/<name>.ipynb`` and ``notebook/<name>.html``, whether the notebook succeeded or not;
 4. exits 1 when a cell raised, its last line naming the cell and the error.
@@ -23,6 +24,7 @@ exits 2 with that fix.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -130,16 +132,22 @@ def _execute(path: Path, params: dict[str, Any]) -> int:
     with tempfile.TemporaryDirectory(prefix="runyard-notebook-") as tmp:
         out = Path(tmp) / f"{stem}.ipynb" if launched else path.with_name(f"{stem}.out.ipynb")
         failure = ""
+        echo = _CellOutput()
+        papermill_log = logging.getLogger("papermill")
+        papermill_log.addHandler(echo)
+        papermill_log.setLevel(logging.INFO)
         try:
             papermill.execute_notebook(str(path), str(out), parameters=params, kernel_name="python3", language="python",
-                                       progress_bar=False, stdout_file=sys.stdout, stderr_file=sys.stderr,
-                                       cwd=str(path.parent.resolve()), config=_kernel_config())
+                                       progress_bar=False, log_output=True, cwd=str(path.parent.resolve()),
+                                       config=_kernel_config())
         except PapermillExecutionError as e:
             first = next((ln.strip() for ln in str(e.source).splitlines() if ln.strip()), "")
             first = first if len(first) <= 60 else first[:57] + "..."
             failure = f"the cell starting `{first}` raised {e.ename}: {e.evalue}"
         except Exception as e:  # noqa: BLE001 - the kernel did not start, the notebook is malformed, ...
             failure = f"could not execute: {type(e).__name__}: {e}"
+        finally:
+            papermill_log.removeHandler(echo)
         sys.stdout.flush()
         kept = _keep(out, stem, launched) if out.exists() else []
         if kept:
@@ -148,6 +156,19 @@ def _execute(path: Path, params: dict[str, Any]) -> int:
             _say(f"notebook {path} failed: {failure}")
             return 1
     return 0
+
+
+class _CellOutput(logging.Handler):
+    """Each output of a cell, as the kernel sends it: papermill's ``log_output`` messages (streams, and the
+    text form of results and displays), written to this process's stdout (stderr for a cell's stderr)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.funcName != "log_output_message":  # papermill's own notes (input path, kernel name)
+            return
+        text = record.getMessage()
+        out = sys.stderr if record.levelno >= logging.WARNING else sys.stdout
+        out.write(text if text.endswith("\n") else text + "\n")
+        out.flush()
 
 
 def _kernel_config() -> Any:

@@ -102,7 +102,7 @@ def tensorboard(
 
         $ runyard tensorboard 12 --port 6006 --idle 0
     """
-    if shutil.which("tensorboard") is None and not _importable("tensorboard"):
+    if not _importable("tensorboard"):
         raise InvalidInput(f"TensorBoard is not installed for {sys.executable}.", _MISSING)
     tmp = Path(tempfile.mkdtemp(prefix=f"runyard-tensorboard-{experiment_id}-"))
     proc: subprocess.Popen[bytes] | None = None

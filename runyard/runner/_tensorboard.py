@@ -42,6 +42,7 @@ __all__ = ["EventTailer", "Scalar", "event_files", "inside", "keep_event_files",
 log = logging.getLogger("runyard.runner")
 
 POLL_S = 1.0
+POINTS_PER_BATCH = 10_000
 EVENT_FILE_MARK = "tfevents"
 MISSING_FIX = "pip install 'runyard[tensorboard]'"
 
@@ -228,9 +229,10 @@ class EventTailer:
             except Exception as e:  # noqa: BLE001 - one bad file must not stop the others
                 log.debug("reading %s failed", file, exc_info=True)
                 self._once(f"cannot read {file.name}: {type(e).__name__}: {e}")
-        if keys:
-            self.n_points += len(keys)
-            self._report(keys, steps, values, times)
+        self.n_points += len(keys)
+        for i in range(0, len(keys), POINTS_PER_BATCH):  # a long history read at once goes out in several requests
+            end = i + POINTS_PER_BATCH
+            self._report(keys[i:end], steps[i:end], values[i:end], times[i:end])
 
 
 def keep_event_files(logdir: Path, upload: Callable[[str, Path], None], note: Callable[[str], None]) -> int:

@@ -35,6 +35,7 @@ TRAIN = notebook(
     ("lr = 0.5\nlabel = 'default'", ["parameters"]),
     ("import time\nprint(f'training with lr={lr} label={label}', flush=True)\ntime.sleep(0.3)\n"
      "if lr > 3:\n    raise ValueError(f'lr {lr} is too large')\nprint('loss', 1 / lr)", []),
+    ("{'scaled': lr * 10}", []),  # a result, shown as Out[...] in Jupyter
 )
 
 SWEEP_YML = """
@@ -71,6 +72,7 @@ def test_notebook_sweep_keeps_executed_notebooks_with_their_params(yard: Yard, m
         if lr <= 3:
             assert run["status"] == "succeeded", yard.describe(exp["id"])
             assert f"loss {1 / lr}" in logs
+            assert f"{{'scaled': {lr * 10}}}" in logs  # results are outputs too
         else:
             # A cell that raises fails the run, and the run's message names the cell and the error.
             assert run["status"] == "failed", yard.describe(exp["id"])
