@@ -95,6 +95,7 @@ class Capture:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._main, name="runyard-capture", daemon=True)
         self._tees: list[tuple[str, Any, _Tee]] = []
+        self._forked = False
 
     def start(self) -> None:
         """Put the tees on and start the thread (cheap: the rest happens on the thread)."""
@@ -107,9 +108,13 @@ class Capture:
             self._tees.append((name, original, tee))
         self._thread.start()
 
+    def forked(self) -> None:
+        """In a forked child: the thread did not come along, so the tees only print from now on."""
+        self._forked = True
+
     # --------------------------------------------------------------- producers
     def _take(self, stream: str, text: str) -> None:
-        if not text:
+        if not text or self._forked:
             return
         now = time.time()
         with self._lock:

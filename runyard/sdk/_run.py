@@ -467,6 +467,8 @@ class Run:
         """In a forked child: the sender thread did not come along, so stop accepting points."""
         if self._closed is None:
             self._closed = "fork"
+        if self._capture is not None:
+            self._capture.forked()
 
     def _call(self, what: str, fn: Callable[[Client | SpoolClient], Any]) -> bool:
         """Run one synchronous request; report (never raise) its failure. True on success."""
