@@ -152,3 +152,19 @@ def test_outside_a_run_the_executed_notebook_lands_beside_it(tmp_path: Path) -> 
     assert res.returncode == 0, res.stderr
     assert "training with lr=2 label=default" in res.stdout
     assert (tmp_path / "train.out.ipynb").exists() and (tmp_path / "train.out.html").exists()
+
+
+def test_submission_for_the_local_backend_needs_papermill_here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from runyard.errors import InvalidInput
+    from runyard.notebook import check_submission
+
+    (tmp_path / "train.ipynb").write_text(TRAIN)
+    check_submission(tmp_path, "train.ipynb", ["lr"], local=True)  # all there: accepted
+    monkeypatch.setitem(sys.modules, "papermill", None)  # as if it were not installed
+    with pytest.raises(InvalidInput) as e:
+        check_submission(tmp_path, "train.ipynb", ["lr"], local=True)
+    assert "runs need papermill" in e.value.message and e.value.hint == "pip install 'runyard[notebooks]'"
+    check_submission(tmp_path, "train.ipynb", ["lr"], local=False)  # another backend's machines may have it
+    (tmp_path / "cells.ipynb").write_text('{"cells": 3}')
+    with pytest.raises(InvalidInput, match="not a notebook"):
+        check_submission(tmp_path, "cells.ipynb", [], local=False)

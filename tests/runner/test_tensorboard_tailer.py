@@ -87,3 +87,21 @@ def test_read_scalars_groups_by_directory(tmp_path: Path) -> None:
     assert sorted(p.name for p in found) == ["a", "b"]
     point = found[tmp_path / "a"][0]
     assert (point.key, point.step, point.value, point.wall_time) == ("loss", 3, 1.0, 1_700_000_000.5)
+
+
+def test_without_the_tensorboard_package_the_log_says_so_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The package is installed here; its absence is simulated where the tailer imports it.
+    import runyard.runner._tensorboard as tb
+
+    def missing() -> None:
+        raise ImportError("reading TensorBoard event files needs the tensorboard package (No module named "
+                          "'tensorboard'); pip install 'runyard[tensorboard]'")
+
+    monkeypatch.setattr(tb, "load_tensorboard", missing)
+    sink = Sink()
+    tailer = EventTailer(tmp_path, sink.report, sink.notes.append, poll_s=3600)
+    tailer.poll()
+    tailer.poll()
+    tailer.stop()
+    assert len(sink.notes) == 1 and "pip install 'runyard[tensorboard]'" in sink.notes[0], sink.notes
+    assert sink.points == []
