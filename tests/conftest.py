@@ -53,6 +53,9 @@ def runyard_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
                 # checked at the width a pipe gets.
                 "COLUMNS", "LINES"):
         monkeypatch.delenv(var, raising=False)
+    # An ad-hoc SDK run records the console and sys/* metrics by default; the tests count their runs' metrics and
+    # log lines exactly. The capture's own tests (tests/sdk/test_sdk_capture.py) turn it on per run.
+    monkeypatch.setenv("RUNYARD_SDK_CAPTURE", "0")
     return home
 
 

@@ -158,6 +158,12 @@ def run(
     if backend:
         listed = backend.split(",")
         config = {**config, "backend": listed[0] if len(listed) == 1 else listed}
+    if spec.notebook is not None:
+        from runyard.notebook import check_submission
+
+        backends = config.get("backend")
+        check_submission(directory, spec.notebook, list(spec.params),
+                         local="local" in (backends if isinstance(backends, list) else [backends]))
     if dry_run:
         plan = plan_runs(config)
         snap_report = snapshot_report(directory, spec.ignore)

@@ -90,6 +90,9 @@ class RunLaunch:
     # a rerun must use); the backend adds its runtime settings (``runtime``, ``image_dir``, ...).
     # ``None``: the run's commands run on the machine's own software, outside any container.
     container: Mapping[str, Any] | None = None
+    # ``tensorboard:`` in runyard.yml: ``logdir`` (relative to the working directory) whose event files'
+    # scalars the runner logs as the run's metrics, and ``serve`` (keep the files as artifacts). ``None``: none.
+    tensorboard: Mapping[str, Any] | None = None
 
 
 class Feature(enum.Enum):

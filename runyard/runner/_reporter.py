@@ -124,6 +124,16 @@ class Reporter:
             elif n >= BATCH_MAX_LINES:
                 self._cond.notify()
 
+    def log_metrics(self, keys: list[str], steps: list[int], values: list[float | None], timestamps: list[float]) -> None:
+        """Queue metric points (one list entry per point), in order with the log lines before them."""
+        if not keys:
+            return
+        with self._cond:
+            self._seal_lines()
+            self._ops.append(_Op("metrics", {"keys": keys, "steps": steps, "values": values, "timestamps": timestamps,
+                                             "batch_id": uuid.uuid4().hex}))
+            self._cond.notify()
+
     def task_status(self, **fields: Any) -> None:
         """Queue ``update_task(run, role, rank, **fields)``; ``fields`` holds role and rank."""
         self._push(_Op("task", fields))

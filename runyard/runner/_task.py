@@ -203,6 +203,7 @@ class TaskExecution:
         self._sampler: Any = None
         self._container: Any = None  # runyard.runner._container.TaskContainer, for a run with an image
         self._deadline: float | None = None  # the time limit, monotonic
+        self._tensorboard: Any = None  # runyard.runner._tensorboard.EventTailer, for a run with tensorboard:
         self.pid: int | None = None
 
     # ------------------------------------------------------------------ control
@@ -305,6 +306,8 @@ class TaskExecution:
             error = f"runner error: {type(e).__name__}: {e}"
         if self._container is not None:
             self._container.cleanup(self._capture)
+        if self._tensorboard is not None:
+            self._finish_tensorboard()
         result = self._result(rc, failed_step, error)
         if self._settle is not None:
             result = self._settle(result)
@@ -466,6 +469,8 @@ class TaskExecution:
             self._reporter.task_status(role=slot.role, rank=slot.rank, status="running", pid=proc.pid, host=_HOST,
                                        attempt=launch.attempt)
             self._start_sampler(proc.pid, env.get("CUDA_VISIBLE_DEVICES"))
+            if launch.tensorboard is not None and slot == launch.tasks[0]:
+                self._start_tensorboard(str(launch.tensorboard.get("logdir", "")))
         else:
             self._reporter.task_status(role=slot.role, rank=slot.rank, pid=proc.pid, attempt=launch.attempt)
             with self._lock:
@@ -481,6 +486,36 @@ class TaskExecution:
                 self._proc = None
             if files is not None:
                 files.close()
+
+    def _start_tensorboard(self, logdir: str) -> None:
+        """Tail ``tensorboard.logdir``'s event files beside the task (its first task of several)."""
+        from runyard.runner._tensorboard import EventTailer, inside
+
+        path = inside(self._rundir, logdir)
+        if path is None:
+            self._emit("system", f"[runyard] tensorboard: logdir {logdir!r} leads outside the run's working "
+                       "directory (a symbolic link?); its event files are not read.".encode())
+            return
+        self._tensorboard = EventTailer(path, self._reporter.log_metrics, lambda text: self._emit("system", text.encode()))
+        self._tensorboard.start()
+
+    def _finish_tensorboard(self) -> None:
+        """Read the event files' last scalars; keep the files as artifacts with ``serve: true``."""
+        from runyard.runner._tensorboard import keep_event_files
+
+        tailer, self._tensorboard = self._tensorboard, None
+        tailer.stop()
+        if not (self.launch.tensorboard or {}).get("serve"):
+            return
+
+        def upload(name: str, file: Path) -> None:
+            with open(file, "rb") as fh:
+                self._client.upload_artifact(self.launch.run_id, name, fh)
+
+        n = keep_event_files(tailer.logdir, upload, lambda text: self._emit("system", text.encode()))
+        if n:
+            self._emit("system", f"[runyard] tensorboard: kept {n} event file{'s' if n != 1 else ''} for "
+                       f"`runyard tensorboard`".encode())
 
     def _start_sampler(self, pid: int, cuda_visible: str | None) -> None:
         """Sample from the reporter thread; the sampler is built there on the first call

@@ -253,6 +253,7 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         grace_period_s=grace,
         tasks=tasks,
         distributed=distributed,
+        tensorboard=None if spec.tensorboard is None else spec.tensorboard.model_dump(),
     )
 
 

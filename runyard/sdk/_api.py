@@ -46,7 +46,7 @@ SIGTERM_FLUSH_S = 10.0
 
 
 def init(project: str | None = None, name: str = "", params: Mapping[str, Any] | None = None,
-         tags: Mapping[str, Any] | None = None) -> Run:
+         tags: Mapping[str, Any] | None = None, capture_output: bool | None = None) -> Run:
     """Start the run this process logs to, and make it the active run.
 
     Inside a run launched by Runyard (``RUNYARD_RUN_ID`` and ``RUNYARD_SERVER`` set)
@@ -60,6 +60,11 @@ def init(project: str | None = None, name: str = "", params: Mapping[str, Any] |
         name: ad-hoc runs only; default ``run-<id>``.
         params: hyper-parameters (JSON-like values).
         tags: tags; values are stored as strings.
+        capture_output: ad-hoc runs only: record this process's console output (a tee:
+            it still prints), its system metrics (``sys/*``), and its environment (host,
+            Python, command line, git commit, branch and diff, installed packages), as a
+            launched run has them; in the background, after init() returned. False turns
+            all of it off; the default is on unless ``RUNYARD_SDK_CAPTURE=0``.
 
     Returns:
         The run. If the server cannot be reached to create it, the failure is reported
@@ -81,7 +86,9 @@ def init(project: str | None = None, name: str = "", params: Mapping[str, Any] |
         previous = _active
         if previous is not None:
             previous.finish()
-        run = start_run(project, name, params, tags, _forget)
+        if capture_output is None:
+            capture_output = os.environ.get("RUNYARD_SDK_CAPTURE", "1").strip().lower() not in ("0", "false", "no", "off")
+        run = start_run(project, name, params, tags, _forget, capture_output)
         if previous is not None and previous.id is not None and previous.id == run.id:
             run._n_logs = previous._n_logs  # re-attached to the same launched run: default steps go on
         _active = run

@@ -81,6 +81,7 @@ class Run:
         self._keys: dict[str, str] = {}
         self._sender: Sender | None = None
         self._pending: PendingRun | None = None
+        self._capture: Any = None  # runyard.sdk._capture.Capture of an ad-hoc run
         if client is not None and (run_id is not None or pending is not None):
             from runyard.config import home
             from runyard.sdk._sender import PendingRun, Sender
@@ -387,6 +388,9 @@ class Run:
         if self._finished or os.getpid() != self._pid:
             return
         self._finished = True
+        capture, self._capture = self._capture, None
+        if capture is not None:  # its last lines go out before the status
+            capture.close(flush_timeout_s() if timeout_s is None else timeout_s)
         self._closed = "finished"
         try:
             sent = True
@@ -463,6 +467,8 @@ class Run:
         """In a forked child: the sender thread did not come along, so stop accepting points."""
         if self._closed is None:
             self._closed = "fork"
+        if self._capture is not None:
+            self._capture.forked()
 
     def _call(self, what: str, fn: Callable[[Client | SpoolClient], Any]) -> bool:
         """Run one synchronous request; report (never raise) its failure. True on success."""
@@ -485,8 +491,11 @@ class Run:
 
 # ------------------------------------------------------------------ starting
 def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None,
-              on_finish: Callable[[Run], None]) -> Run:
+              on_finish: Callable[[Run], None], capture_output: bool = False) -> Run:
     """Attach to the launched run named by ``RUNYARD_RUN_ID``, or create an ad-hoc run.
+
+    ``capture_output``: an ad-hoc run records the console, system metrics and the environment
+    (:mod:`runyard.sdk._capture`); a launched run's runner does that already.
 
     Raises:
         TypeError: ``params`` or ``tags`` is not a mapping.
@@ -561,12 +570,23 @@ def start_run(project: str | None, name: str, params: Mapping[str, Any] | None, 
                    f"kept in {run._sender.spool_dir} and created on the server when it answers "  # type: ignore[union-attr]
                    f"(or by `runyard sync`).")
             run._sender.start()  # type: ignore[union-attr]
+            if capture_output:
+                _capture(run)
             return run
         run = Run(run_id=record["id"], params=init_params, client=client, launched=False, local_home=local_home, **common)
         report(f"run {run.id} ({record.get('name', '')}) in project {project!r}: {run.url}")
+        if capture_output:
+            _capture(run)
     if run._sender is not None:
         run._sender.start()
     return run
+
+
+def _capture(run: Run) -> None:
+    from runyard.sdk._capture import Capture
+
+    run._capture = Capture(run, sample_s=_env_number("RUNYARD_SDK_SAMPLE_S", 5.0, float))
+    run._capture.start()
 
 
 def _local_home() -> str | None:

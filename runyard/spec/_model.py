@@ -27,6 +27,7 @@ from runyard.search import (
     axis_size,
 )
 from runyard.spec._image import BuildField, BuildSection, ImageField
+from runyard.spec._notebook import TensorboardSpec, check_notebook, notebook_command
 from runyard.spec._params import ParamSpec, dimension, grid_size
 from runyard.spec._resources import DistributedSpec, ResourcesSpec, RoleSpec
 from runyard.spec._rules import Model, Relative, Rule, at_most, bad, bad_many, invalid, show
@@ -115,14 +116,12 @@ class Spec(Model):
         Rule("a string", 'Quote the text, e.g. `description: "lr sweep"`.'),
     ] = None
     command: Annotated[
-        str,
-        AfterValidator(check_command),
+        Annotated[str, AfterValidator(check_command)] | None,
         Rule(
             "a non-empty shell command",
             "Write the command each run executes, e.g. `command: python train.py --lr {lr}`.",
-            missing="Add the command each run executes, e.g. `command: python train.py --lr {lr}`.",
         ),
-    ]
+    ] = None
     params: Annotated[
         dict[_ParamName, ParamSpec],
         Rule(
@@ -164,6 +163,21 @@ class Spec(Model):
         BeforeValidator(one_or_many),
         Rule("a gitignore-style pattern or a list of them", "Write e.g. `ignore: [data/, '*.ckpt']`."),
     ] = Field(default_factory=list)
+    notebook: Annotated[
+        Annotated[str, AfterValidator(check_notebook)] | None,
+        Rule("a .ipynb file in the experiment's directory", "Name the notebook each run executes, e.g. "
+             "`notebook: train.ipynb`."),
+    ] = None
+    tensorboard: TensorboardSpec | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_command(cls, data: Any) -> Any:
+        """``command:`` with no value is an empty command (the key is optional only beside ``notebook:``)."""
+        if isinstance(data, dict) and "command" in data and data["command"] is None:
+            raise bad_many([(("command",), "must be a non-empty shell command, but it is empty. Write the command "
+                             "each run executes, e.g. `command: python train.py --lr {lr}`.")])
+        return data
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -185,6 +199,14 @@ class Spec(Model):
         """Rules between fields; also fills in name, search.algorithm and grid max_runs."""
         if self.name is None:
             self.name = self.project
+        if self.command is None and self.notebook is None:
+            raise bad_many([(("command",), "is required. Add the command each run executes, e.g. `command: python "
+                             "train.py --lr {lr}`, or the notebook it executes, e.g. `notebook: train.ipynb`.", ())])
+        if self.command is not None and self.notebook is not None:
+            raise bad_many([(("notebook",), f"is {show(self.notebook)}, but command: is set too, and a run executes "
+                             "one of them. Remove command: to run the notebook, or notebook: to run the command.")])
+        if self.notebook is not None:
+            self.command = notebook_command(self.notebook)  # params reach it through RUNYARD_PARAMS
         problems: list[Relative] = []
         space = self.space()
         ranges = [n for n, d in space.items() if isinstance(d, (FloatRange, IntRange))]
@@ -268,6 +290,7 @@ class Spec(Model):
                 )
             )
         problems.extend(self._image_problems())
+        assert self.command is not None
         missing = undeclared(self.command, list(self.params))
         problems.extend((("command",), body) for body in missing)
         if not missing:
@@ -340,6 +363,7 @@ class Spec(Model):
             InvalidInput: a placeholder's param has no value in ``params`` and is not fixed.
         """
         out: list[str] = []
+        assert self.command is not None  # filled in from notebook: when not given
         for part in split_command(self.command)[0]:
             if isinstance(part, str):
                 out.append(part)
@@ -360,7 +384,10 @@ class Spec(Model):
     def to_config(self) -> dict[str, Any]:
         """The normalised spec as a JSON-able dict: defaults filled in, memory in MB,
         time_limit in seconds, list choices as ``{choice: [...]}``, unset values left out."""
-        return self.model_dump(mode="json", exclude_none=True)
+        config = self.model_dump(mode="json", exclude_none=True)
+        if self.notebook is not None:
+            config.pop("command", None)  # made from notebook: when the spec is read again
+        return config
 
 
 

@@ -24,14 +24,15 @@ ROOT = "runyard"
 ROOT_UNIT = "runyard.sdk"  # the package root is the SDK's facade
 
 LAYERS: dict[int, tuple[str, ...]] = {
-    0: ("runyard.errors", "runyard.config", "runyard._version", "runyard._manifest", "runyard._proc"),
-    1: ("runyard.names", "runyard.configfile", "runyard._http"),
+    0: ("runyard.errors", "runyard.config", "runyard._version", "runyard._manifest", "runyard._proc",
+        "runyard._sysmetrics"),
+    1: ("runyard.names", "runyard.configfile", "runyard._http", "runyard._git"),
     2: ("runyard.records",),
     3: ("runyard.store", "runyard.search", "runyard.launch", "runyard.spool", "runyard.artifacts", "runyard._local",
         "runyard.containers"),
     4: ("runyard.client", "runyard.spec"),
     5: ("runyard.snapshot", "runyard.sdk"),
-    6: ("runyard.runner",),
+    6: ("runyard.runner", "runyard.notebook"),
     7: ("runyard.backends",),
     8: ("runyard.scheduler",),
     9: ("runyard.server",),

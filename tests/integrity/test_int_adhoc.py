@@ -49,7 +49,9 @@ def _wait(predicate: Callable[[], Any], timeout_s: float, what: str) -> Any:
 
 def _env(home: Path, url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
-    env.update({"RUNYARD_HOME": str(home), "RUNYARD_SERVER": url, "PYTHONUNBUFFERED": "1", **extra})
+    # The scripts count their own points; the console capture would add sys/* metrics (tests/sdk/test_sdk_capture.py).
+    env.update({"RUNYARD_HOME": str(home), "RUNYARD_SERVER": url, "PYTHONUNBUFFERED": "1", "RUNYARD_SDK_CAPTURE": "0",
+                **extra})
     return env
 
 

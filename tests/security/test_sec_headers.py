@@ -105,6 +105,25 @@ def test_run_files_are_served_sandboxed(ui_server: LiveServer) -> None:
     assert headers["content-type"] == "application/octet-stream"
 
 
+def test_an_html_artifact_viewed_as_a_page_stays_sandboxed(ui_server: LiveServer) -> None:
+    # A notebook's HTML rendering (notebook: runs) is read in the browser with ?view=1: text/html, but under the
+    # same sandbox, so its scripts never run and it has no origin of its own (no cookie, no API).
+    with Client(ui_server.url) as c:
+        c.create_project("sec-headers-view")
+        run = c.create_run("sec-headers-view", name="notebook")
+        c.upload_artifact(run["id"], "notebook/train.html", b"<p>cell</p><script>alert(document.cookie)</script>")
+        c.upload_artifact(run["id"], "notebook/train.ipynb", b"{}")
+    status, headers, body = raw(ui_server, "GET", f"{V1}/runs/{run['id']}/artifacts/notebook/train.html?view=1")
+    assert status == 200 and b"<script>" in body
+    assert headers["content-type"] == "text/html; charset=utf-8" and headers["content-disposition"] == "inline"
+    csp = _check(headers, frame="SAMEORIGIN")
+    assert csp.startswith("sandbox;") and "allow-scripts" not in csp and "allow-same-origin" not in csp
+    assert "script-src" not in csp and "default-src 'none'" in csp
+    # Anything else stays a download, whatever the query says.
+    _, headers, _ = raw(ui_server, "GET", f"{V1}/runs/{run['id']}/artifacts/notebook/train.ipynb?view=1")
+    assert headers["content-type"] == "application/octet-stream"
+
+
 def test_operator_image_hosts_reach_the_csp_and_the_ui(live_servers: LiveServers, tmp_path: Path) -> None:
     ui = tmp_path / "ui"
     ui.mkdir()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
@@ -131,7 +131,12 @@ def list_artifacts(run_id: int, prefix: str = "", store: Store = Depends(get_sto
 @router.get("/runs/{run_id}/artifacts/{path:path}", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}}, dependencies=[Depends(run_reader)])
 @run_token_route
-def download_artifact(run_id: int, path: str, request: Request, store: Store = Depends(get_store)) -> StreamingResponse:
+def download_artifact(run_id: int, path: str, request: Request, store: Store = Depends(get_store),
+                      view: bool = Query(False, description="an .html artifact (a notebook's rendering) as a page to "
+                                         "read: text/html, still under the files' sandboxing Content-Security-"
+                                         "Policy, so none of its scripts run and it has no origin of its own; "
+                                         "other artifacts are sent as downloads whatever this says")
+                      ) -> StreamingResponse:
     clean = clean_path(path)
     art = store.find_artifact(run_id, clean)
     if art is None:
@@ -139,10 +144,14 @@ def download_artifact(run_id: int, path: str, request: Request, store: Store = D
         from runyard.errors import NotFound
 
         raise NotFound(f"Run {run_id} has no artifact {clean!r}.", f"List them with `runyard info {run_id}`.")
+    # Every file answer carries FILE_CSP (runyard.server._guard): `sandbox` without allow-scripts, so a page
+    # shown here runs no script and gets an opaque origin, never the UI's (no cookies, no API calls).
+    page = view and clean.lower().endswith((".html", ".htm"))
     return StreamingResponse(
         _storage(request).read_run_file(run_id, clean),
-        media_type="application/octet-stream",
-        headers={"Content-Length": str(art.size), "X-Runyard-Sha256": art.sha256},
+        media_type="text/html; charset=utf-8" if page else "application/octet-stream",
+        headers={"Content-Length": str(art.size), "X-Runyard-Sha256": art.sha256,
+                 **({"Content-Disposition": "inline"} if page else {})},
     )
 
 

@@ -128,7 +128,10 @@ function Artifacts({ runId, live }: { runId: number; live: boolean }) {
       <table className="list" data-testid="artifacts"><thead><tr><th>path</th><th>size</th><th>sha256</th><th /></tr></thead><tbody>
         {shown.map((a) => (
           <tr key={a.path}><td>{a.path}</td><td>{a.size.toLocaleString()} B</td><td className="mono">{a.sha256.slice(0, 12)}</td>
-            <td><a href={artifactUrl(runId, a.path)} download={a.path.split("/").pop()}>download</a></td></tr>
+            <td><a href={artifactUrl(runId, a.path)} download={a.path.split("/").pop()}>download</a>
+              {/* A notebook's HTML: served sandboxed (no script, no origin of its own), in a tab of its own. */}
+              {/\.html?$/i.test(a.path) && <> · <a href={`${artifactUrl(runId, a.path)}?view=1`} target="_blank" rel="noopener noreferrer">view</a></>}
+            </td></tr>
         ))}
       </tbody></table>
       {arts.data && shown.length === 0 && <p className="muted">No artifacts.</p>}
