@@ -30,6 +30,7 @@ from runyard.server.routers import (
     projects,
     runs,
     sessions,
+    tensorboard,
     tokens,
     users,
 )
@@ -163,9 +164,12 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     # Routes are matched in this order, one by one: the task runners' and the SDK's (reports,
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.
     for r in (runs.router, logs.router, artifacts.router, experiments.router, projects.router, members.router,
-              sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router):
+              sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router,
+              tensorboard.router):
         api.include_router(r)
     app.include_router(api)
+    app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session
+    app.state.shutdown_hooks.append(tensorboard.close_boards)
 
     install_docs(app)
     install_ui(app, static_dir or ui_dir())

@@ -6,7 +6,8 @@ On every request it:
   ``Referrer-Policy: no-referrer``, ``X-Frame-Options: DENY`` and a Content-Security-Policy
   (:data:`UI_CSP` on the web UI's pages, whose images may also come from the https hosts of
   RUNYARD_UI_IMAGE_HOSTS, :data:`API_CSP` on the API, :data:`DOCS_CSP` on the API
-  docs, :data:`FILE_CSP` on the files of runs and snapshots, which a browser may only show sandboxed);
+  docs, :data:`FILE_CSP` on the files of runs and snapshots, which a browser may only show sandboxed,
+  :data:`TB_CSP` on the proxied TensorBoard under ``/tb/``, whose scripts run sandboxed in an opaque origin);
 - in single-user local mode (no sign-in, see :class:`runyard.server._auth.Auth`) answers only
   requests whose ``Host`` is a name of this machine's loopback (127.0.0.1, localhost, ::1) or the
   host of RUNYARD_PUBLIC_URL: a web page that rebinds its own DNS name to 127.0.0.1 is refused (403);
@@ -38,6 +39,7 @@ __all__ = [
     "BATCH_BODY_LIMIT",
     "DOCS_CSP",
     "FILE_CSP",
+    "TB_CSP",
     "JSON_BODY_LIMIT",
     "UI_CSP",
     "Guard",
@@ -64,6 +66,12 @@ API_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-act
 DOCS_CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
             "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 FILE_CSP = "sandbox; default-src 'none'; img-src 'self' data:; style-src 'unsafe-inline'; frame-ancestors 'self'"
+# TensorBoard under /tb/CAP/: its scripts run, but sandboxed without allow-same-origin, so in an opaque
+# origin that holds none of the app's cookies and whose requests to the app carry no session.
+TB_CSP = ("sandbox allow-scripts allow-popups allow-downloads; default-src 'self'; "
+          "script-src 'self' 'unsafe-inline' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+          "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; worker-src 'self' blob:; "
+          "frame-src 'self'; object-src 'none'; base-uri 'self'; form-action 'none'; frame-ancestors 'self'")
 
 _COMMON = [
     (b"x-content-type-options", b"nosniff"),
@@ -72,12 +80,14 @@ _COMMON = [
 _HEADERS_UI = [*_COMMON, (b"x-frame-options", b"DENY"), (b"content-security-policy", UI_CSP.encode())]
 _HEADERS_API = [*_COMMON, (b"x-frame-options", b"DENY"), (b"content-security-policy", API_CSP.encode())]
 _HEADERS_DOCS = [*_COMMON, (b"x-frame-options", b"DENY"), (b"content-security-policy", DOCS_CSP.encode())]
+_HEADERS_TB = [*_COMMON, (b"content-security-policy", TB_CSP.encode())]
 _HEADERS_FILE = [*_COMMON, (b"x-frame-options", b"SAMEORIGIN"), (b"content-security-policy", FILE_CSP.encode())]
 
 _WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _BROWSER_SIMPLE_TYPES = frozenset({"text/plain", "application/x-www-form-urlencoded", "multipart/form-data"})
 _LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1", "ip6-localhost", "localhost.localdomain"})
 _API = "/api/v1/"
+_TB = "/tb/"
 _SESSION_COOKIE = b"runyard_session="
 
 
@@ -203,6 +213,8 @@ class Guard:
                 extra = _HEADERS_FILE
             else:
                 extra = _HEADERS_API
+        elif path.startswith(_TB):
+            extra = _HEADERS_TB
         else:
             extra = self.ui_headers
 
@@ -233,7 +245,9 @@ class Guard:
                              f"not as {host.decode('latin-1')!r}.",
                              "Open it as http://127.0.0.1:PORT or http://localhost:PORT; to reach it under another name, "
                              "set RUNYARD_PUBLIC_URL to that address, or create a user so that sign-in is required.")
-        elif method in _WRITE_METHODS and not bearer and (local or cookie):
+        elif method in _WRITE_METHODS and not bearer and (local or cookie) and extra is not _HEADERS_TB:
+            # (Under /tb/ the capability in the path authorises and the session is never used: TensorBoard's
+            # sandboxed page posts forms from an opaque origin.)
             # A page of another site cannot send an Authorization header without a preflight: bearer
             # requests (CLI, SDK, runners) are never a browser's forged write.
             refusal = self._cross_site_write(method, host, content_type, origin, length, chunked, local)
