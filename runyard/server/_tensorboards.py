@@ -40,7 +40,7 @@ from pathlib import Path
 
 from runyard.artifacts import ArtifactStorage
 from runyard.errors import NotFound, RunyardError, ServiceUnavailable
-from runyard.store import Run, Store
+from runyard.store import Store
 
 __all__ = ["ARTIFACT_PREFIX", "BUSY_S", "CAP_TTL_S", "Board", "Capability", "TensorBoards"]
 
@@ -203,24 +203,16 @@ class TensorBoards:
     def _listing(self, experiment_id: int) -> dict[tuple[int, str], tuple[int, str, str]]:
         """(run id, path) -> (size, sha256, run folder) of every ``tensorboard/`` artifact of the experiment."""
         self.store.get_experiment(experiment_id)
-        found: dict[tuple[int, str], tuple[int, str, str]] = {}
-        for run in self._runs(experiment_id):
-            try:
-                items = self.store.list_artifacts(run.id, prefix=ARTIFACT_PREFIX)
-            except NotFound:  # deleted meanwhile
-                continue
-            folder = f"{run.id}-{_safe(run.name or '')}".rstrip("-")
-            for art in items:
-                found[(run.id, art.path)] = (art.size, art.sha256, folder)
-        return found
+        return {(run_id, art.path): (art.size, art.sha256, f"{run_id}-{_safe(name)}".rstrip("-"))
+                for run_id, name, art in self.store.experiment_artifacts(experiment_id, ARTIFACT_PREFIX)}
 
-    def _runs(self, experiment_id: int) -> list[Run]:
-        runs: list[Run] = []
-        while True:
-            page = self.store.list_runs(experiment_id=experiment_id, limit=10_000, offset=len(runs))
-            runs += page.items
-            if not page.items or len(runs) >= page.total:
-                return runs
+    def summary(self, experiment_id: int) -> tuple[int, int, bool]:
+        """(runs with files, files, whether its process runs) without starting anything."""
+        found = self._listing(experiment_id)
+        with self._lock:
+            board = self.boards.get(experiment_id)
+            running = board is not None and board.alive()
+        return len({run for run, _ in found}), len(found), running
 
     def _download(self, board: Board, wanted: dict[tuple[int, str], tuple[int, str, str]]) -> None:
         for (run_id, path), (size, sha, folder) in sorted(wanted.items()):

@@ -36,6 +36,16 @@ class FilesPart(StorePart):
             rows = conn.execute(stmt.order_by(a.path)).all()
         return [Artifact(path=r.path, size=r.size, sha256=r.sha256, created_at=r.created_at) for r in rows]
 
+    def experiment_artifacts(self, experiment_id: int, prefix: str) -> list[tuple[int, str, Artifact]]:
+        """(run id, run name, artifact) of every artifact under ``prefix`` of the experiment's runs, in one query."""
+        a, r = m.SqlArtifact, m.SqlRun
+        stem = prefix.rstrip("/") + "/"
+        with read_scope(self.engine) as conn:
+            rows = conn.execute(select(r.id, r.name, a.path, a.size, a.sha256, a.created_at).join(a, a.run_id == r.id)
+                                .where(r.experiment_id == experiment_id, a.path.startswith(stem))
+                                .order_by(r.id, a.path)).all()
+        return [(row[0], row[1] or "", Artifact(path=row[2], size=row[3], sha256=row[4], created_at=row[5])) for row in rows]
+
     def find_artifact(self, run_id: int, path: str) -> Artifact | None:
         a = m.SqlArtifact
         with read_scope(self.engine) as conn:

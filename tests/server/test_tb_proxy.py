@@ -95,6 +95,8 @@ def alice(tb_server: LiveServer, tmp_path_factory: pytest.TempPathFactory) -> It
 
 def test_post_answers_a_capability_url_whose_tensorboard_serves_the_runs_scalars(tb_server: LiveServer, alice) -> None:  # noqa: ANN001
     client, exp_id, run_id = alice
+    assert client.request("GET", f"/experiments/{exp_id}/tensorboard").json() == {
+        "experiment_id": exp_id, "runs": 1, "files": 1, "running": False}
     t0 = time.monotonic()
     link = client.request("POST", f"/experiments/{exp_id}/tensorboard").json()
     started_s = time.monotonic() - t0

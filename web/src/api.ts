@@ -17,6 +17,8 @@ export interface Experiment { id: number; project: string; name: string; status:
 export interface MetricHistory { key: string; steps: number[]; values: (number | null)[]; timestamps: number[]; downsampled: boolean; total: number }
 export interface LogLine { offset: number; task: string; stream: string; text: string; ts: number }
 export interface LogPage { lines: LogLine[]; next_offset: number; run_status: string }
+export interface TensorBoardStatus { experiment_id: number; runs: number; files: number; running: boolean }
+export interface TensorBoardLink { url: string; experiment_id: number; runs: number; files: number; expires_in_s: number }
 export interface Artifact { path: string; size: number; sha256: string; created_at: number }
 export interface Snapshot { id: string; files: [string, string, number, number][]; n_files: number; size: number; git_commit: string | null; git_branch: string | null; git_dirty: boolean; git_diff: string; created_at: number }
 
@@ -111,6 +113,10 @@ export const api = {
   experimentKeys: (id: number) => get<{ params: string[]; metrics: string[] }>(`/experiments/${id}/keys`),
   experimentColumns: (id: number, fields: string[]) =>
     get<{ ids: number[]; columns: Record<string, unknown[]> }>(`/experiments/${id}/columns`, { fields }),
+  /** Whether the experiment's runs kept TensorBoard event files (tensorboard/ artifacts); starts nothing. */
+  tensorboardStatus: (id: number) => get<TensorBoardStatus>(`/experiments/${id}/tensorboard`),
+  /** Starts (or refreshes) the experiment's TensorBoard on the server: a capability URL (/tb/CAP/) for a new tab. */
+  openTensorboard: (id: number) => request<TensorBoardLink>("POST", `/experiments/${id}/tensorboard`),
   cancelExperiment: (id: number) => request<Experiment>("POST", `/experiments/${id}/cancel`),
   runs: (q: RunQuery, signal?: AbortSignal) => get<RunPage>("/runs", { ...q, fields: q.fields ?? undefined } as Query, signal),
   run: (id: number) => get<Run>(`/runs/${id}`),

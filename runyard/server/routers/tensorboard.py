@@ -44,7 +44,26 @@ _DROP_RESPONSE = frozenset({"connection", "keep-alive", "transfer-encoding", "te
                             "access-control-allow-headers", "access-control-allow-methods", "server", "date",
                             "strict-transport-security"})
 _CORS = {"Access-Control-Allow-Origin": "*", "Access-Control-Allow-Methods": "GET, POST, HEAD",
-         "Access-Control-Allow-Headers": "Content-Type, X-XSRF-Protected", "Access-Control-Max-Age": "600"}
+         "Access-Control-Allow-Headers": "Content-Type, X-XSRF-Protected, X-TensorBoard-Feature-Flags", "Access-Control-Max-Age": "600"}
+
+
+# TensorBoard's page keeps its settings in localStorage, which a sandboxed document (an opaque origin) may not
+# touch: reading the property throws, and the page stops. Its index gets this first script, which puts an
+# in-memory Storage in place of localStorage and sessionStorage (settings then last as long as the tab),
+# lets document.cookie read as empty instead of throwing, and hides OffscreenCanvas: an opaque origin may
+# not start a worker from the server's URL, so TensorBoard draws its charts in the page instead.
+STORAGE_SHIM = (b"<script>(function(){function S(){var d=new Map();return{get length(){return d.size},"
+                b"key:function(i){return Array.from(d.keys())[i]===undefined?null:Array.from(d.keys())[i]},"
+                b"getItem:function(k){k=String(k);return d.has(k)?d.get(k):null},"
+                b"setItem:function(k,v){d.set(String(k),String(v))},removeItem:function(k){d.delete(String(k))},"
+                b"clear:function(){d.clear()}}}"
+                b"['localStorage','sessionStorage'].forEach(function(n){var ok=false;try{ok=!!window[n]}catch(e){}"
+                b"if(!ok){Object.defineProperty(window,n,{value:S(),configurable:true})}});"
+                b"try{document.cookie}catch(e){Object.defineProperty(document,'cookie',{get:function(){return ''},"
+                b"set:function(){},configurable:true})}"
+                b"try{delete window.OffscreenCanvas}catch(e){}})();</script>")
+_INDEX = frozenset({"", "index.html"})
+_INDEX_LIMIT = 4 * 1024 * 1024
 
 
 class TensorBoardLink(BaseModel):
@@ -54,6 +73,13 @@ class TensorBoardLink(BaseModel):
     runs: int = Field(description="runs whose tensorboard/ artifacts it serves")
     files: int = Field(description="event files (and other files under tensorboard/) it serves")
     expires_in_s: float = Field(description="the URL stops working after this long without use")
+
+
+class TensorBoardStatus(BaseModel):
+    experiment_id: int
+    runs: int = Field(description="runs that kept tensorboard/ artifacts (0: nothing to show)")
+    files: int = Field(description="files under tensorboard/ of those runs")
+    running: bool = Field(description="whether this server runs the experiment's TensorBoard now")
 
 
 def _boards(request: Request) -> TensorBoards:
@@ -68,6 +94,14 @@ def close_boards(app) -> None:  # noqa: ANN001
     boards = getattr(app.state, "tensorboards", None)
     if boards is not None:
         boards.close()
+
+
+@router.get("/experiments/{experiment_id}/tensorboard", response_model=TensorBoardStatus)
+def tensorboard_status(experiment_id: int, request: Request) -> TensorBoardStatus:
+    """Whether the experiment's runs kept TensorBoard event files (``tensorboard/`` artifacts); starts nothing."""
+    require_experiment(request, experiment_id, "viewer")
+    n_runs, n_files, running = _boards(request).summary(experiment_id)
+    return TensorBoardStatus(experiment_id=experiment_id, runs=n_runs, files=n_files, running=running)
 
 
 @router.post("/experiments/{experiment_id}/tensorboard", response_model=TensorBoardLink)
@@ -133,7 +167,11 @@ async def tensorboard_root(cap: str, request: Request) -> Response:
 @proxy.api_route("/tb/{cap}/{rest:path}", methods=["OPTIONS"])
 async def tensorboard_preflight(cap: str, rest: str, request: Request) -> Response:
     await _capability(request, cap)
-    return Response(status_code=204, headers=_CORS)
+    # TensorBoard's page sends headers of its own (X-TensorBoard-Feature-Flags, X-XSRF-Protected): whatever it
+    # asks for is allowed, since no credentials ever go with these requests.
+    asked = request.headers.get("access-control-request-headers", "")
+    allowed = ", ".join(h.strip() for h in asked.split(",") if h.strip() and all(c.isalnum() or c in "-_" for c in h.strip()))
+    return Response(status_code=204, headers={**_CORS, "Access-Control-Allow-Headers": allowed or _CORS["Access-Control-Allow-Headers"]})
 
 
 @proxy.api_route("/tb/{cap}/{rest:path}", methods=["GET", "HEAD", "POST"])
@@ -146,6 +184,9 @@ async def tensorboard_proxy(cap: str, rest: str, request: Request) -> Response:
     target = "/" + rest + (("?" + request.url.query) if request.url.query else "")
     headers = {k: v for k, v in request.headers.items() if k.lower() not in _DROP_REQUEST}
     headers["Host"] = f"127.0.0.1:{board.port}"
+    index = rest in _INDEX and request.method == "GET"
+    if index:
+        headers["Accept-Encoding"] = "identity"  # the shim goes into the page's text
     if body is not None:
         headers["Content-Length"] = str(len(body))
 
@@ -183,7 +224,25 @@ async def tensorboard_proxy(cap: str, rest: str, request: Request) -> Response:
         finally:
             conn.close()
 
+    if index and upstream.status == 200 and "text/html" in upstream.getheader("content-type", ""):
+        try:
+            page = await run_in_threadpool(upstream.read, _INDEX_LIMIT)
+        finally:
+            conn.close()
+        out = {k: v for k, v in out.items() if k.lower() not in ("content-length", "content-encoding", "etag")}
+        return Response(_with_shim(page), status_code=200, headers=out)
     if request.method == "HEAD":
         conn.close()
         return Response(status_code=upstream.status, headers=out)
     return StreamingResponse(chunks(), status_code=upstream.status, headers=out)
+
+
+def _with_shim(page: bytes) -> bytes:
+    """The page with :data:`STORAGE_SHIM` as its first script (right after ``<head>``, else at the start), and
+    its fonts asked for by relative URLs (TensorBoard names them from the server's root: ``url(/font-roboto/...)``)."""
+    page = page.replace(b"url(/font-roboto/", b"url(font-roboto/")
+    at = page.lower().find(b"<head>")
+    if at < 0:
+        return STORAGE_SHIM + page
+    at += len(b"<head>")
+    return page[:at] + STORAGE_SHIM + page[at:]

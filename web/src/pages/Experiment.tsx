@@ -7,6 +7,7 @@ import { ConfirmButton, ErrorNote, StatusBadge } from "../components/Confirm";
 import { ChartControlsBar, controlsFromQuery, MetricCharts, type ChartControls } from "../components/MetricCharts";
 import { ParCoords } from "../components/ParCoords";
 import { CANNOT_CANCEL, RunTable } from "../components/RunTable";
+import { TensorBoardButton } from "../components/TensorBoardButton";
 import { useProjectAccess } from "../lib/session";
 import { useClickedList, usePoll } from "../lib/hooks";
 import { brushFilters, makeAxis, parseBrushes, serializeBrushes, setBrush, type Brush } from "../lib/parcoords";
@@ -118,6 +119,7 @@ export function ExperimentPage() {
                 disabled={!access.canWrite} title={access.canWrite ? undefined : CANNOT_CANCEL}
                 onConfirm={async () => { await api.cancelExperiment(id); exp.reload(); }} />
             )}
+            <TensorBoardButton experimentId={id} live={live} />
             {searchMetric && <div className="muted">search: {e.config?.search?.algorithm} on {searchMetric} ({mode ?? "min"})</div>}
           </div>
         </div>
