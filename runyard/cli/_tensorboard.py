@@ -88,6 +88,11 @@ def tensorboard(
     experiment_id: int = typer.Argument(..., metavar="EXPERIMENT", help="Experiment id."),
     port: int = typer.Option(0, "--port", help="Port on 127.0.0.1 (default: a free one)."),
     idle: float = typer.Option(30.0, "--idle", help="Stop after this many minutes without a request (0: never)."),
+    server: bool | None = typer.Option(None, "--server/--local", help="Through the server (a link to its TensorBoard, "
+                                       "started there) or here (download, TensorBoard on 127.0.0.1). Default: "
+                                       "--server when the server is on another machine, else --local."),
+    open_: bool = typer.Option(False, "--open", help="With --server: also open the link in the web browser."),
+    json_: bool = typer.Option(False, "--json", help="With --server: print the server's answer as JSON."),
 ) -> None:
     """Start TensorBoard over the event files an experiment's runs kept.
 
@@ -96,12 +101,23 @@ def tensorboard(
     after it) and served by TensorBoard on 127.0.0.1 until Ctrl-C, or until no request
     came for --idle minutes; the directory is removed afterwards.
 
+    With --server (the default when the server is on another machine), the server starts the
+    experiment's TensorBoard itself and this prints a link to it: a private address, valid for
+    12 hours after its last use, that works without signing in, so do not share it.
+
     Examples:
 
         $ runyard tensorboard 12
 
         $ runyard tensorboard 12 --port 6006 --idle 0
+
+        $ runyard tensorboard 12 --server --open
     """
+    with get_client() as client:
+        remote = not _loopback(client.base_url)
+        if server if server is not None else remote:
+            _through_server(client, experiment_id, open_, json_)
+            return
     if not _importable("tensorboard"):
         raise InvalidInput(f"TensorBoard is not installed for {sys.executable}.", _MISSING)
     tmp = Path(tempfile.mkdtemp(prefix=f"runyard-tensorboard-{experiment_id}-"))
@@ -137,6 +153,36 @@ def tensorboard(
                 proc.kill()
                 proc.wait()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _loopback(url: str) -> bool:
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(url).hostname or "").lower()
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _through_server(client: Any, experiment_id: int, open_: bool, json_: bool) -> None:
+    link = client.request("POST", f"/experiments/{experiment_id}/tensorboard").json()
+    url = client.base_url + link["url"]
+    if json_:
+        print_json({**link, "url": url})
+    else:
+        console().print(url, markup=False, soft_wrap=True)
+        err_console().print(f"TensorBoard for experiment {experiment_id} ({link['runs']} runs, {link['files']} files) "
+                            "runs on the server. The link needs no sign-in: keep it to yourself. It stops working "
+                            f"after {link['expires_in_s'] / 3600:g} hours unused; run this again for a new one.",
+                            markup=False)
+    if open_:
+        import webbrowser
+
+        webbrowser.open(url)
 
 
 def _importable(module: str) -> bool:

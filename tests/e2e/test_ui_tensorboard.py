@@ -39,7 +39,8 @@ w.close()
 PROBE = """async () => {
   let cookie;
   // The browser's own getter (the page's first script makes document.cookie read as empty for TensorBoard).
-  try { cookie = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie').get.call(document); } catch (e) { cookie = 'refused: ' + e.name; }
+  const getter = Object.getOwnPropertyDescriptor(Document.prototype, 'cookie').get;
+  try { cookie = getter.call(document); } catch (e) { cookie = 'refused: ' + e.name; }
   let me;
   try {
     const r = await fetch('/api/v1/me', { credentials: 'include' });

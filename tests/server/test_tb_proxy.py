@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import subprocess
 import sys
 import time
@@ -187,6 +188,19 @@ def test_the_app_cookie_never_reaches_tensorboard_and_a_form_post_passes(tb_serv
     status, headers, _ = get(tb_server, f"{link['url']}data/runs", method="OPTIONS",
                              headers={"Origin": "null", "Access-Control-Request-Method": "POST"})
     assert status == 204 and headers["access-control-allow-origin"] == "*"
+
+
+def test_cli_prints_the_servers_link(tb_server: LiveServer, alice, tmp_path: Path) -> None:  # noqa: ANN001
+    client, exp_id, run_id = alice
+    token = client.create_token("cli")["token"]
+    env = {**os.environ, "RUNYARD_SERVER": tb_server.url, "RUNYARD_TOKEN": token, "RUNYARD_HOME": str(tmp_path)}
+    out = subprocess.run([sys.executable, "-m", "runyard.cli", "tensorboard", str(exp_id), "--server", "--json"],
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    link = json.loads(out.stdout)
+    assert link["url"].startswith(f"{tb_server.url}/tb/") and link["runs"] == 1
+    status, _, body = get(tb_server, link["url"][len(tb_server.url):] + "data/runs")
+    assert status == 200 and f"{run_id}-lr-0.1/train".encode() in body
 
 
 def test_busy_limit_idle_stop_and_server_stop(tb_server: LiveServer, alice) -> None:  # noqa: ANN001
