@@ -169,6 +169,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
         api.include_router(r)
     app.include_router(api)
     app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session
+    app.state.startup_hooks.append(tensorboard.check_settings)
     app.state.shutdown_hooks.append(tensorboard.close_boards)
 
     install_docs(app)

@@ -79,6 +79,14 @@ def _member_erin(w: World) -> str:
     return "erin"
 
 
+def _tensorboard_files(w: World) -> int:
+    """The experiment, once one of its runs kept an (empty) event file under tensorboard/."""
+    with w.admin() as c:
+        if not c.list_artifacts(w.other_run_id, prefix="tensorboard/"):
+            c.upload_artifact(w.other_run_id, "tensorboard/events.out.tfevents.0", b"")
+    return w.experiment_id
+
+
 V1 = "/api/v1"
 # (method, OpenAPI path) -> (rule, how to build a request that succeeds when allowed)
 EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
@@ -117,6 +125,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("GET", "/experiments/{experiment_id}/keys"): ("project_viewer", lambda w: (f"/experiments/{w.experiment_id}/keys", {})),
     ("GET", "/experiments/{experiment_id}/columns"): ("project_viewer", lambda w: (
         f"/experiments/{w.experiment_id}/columns", {"params": {"fields": "params.lr"}})),
+    ("GET", "/experiments/{experiment_id}/tensorboard"): ("project_viewer", lambda w: (
+        f"/experiments/{w.experiment_id}/tensorboard", {})),
+    ("POST", "/experiments/{experiment_id}/tensorboard"): ("project_viewer", lambda w: (
+        f"/experiments/{_tensorboard_files(w)}/tensorboard", {})),
     ("POST", "/experiments/{experiment_id}/cancel"): ("project_editor", lambda w: (f"/experiments/{w.experiment_id}/cancel", {})),
     ("POST", "/runs"): ("project_editor", lambda w: ("/runs", {"json": {"project": w.project}})),
     ("GET", "/runs"): ("user", lambda w: ("/runs", {})),

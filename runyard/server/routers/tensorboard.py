@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from runyard.errors import NotFound, ServiceUnavailable
 from runyard.server._auth import Auth, audit, principal, require_experiment
-from runyard.server._tensorboards import CAP_TTL_S, Capability, TensorBoards
+from runyard.server._tensorboards import CAP_TTL_S, Capability, TensorBoards, idle_setting, max_setting
 
 router = APIRouter(tags=["experiments"])
 proxy = APIRouter(include_in_schema=False)
@@ -87,6 +87,12 @@ def _boards(request: Request) -> TensorBoards:
     if boards is None:
         boards = request.app.state.tensorboards = TensorBoards(request.app.state.store, request.app.state.artifacts)
     return boards
+
+
+def check_settings(app) -> None:  # noqa: ANN001, ARG001
+    """Startup hook: a bad RUNYARD_TENSORBOARD_IDLE_S or RUNYARD_TENSORBOARD_MAX stops the server at once."""
+    idle_setting()
+    max_setting()
 
 
 def close_boards(app) -> None:  # noqa: ANN001
