@@ -158,7 +158,7 @@ class TensorBoards:
                            "Set `tensorboard: {logdir: logs/, serve: true}` in runyard.yml and run the experiment again.")
         with self._lock:
             board = self.boards.get(experiment_id)
-            if board is None or not board.alive():
+            if board is None or board.proc is not None and not board.alive():  # none, or exited (proc None: starting)
                 if board is not None:
                     self._forget(board)
                 self._make_room()
@@ -264,11 +264,11 @@ class TensorBoards:
 
     def _make_room(self) -> None:
         """Called with the lock held: stop the least recently used process that is not busy, if all slots are taken."""
-        live = [b for b in self.boards.values() if b.alive()]
+        live = [b for b in self.boards.values() if b.proc is None or b.alive()]  # starting ones count
         if len(live) < self.max_boards:
             return
         now = time.monotonic()
-        idle = sorted((b for b in live if now - b.last_used >= BUSY_S), key=lambda b: b.last_used)
+        idle = sorted((b for b in live if b.alive() and now - b.last_used >= BUSY_S), key=lambda b: b.last_used)
         if not idle:
             raise ServiceUnavailable(
                 f"All {self.max_boards} TensorBoard processes of this server are in use (each had a request in the "

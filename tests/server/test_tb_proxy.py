@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import quote
 
@@ -99,8 +100,10 @@ def test_post_answers_a_capability_url_whose_tensorboard_serves_the_runs_scalars
     assert client.request("GET", f"/experiments/{exp_id}/tensorboard").json() == {
         "experiment_id": exp_id, "runs": 1, "files": 1, "running": False}
     t0 = time.monotonic()
-    link = client.request("POST", f"/experiments/{exp_id}/tensorboard").json()
+    with ThreadPoolExecutor(2) as pool:  # two first requests at once start one process
+        link, twin = pool.map(lambda _: client.request("POST", f"/experiments/{exp_id}/tensorboard").json(), range(2))
     started_s = time.monotonic() - t0
+    assert twin["url"] != link["url"] and len(tb_pids(tb_server)) == 1
     assert link["url"].startswith("/tb/") and link["url"].endswith("/") and len(link["url"]) > 30
     assert (link["runs"], link["files"]) == (1, 1)
     base = link["url"]
