@@ -74,7 +74,8 @@ def test_the_tensorboard_button_opens_a_sandboxed_tensorboard_of_the_run(servers
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url(f"{server.url}/experiments/{exp['id']}")
     # The app's own page holds its cookies (the CSRF one is readable by its scripts).
-    assert "runyard_csrf" in page.evaluate("document.cookie") or page.context.cookies()
+    assert "runyard_csrf=" in page.evaluate("document.cookie")
+    assert "runyard_session" in {c["name"] for c in page.context.cookies(server.url)}  # HttpOnly, sent with requests
 
     button = page.get_by_test_id("tensorboard-button")
     expect(button).to_be_visible()
