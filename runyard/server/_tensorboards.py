@@ -38,6 +38,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from runyard._proc import killpg
 from runyard.artifacts import ArtifactStorage
 from runyard.errors import NotFound, RunyardError, ServiceUnavailable
 from runyard.store import Store
@@ -245,7 +246,7 @@ class TensorBoards:
         log_path = board.directory.parent / f"experiment-{board.experiment_id}.log"
         with open(log_path, "ab") as err:
             board.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                                          start_new_session=True)
+                                          start_new_session=True, env=_environment())
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if board.proc.poll() is not None:
@@ -301,14 +302,24 @@ class TensorBoards:
 
 
 def _stop_process(proc: subprocess.Popen[bytes] | None) -> None:
+    """Stop TensorBoard and its process group (its data server, when it starts one), by the pid we started."""
     if proc is None or proc.poll() is not None:
-        return  # reaped: its pid may belong to another process by now
-    proc.send_signal(signal.SIGTERM)
+        return  # reaped: its pid (and group id) may belong to another process by now
+    # Not reaped yet, so the group id (its pid: start_new_session) is still ours to signal.
+    killpg(proc.pid, signal.SIGTERM)
     try:
         proc.wait(5)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        killpg(proc.pid, signal.SIGKILL)
         proc.wait(5)
+
+
+_ENV_KEPT = ("PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+def _environment() -> dict[str, str]:
+    """What TensorBoard gets of the server's environment: no database URL, password, token or cloud credentials."""
+    return {k: os.environ[k] for k in _ENV_KEPT if k in os.environ}
 
 
 def _answers(port: int) -> bool:

@@ -223,5 +223,15 @@ def test_busy_limit_idle_stop_and_server_stop(tb_server: LiveServer, alice) -> N
     # The capability outlives the process: the next request starts it again.
     assert get(tb_server, f"{link['url']}data/runs")[0] == 200
     (pid,) = tb_pids(tb_server)
+    group = [p.pid for p in psutil.process_iter() if _pgid(p.pid) == pid]  # TensorBoard and its data server, if any
+    assert pid in group
     tb_server.stop()
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    for member in group:
+        assert not psutil.pid_exists(member) or psutil.Process(member).status() == psutil.STATUS_ZOMBIE, member
+
+
+def _pgid(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
