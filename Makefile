@@ -71,7 +71,7 @@ test-ui: $(UI_DEPS)
 ## daemons and kill what accounts leave running; then the rest on TEST_WORKERS pytest-xdist workers
 TEST_WORKERS ?= 2
 test: install install-test system-test-deps test-images test-ui
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "engines or job_accounts"; first=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
 	test $$first -eq 0 -a $$rest -eq 0
 
