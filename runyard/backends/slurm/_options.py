@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runyard.backends._images import ContainerOptions
+from runyard.backends.options import rule as _rule
 
 __all__ = ["SlurmBackendOptions"]
 
@@ -15,11 +15,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _MODULE_RE = re.compile(r"^[A-Za-z0-9_.+/@-]+$")
 
 
-def _rule(rule: str, fix: str, default: str | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"rule": rule, "fix": fix}
-    if default is not None:
-        extra["default"] = default
-    return {"json_schema_extra": extra}
 
 
 class _SlurmBackendOptionsOwn(BaseModel):
