@@ -90,6 +90,10 @@ class RunLaunch:
     # a rerun must use); the backend adds its runtime settings (``runtime``, ``image_dir``, ...).
     # ``None``: the run's commands run on the machine's own software, outside any container.
     container: Mapping[str, Any] | None = None
+    # What the runner does around the command, from runyard.yml (``Spec.task_io``): ``output_metrics``
+    # (``[{regex}|{preset}]``), ``outputs`` (globs, ``!`` excludes), ``outputs_every_s``, ``stop_signal``,
+    # ``stop_grace_s``, ``mounts`` (working-directory path → backend path). Empty: none of them.
+    task_io: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Feature(enum.Enum):

@@ -87,6 +87,7 @@ class Reporter:
         self._clock = clock
         self._cond = threading.Condition()
         self._lines: list[dict[str, Any]] = []
+        self._metric_points: dict[str, list[Any]] = {"keys": [], "steps": [], "values": [], "timestamps": []}
         self._first_line_at = 0.0
         self._n_queued_lines = 0
         self._n_dropped = 0
@@ -118,7 +119,7 @@ class Reporter:
             self._lines.append({"stream": stream, "text": text, "ts": ts})
             self._n_queued_lines += 1
             n = len(self._lines)
-            if n == 1:
+            if n == 1 and not self._metric_points["keys"]:
                 self._first_line_at = self._clock()
                 self._cond.notify()
             elif n >= BATCH_MAX_LINES:
@@ -133,6 +134,22 @@ class Reporter:
         """Queue ``update_run``. ``heartbeat_if_refused``: ask for the run's status at once if it is refused."""
         self._push(_Op("run", {"status": status, "message": message, "exit_code": exit_code},
                        extra={"heartbeat_if_refused": heartbeat_if_refused}))
+
+    def metrics(self, values: dict[str, float | None], step: int, ts: float) -> None:
+        """Queue one step of metrics read from the task's output (cheap): they go out with the log
+        batch they were read with, right after its lines."""
+        with self._cond:
+            pending = self._metric_points
+            if not pending["keys"] and not self._lines:
+                self._first_line_at = self._clock()
+                self._cond.notify()
+            for key, value in values.items():
+                pending["keys"].append(key)
+                pending["steps"].append(step)
+                pending["values"].append(value)
+                pending["timestamps"].append(ts)
+            if len(pending["keys"]) >= BATCH_MAX_LINES:
+                self._cond.notify()
 
     def tags(self, tags: dict[str, str]) -> None:
         """Queue ``set_tags`` (the image a task ran in, say)."""
@@ -205,6 +222,12 @@ class Reporter:
         for i in range(0, len(self._lines), MERGED_MAX_LINES):
             self._ops.append(_Op("logs", self._lines[i:i + MERGED_MAX_LINES]))
         self._lines = []
+        points = self._metric_points
+        if points["keys"]:
+            for i in range(0, len(points["keys"]), MERGED_MAX_LINES):
+                self._ops.append(_Op("metrics", {**{k: v[i:i + MERGED_MAX_LINES] for k, v in points.items()},
+                                                 "batch_id": uuid.uuid4().hex}))
+            self._metric_points = {"keys": [], "steps": [], "values": [], "timestamps": []}
 
     def _loop(self) -> None:
         while True:
@@ -213,19 +236,20 @@ class Reporter:
                     if self._give_up:
                         return
                     now = self._clock()
-                    if self._lines and (self._closing or len(self._lines) >= BATCH_MAX_LINES
-                                        or now - self._first_line_at >= BATCH_MAX_AGE_S):
+                    n_pending = len(self._lines) + len(self._metric_points["keys"])
+                    if n_pending and (self._closing or n_pending >= BATCH_MAX_LINES
+                                      or now - self._first_line_at >= BATCH_MAX_AGE_S):
                         self._seal_lines()
                     deliver = bool(self._ops) and now >= self._retry_at and (self._closing or now >= self._hold_until)
                     beat = self._heartbeats and now >= self._next_heartbeat
                     sample = self._sampler is not None and now >= self._next_sample
                     if deliver or beat or sample:
                         break
-                    if self._closing and not self._ops and not self._lines:
+                    if self._closing and not self._ops and not n_pending:
                         self.delivered.set()
                         return
                     wake = [now + 3600.0]
-                    if self._lines:
+                    if n_pending:
                         wake.append(self._first_line_at + BATCH_MAX_AGE_S)
                     if self._ops:
                         wake.append(max(self._retry_at, self._hold_until))

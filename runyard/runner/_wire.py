@@ -41,6 +41,7 @@ def launch_to_dict(launch: RunLaunch) -> dict[str, Any]:
         "options": dict(launch.options),
         "distributed": None if launch.distributed is None else dict(launch.distributed),
         "container": None if launch.container is None else dict(launch.container),
+        "task_io": dict(launch.task_io),
     }
 
 
@@ -82,6 +83,7 @@ def launch_from_dict(data: Mapping[str, Any]) -> RunLaunch:
             options=dict(data.get("options") or {}),
             distributed=None if data.get("distributed") is None else dict(data["distributed"]),
             container=None if data.get("container") is None else dict(data["container"]),
+            task_io=dict(data.get("task_io") or {}),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise InvalidInput(f"The launch has a value of the wrong type ({type(e).__name__}: {e}).",

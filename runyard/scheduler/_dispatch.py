@@ -249,6 +249,7 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         grace_period_s=grace,
         tasks=tasks,
         distributed=distributed,
+        task_io=spec.task_io(),
     )
 
 

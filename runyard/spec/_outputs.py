@@ -46,6 +46,8 @@ def _check_output_metrics(value: Any) -> list[dict[str, str]]:
                           + ", ".join(repr(p) for p in PRESETS) + ", e.g. `- preset: key=value`.")
             out.append({"preset": name})
             continue
+        if isinstance(item, dict) and set(item) == {"regex"}:  # the stored form (Spec.to_config)
+            item = item["regex"]
         if not isinstance(item, str) or not item.strip():
             raise bad(f"{where} is {show(item)}, but each item is a regex with named groups or `{{preset: NAME}}`. "
                       r"Write e.g. `- 'valid ppl\s+(?P<val_ppl>[\d.]+)'` or `- preset: key=value`.")
