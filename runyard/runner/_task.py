@@ -458,6 +458,11 @@ class TaskExecution:
         for k, v in defaults.items():
             if k not in launch.env and k not in self._extra_env:
                 env[k] = v
+        from runyard.launch import task_resources
+        from runyard.runner._threads import thread_env
+
+        # Thread pools follow the task's CPUs unless the user's env: (or the backend) says otherwise.
+        env.update(thread_env(task_resources(launch, self.slot).cpus, {**launch.env, **self._extra_env}))
         env["RUNYARD_ATTEMPT"] = str(launch.attempt)
         env["RUNYARD_TASK_ROLE"] = self.slot.role
         env["RUNYARD_TASK_RANK"] = str(self.slot.rank)
@@ -520,7 +525,10 @@ class TaskExecution:
             if contained:
                 plain = _plain_argv(command) if isinstance(command, str) else None
                 command, env = self._container.command(command, env, plain, self._rundir)
-            proc = _spawn(command, self._rundir, env, files, self._user, self._sudo, self.slot.label)
+            from runyard.runner._threads import parse_cores, pinned
+
+            with pinned(parse_cores(self._extra_env.get("RUNYARD_CPU_CORES"))):  # the local agent's cores for the job
+                proc = _spawn(command, self._rundir, env, files, self._user, self._sudo, self.slot.label)
         except BaseException:
             if files is not None:
                 files.close()
