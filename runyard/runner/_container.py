@@ -293,6 +293,10 @@ class TaskContainer:
                                                         read_only=self.runtime != "charliecloud")]
         if self.spool is not None:
             mounts.append(Mount(str(self.spool), GUEST_SPOOL))
+        # mounts: in runyard.yml: the backend's path at its place in the working directory (the runner made
+        # an empty directory there to bind onto, runyard.runner._outputs.make_mounts).
+        mounts += [Mount(str(source), f"{GUEST_WORK}/{key}") for key, source in
+                   (self.launch.task_io.get("mounts") or {}).items()]
         if isinstance(command, str):
             argv = tuple(plain) if plain is not None else ("/bin/sh", "-c", command)
         else:

@@ -360,9 +360,14 @@ class TaskExecution:
         rc: int | None = None
         failed_step = ""
         error = ""
+        keeper = None
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
             error = self._materialize()
+            if not error and launch.task_io.get("mounts"):
+                from runyard.runner._outputs import make_mounts
+
+                error = make_mounts(self.workdir, launch.task_io["mounts"], contained=launch.container is not None)
             if not error and self._prepare is not None:
                 self._prepare(self.workdir)
             if not error:
@@ -374,6 +379,7 @@ class TaskExecution:
                     shutil.rmtree(self.workdir, ignore_errors=True)  # the agent's staging copy
                 if launch.container is not None:
                     rc, failed_step, error = self._prepare_image(env)
+                keeper = self._start_outputs() if rc in (None, 0) and not error else None
                 steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", self._command)]
                 for what, command in steps if rc in (None, 0) and not error else ():
                     if self._stop is not None:
@@ -387,6 +393,8 @@ class TaskExecution:
             error = f"runner error: {type(e).__name__}: {e}"
         if self._container is not None:
             self._container.cleanup(self._capture)
+        if keeper is not None:  # however the task ended: the files it wrote are kept
+            self._finish_outputs(keeper)
         result = self._result(rc, failed_step, error)
         if self._settle is not None:
             result = self._settle(result)
@@ -414,6 +422,30 @@ class TaskExecution:
                 (self._output_dir / name).unlink(missing_ok=True)
         return TaskResult(result.status, result.exit_code, result.reason, result.message, result.run_status,
                           result.task_status, reported)
+
+    def _start_outputs(self) -> Any:
+        """The task's :class:`~runyard.runner._outputs.OutputKeeper` (uploading every ``outputs_every``), or None."""
+        io = self.launch.task_io
+        if not io.get("outputs"):
+            return None
+        from runyard.runner._outputs import OutputKeeper
+
+        prefix = "" if len(self.launch.tasks) <= 1 else f"{self.slot.label}/"
+        keeper = OutputKeeper(self._client, self.launch.run_id, self._rundir, io["outputs"],
+                              note=lambda text: self._reporter.line("system", text, time.time()), prefix=prefix)
+        if io.get("outputs_every_s"):
+            keeper.start(float(io["outputs_every_s"]))
+        return keeper
+
+    def _finish_outputs(self, keeper: Any) -> None:
+        keeper.close()
+        if self._stop is not None and self._stop.why == "deleted":
+            return
+        try:
+            keeper.keep(final=True)
+        except Exception as e:  # the run's end is still reported
+            log.exception("run %s: keeping outputs failed", self.launch.run_id)
+            self._reporter.line("system", f"[runyard] outputs: could not be kept ({type(e).__name__}: {e})", time.time())
 
     def _materialize(self) -> str:
         """Fetch the snapshot into the workdir; returns an error message, or "" when done."""

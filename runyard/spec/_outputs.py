@@ -180,6 +180,9 @@ def _check_mounts(value: Any) -> dict[str, str]:
         if not isinstance(source, str) or not source.startswith("/") or "\x00" in source:
             raise bad(f"maps {show(key)} to {show(source)}, but the source is an absolute path on the backend. "
                       "Write e.g. `/shared/corpora/wikitext`.")
+        if any(c in key + source for c in ":,\n"):
+            raise bad(f"maps {show(key)} to {show(source)}, but mount paths cannot hold ':', ',' or a line break "
+                      "(container runtimes split bind mounts on them). Rename the directory or link it elsewhere.")
         if norm in out:
             raise bad(f"names {show(norm)} twice. Keep one entry per path.")
         out[norm] = posixpath.normpath(source)
