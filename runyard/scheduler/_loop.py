@@ -37,9 +37,9 @@ from runyard.scheduler._admit import admit
 from runyard.scheduler._clock import Clock, SystemClock
 from runyard.scheduler._dispatch import BackendPool
 from runyard.scheduler._finish import finish_experiments, restart_failed
-from runyard.scheduler._missing_metric import warn_missing_metrics
 from runyard.scheduler._follow import follow
 from runyard.scheduler._lease import Lease
+from runyard.scheduler._missing_metric import warn_missing_metrics
 from runyard.scheduler._propose import propose
 from runyard.scheduler._prune import is_prunable, prune
 from runyard.scheduler._state import SchedulerState

@@ -13,7 +13,7 @@ import re
 import signal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import BeforeValidator, Field
 
 from runyard.spec._rules import Rule, bad, invalid, show
 from runyard.spec._values import parse_time_limit
@@ -187,7 +187,7 @@ def _check_mounts(value: Any) -> dict[str, str]:
             raise bad(f"names {show(norm)} twice. Keep one entry per path.")
         out[norm] = posixpath.normpath(source)
     keys = sorted(out)
-    for a, b in zip(keys, keys[1:]):
+    for a, b in zip(keys, keys[1:], strict=False):
         if b.startswith(a + "/"):
             raise bad(f"puts {show(b)} inside {show(a)}, another mount. Mount each path once, side by side.")
     return out
