@@ -88,3 +88,4 @@ bench: install
 	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/query.py --with-mlflow --json bench-results/query.json
 	RAY_VENV=$(RAY_VENV) $(PY) benchmarks/dispatch.py --json bench-results/dispatch.json
 	$(PY) benchmarks/reads_beside_writes.py --json bench-results/reads_beside_writes.json
+	$(PY) benchmarks/output_metrics.py --json bench-results/output_metrics.json
