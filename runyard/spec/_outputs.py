@@ -58,7 +58,8 @@ def _check_output_metrics(value: Any) -> list[dict[str, str]]:
             compiled = re.compile(item)
         except re.error as e:
             pos = "" if e.pos is None else f" at character {e.pos + 1}"
-            raise bad(f"{where} is not a valid regex: {e.msg}{pos} of {show(item)}. Fix the regex; "
+            shown = item if len(item) <= 80 else item[:76] + " ..."
+            raise bad(f"{where} is not a valid regex: {e.msg}{pos} of '{shown}'. Fix the regex; "
                       r"named groups look like (?P<loss>[\d.]+), and a literal '(' is written '\('.") from e
         names = [n for n in compiled.groupindex if n != "step"]
         if not names:
