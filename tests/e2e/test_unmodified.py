@@ -188,7 +188,7 @@ time.sleep(1.0)
 """
 
 
-def test_a_metric_that_never_arrives_is_said_at_once(yard: Yard, make_project) -> None:
+def test_a_metric_that_never_arrives_is_said_at_once(yard: Yard, make_project, page) -> None:  # noqa: ANN001
     project = make_project("silent", SILENT_YML, SILENT_PY)
     exp = yard.submit(project.path)
     warning = ("metric val_loss was never logged by any run: the tpe search is behaving as random search "
@@ -204,5 +204,9 @@ def test_a_metric_that_never_arrives_is_said_at_once(yard: Yard, make_project) -
     first = yard.runs(exp["id"])[0]
     assert any(t.startswith("[runyard] warning: this run never logged metric val_loss")
                for t in log_texts(yard.client, first["id"]))
+    # The experiment page opens with the warning as a banner (the page polls: it is there while the sweep runs).
+    page.goto(f"{yard.url}/experiments/{exp['id']}")
+    page.wait_for_selector('[data-testid="experiment-warnings"][role="alert"]', timeout=30_000)
+    assert page.text_content('[data-testid="experiment-warning"]') == f"Warning: {warning}"
     res = yard.cli("follow", str(exp["id"]))
     assert f"Warning: {warning}." in res.stderr
