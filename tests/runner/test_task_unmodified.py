@@ -171,3 +171,23 @@ def test_mounts_link_data_into_the_working_directory(make_launch: Callable, clie
     run = client.get_run(launch.run_id)
     assert run["status_message"].startswith(f"mounts: data: {tmp_path / 'missing'}: {tmp_path / 'missing'} does not "
                                             "exist on this backend")
+
+
+def test_outputs_every_uploads_while_the_run_runs(make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    body = (
+        "import time\n"
+        "open('ckpt.pt', 'w').write('epoch 1')\n"
+        "print('saved', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    launch = make_launch(_script(tmp_path, body), task_io={"outputs": ["ckpt.pt"], "outputs_every_s": 0.5})
+    _, thread, results = _start(launch, client, tmp_path / "w")
+    wait_for(lambda: [a["path"] for a in client.list_artifacts(launch.run_id)] == ["ckpt.pt"], 15,
+             "the checkpoint to be uploaded while the run runs")
+    assert client.get_run(launch.run_id)["status"] == "running"
+    wait_for(lambda: "[runyard] outputs uploaded: ckpt.pt (7 B)" in _texts(client, launch.run_id), 5, "the log line")
+    client.cancel_run(launch.run_id)
+    thread.join(20)
+    texts = _texts(client, launch.run_id)
+    assert texts.count("[runyard] outputs uploaded: ckpt.pt (7 B)") == 1  # unchanged: not sent again
+    assert "[runyard] outputs kept: ckpt.pt (7 B); 1 file, 7 B" in texts
