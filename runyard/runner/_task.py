@@ -210,7 +210,8 @@ class TaskExecution:
         self.pid: int | None = None
         self._metrics: Any = None  # runyard.runner._output_metrics.OutputMetrics, while the command runs
         self._output_metrics: Any = None
-        if launch.task_io.get("output_metrics"):
+        # Of a distributed run, the first task's output is read (every rank of DDP & co. prints the same epoch lines).
+        if launch.task_io.get("output_metrics") and slot == launch.tasks[0]:
             from runyard.runner._output_metrics import OutputMetrics
 
             self._output_metrics = OutputMetrics(launch.task_io["output_metrics"],
