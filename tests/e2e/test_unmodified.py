@@ -25,6 +25,7 @@ parser.add_argument("--x", type=float, required=True)
 parser.add_argument("--epochs", type=int, default=6)
 args = parser.parse_args()
 print(f"threads: {os.environ.get('OMP_NUM_THREADS')}", flush=True)
+print(f"cores: {len(os.sched_getaffinity(0))} of {os.cpu_count()}", flush=True)
 try:
     for epoch in range(1, args.epochs + 1):
         time.sleep(0.4 if args.x > 0.5 else 0.05)
@@ -72,7 +73,10 @@ def test_a_sweep_of_an_unmodified_script_sorts_filters_drives_tpe_and_prunes(yar
     assert ended["warnings"] == [], ended["warnings"]  # the metric arrived: TPE learned from it
     for r in runs:
         assert r["metrics"]["val_ppl"]["count"] >= 1, yard.describe(exp["id"])
-        assert any(t == "threads: 1" for t in log_texts(yard.client, r["id"]))  # OMP_NUM_THREADS follows cpus
+        texts = log_texts(yard.client, r["id"])
+        assert "threads: 1" in texts  # OMP_NUM_THREADS follows cpus
+        cores = next(t for t in texts if t.startswith("cores: "))
+        assert cores.startswith("cores: 1 of"), cores  # pinned to one core by the local agent
     succeeded = [r for r in runs if r["status"] == "succeeded"]
     pruned = [r for r in runs if r["status"] == "pruned"]
     assert succeeded and pruned, yard.describe(exp["id"])
