@@ -88,6 +88,8 @@ class Reporter:
         self._cond = threading.Condition()
         self._lines: list[dict[str, Any]] = []
         self._metric_points: dict[str, list[Any]] = {"keys": [], "steps": [], "values": [], "timestamps": []}
+        self._n_queued_points = 0  # output metric points queued, not yet delivered
+        self._n_dropped_points = 0
         self._first_line_at = 0.0
         self._n_queued_lines = 0
         self._n_dropped = 0
@@ -140,6 +142,10 @@ class Reporter:
         batch they were read with, right after its lines."""
         with self._cond:
             pending = self._metric_points
+            if self._n_queued_points >= self._max_lines:  # the server is away: bounded like the lines
+                self._n_dropped_points += len(values)
+                return
+            self._n_queued_points += len(values)
             if not pending["keys"] and not self._lines:
                 self._first_line_at = self._clock()
                 self._cond.notify()
@@ -222,11 +228,20 @@ class Reporter:
         for i in range(0, len(self._lines), MERGED_MAX_LINES):
             self._ops.append(_Op("logs", self._lines[i:i + MERGED_MAX_LINES]))
         self._lines = []
+        if self._n_dropped_points:
+            self._lines.append({"stream": "system", "text": f"[runyard] {self._n_dropped_points} metric points read "
+                                f"from the output were dropped while the server was unreachable (more than "
+                                f"{self._max_lines} queued)", "ts": time.time()})
+            self._n_queued_lines += 1
+            self._n_dropped_points = 0
+            self._ops.append(_Op("logs", self._lines))
+            self._lines = []
         points = self._metric_points
         if points["keys"]:
             for i in range(0, len(points["keys"]), MERGED_MAX_LINES):
-                self._ops.append(_Op("metrics", {**{k: v[i:i + MERGED_MAX_LINES] for k, v in points.items()},
-                                                 "batch_id": uuid.uuid4().hex}))
+                part = {k: v[i:i + MERGED_MAX_LINES] for k, v in points.items()}
+                self._ops.append(_Op("metrics", {**part, "batch_id": uuid.uuid4().hex},
+                                     extra={"points": len(part["keys"])}))
             self._metric_points = {"keys": [], "steps": [], "values": [], "timestamps": []}
 
     def _loop(self) -> None:
@@ -377,6 +392,7 @@ class Reporter:
                     self._ops.popleft()
                 if op.kind == "logs":
                     self._n_queued_lines -= len(op.payload)
+                self._n_queued_points -= op.extra.get("points", 0)
 
     def _send(self, op: _Op) -> str:
         """``done`` (sent, or refused for good) or ``retry``."""
