@@ -4,7 +4,8 @@ A typo in ``search.metric`` or an ``output_metrics:`` pattern that matches nothi
 anything: TPE and CMA-ES then propose at random, the median rule stops no run, and no run is best.
 So, while the experiment runs, as soon as a run ended without logging the metric:
 
-- the run's log gets a ``[runyard] warning:`` line (the run-level event the UI and ``runyard logs`` show);
+- the run gets the tag ``runyard.warning`` ("metric val_loss never logged", shown on its page and by
+  ``runyard info``) and a ``[runyard] warning:`` line in its log;
 - while no run of the experiment has logged it, the experiment gets a warning (``experiments.warnings``:
   the status line, ``runyard run``'s follow output and the banner on the UI's experiment page), which
   says what the search and the pruner do without it.
@@ -62,6 +63,8 @@ def warn_missing_metrics(state: Any) -> None:
             for run_id, _, status, _, count in rows:
                 if status in _ENDED and not count and run_id not in warned_runs:
                     warned_runs.add(run_id)
+                    # A tag (the run page's overview, `runyard info`) and a line in its log.
+                    state.store.set_tags(run_id, {"runyard.warning": f"metric {metric} never logged"})
                     state.store.append_logs(run_id, "main", [(
                         "system",
                         f"[runyard] warning: this run never logged metric {metric}, which {' and '.join(readers)} "

@@ -206,6 +206,7 @@ def test_a_metric_that_never_arrives_is_said_at_once(yard: Yard, make_project, p
     assert seen["warnings"] == [warning]
     assert seen["status"] == "running"  # said while it runs, not only at the end
     first = yard.runs(exp["id"])[0]
+    assert first["tags"]["runyard.warning"] == "metric val_loss never logged"
     assert any(t.startswith("[runyard] warning: this run never logged metric val_loss")
                for t in log_texts(yard.client, first["id"]))
     # The experiment page opens with the warning as a banner (the page polls: it is there while the sweep runs).
