@@ -2,7 +2,7 @@
 
 A typo in ``search.metric`` or an ``output_metrics:`` pattern that matches nothing does not fail
 anything: TPE and CMA-ES then propose at random, the median rule stops no run, and no run is best.
-So, while the experiment runs, as soon as a run ended without logging the metric:
+So, while the experiment runs, as soon as a run succeeded without logging the metric:
 
 - the run gets the tag ``runyard.warning`` ("metric val_loss never logged", shown on its page and by
   ``runyard info``) and a ``[runyard] warning:`` line in its log;
@@ -61,7 +61,8 @@ def warn_missing_metrics(state: Any) -> None:
             if spec.early_stopping is not None:
                 readers.append(f"early_stopping ({spec.early_stopping.algorithm})")
             for run_id, _, status, _, count in rows:
-                if status in _ENDED and not count and run_id not in warned_runs:
+                # A failed run's failure is what it needs to say; a run that succeeded without the metric is the mistake.
+                if status == "succeeded" and not count and run_id not in warned_runs:
                     warned_runs.add(run_id)
                     # A tag (the run page's overview, `runyard info`) and a line in its log.
                     state.store.set_tags(run_id, {"runyard.warning": f"metric {metric} never logged"})
