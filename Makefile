@@ -80,7 +80,7 @@ test-fast: install
 	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
 
 ## bench: side-by-side benchmarks against the peers (installed into their own venv)
-bench: install
+bench: install system-test-deps
 	PEERS_VENV=$(PEERS_VENV) bash benchmarks/setup_peers.sh
 	RAY_VENV=$(RAY_VENV) bash benchmarks/setup_ray.sh
 	mkdir -p bench-results
@@ -88,4 +88,5 @@ bench: install
 	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/query.py --with-mlflow --json bench-results/query.json
 	RAY_VENV=$(RAY_VENV) $(PY) benchmarks/dispatch.py --json bench-results/dispatch.json
 	$(PY) benchmarks/reads_beside_writes.py --json bench-results/reads_beside_writes.json
+	$(PY) benchmarks/dispatch_images.py --json bench-results/dispatch_images.json
 	$(PY) benchmarks/output_metrics.py --json bench-results/output_metrics.json

@@ -10,7 +10,9 @@
 # A file there that this script did not write is kept as FILE.runyard-orig before it is replaced.
 #
 # --rootless PREFIX N: gives the job accounts PREFIX-1 .. PREFIX-N (scripts/setup-job-accounts.sh) each a range
-# of 65536 subordinate uids and gids in /etc/subuid and /etc/subgid, which rootless podman needs to run as them.
+# of 65536 subordinate uids and gids in /etc/subuid and /etc/subgid, which rootless podman needs to run as them,
+# and an image storage of its own in /var/lib/runyard-containers/ACCOUNT, named by
+# /etc/containers/runyard-pool-storage.conf (set CONTAINERS_STORAGE_CONF to it in the local backend's env:).
 set -euo pipefail
 
 usage() {
@@ -31,6 +33,8 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "setup-containers: needs root (run it with sudo)" >&2
   exit 1
 fi
+POOL_STORAGE=/var/lib/runyard-containers
+POOL_STORAGE_CONF=/etc/containers/runyard-pool-storage.conf
 
 MARK="# Written by Runyard's scripts/setup-containers.sh (docs/containers.md); rerunning it rewrites this file."
 
@@ -108,7 +112,21 @@ if [ -n "$prefix" ]; then
       usermod --add-subgids "$start-$((start + 65535))" "$name"
       echo "setup-containers: $name: subordinate gids $start-$((start + 65535))"
     fi
+    # Its image storage, kept between jobs and outside them: a job's directory is removed when it ends,
+    # and the account cannot delete layers owned by its subordinate ids.
+    store="$POOL_STORAGE/$name"
+    if [ ! -d "$store" ]; then
+      install -d -m 0755 "$POOL_STORAGE"
+      install -d -m 0700 -o "$name" -g "$(id -gn "$name")" "$store"
+      echo "setup-containers: $name: image storage in $store"
+    fi
   done
+  # The local backend's run_as pool points podman there: env: {CONTAINERS_STORAGE_CONF: <this file>}.
+  install_conf "$POOL_STORAGE_CONF" "$MARK
+# Rootless podman of the run_as pool accounts: each account's images in a directory of its own.
+[storage]
+driver = \"overlay\"
+rootless_storage_path = \"$POOL_STORAGE/\$USER/storage\""
 fi
 
 # Podman reads the new configuration on its next command; containers that run keep theirs. A rootless

@@ -39,7 +39,7 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,10 +106,12 @@ class TaskContainer:
         launch: the run's launch; ``launch.container`` holds the image and the backend's settings.
         slot: the task (a distributed run's role may have an image of its own).
         gpus: the GPU indices the task holds (``CUDA_VISIBLE_DEVICES``), or None.
+        spool: the spool directory, when the task writes there instead of calling the server.
+        task_env_names: the task's own variables beyond the launch's (a distributed plan's).
     """
 
     def __init__(self, launch: RunLaunch, slot: TaskSlot, *, gpus: Sequence[str] | None = None,
-                 spool: Path | None = None) -> None:
+                 spool: Path | None = None, task_env_names: Collection[str] = ()) -> None:
         c = dict(launch.container or {})
         self.launch = launch
         self.slot = slot
@@ -121,12 +123,17 @@ class TaskContainer:
         own = (c.get("roles") or {}).get(slot.role)  # a distributed run's role with an image of its own
         self.ref: str | None = own or c.get("image")
         self.build = BuildSpec.from_dict(c["build"]) if c.get("build") and not own else None
+        self.own_image = bool(own)
         self.image_dir = Path(c.get("image_dir") or config.home() / "images").expanduser()
         self.gpus = tuple(gpus) if gpus else None
         self.spool = spool
+        self.task_env_names = frozenset(task_env_names)  # the task's own (a distributed plan's RANK, MASTER_ADDR, ...)
         self._n = 0
         self._names: list[str] = []
         self._pidfile: Path | None = None
+        # Variables the runtime's own process needs beyond the task's (rootless podman as a pool
+        # account: its XDG_RUNTIME_DIR); they go through ``env`` (``_wrap``), as the task may run through sudo.
+        self.runtime_env: dict[str, str] = {}
         self.prepared: _Prepared | None = None
 
     # ------------------------------------------------------------------ prepare
@@ -134,6 +141,9 @@ class TaskContainer:
                 capture: Callable[[list[str]], tuple[int, str]], note: Callable[[str], None],
                 stopped: Callable[[], bool] = lambda: False, lock_dir: Path | None = None) -> dict[str, str]:
         """Make the image ready on this machine; returns the tags that record it.
+
+        The tags are ``runyard.image*``; a task of a distributed run's role that names an image of its
+        own records it as ``runyard.image.<role>*`` (the run's other tasks record the top-level one).
 
         Args:
             rundir: the task's working directory (the snapshot: a build's context).
@@ -146,6 +156,16 @@ class TaskContainer:
         Raises:
             ImageStepFailed: a step failed, or the image is not here and cannot be had.
         """
+        tags = self._prepare(rundir, step, capture, note, stopped, lock_dir)
+        if not self.own_image:
+            return tags
+        prefix = f"runyard.image.{self.slot.role}"
+        return {prefix + key[len("runyard.image"):]: value for key, value in tags.items()}
+
+    def _prepare(self, rundir: Path, step: Callable[[list[str], str], int],
+                 capture: Callable[[list[str]], tuple[int, str]], note: Callable[[str], None],
+                 stopped: Callable[[], bool], lock_dir: Path | None) -> dict[str, str]:
+        """:meth:`prepare`, with the tags under ``runyard.image``."""
         locks = Path(lock_dir) if lock_dir is not None else config.home() / "locks"
         tags: dict[str, str] = {"runyard.image.runtime": self.runtime}
         file_runtime = self.runtime in FILE_RUNTIMES
@@ -180,7 +200,7 @@ class TaskContainer:
                 with _locked(locks, "pull-" + hashlib.sha256(ref.encode()).hexdigest()[:16], stopped):
                     if not self._exists(capture, oci, oci_exe, ref):
                         note(f"[runyard] pulling image {ref} on {_HOST}")
-                        if step(_with_executable([oci, "pull", ref], oci, oci_exe), "image pull") != 0:
+                        if step(self._wrap(_with_executable([oci, "pull", ref], oci, oci_exe)), "image pull") != 0:
                             raise ImageStepFailed("image pull", 1)
             tags["runyard.image"] = ref
             tags.update(self._ids(capture, oci, oci_exe, ref))
@@ -233,7 +253,7 @@ class TaskContainer:
             for argv in plan.steps:
                 argv = _with_executable(list(argv), oci, oci_exe)
                 argv = _with_executable(argv, self.runtime, self.executable)
-                rc = step(argv, "image build")
+                rc = step(self._wrap(argv), "image build")
                 if rc != 0:
                     raise ImageStepFailed("image build", rc)
             if plan.partial is not None:
@@ -241,17 +261,23 @@ class TaskContainer:
         finally:
             for argv in plan.cleanup:
                 with contextlib.suppress(Exception):
-                    capture(_with_executable(list(argv), oci, oci_exe))
+                    capture(self._wrap(_with_executable(list(argv), oci, oci_exe)))
             for path in plan.temporary:
                 _remove(Path(path))
             if plan.partial is not None:
                 _remove(Path(plan.partial))
 
+    def _wrap(self, argv: list[str]) -> list[str]:
+        """``argv`` with :attr:`runtime_env` set in front of it (``/usr/bin/env NAME=VALUE ...``)."""
+        if not self.runtime_env:
+            return argv
+        return ["/usr/bin/env", *(f"{k}={v}" for k, v in sorted(self.runtime_env.items())), *argv]
+
     def _exists(self, capture: Callable[[list[str]], tuple[int, str]], runtime: str, tool: str, ref: str) -> bool:
         argv = image_exists_argv(runtime, ref, executable=tool)
         if argv is None:
             return Path(ref).exists()
-        rc, _ = capture(argv)
+        rc, _ = capture(self._wrap(argv))
         return rc == 0
 
     def _ids(self, capture: Callable[[list[str]], tuple[int, str]], runtime: str, tool: str, ref: str) -> dict[str, str]:
@@ -259,7 +285,7 @@ class TaskContainer:
         argv = inspect_argv(runtime, ref, executable=tool)
         if argv is None:
             return {}
-        rc, out = capture(argv)
+        rc, out = capture(self._wrap(argv))
         try:
             info = parse_inspect(runtime, out) if rc == 0 else {}
         except ValueError:
@@ -310,6 +336,11 @@ class TaskContainer:
             out[2:2] = ["--conmon-pidfile", str(self._pidfile)]
             if _podman_init():  # a tiny init as PID 1 hands SIGTERM/SIGINT on (PID 1 itself ignores them)
                 out[2:2] = ["--init"]
+            if self.runtime_env and not os.path.exists("/dev/mqueue"):
+                # Rootless podman cannot share a host IPC namespace without /dev/mqueue ("statfs
+                # /dev/mqueue"): a private one, with a /dev/shm as large as --ipc host would give.
+                i = out.index("--ipc")
+                out[i:i + 2] = ["--shm-size", "1g"]
         image_env = None
         if self.runtime == "charliecloud":
             with contextlib.suppress(OSError, UnicodeDecodeError):
@@ -317,7 +348,7 @@ class TaskContainer:
         start = process_env(self.runtime, spec, {**env, **inside}, image_env=image_env)
         # Values that differ from the task's own (guest paths, renumbered GPUs; never secrets) also go
         # through ``env``: a process started through sudo takes its environment from the task's file.
-        changed = [f"{k}={v}" for k, v in sorted(inside.items()) if env.get(k) != v]
+        changed = [f"{k}={v}" for k, v in sorted({**inside, **self.runtime_env}.items()) if env.get(k) != v]
         if changed:
             out = ["/usr/bin/env", *changed, *out]
         return out, start
@@ -361,7 +392,7 @@ class TaskContainer:
     def inside_env(self, env: Mapping[str, str]) -> dict[str, str]:
         """The variables the container gets: the run's own, Runyard's, the task's; host paths and GPU
         numbers translated."""
-        own = set(self.launch.env)
+        own = set(self.launch.env) | self.task_env_names
         out = {k: v for k, v in env.items()
                if (k in own or k in _INSIDE_NAMES or k.startswith(_INSIDE_PREFIXES)) and k not in _HOST_ONLY}
         user_path = self.launch.env.get("PYTHONPATH")
@@ -381,10 +412,10 @@ class TaskContainer:
             with contextlib.suppress(OSError):
                 self._pidfile.unlink()
         for name in self._names:
-            argv = cleanup_argv(self.runtime, name)
+            argv = cleanup_argv(self.runtime, name, executable=self.executable)
             if argv is not None:
                 with contextlib.suppress(Exception):
-                    capture(_with_executable(argv, self.runtime, self.executable))
+                    capture(self._wrap(argv))
 
 
 def _with_executable(argv: list[str], runtime: str, executable: str) -> list[str]:

@@ -511,7 +511,7 @@ class TaskExecution:
         gpus = env.get("CUDA_VISIBLE_DEVICES")
         spool = self._extra_env.get("RUNYARD_SPOOL_DIR")
         self._container = TaskContainer(self.launch, self.slot, gpus=gpus.split(",") if gpus else None,
-                                        spool=Path(spool) if spool else None)
+                                        spool=Path(spool) if spool else None, task_env_names=self._extra_env)
 
         def step(argv: list[str], what: str) -> int:
             if self._stop is not None:
@@ -520,6 +520,14 @@ class TaskExecution:
 
         def note(text: str) -> None:
             self._emit("system", text.encode())
+
+        home = env.get("HOME")
+        if (self._user is not None or self._sudo is not None) and home and self._container.runtime == "podman":
+            # Rootless podman as a pool account: a runtime directory of the account's own, in its job home
+            # (without one, podman falls back to /tmp/podman-run-UID, shared by the account's jobs).
+            xdg = f"{home}/.runyard-xdg"
+            self._capture(["mkdir", "-m", "700", "-p", xdg])
+            self._container.runtime_env["XDG_RUNTIME_DIR"] = xdg
 
         try:
             tags = self._container.prepare(self._rundir, step, self._capture, note, lambda: self._stop is not None)

@@ -20,6 +20,7 @@ with the reason elsewhere, as the PostgreSQL tests do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -40,7 +41,7 @@ from runyard.testing._images import (
     wheelhouse_dir,
 )
 
-__all__ = ["POOL_ACCOUNT", "RootlessPodman", "ch_run", "charliecloud_image_dir", "podman_image", "rootless_podman",
+__all__ = ["POOL_ACCOUNT", "RootlessPodman", "ch_run", "charliecloud_image_dir", "podman_image", "rootless_as", "rootless_podman",
            "unavailable", "wheelhouse"]
 
 POOL_ACCOUNT = "runyard-job-1"
@@ -111,15 +112,19 @@ def ch_run(image_dir: Path, command: list[str], *, binds: dict[str, str] | None 
 class RootlessPodman:
     """Podman as a pool account: its own HOME (storage under ~/.local/share/containers) and XDG_RUNTIME_DIR."""
 
-    def __init__(self, account: str, root: Path) -> None:
+    def __init__(self, account: str, root: Path, *, storage_conf: str | None = None) -> None:
         self.account = account
         self.root = root
         self.home = root / "home"
         self.runtime_dir = root / "run"
+        self.storage_conf = storage_conf  # CONTAINERS_STORAGE_CONF (the run_as pool's: scripts/setup-containers.sh)
 
     def env(self) -> dict[str, str]:
-        return {"HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime_dir), "USER": self.account,
-                "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        env = {"HOME": str(self.home), "XDG_RUNTIME_DIR": str(self.runtime_dir), "USER": self.account,
+               "PATH": "/usr/local/bin:/usr/bin:/bin"}
+        if self.storage_conf:
+            env["CONTAINERS_STORAGE_CONF"] = self.storage_conf
+        return env
 
     def command(self, *args: str) -> list[str]:
         """``sudo -u ACCOUNT env -i ... podman ARGS`` (cwd must be a directory the account may enter)."""
@@ -131,7 +136,9 @@ class RootlessPodman:
                               cwd=self.root, stdin=subprocess.DEVNULL)
 
     def load(self, image: str) -> None:
-        """Copy ``image`` from root's storage into the account's (``podman save`` | ``podman load``)."""
+        """Copy ``image`` from root's storage into the account's (``podman save`` | ``podman load``), unless it has it."""
+        if self.run("image", "exists", image).returncode == 0:
+            return
         archive = self.root / "image.tar"
         res = subprocess.run(["podman", "save", "-o", str(archive), image], capture_output=True, text=True,
                              check=False, timeout=300)
@@ -196,21 +203,33 @@ def rootless_podman(podman_image: str) -> Iterator[RootlessPodman]:
     if os.geteuid() != 0:
         pytest.skip("rootless podman as a pool account needs root (sudo -u runyard-job-1)")
     try:
-        pw = pwd.getpwnam(POOL_ACCOUNT)
+        pwd.getpwnam(POOL_ACCOUNT)
     except KeyError:
         unavailable("rootless podman", f"there is no account {POOL_ACCOUNT}: run `bash scripts/test-setup.sh`")
         raise
     for f in ("/etc/subuid", "/etc/subgid"):
         if not any(line.startswith(POOL_ACCOUNT + ":") for line in Path(f).read_text().splitlines()):
             unavailable("rootless podman", f"{f} has no range for {POOL_ACCOUNT}: run `bash scripts/test-setup.sh`")
+    with rootless_as(POOL_ACCOUNT) as podman:
+        podman.load(podman_image)
+        yield podman
+
+
+@contextlib.contextmanager
+def rootless_as(account: str, *, storage_conf: str | None = None) -> Iterator[RootlessPodman]:
+    """Podman as ``account`` (root only) with a HOME and XDG_RUNTIME_DIR of its own in a temporary
+    directory, stopped (its pause process included) and removed afterwards. With ``storage_conf`` its
+    images live where that file says (the run_as pool's storage keeps them between jobs)."""
+    import pwd
+
+    pw = pwd.getpwnam(account)
     root = Path(tempfile.mkdtemp(prefix="runyard-rootless-", dir="/var/tmp"))
     root.chmod(0o755)
-    podman = RootlessPodman(POOL_ACCOUNT, root)
+    podman = RootlessPodman(account, root, storage_conf=storage_conf)
     for d in (podman.home, podman.runtime_dir):
         d.mkdir(mode=0o700)
         os.chown(d, pw.pw_uid, pw.pw_gid)
     try:
-        podman.load(podman_image)
         yield podman
     finally:
         podman.stop()

@@ -167,3 +167,31 @@ def test_the_digits_sweep_runs_on_slurm_through_charliecloud(ctr_yard: Yard, pod
         assert "val/accuracy" in ctr_yard.client.metric_summaries(run["id"])
     texts = log_texts(ctr_yard.client, runs[0]["id"])
     assert any("epoch" in t.lower() for t in texts)
+
+
+def test_a_distributed_run_s_tasks_start_in_their_roles_images(ctr_yard: Yard, podman_image: str,
+                                                              tmp_path: Path) -> None:
+    """Every task of a PyTorch-style run starts in a container with its rank's variables; the worker role
+    names its image by id (an image of its own), the master takes the top-level one."""
+    image_id = subprocess.run(["podman", "image", "inspect", "--format", "{{.Id}}", podman_image],
+                              capture_output=True, text=True, check=True).stdout.strip()
+    project = tmp_path / "ctr-dist"
+    project.mkdir()
+    (project / "runyard.yml").write_text(textwrap.dedent(f"""
+        project: ctr-dist
+        command: python3 -c "import os; print('rank', os.environ['RANK'], 'of', os.environ['WORLD_SIZE'], os.getcwd())"
+        image: {podman_image}
+        distributed:
+          framework: pytorch
+          master: 1
+          worker: {{replicas: 1, image: "sha256:{image_id}"}}
+        resources: {{cpus: 0.5}}
+    """))
+    exp = _run(ctr_yard, project)
+    assert exp["status"] == "succeeded", ctr_yard.describe(exp["id"])
+    (run,) = ctr_yard.runs(exp["id"])
+    texts = log_texts(ctr_yard.client, run["id"])
+    assert "rank 0 of 2 /runyard/work" in texts and "rank 1 of 2 /runyard/work" in texts, texts
+    tags = ctr_yard.client.get_run(run["id"])["tags"]
+    assert tags["runyard.image"] == podman_image  # the master's
+    assert tags["runyard.image.worker"] == f"sha256:{image_id}" and tags["runyard.image.worker.runtime"] == "podman"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from runyard.backends.base import EngineStatus, RunLaunch, TaskSlot
+from runyard.backends.base import EngineStatus, TaskSlot
 from runyard.client import Client
 from runyard.runner import TaskExecution, TaskResult
 from runyard.testing import wait_for
@@ -43,7 +43,8 @@ def _texts(client: Client, run_id: int) -> list[str]:
     return [ln["text"] for ln in _log(client, run_id)]
 
 
-SDK_SCRIPT = ("import os, runyard; runyard.init(); runyard.log({'in_image': 1.5}, step=0); runyard.finish(); "
+SDK_SCRIPT = ("import os, runyard; runyard.init(); runyard.log({'in_image': 1.5}, step=0); "
+              "open('model.txt', 'w').write('weights'); runyard.log_artifact('model.txt'); runyard.finish(); "
               "print('cwd', os.getcwd()); print('data', open('data.txt').read()); "
               "print('host home visible', os.path.exists('/root/.bashrc') or os.path.exists('/root/.ssh'))")
 
@@ -61,6 +62,8 @@ def test_a_command_runs_in_the_image_logs_through_the_sdk_and_the_image_is_recor
     assert "cwd /runyard/work" in texts and "data from the snapshot" in texts
     assert "host home visible False" in texts  # the server's home is not mounted
     assert client.metric_summaries(launch.run_id)["in_image"]["last"] == 1.5  # the SDK, mounted, without orjson
+    assert [a["path"] for a in client.list_artifacts(launch.run_id)] == ["model.txt"]
+    assert (work / "model.txt").read_text() == "weights"  # written through the bind, kept with the run's files
     tags = client.get_run(launch.run_id)["tags"]
     assert tags["runyard.image"] == podman_image and tags["runyard.image.runtime"] == "podman"
     assert tags["runyard.image.id"].startswith("sha256:") and len(tags["runyard.image.id"]) == 71
@@ -151,6 +154,7 @@ def test_charliecloud_runs_the_image_converted_once_into_image_dir(
     assert result.status == EngineStatus.SUCCEEDED, texts
     assert "cwd /runyard/work" in texts and "host home visible False" in texts
     assert client.metric_summaries(first.run_id)["in_image"]["last"] == 1.5
+    assert [a["path"] for a in client.list_artifacts(first.run_id)] == ["model.txt"]
     tags = client.get_run(first.run_id)["tags"]
     assert tags["runyard.image.runtime"] == "charliecloud" and Path(tags["runyard.image.file"]).is_dir()
 

@@ -45,6 +45,7 @@ SECRETS = {
     "MY_SERVICE_API_KEY": "api-key-5e8a1b3f",
 }
 POOL = "runyard-job"
+POOL_STORAGE_CONF = "/etc/containers/runyard-pool-storage.conf"
 WAIT_S = 90.0
 
 
@@ -122,7 +123,9 @@ def yard(job_accounts: list[str]) -> Iterator[Yard]:
     y.home.mkdir(mode=0o700)
     y.out.mkdir()
     os.chmod(y.out, 0o1777)
-    (y.home / "backends.yml").write_text(yaml.safe_dump({"isolated": {"type": "local", "run_as": {"pool": POOL, "size": 2}}}))
+    # Rootless podman as the pool's accounts keeps their images in the storage scripts/setup-containers.sh made.
+    pool = {"type": "local", "run_as": {"pool": POOL, "size": 2}, "env": {"CONTAINERS_STORAGE_CONF": POOL_STORAGE_CONF}}
+    (y.home / "backends.yml").write_text(yaml.safe_dump({"isolated": pool}))
     pw = y.home / "initial-admin-password"
     pw.write_text("generated-admin-password\n")
     os.chmod(pw, 0o600)
@@ -325,3 +328,38 @@ def test_a_pool_account_serves_one_project_at_a_time_and_is_reused_once_its_jobs
         stop_agent(agent_dir(runyard_home), timeout_s=30.0)
         shutil.rmtree(default_jobs_dir(agent_dir(runyard_home)), ignore_errors=True)
         shutil.rmtree(gates, ignore_errors=True)
+
+
+IMAGE_PROBE = """
+echo "UID_IN=$(id -u)"
+touch written-by-job
+if ls "$HOME_DIR" > /dev/null 2>&1; then echo "READ server-home"; else echo "DENIED server-home"; fi
+python3 -c "import runyard; runyard.init(); runyard.log({'from_pool_image': 2.0}, step=0); runyard.finish()"
+echo END
+"""
+
+
+def test_a_pool_job_runs_in_its_image_with_rootless_podman_as_its_account(yard: Yard, job_accounts: list[str],
+                                                                         podman_image: str) -> None:
+    """podman as the pool's account (no root inside the host): its image from the account's own storage."""
+    from runyard.testing.containers import rootless_as
+
+    if not Path(POOL_STORAGE_CONF).exists():
+        pytest.fail(f"{POOL_STORAGE_CONF} is missing: run `bash scripts/test-setup.sh` (setup-containers.sh --rootless)")
+    for account in job_accounts:  # each account keeps its own images (a build: is built once per account)
+        with rootless_as(account, storage_conf=POOL_STORAGE_CONF) as podman:
+            podman.load(podman_image)
+    project = _project(yard.root, "sec-pool-image", "isolated", IMAGE_PROBE, {"HOME_DIR": str(yard.home)})
+    spec = yaml.safe_load((project / "runyard.yml").read_text())
+    spec["image"] = podman_image
+    (project / "runyard.yml").write_text(yaml.safe_dump(spec))
+    exp = yard.submit(project)
+    run = yard.finished_run(exp["id"])
+    lines = yard.logs(run["id"])
+    assert run["status"] == "succeeded", (run, lines)
+    assert "UID_IN=0" in lines  # root of the account's user namespace, not of the host
+    assert "DENIED server-home" in lines
+    assert yard.client is not None
+    assert yard.client.metric_summaries(run["id"])["from_pool_image"]["last"] == 2.0
+    tags = yard.client.get_run(run["id"])["tags"]
+    assert tags["runyard.image.runtime"] == "podman" and tags["runyard.image.id"].startswith("sha256:")

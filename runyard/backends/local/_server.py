@@ -534,6 +534,11 @@ class Agent:
                 for pid in alive:
                     _signal_group(job, pid, signal.SIGKILL)
             return
+        if not job.account and not job.reporting:
+            # Its runner (which removes what it started) died with the earlier agent: a podman container
+            # outlives its killed ``podman run`` client, so remove the attempt's containers by their names.
+            threading.Thread(target=_remove_containers, args=(job.run_id, job.attempt), daemon=True,
+                             name=f"runyard-containers-{job.job_id}").start()
         codes = job.exit_codes()
         if job.cancel_requested:
             job.status, job.reason = EngineStatus.CANCELED, "canceled (started by an earlier agent)"
@@ -713,3 +718,21 @@ def _warm_imports() -> None:
     from runyard.runner import preload
 
     preload()
+
+
+def _remove_containers(run_id: int, attempt: int) -> None:
+    """Remove the podman containers of an attempt (named ``runyard-RUN-ATTEMPT-...`` by the task runner)
+    whose runner is gone: killing the ``podman run`` client leaves its container running under conmon."""
+    import subprocess
+
+    podman = shutil.which("podman")
+    if podman is None:
+        return
+    try:
+        names = subprocess.run([podman, "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^runyard-{run_id}-{attempt}-"],
+                               capture_output=True, text=True, timeout=60, check=False).stdout.split()
+        if names:
+            subprocess.run([podman, "rm", "-f", "--ignore", "-t", "0", *names], capture_output=True, timeout=120,
+                           check=False)
+    except (OSError, subprocess.SubprocessError):
+        log.warning("could not remove the containers of run %s attempt %s", run_id, attempt, exc_info=True)
