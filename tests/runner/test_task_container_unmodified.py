@@ -4,6 +4,7 @@ that reaches the script as KeyboardInterrupt through podman's --init, and its ou
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,15 +53,18 @@ def test_a_mount_is_bound_in_the_image_and_a_cancel_is_a_keyboard_interrupt(
     work = tmp_path / "w"
     work.mkdir()
     (work / "train.py").write_text(SCRIPT)
-    launch = make_launch("python3 train.py", container=_container(podman_image), grace_period_s=20.0,
+    # A shell command (not a plain argv): the shell and the script both get the SIGINT (catatonit -g).
+    launch = make_launch("python3 train.py && echo finished", container=_container(podman_image), grace_period_s=20.0,
                          task_io={"mounts": {"data/corpus": str(corpus)}, "outputs": ["model.pt"]})
     execution = TaskExecution(launch, TaskSlot(), client, work)
     results: list[TaskResult] = []
     thread = threading.Thread(target=lambda: results.append(execution.run()), daemon=True)
     thread.start()
     wait_for(lambda: "data: outside the snapshot" in _texts(client, launch.run_id), 90, "the script to read the mount")
+    t0 = time.monotonic()
     client.cancel_run(launch.run_id)
     thread.join(40)
+    assert time.monotonic() - t0 < 10, "the SIGINT did not reach the script (it waited for SIGTERM after 20 s)"
     [result] = results
     assert result.status is EngineStatus.CANCELED
     texts = _texts(client, launch.run_id)
