@@ -90,3 +90,4 @@ bench: install system-test-deps
 	RAY_VENV=$(RAY_VENV) $(PY) benchmarks/dispatch.py --json bench-results/dispatch.json
 	$(PY) benchmarks/reads_beside_writes.py --json bench-results/reads_beside_writes.json
 	$(PY) benchmarks/dispatch_images.py --json bench-results/dispatch_images.json
+	$(PY) benchmarks/output_metrics.py --json bench-results/output_metrics.json

@@ -48,6 +48,9 @@ class _SlurmBackendOptionsOwn(BaseModel):
     server_url: str | None = Field(None, **_rule(
         "the server's URL as the compute nodes reach it, e.g. http://login01:8765",
         "Give an http:// or https:// URL.", "the server's own URL"))
+    cpu_bind: str | None = Field("cores", pattern=r"^[a-z_,]+$", **_rule(
+        "srun's --cpu-bind value, e.g. cores, threads or none",
+        "Set cpu_bind: none (or null) on a cluster whose srun refuses binding.", "cores"))
     tasks_per_node: int | None = Field(None, ge=1, **_rule(
         "an integer ≥ 1: tasks of a multi-task run per node (sets --nodes)",
         "Set it to how many tasks fit on one node, or remove it to let Slurm place them.", "Slurm decides"))
