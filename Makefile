@@ -71,7 +71,7 @@ test-ui: $(UI_DEPS)
 ## daemons and kill what accounts leave running; then the rest on TEST_WORKERS pytest-xdist workers
 TEST_WORKERS ?= 2
 test: install install-test system-test-deps test-images test-ui
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "engines or job_accounts"; first=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
 	test $$first -eq 0 -a $$rest -eq 0
 
@@ -90,3 +90,4 @@ bench: install system-test-deps
 	RAY_VENV=$(RAY_VENV) $(PY) benchmarks/dispatch.py --json bench-results/dispatch.json
 	$(PY) benchmarks/reads_beside_writes.py --json bench-results/reads_beside_writes.json
 	$(PY) benchmarks/dispatch_images.py --json bench-results/dispatch_images.json
+	$(PY) benchmarks/output_metrics.py --json bench-results/output_metrics.json

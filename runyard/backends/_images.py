@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from runyard.backends.options import rule as _rule
 from runyard.errors import SpecError, SubmitError
 from runyard.records.compute import CheckResult, RunLaunch
 
@@ -36,11 +37,6 @@ __all__ = ["ContainerOptions", "check_require_image", "container_checks", "with_
 Runtime = Literal["podman", "docker", "apptainer", "singularity", "enroot", "charliecloud"]
 
 
-def _rule(rule: str, fix: str, default: str | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"rule": rule, "fix": fix}
-    if default is not None:
-        extra["default"] = default
-    return {"json_schema_extra": extra}
 
 
 class ContainerOptions(BaseModel):

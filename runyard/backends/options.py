@@ -23,7 +23,16 @@ from pydantic import BaseModel, ValidationError
 
 from runyard.errors import SpecError
 
-__all__ = ["describe_options", "option_problems", "parse_options", "show_value"]
+__all__ = ["describe_options", "option_problems", "parse_options", "rule", "show_value"]
+
+
+def rule(rule: str, fix: str, default: str | None = None) -> dict[str, Any]:
+    """``Field(..., **rule(RULE, FIX, DEFAULT))``: the words the parser's messages use for a field."""
+    extra: dict[str, Any] = {"rule": rule, "fix": fix}
+    if default is not None:
+        extra["default"] = default
+    return {"json_schema_extra": extra}
+
 
 def show_value(value: Any) -> str:
     """``value`` as an error message quotes it: JSON (a string in quotes), cut to 80 characters."""

@@ -283,6 +283,7 @@ def _follow_live(client, experiment_id: int, metric: str | None, mode: str, budg
 
     bar = Progress(TextColumn("[bold]runs"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.description}"))
     task = bar.add_task("", total=budget or None)
+    warned: set[str] = set()
     with Live(console=console(), refresh_per_second=4, transient=True) as live:
         while True:
             exp = client.get_experiment(experiment_id)
@@ -292,6 +293,8 @@ def _follow_live(client, experiment_id: int, metric: str | None, mode: str, budg
             bar.update(task, completed=done, total=max(budget, len(runs)) or None,
                        description=" ".join(f"{k} {v}" for k, v in sorted(exp["counts"].items())))
             live.update(Group(_runs_table(runs, metric, mode), bar))
+            for w in _new_warnings(exp, warned):  # above the live table, as they come (a metric never logged, say)
+                live.console.print(f"Warning: {w}.", markup=False, style="bold yellow")
             if exp["status"] != "running":
                 break
             time.sleep(0.5)
@@ -301,6 +304,7 @@ def _follow_live(client, experiment_id: int, metric: str | None, mode: str, budg
 def _follow_lines(client, experiment_id: int) -> None:  # noqa: ANN001
     """Print ``run 12 (sweep-3): running`` once per status change, flushed at once (no terminal needed)."""
     seen: dict[int, str] = {}
+    warned: set[str] = set()
     out = sys.stdout
     while True:
         exp = client.get_experiment(experiment_id)
@@ -314,9 +318,18 @@ def _follow_lines(client, experiment_id: int) -> None:  # noqa: ANN001
                     line += " - " + " - ".join(t.strip() for t in r["status_message"].splitlines() if t.strip())
                 out.write(line + "\n")
         out.flush()
+        for w in _new_warnings(exp, warned):  # while it runs: a metric never logged is said at once
+            err_console().print(f"Warning: {w}.", markup=False)
         if exp["status"] != "running":
             return
         time.sleep(0.5)
+
+
+def _new_warnings(exp: dict[str, Any], warned: set[str]) -> list[str]:
+    """The experiment's warnings not printed yet while following (noted in ``warned``)."""
+    new = [w for w in exp.get("warnings") or () if w not in warned]
+    warned.update(new)
+    return new
 
 
 def _best(runs: list[dict[str, Any]], metric: str | None, mode: str) -> dict[str, Any] | None:

@@ -93,6 +93,10 @@ class RunLaunch:
     # ``tensorboard:`` in runyard.yml: ``logdir`` (relative to the working directory) whose event files'
     # scalars the runner logs as the run's metrics, and ``serve`` (keep the files as artifacts). ``None``: none.
     tensorboard: Mapping[str, Any] | None = None
+    # What the runner does around the command, from runyard.yml (``Spec.task_io``): ``output_metrics``
+    # (``[{regex}|{preset}]``), ``outputs`` (globs, ``!`` excludes), ``outputs_every_s``, ``stop_signal``,
+    # ``stop_grace_s``, ``mounts`` (working-directory path → backend path). Empty: none of them.
+    task_io: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Feature(enum.Enum):

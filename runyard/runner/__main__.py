@@ -4,7 +4,8 @@
   [--workdir DIR] [--spool DIR --blob-cache DIR]``: run one task of a launch file (``runyard.runner.write_launch_file``) in the
   foreground, echoing its output, and exit with its exit code. The SSH and Slurm
   backends start this on their hosts. SIGTERM, SIGINT or SIGHUP stop the task
-  like a cancel (SIGTERM to its group, SIGKILL after the grace period) and fail
+  like a cancel (the stop signal to its group: SIGINT, then SIGTERM, or ``stop_signal:``; SIGKILL
+  after the grace period) and fail
   the run with "stopped: the runner received SIGTERM", unless the run had already
   ended (Runyard stops the job of a run that ended): the task is then canceled.
   A service task of a distributed run (a Ray node, a TF parameter server) is

@@ -319,8 +319,19 @@ class TaskContainer:
                                                         read_only=self.runtime != "charliecloud")]
         if self.spool is not None:
             mounts.append(Mount(str(self.spool), GUEST_SPOOL))
+        # mounts: in runyard.yml: the backend's path at its place in the working directory (the runner made
+        # an empty directory there to bind onto, runyard.runner._outputs.make_mounts).
+        mounts += [Mount(str(source), f"{GUEST_WORK}/{key}") for key, source in
+                   (self.launch.task_io.get("mounts") or {}).items()]
         if isinstance(command, str):
             argv = tuple(plain) if plain is not None else ("/bin/sh", "-c", command)
+            init = _catatonit() if plain is None and self.runtime == "podman" else None
+            if init is not None:
+                # podman's --init hands a signal to its child only: the shell, which waits for its command
+                # and never passes SIGINT on. A second catatonit with -g hands it to the shell's whole
+                # process group, so the program itself sees it (KeyboardInterrupt in Python).
+                mounts.append(Mount(init, _GROUP_INIT, read_only=True))
+                argv = (_GROUP_INIT, "-g", "--", *argv)
         else:
             argv = tuple(command)
         spec = ContainerCommand(image=self.prepared.image, argv=argv, workdir=GUEST_WORK, mounts=tuple(mounts),
@@ -432,6 +443,17 @@ def _remove(path: Path) -> None:
 def _local_only(ref: str) -> bool:
     """A reference no registry serves: ``localhost/...`` or an image id."""
     return ref.startswith("localhost/") or ref.startswith("sha256:") or bool(re.fullmatch(r"[0-9a-f]{12,64}", ref))
+
+
+_GROUP_INIT = "/run/runyard-init"
+
+
+def _catatonit() -> str | None:
+    """The host's catatonit (a static binary, made to be bound into containers), or None."""
+    for path in (shutil.which("catatonit"), "/usr/libexec/podman/catatonit", "/usr/lib/podman/catatonit"):
+        if path and os.path.exists(path):
+            return os.path.realpath(path)
+    return None
 
 
 @functools.lru_cache(maxsize=1)

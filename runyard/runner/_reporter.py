@@ -87,6 +87,9 @@ class Reporter:
         self._clock = clock
         self._cond = threading.Condition()
         self._lines: list[dict[str, Any]] = []
+        self._metric_points: dict[str, list[Any]] = {"keys": [], "steps": [], "values": [], "timestamps": []}
+        self._n_queued_points = 0  # output metric points queued, not yet delivered
+        self._n_dropped_points = 0
         self._first_line_at = 0.0
         self._n_queued_lines = 0
         self._n_dropped = 0
@@ -118,7 +121,7 @@ class Reporter:
             self._lines.append({"stream": stream, "text": text, "ts": ts})
             self._n_queued_lines += 1
             n = len(self._lines)
-            if n == 1:
+            if n == 1 and not self._metric_points["keys"]:
                 self._first_line_at = self._clock()
                 self._cond.notify()
             elif n >= BATCH_MAX_LINES:
@@ -143,6 +146,26 @@ class Reporter:
         """Queue ``update_run``. ``heartbeat_if_refused``: ask for the run's status at once if it is refused."""
         self._push(_Op("run", {"status": status, "message": message, "exit_code": exit_code},
                        extra={"heartbeat_if_refused": heartbeat_if_refused}))
+
+    def metrics(self, values: dict[str, float | None], step: int, ts: float) -> None:
+        """Queue one step of metrics read from the task's output (cheap): they go out with the log
+        batch they were read with, right after its lines."""
+        with self._cond:
+            pending = self._metric_points
+            if self._n_queued_points >= self._max_lines:  # the server is away: bounded like the lines
+                self._n_dropped_points += len(values)
+                return
+            self._n_queued_points += len(values)
+            if not pending["keys"] and not self._lines:
+                self._first_line_at = self._clock()
+                self._cond.notify()
+            for key, value in values.items():
+                pending["keys"].append(key)
+                pending["steps"].append(step)
+                pending["values"].append(value)
+                pending["timestamps"].append(ts)
+            if len(pending["keys"]) >= BATCH_MAX_LINES:
+                self._cond.notify()
 
     def tags(self, tags: dict[str, str]) -> None:
         """Queue ``set_tags`` (the image a task ran in, say)."""
@@ -215,6 +238,21 @@ class Reporter:
         for i in range(0, len(self._lines), MERGED_MAX_LINES):
             self._ops.append(_Op("logs", self._lines[i:i + MERGED_MAX_LINES]))
         self._lines = []
+        if self._n_dropped_points:
+            self._lines.append({"stream": "system", "text": f"[runyard] {self._n_dropped_points} metric points read "
+                                f"from the output were dropped while the server was unreachable (more than "
+                                f"{self._max_lines} queued)", "ts": time.time()})
+            self._n_queued_lines += 1
+            self._n_dropped_points = 0
+            self._ops.append(_Op("logs", self._lines))
+            self._lines = []
+        points = self._metric_points
+        if points["keys"]:
+            for i in range(0, len(points["keys"]), MERGED_MAX_LINES):
+                part = {k: v[i:i + MERGED_MAX_LINES] for k, v in points.items()}
+                self._ops.append(_Op("metrics", {**part, "batch_id": uuid.uuid4().hex},
+                                     extra={"points": len(part["keys"])}))
+            self._metric_points = {"keys": [], "steps": [], "values": [], "timestamps": []}
 
     def _loop(self) -> None:
         while True:
@@ -223,19 +261,20 @@ class Reporter:
                     if self._give_up:
                         return
                     now = self._clock()
-                    if self._lines and (self._closing or len(self._lines) >= BATCH_MAX_LINES
-                                        or now - self._first_line_at >= BATCH_MAX_AGE_S):
+                    n_pending = len(self._lines) + len(self._metric_points["keys"])
+                    if n_pending and (self._closing or n_pending >= BATCH_MAX_LINES
+                                      or now - self._first_line_at >= BATCH_MAX_AGE_S):
                         self._seal_lines()
                     deliver = bool(self._ops) and now >= self._retry_at and (self._closing or now >= self._hold_until)
                     beat = self._heartbeats and now >= self._next_heartbeat
                     sample = self._sampler is not None and now >= self._next_sample
                     if deliver or beat or sample:
                         break
-                    if self._closing and not self._ops and not self._lines:
+                    if self._closing and not self._ops and not n_pending:
                         self.delivered.set()
                         return
                     wake = [now + 3600.0]
-                    if self._lines:
+                    if n_pending:
                         wake.append(self._first_line_at + BATCH_MAX_AGE_S)
                     if self._ops:
                         wake.append(max(self._retry_at, self._hold_until))
@@ -363,6 +402,7 @@ class Reporter:
                     self._ops.popleft()
                 if op.kind == "logs":
                     self._n_queued_lines -= len(op.payload)
+                self._n_queued_points -= op.extra.get("points", 0)
 
     def _send(self, op: _Op) -> str:
         """``done`` (sent, or refused for good) or ``retry``."""

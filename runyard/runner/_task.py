@@ -110,11 +110,13 @@ class TaskResult:
 @dataclass
 class _Stop:
     why: str  # canceled | pruned | deleted | time_limit | backend
-    term_at: float
+    term_at: float  # the first stop signal (stop_signal:, default SIGINT)
     kill_at: float
     run_status: str | None = None  # for why == backend: what to report for the run
     message: str = ""
     task_status: str | None = None  # for why == backend: what to report for the task
+    second_at: float | None = None  # SIGTERM after the default SIGINT
+    noted_at: float | None = None  # when the log says who stopped the run (a backend's cancel waits for the server's word)
 
 
 class TaskExecution:
@@ -193,7 +195,9 @@ class TaskExecution:
         self._lock = threading.Lock()
         self._stop: _Stop | None = None
         self._term_sent = False
+        self._second_sent = False
         self._kill_sent = False
+        self._word_by = 0.0
         self._proc: subprocess.Popen[bytes] | None = None
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_w, False)
@@ -205,61 +209,140 @@ class TaskExecution:
         self._deadline: float | None = None  # the time limit, monotonic
         self._tensorboard: Any = None  # runyard.runner._tensorboard.EventTailer, for a run with tensorboard:
         self.pid: int | None = None
+        self._metrics: Any = None  # runyard.runner._output_metrics.OutputMetrics, while the command runs
+        self._output_metrics: Any = None
+        # Of a distributed run, the first task's output is read (every rank of DDP & co. prints the same epoch lines).
+        if launch.task_io.get("output_metrics") and slot == launch.tasks[0]:
+            from runyard.runner._output_metrics import OutputMetrics
+
+            self._output_metrics = OutputMetrics(launch.task_io["output_metrics"],
+                                                 note=lambda text: self._reporter.line("system", text, time.time()))
 
     # ------------------------------------------------------------------ control
     def cancel(self, message: str = "canceled by the backend", run_status: str | None = "canceled",
                task_status: str | None = None) -> None:
-        """Stop the task now: SIGTERM to its process group, SIGKILL after the grace period.
+        """Stop the task now: the stop signal to its process group (``stop_signal:``, default SIGINT then
+        SIGTERM), SIGKILL after the grace period.
 
         Idempotent. ``run_status`` is reported for the run (``None``: report nothing);
         ``task_status`` for the task (default: failed or canceled, after ``run_status``).
+        With the default message (a backend relaying the scheduler's cancel of a run a user
+        canceled), the log names who stopped the run once the server says so (the next heartbeat,
+        asked for at once); "the backend" only when it does not within a second.
         """
-        self._request_stop("backend", 0.0, self.launch.grace_period_s, run_status=run_status, message=message,
-                           task_status=task_status)
+        self._request_stop("backend", 0.0, self._stop_grace_s(), run_status=run_status, message=message,
+                           task_status=task_status, wait_for_word=message == "canceled by the backend")
+        if message == "canceled by the backend":
+            self._reporter.heartbeat_now()
+
+    def _stop_grace_s(self, why: str = "") -> float:
+        """How long the code has after the stop signal (``stop_grace:``; else the experiment's grace, 5 s when pruned)."""
+        io = self.launch.task_io
+        if io.get("stop_grace_s") is not None:
+            return float(io["stop_grace_s"])
+        return PRUNE_KILL_AFTER_S if why == "pruned" else self.launch.grace_period_s
 
     def _on_run_status(self, status: str) -> None:
-        grace = self.launch.grace_period_s
         if status == "canceled":
-            self._request_stop("canceled", 0.0, grace)
+            self._request_stop("canceled", 0.0, self._stop_grace_s())
         elif status == "pruned":
-            self._request_stop("pruned", grace, PRUNE_KILL_AFTER_S)
+            self._request_stop("pruned", self.launch.grace_period_s, self._stop_grace_s("pruned"))
         elif status == "deleted":
-            self._request_stop("deleted", 0.0, grace)
+            self._request_stop("deleted", 0.0, self._stop_grace_s())
         elif status == "failed" and self.launch.distributed is not None:
             # A sibling task on another host failed the run (runyard.runner exec): stop too.
-            self._request_stop("backend", 0.0, grace, message="stopped: another task of the run failed")
+            self._request_stop("backend", 0.0, self._stop_grace_s(), message="stopped: another task of the run failed")
 
-    def _request_stop(self, why: str, term_after_s: float, kill_after_s: float, *, run_status: str | None = None,
-                      message: str = "", task_status: str | None = None) -> None:
+    def _signals(self) -> tuple[int, int | None]:
+        """The stop signal and the one after it: ``stop_signal:``, or SIGINT then SIGTERM."""
+        name = self.launch.task_io.get("stop_signal")
+        if name:
+            return int(getattr(signal, str(name), signal.SIGTERM)), None
+        return signal.SIGINT, signal.SIGTERM
+
+    def _request_stop(self, why: str, term_after_s: float, grace_s: float, *, run_status: str | None = None,
+                      message: str = "", task_status: str | None = None, wait_for_word: bool = False) -> None:
         now = time.monotonic()
+        _, second = self._signals()
         with self._lock:
             term_at = now + term_after_s
-            if self._stop is None:
-                self._stop = _Stop(why, term_at, term_at + kill_after_s, run_status, message, task_status)
-                what = {"canceled": "the run was canceled", "pruned": "the run was pruned",
-                        "deleted": "the run was deleted", "time_limit": f"the time limit of {self.launch.time_limit_s}s was reached",
-                        "backend": message or "stopped by the backend"}[why]
-                if why == "pruned":
-                    note = f"[runyard] {what}: waiting {term_after_s:g}s for the task to exit, then SIGTERM"
+            stop = self._stop
+            if stop is None:
+                stop = self._stop = _Stop(why, term_at, 0.0, run_status, message, task_status)
+                self._schedule(stop, term_at, grace_s, second)
+                if wait_for_word:
+                    stop.noted_at = None  # noted by _note_stop: the server's word, or the backend's after 1 s
+                    self._word_by = now + 1.0
                 else:
-                    note = f"[runyard] {what}: sending SIGTERM, SIGKILL in {kill_after_s:g}s"
-                self._reporter.line("system", note, time.time())
-            elif term_at < self._stop.term_at:  # e.g. canceled while pruned: stop sooner
-                self._stop.term_at = term_at
-                self._stop.kill_at = min(self._stop.kill_at, term_at + kill_after_s)
+                    self._note_stop(stop, term_after_s, grace_s)
+            else:
+                if stop.why == "backend" and stop.noted_at is None and why in ("canceled", "deleted"):
+                    stop.why = why  # the server's word on a backend's cancel: who stopped the run
+                    stop.run_status = None
+                    self._note_stop(stop, 0.0, grace_s)
+                if term_at < stop.term_at and not self._term_sent:  # e.g. canceled while pruned: stop sooner
+                    self._schedule(stop, term_at, grace_s, second)
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+
+    @staticmethod
+    def _schedule(stop: _Stop, term_at: float, grace_s: float, second: int | None) -> None:
+        stop.term_at = term_at
+        if second is None:
+            stop.second_at, stop.kill_at = None, term_at + grace_s
+        else:
+            stop.second_at, stop.kill_at = term_at + grace_s, term_at + grace_s + PRUNE_KILL_AFTER_S
+
+    def _note_stop(self, stop: _Stop, term_after_s: float, grace_s: float) -> None:
+        """Say in the log who stopped the run and how (lock held)."""
+        stop.noted_at = time.monotonic()
+        first, second = self._signals()
+        grace_s = max(0.0, grace_s)
+        what = {"canceled": "the run was canceled by a user", "pruned": "the run was pruned by the early-stopping rule",
+                "deleted": "the run was deleted by a user",
+                "time_limit": f"the time limit of {self.launch.time_limit_s}s was reached",
+                "backend": stop.message or "stopped by the backend"}[stop.why]
+        if second is None:
+            how = f"sending {signal.Signals(first).name}, SIGKILL {grace_s:g}s later"
+        else:
+            how = (f"sending {signal.Signals(first).name}, {signal.Signals(second).name} {grace_s:g}s later, "
+                   f"SIGKILL {PRUNE_KILL_AFTER_S:g}s after that")
+        if stop.why == "pruned":
+            note = (f"[runyard] {what}: waiting {term_after_s:g}s (or until the next metric in its output) for the "
+                    f"task to exit, then {how}")
+        else:
+            note = f"[runyard] {what}: {how}"
+        self._reporter.line("system", note, time.time())
+
+    def _stop_at_metric(self) -> None:
+        """A pruned run's code printed another metric instead of exiting: stop it now."""
+        with self._lock:
+            stop = self._stop
+            if stop is None or stop.why != "pruned" or self._term_sent:
+                return
+            _, second = self._signals()
+            self._schedule(stop, time.monotonic(), self._stop_grace_s("pruned"), second)
+            self._reporter.line("system", "[runyard] the pruned run printed another metric instead of exiting: "
+                                "stopping it now", time.time())
 
     def _apply_signals(self, now: float) -> None:
         with self._lock:
             stop, proc = self._stop, self._proc
-            if stop is None or proc is None:
+            if stop is None:
                 return
+            if stop.noted_at is None and now >= self._word_by:
+                self._note_stop(stop, 0.0, stop.kill_at - stop.term_at)
+            if proc is None:
+                return
+            first, second = self._signals()
             send = None
             if not self._kill_sent and now >= stop.kill_at:
-                send, self._kill_sent, self._term_sent = signal.SIGKILL, True, True
+                send, self._kill_sent, self._term_sent, self._second_sent = signal.SIGKILL, True, True, True
             elif not self._term_sent and now >= stop.term_at:
-                send, self._term_sent = signal.SIGTERM, True
+                send, self._term_sent = first, True
+            elif (second is not None and not self._second_sent and stop.second_at is not None
+                  and now >= stop.second_at):
+                send, self._second_sent = second, True
         if send is not None:
             self._killpg(proc.pid, send)
 
@@ -279,9 +362,14 @@ class TaskExecution:
         rc: int | None = None
         failed_step = ""
         error = ""
+        keeper = None
         try:
             self.workdir.mkdir(parents=True, exist_ok=True)
             error = self._materialize()
+            if not error and launch.task_io.get("mounts"):
+                from runyard.runner._outputs import make_mounts
+
+                error = make_mounts(self.workdir, launch.task_io["mounts"], contained=launch.container is not None)
             if not error and self._prepare is not None:
                 self._prepare(self.workdir)
             if not error:
@@ -293,6 +381,7 @@ class TaskExecution:
                     shutil.rmtree(self.workdir, ignore_errors=True)  # the agent's staging copy
                 if launch.container is not None:
                     rc, failed_step, error = self._prepare_image(env)
+                keeper = self._start_outputs() if rc in (None, 0) and not error else None
                 steps = [(f"setup step {i}", s) for i, s in enumerate(launch.setup, 1)] + [("", self._command)]
                 for what, command in steps if rc in (None, 0) and not error else ():
                     if self._stop is not None:
@@ -308,6 +397,8 @@ class TaskExecution:
             self._container.cleanup(self._capture)
         if self._tensorboard is not None:
             self._finish_tensorboard()
+        if keeper is not None:  # however the task ended: the files it wrote are kept
+            self._finish_outputs(keeper)
         result = self._result(rc, failed_step, error)
         if self._settle is not None:
             result = self._settle(result)
@@ -335,6 +426,30 @@ class TaskExecution:
                 (self._output_dir / name).unlink(missing_ok=True)
         return TaskResult(result.status, result.exit_code, result.reason, result.message, result.run_status,
                           result.task_status, reported)
+
+    def _start_outputs(self) -> Any:
+        """The task's :class:`~runyard.runner._outputs.OutputKeeper` (uploading every ``outputs_every``), or None."""
+        io = self.launch.task_io
+        if not io.get("outputs"):
+            return None
+        from runyard.runner._outputs import OutputKeeper
+
+        prefix = "" if len(self.launch.tasks) <= 1 else f"{self.slot.label}/"
+        keeper = OutputKeeper(self._client, self.launch.run_id, self._rundir, io["outputs"],
+                              note=lambda text: self._reporter.line("system", text, time.time()), prefix=prefix)
+        if io.get("outputs_every_s"):
+            keeper.start(float(io["outputs_every_s"]))
+        return keeper
+
+    def _finish_outputs(self, keeper: Any) -> None:
+        keeper.close()
+        if self._stop is not None and self._stop.why == "deleted":
+            return
+        try:
+            keeper.keep(final=True)
+        except Exception as e:  # the run's end is still reported
+            log.exception("run %s: keeping outputs failed", self.launch.run_id)
+            self._reporter.line("system", f"[runyard] outputs: could not be kept ({type(e).__name__}: {e})", time.time())
 
     def _materialize(self) -> str:
         """Fetch the snapshot into the workdir; returns an error message, or "" when done."""
@@ -379,6 +494,11 @@ class TaskExecution:
         for k, v in defaults.items():
             if k not in launch.env and k not in self._extra_env:
                 env[k] = v
+        from runyard.launch import task_resources
+        from runyard.runner._threads import thread_env
+
+        # Thread pools follow the task's CPUs unless the user's env: (or the backend) says otherwise.
+        env.update(thread_env(task_resources(launch, self.slot).cpus, {**launch.env, **self._extra_env}))
         env["RUNYARD_ATTEMPT"] = str(launch.attempt)
         env["RUNYARD_TASK_ROLE"] = self.slot.role
         env["RUNYARD_TASK_RANK"] = str(self.slot.rank)
@@ -449,16 +569,21 @@ class TaskExecution:
             if contained:
                 plain = _plain_argv(command) if isinstance(command, str) else None
                 command, env = self._container.command(command, env, plain, self._rundir)
-            proc = _spawn(command, self._rundir, env, files, self._user, self._sudo, self.slot.label)
+            from runyard.runner._threads import parse_cores, pinned
+
+            with pinned(parse_cores(self._extra_env.get("RUNYARD_CPU_CORES"))):  # the local agent's cores for the job
+                proc = _spawn(command, self._rundir, env, files, self._user, self._sudo, self.slot.label)
         except BaseException:
             if files is not None:
                 files.close()
             raise
         first = self.pid is None
         self.pid = proc.pid
+        if final:  # metrics come from the command's output, not from setup steps or image builds
+            self._metrics = self._output_metrics
         with self._lock:
             self._proc = proc
-            self._term_sent = self._kill_sent = False
+            self._term_sent = self._second_sent = self._kill_sent = False
         launch, slot = self.launch, self.slot
         now = time.monotonic()
         if first:
@@ -674,7 +799,7 @@ class TaskExecution:
         """Stop a task over its time limit and send the signals that are due; returns the time (monotonic)."""
         now = time.monotonic()
         if self._deadline is not None and now >= self._deadline and self._stop is None:
-            self._request_stop("time_limit", 0.0, self.launch.grace_period_s)
+            self._request_stop("time_limit", 0.0, self._stop_grace_s())
         self._apply_signals(now)
         return now
 
@@ -698,8 +823,12 @@ class TaskExecution:
         if stop is not None:
             if not self._term_sent:
                 wake.append(stop.term_at)
+            if not self._second_sent and stop.second_at is not None:
+                wake.append(stop.second_at)
             if not self._kill_sent:
                 wake.append(stop.kill_at)
+            if stop.noted_at is None:
+                wake.append(self._word_by)
         return max(0.0, min(wake) - now)
 
     def _emit(self, stream: str, raw: bytes) -> None:
@@ -708,7 +837,14 @@ class TaskExecution:
         if "\r" in text:  # progress bars redraw with \r: keep what a terminal would show
             text = text.rsplit("\r", 1)[-1]
         self._tail.append(text)
-        self._reporter.line(stream, text, time.time())
+        ts = time.time()
+        self._reporter.line(stream, text, ts)
+        if self._metrics is not None and stream != "system":
+            found = self._metrics.parse(text)
+            for values, step in found:
+                self._reporter.metrics(values, step, ts)
+            if found and self._stop is not None:
+                self._stop_at_metric()
         if self._echo:
             out = sys.stdout if stream == "stdout" else sys.stderr
             out.write(text + "\n")
@@ -720,6 +856,9 @@ class TaskExecution:
         exit_code, how = _describe_exit(rc)
         stop = self._stop
         tail = list(self._tail)[-N_MESSAGE_LINES:]
+        if stop is not None and stop.noted_at is None:  # ended before the server said who stopped it
+            with self._lock:
+                self._note_stop(stop, 0.0, stop.kill_at - stop.term_at)
 
         def message(first: str) -> str:
             return first + ("\n" + "\n".join(tail) if tail else "")

@@ -42,6 +42,7 @@ def launch_to_dict(launch: RunLaunch) -> dict[str, Any]:
         "distributed": None if launch.distributed is None else dict(launch.distributed),
         "container": None if launch.container is None else dict(launch.container),
         "tensorboard": None if launch.tensorboard is None else dict(launch.tensorboard),
+        "task_io": dict(launch.task_io),
     }
 
 
@@ -84,6 +85,7 @@ def launch_from_dict(data: Mapping[str, Any]) -> RunLaunch:
             distributed=None if data.get("distributed") is None else dict(data["distributed"]),
             container=None if data.get("container") is None else dict(data["container"]),
             tensorboard=None if data.get("tensorboard") is None else dict(data["tensorboard"]),
+            task_io=dict(data.get("task_io") or {}),
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise InvalidInput(f"The launch has a value of the wrong type ({type(e).__name__}: {e}).",

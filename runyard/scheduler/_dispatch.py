@@ -254,6 +254,7 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         tasks=tasks,
         distributed=distributed,
         tensorboard=None if spec.tensorboard is None else spec.tensorboard.model_dump(),
+        task_io=spec.task_io(),
     )
 
 

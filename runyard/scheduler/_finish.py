@@ -80,8 +80,7 @@ def _warn_metric_never_logged(state: SchedulerState, experiment_id: int, spec: A
     rows = state.store.experiment_runs_brief(experiment_id, metric)
     if not rows or any(count for *_, count in rows):
         return
-    if getattr(search, "learns", True):
-        text = f"metric {metric} was never logged by any run: the search proposed its points at random"
-    else:
-        text = f"metric {metric} was never logged by any run: there is no best run"
+    from runyard.scheduler._missing_metric import experiment_warning
+
+    text = experiment_warning(metric, spec)
     state.store.add_experiment_warning(experiment_id, text)

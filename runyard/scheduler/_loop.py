@@ -39,6 +39,7 @@ from runyard.scheduler._dispatch import BackendPool
 from runyard.scheduler._finish import finish_experiments, restart_failed
 from runyard.scheduler._follow import follow
 from runyard.scheduler._lease import Lease
+from runyard.scheduler._missing_metric import warn_missing_metrics
 from runyard.scheduler._propose import propose
 from runyard.scheduler._prune import is_prunable, prune
 from runyard.scheduler._state import SchedulerState
@@ -157,6 +158,7 @@ class Scheduler:
             admit(state, rows)
             ended = follow(state, rows)
             ended |= prune(state)
+            warn_missing_metrics(state)
             finish_experiments(state, rows)
             if not ended:  # only runs that ended here free slots for another round
                 break

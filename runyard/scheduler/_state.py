@@ -40,6 +40,9 @@ class SchedulerState:
         self.dirty_lock = threading.Lock()
         self.prunable: dict[int, bool] = {}
         self.experiment_of: dict[int, int] = {}  # run id → experiment id, for runs the pruner looked at
+        # missing metric (runyard.scheduler._missing_metric): ended runs counted at the last check, runs warned
+        self.missing_metric_checked: dict[int, int] = {}
+        self.missing_metric_runs: set[int] = set()
 
     def spec(self, experiment: Mapping[str, Any]) -> Any:
         """The experiment's validated spec, parsed once."""
@@ -122,3 +125,4 @@ class SchedulerState:
         """Drop what is kept of an experiment that ended (its params and history)."""
         self.params.pop(experiment_id, None)
         self.light_history.pop(experiment_id, None)
+        self.missing_metric_checked.pop(experiment_id, None)

@@ -28,6 +28,15 @@ from runyard.search import (
 )
 from runyard.spec._image import BuildField, BuildSection, ImageField
 from runyard.spec._notebook import TensorboardSpec, check_notebook, notebook_command
+from runyard.spec._outputs import (
+    MountsField,
+    OutputMetricsField,
+    OutputsEveryField,
+    OutputsField,
+    StopGraceField,
+    StopSignalField,
+    task_io,
+)
 from runyard.spec._params import ParamSpec, dimension, grid_size
 from runyard.spec._resources import DistributedSpec, ResourcesSpec, RoleSpec
 from runyard.spec._rules import Model, Relative, Rule, at_most, bad, bad_many, invalid, show
@@ -178,6 +187,13 @@ class Spec(Model):
             raise bad_many([(("command",), "must be a non-empty shell command, but it is empty. Write the command "
                              "each run executes, e.g. `command: python train.py --lr {lr}`.")])
         return data
+    # Code run as it is (runyard.spec._outputs): metrics read from its output, files kept, how it is stopped.
+    output_metrics: OutputMetricsField = Field(default_factory=list)
+    outputs: OutputsField = Field(default_factory=list)
+    outputs_every: OutputsEveryField = None
+    stop_signal: StopSignalField = None
+    stop_grace: StopGraceField = None
+    mounts: MountsField = Field(default_factory=dict)
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -380,6 +396,11 @@ class Spec(Model):
                 )
             out.append(shlex.quote(render_value(value, part.format)))
         return "".join(out)
+
+    def task_io(self) -> dict[str, Any]:
+        """What the runner does around the command (``RunLaunch.task_io``): output metrics, outputs,
+        the stop signal and grace, mounts; ``{}`` when the file sets none of them."""
+        return task_io(self)
 
     def to_config(self) -> dict[str, Any]:
         """The normalised spec as a JSON-able dict: defaults filled in, memory in MB,

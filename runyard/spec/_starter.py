@@ -60,6 +60,12 @@ resources:
 # ignore:
 #   - data/
 #   - "*.ckpt"
+
+# Code that does not import runyard: metrics read from what it prints, files kept when each run ends.
+# output_metrics:
+#   - 'val_loss[=:]\\s*(?P<val_loss>[\\d.eE+-]+)'   # or {{preset: key=value}}, key: value, keras, json
+# outputs: [model.pt, "checkpoints/**"]
+# mounts: {{data: /shared/datasets/mine}}            # data outside the snapshot, linked in
 """
 
 

@@ -85,6 +85,13 @@ class TasksPart(StorePart):
         elif values:
             conn.execute(_stmt("task_update", lambda: update(t.__table__).where(t.__table__.c.id == bindparam("_id"))),
                          {"_id": row, **values})
+        if status in ("pruned", "canceled") and attempt == run_attempt:
+            # The run ended when the server decided (pruned, canceled), but its task ran on until the runner
+            # stopped it: its duration lasts until then, so a run that ignored the decision shows how long it ran.
+            r = m.SqlRun.__table__
+            conn.execute(_stmt("run_ended_late", lambda: update(r).where(
+                r.c.id == bindparam("run_id"), r.c.status.in_(["pruned", "canceled"]), r.c.ended_at.is_not(None),
+                r.c.ended_at < bindparam("now")).values(ended_at=bindparam("now"))), {"run_id": run_id, "now": now})
         if not returning:
             return None
         r = conn.execute(select(t.__table__).where(t.id == row)).one()

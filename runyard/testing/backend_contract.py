@@ -45,6 +45,7 @@ The rules:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -64,7 +65,8 @@ from runyard.records.compute import (
 from runyard.testing._server import LiveServer
 from runyard.testing._wait import wait_for
 
-__all__ = ["TIMEOUT_S", "BackendContract", "client", "make_launch", "server", "stdout_of", "wait_state", "wait_terminal"]
+__all__ = ["TIMEOUT_S", "BackendContract", "canceling_submitted", "client", "make_launch", "server", "stdout_of",
+           "wait_state", "wait_terminal"]
 
 TIMEOUT_S = 90.0  # generous: a loaded 2-core machine, and remote backends start a fresh interpreter
 PROJECT = "backend-tests"
@@ -113,6 +115,29 @@ def make_launch(server: LiveServer, client: Client) -> Callable[..., RunLaunch]:
 
 
 # ------------------------------------------------------------------- helpers
+@contextlib.contextmanager
+def canceling_submitted(backend: Any, cancel: Callable[[str], Any] | None = None) -> Iterator[list[str]]:
+    """Record the job ids ``backend.submit`` returns while the block runs; afterwards cancel each (with
+    ``cancel``, default the backend's own) and close the backend. Yields the list of ids so far.
+
+    A backend fixture: ``with canceling_submitted(b): yield b`` leaves no job of the test running."""
+    submitted: list[str] = []
+    real_submit = backend.submit
+
+    def submit(launch: RunLaunch, **kwargs: Any) -> str:
+        job_id = real_submit(launch, **kwargs)
+        submitted.append(job_id)
+        return job_id
+
+    backend.submit = submit
+    try:
+        yield submitted
+    finally:
+        for job_id in submitted:
+            (cancel or backend.cancel)(job_id)
+        backend.close()
+
+
 def wait_state(backend: Any, job_id: str, until: Callable[[EngineState], bool], timeout_s: float = TIMEOUT_S,
                what: str = "a state") -> EngineState:
     """Poll (plainly, the way the scheduler does) until ``until(state)``; AssertionError after ``timeout_s``."""

@@ -20,7 +20,7 @@ import pytest
 from kube_helpers import REAL_KUBECONFIG, FakeCluster, fake_cluster, real_cluster_options
 
 from runyard.backends.kubernetes import KubernetesBackend
-from runyard.testing.backend_contract import BackendContract
+from runyard.testing.backend_contract import BackendContract, canceling_submitted
 
 pytest.importorskip("kubernetes")
 pytest.importorskip("kubernetes_validate")
@@ -33,21 +33,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FakeCluster]:
 
 
 def _stopping(b: KubernetesBackend) -> Iterator[KubernetesBackend]:
-    submitted: list[str] = []
-    real_submit = b.submit
-
-    def submit(launch, **kw):  # noqa: ANN001, ANN003, ANN202 - records job ids to delete them afterwards
-        job_id = real_submit(launch, **kw)
-        submitted.append(job_id)
-        return job_id
-
-    b.submit = submit  # type: ignore[method-assign]
-    try:
+    with canceling_submitted(b):
         yield b
-    finally:
-        for job_id in submitted:
-            b.cancel(job_id)
-        b.close()
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 from runyard.backends.ray import RayBackend
 from runyard.testing import RayCluster
-from runyard.testing.backend_contract import BackendContract
+from runyard.testing.backend_contract import BackendContract, canceling_submitted
 
 pytestmark = pytest.mark.slow
 
@@ -26,23 +26,12 @@ def ray_options(cluster: RayCluster, **more: object) -> dict[str, object]:
 def backend(ray_cluster: RayCluster) -> Iterator[RayBackend]:
     # The module's server counts runs from 1, like every server of the session on this cluster: a prefix of its own.
     b = RayBackend(ray_options(ray_cluster, name_prefix="contract"))
-    submitted: list[str] = []
-    real_submit = b.submit
-
-    def submit(launch, **kwargs):  # noqa: ANN001, ANN202 - records job ids to stop them afterwards
-        job_id = real_submit(launch, **kwargs)
-        submitted.append(job_id)
-        return job_id
-
-    b.submit = submit  # type: ignore[method-assign]
+    cleanup = RayBackend(ray_options(ray_cluster))  # stops what the test left, whatever the test did to b
     try:
-        yield b
+        with canceling_submitted(b, cancel=cleanup.cancel):
+            yield b
     finally:
-        cleanup = RayBackend(ray_options(ray_cluster))
-        for job_id in submitted:
-            cleanup.cancel(job_id)
         cleanup.close()
-        b.close()
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ssh_helpers import DevSSHD, dev_sshd_session
 from runyard.backends.base import EngineStatus, Resources
 from runyard.backends.slurm import SlurmBackend
 from runyard.client import Client
-from runyard.testing.backend_contract import BackendContract, stdout_of, wait_terminal
+from runyard.testing.backend_contract import BackendContract, canceling_submitted, stdout_of, wait_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -35,29 +35,11 @@ def _options(dev_sshd: DevSSHD, partition: str, work: Path, **more) -> dict:
             "python": sys.executable, "poll_min_s": 0.2, "poll_max_s": 1.0, **more}
 
 
-def _tracked(backend: SlurmBackend) -> list[str]:
-    submitted: list[str] = []
-    real = backend.submit
-
-    def submit(launch):  # noqa: ANN001, ANN202
-        job_id = real(launch)
-        submitted.append(job_id)
-        return job_id
-
-    backend.submit = submit  # type: ignore[method-assign]
-    return submitted
-
-
 @pytest.fixture
 def backend(slurm_cluster: str, dev_sshd: DevSSHD, tmp_path: Path) -> Iterator[SlurmBackend]:
     b = SlurmBackend(_options(dev_sshd, slurm_cluster, tmp_path / "cluster-work"), home=tmp_path / "home")
-    submitted = _tracked(b)
-    try:
+    with canceling_submitted(b):
         yield b
-    finally:
-        for job_id in submitted:
-            b.cancel(job_id)
-        b.close()
 
 
 @pytest.fixture
@@ -151,8 +133,7 @@ def test_spool_mode_through_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD
     work = tmp_path / "spool-work"
     b = SlurmBackend(_options(dev_sshd, slurm_cluster, work, reach_server=False, server_url="http://127.0.0.1:9"),
                      home=tmp_path / "home")
-    submitted = _tracked(b)
-    try:
+    with canceling_submitted(b):
         launch = make_launch("python job.py", snapshot_id=snap.id, resources=Resources(cpus=1))
         job_id = b.submit(launch)
         state = wait_terminal(b, job_id)
@@ -174,7 +155,3 @@ def test_spool_mode_through_the_login_node(slurm_cluster: str, dev_sshd: DevSSHD
         second = b.submit(make_launch("python job.py", snapshot_id=snap.id, run_id=launch.run_id, attempt=2))
         assert not [p for p in put if "/blobs/" in p and "/snapshots/" not in p], put
         b.cancel(second)
-    finally:
-        for job_id in submitted:
-            b.cancel(job_id)
-        b.close()

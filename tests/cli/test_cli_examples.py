@@ -36,8 +36,14 @@ NEEDS_USERS = {("login",), ("passwd",), ("tokens", "create"), ("tokens", "list")
                ("admin", "demote"), ("admin", "set-password"), ("projects", "share"), ("projects", "unshare")}
 
 
+# TensorBoard's commands need event files and serve in the foreground: they run for real in
+# tests/e2e/test_tensorboard_e2e.py (import, and a TensorBoard stopped by its pid).
+NEEDS_EVENT_FILES = {("tensorboard",), ("import", "tensorboard")}
+
+
 def _parsed_only(args: tuple[str, ...]) -> bool:
-    return args[0] in EXPERIMENT_COMMANDS or args[:1] in NEEDS_USERS or args[:2] in NEEDS_USERS
+    return (args[0] in EXPERIMENT_COMMANDS or args[:1] in NEEDS_USERS or args[:2] in NEEDS_USERS
+            or args[:1] in NEEDS_EVENT_FILES or args[:2] in NEEDS_EVENT_FILES)
 
 
 def _examples() -> list[tuple[dict[str, str], tuple[str, ...]]]:

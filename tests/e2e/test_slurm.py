@@ -101,6 +101,27 @@ def test_a_nonzero_exit_code_is_reported(slurm_yard: Yard, tmp_path: Path) -> No
     assert "about to fail" in log_texts(slurm_yard.client, run["id"])
 
 
+def test_an_unmodified_script_gets_its_metrics_outputs_and_threads_on_slurm(slurm_yard: Yard, tmp_path: Path) -> None:
+    project = _project(tmp_path, "unmodified", """
+        project: slurm-unmodified
+        command: python job.py
+        backend: slurm-dev
+        output_metrics: [{preset: key=value}]
+        outputs: [model.pt]
+        resources: {cpus: 1}
+    """, """
+        import os
+        print(f"threads={os.environ['OMP_NUM_THREADS']} loss=0.5", flush=True)
+        open("model.pt", "w").write("w")
+    """)
+    exp = slurm_yard.submit(project)
+    (run,) = [slurm_yard.wait_run(r["id"]) for r in slurm_yard.runs(exp["id"])] or [None]
+    assert run["status"] == "succeeded", run
+    run = slurm_yard.client.get_run(run["id"])
+    assert run["metrics"]["threads"]["last"] == 1 and run["metrics"]["loss"]["last"] == 0.5
+    assert [a["path"] for a in slurm_yard.client.list_artifacts(run["id"])] == ["model.pt"]
+
+
 def test_a_run_over_its_time_limit_fails_with_timeout(slurm_yard: Yard, tmp_path: Path) -> None:
     project = _project(tmp_path, "timeout", """
         project: slurm-timeout

@@ -71,3 +71,18 @@ def test_lines_queued_faster_than_the_reporter_sends_go_out_in_batches_the_serve
         texts += [ln["text"] for ln in page["lines"]]
         offset = page["next_offset"]
     assert texts == [f"l{i}" for i in range(25_000)]
+
+
+def test_output_metric_points_go_out_after_their_lines_and_are_bounded_while_queued(client: Client) -> None:
+    rid = client.create_run("reporter-tests", status="running")["id"]
+    reporter = Reporter(client, rid, "main", on_run_status=lambda status: None, heartbeat_s=60, max_buffered_lines=10)
+    for step in range(14):  # before start(): all queued; beyond 10 points they are dropped and counted
+        reporter.line("stdout", f"loss={step}", time.time())
+        reporter.metrics({"loss": float(step)}, step, time.time())
+    reporter.start()
+    assert reporter.finish(30)
+    history = client.metric_history(rid, "loss")
+    assert history["steps"] == list(range(10)) and history["values"] == [float(s) for s in range(10)]
+    texts = [ln["text"] for ln in client.read_logs(rid)["lines"]]
+    assert ("[runyard] 4 metric points read from the output were dropped while the server was unreachable "
+            "(more than 10 queued)") in texts

@@ -124,9 +124,10 @@ def test_cancel_stops_the_process_group_within_the_grace_period(make_launch: Cal
     assert run["tasks"][0]["status"] == "canceled"
 
 
-def test_pruned_run_gets_its_grace_period_then_sigterm_and_stays_pruned(make_launch: Callable, client: Client,
-                                                                         tmp_path: Path) -> None:
-    launch = make_launch("trap 'echo got-term; exit 0' TERM; echo ready; while true; do sleep 0.05; done", grace_period_s=2.0)
+def test_pruned_run_gets_its_grace_period_then_sigint_and_stays_pruned(make_launch: Callable, client: Client,
+                                                                        tmp_path: Path) -> None:
+    # The default stop signal is SIGINT (Python code sees KeyboardInterrupt), SIGTERM after the grace.
+    launch = make_launch("trap 'echo got-int; exit 0' INT; echo ready; while true; do sleep 0.05; done", grace_period_s=2.0)
     _, thread, results = _start(launch, client, tmp_path)
     wait_for(lambda: "ready" in _stdout(client, launch.run_id), what="the task to start")
 
@@ -134,7 +135,7 @@ def test_pruned_run_gets_its_grace_period_then_sigterm_and_stays_pruned(make_lau
     pruned_at = time.time()
     thread.join(15)
     [result] = results
-    term_line = next(ln for ln in _lines(client, launch.run_id) if ln["text"] == "got-term")
+    term_line = next(ln for ln in _lines(client, launch.run_id) if ln["text"] == "got-int")
     assert term_line["ts"] - pruned_at >= 2.0 - 0.2  # no signal before the grace period
     assert term_line["ts"] - pruned_at < 2.0 + 3.0  # a heartbeat (1 s) noticed the prune
     assert result.status is EngineStatus.CANCELED and result.reason.startswith("pruned")
@@ -175,10 +176,13 @@ def test_backend_cancel_reports_the_run_canceled(make_launch: Callable, client: 
     execution.cancel()  # idempotent
     thread.join(10)
     [result] = results
-    assert (result.status, result.exit_code) == (EngineStatus.CANCELED, 128 + signal.SIGTERM)
+    assert (result.status, result.exit_code) == (EngineStatus.CANCELED, 128 + signal.SIGINT)
     run = client.get_run(launch.run_id)
     assert run["status"] == "canceled"
     assert run["status_message"].startswith("canceled by the backend")
+    # The server did not cancel the run: after a second without its word, the log says the backend stopped it.
+    assert any(ln["text"].startswith("[runyard] canceled by the backend: sending SIGINT")
+               for ln in _lines(client, launch.run_id)), _lines(client, launch.run_id)
 
 
 def test_system_metrics_are_logged(make_launch: Callable, client: Client, tmp_path: Path) -> None:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runyard.backends._images import ContainerOptions
+from runyard.backends.options import rule as _rule
 
 __all__ = ["KubernetesBackendOptions"]
 
@@ -17,11 +18,6 @@ _LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
 _RESOURCE_NAME = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?$")
 
 
-def _rule(rule: str, fix: str, default: str | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"rule": rule, "fix": fix}
-    if default is not None:
-        extra["default"] = default
-    return {"json_schema_extra": extra}
 
 
 class Toleration(BaseModel):

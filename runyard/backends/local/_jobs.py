@@ -45,6 +45,7 @@ class Job:
         self.attempt = attempt
         self.resources = resources
         self.gpus = gpus
+        self.cores: list[int] = []  # the CPU cores its processes are pinned to ([]: not pinned)
         self.grace_period_s = grace_period_s
         self.status = EngineStatus.PENDING
         self.exit_code: int | None = None

@@ -367,6 +367,7 @@ class Agent:
     # ------------------------------------------------------------------ jobs
     def _run_job(self, job: Job, launch: Any) -> None:
         """The job's thread: run its task (or its distributed group) and note the outcome."""
+        from runyard.backends.local._cores import assign_cores
         from runyard.runner import TaskExecution
 
         status, exit_code, reason = EngineStatus.FAILED, None, ""
@@ -377,9 +378,14 @@ class Agent:
                 execution = self._group_execution(job, launch, workdir, options)
             else:
                 slot = launch.tasks[0]
+                placement = {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)}
+                with self._cond:  # cores no other running job holds, when there are enough (runyard.backends.local._cores)
+                    job.cores = assign_cores(launch.resources.cpus,
+                                             [j.cores for j in self._jobs.values() if j.holding and j is not job])
+                if job.cores:
+                    placement["RUNYARD_CPU_CORES"] = ",".join(str(c) for c in job.cores)
                 execution = TaskExecution(launch, slot, self._client(launch.server_url, launch.token),
-                                          workdir / slot.label,
-                                          {"CUDA_VISIBLE_DEVICES": ",".join(str(g) for g in job.gpus)},
+                                          workdir / slot.label, placement,
                                           on_spawn=lambda pid: self._spawned(job, pid),
                                           on_exit=lambda result: self._exited(job, result.status, result.exit_code,
                                                                               result.reason), **options)

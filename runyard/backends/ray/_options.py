@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from runyard.backends.options import rule as _rule
+
 __all__ = ["RayBackendOptions", "RayRuntimeEnv"]
 
 _PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,30}$")
@@ -16,11 +18,6 @@ _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUILTIN_RESOURCES = {"CPU", "GPU", "memory", "object_store_memory"}
 
 
-def _rule(rule: str, fix: str, default: str | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"rule": rule, "fix": fix}
-    if default is not None:
-        extra["default"] = default
-    return {"json_schema_extra": extra}
 
 
 class RayRuntimeEnv(BaseModel):

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from runyard.backends._images import ContainerOptions
+from runyard.backends.options import rule as _rule
 
 __all__ = ["SlurmBackendOptions"]
 
@@ -15,11 +15,6 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_.+-]+$")
 _MODULE_RE = re.compile(r"^[A-Za-z0-9_.+/@-]+$")
 
 
-def _rule(rule: str, fix: str, default: str | None = None) -> dict[str, Any]:
-    extra: dict[str, Any] = {"rule": rule, "fix": fix}
-    if default is not None:
-        extra["default"] = default
-    return {"json_schema_extra": extra}
 
 
 class _SlurmBackendOptionsOwn(BaseModel):
@@ -53,6 +48,9 @@ class _SlurmBackendOptionsOwn(BaseModel):
     server_url: str | None = Field(None, **_rule(
         "the server's URL as the compute nodes reach it, e.g. http://login01:8765",
         "Give an http:// or https:// URL.", "the server's own URL"))
+    cpu_bind: str | None = Field("cores", pattern=r"^[a-z_,]+$", **_rule(
+        "srun's --cpu-bind value, e.g. cores, threads or none",
+        "Set cpu_bind: none (or null) on a cluster whose srun refuses binding.", "cores"))
     tasks_per_node: int | None = Field(None, ge=1, **_rule(
         "an integer ≥ 1: tasks of a multi-task run per node (sets --nodes)",
         "Set it to how many tasks fit on one node, or remove it to let Slurm place them.", "Slurm decides"))

@@ -8,6 +8,7 @@ Resources map to sbatch options per task:
 | RunLaunch                 | single task            | several tasks (N)                               |
 | ------------------------- | ---------------------- | ----------------------------------------------- |
 | resources.cpus            | --cpus-per-task        | --cpus-per-task                                 |
+|                           | srun --cpu-bind=cores (the ``cpu_bind`` option) | the same                      |
 | resources.memory_mb       | --mem=<MB>M            | --mem-per-cpu (memory / cpus, rounded up)       |
 | resources.gpus            | --gres=gpu:N           | --gpus-per-task=N                               |
 | time_limit_s              | --time (+ time_margin_s; the runner stops the task at the limit itself)  |
@@ -115,5 +116,7 @@ def render_sbatch(launch: RunLaunch, options: SlurmBackendOptions, paths: JobPat
     runner = runner_command(python, paths.launch_file, spool=paths.spool, blob_cache=paths.blob_cache,
                             shell_args=f'--task-index "$SLURM_PROCID" --workdir {workdir}')
     # One runner per task; srun gives each its SLURM_PROCID, which picks the task (role, rank).
-    lines += ["", f"exec srun --cpus-per-task={cpus} bash -c " + shlex.quote(f"exec {runner}"), ""]
+    # Each task pinned to its cores (a cluster whose TaskPlugin lacks affinity says so in the job's output and runs on).
+    bind = f" --cpu-bind={options.cpu_bind}" if options.cpu_bind else ""
+    lines += ["", f"exec srun --cpus-per-task={cpus}{bind} bash -c " + shlex.quote(f"exec {runner}"), ""]
     return "\n".join(lines)

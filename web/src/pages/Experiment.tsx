@@ -102,6 +102,11 @@ export function ExperimentPage() {
     <div className="page">
       <div className="crumbs"><Link to="/">Projects</Link> / {e && <Link to={`/projects/${encodeURIComponent(e.project)}`}>{e.project}</Link>} / experiment {id}</div>
       <ErrorNote error={exp.error} />
+      {e && (e.warnings ?? []).length > 0 && (
+        <div className="banner warning" role="alert" data-testid="experiment-warnings">
+          {(e.warnings ?? []).map((w) => <div key={w} data-testid="experiment-warning"><strong>Warning:</strong> {w}</div>)}
+        </div>
+      )}
       {e && (
         <div className="header">
           <h1>{e.name} <StatusBadge status={e.status} /></h1>
@@ -113,7 +118,6 @@ export function ExperimentPage() {
               {STATUSES.filter((s) => e.counts[s]).map((s) => <span key={s} className="count"><StatusBadge status={s} /> {e.counts[s]}</span>)}
             </div>
             {e.message && <div className="muted">{e.message}</div>}
-            {(e.warnings ?? []).map((w) => <div key={w} className="warning" data-testid="experiment-warning">Warning: {w}</div>)}
             {e.status === "running" && (
               <ConfirmButton label="Cancel experiment" question={`Cancel experiment ${id} and all its active runs?`} confirmLabel="Yes, cancel all"
                 disabled={!access.canWrite} title={access.canWrite ? undefined : CANNOT_CANCEL}
