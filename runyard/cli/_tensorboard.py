@@ -130,7 +130,7 @@ def tensorboard(
             raise NotFound(f"No run of experiment {experiment_id} ({exp['name']}) kept TensorBoard event files.",
                            "Set `tensorboard: {logdir: logs/, serve: true}` in runyard.yml and run the experiment again.")
         port = port or _free_port()
-        argv = [sys.executable, "-m", "runyard.cli._tbserve", str(idle * 60), "--logdir", str(tmp),
+        argv = [sys.executable, "-m", "runyard.server._tbserve", str(idle * 60), "--logdir", str(tmp),
                 "--host", "127.0.0.1", "--port", str(port)]
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         err_console().print(f"TensorBoard for experiment {experiment_id} ({n_runs} runs, {n_files} event files): "

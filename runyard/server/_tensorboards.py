@@ -240,7 +240,7 @@ class TensorBoards:
     def _start(self, board: Board) -> None:
         board.port = _free_port()
         safety = self.idle_s * 2  # the process's own idle exit: it outlives a killed server by at most this
-        argv = [sys.executable, "-m", "runyard.cli._tbserve", f"{safety:g}", "--logdir", str(board.directory),
+        argv = [sys.executable, "-m", "runyard.server._tbserve", f"{safety:g}", "--logdir", str(board.directory),
                 "--host", "127.0.0.1", "--port", str(board.port), "--reload_interval", "5"]
         board.directory.mkdir(parents=True, exist_ok=True)
         log_path = board.directory.parent / f"experiment-{board.experiment_id}.log"

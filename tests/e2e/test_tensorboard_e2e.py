@@ -186,7 +186,7 @@ def test_runyard_import_tensorboard_makes_one_run_per_directory(yard: Yard, tmp_
 
 def test_tensorboard_stops_by_itself_when_idle(yard: Yard, tmp_path: Path) -> None:
     started = time.monotonic()
-    res = subprocess.run([sys.executable, "-m", "runyard.cli._tbserve", "2", "--logdir", str(tmp_path), "--host",
+    res = subprocess.run([sys.executable, "-m", "runyard.server._tbserve", "2", "--logdir", str(tmp_path), "--host",
                           "127.0.0.1", "--port", "0"], capture_output=True, text=True, timeout=60, check=False)
     assert res.returncode == 0, res.stderr
     assert "no request for 2s" in res.stderr

@@ -50,7 +50,7 @@ def write_events(directory: Path) -> list[Path]:
 def tb_pids(server: LiveServer) -> list[int]:
     assert server.proc is not None
     return [p.pid for p in psutil.Process(server.proc.pid).children(recursive=True)
-            if "runyard.cli._tbserve" in " ".join(p.cmdline())]
+            if "runyard.server._tbserve" in " ".join(p.cmdline())]
 
 
 def get(server: LiveServer, path: str, headers: dict[str, str] | None = None,

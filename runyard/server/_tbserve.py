@@ -1,4 +1,4 @@
-"""The TensorBoard process of ``runyard tensorboard``: ``python -m runyard.cli._tbserve IDLE_S TENSORBOARD-ARGS...``.
+"""The TensorBoard process of ``runyard tensorboard``: ``python -m runyard.server._tbserve IDLE_S TENSORBOARD-ARGS...``.
 
 TensorBoard itself (``tensorboard.program.TensorBoard`` with its default plugins), with two
 changes: it uses TensorBoard's TensorFlow-free reader (``tensorboard.compat.notf``: starting
