@@ -66,18 +66,18 @@ test-images: install system-test-deps
 test-ui: $(UI_DEPS)
 	cd web && npx vitest run
 
-## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included):
-## first, one at a time, the tests of the shared engines (Slurm, sshd, Ray) and of the pool accounts, which restart
-## daemons and kill what accounts leave running; then the rest on TEST_WORKERS pytest-xdist workers
-TEST_WORKERS ?= 2
+## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included)
+## on TEST_WORKERS pytest-xdist workers: one of them runs the tests of the shared engines (Slurm, sshd, Ray, podman,
+## Charliecloud) and of the pool accounts, one at a time (they restart daemons and kill what accounts leave running;
+## tests/conftest.py groups them), while the others run the rest. The engine tests mostly wait for their engines, so
+## they overlap the rest on 2 cores.
+TEST_WORKERS ?= 3
 test: install install-test system-test-deps test-images test-ui
-	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
-	test $$first -eq 0 -a $$rest -eq 0
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 ## test-fast: the suite without the tests marked slow
 test-fast: install
-	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider -m "not slow" -n 2 --dist loadgroup
 
 ## bench: side-by-side benchmarks against the peers (installed into their own venv)
 bench: install system-test-deps

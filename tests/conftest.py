@@ -16,28 +16,28 @@ from runyard.testing._postgres import fresh_postgres
 pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_contract", "runyard.testing.containers"]
 
 
-# The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters, podman and Charliecloud)
-# run on one pytest-xdist worker, one after another: the engines are started once, by that worker, and never by
-# two workers at once (container runs also load the two cores: alone they stay fast).
+# The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters, podman and Charliecloud) and
+# those whose jobs run as the pool accounts runyard-job-N run on one pytest-xdist worker, one after another (group
+# "engines"): an engine is started once per session by that worker and never by two workers at once; an agent kills
+# what an account left running before the account serves another project, and rootless podman runs as those accounts,
+# so two of them must never run at once. The markers (engines, job_accounts) select them: `-m "not engines and not
+# job_accounts"` runs the rest alone.
 _ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd", "ray_cluster", "podman_image", "charliecloud_image_dir",
                               "rootless_podman"})
 _ENGINE_MODULES = ("test_slurm", "test_ssh", "test_distributed_slurm", "test_distributed_ray",
                    "test_backends_cli_check", "test_ray_", "test_ctr_engines")
-
-
-# The tests whose jobs run as the pool accounts runyard-job-N: an agent kills what an account left running
-# before the account serves another project, so two servers must never use the pool at once.
 _POOL_MODULES = ("test_sec_job_isolation", "test_sec_policy")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         module = item.path.stem if item.path is not None else ""
-        if _ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())) or module.startswith(_ENGINE_MODULES):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if _ENGINE_FIXTURES & fixtures or module.startswith(_ENGINE_MODULES):
             item.add_marker(pytest.mark.xdist_group("engines"))
             item.add_marker(pytest.mark.engines)
-        elif "job_accounts" in getattr(item, "fixturenames", ()) or module.startswith(_POOL_MODULES):
-            item.add_marker(pytest.mark.xdist_group("job-accounts"))
+        elif "job_accounts" in fixtures or module.startswith(_POOL_MODULES):
+            item.add_marker(pytest.mark.xdist_group("engines"))
             item.add_marker(pytest.mark.job_accounts)
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from ssh_helpers import DevSSHD, dev_sshd_session, stop_ssh_jobs
+from ssh_helpers import LOADED_START_S, DevSSHD, dev_sshd_session, stop_ssh_jobs
 
 from runyard.backends._remote import (
     HostKeyMismatch,
@@ -50,7 +50,8 @@ def make_backend(dev_sshd: DevSSHD, work: Path) -> Iterator[Callable[..., SSHBac
     made: list[SSHBackend] = []
 
     def make(hosts: list[dict] | None = None, **host_options: object) -> SSHBackend:
-        backend = SSHBackend({"hosts": hosts or [dev_sshd.host_options(work_dir=str(work), **host_options)]})
+        backend = SSHBackend({"hosts": hosts or [dev_sshd.host_options(work_dir=str(work), **host_options)],
+                              "start_timeout_s": LOADED_START_S})
         made.append(backend)
         return backend
 

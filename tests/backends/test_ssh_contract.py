@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from ssh_helpers import DevSSHD, dev_sshd_session, stop_ssh_jobs
+from ssh_helpers import LOADED_START_S, DevSSHD, dev_sshd_session, stop_ssh_jobs
 
 from runyard.backends.ssh import SSHBackend
 from runyard.testing.backend_contract import BackendContract
@@ -20,7 +20,7 @@ def dev_sshd() -> Iterator[DevSSHD]:
 @pytest.fixture
 def backend(dev_sshd: DevSSHD, tmp_path: Path) -> Iterator[SSHBackend]:
     work = tmp_path / "ssh-work"
-    backend = SSHBackend({"hosts": [dev_sshd.host_options(work_dir=str(work))]})
+    backend = SSHBackend({"hosts": [dev_sshd.host_options(work_dir=str(work))], "start_timeout_s": LOADED_START_S})
     try:
         yield backend
     finally:

@@ -23,7 +23,7 @@ import yaml
 from e2e_helpers import Yard, log_texts, process_gone, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
-from ssh_helpers import DevSSHD, dev_sshd_session, stop_ssh_jobs  # noqa: E402
+from ssh_helpers import LOADED_START_S, DevSSHD, dev_sshd_session, stop_ssh_jobs  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,7 @@ def ssh_yard(servers, dev_sshd: DevSSHD, tmp_path: Path) -> Iterator[tuple[Yard,
     home = tmp_path / "servers" / "ssh"
     home.mkdir(parents=True)
     work = tmp_path / "ssh-work"
-    entry = {"type": "ssh", "hosts": [dev_sshd.host_options(work_dir=str(work), cpus=2)]}
+    entry = {"type": "ssh", "hosts": [dev_sshd.host_options(work_dir=str(work), cpus=2)], "start_timeout_s": LOADED_START_S}
     (home / "backends.yml").write_text(yaml.safe_dump({"dev-ssh": entry}))
     server = servers.start("ssh", home=home)
     try:

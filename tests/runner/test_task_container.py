@@ -77,7 +77,7 @@ def test_the_token_is_passed_by_name_and_a_cancel_stops_the_container(
     results: list[TaskResult] = []
     thread = threading.Thread(target=lambda: results.append(execution.run()), daemon=True)
     thread.start()
-    wait_for(lambda: "up" in _texts(client, launch.run_id), 60, "the command to start in its container")
+    wait_for(lambda: "up" in _texts(client, launch.run_id), 180, "the command to start in its container")
     cmdline = Path(f"/proc/{execution.pid}/cmdline").read_bytes().decode()
     assert "podman" in cmdline and "RUNYARD_TOKEN" in cmdline and launch.token not in cmdline
     t0 = time.monotonic()
