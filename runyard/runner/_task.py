@@ -246,7 +246,11 @@ class TaskExecution:
         if status == "canceled":
             self._request_stop("canceled", 0.0, self._stop_grace_s())
         elif status == "pruned":
+            first = self._stop is None
             self._request_stop("pruned", self.launch.grace_period_s, self._stop_grace_s("pruned"))
+            if first and hasattr(self._client, "metric_summaries"):  # not while spooling: no server to ask
+                threading.Thread(target=self._stop_at_next_sdk_metric, daemon=True,
+                                 name=f"runyard-pruned-{self.launch.run_id}-{self.slot.label}").start()
         elif status == "deleted":
             self._request_stop("deleted", 0.0, self._stop_grace_s())
         elif status == "failed" and self.launch.distributed is not None:
@@ -314,16 +318,45 @@ class TaskExecution:
             note = f"[runyard] {what}: {how}"
         self._reporter.line("system", note, time.time())
 
-    def _stop_at_metric(self) -> None:
-        """A pruned run's code printed another metric instead of exiting: stop it now."""
+    def _stop_at_metric(self, how: str = "printed") -> None:
+        """A pruned run's code printed (or logged) another metric instead of exiting: stop it now."""
         with self._lock:
             stop = self._stop
             if stop is None or stop.why != "pruned" or self._term_sent:
                 return
             _, second = self._signals()
             self._schedule(stop, time.monotonic(), self._stop_grace_s("pruned"), second)
-            self._reporter.line("system", "[runyard] the pruned run printed another metric instead of exiting: "
+            self._reporter.line("system", f"[runyard] the pruned run {how} another metric instead of exiting: "
                                 "stopping it now", time.time())
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _stop_at_next_sdk_metric(self) -> None:
+        """A pruned run whose code logs through the SDK and never asks ``should_stop()``: stopped at its next
+        point. Its points still reach the server after the decision; the server's count of its own (not
+        ``sys/``) points is read once a second while the run waits for its code to exit."""
+        run_id = self.launch.run_id
+
+        def points() -> int | None:
+            try:
+                summaries = self._client.metric_summaries(run_id)
+            except RunyardError:  # a server away or refusing: the grace period stops it anyway
+                return None
+            return sum(int(v.get("count") or 0) for k, v in summaries.items() if not k.startswith("sys/"))
+
+        before = points()
+        while True:
+            time.sleep(1.0)
+            with self._lock:
+                stop, done = self._stop, self._term_sent or self._proc is None
+            if stop is None or stop.why != "pruned" or done:
+                return
+            now = points()
+            if before is None:
+                before = now
+            elif now is not None and now > before:
+                self._stop_at_metric("logged")
+                return
 
     def _apply_signals(self, now: float) -> None:
         with self._lock:

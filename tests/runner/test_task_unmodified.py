@@ -131,6 +131,29 @@ def test_a_pruned_run_that_prints_another_metric_is_stopped_at_once(make_launch:
     assert "[runyard] the pruned run printed another metric instead of exiting: stopping it now" in texts
 
 
+def test_a_pruned_run_that_logs_through_the_sdk_and_ignores_should_stop_is_stopped_at_its_next_point(
+        make_launch: Callable, client: Client, tmp_path: Path) -> None:
+    body = (
+        "import time, runyard\n"
+        "runyard.init()\n"
+        "for step in range(600):\n"
+        "    runyard.log({'loss': 1 / (step + 1)}, step=step)\n"
+        "    time.sleep(0.5)\n"
+    )
+    launch = make_launch(_script(tmp_path, body), grace_period_s=30.0, task_io={"stop_signal": "SIGTERM"})
+    _, thread, results = _start(launch, client, tmp_path / "w")
+    wait_for(lambda: "loss" in client.metric_summaries(launch.run_id), what="a metric")
+    client.update_run(launch.run_id, "pruned", "pruned by the test")
+    t0 = time.monotonic()
+    thread.join(25)
+    took = time.monotonic() - t0
+    [result] = results
+    assert took < 10, f"stopped after {took:.1f}s, not at its next point (grace period 30 s)"
+    assert result.reason.startswith("pruned: stopped")
+    assert "[runyard] the pruned run logged another metric instead of exiting: stopping it now" in _texts(
+        client, launch.run_id)
+
+
 def test_thread_variables_follow_cpus_unless_env_sets_them(make_launch: Callable, client: Client, tmp_path: Path) -> None:
     names = ["OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"]
     body = f"import json, os\nprint(json.dumps({{n: os.environ.get(n) for n in {names!r}}}))\n"
