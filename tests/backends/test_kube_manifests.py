@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from runyard.launch._frameworks import RoleRequest, TaskResources, distributed_l
 pytest.importorskip("kubernetes_validate")
 pytest.importorskip("kubeflow_trainer_api")
 
+from runyard.testing.golden import check_golden
 from runyard.testing.kube_schemas import manifest_errors  # noqa: E402 - after the skips: needs the test extra
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -91,15 +91,7 @@ def test_rendered_object_matches_its_golden_file(case: str) -> None:
     obj = _render(case)
     assert _render(case) == obj  # pure: same input, same object
     text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    golden = GOLDEN / f"kube_{case}.json"
-    if os.environ.get("RUNYARD_UPDATE_GOLDEN") == "1":
-        golden.write_text(text)
-    assert golden.exists(), f"{golden} is missing. Create it: RUNYARD_UPDATE_GOLDEN=1 pytest {__file__}"
-    expected = golden.read_text()
-    assert text == expected, (
-        f"The Kubernetes object for {case!r} differs from {golden}.\n--- expected\n{expected}\n--- rendered\n{text}\n"
-        f"If the change is intended, accept it: RUNYARD_UPDATE_GOLDEN=1 .venv/bin/python -m pytest {__file__} "
-        "and review `git diff tests/backends/golden`.")
+    check_golden(GOLDEN / f"kube_{case}.json", text, f"The Kubernetes object for {case!r}", __file__)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -7,7 +7,6 @@ To accept an intended change, regenerate the files and review the diff:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ import pytest
 from runyard.backends.base import Resources, RunLaunch, TaskSlot
 from runyard.backends.slurm import JobPaths, SlurmBackendOptions, render_sbatch
 from runyard.backends.slurm._script import slurm_time
+from runyard.testing.golden import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 PY = "/opt/runyard/bin/python"
@@ -46,15 +46,7 @@ def test_rendered_script_matches_its_golden_file(case: str) -> None:
     paths = JobPaths.under("/scratch/me/runyard", launch.run_id, launch.attempt, spool=not options.reach_server)
     text = render_sbatch(launch, options, paths, PY)
     assert render_sbatch(launch, options, paths, PY) == text  # pure: same input, same text
-    golden = GOLDEN / f"slurm_{case}.sbatch"
-    if os.environ.get("RUNYARD_UPDATE_GOLDEN") == "1":
-        golden.write_text(text)
-    assert golden.exists(), f"{golden} is missing. Create it: RUNYARD_UPDATE_GOLDEN=1 pytest {__file__}"
-    expected = golden.read_text()
-    assert text == expected, (
-        f"The sbatch script for {case!r} differs from {golden}.\n--- expected\n{expected}\n--- rendered\n{text}\n"
-        f"If the change is intended, accept it: RUNYARD_UPDATE_GOLDEN=1 .venv/bin/python -m pytest {__file__} "
-        "and review `git diff tests/backends/golden`.")
+    check_golden(GOLDEN / f"slurm_{case}.sbatch", text, f"The sbatch script for {case!r}", __file__)
 
 
 def test_resources_map_to_sbatch_options() -> None:

@@ -10,7 +10,6 @@ the files and review the diff:
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -27,6 +26,7 @@ from runyard.containers import (
     pull_plan,
     run_argv,
 )
+from runyard.testing.golden import check_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 KEY = "0123456789abcdef"
@@ -126,16 +126,7 @@ def _render_plan(plan: BuildPlan, title: str) -> str:
 
 
 def _check_golden(name: str, text: str, what: str) -> None:
-    golden = GOLDEN / name
-    if os.environ.get("RUNYARD_UPDATE_GOLDEN") == "1":
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(text)
-    assert golden.exists(), f"{golden} is missing. Create it: RUNYARD_UPDATE_GOLDEN=1 pytest {__file__}"
-    expected = golden.read_text()
-    assert text == expected, (
-        f"{what} differs from {golden}.\n--- expected\n{expected}\n--- rendered\n{text}\n"
-        f"If the change is intended, accept it: RUNYARD_UPDATE_GOLDEN=1 .venv/bin/python -m pytest {__file__} "
-        "and review `git diff tests/containers/golden`.")
+    check_golden(GOLDEN / name, text, what, __file__)
 
 
 @pytest.mark.parametrize("case", CASES)
