@@ -66,14 +66,16 @@ test-images: install system-test-deps
 test-ui: $(UI_DEPS)
 	cd web && npx vitest run
 
-## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included)
-## on TEST_WORKERS pytest-xdist workers: one of them runs the tests of the shared engines (Slurm, sshd, Ray, podman,
-## Charliecloud) and of the pool accounts, one at a time (they restart daemons and kill what accounts leave running;
-## tests/conftest.py groups them), while the others run the rest. The engine tests mostly wait for their engines, so
-## they overlap the rest on 2 cores.
+## test: everything the tests need, then the UI's unit tests and the whole suite (slow end-to-end and browser tests included):
+## first, one at a time, the tests of the shared engines (Slurm, sshd, Ray, podman, Charliecloud) and of the pool
+## accounts, which restart daemons and kill what accounts leave running (beside other tests on 2 cores their
+## engines' runners miss their start-up times); then the rest on TEST_WORKERS pytest-xdist workers (they mostly
+## wait for servers, runs and browsers: 3 keep 2 cores busy)
 TEST_WORKERS ?= 3
 test: install install-test system-test-deps test-images test-ui
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
+	test $$first -eq 0 -a $$rest -eq 0
 
 ## test-fast: the suite without the tests marked slow
 test-fast: install

@@ -17,11 +17,11 @@ pytest_plugins = ["runyard.testing.pytest_plugin", "runyard.testing.backend_cont
 
 
 # The tests of a shared engine (the dev Slurm, the dev sshd on port 2222, Ray clusters, podman and Charliecloud) and
-# those whose jobs run as the pool accounts runyard-job-N run on one pytest-xdist worker, one after another (group
-# "engines"): an engine is started once per session by that worker and never by two workers at once; an agent kills
-# what an account left running before the account serves another project, and rootless podman runs as those accounts,
-# so two of them must never run at once. The markers (engines, job_accounts) select them: `-m "not engines and not
-# job_accounts"` runs the rest alone.
+# those whose jobs run as the pool accounts runyard-job-N (markers engines and job_accounts): `make test` runs them
+# first, one at a time, then the rest on several workers. An engine is started once per session and never by two
+# workers at once (with xdist they share the group "engines"); an agent kills what an account left running before the
+# account serves another project, and rootless podman runs as those accounts, so two of them never run at once; and
+# beside the rest of the suite on 2 cores, their engines' runners miss their start-up times.
 _ENGINE_FIXTURES = frozenset({"slurm_cluster", "dev_sshd", "ray_cluster", "podman_image", "charliecloud_image_dir",
                               "rootless_podman"})
 _ENGINE_MODULES = ("test_slurm", "test_ssh", "test_distributed_slurm", "test_distributed_ray",
