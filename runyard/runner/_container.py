@@ -68,7 +68,7 @@ from runyard.containers import (
 )
 from runyard.records.compute import RunLaunch, TaskSlot
 
-__all__ = ["GUEST_SDK", "GUEST_SPOOL", "GUEST_WORK", "ImageStepFailed", "TaskContainer", "describe_tags"]
+__all__ = ["GUEST_SDK", "GUEST_SPOOL", "GUEST_WORK", "ImageStepFailed", "TaskContainer", "describe_tags", "home_key", "owner_key"]
 
 GUEST_WORK = "/runyard/work"
 GUEST_SDK = "/runyard/sdk"
@@ -311,7 +311,10 @@ class TaskContainer:
         if self.prepared is None:
             raise RuntimeError("prepare() first")
         self._n += 1
-        name = container_name("runyard", self.launch.run_id, self.launch.attempt, self.slot.label, self._n)
+        # Named by this Runyard home and server too: runs of two servers (or two tests) on one host have the
+        # same ids, and podman's --replace would stop the other's container of the same name.
+        name = container_name("runyard", owner_key(self.launch.server_url), self.launch.run_id, self.launch.attempt,
+                              self.slot.label, self._n)
         self._names.append(name)
         inside = self.inside_env(env)
         sdk = self._sdk_source()
@@ -337,6 +340,8 @@ class TaskContainer:
         spec = ContainerCommand(image=self.prepared.image, argv=argv, workdir=GUEST_WORK, mounts=tuple(mounts),
                                 env_names=tuple(sorted(inside)), gpus=self.gpus, name=name, extra_args=self.options)
         out = run_argv(self.runtime, spec, executable=self.executable)
+        if self.runtime in ("podman", "docker") and out[1:2] == ["run"]:
+            out[2:2] = ["--label", f"runyard.home={home_key()}"]  # the local agent removes what a killed runner left
         if self.runtime == "podman" and out[1:2] == ["run"]:
             # The container's processes are conmon's children, not podman's: system metrics follow conmon.
             self._pidfile = rundir / f".runyard-conmon-{self._n}.pid"
@@ -454,6 +459,16 @@ def _catatonit() -> str | None:
         if path and os.path.exists(path):
             return os.path.realpath(path)
     return None
+
+
+def home_key() -> str:
+    """12 hex digits naming this Runyard home (``RUNYARD_HOME``): the ``runyard.home`` label of its containers."""
+    return hashlib.sha256(str(config.home().resolve()).encode()).hexdigest()[:12]
+
+
+def owner_key(server_url: str) -> str:
+    """12 hex digits naming this home and the server a run belongs to, in its containers' names."""
+    return hashlib.sha256(f"{config.home().resolve()}|{server_url}".encode()).hexdigest()[:12]
 
 
 @functools.lru_cache(maxsize=1)

@@ -13,6 +13,7 @@ from backend_helpers import pid_alive, wait_for, wait_terminal
 from runyard.backends.base import EngineStatus
 from runyard.backends.local import LocalBackend
 from runyard.client import Client
+from runyard.runner._container import home_key
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,8 @@ STUBBORN = ("python3 -c \"import signal, time; signal.signal(signal.SIGTERM, sig
 
 
 def _containers(run_id: int) -> list[str]:
-    out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^runyard-{run_id}-"],
+    out = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=runyard.home={home_key()}",
+                          "--filter", f"name=^runyard-[0-9a-f]{{12}}-{run_id}-"],
                          capture_output=True, text=True, check=True).stdout
     return out.split()
 

@@ -19,6 +19,7 @@ import pytest
 from runyard.backends.base import EngineStatus, TaskSlot
 from runyard.client import Client
 from runyard.runner import TaskExecution, TaskResult
+from runyard.runner._container import TaskContainer, home_key
 from runyard.testing import wait_for
 
 pytestmark = pytest.mark.slow
@@ -86,8 +87,9 @@ def test_the_token_is_passed_by_name_and_a_cancel_stops_the_container(
     took = time.monotonic() - t0
     assert results and results[0].status == EngineStatus.CANCELED
     assert took < 10, f"the cancel took {took:.1f}s: SIGTERM did not reach the command (podman --init)"
-    left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter",
-                           f"name=runyard-{launch.run_id}-"], capture_output=True, text=True, check=True)
+    left = subprocess.run(["podman", "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=runyard.home={home_key()}",
+                           "--filter", f"name=^runyard-[0-9a-f]{{12}}-{launch.run_id}-"], capture_output=True, text=True,
+                          check=True)
     assert left.stdout.strip() == ""
 
 
@@ -161,3 +163,19 @@ def test_charliecloud_runs_the_image_converted_once_into_image_dir(
     second = make_launch("ls /runyard", container=container)
     assert TaskExecution(second, TaskSlot(), client, tmp_path / "w2").run().status == EngineStatus.SUCCEEDED
     assert any("was built before" in t for t in _texts(client, second.run_id))
+
+
+def test_containers_of_two_servers_runs_with_the_same_ids_have_different_names(tmp_path: Path) -> None:
+    """Two servers (or homes) number their runs from 1: podman's --replace must never stop the other's container."""
+    from runyard.records.compute import RunLaunch
+
+    def name(server_url: str) -> str:
+        launch = RunLaunch(run_id=1, attempt=1, project="p", experiment_id=None, command="true", snapshot_id=None,
+                           server_url=server_url, container={"image": "localhost/x:1", "roles": {}, "build": None})
+        container = TaskContainer(launch, TaskSlot())
+        container.prepared = type("Prepared", (), {"image": "localhost/x:1", "tags": {}})()
+        argv, _ = container.command("true", {}, ["true"], tmp_path)
+        return argv[argv.index("--name") + 1]
+
+    a, b = name("http://127.0.0.1:8001"), name("http://127.0.0.1:8002")
+    assert a != b and a.startswith("runyard-") and a.endswith("-1-1-main-0-1")

@@ -721,15 +721,19 @@ def _warm_imports() -> None:
 
 
 def _remove_containers(run_id: int, attempt: int) -> None:
-    """Remove the podman containers of an attempt (named ``runyard-RUN-ATTEMPT-...`` by the task runner)
-    whose runner is gone: killing the ``podman run`` client leaves its container running under conmon."""
+    """Remove the podman containers of an attempt whose runner is gone: killing the ``podman run`` client
+    leaves its container running under conmon. The task runner labels them with this home
+    (``runyard.home``) and names them ``runyard-<owner>-RUN-ATTEMPT-...``."""
     import subprocess
+
+    from runyard.runner._container import home_key
 
     podman = shutil.which("podman")
     if podman is None:
         return
     try:
-        names = subprocess.run([podman, "ps", "-a", "--format", "{{.Names}}", "--filter", f"name=^runyard-{run_id}-{attempt}-"],
+        names = subprocess.run([podman, "ps", "-a", "--format", "{{.Names}}", "--filter", f"label=runyard.home={home_key()}",
+                                "--filter", f"name=^runyard-[0-9a-f]{{12}}-{run_id}-{attempt}-"],
                                capture_output=True, text=True, timeout=60, check=False).stdout.split()
         if names:
             subprocess.run([podman, "rm", "-f", "--ignore", "-t", "0", *names], capture_output=True, timeout=120,
