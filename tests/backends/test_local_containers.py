@@ -10,7 +10,6 @@ from collections.abc import Callable
 import pytest
 from backend_helpers import pid_alive, wait_for, wait_terminal
 
-from runyard.backends.base import EngineStatus
 from runyard.backends.local import LocalBackend
 from runyard.client import Client
 from runyard.runner._container import home_key
@@ -26,31 +25,6 @@ def _containers(run_id: int) -> list[str]:
                           "--filter", f"name=^runyard-[0-9a-f]{{12}}-{run_id}-"],
                          capture_output=True, text=True, check=True).stdout
     return out.split()
-
-
-def test_a_container_whose_agent_died_is_removed_when_its_run_is_canceled(
-        local_backend: LocalBackend, make_launch: Callable, client: Client, podman_image: str) -> None:
-    """The task ignores SIGTERM; its agent is SIGKILLed; the next agent adopts the job and, on cancel,
-    kills the ``podman run`` client after the grace period: the container (conmon's child) must go too."""
-    container = {"image": podman_image, "roles": {}, "build": None}
-    launch = make_launch(STUBBORN, container=container, grace_period_s=1.0)
-    job_id = local_backend.submit(launch)
-    wait_for(lambda: _containers(launch.run_id), what="the container to start", timeout_s=60)
-    pid = wait_for(lambda: (client.get_run(launch.run_id)["tasks"] or [{}])[0].get("pid"), what="the task's pid")
-    old_agent = local_backend.agent_pid
-    try:
-        os.kill(old_agent, signal.SIGKILL)
-        wait_for(lambda: not pid_alive(old_agent), what="the agent to die")
-        assert local_backend.poll([job_id])[job_id].status is EngineStatus.RUNNING  # adopted by a new agent
-        local_backend.cancel(job_id)
-        assert wait_terminal(local_backend, job_id, timeout_s=30).status is EngineStatus.CANCELED
-        wait_for(lambda: not _containers(launch.run_id), what="the container to be removed", timeout_s=30)
-    finally:
-        if pid_alive(pid):
-            os.killpg(pid, signal.SIGKILL)
-        names = _containers(launch.run_id)
-        if names:
-            subprocess.run(["podman", "rm", "-f", "-t", "0", *names], capture_output=True, check=False)
 
 
 def test_a_container_whose_agent_and_client_were_killed_is_removed(
