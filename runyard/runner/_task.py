@@ -78,6 +78,9 @@ N_MESSAGE_LINES = 20  # put in the failure message
 MAX_LINE_BYTES = 64 * 1024
 DRAIN_AFTER_EXIT_S = 1.0
 PRUNE_KILL_AFTER_S = 5.0
+# How long the log's line on who stopped a run waits for the server's word when a backend relays a cancel
+# (a heartbeat's answer; a loaded server takes more than a second); the signals go at once.
+WORD_WAIT_S = 5.0
 START_HOLD_S = 0.1  # a task that ends this soon reports its start and end in one request
 _HOST = socket.gethostname()
 
@@ -228,7 +231,8 @@ class TaskExecution:
         ``task_status`` for the task (default: failed or canceled, after ``run_status``).
         With the default message (a backend relaying the scheduler's cancel of a run a user
         canceled), the log names who stopped the run once the server says so (the next heartbeat,
-        asked for at once); "the backend" only when it does not within a second.
+        asked for at once); "the backend" only when it does not within ``WORD_WAIT_S``. The signals
+        do not wait for it.
         """
         self._request_stop("backend", 0.0, self._stop_grace_s(), run_status=run_status, message=message,
                            task_status=task_status, wait_for_word=message == "canceled by the backend")
@@ -275,8 +279,8 @@ class TaskExecution:
                 stop = self._stop = _Stop(why, term_at, 0.0, run_status, message, task_status)
                 self._schedule(stop, term_at, grace_s, second)
                 if wait_for_word:
-                    stop.noted_at = None  # noted by _note_stop: the server's word, or the backend's after 1 s
-                    self._word_by = now + 1.0
+                    stop.noted_at = None  # noted by _note_stop: the server's word, or the backend's after WORD_WAIT_S
+                    self._word_by = now + WORD_WAIT_S
                 else:
                     self._note_stop(stop, term_after_s, grace_s)
             else:
