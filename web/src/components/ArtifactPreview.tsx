@@ -6,7 +6,7 @@ import { usePoll } from "../lib/hooks";
 import { formatBytes, previewKind } from "../lib/preview";
 import { ErrorNote } from "./Confirm";
 import { ArtifactTable } from "./DataTable";
-import { Markdown } from "./Markdown";
+import { LazyMarkdown as Markdown } from "./LazyMarkdown";
 
 export function ArtifactPreview({ runId, artifact, onClose }: { runId: number; artifact: Artifact; onClose: () => void }) {
   const { path } = artifact;

@@ -78,19 +78,20 @@ function ImageCard({ runId, series }: { runId: number; series: ImageSeries }) {
         )}
       </div>
       {strip && (
-        <div className="thumbs" role="list" aria-label={`all steps of ${key}`}>
-          {thumbs.length < steps.length && <span className="muted">{thumbs.length} of {steps.length} steps</span>}
-          {thumbs.map((s) => {
-            const first = series.byStep.get(s)![0];
-            return (
-              <button key={s} type="button" role="listitem" className={s === step ? "thumb active" : "thumb"}
-                aria-current={s === step ? "true" : undefined} title={`step ${s}`} onClick={() => setPicked(s)}>
-                <Picture runId={runId} item={first} alt={`${key} at step ${s}`} className="thumbimg" />
-                <span>{s}</span>
-              </button>
-            );
-          })}
-        </div>
+        <>
+          {thumbs.length < steps.length && <p className="muted">{thumbs.length} of {steps.length} steps, evenly spread</p>}
+          <ul className="thumbs" aria-label={`all steps of ${key}`}>
+            {thumbs.map((s) => (
+              <li key={s}>
+                <button type="button" className={s === step ? "thumb active" : "thumb"} aria-label={`step ${s}`}
+                  aria-pressed={s === step} onClick={() => setPicked(s)}>
+                  <Picture runId={runId} item={series.byStep.get(s)![0]} alt="" />
+                  <span aria-hidden="true">{s}</span>
+                </button>
+              </li>
+            ))}
+          </ul>
+        </>
       )}
     </div>
   );

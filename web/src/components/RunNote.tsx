@@ -2,9 +2,10 @@
 // here (PUT /runs/{id}/note) and the SDK writes with runyard.note(...). Viewers only read it.
 import { useState } from "react";
 import { api, type Note } from "../api";
+import { atLeast, type Role } from "../lib/auth";
 import { usePoll } from "../lib/hooks";
 import { ErrorNote } from "./Confirm";
-import { Markdown } from "./Markdown";
+import { LazyMarkdown as Markdown } from "./LazyMarkdown";
 
 /** The server's limit on a note's length (characters). */
 export const NOTE_MAX_CHARS = 100_000;
@@ -16,7 +17,9 @@ function edited(note: Note): string | null {
   return note.updated_by ? `edited by ${note.updated_by}, ${when}` : `edited ${when}`;
 }
 
-export function RunNote({ runId, canEdit, live }: { runId: number; canEdit: boolean; live: boolean }) {
+export function RunNote({ runId, role, live }: { runId: number; role: Role | null; live: boolean }) {
+  // The Edit button shows once the role is known to allow it; the server decides in any case.
+  const canEdit = atLeast(role, "editor");
   const note = usePoll(() => api.note(runId), [runId], undefined, live);
   const [draft, setDraft] = useState<string | null>(null); // null: not editing
   const [saving, setSaving] = useState(false);
@@ -46,7 +49,7 @@ export function RunNote({ runId, canEdit, live }: { runId: number; canEdit: bool
   const tooLong = draft !== null && draft.length > NOTE_MAX_CHARS;
 
   return (
-    <section className="note" data-testid="run-note">
+    <section className="note" data-testid="run-note" data-role={role ?? ""}>
       <div className="controls">
         <h2>Note</h2>
         {edited(n) && <span className="muted" data-testid="note-edited">{edited(n)}</span>}

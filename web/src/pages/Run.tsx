@@ -7,7 +7,6 @@ import { api, artifactUrl, artifactViewUrl, type Run } from "../api";
 import { ArtifactPreview } from "../components/ArtifactPreview";
 import { MediaView } from "../components/Media";
 import { RunNote } from "../components/RunNote";
-import { atLeast } from "../lib/auth";
 import { formatBytes, previewKind } from "../lib/preview";
 import { ConfirmButton, ErrorNote, StatusBadge } from "../components/Confirm";
 import { CANNOT_CANCEL } from "../components/RunTable";
@@ -56,8 +55,6 @@ export function RunPage() {
   const tasks = useMemo(() => [...new Set((r?.tasks ?? []).map((t) => `${t.role}-${t.rank}`))], [r]);
   const access = useProjectAccess(r?.project);
   const chartRuns = useMemo(() => [{ id, label: `run ${id}` }], [id]);
-  // The note's Edit button shows once the role is known to allow it (the server decides in any case).
-  const canEditNote = atLeast(access.role, "editor");
 
   return (
     <div className="page">
@@ -89,7 +86,7 @@ export function RunPage() {
       </nav>
       {r && current === "overview" && (
         <>
-          <RunNote runId={id} canEdit={canEditNote} live={live} />
+          <RunNote runId={id} role={access.role} live={live} />
           <div className="cols">
             <section><h2>Params</h2><KeyValues data={r.params} testid="params" /></section>
             <section><h2>Tags</h2><KeyValues data={r.tags} testid="tags" /></section>
