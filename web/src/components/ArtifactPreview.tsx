@@ -1,6 +1,6 @@
 // One artifact shown on the run page, the way lib/preview.ts decides from its name: a sortable
 // table, text, rendered Markdown, a picture, a sandboxed frame, or only a download link.
-import { useEffect, useRef } from "react";
+import { useEffect, useRef, useState } from "react";
 import { api, artifactUrl, artifactViewUrl, type Artifact } from "../api";
 import { usePoll } from "../lib/hooks";
 import { formatBytes, previewKind } from "../lib/preview";
@@ -13,7 +13,11 @@ export function ArtifactPreview({ runId, artifact, onClose }: { runId: number; a
   const kind = previewKind(path);
   const name = path.split("/").pop() ?? path;
   const box = useRef<HTMLElement>(null);
-  useEffect(() => box.current?.scrollIntoView?.({ block: "nearest" }), []); // opened from a row far down the list
+  // Opened from a row far down the list: bring it into view. (Braces: Chromium's scrollIntoView may return a
+  // promise, which must not become the effect's clean-up.)
+  useEffect(() => {
+    box.current?.scrollIntoView?.({ block: "nearest" });
+  }, []);
   return (
     <section ref={box} className="preview" data-testid="artifact-preview" data-kind={kind} data-path={path}>
       <div className="controls">
@@ -24,7 +28,7 @@ export function ArtifactPreview({ runId, artifact, onClose }: { runId: number; a
       </div>
       {kind === "table" && <ArtifactTable runId={runId} path={path} label={`contents of ${path}`} />}
       {(kind === "text" || kind === "markdown") && <TextPreview runId={runId} path={path} markdown={kind === "markdown"} />}
-      {kind === "image" && <img className="previewimg" src={artifactViewUrl(runId, path)} alt={path} loading="lazy" />}
+      {kind === "image" && <Picture src={artifactViewUrl(runId, path)} alt={path} />}
       {kind === "sandboxed" && (
         <>
           <p className="muted">
@@ -53,5 +57,14 @@ function TextPreview({ runId, path, markdown }: { runId: number; path: string; m
       {t.truncated && <p className="muted" data-testid="text-truncated">Showing the first {formatBytes(t.bytes)}; download the file for all of it.</p>}
       {markdown ? <Markdown text={t.text} /> : <pre className="artifacttext" data-testid="artifact-text">{t.text}</pre>}
     </>
+  );
+}
+
+/** A picture at its size, or scaled up without smoothing when it is small (a 28×28 digit). */
+function Picture({ src, alt }: { src: string; alt: string }) {
+  const [small, setSmall] = useState(false);
+  return (
+    <img className={small ? "previewimg pixelated" : "previewimg"} src={src} alt={alt}
+      onLoad={(e) => setSmall(e.currentTarget.naturalWidth < 128 && e.currentTarget.naturalHeight < 128)} />
   );
 }

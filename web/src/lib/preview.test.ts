@@ -13,10 +13,10 @@ describe("previewKind", () => {
     for (const p of ["a.png", "b.JPG", "c.jpeg", "d.gif", "e.webp"]) expect(previewKind(p)).toBe("image");
   });
 
-  it("shows only sandboxed what a browser could run code from: HTML, SVG, XML", () => {
-    for (const p of ["report.html", "nb/train.HTM", "plot.svg", "x.SVG", "feed.xml", "page.xhtml", "a.svgz", "saved.mhtml"]) {
-      expect(previewKind(p)).toBe("sandboxed");
-    }
+  it("shows pages a browser could run code from (HTML, SVG) only sandboxed, XML only as its text", () => {
+    for (const p of ["report.html", "nb/train.HTM", "plot.svg", "x.SVG"]) expect(previewKind(p)).toBe("sandboxed");
+    for (const p of ["feed.xml", "page.xhtml"]) expect(previewKind(p)).toBe("text");
+    for (const p of ["a.svgz", "saved.mhtml"]) expect(previewKind(p)).toBe("download");
     // the last extension decides: a name cannot pass an SVG off as text, nor the other way round
     expect(previewKind("evil.txt.svg")).toBe("sandboxed");
     expect(previewKind("evil.svg.txt")).toBe("text");

@@ -1,9 +1,9 @@
 // How the run page previews an artifact, decided by its file name only (the content is a run's,
 // so anybody who can log to the run chose it).
 //
-// Text is shown as text (a <pre>, never parsed as HTML), Markdown through the description's
-// allow-list renderer, pictures in an <img> (which never runs script). Anything that a browser
-// would run code from (HTML, SVG, XML pages, notebooks rendered to HTML) is shown only in an
+// Text is shown as text (a <pre>, never parsed as HTML; XML too), Markdown through the
+// description's allow-list renderer, pictures in an <img> (which never runs script). Pages a
+// browser would run code from (HTML, notebooks rendered to HTML, SVG) are shown only in an
 // <iframe sandbox=""> (no scripts, an opaque origin with no cookies or API of the app's), from
 // the server's file route, which adds its own sandboxing Content-Security-Policy. Other files are
 // a download link.
@@ -14,11 +14,12 @@ const TABLE = new Set(["csv", "tsv", "parquet"]);
 const MARKDOWN = new Set(["md", "markdown"]);
 // The pictures the server sends with their own content type under ?view=true (never SVG).
 const IMAGE = new Set(["png", "jpg", "jpeg", "gif", "webp"]);
-const SANDBOXED = new Set(["html", "htm", "xhtml", "svg", "svgz", "xml", "xsl", "xslt", "mht", "mhtml"]);
+// The pages the server shows under ?view=true (sandboxed): a notebook's HTML, SVG pictures.
+const SANDBOXED = new Set(["html", "htm", "svg"]);
 const TEXT = new Set([
   "txt", "text", "log", "out", "err", "json", "jsonl", "ndjson", "yaml", "yml", "toml", "ini", "cfg", "conf", "env",
   "py", "pyi", "ipynb", "sh", "bash", "r", "jl", "js", "ts", "c", "h", "cc", "cpp", "hpp", "cu", "java", "go", "rs",
-  "sql", "tex", "rst", "diff", "patch", "properties", "lock", "gitignore", "dockerfile",
+  "sql", "tex", "rst", "diff", "patch", "properties", "lock", "gitignore", "dockerfile", "xml", "xhtml", "xsl",
 ]);
 const TEXT_NAMES = new Set(["dockerfile", "makefile", "license", "readme", "requirements", "procfile"]);
 
