@@ -146,6 +146,7 @@ def test_images_tables_and_previews(yard: Yard, page, tmp_path: Path) -> None:  
     c.upload_artifact(run_id, "results/metrics.csv", b"epoch,loss,name\n1,0.5,b\n2,0.25,a10\n10,2,a9\n")
     c.upload_artifact(run_id, "README.md", b"# Report\n\n- item **one**\n\n<script>window.__pwned='md'</script>\n")
     c.upload_artifact(run_id, "logs/train.log", b"epoch 1 loss 0.5\n<b>not bold</b>\n")
+    c.upload_artifact(run_id, "results/big.tsv", b"i\tsq\n" + b"".join(b"%d\t%d\n" % (i, i * i) for i in range(1500)))
 
     # The note shows rendered on the overview.
     page.goto(f"{yard.url}/runs/{run_id}")
@@ -212,6 +213,14 @@ def test_images_tables_and_previews(yard: Yard, page, tmp_path: Path) -> None:  
     ptable.get_by_role("button", name="name").click()
     assert column(page, ptable, 3) == ["a9", "a10", "b"]
     assert "preview=results%2Fmetrics.csv" in page.url
+
+    # A long table: its first 1,000 rows, and the page says so.
+    page.get_by_role("button", name="preview results/big.tsv").click()
+    expect(preview.get_by_test_id("table-rows")).to_contain_text("first 1,000 of 1,500 rows")
+    expect(preview.get_by_role("table").locator("tbody tr")).to_have_count(1000)
+    preview.get_by_role("table").get_by_role("button", name="sq").click()
+    preview.get_by_role("table").get_by_role("button", name="sq").click()
+    expect(preview.get_by_role("table").locator("tbody tr").first).to_contain_text("998001")
 
     page.get_by_role("button", name="preview README.md").click()
     expect(preview).to_have_attribute("data-kind", "markdown")
