@@ -335,3 +335,21 @@ def test_a_process_killed_while_logging_images_leaves_a_consistent_index(server:
         assert png.endswith(b"IEND\xaeB`\x82")  # the whole file, not a prefix
     # Nothing half-uploaded is listed among the artifacts either.
     assert all(p in {i["path"] for i in items} for p in artifacts)
+
+
+def test_images_tables_and_notes_on_a_postgresql_server(live_servers, pg_url: str,  # noqa: ANN001
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    server = live_servers.start("pg", database_url=pg_url, env={"RUNYARD_SCHEDULER": "0"})
+    monkeypatch.setenv("RUNYARD_SERVER", server.url)
+    with runyard.init(project="media") as run:
+        run.log_image("a/b", np.zeros((3, 4)), step=2**62, caption="✓ \U0001f600")
+        run.log_table("t", [{"ünï": "x\ny", "n": 1}], step=1)
+        run.note("# PostgreSQL ✓")
+    (image,) = _images(server, run.id)
+    assert (image["key"], image["step"], image["width"], image["height"], image["caption"]) == (
+        "a/b", 2**62, 4, 3, "✓ \U0001f600")
+    with Client(server.url) as c:
+        (table,) = c.list_tables(run.id)
+        assert (table["step"], table["rows"], table["columns"]) == (1, 1, ["ünï", "n"])
+        assert c.table_content(run.id, table["path"])["rows"] == [["x\ny", 1]]
+        assert c.get_note(run.id)["text"] == "# PostgreSQL ✓"
