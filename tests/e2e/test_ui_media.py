@@ -11,6 +11,7 @@ test watches (on 127.0.0.1): neither may happen.
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import subprocess
@@ -48,6 +49,8 @@ for step, rgb in sorted(colours.items()):
 runyard.log_image("val/other", np.zeros((8, 8), dtype=np.uint8), step=3)
 runyard.log_table("predictions", {{"columns": ["id", "label", "score"],
                                    "rows": [[1, "cat", "9"], [2, "dog", "10"], [3, "emu", "100"], [4, "ant", "-1.5"]]}})
+for epoch in (1, 2):
+    runyard.log_table("per_epoch", [{{"epoch": epoch, "acc": 0.5 + epoch / 10}}], step=epoch)
 runyard.note("# Findings\\n\\n**lr 0.1** diverged.")
 runyard.finish()
 print(json.dumps({{"run_id": run.id}}))
@@ -197,6 +200,11 @@ def test_images_tables_and_previews(yard: Yard, page, tmp_path: Path) -> None:  
     assert column(page, table, 2) == ["emu", "dog", "cat", "ant"]
     table.get_by_role("button", name="label").click()
     assert column(page, table, 2) == ["ant", "cat", "dog", "emu"]
+    # A table logged at two steps: the newest first, a select picks the other.
+    ecard = page.locator('[data-testid="table-card"][data-key="per_epoch"]')
+    expect(ecard.get_by_role("table").locator("tbody td").first).to_have_text("2")
+    ecard.get_by_label("step of table per_epoch").select_option(label="1")
+    expect(ecard.get_by_role("table").locator("tbody td").first).to_have_text("1")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "test_ui_media_tab.png"), full_page=True)
 
@@ -240,6 +248,38 @@ def test_images_tables_and_previews(yard: Yard, page, tmp_path: Path) -> None:  
 
     assert page.evaluate("window.__pwned") is None
     assert page.console_errors == []  # no script error, no Content-Security-Policy violation
+
+
+def png(rgb: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), rgb).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_a_live_runs_images_follow_new_steps_until_one_is_picked(yard: Yard, page) -> None:  # noqa: ANN001
+    c = yard.client
+    c.create_project("ui-media-live")
+    run = c.create_run("ui-media-live", name="live")  # running: the page polls
+    c.upload_artifact(run["id"], "media/images/live/0-0.png", png((255, 0, 0)))
+    page.goto(f"{yard.url}/runs/{run['id']}?tab=media")
+    card = page.locator('[data-testid="image-card"][data-key="live"]')
+    expect(card.get_by_test_id("image-step")).to_have_text("step 0")
+    c.upload_artifact(run["id"], "media/images/live/1-0.png", png((0, 255, 0)))
+    expect(card.get_by_test_id("image-step")).to_have_text("step 1")  # followed
+    slider = card.get_by_role("slider", name="step of live")
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    expect(card.get_by_test_id("image-step")).to_have_text("step 0")
+    c.upload_artifact(run["id"], "media/images/live/2-0.png", png((0, 0, 255)))
+    expect(card.get_by_text("(1 of 3)")).to_be_visible()
+    expect(card.get_by_test_id("image-step")).to_have_text("step 0")  # a picked step stays
+    page.keyboard.press("End")
+    expect(card.get_by_test_id("image-step")).to_have_text("step 2")
+    c.upload_artifact(run["id"], "media/images/live/3-0.png", png((9, 9, 9)))
+    expect(card.get_by_test_id("image-step")).to_have_text("step 3")  # at the end it follows again
+    c.cancel_run(run["id"])
 
 
 def test_hostile_svg_and_html_run_no_script(yard: Yard, page, watcher: Watcher) -> None:  # noqa: ANN001

@@ -3,7 +3,7 @@
 import { useMemo, useState } from "react";
 import { api, artifactViewUrl, type ImageItem } from "../api";
 import { usePoll } from "../lib/hooks";
-import { groupImages, groupTables, stepIndex, thumbnailSteps, type ImageSeries, type TableSeries } from "../lib/media";
+import { groupImages, groupTables, pickedAt, stepIndex, thumbnailSteps, type ImageSeries, type TableSeries } from "../lib/media";
 import { ErrorNote } from "./Confirm";
 import { ArtifactTable } from "./DataTable";
 
@@ -46,7 +46,8 @@ function Picture({ runId, item, alt, className }: { runId: number; item: ImageIt
 }
 
 function ImageCard({ runId, series }: { runId: number; series: ImageSeries }) {
-  // The picked step (null: the newest, so a live run's card follows new images).
+  // The picked step (null: the newest, so a live run's card follows new images; moving the slider to the
+  // end follows them again).
   const [picked, setPicked] = useState<number | null>(null);
   const [strip, setStrip] = useState(false);
   const { key, steps } = series;
@@ -68,7 +69,7 @@ function ImageCard({ runId, series }: { runId: number; series: ImageSeries }) {
       <div className="controls stepper">
         <input type="range" min={0} max={Math.max(0, steps.length - 1)} step={1} value={idx}
           disabled={steps.length < 2} aria-label={`step of ${key}`} aria-valuetext={`step ${step}`}
-          onChange={(e) => setPicked(steps[Number(e.target.value)])} />
+          onChange={(e) => setPicked(pickedAt(steps, Number(e.target.value)))} />
         <span data-testid="image-step">step {step}</span>
         <span className="muted">({idx + 1} of {steps.length})</span>
         {steps.length > 1 && (
@@ -84,7 +85,7 @@ function ImageCard({ runId, series }: { runId: number; series: ImageSeries }) {
             {thumbs.map((s) => (
               <li key={s}>
                 <button type="button" className={s === step ? "thumb active" : "thumb"} aria-label={`step ${s}`}
-                  aria-pressed={s === step} onClick={() => setPicked(s)}>
+                  aria-pressed={s === step} onClick={() => setPicked(s === steps[steps.length - 1] ? null : s)}>
                   <Picture runId={runId} item={series.byStep.get(s)![0]} alt="" />
                   <span aria-hidden="true">{s}</span>
                 </button>

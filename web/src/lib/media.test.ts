@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { ImageItem, TableItem } from "../api";
-import { groupImages, groupTables, stepIndex, thumbnailSteps } from "./media";
+import { groupImages, groupTables, pickedAt, stepIndex, thumbnailSteps } from "./media";
 
 const img = (key: string, step: number, n = 0): ImageItem => ({
   key, step, path: `media/images/${key}/${step}-${n}.png`, caption: null, width: 28, height: 28, time: 1,
@@ -43,6 +43,25 @@ describe("stepIndex", () => {
     expect(stepIndex([7], 3)).toBe(0);
     expect(stepIndex(steps, Number.NaN)).toBe(3);
     expect(stepIndex([Number.MAX_SAFE_INTEGER - 1, Number.MAX_SAFE_INTEGER], Number.MAX_SAFE_INTEGER)).toBe(1);
+  });
+});
+
+describe("pickedAt", () => {
+  it("remembers a step, but nothing at the last position (the card then follows new steps)", () => {
+    expect(pickedAt([0, 10, 20], 1)).toBe(10);
+    expect(pickedAt([0, 10, 20], 0)).toBe(0);
+    expect(pickedAt([0, 10, 20], 2)).toBeNull();
+    expect(pickedAt([0, 10, 20], 7)).toBeNull();
+    expect(pickedAt([0, 10, 20], -1)).toBeNull();
+    expect(pickedAt([0, 10, 20], 0.5)).toBeNull();
+    expect(pickedAt([], 0)).toBeNull();
+  });
+
+  it("follows new steps after the last position was picked", () => {
+    const steps = [0, 10];
+    const picked = pickedAt(steps, 1);
+    expect(stepIndex([...steps, 20], picked)).toBe(2);
+    expect(stepIndex([...steps, 20], pickedAt(steps, 0))).toBe(0);
   });
 });
 

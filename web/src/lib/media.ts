@@ -54,6 +54,12 @@ export function stepIndex(steps: number[], wanted: number | null | undefined): n
   return wanted - steps[lo - 1] <= steps[lo] - wanted ? lo - 1 : lo;
 }
 
+/** The step to remember when the slider moves to `index`: null at the last position, so the card follows new steps. */
+export function pickedAt(steps: number[], index: number): number | null {
+  if (index >= steps.length - 1 || index < 0 || !Number.isInteger(index)) return null;
+  return steps[index];
+}
+
 /** At most `max` steps for the thumbnail strip, evenly spread, always with the first and the last. */
 export function thumbnailSteps(steps: number[], max: number): number[] {
   if (max <= 0) return [];
