@@ -47,9 +47,10 @@ export function DataTable({ content, label }: { content: TableContent; label: st
   );
 }
 
-/** Loads the first rows of a table artifact (`GET /runs/{id}/tables/content`) and shows them. */
-export function ArtifactTable({ runId, path, label }: { runId: number; path: string; label: string }) {
-  const content = usePoll(() => api.tableContent(runId, path, TABLE_ROWS), [runId, path], 0);
+/** Loads the first rows of a table artifact (`GET /runs/{id}/tables/content`) and shows them; again when `rev`
+ *  changes (a table logged anew under the same path). */
+export function ArtifactTable({ runId, path, label, rev }: { runId: number; path: string; label: string; rev?: string }) {
+  const content = usePoll(() => api.tableContent(runId, path, TABLE_ROWS), [runId, path, rev], 0);
   return (
     <>
       <ErrorNote error={content.error} />

@@ -113,7 +113,7 @@ function TableCard({ runId, series }: { runId: number; series: TableSeries }) {
           </select>
         </label>
       )}
-      <ArtifactTable runId={runId} path={current.path} label={`table ${key}`} />
+      <ArtifactTable runId={runId} path={current.path} label={`table ${key}`} rev={`${current.rows}:${current.columns.join(",")}`} />
     </div>
   );
 }

@@ -134,7 +134,7 @@ function Artifacts({ runId, live }: { runId: number; live: boolean }) {
     <section>
       <ErrorNote error={arts.error} />
       <input type="search" placeholder="path prefix" value={prefix} onChange={(e) => setPrefix(e.target.value)} aria-label="filter artifacts" />
-      {previewed && <ArtifactPreview key={previewed.path} runId={runId} artifact={previewed} onClose={() => setPreview(null)} />}
+      {previewed && <ArtifactPreview key={`${previewed.path}:${previewed.sha256}`} runId={runId} artifact={previewed} onClose={() => setPreview(null)} />}
       {arts.data && previewPath && !previewed && <p className="muted">This run has no artifact {previewPath}.</p>}
       <table className="list" data-testid="artifacts"><thead><tr><th>path</th><th>size</th><th>sha256</th><th /></tr></thead><tbody>
         {shown.map((a) => (
