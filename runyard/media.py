@@ -398,11 +398,12 @@ def _csv_cell(text: str) -> Any:
     return text
 
 
-def read_table(open_file: Callable[[], IO[bytes]], path: str, limit: int) -> dict[str, Any]:
+def read_table(open_file: Callable[[], IO[bytes]], path: str, limit: int, total: int | None = None) -> dict[str, Any]:
     """The first ``limit`` rows of a CSV, TSV or Parquet file: ``{columns, rows, total, truncated}``.
 
-    Never loads the whole file: CSV rows are parsed one at a time (the rest only counted),
-    Parquet row groups read until ``limit`` rows.
+    Never loads the whole file: CSV rows are parsed one at a time and the rest only counted
+    (not even read when ``total``, the row count the table list recorded, is given); Parquet
+    row groups are read until ``limit`` rows, the total comes from the footer.
 
     Raises:
         InvalidInput: not a .csv, .tsv or .parquet path, a file that does not parse, or Parquet
@@ -420,7 +421,7 @@ def read_table(open_file: Callable[[], IO[bytes]], path: str, limit: int) -> dic
         try:
             header = next(reader, [])
             rows = [[_csv_cell(names.clean_log_text(c)) for c in row] for row in islice(reader, limit)]
-            more = sum(1 for _ in reader)
+            more = total - len(rows) if total is not None and total >= len(rows) else sum(1 for _ in reader)
         except csv.Error as e:
             raise InvalidInput(f"{path!r} is not a CSV file that can be read ({e}).",
                                "Download it to look at it: GET /api/v1/runs/RUN/artifacts/PATH.") from None

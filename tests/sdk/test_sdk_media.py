@@ -266,28 +266,38 @@ def test_note_set_append_and_hostile_text(server: LiveServer) -> None:
     runyard.finish()
 
 
-def test_images_wait_for_a_server_that_comes_back(live_servers, tmp_path: Path) -> None:  # noqa: ANN001
+def test_images_never_wait_for_the_server_and_go_once_it_is_back(live_servers, tmp_path: Path) -> None:  # noqa: ANN001
     server = live_servers.start("away", env={"RUNYARD_SCHEDULER": "0"})
     with Client(server.url) as c:
         c.create_project("media")
         run_id = c.create_run("media", name="outage")["id"]
-    out_path = tmp_path / "out.txt"
+    server.stop()
+    marker = tmp_path / "logged"
     proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import os, time, numpy as np, runyard
-        run = runyard.init()
+        import numpy as np, runyard
+        run = runyard.init()  # attaches to the launched run: no request
         for i in range(5):
             run.log_image("k", np.full((3, 3), i, dtype=np.uint8), step=i)
-        open({str(out_path)!r}, "w").write("logged")
-        time.sleep(3)
-        runyard.finish()
+        run.log_table("t", [{{"a": 1}}])
+        open({str(marker)!r}, "w").write("logged")
+        runyard.finish()  # waits for the server, up to RUNYARD_SDK_FLUSH_TIMEOUT_S
     """)], env={**os.environ, "PYTHONPATH": SOURCE, "RUNYARD_SERVER": server.url, "RUNYARD_RUN_ID": str(run_id),
-                "RUNYARD_SDK_FLUSH_TIMEOUT_S": "60"}, stderr=subprocess.PIPE, text=True)
-    server.stop()  # the images are queued while the server is down...
-    server.start()  # ... and sent once it is back
-    _, err = proc.communicate(timeout=120)
+                "RUNYARD_SDK_FLUSH_TIMEOUT_S": "120"}, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        # Every call returned with the server down; the process now waits in finish() for it.
+        assert marker.exists() and proc.poll() is None
+        server.start()
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, err
-    assert out_path.read_text() == "logged"
     assert [i["step"] for i in _images(server, run_id)] == [0, 1, 2, 3, 4]
+    with Client(server.url) as c:
+        assert [t["key"] for t in c.list_tables(run_id)] == ["t"]
 
 
 @pytest.mark.slow

@@ -73,7 +73,8 @@ def table_content(run_id: int, request: Request,
         store.get_run(run_id)
         raise NotFound(f"Run {run_id} has no artifact {clean!r}.", f"List them with `runyard info {run_id}`.")
     storage: ArtifactStorage = request.app.state.artifacts
-    table = media.read_table(lambda: storage.open_run_file(run_id, clean), clean, limit)
+    # A listed CSV table's rows were counted as it was uploaded: the rest of the file need not be read.
+    table = media.read_table(lambda: storage.open_run_file(run_id, clean), clean, limit, store.find_media_rows(run_id, clean))
     return TableContent(path=clean, **table)
 
 
