@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 ADMIN_PW = "admin-pw-0123456789"
 ALICE_PW = "alice-pw-123"
 BOB_PW = "bob-pw-1234"
+POLL_WAIT_MS = 30_000  # the page polls every 2 s; generous for a loaded machine
 
 # One solid colour per step, so the page's picture says which step it shows.
 COLOURS = {0: (255, 0, 0), 5: (0, 160, 0), 10: (0, 0, 255)}
@@ -267,18 +268,18 @@ def test_a_live_runs_images_follow_new_steps_until_one_is_picked(yard: Yard, pag
     card = page.locator('[data-testid="image-card"][data-key="live"]')
     expect(card.get_by_test_id("image-step")).to_have_text("step 0")
     c.upload_artifact(run["id"], "media/images/live/1-0.png", png((0, 255, 0)))
-    expect(card.get_by_test_id("image-step")).to_have_text("step 1")  # followed
+    expect(card.get_by_test_id("image-step")).to_have_text("step 1", timeout=POLL_WAIT_MS)  # followed
     slider = card.get_by_role("slider", name="step of live")
     slider.focus()
     page.keyboard.press("ArrowLeft")
     expect(card.get_by_test_id("image-step")).to_have_text("step 0")
     c.upload_artifact(run["id"], "media/images/live/2-0.png", png((0, 0, 255)))
-    expect(card.get_by_text("(1 of 3)")).to_be_visible()
+    expect(card.get_by_text("(1 of 3)")).to_be_visible(timeout=POLL_WAIT_MS)
     expect(card.get_by_test_id("image-step")).to_have_text("step 0")  # a picked step stays
     page.keyboard.press("End")
     expect(card.get_by_test_id("image-step")).to_have_text("step 2")
     c.upload_artifact(run["id"], "media/images/live/3-0.png", png((9, 9, 9)))
-    expect(card.get_by_test_id("image-step")).to_have_text("step 3")  # at the end it follows again
+    expect(card.get_by_test_id("image-step")).to_have_text("step 3", timeout=POLL_WAIT_MS)  # at the end it follows again
     c.cancel_run(run["id"])
 
 
