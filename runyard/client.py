@@ -485,6 +485,25 @@ class Client:
         return self._download(f"/runs/{run_id}/artifacts/{_q(path)}", dest, progress)
 
     # ----------------------------------------------------------- blobs/snapshots
+    # --------------------------------------------------------------- media, note
+    def list_run_images(self, run_id: int, key: str | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/images",
+                                                 params={"key": key} if key is not None else None)["items"]
+        return items
+
+    def list_tables(self, run_id: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/tables")["items"]
+        return items
+
+    def table_content(self, run_id: int, path: str, limit: int = 1000) -> dict[str, Any]:
+        return self._json("GET", f"/runs/{run_id}/tables/content", params={"path": path, "limit": limit})
+
+    def get_note(self, run_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/runs/{run_id}/note")
+
+    def set_note(self, run_id: int, text: str) -> dict[str, Any]:
+        return self._json("PUT", f"/runs/{run_id}/note", json={"text": text})
+
     def missing_blobs(self, digests: list[str]) -> list[str]:
         missing: list[str] = self._json("POST", "/blobs/missing", json={"digests": digests})["missing"]
         return missing

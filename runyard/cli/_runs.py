@@ -1,4 +1,4 @@
-"""Run commands: ``ls``, ``status``, ``info``, ``logs``, ``cancel``, ``download``."""
+"""Run commands: ``ls``, ``status``, ``info``, ``note``, ``logs``, ``cancel``, ``download``."""
 
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ def info(
     run_id: int = typer.Argument(..., metavar="RUN", help="Run id."),
     json_: bool = typer.Option(False, "--json", help="Print the run and its artifacts as JSON."),
 ) -> None:
-    """Everything about a run: status, timing, params, metric summaries, tags, tasks, artifacts.
+    """Everything about a run: status, timing, params, metric summaries, tags, tasks, note, artifacts.
 
     Examples:
 
@@ -255,8 +255,9 @@ def info(
         run = client.get_run(run_id)
         metrics = run.get("metrics") or client.metric_summaries(run_id)
         artifacts = client.list_artifacts(run_id)
+        note = client.get_note(run_id)
     if json_:
-        print_json({**run, "metrics": metrics, "artifacts": artifacts})
+        print_json({**run, "metrics": metrics, "artifacts": artifacts, "note": note})
         return
     con = console()
     title = f"Run {run['id']}" + (f" ({_escape(run['name'])})" if run.get("name") else "")
@@ -332,6 +333,11 @@ def info(
                       fmt_duration(run_duration(task)), *((_escape(task.get("address") or "-"),) if rendezvous else ()))
         con.print(t)
 
+    if note.get("text"):
+        con.print(f"\n[bold]Note[/] [dim]({_escape(note.get('updated_by') or '-')}, {_escape(note.get('updated_at') or '-')})[/]")
+        for line in note["text"].splitlines():
+            con.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+
     con.print("\n[bold]Artifacts[/]")
     if artifacts:
         t = Table(box=None, header_style="bold", padding=(0, 2, 0, 2))
@@ -343,6 +349,77 @@ def info(
         con.print(f"  Download them with `runyard download {run['id']}`.", markup=False, style="dim")
     else:
         con.print("  (none)")
+
+
+# ----------------------------------------------------------------------- note
+NOTE_MAX = 100_000
+
+
+@app.command("note")
+def note(
+    run_id: int = typer.Argument(..., metavar="RUN", help="Run id."),
+    text: str | None = typer.Argument(None, metavar="[TEXT]", help="The new note (Markdown); \"\" clears it."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the note from this file ('-': standard input)."),
+    append: bool = typer.Option(False, "--append", "-a", help="Add TEXT as a new paragraph after the current note."),
+    json_: bool = typer.Option(False, "--json", help="Print the note as JSON."),
+) -> None:
+    """Set a run's note (Markdown, shown in the UI and by `runyard info`), or print it.
+
+    With neither TEXT nor --file the note is printed. Setting it needs the editor role in the
+    run's project. The note holds at most 100,000 characters.
+
+    Examples:
+
+        $ runyard note 1 "Best so far: **lr 0.1**, no augmentation."
+
+        $ runyard note 1 "Loss plateaus after epoch 3." --append
+
+        $ runyard note 1 --file -
+
+        $ runyard note 1
+    """
+    import sys
+
+    import runyard.names as names
+
+    if text is not None and file is not None:
+        raise InvalidInput("Give the note as TEXT or with --file, not both.",
+                           f"e.g. `runyard note {run_id} \"text\"` or `runyard note {run_id} --file notes.md`.")
+    if file is not None:
+        try:
+            raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        except OSError as e:
+            raise InvalidInput(f"Cannot read the note from {str(file)!r}: {e.strerror or e}.",
+                               "Pass an existing text file, or '-' for standard input.") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"The note file {str(file)!r} is not UTF-8 text (byte {e.start}).",
+                               "Save it as UTF-8, e.g. `iconv -t UTF-8 notes.md > notes-utf8.md`.") from None
+    with get_client() as client:
+        if text is None:
+            current = client.get_note(run_id)
+        else:
+            names.check_text(text, "The note")
+            if append:
+                old = client.get_note(run_id)["text"]
+                text = f"{old.rstrip()}\n\n{text}" if old.strip() else text
+            if len(text) > NOTE_MAX:
+                raise InvalidInput(f"A run's note holds at most {NOTE_MAX:,} characters, but this one has {len(text):,}.",
+                                   "Shorten it, or store long text as an artifact and link it from the note.")
+            current = client.set_note(run_id, text)
+    if json_:
+        print_json(current)
+        return
+    con = console()
+    if text is not None:
+        con.print(f"Run {run_id}: note {'cleared' if not current['text'] else 'saved'} "
+                  f"({len(current['text']):,} characters).", markup=False, highlight=False)
+        return
+    if not current["text"]:
+        con.print(f"Run {run_id} has no note. Set one with `runyard note {run_id} TEXT`.", markup=False, highlight=False)
+        return
+    con.print(current["text"], markup=False, highlight=False, soft_wrap=True)
 
 
 # ----------------------------------------------------------------------- logs

@@ -27,7 +27,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     0: ("runyard.errors", "runyard.config", "runyard._version", "runyard._manifest", "runyard._proc",
         "runyard._sysmetrics", "runyard._failpoints"),
     1: ("runyard.names", "runyard.configfile", "runyard._http", "runyard._git"),
-    2: ("runyard.records",),
+    2: ("runyard.records", "runyard.media"),
     3: ("runyard.store", "runyard.search", "runyard.launch", "runyard.spool", "runyard.artifacts", "runyard._local",
         "runyard.containers"),
     4: ("runyard.client", "runyard.spec"),
