@@ -367,9 +367,10 @@ def parquet_shape(f: IO[bytes]) -> tuple[int, tuple[str, ...]] | None:
         return None
     try:
         meta = pq.ParquetFile(f).metadata
+        columns = tuple(names.clean_log_text(str(c)) for c in meta.schema.to_arrow_schema().names)
     except Exception:  # noqa: BLE001  (pyarrow raises several kinds for a file that is not Parquet)
         return None
-    return meta.num_rows, tuple(meta.schema.to_arrow_schema().names)
+    return int(meta.num_rows), columns
 
 
 # ------------------------------------------------------------------ reading a table

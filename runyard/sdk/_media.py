@@ -313,10 +313,14 @@ class MediaUploader:
 
     def _main(self) -> None:
         backoff = 0.0
+        retry_at = 0.0  # while the server is away, new files do not hasten the next attempt
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
+                while not self._stopping:
+                    wait_s = retry_at - time.monotonic()
+                    if self._queue and wait_s <= 0:
+                        break
+                    self._cond.wait(wait_s if self._queue else None)
                 if self._stopping:
                     return
                 path, data = self._queue[0]
@@ -328,11 +332,11 @@ class MediaUploader:
                     self._queue.popleft()
                     self._bytes -= len(data)
                 self._cond.notify_all()
-                if done:
-                    backoff = 0.0
-                    continue
+            if done:
+                backoff = retry_at = 0.0
+            else:
                 backoff = min(max(backoff * 2, _BACKOFF_MIN_S), _BACKOFF_MAX_S)
-                self._cond.wait(backoff)
+                retry_at = time.monotonic() + backoff
 
     def _upload(self, path: str, data: bytes) -> bool:
         """True when the file is done with (stored, or refused for good)."""

@@ -363,3 +363,15 @@ def test_images_tables_and_notes_on_a_postgresql_server(live_servers, pg_url: st
         assert (table["step"], table["rows"], table["columns"]) == (1, 1, ["ünï", "n"])
         assert c.table_content(run.id, table["path"])["rows"] == [["x\ny", 1]]
         assert c.get_note(run.id)["text"] == "# PostgreSQL ✓"
+        # Names PostgreSQL text cannot hold, in files uploaded by hand, are listed cleaned (never a 500).
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"a\x00b": [1]}), buf)
+        c.upload_artifact(run.id, "media/tables/p.parquet", buf.getvalue())
+        c.upload_artifact(run.id, "media/tables/c.csv", b"x\x00y,\xff\n1,2\n")
+        c.upload_artifact(run.id, "media/images/n/0-0.png", media.encode_png(b"\x00", 1, 1, 1, "cap\x00tion"))
+        listed = {t["key"]: t["columns"] for t in c.list_tables(run.id)}
+        assert listed["p"] == ["a\ufffdb"] and listed["c"] == ["x\ufffdy", "\ufffd"]
+        assert _images(server, run.id, "n")[0]["caption"] == "cap\ufffdtion"
