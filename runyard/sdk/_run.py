@@ -424,8 +424,9 @@ class Run:
             from runyard.sdk._media import DEFAULT_BUFFER_MB, MediaUploader
 
             cap = _env_number("RUNYARD_SDK_MEDIA_BUFFER_MB", DEFAULT_BUFFER_MB, float)
+            spool_dir = self._sender.spool_dir if self._sender is not None else None
             self._media = MediaUploader(self._client, lambda: self.id, self._reporter,  # type: ignore[arg-type]
-                                        int(cap * 1048576))
+                                        int(cap * 1048576), spool_dir)
         return self._media.put(path, data)
 
     def note(self, text: str, append: bool = False) -> None:
@@ -612,8 +613,8 @@ class Run:
         from runyard.sdk._sender import CREATE_FILE
 
         directory = self._pending.path.parent
-        if any(p.suffix == ".json" for p in directory.iterdir()):
-            return  # metric batches another process of the run left: `runyard sync` still needs the id mapping
+        if any(p.suffix == ".json" or p.is_dir() for p in directory.iterdir()):
+            return  # metric batches or media another process of the run left: `runyard sync` still needs the id mapping
         (directory / CREATE_FILE).unlink(missing_ok=True)
         try:
             directory.rmdir()
