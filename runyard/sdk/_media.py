@@ -221,7 +221,11 @@ def table_bytes(data: Any, fmt: str) -> bytes:
         except ImportError:
             raise _missing("pyarrow", "pyarrow", "log_table(format='parquet')") from None
         buf = io.BytesIO()
-        data.to_parquet(buf, index=False)
+        try:
+            data.to_parquet(buf, index=False)
+        except (ValueError, TypeError) as e:  # e.g. column names that are not strings, mixed-type columns
+            raise InvalidInput(f"log_table(): the DataFrame does not make a Parquet table ({e}).",
+                               "Give it string column names and one type per column, or use format='csv'.") from None
         return buf.getvalue()
     columns, rows = _columns_rows(data)
     rows = _check_cells(columns, rows)

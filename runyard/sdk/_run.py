@@ -384,8 +384,9 @@ class Run:
 
         Args:
             key: a metric-like name, '/' separating levels; its last level must not be an integer.
-            data: a pandas DataFrame, a list of dicts (one per row; the columns are every key seen,
-                in order), or ``{"columns": [...], "rows": [[...], ...]}``. None is an empty cell.
+            data: a pandas DataFrame (its index is not stored: ``df.reset_index()`` keeps it), a list
+                of dicts (one per row; the columns are every key seen, in order), or
+                ``{"columns": [...], "rows": [[...], ...]}``. None is an empty cell.
             step: None stores ``media/tables/<key>.<format>`` (a later call replaces it); a step
                 stores ``media/tables/<key>/<step>.<format>``.
             format: ``"csv"`` (the standard library writes it) or ``"parquet"`` (needs pyarrow).

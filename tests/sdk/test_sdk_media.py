@@ -219,6 +219,11 @@ def test_bad_tables_raise_clear_errors(server: LiveServer) -> None:
         run.log_table("t", [{"a": 1}], step=float("-inf"))
     with pytest.raises(TypeError, match="DataFrame, a list of dicts"):
         run.log_table("t", "a,b\n1,2")
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(InvalidInput, match="does not make a Parquet table"):
+        run.log_table("t", pd.DataFrame({"a": [1, "x"]}), format="parquet")  # one column of two types
+    with pytest.raises(InvalidInput, match="unpaired surrogate"):
+        run.log_table("t", pd.DataFrame({"a": ["\udc80"]}, dtype=object))
     run.finish()
 
 
