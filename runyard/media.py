@@ -76,6 +76,7 @@ MAX_TABLE_LIMIT = 10_000
 NOTE_MAX = 100_000  # characters of a run's note (Markdown)
 _MAX_KEY_DEPTH = 28  # MAX_PATH_DEPTH (32) less media/images/ and the file name, with room to spare
 _MAX_PART_BYTES = 200  # = runyard.artifacts.MAX_NAME_BYTES (artifacts is a layer above)
+_MAX_KEY_BYTES = 900  # with media/images/ and /<step>-<n>.png, within MAX_PATH_BYTES (1024)
 _PNG_SIG = b"\x89PNG\r\n\x1a\n"
 _IMAGE_NAME = re.compile(r"(-?\d+)-(\d+)\.png")
 _INT = re.compile(r"-?\d+")
@@ -89,7 +90,7 @@ def media_key_problem(key: Any, kind: str) -> str | None:
 
     A key is a metric-like name (:func:`runyard.names.key_problem`) that also makes a path inside
     the run: names separated by '/', none of them empty, '.' or '..', no backslash, at most
-    28 levels and 200 bytes a name. A table key's last name must not be an integer: the path
+    28 levels, 200 bytes a name and 900 bytes in all. A table key's last name must not be an integer: the path
     ``media/tables/x/3.csv`` is table ``x`` at step 3.
     """
     problem = names.key_problem(key)
@@ -100,6 +101,8 @@ def media_key_problem(key: Any, kind: str) -> str | None:
         return "must be names separated by '/' (a path inside the run), without empty names, '.', '..' or backslashes"
     if len(parts) > _MAX_KEY_DEPTH:
         return f"must have at most {_MAX_KEY_DEPTH} levels separated by '/', but has {len(parts)}"
+    if len(key.encode("utf-8")) > _MAX_KEY_BYTES:
+        return f"must be at most {_MAX_KEY_BYTES} bytes (UTF-8) long, to make a path of the run"
     if any(len(p.encode("utf-8")) > _MAX_PART_BYTES for p in parts):
         return f"must have names of at most {_MAX_PART_BYTES} bytes (UTF-8) between its '/'"
     if kind == "table" and _INT.fullmatch(parts[-1]):
@@ -367,9 +370,10 @@ def parquet_shape(f: IO[bytes]) -> tuple[int, tuple[str, ...]] | None:
         return None
     try:
         meta = pq.ParquetFile(f).metadata
+        columns = tuple(names.clean_log_text(str(c)) for c in meta.schema.to_arrow_schema().names)
     except Exception:  # noqa: BLE001  (pyarrow raises several kinds for a file that is not Parquet)
         return None
-    return meta.num_rows, tuple(meta.schema.to_arrow_schema().names)
+    return int(meta.num_rows), columns
 
 
 # ------------------------------------------------------------------ reading a table

@@ -72,11 +72,16 @@ def test_good_keys(key: str) -> None:
 
 
 @pytest.mark.parametrize("key", ["", "/a", "a/", "a//b", "a/./b", "..", "a/..", "a\\b", "a\x00", "\ud800", "a\nb",
-                                 "x" * 201, "/".join("a" * 29), "\u202e", 3, None])
+                                 "x" * 201, "/".join("a" * 29), "/".join(["\U0001f600" * 49] * 5), "\u202e", 3, None])
 def test_bad_keys(key: object) -> None:
     assert media.media_key_problem(key, "image") is not None
     with pytest.raises(InvalidInput, match="An image key"):
         media.check_media_key(key, "image")
+
+
+def test_a_key_of_many_wide_characters_is_refused_by_its_bytes() -> None:
+    key = "/".join(["\U0001f600" * 49] * 5)  # 249 characters, names of 196 bytes, 984 bytes in all
+    assert "900 bytes" in (media.media_key_problem(key, "image") or "")
 
 
 def test_a_table_key_may_not_end_in_an_integer() -> None:

@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from runyard.client import Client
     from runyard.spool import SpoolClient
 
-__all__ = ["DEFAULT_BUFFER_MB", "MediaUploader", "image_png", "table_bytes"]
+__all__ = ["DEFAULT_BUFFER_MB", "SPOOL_MEDIA", "MediaUploader", "image_png", "table_bytes"]
 
 DEFAULT_BUFFER_MB = 256
+SPOOL_MEDIA = "artifacts"  # under a run's spool directory: files close() could not upload, by artifact path
 _BACKOFF_MIN_S = 0.5
 _BACKOFF_MAX_S = 10.0
 
@@ -220,7 +221,11 @@ def table_bytes(data: Any, fmt: str) -> bytes:
         except ImportError:
             raise _missing("pyarrow", "pyarrow", "log_table(format='parquet')") from None
         buf = io.BytesIO()
-        data.to_parquet(buf, index=False)
+        try:
+            data.to_parquet(buf, index=False)
+        except (ValueError, TypeError) as e:  # e.g. column names that are not strings, mixed-type columns
+            raise InvalidInput(f"log_table(): the DataFrame does not make a Parquet table ({e}).",
+                               "Give it string column names and one type per column, or use format='csv'.") from None
         return buf.getvalue()
     columns, rows = _columns_rows(data)
     rows = _check_cells(columns, rows)
@@ -255,14 +260,18 @@ class MediaUploader:
         reporter: where problems are told, once each.
         cap_bytes: most bytes waiting; a file beyond is dropped and reported (memory stays bounded).
 
+        spool_dir: where :meth:`close` saves the files still unsent (under ``artifacts/``), for
+            ``runyard sync``; None: they are lost (reported).
+
     A 4xx answer drops the file (reported once per error code); no answer or a 5xx keeps it and
-    retries, 0.5 s doubling to 10 s. :meth:`close` waits for the queue up to a timeout and reports
-    what is left unsent. Thread safety: :meth:`put`, :meth:`flush` and :meth:`close` from any thread.
+    retries, 0.5 s doubling to 10 s. :meth:`close` waits for the queue up to a timeout, then saves
+    what is left. Thread safety: :meth:`put`, :meth:`flush` and :meth:`close` from any thread.
     """
 
     def __init__(self, client: Client | SpoolClient, run_id: Callable[[], int | None], reporter: Reporter,
-                 cap_bytes: int) -> None:
+                 cap_bytes: int, spool_dir: Path | None = None) -> None:
         self._client = client
+        self._spool_dir = spool_dir
         self._run_id = run_id
         self._reporter = reporter
         self._cap = cap_bytes
@@ -299,24 +308,54 @@ class MediaUploader:
         return True
 
     def close(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the queue, stop the thread, and save what is left for ``runyard sync``.
+
+        Returns:
+            True when every file reached the server (or was refused for good).
+        """
         ok = self.flush(timeout_s)
         with self._cond:
             self._stopping = True
-            left = [p for p, _ in self._queue]
+            left = list(self._queue)
             self._queue.clear()
             self._bytes = 0
             self._cond.notify_all()
         if left:
-            self._reporter.once("media-left", f"{len(left)} images or tables of run {self._run_id()} could not be "
-                                              f"uploaded in time and are lost, e.g. {left[0]!r}.")
+            self._save(left)
         return ok
+
+    def _save(self, left: list[tuple[str, bytes]]) -> None:
+        name = self._run_id()
+        if self._spool_dir is not None:
+            root = self._spool_dir / SPOOL_MEDIA
+            try:
+                for path, data in left:
+                    dest = root / path
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+                    tmp.write_bytes(data)
+                    os.replace(tmp, dest)  # a whole file or none: `runyard sync` never sends half of one
+            except OSError as e:
+                self._reporter.once("media-left", f"{len(left)} images or tables of run {name} could not be uploaded, "
+                                                  f"nor saved in {root} ({e}), and are lost.")
+                return
+            self._reporter.once("media-left", f"{len(left)} images or tables of run {name} could not be uploaded in "
+                                              f"time; they are saved in {root}: send them with `runyard sync` once the "
+                                              f"server is back.")
+            return
+        self._reporter.once("media-left", f"{len(left)} images or tables of run {name} could not be uploaded in time "
+                                          f"and are lost, e.g. {left[0][0]!r}.")
 
     def _main(self) -> None:
         backoff = 0.0
+        retry_at = 0.0  # while the server is away, new files do not hasten the next attempt
         while True:
             with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
+                while not self._stopping:
+                    wait_s = retry_at - time.monotonic()
+                    if self._queue and wait_s <= 0:
+                        break
+                    self._cond.wait(wait_s if self._queue else None)
                 if self._stopping:
                     return
                 path, data = self._queue[0]
@@ -328,11 +367,11 @@ class MediaUploader:
                     self._queue.popleft()
                     self._bytes -= len(data)
                 self._cond.notify_all()
-                if done:
-                    backoff = 0.0
-                    continue
+            if done:
+                backoff = retry_at = 0.0
+            else:
                 backoff = min(max(backoff * 2, _BACKOFF_MIN_S), _BACKOFF_MAX_S)
-                self._cond.wait(backoff)
+                retry_at = time.monotonic() + backoff
 
     def _upload(self, path: str, data: bytes) -> bool:
         """True when the file is done with (stored, or refused for good)."""

@@ -384,8 +384,9 @@ class Run:
 
         Args:
             key: a metric-like name, '/' separating levels; its last level must not be an integer.
-            data: a pandas DataFrame, a list of dicts (one per row; the columns are every key seen,
-                in order), or ``{"columns": [...], "rows": [[...], ...]}``. None is an empty cell.
+            data: a pandas DataFrame (its index is not stored: ``df.reset_index()`` keeps it), a list
+                of dicts (one per row; the columns are every key seen, in order), or
+                ``{"columns": [...], "rows": [[...], ...]}``. None is an empty cell.
             step: None stores ``media/tables/<key>.<format>`` (a later call replaces it); a step
                 stores ``media/tables/<key>/<step>.<format>``.
             format: ``"csv"`` (the standard library writes it) or ``"parquet"`` (needs pyarrow).
@@ -424,8 +425,9 @@ class Run:
             from runyard.sdk._media import DEFAULT_BUFFER_MB, MediaUploader
 
             cap = _env_number("RUNYARD_SDK_MEDIA_BUFFER_MB", DEFAULT_BUFFER_MB, float)
+            spool_dir = self._sender.spool_dir if self._sender is not None else None
             self._media = MediaUploader(self._client, lambda: self.id, self._reporter,  # type: ignore[arg-type]
-                                        int(cap * 1048576))
+                                        int(cap * 1048576), spool_dir)
         return self._media.put(path, data)
 
     def note(self, text: str, append: bool = False) -> None:
@@ -612,8 +614,8 @@ class Run:
         from runyard.sdk._sender import CREATE_FILE
 
         directory = self._pending.path.parent
-        if any(p.suffix == ".json" for p in directory.iterdir()):
-            return  # metric batches another process of the run left: `runyard sync` still needs the id mapping
+        if any(p.suffix == ".json" or p.is_dir() for p in directory.iterdir()):
+            return  # metric batches or media another process of the run left: `runyard sync` still needs the id mapping
         (directory / CREATE_FILE).unlink(missing_ok=True)
         try:
             directory.rmdir()

@@ -219,6 +219,11 @@ def test_bad_tables_raise_clear_errors(server: LiveServer) -> None:
         run.log_table("t", [{"a": 1}], step=float("-inf"))
     with pytest.raises(TypeError, match="DataFrame, a list of dicts"):
         run.log_table("t", "a,b\n1,2")
+    pd = pytest.importorskip("pandas")
+    with pytest.raises(InvalidInput, match="does not make a Parquet table"):
+        run.log_table("t", pd.DataFrame({"a": [1, "x"]}), format="parquet")  # one column of two types
+    with pytest.raises(InvalidInput, match="unpaired surrogate"):
+        run.log_table("t", pd.DataFrame({"a": ["\udc80"]}, dtype=object))
     run.finish()
 
 
@@ -363,3 +368,49 @@ def test_images_tables_and_notes_on_a_postgresql_server(live_servers, pg_url: st
         assert (table["step"], table["rows"], table["columns"]) == (1, 1, ["ünï", "n"])
         assert c.table_content(run.id, table["path"])["rows"] == [["x\ny", 1]]
         assert c.get_note(run.id)["text"] == "# PostgreSQL ✓"
+        # Names PostgreSQL text cannot hold, in files uploaded by hand, are listed cleaned (never a 500).
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"a\x00b": [1]}), buf)
+        c.upload_artifact(run.id, "media/tables/p.parquet", buf.getvalue())
+        c.upload_artifact(run.id, "media/tables/c.csv", b"x\x00y,\xff\n1,2\n")
+        c.upload_artifact(run.id, "media/images/n/0-0.png", media.encode_png(b"\x00", 1, 1, 1, "cap\x00tion"))
+        listed = {t["key"]: t["columns"] for t in c.list_tables(run.id)}
+        assert listed["p"] == ["a\ufffdb"] and listed["c"] == ["x\ufffdy", "\ufffd"]
+        assert _images(server, run.id, "n")[0]["caption"] == "cap\ufffdtion"
+
+
+def test_files_unsent_at_finish_are_saved_and_runyard_sync_sends_them(live_servers, tmp_path: Path,  # noqa: ANN001
+                                                                      runyard_home: Path) -> None:
+    server = live_servers.start("sync", env={"RUNYARD_SCHEDULER": "0"})
+    with Client(server.url) as c:
+        c.create_project("media")
+        run_id = c.create_run("media", name="offline")["id"]
+    server.stop()
+    out = _run_script(server, """
+        import numpy as np, runyard
+        run = runyard.init()
+        run.log_image("k", np.zeros((2, 3), dtype=np.uint8), step=4, caption="saved")
+        run.log_table("t", [{"a": 1}])
+        runyard.finish()
+    """, env={"RUNYARD_RUN_ID": str(run_id), "RUNYARD_SDK_FLUSH_TIMEOUT_S": "1", "RUNYARD_HOME": str(runyard_home)})
+    assert out.returncode == 0, out.stderr
+    saved = runyard_home / "spool" / str(run_id) / "artifacts"
+    assert "send them with `runyard sync`" in out.stderr
+    assert sorted(p.relative_to(saved).as_posix() for p in saved.rglob("*") if p.is_file()) == [
+        "media/images/k/4-0.png", "media/tables/t.csv"]
+    server.start()
+    from typer.testing import CliRunner
+
+    from runyard.cli import app
+
+    res = CliRunner().invoke(app, ["sync"], env={"RUNYARD_SERVER": server.url})
+    assert res.exit_code == 0, res.output
+    assert f"run {run_id}: sent 0 metric points in 0 batches, 2 images and tables" in res.output
+    (image,) = _images(server, run_id)
+    assert (image["step"], image["caption"], image["width"]) == (4, "saved", 3)
+    with Client(server.url) as c:
+        assert [t["path"] for t in c.list_tables(run_id)] == ["media/tables/t.csv"]
+    assert not (runyard_home / "spool" / str(run_id)).exists()

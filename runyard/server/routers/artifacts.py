@@ -139,7 +139,8 @@ def _parquet_info(storage: ArtifactStorage, run_id: int, path: str) -> media.Med
     if table is None:
         return None
     key, step, fmt = table
-    shape = media.parquet_shape(storage.open_run_file(run_id, path))
+    with storage.open_run_file(run_id, path) as f:
+        shape = media.parquet_shape(f)
     n_rows, columns = shape if shape is not None else (-1, ())
     return media.MediaInfo("table", key, step, format=fmt, n_rows=n_rows, columns=columns)
 
