@@ -56,7 +56,7 @@ def ctr_yard(slurm_cluster: str, podman_image: str, wheelhouse: Path,
             subprocess.run(["scancel", job_file.read_text().strip()], capture_output=True, check=False)
 
 
-def _digits(tmp_path: Path, name: str, image: str, *, runs: int = 4, extra: str = "") -> Path:
+def _digits(tmp_path: Path, name: str, image: str, *, runs: int = 3, extra: str = "") -> Path:
     project = tmp_path / name
     shutil.copytree(ROOT / "examples" / "digits-sweep", project)
     yml = (project / "runyard.yml").read_text()
@@ -77,14 +77,14 @@ def test_the_digits_sweep_runs_in_an_image_built_once_with_podman(ctr_yard: Yard
     exp = _run(ctr_yard, _digits(tmp_path, "ctr-digits", podman_image))
     assert exp["status"] == "succeeded", ctr_yard.describe(exp["id"])
     runs = ctr_yard.runs(exp["id"])
-    assert len(runs) == 4
+    assert len(runs) == 3
     done = [r for r in runs if r["status"] == "succeeded"]
     assert done
     logs = {r["id"]: log_texts(ctr_yard.client, r["id"]) for r in runs}
     # One build for the sweep (or none, when an earlier session built the same inputs); reused by the rest.
     built = [rid for rid, texts in logs.items() if any(t.startswith("[runyard] building image") for t in texts)]
     assert len(built) <= 1, built
-    assert sum(any("was built before" in t for t in texts) for texts in logs.values()) >= 3
+    assert sum(any("was built before" in t for t in texts) for texts in logs.values()) >= 2
     full = ctr_yard.client.get_run(done[0]["id"])
     assert "val/accuracy" in ctr_yard.client.metric_summaries(full["id"])
     tags = [ctr_yard.client.get_run(r["id"])["tags"] for r in runs]
@@ -92,7 +92,7 @@ def test_the_digits_sweep_runs_in_an_image_built_once_with_podman(ctr_yard: Yard
     assert full["tags"]["runyard.image"].startswith("localhost/runyard-build:")
 
     images = json.loads(ctr_yard.cli("images", "--project", "ctr-digits", "--json").stdout)
-    assert len(images) == 1 and images[0]["runs"] == 4 and images[0]["runtime"] == "podman"
+    assert len(images) == 1 and images[0]["runs"] == 3 and images[0]["runtime"] == "podman"
     table = ctr_yard.cli("images", "--project", "ctr-digits")
     assert table.returncode == 0 and "localhost/runyard-build:" in table.stdout
 
