@@ -28,10 +28,10 @@ $(UI_DEPS): web/package-lock.json
 $(UI_INDEX): $(UI_DEPS) $(UI_SOURCES)
 	cd web && npm run build
 
-# The frameworks the distributed-run tests drive for real (PyTorch, XGBoost, JAX, Ray, TensorFlow):
-# ~1.5 GB of wheels, so only `make test` installs them, not `make demo`.
+# The frameworks the distributed-run and integration tests drive for real (PyTorch, XGBoost, JAX, Ray, TensorFlow,
+# Lightning, Transformers, LightGBM): ~1.5 GB of wheels, so only `make test` installs them, not `make demo`.
 $(VENV)/.installed-dist: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[test,examples,distributed-test]'
+	$(PY) -m pip install -q -e '.[test,examples,distributed-test,integrations-test]'
 	@touch $@
 
 ## install-test: the test dependencies on top of install (the distributed-run frameworks)
