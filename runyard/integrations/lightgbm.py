@@ -8,7 +8,7 @@ Example::
     booster = lgb.train({"objective": "regression", "learning_rate": 0.1}, train, num_boost_round=200,
                         valid_sets=[valid], valid_names=["valid"], callbacks=[runyard_callback()])
 
-Also with the scikit-learn API: ``LGBMRegressor().fit(x, y, eval_set=[...], callbacks=[runyard_callback()])``.
+Also with the scikit-learn API: ``LGBMRegressor().fit(x, y, eval_X=..., eval_y=..., callbacks=[runyard_callback()])``.
 Needs ``pip install 'runyard[lightgbm]'``.
 """
 
@@ -51,12 +51,14 @@ class RunyardCallback:
     The run stays open after training; it ends with ``runyard.finish()`` or the process.
     """
 
-    order = 25  # after LightGBM's log_evaluation (10) and record_evaluation (20), before its early_stopping (30)
     before_iteration = False
 
     def __init__(self, run: Run | None = None, *, project: str | None = None, name: str = "",
                  log_model: bool = True) -> None:
         self._ref = RunRef(run, project, name, "runyard.integrations.lightgbm")
+        # After the callbacks given without an order and LightGBM's log_evaluation (10) and record_evaluation (20),
+        # before its early_stopping (30). An instance attribute: lgb.train() gives one without it a place by its index.
+        self.order = 25
         self.log_model = log_model
         self.stopped_at: int | None = None  # the iteration training stopped after, if Runyard stopped it
 
