@@ -122,8 +122,8 @@ def make_classes(pl: ModuleType, logger_utils: ModuleType, integration: str) -> 
         """Stops training (``trainer.should_stop``) once the run was stopped on the server.
 
         The experiment's early-stopping rule prunes a run, or a user cancels it: then
-        :func:`runyard.should_stop` turns true, and this ends ``fit`` after the current batch,
-        as Lightning's own EarlyStopping would (every process of a distributed run stops
+        :func:`runyard.should_stop` turns true, and this ends ``fit`` after the current batch
+        (checked after each batch, epoch and validation), as Lightning's own EarlyStopping would (every process of a distributed run stops
         when any of them sees it).
 
         Args:
@@ -136,6 +136,9 @@ def make_classes(pl: ModuleType, logger_utils: ModuleType, integration: str) -> 
             self.stopped_at: int | None = None  # the global step training stopped at, if it did
 
         def on_train_batch_end(self, trainer: Any, pl_module: Any, outputs: Any, batch: Any, batch_idx: int) -> None:
+            self._check(trainer)
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
             self._check(trainer)
 
         def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
