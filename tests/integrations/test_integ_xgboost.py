@@ -71,25 +71,6 @@ def test_without_a_run_the_callback_starts_one_and_the_scikit_learn_api_works(se
     assert artifact_paths(client, run.id) == set()
 
 
-def test_a_run_that_is_not_a_run_is_refused() -> None:
-    with pytest.raises(TypeError, match=r"run= takes a runyard.Run \(from runyard.init\(\)\), but got str"):
-        RunyardCallback("run-1")
-
-
-def test_a_missing_extra_names_it(monkeypatch) -> None:
-    import sys
-
-    from runyard.integrations import MissingFramework
-    from runyard.integrations._common import require
-
-    monkeypatch.setitem(sys.modules, "xgboost", None)  # as if not installed
-    with pytest.raises(MissingFramework) as e:
-        require("xgboost", "xgboost", "runyard.integrations.xgboost")
-    assert "runyard.integrations.xgboost needs 'xgboost', which is not installed" in str(e.value)
-    assert "pip install 'runyard[xgboost]'" in str(e.value)
-    assert isinstance(e.value, ImportError)
-
-
 SWEEP_PY = """
 import json, os, time
 import numpy as np
