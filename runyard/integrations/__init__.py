@@ -1,23 +1,20 @@
 """Loggers and callbacks that connect training frameworks to Runyard, each behind its optional extra.
 
-===========================================  ===============================  ======================================
-module                                       what                             extra (``pip install 'runyard[X]'``)
-===========================================  ===============================  ======================================
-``runyard.integrations.lightning``           ``RunyardLogger``,               ``lightning``
-                                             ``RunyardStopCallback``
-``runyard.integrations.pytorch_lightning``   the same for ``pytorch_lightning``  ``lightning``
-``runyard.integrations.transformers``        ``RunyardCallback``              ``transformers``
-``runyard.integrations.keras``               ``RunyardCallback``              ``keras``
-``runyard.integrations.xgboost``             ``RunyardCallback``              ``xgboost``
-``runyard.integrations.lightgbm``            ``RunyardCallback``,             ``lightgbm``
-                                             ``runyard_callback()``
-===========================================  ===============================  ======================================
+- ``runyard.integrations.lightning``: ``RunyardLogger`` and ``RunyardStopCallback`` (extra ``lightning``);
+  ``runyard.integrations.pytorch_lightning``: the same for the ``pytorch_lightning`` package;
+- ``runyard.integrations.transformers``: ``RunyardCallback``, a ``TrainerCallback`` (extra ``transformers``);
+- ``runyard.integrations.keras``: ``RunyardCallback`` (extra ``keras``, and a Keras backend);
+- ``runyard.integrations.xgboost``: ``RunyardCallback`` (extra ``xgboost``);
+- ``runyard.integrations.lightgbm``: ``runyard_callback()`` and ``log_model()`` (extra ``lightgbm``).
+
+An extra installs with ``pip install 'runyard[EXTRA]'``.
 
 Each one records params, metrics with their steps and the model (checkpoints or the final
 model) as artifacts, and stops training when the run is stopped on the server
-(:func:`runyard.should_stop`: pruned by the experiment's early-stopping rule, or canceled).
-Each logs to the run it is given, else to the active run (the run Runyard launched, or the
-one ``runyard.init()`` started), else it starts an ad-hoc run and finishes it when training ends.
+(:func:`runyard.should_stop`: pruned by the experiment's early-stopping rule, or canceled);
+from then on it logs no more metrics. Each logs to the run it is given, else to the active
+run (the run Runyard launched, or the one ``runyard.init()`` started), else it starts an
+ad-hoc run that becomes the active run; it never finishes a run.
 
 Importing this package imports no framework; importing one of its modules imports that
 framework, and without it raises :class:`MissingFramework` naming the extra to install.
