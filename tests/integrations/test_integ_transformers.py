@@ -113,7 +113,7 @@ class Slow(transformers.TrainerCallback):  # the poor run takes its time: the ru
 callback = RunyardCallback(log_checkpoints=False)
 args = transformers.TrainingArguments(output_dir="out", per_device_train_batch_size=8, logging_steps=1,
                                       report_to="none", use_cpu=True, disable_tqdm=True, save_strategy="no",
-                                      learning_rate=1e-9 if poor else 5e-3, max_steps=30, seed=0)
+                                      learning_rate=1e-9 if poor else 5e-3, max_steps=40, seed=0)
 trainer = transformers.Trainer(model=model, args=args, train_dataset=rows, callbacks=[Slow(), callback])
 trainer.train()
 with open(os.path.join(os.environ["E2E_OUT"], os.environ["RUNYARD_RUN_ID"] + ".json"), "w") as f:
@@ -124,10 +124,10 @@ with open(os.path.join(os.environ["E2E_OUT"], os.environ["RUNYARD_RUN_ID"] + ".j
 def test_the_median_rule_prunes_a_poor_run_and_training_stops(sweep, client) -> None:
     result = sweep("integ-transformers-sweep", "loss", SWEEP_PY)
     assert result.good["status"] == "succeeded", result.good["status_message"]
-    assert result.result(result.good) == {"stopped_at": None, "steps": 30}
+    assert result.result(result.good) == {"stopped_at": None, "steps": 40}
     assert result.poor["status"] == "pruned", result.poor["status_message"]
     assert "median" in result.poor["status_message"]
     poor = result.result(result.poor)  # train() returned by itself: the runner's signal did not end it
-    assert poor["stopped_at"] is not None and poor["steps"] == poor["stopped_at"] < 30
+    assert poor["stopped_at"] is not None and poor["steps"] == poor["stopped_at"] < 40
     assert "model/model.safetensors" in artifact_paths(client, result.poor["id"])
     assert result.poor["metrics"]["loss"]["count"] < poor["steps"]
