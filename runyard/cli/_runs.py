@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -69,8 +71,15 @@ def ls(
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10000, help="Runs per page."),
     offset: int = typer.Option(0, "--offset", min=0, help="Runs to skip (paging)."),
     json_: bool = typer.Option(False, "--json", help="Print the API's page JSON ({items, total, offset, limit})."),
+    csv_: bool = typer.Option(False, "--csv", help="Print CSV: the run's fields, params.<name>, "
+                              "metrics.<key>.last/min/max and tags.<name> columns, one row per run."),
+    all_: bool = typer.Option(False, "--all", help="Every matching run, page after page (with --csv or --json; "
+                              "--limit and --offset are then ignored)."),
 ) -> None:
     """List runs, newest first: id, project, name, status, duration, params, last metric values, created.
+
+    ``--csv`` is for spreadsheets and pandas: a text cell that starts with ``=``, ``+``, ``-``, ``@`` or a
+    tab is written with a leading ``'`` so that a spreadsheet shows it rather than running it as a formula.
 
     Examples:
 
@@ -79,12 +88,26 @@ def ls(
         $ runyard ls --project demo --status succeeded --sort "metrics.loss.min asc" --limit 10
 
         $ runyard ls --filter "params.lr >= 0.01" --filter "metrics.loss.last < 1" --json
+
+        $ runyard ls --project demo --all --csv
     """
     from rich.table import Table
 
+    if csv_ and json_:
+        raise typer.BadParameter("--csv or --json: choose one.")
+    if all_ and not (csv_ or json_):
+        raise typer.BadParameter("--all needs --csv or --json.")
     with get_client() as client:
-        page = client.list_runs(project=project, experiment_id=experiment, status=status or (), filters=filter_ or (),
-                                order_by=sort, limit=limit, offset=offset)
+        if all_:
+            items = list(client.iter_runs(project=project, experiment_id=experiment, status=status or (),
+                                          filters=filter_ or (), order_by=sort or "id asc"))
+            page = {"items": items, "total": len(items), "offset": 0, "limit": len(items)}
+        else:
+            page = client.list_runs(project=project, experiment_id=experiment, status=status or (),
+                                    filters=filter_ or (), order_by=sort, limit=limit, offset=offset)
+    if csv_:
+        _print_csv(page["items"])
+        return
     if json_:
         print_json(page)
         return
@@ -121,6 +144,27 @@ def ls(
         if shown_to < page["total"]:
             note += f" Next page: --offset {shown_to}."
         con.print(note, markup=False, style="dim")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value  # a spreadsheet would run it as a formula
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _print_csv(runs: list[dict[str, Any]]) -> None:
+    import csv
+
+    from runyard.client import run_rows
+
+    columns, rows = run_rows(runs)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(columns)
+    for row in rows:
+        out.writerow([_csv_cell(v) for v in row])
+    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------- status
