@@ -27,6 +27,7 @@ def make_classes(pl: ModuleType, logger_utils: ModuleType, integration: str) -> 
     ``integration``: the public module the classes are shown under.
     """
     rank_zero_only = pl.utilities.rank_zero_only
+    rank_zero_experiment = pl.loggers.logger.rank_zero_experiment
 
     class RunyardLogger(pl.loggers.Logger):  # type: ignore[name-defined,misc]
         """A Lightning logger that records to a Runyard run: hyper-parameters, metrics, checkpoints.
@@ -72,8 +73,9 @@ def make_classes(pl: ModuleType, logger_utils: ModuleType, integration: str) -> 
             return f"run-{run.id}" if run is not None and run.id is not None else "run"
 
         @property
+        @rank_zero_experiment
         def experiment(self) -> Run:
-            """The Runyard run (started on first use when none was given or active)."""
+            """The Runyard run (started on first use when none was given or active); on other ranks a stand-in."""
             return self._ref.run
 
         @property
