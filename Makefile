@@ -28,14 +28,14 @@ $(UI_DEPS): web/package-lock.json
 $(UI_INDEX): $(UI_DEPS) $(UI_SOURCES)
 	cd web && npm run build
 
-# The frameworks the distributed-run tests drive for real (PyTorch, XGBoost, JAX, Ray, TensorFlow):
-# ~1.5 GB of wheels, so only `make test` installs them, not `make demo`.
+# The frameworks the distributed-run and integration tests drive for real (PyTorch, XGBoost, JAX, Ray, TensorFlow,
+# Lightning, Transformers, LightGBM): ~1.5 GB of wheels, so only `make test` installs them, not `make demo`.
 # One pip run for all of it (a second run over the same requirements costs ~40 s of resolving): it also stands for
 # install's Python part, which `make test` therefore asks for after it.
 $(VENV)/.installed-dist: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,examples,distributed-test]'
+	$(PY) -m pip install -q -e '.[test,examples,distributed-test,integrations-test]'
 	@touch $(VENV)/.installed $@
 
 ## install-test: the test dependencies on top of install (the distributed-run frameworks)

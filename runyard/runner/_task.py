@@ -78,6 +78,10 @@ N_MESSAGE_LINES = 20  # put in the failure message
 MAX_LINE_BYTES = 64 * 1024
 DRAIN_AFTER_EXIT_S = 1.0
 PRUNE_KILL_AFTER_S = 5.0
+# A pruned run's code hears of it through should_stop(), which reads the run's status every 2 s
+# (runyard.sdk._sender.STATUS_EVERY_S) from a sender thread that wakes every second: points it logs
+# this soon after the runner heard of it are not "instead of exiting", it could not have known yet.
+SDK_HEARS_WITHIN_S = 4.0
 # How long the log's line on who stopped a run waits for the server's word when a backend relays a cancel
 # (a heartbeat's answer; a loaded server takes more than a second); the signals go at once.
 WORD_WAIT_S = 5.0
@@ -338,7 +342,9 @@ class TaskExecution:
     def _stop_at_next_sdk_metric(self) -> None:
         """A pruned run whose code logs through the SDK and never asks ``should_stop()``: stopped at its next
         point. Its points still reach the server after the decision; the server's count of its own (not
-        ``sys/``) points is read once a second while the run waits for its code to exit."""
+        ``sys/``) points is read once a second while the run waits for its code to exit, counting from
+        ``SDK_HEARS_WITHIN_S`` on: code that asks should_stop() (a framework's callback) logs a step or two
+        before it hears of the decision, and must not be stopped for them."""
         run_id = self.launch.run_id
 
         def points() -> int | None:
@@ -348,6 +354,12 @@ class TaskExecution:
                 return None
             return sum(int(v.get("count") or 0) for k, v in summaries.items() if not k.startswith("sys/"))
 
+        deadline = time.monotonic() + SDK_HEARS_WITHIN_S
+        while time.monotonic() < deadline:
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+            with self._lock:
+                if self._stop is None or self._stop.why != "pruned" or self._term_sent or self._proc is None:
+                    return
         before = points()
         while True:
             time.sleep(1.0)

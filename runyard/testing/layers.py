@@ -32,7 +32,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "runyard.containers"),
     4: ("runyard.client", "runyard.spec"),
     5: ("runyard.snapshot", "runyard.sdk"),
-    6: ("runyard.runner", "runyard.notebook"),
+    6: ("runyard.runner", "runyard.notebook", "runyard.integrations"),
     7: ("runyard.backends",),
     8: ("runyard.scheduler",),
     9: ("runyard.server",),

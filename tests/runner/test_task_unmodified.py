@@ -148,7 +148,8 @@ def test_a_pruned_run_that_logs_through_the_sdk_and_ignores_should_stop_is_stopp
     thread.join(25)
     took = time.monotonic() - t0
     [result] = results
-    assert took < 10, f"stopped after {took:.1f}s, not at its next point (grace period 30 s)"
+    # Counted from SDK_HEARS_WITHIN_S (4 s) after the runner heard of the decision: well before the 30 s of grace.
+    assert took < 15, f"stopped after {took:.1f}s, not at its next point (grace period 30 s)"
     assert result.reason.startswith("pruned: stopped")
     assert "[runyard] the pruned run logged another metric instead of exiting: stopping it now" in _texts(
         client, launch.run_id)
