@@ -234,10 +234,12 @@ def test_ls_caps_metric_columns(cli_server, cli) -> None:
 def test_status_line_and_json(seed, cli) -> None:
     res = cli("status", str(seed.done))
     assert res.exit_code == 0, res.output
-    assert re.fullmatch(rf"Run {seed.done} \(baseline\): succeeded (just now|\d+[smh] ago) after \d+(ms|s), exit code 0\n",
-                        res.stdout)
+    assert re.fullmatch(rf"Run {seed.done} \(baseline\): succeeded (just now|\d+[smhd] ago) after \d+(ms|s), exit code 0\n",
+                        res.stdout), res.stdout
     res = cli("status", str(seed.active))
-    assert re.fullmatch(rf"Run {seed.active} \(trial-1\): running for \d+(ms|s)\n", res.stdout)
+    # The session's shared seed may be minutes old by now: any duration fmt_duration writes.
+    assert re.fullmatch(rf"Run {seed.active} \(trial-1\): running for (\d+ms|\d+s|\d+m\d\ds|\d+h\d\dm|\d+d\d\dh)\n",
+                        res.stdout), res.stdout
 
     data = json.loads(cli("status", str(seed.done), "--json").stdout)
     assert data["status"] == "succeeded" and data["exit_code"] == 0 and data["id"] == seed.done
