@@ -29,11 +29,9 @@ from runyard.server.mlflow._convert import (
     DEFAULT_PROJECT,
     DELETED_TAG,
     EXPERIMENT_DELETED_TAG,
-    MODEL_TAG_PREFIX,
     experiment_id_of,
     experiment_json,
     param_value,
-    run_info_json,
     run_json,
 )
 from runyard.server.mlflow._errors import (
@@ -69,7 +67,7 @@ MAX_RESULTS = 10000  # runs per page (the store's page limit; MLflow's client as
 
 
 def _route(method: str, path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    SERVED.append((method, path))
+    SERVED.append((method, path.replace(":path}", "}")))
     return router.api_route(path, methods=[method])
 
 
@@ -182,8 +180,8 @@ async def get_experiment_by_name(request: Request) -> Response:
     return json_response({"experiment": await _threaded(get)})
 
 
-_EXP_FILTER = re.compile(r"""^\s*(?:attributes\.|attribute\.)?(name|tags\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$""",
-                         re.IGNORECASE)
+_EXP_FILTER = re.compile(r"""^\s*(?:attributes\.|attribute\.)?(name|tags\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))"""
+                         r"""\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$""", re.IGNORECASE)
 
 
 def _like(pattern: str, value: str, fold: bool) -> bool:
