@@ -722,7 +722,8 @@ async def search_runs(request: Request) -> Response:
         if project_ids is not None and not project_ids:
             return {"runs": []}
         try:
-            page = store.list_runs(filters=filters, order=order, limit=limit, offset=offset, project_ids=project_ids)
+            page = store.list_runs(filters=filters, order=order, limit=limit, offset=offset, project_ids=project_ids,
+                                   count=False)
         except InvalidInput as e:
             raise MlflowError("INVALID_PARAMETER_VALUE", e.message, e.hint) from e
         out: dict[str, Any] = {"runs": _runs_json(request, page.items)}
