@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -199,6 +202,11 @@ out["search_experiments"] = [e.name for e in c.search_experiments(filter_string=
 out["missing_run"] = code(lambda: c.get_run("123456789"))
 out["missing_experiment"] = code(lambda: c.get_experiment("987654"))
 out["registry"] = code(lambda: c.search_registered_models())
+out["default_before"] = c.get_experiment("0").name
+mlflow.set_experiment(experiment_id="0")
+with mlflow.start_run(run_name="no-experiment") as run:
+    mlflow.log_metric("x", 1.0)
+out["default"] = [c.get_run(run.info.run_id).info.experiment_id, [r.info.run_name for r in c.search_runs(["0"])]]
 print(json.dumps(out))
 '''
 
@@ -212,6 +220,8 @@ def test_tracking_search_and_artifacts(mlflow_python: Path, world: World, tmp_pa
     assert out["bad_filter"] == out["or_filter"] == "INVALID_PARAMETER_VALUE"
     assert out["missing_run"] == out["missing_experiment"] == out["missing_tag"] == "RESOURCE_DOES_NOT_EXIST"
     assert out["registry"] == "ENDPOINT_NOT_FOUND"
+    # Experiment "0" (none set) is the project "default", made by the first run logged to it.
+    assert out["default_before"] == "default" and out["default"] == ["0", ["no-experiment"]]
     s = out["search"]
     assert s["acc>0.6"] == ["first"]
     assert s["acc>=0.5 and lr"] == ["second"]
@@ -286,6 +296,13 @@ def test_sklearn_autolog(mlflow_python: Path, world: World, tmp_path: Path) -> N
         paths = [a["path"] for a in alice.list_artifacts(int(out["run_id"]))]
         assert "model/MLmodel" in paths and "model/model.pkl" in paths
         assert any(k.startswith("runyard.mlflow.input.") for k in run["tags"])  # the dataset it fit
+    # And through the CLI: the run, its params and metrics, its model's files.
+    cli = subprocess.run([sys.executable, "-m", "runyard.cli", "info", out["run_id"]], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "RUNYARD_SERVER": world.url, "RUNYARD_TOKEN": world.tokens["alice"], "COLUMNS": "200"},
+                         check=False)
+    assert cli.returncode == 0, cli.stderr
+    for word in ("autolog", "succeeded", "max_iter", "training_accuracy_score", "model/MLmodel"):
+        assert word in cli.stdout, (word, cli.stdout)
 
 
 AUTH = r'''
