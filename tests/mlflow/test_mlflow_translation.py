@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from runyard.server.mlflow import ARTIFACTS_SERVED, SERVED
@@ -11,6 +12,7 @@ from runyard.server.mlflow._convert import param_text, param_texts, param_value
 from runyard.server.mlflow._errors import MlflowError
 from runyard.server.mlflow._search import parse_order_by, parse_search_filter, view_filter
 from runyard.store import Filter, Order, Store, insert_run
+from runyard.testing import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,3 +99,17 @@ def test_docs_list_every_served_endpoint() -> None:
         assert f"`{path.lstrip('/')}" in doc or f", `{path.lstrip('/')}`" in doc or path.lstrip("/") in doc, path
     for _method, path in ARTIFACTS_SERVED:
         assert path.split("/{")[0].lstrip("/") in doc
+
+
+def test_local_mode_uploads_any_type_and_refuses_forged_posts(live_server: LiveServer, tmp_path: Path) -> None:
+    """In local mode (no sign-in) the MLflow client's uploads carry their file's type (text/plain too): a PUT is never
+    a page's forged write. A POST a page could forge (text/plain) is refused as on Runyard's own routes."""
+    api = live_server.url + "/api/2.0/mlflow"
+    run = httpx.post(api + "/runs/create", json={"experiment_id": "0", "run_name": "local"}, timeout=30).json()["run"]["info"]
+    up = httpx.put(f"{live_server.url}/api/2.0/mlflow-artifacts/artifacts/0/{run['run_id']}/artifacts/notes.txt", content=b"hi",
+                   headers={"Content-Type": "text/plain"}, timeout=30)
+    assert up.status_code == 200, up.text
+    got = httpx.get(f"{live_server.url}/api/2.0/mlflow-artifacts/artifacts/0/{run['run_id']}/artifacts/notes.txt", timeout=30)
+    assert got.content == b"hi" and got.headers["content-type"] == "application/octet-stream"
+    forged = httpx.post(api + "/runs/create", content=b'{"experiment_id": "0"}', headers={"Content-Type": "text/plain"}, timeout=30)
+    assert forged.status_code == 415 and forged.json()["error_code"] == "INVALID_PARAMETER_VALUE"  # in MLflow's format
