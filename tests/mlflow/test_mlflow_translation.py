@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -11,7 +12,7 @@ from runyard.server.mlflow import ARTIFACTS_SERVED, SERVED
 from runyard.server.mlflow._convert import param_text, param_texts, param_value
 from runyard.server.mlflow._errors import MlflowError
 from runyard.server.mlflow._search import parse_order_by, parse_search_filter, view_filter
-from runyard.store import Filter, Order, Store, insert_run
+from runyard.store import EXTERNAL_BACKEND, Filter, Order, Store, insert_run
 from runyard.testing import LiveServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,6 +89,10 @@ def test_store_pages_without_a_count_and_text_operators(db_url: str) -> None:
         store.set_tags(ids[0], {"gone": "1"})
         assert names(Filter("tag", "gone", "absent", None)) == ["b", "c"]
         assert store.rename_run(ids[0], "renamed").name == "renamed"
+        # A run logged through MLflow sends no heartbeat: it is never failed as lost (an SDK run is).
+        quiet = insert_run(store, "p", name="mlflow-run", backend=EXTERNAL_BACKEND).id
+        assert sorted(store.fail_lost_runs(time.time() + 10, "lost")) == sorted(ids)
+        assert store.get_run(quiet).status == "running"
         assert store.rename_project("p", "q").name == "q" and store.project_ids(["q"]) == {"q": store.get_project("q").id}
     finally:
         store.close()

@@ -49,7 +49,7 @@ from runyard.server.mlflow._errors import (
     text,
 )
 from runyard.server.mlflow._search import parse_order_by, parse_search_filter, view_filter
-from runyard.store import TERMINAL_STATUSES, Project, Run, Store
+from runyard.store import EXTERNAL_BACKEND, TERMINAL_STATUSES, Project, Run, Store
 
 __all__ = ["PREFIX", "SERVED", "router"]
 
@@ -415,7 +415,9 @@ async def create_run(request: Request) -> Response:
         owner_id = require_project_write(request, project)
         p = principal(request)
         tags.setdefault("mlflow.user", user or (p.user.username if p.user is not None else ""))
-        run = insert_run(_store(request), project, name=name, tags=tags, status="running", owner_id=owner_id)
+        # Backend "mlflow": the run runs outside Runyard, and without heartbeats it is never failed as lost.
+        run = insert_run(_store(request), project, name=name, tags=tags, status="running", owner_id=owner_id,
+                         backend=EXTERNAL_BACKEND)
         return _runs_json(request, [run])[0]
 
     out = await _threaded(create)
