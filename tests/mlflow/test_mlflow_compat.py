@@ -129,6 +129,8 @@ with mlflow.start_run(run_name="third") as run:
     mlflow.log_param("opt", "Adam")
     mlflow.end_run("FAILED")
 out["ids"] = ids
+with mlflow.start_run(run_id=ids["first"]):  # resumed to log more: it may, and it stays FINISHED
+    mlflow.log_metric("later", 1.0)
 
 def names(filter_string="", order_by=None, view=None, **kw):
     from mlflow.entities import ViewType
@@ -173,6 +175,7 @@ out["tags"] = {k: v for k, v in run.data.tags.items() if k in ("team", "mlflow.r
 import getpass
 out["os_user"] = getpass.getuser()
 out["nan"] = math.isnan(run.data.metrics["nan"])
+out["later"] = run.data.metrics["later"]
 out["inf"] = run.data.metrics["inf"]
 out["status"] = [c.get_run(ids[n]).info.status for n in ("first", "second", "third")]
 out["artifact_uri"] = run.info.artifact_uri
@@ -244,6 +247,7 @@ def test_tracking_search_and_artifacts(mlflow_python: Path, world: World, tmp_pa
     assert out["tags"] == {"team": "vision", "mlflow.runName": "first", "mlflow.user": out["os_user"]}
     assert out["nan"] is True and out["inf"] == math.inf
     assert out["status"] == ["FINISHED", "FINISHED", "FAILED"]
+    assert out["later"] == 1.0
     exp_id = out["experiment"]["id"]
     first = out["ids"]["first"]
     assert out["artifact_uri"] == f"mlflow-artifacts:/{exp_id}/{first}/artifacts"

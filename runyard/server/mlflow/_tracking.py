@@ -458,10 +458,9 @@ async def update_run(request: Request) -> Response:
             run = store.rename_run(run_id, new_name)
         if status is not None:
             target = _STATUS_OF[status.upper()]
-            if run.status != target:
-                if run.status in TERMINAL_STATUSES:
-                    raise MlflowError("INVALID_STATE", f"Run {run_id} already ended ({run.status}); it cannot become {status}.",
-                                      "Start a new run.")
+            # A run that ended keeps its status (Runyard's statuses never leave an end): MLflow's client resumes a
+            # finished run (start_run(run_id=...): RUNNING, later FINISHED again) to log more, which it may.
+            if run.status != target and run.status not in TERMINAL_STATUSES:
                 run = store.set_run_status(run_id, target, message="set through the MLflow API") or run
                 if target in TERMINAL_STATUSES:
                     wake_scheduler(request)
@@ -752,7 +751,7 @@ async def get_metric_history(request: Request) -> Response:
     fields = await request_fields(request)
     run_id = _run_id(fields)
     key = text(fields, "metric_key", required=True) or ""
-    limit = _max_results(fields, 25000, 1_000_000_000)
+    limit = _max_results(fields, 2**62, 2**62)  # no max_results: every point (MLflow's client asks for them all)
     offset = _offset_token(text(fields, "page_token"))
 
     def read() -> dict[str, Any]:
