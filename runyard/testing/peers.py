@@ -7,6 +7,7 @@ scenario in one subprocess: importing ``mlflow`` alone takes seconds.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -32,8 +33,12 @@ def ensure_peers(timeout_s: float = 1200) -> Path:
     Raises:
         RuntimeError: the setup failed; its output says why (no network, no ``python3 -m venv``...).
     """
-    with _LOCK:
-        env = {**os.environ, "PEERS_VENV": str(peers_venv())}
+    venv = peers_venv()
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    # One setup at a time, across pytest-xdist workers too (a file lock beside the venv).
+    with _LOCK, open(venv.parent / f"{venv.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        env = {**os.environ, "PEERS_VENV": str(venv)}
         res = subprocess.run(["bash", str(ROOT / "benchmarks" / "setup_peers.sh")], env=env, capture_output=True, text=True,
                              timeout=timeout_s, check=False)
         if res.returncode != 0:
