@@ -37,7 +37,7 @@ from runyard.server.mlflow._errors import (
     strings,
     text,
 )
-from runyard.server.mlflow._tracking import _check_run, _get_run, _offset_token, _project_of, _route, _run_id, _store, _token_of
+from runyard.server.mlflow._tracking import _check_run, _get_run, _offset_token, _project_name_of, _route, _run_id, _store, _token_of
 from runyard.server.routers.artifacts import receive_artifact
 from runyard.store import Run
 
@@ -175,7 +175,7 @@ async def create_logged_model(request: Request) -> Response:
         ids = _store(request).project_ids([run.project])
         run_exp = experiment_id_of(ids.get(run.project, 0), run.project)
         if exp_id and exp_id != run_exp:
-            _project_of(request, exp_id)  # a missing experiment answers as such
+            _project_name_of(request, exp_id)  # a missing experiment answers as such
             raise MlflowError("INVALID_PARAMETER_VALUE", f"Run {run_id} is in experiment {run_exp}, not {exp_id}.", None)
         now = int(time.time() * 1000)
         record = {"status": "LOGGED_MODEL_PENDING", "model_type": model_type, "tags": tags, "params": params, "created": now}

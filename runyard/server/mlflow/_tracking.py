@@ -85,21 +85,30 @@ def _not_found_experiment(exp_id: str) -> MlflowError:
                        "An MLflow experiment is a Runyard project: list them with `runyard projects`.")
 
 
-def _project_of(request: Request, exp_id: str, need: str = "viewer") -> Project:
-    """The project behind experiment ``exp_id`` the caller has role ``need`` in (404 when they may not see it)."""
+def _project_name_of(request: Request, exp_id: str, need: str = "viewer") -> str:
+    """The name of the project behind experiment ``exp_id`` the caller has role ``need`` in (404 when they may not
+    see it): one small read, for the paths that need no more (a run's creation)."""
     store = _store(request)
     if exp_id == DEFAULT_EXPERIMENT:
-        project = store.find_project(DEFAULT_PROJECT)
+        name: str | None = DEFAULT_PROJECT
     elif exp_id.isdigit() and len(exp_id) < 19:
-        project = store.find_project_by_id(int(exp_id))
+        name = store.project_names([int(exp_id)]).get(int(exp_id))
     else:
-        project = None
-    if project is None:
+        name = None
+    if name is None:
         raise _not_found_experiment(exp_id)
     try:
-        require_project(request, project.name, need)
+        require_project(request, name, need)
     except NotFound as e:
         raise _not_found_experiment(exp_id) from e
+    return name
+
+
+def _project_of(request: Request, exp_id: str, need: str = "viewer") -> Project:
+    """The project behind experiment ``exp_id`` the caller has role ``need`` in (404 when they may not see it)."""
+    project = _store(request).find_project(_project_name_of(request, exp_id, need))
+    if project is None:  # deleted meanwhile
+        raise _not_found_experiment(exp_id)
     return project
 
 
@@ -411,7 +420,7 @@ async def create_run(request: Request) -> Response:
         if exp_id == DEFAULT_EXPERIMENT:
             project = DEFAULT_PROJECT
         else:
-            project = _project_of(request, exp_id, "viewer").name
+            project = _project_name_of(request, exp_id, "viewer")
         owner_id = require_project_write(request, project)
         p = principal(request)
         tags.setdefault("mlflow.user", user or (p.user.username if p.user is not None else ""))
