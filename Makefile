@@ -30,9 +30,13 @@ $(UI_INDEX): $(UI_DEPS) $(UI_SOURCES)
 
 # The frameworks the distributed-run tests drive for real (PyTorch, XGBoost, JAX, Ray, TensorFlow):
 # ~1.5 GB of wheels, so only `make test` installs them, not `make demo`.
-$(VENV)/.installed-dist: $(VENV)/.installed
+# One pip run for all of it (a second run over the same requirements costs ~40 s of resolving): it also stands for
+# install's Python part, which `make test` therefore asks for after it.
+$(VENV)/.installed-dist: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test,examples,distributed-test]'
-	@touch $@
+	@touch $(VENV)/.installed $@
 
 ## install-test: the test dependencies on top of install (the distributed-run frameworks)
 install-test: $(VENV)/.installed-dist
@@ -77,7 +81,7 @@ test-ui: $(UI_DEPS)
 ## engines' runners miss their start-up times); then the rest on TEST_WORKERS pytest-xdist workers (they mostly
 ## wait for servers, runs and browsers: 3 keep 2 cores busy)
 TEST_WORKERS ?= 3
-test: install install-test system-test-deps test-images test-ui test-peers
+test: install-test install system-test-deps test-images test-ui test-peers
 	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
 	test $$first -eq 0 -a $$rest -eq 0

@@ -139,6 +139,15 @@ class ArtifactStorage:
         if self.fs.exists(tmp):
             self.fs.rm(tmp)
 
+    def open_run_file(self, run_id: int, path: str) -> BinaryIO:
+        """A run's file opened for reading (seekable: Parquet readers jump to the footer); the caller closes it."""
+        target = self._run_path(run_id, path)
+        if not self.fs.exists(target):
+            raise NotFound(f"Run {run_id} has no artifact {path!r}.",
+                           "List what is stored with `runyard info RUN` or GET /api/v1/runs/RUN/artifacts.")
+        f: BinaryIO = self.fs.open(target, "rb")
+        return f
+
     def read_run_file(self, run_id: int, path: str) -> Iterator[bytes]:
         return self._iter(self._run_path(run_id, path), f"Run {run_id} has no artifact {path!r}.")
 

@@ -20,7 +20,7 @@ from runyard.errors import InvalidInput, RunyardError, ServerUnreachable, from_p
 if TYPE_CHECKING:
     from runyard.spool import SpoolClient
 
-__all__ = ["Client"]
+__all__ = ["RUN_FIELDS", "SUMMARIES", "Client", "run_rows"]
 
 CSRF_HEADER = "X-CSRF-Token"
 
@@ -53,6 +53,41 @@ except ImportError:  # pragma: no cover - exercised by the container tests
             return json.dumps(_finite(obj), ensure_ascii=False).encode()
 
     _loads = json.loads
+
+
+# The columns of an exported run before its params and metrics (runs_df, `runyard ls --csv`).
+RUN_FIELDS = ("id", "project", "experiment_id", "number", "name", "status", "status_message", "attempt",
+              "exit_code", "backend", "created_at", "started_at", "ended_at", "duration_s")
+SUMMARIES = ("last", "min", "max", "step", "count")
+
+
+def run_rows(runs: Sequence[dict[str, Any]], *, summaries: Sequence[str] = ("last", "min", "max")
+             ) -> tuple[list[str], list[list[Any]]]:
+    """Runs (as ``GET /runs`` gives them) as a table: the columns and one row per run.
+
+    Columns: :data:`RUN_FIELDS`, then ``params.<name>`` for every param any run has, then
+    ``metrics.<key>.<summary>`` for every metric key and summary asked, then ``tags.<name>``; a run
+    without one has ``None`` there. Params and tags in name order, metrics by key.
+    """
+    bad = [s for s in summaries if s not in SUMMARIES]
+    if bad:
+        raise InvalidInput(f"Unknown metric summary {bad[0]!r}.", f"Use some of: {', '.join(SUMMARIES)}.")
+    params = sorted({k for r in runs for k in r.get("params") or {}})
+    metrics = sorted({k for r in runs for k in r.get("metrics") or {}})
+    tags = sorted({k for r in runs for k in r.get("tags") or {}})
+    columns = [*RUN_FIELDS, *(f"params.{k}" for k in params),
+               *(f"metrics.{k}.{s}" for k in metrics for s in summaries), *(f"tags.{k}" for k in tags)]
+    rows = []
+    for r in runs:
+        start, end = r.get("started_at"), r.get("ended_at")
+        fields = {**r, "duration_s": (end - start) if start is not None and end is not None else None}
+        row = [fields.get(f) for f in RUN_FIELDS]
+        p, m, t = r.get("params") or {}, r.get("metrics") or {}, r.get("tags") or {}
+        row += [p.get(k) for k in params]
+        row += [(m[k] or {}).get(s) if k in m else None for k in metrics for s in summaries]
+        row += [t.get(k) for k in tags]
+        rows.append(row)
+    return columns, rows
 
 
 class Client:
@@ -305,6 +340,45 @@ class Client:
             params.append(("order_by", order_by))
         return self._json("GET", "/runs", params=params)
 
+    def iter_runs(self, *, project: str | None = None, experiment_id: int | None = None, status: Sequence[str] = (),
+                  filters: Sequence[str] = (), order_by: str | None = None, page_size: int = 1000,
+                  limit: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every run that matches (``limit`` at most), page after page of ``GET /runs``.
+
+        Runs created while it pages may shift a run from one page to the next (the list is newest first):
+        pass ``order_by="id asc"`` for an export that sees each run once whatever is added meanwhile.
+        """
+        offset = 0
+        while limit is None or offset < limit:
+            size = page_size if limit is None else min(page_size, limit - offset)
+            page = self.list_runs(project=project, experiment_id=experiment_id, status=status, filters=filters,
+                                  order_by=order_by, limit=size, offset=offset)
+            yield from page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return
+
+    def runs_df(self, *, project: str | None = None, filter: str | Sequence[str] = (),  # noqa: A002
+                experiment_id: int | None = None, status: Sequence[str] = (), order_by: str | None = "id asc",
+                summaries: Sequence[str] = ("last", "min", "max"), limit: int | None = None) -> Any:
+        """The matching runs as a pandas DataFrame: one row per run, its fields, ``params.<name>`` and
+        ``metrics.<key>.<summary>`` columns (``last``, ``min``, ``max``, ``step``, ``count``), indexed by run id.
+
+        ``filter`` takes the expressions of ``runyard ls --filter`` (one, or a list that is ANDed). pandas is
+        optional for Runyard: without it this raises an error that says to install it.
+        """
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise InvalidInput("runs_df needs pandas, which is not installed.",
+                               "Install it with `pip install pandas` (or use `runyard ls --csv`).") from e
+        filters = [filter] if isinstance(filter, str) else list(filter)
+        runs = list(self.iter_runs(project=project, experiment_id=experiment_id, status=status, filters=filters,
+                                   order_by=order_by, limit=limit))
+        columns, rows = run_rows(runs, summaries=summaries)
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.set_index("id", drop=True) if len(frame.columns) else frame
+
     def list_images(self, *, project: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
         """The container images runs ran in (``GET /images``), most recently used first."""
         params: list[tuple[str, Any]] = [("limit", limit)]
@@ -411,6 +485,25 @@ class Client:
         return self._download(f"/runs/{run_id}/artifacts/{_q(path)}", dest, progress)
 
     # ----------------------------------------------------------- blobs/snapshots
+    # --------------------------------------------------------------- media, note
+    def list_run_images(self, run_id: int, key: str | None = None) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/images",
+                                                 params={"key": key} if key is not None else None)["items"]
+        return items
+
+    def list_tables(self, run_id: int) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/tables")["items"]
+        return items
+
+    def table_content(self, run_id: int, path: str, limit: int = 1000) -> dict[str, Any]:
+        return self._json("GET", f"/runs/{run_id}/tables/content", params={"path": path, "limit": limit})
+
+    def get_note(self, run_id: int) -> dict[str, Any]:
+        return self._json("GET", f"/runs/{run_id}/note")
+
+    def set_note(self, run_id: int, text: str) -> dict[str, Any]:
+        return self._json("PUT", f"/runs/{run_id}/note", json={"text": text})
+
     def missing_blobs(self, digests: list[str]) -> list[str]:
         missing: list[str] = self._json("POST", "/blobs/missing", json={"digests": digests})["missing"]
         return missing

@@ -1,8 +1,10 @@
-"""Run commands: ``ls``, ``status``, ``info``, ``logs``, ``cancel``, ``download``."""
+"""Run commands: ``ls``, ``status``, ``info``, ``note``, ``logs``, ``cancel``, ``download``."""
 
 from __future__ import annotations
 
+import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -69,8 +71,15 @@ def ls(
     limit: int = typer.Option(50, "--limit", "-n", min=1, max=10000, help="Runs per page."),
     offset: int = typer.Option(0, "--offset", min=0, help="Runs to skip (paging)."),
     json_: bool = typer.Option(False, "--json", help="Print the API's page JSON ({items, total, offset, limit})."),
+    csv_: bool = typer.Option(False, "--csv", help="Print CSV: the run's fields, params.<name>, "
+                              "metrics.<key>.last/min/max and tags.<name> columns, one row per run."),
+    all_: bool = typer.Option(False, "--all", help="Every matching run, page after page (with --csv or --json; "
+                              "--limit and --offset are then ignored)."),
 ) -> None:
     """List runs, newest first: id, project, name, status, duration, params, last metric values, created.
+
+    ``--csv`` is for spreadsheets and pandas: a text cell that starts with ``=``, ``+``, ``-``, ``@`` or a
+    tab is written with a leading ``'`` so that a spreadsheet shows it rather than running it as a formula.
 
     Examples:
 
@@ -79,12 +88,26 @@ def ls(
         $ runyard ls --project demo --status succeeded --sort "metrics.loss.min asc" --limit 10
 
         $ runyard ls --filter "params.lr >= 0.01" --filter "metrics.loss.last < 1" --json
+
+        $ runyard ls --project demo --all --csv
     """
     from rich.table import Table
 
+    if csv_ and json_:
+        raise typer.BadParameter("--csv or --json: choose one.")
+    if all_ and not (csv_ or json_):
+        raise typer.BadParameter("--all needs --csv or --json.")
     with get_client() as client:
-        page = client.list_runs(project=project, experiment_id=experiment, status=status or (), filters=filter_ or (),
-                                order_by=sort, limit=limit, offset=offset)
+        if all_:
+            items = list(client.iter_runs(project=project, experiment_id=experiment, status=status or (),
+                                          filters=filter_ or (), order_by=sort or "id asc"))
+            page = {"items": items, "total": len(items), "offset": 0, "limit": len(items)}
+        else:
+            page = client.list_runs(project=project, experiment_id=experiment, status=status or (),
+                                    filters=filter_ or (), order_by=sort, limit=limit, offset=offset)
+    if csv_:
+        _print_csv(page["items"])
+        return
     if json_:
         print_json(page)
         return
@@ -121,6 +144,27 @@ def ls(
         if shown_to < page["total"]:
             note += f" Next page: --offset {shown_to}."
         con.print(note, markup=False, style="dim")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value  # a spreadsheet would run it as a formula
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def _print_csv(runs: list[dict[str, Any]]) -> None:
+    import csv
+
+    from runyard.client import run_rows
+
+    columns, rows = run_rows(runs)
+    out = csv.writer(sys.stdout, lineterminator="\n")
+    out.writerow(columns)
+    for row in rows:
+        out.writerow([_csv_cell(v) for v in row])
+    sys.stdout.flush()
 
 
 # --------------------------------------------------------------------- status
@@ -197,7 +241,7 @@ def info(
     run_id: int = typer.Argument(..., metavar="RUN", help="Run id."),
     json_: bool = typer.Option(False, "--json", help="Print the run and its artifacts as JSON."),
 ) -> None:
-    """Everything about a run: status, timing, params, metric summaries, tags, tasks, artifacts.
+    """Everything about a run: status, timing, params, metric summaries, tags, tasks, note, artifacts.
 
     Examples:
 
@@ -211,8 +255,9 @@ def info(
         run = client.get_run(run_id)
         metrics = run.get("metrics") or client.metric_summaries(run_id)
         artifacts = client.list_artifacts(run_id)
+        note = client.get_note(run_id)
     if json_:
-        print_json({**run, "metrics": metrics, "artifacts": artifacts})
+        print_json({**run, "metrics": metrics, "artifacts": artifacts, "note": note})
         return
     con = console()
     title = f"Run {run['id']}" + (f" ({_escape(run['name'])})" if run.get("name") else "")
@@ -288,6 +333,11 @@ def info(
                       fmt_duration(run_duration(task)), *((_escape(task.get("address") or "-"),) if rendezvous else ()))
         con.print(t)
 
+    if note.get("text"):
+        con.print(f"\n[bold]Note[/] [dim]({_escape(note.get('updated_by') or '-')}, {_escape(note.get('updated_at') or '-')})[/]")
+        for line in note["text"].splitlines():
+            con.print("  " + line, markup=False, highlight=False, soft_wrap=True)
+
     con.print("\n[bold]Artifacts[/]")
     if artifacts:
         t = Table(box=None, header_style="bold", padding=(0, 2, 0, 2))
@@ -299,6 +349,77 @@ def info(
         con.print(f"  Download them with `runyard download {run['id']}`.", markup=False, style="dim")
     else:
         con.print("  (none)")
+
+
+# ----------------------------------------------------------------------- note
+NOTE_MAX = 100_000
+
+
+@app.command("note")
+def note(
+    run_id: int = typer.Argument(..., metavar="RUN", help="Run id."),
+    text: str | None = typer.Argument(None, metavar="[TEXT]", help="The new note (Markdown); \"\" clears it."),
+    file: Path | None = typer.Option(None, "--file", "-f", help="Read the note from this file ('-': standard input)."),
+    append: bool = typer.Option(False, "--append", "-a", help="Add TEXT as a new paragraph after the current note."),
+    json_: bool = typer.Option(False, "--json", help="Print the note as JSON."),
+) -> None:
+    """Set a run's note (Markdown, shown in the UI and by `runyard info`), or print it.
+
+    With neither TEXT nor --file the note is printed. Setting it needs the editor role in the
+    run's project. The note holds at most 100,000 characters.
+
+    Examples:
+
+        $ runyard note 1 "Best so far: **lr 0.1**, no augmentation."
+
+        $ runyard note 1 "Loss plateaus after epoch 3." --append
+
+        $ runyard note 1 --file -
+
+        $ runyard note 1
+    """
+    import sys
+
+    import runyard.names as names
+
+    if text is not None and file is not None:
+        raise InvalidInput("Give the note as TEXT or with --file, not both.",
+                           f"e.g. `runyard note {run_id} \"text\"` or `runyard note {run_id} --file notes.md`.")
+    if file is not None:
+        try:
+            raw = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
+        except OSError as e:
+            raise InvalidInput(f"Cannot read the note from {str(file)!r}: {e.strerror or e}.",
+                               "Pass an existing text file, or '-' for standard input.") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InvalidInput(f"The note file {str(file)!r} is not UTF-8 text (byte {e.start}).",
+                               "Save it as UTF-8, e.g. `iconv -t UTF-8 notes.md > notes-utf8.md`.") from None
+    with get_client() as client:
+        if text is None:
+            current = client.get_note(run_id)
+        else:
+            names.check_text(text, "The note")
+            if append:
+                old = client.get_note(run_id)["text"]
+                text = f"{old.rstrip()}\n\n{text}" if old.strip() else text
+            if len(text) > NOTE_MAX:
+                raise InvalidInput(f"A run's note holds at most {NOTE_MAX:,} characters, but this one has {len(text):,}.",
+                                   "Shorten it, or store long text as an artifact and link it from the note.")
+            current = client.set_note(run_id, text)
+    if json_:
+        print_json(current)
+        return
+    con = console()
+    if text is not None:
+        con.print(f"Run {run_id}: note {'cleared' if not current['text'] else 'saved'} "
+                  f"({len(current['text']):,} characters).", markup=False, highlight=False)
+        return
+    if not current["text"]:
+        con.print(f"Run {run_id} has no note. Set one with `runyard note {run_id} TEXT`.", markup=False, highlight=False)
+        return
+    con.print(current["text"], markup=False, highlight=False, soft_wrap=True)
 
 
 # ----------------------------------------------------------------------- logs

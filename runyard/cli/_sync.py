@@ -14,8 +14,8 @@ __all__: list[str] = []
 def sync(
     json_: bool = typer.Option(False, "--json", help="Print what was sent per run as JSON."),
 ) -> None:
-    """Send the runs' data left in RUNYARD_HOME/spool/ to the server: metric points, final statuses, and runs
-    started while the server was away (created now; the SDK printed their local-... ids).
+    """Send the runs' data left in RUNYARD_HOME/spool/ to the server: metric points, images and tables, final
+    statuses, and runs started while the server was away (created now; the SDK printed their local-... ids).
 
     An SDK process whose server did not answer keeps what it could not send there and says so
     when it ends. Safe to run any time and more than once: a batch sent twice is stored once,
@@ -52,6 +52,8 @@ def sync(
             con.print(f"{name}: skipped, {r.skipped}.", markup=False)
             continue
         parts = [f"{r.points} metric points in {r.batches} batches"]
+        if r.media:
+            parts.append(f"{r.media} images and tables")
         if r.status:
             parts.append(f"status {r.status}")
         con.print(f"{name}: sent {', '.join(parts)}.", markup=False)

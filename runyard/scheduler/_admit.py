@@ -6,6 +6,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from runyard import _failpoints
 from runyard.backends.base import Backend, Resources
 from runyard.errors import InvalidState, RunyardError
 from runyard.scheduler import _hooks
@@ -138,6 +139,7 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
             continue
         jobs.append((run_id, job_id, name))
         row["engine_job_id"], row["backend"] = job_id, name
+    _failpoints.pause("scheduler.before_recording_jobs")  # the crash tests' window: jobs started, ids not stored
     store.set_engine_jobs(jobs)
     return True
 

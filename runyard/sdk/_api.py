@@ -34,7 +34,8 @@ from typing import Any
 
 from runyard.sdk._run import Run, _exit_message, env_params, exit_outcome, flush_timeout_s, start_run
 
-__all__ = ["active_run", "finish", "init", "log", "log_artifact", "log_params", "params", "set_tags", "should_stop"]
+__all__ = ["active_run", "finish", "init", "log", "log_artifact", "log_image", "log_params", "log_table", "note", "params",
+           "set_tags", "should_stop"]
 
 _active: Run | None = None
 _lock = threading.RLock()
@@ -171,6 +172,60 @@ def log_artifact(path: str | os.PathLike[str], name: str | None = None) -> list[
         >>> runyard.finish()
     """
     return _auto().log_artifact(path, name)
+
+
+def log_image(key: str, image: Any, step: int | None = None, caption: str | None = None) -> str | None:
+    """Store an image of the active run (a PNG the UI's Images tab shows); returns at once, uploaded in the background.
+
+    See :meth:`Run.log_image`: ``image`` is a PIL image, a numpy array (HxW, HxWx1, HxWx3, HxWx4;
+    uint8, or floats in [0, 1]), a matplotlib Figure or the path of an image file.
+
+    Raises:
+        runyard.errors.InvalidInput: a bad key, step, caption or array, or a package it needs is missing.
+        TypeError: ``image`` is of no known kind.
+
+    Example:
+        >>> import numpy as np
+        >>> for step in range(2):
+        ...     runyard.log_image("noise", np.random.rand(16, 16), step=step, caption=f"step {step}")
+        'media/images/noise/0-0.png'
+        'media/images/noise/1-0.png'
+        >>> runyard.finish()
+    """
+    return _auto().log_image(key, image, step, caption)
+
+
+def log_table(key: str, data: Any, step: int | None = None, format: str = "csv") -> str | None:  # noqa: A002
+    """Store a table of the active run (CSV, or Parquet with pyarrow); returns at once, uploaded in the background.
+
+    See :meth:`Run.log_table`: ``data`` is a pandas DataFrame, a list of dicts, or
+    ``{"columns": [...], "rows": [[...], ...]}``.
+
+    Raises:
+        runyard.errors.InvalidInput: a bad key, step, format or cell, or pyarrow missing for Parquet.
+        TypeError: ``data`` is of no known kind.
+
+    Example:
+        >>> runyard.log_table("confusion", {"columns": ["true", "pred", "n"], "rows": [["cat", "dog", 3]]}, step=5)
+        'media/tables/confusion/5.csv'
+        >>> runyard.finish()
+    """
+    return _auto().log_table(key, data, step, format)
+
+
+def note(text: str, append: bool = False) -> None:
+    """Set the active run's note (Markdown, at most 100,000 characters); ``append=True`` adds a paragraph.
+
+    Raises:
+        runyard.errors.InvalidInput: too long, or a NUL character or an unpaired surrogate.
+        TypeError: ``text`` is not a string.
+
+    Example:
+        >>> runyard.note("Tried **mixup**; see the confusion table.")
+        >>> runyard.note("Worse than the baseline.", append=True)
+        >>> runyard.finish()
+    """
+    _auto().note(text, append)
 
 
 def params() -> dict[str, Any]:

@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any, Self
 
 import runyard.names as names
 from runyard.errors import InvalidInput, InvalidState, NotFound, RunyardError, ServerUnreachable, http_status
+from runyard.media import NOTE_MAX
 from runyard.records.status import RunStatus
 from runyard.sdk._report import Reporter, report
 
 if TYPE_CHECKING:
     from runyard.client import Client
+    from runyard.sdk._media import MediaUploader
     from runyard.sdk._sender import PendingRun, Sender
     from runyard.spool import SpoolClient
 
@@ -82,6 +84,9 @@ class Run:
         self._sender: Sender | None = None
         self._pending: PendingRun | None = None
         self._capture: Any = None  # runyard.sdk._capture.Capture of an ad-hoc run
+        self._media: MediaUploader | None = None  # started by the first log_image() or log_table()
+        self._media_steps: dict[str, int] = {}  # log_image() calls without a step, per key
+        self._media_n: dict[tuple[str, int], int] = {}  # images of one key and step from this process
         if client is not None and (run_id is not None or pending is not None):
             from runyard.config import home
             from runyard.sdk._sender import PendingRun, Sender
@@ -320,6 +325,154 @@ class Run:
             done.append(artifact_path)
         return done
 
+    # ------------------------------------------------------------ media, note
+    def log_image(self, key: str, image: Any, step: int | None = None, caption: str | None = None) -> str | None:
+        """Store an image of the run (a PNG artifact the UI's Images tab shows); returns at once.
+
+        The image is encoded to PNG here (so the caller may reuse its buffer) and uploaded by a
+        background thread, which keeps it while the server is away (up to
+        ``RUNYARD_SDK_MEDIA_BUFFER_MB``, default 256 MiB, of waiting files).
+
+        Args:
+            key: a metric-like name, '/' separating levels (``"samples"``, ``"val/confusion"``).
+            image: a PIL image; a numpy array of shape HxW, HxWx1, HxWx3 or HxWx4 holding uint8
+                values or floats in [0, 1] (Pillow is not needed); a matplotlib Figure; or the path of
+                an image file (a PNG as it is; other formats need Pillow).
+            step: default: the number of earlier log_image() calls of this key (0, 1, 2, ...).
+            caption: shown under the image (at most 4,096 characters).
+
+        Returns:
+            The artifact path, ``media/images/<key>/<step>-<n>.png`` (n counts this process's images of
+            that key and step), or None when the run is finished or has no server.
+
+        Raises:
+            InvalidInput: a bad key, step or caption, an unusable array, or a package the input needs
+                is not installed (the message names it).
+            TypeError: ``image`` is of no known kind.
+            FileNotFoundError: the path does not exist.
+
+        Example:
+            >>> import numpy as np
+            >>> run = runyard.init(project="demo")
+            >>> run.log_image("samples", np.zeros((8, 8, 3), dtype="uint8"), step=0, caption="all black")
+            'media/images/samples/0-0.png'
+            >>> run.finish()
+        """
+        from runyard import media
+        from runyard.sdk._media import image_png
+
+        key = media.check_media_key(key, "image")
+        step = media.check_step(step, "log_image()")
+        if caption is not None:
+            if not isinstance(caption, str):
+                raise TypeError(f"log_image() caption must be a string, but got {type(caption).__name__}.")
+            names.check_text(caption, "log_image() caption")
+            if len(caption) > media.CAPTION_MAX:
+                raise InvalidInput(f"log_image() caption must be at most {media.CAPTION_MAX:,} characters, but has "
+                                   f"{len(caption):,}.", "Shorten it; put long text in the run's note.")
+        data = image_png(image, caption)
+        if step is None:
+            step = self._media_steps.get(key, 0)
+            self._media_steps[key] = step + 1
+        n = self._media_n.get((key, step), 0)
+        self._media_n[(key, step)] = n + 1
+        path = media.image_path(key, step, n)
+        return path if self._queue_media(path, data) else None
+
+    def log_table(self, key: str, data: Any, step: int | None = None, format: str = "csv") -> str | None:  # noqa: A002
+        """Store a table of the run (a CSV or Parquet artifact the UI's Tables tab shows); returns at once.
+
+        Args:
+            key: a metric-like name, '/' separating levels; its last level must not be an integer.
+            data: a pandas DataFrame (its index is not stored: ``df.reset_index()`` keeps it), a list
+                of dicts (one per row; the columns are every key seen, in order), or
+                ``{"columns": [...], "rows": [[...], ...]}``. None is an empty cell.
+            step: None stores ``media/tables/<key>.<format>`` (a later call replaces it); a step
+                stores ``media/tables/<key>/<step>.<format>``.
+            format: ``"csv"`` (the standard library writes it) or ``"parquet"`` (needs pyarrow).
+
+        Returns:
+            The artifact path, or None when the run is finished or has no server.
+
+        Raises:
+            InvalidInput: a bad key, step or format, ragged rows, text the store cannot hold, or
+                pyarrow missing for Parquet.
+            TypeError: ``data`` is of no known kind.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.log_table("predictions", [{"label": "cat", "p": 0.9}, {"label": "dog", "p": 0.4}])
+            'media/tables/predictions.csv'
+            >>> run.finish()
+        """
+        from runyard import media
+        from runyard.sdk._media import table_bytes
+
+        key = media.check_media_key(key, "table")
+        step = media.check_step(step, "log_table()")
+        body = table_bytes(data, format)
+        path = media.table_path(key, step, format)
+        return path if self._queue_media(path, body) else None
+
+    def _queue_media(self, path: str, data: bytes) -> bool:
+        if self._closed:
+            self._log_closed()
+            if self._closed == "disabled":
+                self._reporter.once("disabled", f"cannot store {path!r}: this process has no run on the server "
+                                                f"(see the error above).")
+            return False
+        if self._media is None:
+            from runyard.sdk._media import DEFAULT_BUFFER_MB, MediaUploader
+
+            cap = _env_number("RUNYARD_SDK_MEDIA_BUFFER_MB", DEFAULT_BUFFER_MB, float)
+            spool_dir = self._sender.spool_dir if self._sender is not None else None
+            self._media = MediaUploader(self._client, lambda: self.id, self._reporter,  # type: ignore[arg-type]
+                                        int(cap * 1048576), spool_dir)
+        return self._media.put(path, data)
+
+    def note(self, text: str, append: bool = False) -> None:
+        """Set the run's note (Markdown, at most 100,000 characters), synchronously; the UI shows and edits it.
+
+        Args:
+            text: the note.
+            append: add ``text`` as a new paragraph after the current note instead of replacing it.
+
+        Raises:
+            InvalidInput: too long, or holding a NUL character or an unpaired surrogate.
+            TypeError: ``text`` is not a string. Server errors are reported on stderr.
+
+        Example:
+            >>> run = runyard.init(project="demo")
+            >>> run.note("Baseline: **lr 0.1**, no augmentation.")
+            >>> run.note("Loss plateaus after epoch 3.", append=True)
+            >>> run.finish()
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"note() takes a string (Markdown), but got {type(text).__name__}.")
+        names.check_text(text, "The note")
+        if len(text) > NOTE_MAX:
+            raise InvalidInput(f"A run's note holds at most {NOTE_MAX:,} characters, but got {len(text):,}.",
+                               "Shorten it, or store long text as an artifact and link it from the note.")
+
+        def put(c: Client | SpoolClient) -> None:
+            if not hasattr(c, "set_note"):
+                raise RunyardError("a run that spools (reach_server: false) cannot keep a note.",
+                                   "Set it afterwards with `runyard note RUN TEXT`.")
+            new = text
+            if append:
+                current = c.get_note(self.id)["text"]  # type: ignore[arg-type]
+                new = f"{current.rstrip()}\n\n{text}" if current.strip() else text
+                if len(new) > NOTE_MAX:
+                    raise InvalidInput(f"Appending makes the note {len(new):,} characters; at most {NOTE_MAX:,} fit.",
+                                       "Shorten it, or replace the note instead of appending.")
+            c.set_note(self.id, new)  # type: ignore[arg-type]
+
+        if self.id is None and self._pending is not None and self._client is not None:
+            self._reporter.once("note-pending", f"cannot set the note of run {self.local_id} while the server is away; "
+                                                f"set it later with `runyard note RUN TEXT`.")
+            return
+        self._call("set the note", put)
+
     def should_stop(self) -> bool:
         """True once the run's status on the server is no longer running or starting (e.g. pruned, canceled).
 
@@ -393,6 +546,12 @@ class Run:
             capture.close(flush_timeout_s() if timeout_s is None else timeout_s)
         self._closed = "finished"
         try:
+            if self._media is not None:
+                media_timeout_s = flush_timeout_s() if timeout_s is None else timeout_s
+                if not self._media.flush(min(media_timeout_s, 5.0)):
+                    report(f"waiting up to {media_timeout_s:g} s (RUNYARD_SDK_FLUSH_TIMEOUT_S) for the server to take "
+                           f"the run's images and tables.")
+                self._media.close(media_timeout_s)
             sent = True
             if self._sender is not None:
                 timeout_s = flush_timeout_s() if timeout_s is None else timeout_s
@@ -455,8 +614,8 @@ class Run:
         from runyard.sdk._sender import CREATE_FILE
 
         directory = self._pending.path.parent
-        if any(p.suffix == ".json" for p in directory.iterdir()):
-            return  # metric batches another process of the run left: `runyard sync` still needs the id mapping
+        if any(p.suffix == ".json" or p.is_dir() for p in directory.iterdir()):
+            return  # metric batches or media another process of the run left: `runyard sync` still needs the id mapping
         (directory / CREATE_FILE).unlink(missing_ok=True)
         try:
             directory.rmdir()

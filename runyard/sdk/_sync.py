@@ -8,9 +8,10 @@ A directory there holds what one run could not send before its process ended:
 - ``create.meta``: how to create a ``local-`` run (project, name, params, tags), then the
   id the server gave it (``run_id``), written before anything else is sent, so a sync
   interrupted half-way never creates the run twice;
-- ``status.meta``: the ad-hoc run's final status, message and exit code.
+- ``status.meta``: the ad-hoc run's final status, message and exit code;
+- ``artifacts/<artifact path>``: images and tables (``log_image``, ``log_table``) not uploaded in time.
 
-Order per run: create it if needed, send its batches oldest first, then its status. Files
+Order per run: create it if needed, send its batches oldest first, its images and tables, then its status. Files
 are deleted once the server took (or refused for good) them, the directory once empty.
 A directory whose ``create.meta`` names a live process other than this one is left
 alone: that process still sends it itself.
@@ -43,6 +44,7 @@ class SyncResult:
     created: bool = False
     points: int = 0
     batches: int = 0
+    media: int = 0
     dropped: list[str] = field(default_factory=list)
     status: str | None = None
     skipped: str | None = None
@@ -121,6 +123,7 @@ def _sync_dir(client: Any, directory: Path) -> SyncResult:
                 raise
             result.dropped.append(f"{path.name}: {e.message}")
         path.unlink(missing_ok=True)
+    _sync_media(client, directory, run_id, result)
     status = _read(directory / STATUS_FILE)
     if status is not None:
         try:
@@ -137,6 +140,42 @@ def _sync_dir(client: Any, directory: Path) -> SyncResult:
     except OSError:
         pass  # a file written meanwhile: the next sync
     return result
+
+
+def _sync_media(client: Any, directory: Path, run_id: int, result: SyncResult) -> None:
+    """Upload the images and tables saved under ``artifacts/`` (each file whole: saved by rename), then remove them."""
+    from runyard.sdk._media import SPOOL_MEDIA
+
+    root = directory / SPOOL_MEDIA
+    if not root.is_dir():
+        return
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")):
+        rel = path.relative_to(root).as_posix()
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            continue
+        try:
+            client.upload_artifact(run_id, rel, data)
+            result.media += 1
+        except ServerUnreachable:
+            raise
+        except RunyardError as e:
+            if http_status(e) >= 500:
+                raise
+            result.dropped.append(f"{rel}: {e.message}")
+        path.unlink(missing_ok=True)
+    for leftover in root.rglob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    for sub in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        try:
+            sub.rmdir()
+        except OSError:
+            pass
+    try:
+        root.rmdir()
+    except OSError:
+        pass
 
 
 def _age(path: Path) -> tuple[int, str]:

@@ -26,6 +26,7 @@ from runyard.server.routers import (
     experiments,
     images,
     logs,
+    media,
     members,
     projects,
     runs,
@@ -165,7 +166,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.
     for r in (runs.router, logs.router, artifacts.router, experiments.router, projects.router, members.router,
               sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router,
-              tensorboard.router):
+              tensorboard.router, media.router):
         api.include_router(r)
     app.include_router(api)
     app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session

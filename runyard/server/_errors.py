@@ -159,7 +159,10 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_req: Request, exc: RequestValidationError) -> JSONResponse:
         parts = []
         for err in exc.errors()[:5]:
-            loc = ".".join(str(x) for x in err.get("loc", ()) if x not in ("body", "query", "path"))
+            where = tuple(err.get("loc", ()))
+            if where and where[0] in ("body", "query", "path", "header", "cookie"):  # where it came from, not a name
+                where = where[1:]
+            loc = ".".join(str(x) for x in where)
             msg = err.get("msg", "invalid")
             if err.get("type") == "string_unicode":  # pydantic's words for a str holding an unpaired surrogate
                 msg = names.text_problem(err.get("input", "")) if isinstance(err.get("input"), str) else None

@@ -9,21 +9,28 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select
 
 from runyard.errors import InvalidInput, NotFound
+from runyard.media import MediaInfo
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _now
 from runyard.store._engine import read_scope, write_scope
+from runyard.store._media import media_row
 from runyard.store._records import Artifact, Snapshot
 
 
 class FilesPart(StorePart):
     """The ``Store``'s artifact, blob and snapshot methods."""
 
-    def record_artifact(self, run_id: int, path: str, size: int, sha256: str) -> Artifact:
+    def record_artifact(self, run_id: int, path: str, size: int, sha256: str, media: MediaInfo | None = None) -> Artifact:
+        """Record a stored file (replacing the record of an earlier one at ``path``), with its row in the
+        image or table list when ``media`` describes it, in one transaction."""
         now = _now()
         with write_scope(self.engine) as conn:
             self._require_run(conn, run_id)
+            conn.execute(delete(m.SqlMedia).where(m.SqlMedia.run_id == run_id, m.SqlMedia.path == path))
             conn.execute(delete(m.SqlArtifact).where(m.SqlArtifact.run_id == run_id, m.SqlArtifact.path == path))
             conn.execute(insert(m.SqlArtifact).values(run_id=run_id, path=path, size=size, sha256=sha256, created_at=now))
+            if media is not None:
+                conn.execute(insert(m.SqlMedia).values(**media_row(run_id, path, media, now)))
         return Artifact(path=path, size=size, sha256=sha256, created_at=now)
 
     def list_artifacts(self, run_id: int, prefix: str = "") -> list[Artifact]:

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Boolean,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -243,6 +244,42 @@ class SqlArtifact(Base):
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlMedia(Base):
+    """The image and table lists: one row per artifact under ``media/`` that :mod:`runyard.media` reads.
+
+    Written in the artifact's own transaction, after its file is in place, and removed with its
+    artifact row (the foreign key): a row never names a file that is not stored.
+    """
+
+    __tablename__ = "run_media"
+    run_id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(8))  # image | table
+    key: Mapped[str] = mapped_column(String(256))
+    step: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    caption: Mapped[str | None] = mapped_column(Text, nullable=True)
+    width: Mapped[int] = mapped_column(Integer, default=0)
+    height: Mapped[int] = mapped_column(Integer, default=0)
+    format: Mapped[str] = mapped_column(String(8), default="")
+    n_rows: Mapped[int] = mapped_column(BigInteger, default=-1)
+    columns: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of names
+    created_at: Mapped[float] = mapped_column(Double)
+    __table_args__ = (
+        ForeignKeyConstraint(["run_id", "path"], ["artifacts.run_id", "artifacts.path"], ondelete="CASCADE"),
+        Index("ix_run_media_kind_key", "run_id", "kind", "key", "step"),
+    )
+
+
+class SqlRunNote(Base):
+    """A run's note (Markdown), one per run; a table of its own so that run listings never read it."""
+
+    __tablename__ = "run_notes"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[float] = mapped_column(Double)
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
 
 
 class SqlBlob(Base):

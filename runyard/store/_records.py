@@ -12,6 +12,7 @@ __all__ = [
     "ACTIVE_STATUSES",
     "Artifact",
     "Experiment",
+    "ImageItem",
     "LogLine",
     "MetricSummary",
     "Project",
@@ -19,8 +20,10 @@ __all__ = [
     "Run",
     "RunEvent",
     "RunPage",
+    "RunNote",
     "Snapshot",
     "TERMINAL_STATUSES",
+    "TableItem",
     "Task",
 ]
 
@@ -141,6 +144,38 @@ class Artifact(_Record):
     size: int
     sha256: str
     created_at: float
+
+
+class ImageItem(_Record):
+    """One logged image (``GET /runs/{id}/images``)."""
+
+    key: str
+    step: int
+    path: str = Field(description="the artifact path of the PNG")
+    caption: str | None = None
+    width: int
+    height: int
+    time: float = Field(description="when it was stored, seconds since the epoch")
+
+
+class TableItem(_Record):
+    """One logged table (``GET /runs/{id}/tables``)."""
+
+    key: str
+    step: int | None = None
+    path: str = Field(description="the artifact path of the file")
+    format: str = Field(description="csv or parquet")
+    rows: int = Field(description="data rows (the header row not counted); -1 when unknown (Parquet on a server "
+                                  "without pyarrow)")
+    columns: list[str]
+
+
+class RunNote(_Record):
+    """A run's note (Markdown); empty text and no author when none was written."""
+
+    text: str
+    updated_at: str | None = Field(None, description="ISO 8601 time (UTC) of the last change")
+    updated_by: str | None = Field(None, description="who changed it last")
 
 
 class Snapshot(_Record):

@@ -1,7 +1,7 @@
 """The ``Store`` facade: one object with every read and write the server makes, returning frozen records.
 
 Its methods live in per-resource parts (``_projects``, ``_experiments``, ``_runs``, ``_statuses``,
-``_scheduling``, ``_tasks``, ``_metrics``, ``_logs``, ``_files``) that share ``_common.StorePart``.
+``_scheduling``, ``_tasks``, ``_metrics``, ``_logs``, ``_files``, ``_media``) that share ``_common.StorePart``.
 
 Thread safety: a ``Store`` is shared by all request threads; each method opens its
 own transaction. Ownership: records returned are immutable copies.
@@ -17,6 +17,7 @@ from runyard.store._engine import make_engine
 from runyard.store._experiments import ExperimentsPart
 from runyard.store._files import FilesPart
 from runyard.store._logs import LogsPart
+from runyard.store._media import MediaPart
 from runyard.store._metrics import MetricsPart
 from runyard.store._points import BLOCK_STEPS
 from runyard.store._projects import ProjectsPart
@@ -28,7 +29,8 @@ from runyard.store._tasks import TasksPart
 __all__ = ["BLOCK_STEPS", "Store"]
 
 
-class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPart, TasksPart, MetricsPart, LogsPart, FilesPart):
+class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPart, TasksPart, MetricsPart, LogsPart, FilesPart,
+            MediaPart):
     """Facade over the database. Create with ``Store.open()`` (applies migrations)."""
 
     def __init__(self, engine: Engine) -> None:

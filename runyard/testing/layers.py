@@ -25,9 +25,9 @@ ROOT_UNIT = "runyard.sdk"  # the package root is the SDK's facade
 
 LAYERS: dict[int, tuple[str, ...]] = {
     0: ("runyard.errors", "runyard.config", "runyard._version", "runyard._manifest", "runyard._proc",
-        "runyard._sysmetrics"),
+        "runyard._sysmetrics", "runyard._failpoints"),
     1: ("runyard.names", "runyard.configfile", "runyard._http", "runyard._git"),
-    2: ("runyard.records",),
+    2: ("runyard.records", "runyard.media"),
     3: ("runyard.store", "runyard.search", "runyard.launch", "runyard.spool", "runyard.artifacts", "runyard._local",
         "runyard.containers"),
     4: ("runyard.client", "runyard.spec"),

@@ -87,6 +87,14 @@ def _tensorboard_files(w: World) -> int:
     return w.experiment_id
 
 
+def _table(w: World) -> str:
+    """A CSV artifact of the run, for the table reader."""
+    with w.admin() as c:
+        if not c.list_artifacts(w.run_id, prefix="media/tables/t.csv"):
+            c.upload_artifact(w.run_id, "media/tables/t.csv", b"a,b\n1,2\n")
+    return "media/tables/t.csv"
+
+
 V1 = "/api/v1"
 # (method, OpenAPI path) -> (rule, how to build a request that succeeds when allowed)
 EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
@@ -155,6 +163,12 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
         f"/runs/{w.run_id}/artifacts/out.txt", {"content": b"x", "headers": {"Content-Type": "application/octet-stream"}})),
     ("GET", "/runs/{run_id}/artifacts"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/artifacts", {})),
     ("GET", "/runs/{run_id}/artifacts/{path}"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/artifacts/model.txt", {})),
+    ("GET", "/runs/{run_id}/images"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/images", {})),
+    ("GET", "/runs/{run_id}/tables"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/tables", {})),
+    ("GET", "/runs/{run_id}/tables/content"): ("viewer_or_run", lambda w: (
+        f"/runs/{w.run_id}/tables/content", {"params": {"path": _table(w)}})),
+    ("GET", "/runs/{run_id}/note"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/note", {})),
+    ("PUT", "/runs/{run_id}/note"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/note", {"json": {"text": "n"}})),
     ("POST", "/blobs/missing"): ("user", lambda w: ("/blobs/missing", {"json": {"digests": [w.digest]}})),
     ("PUT", "/blobs/{digest}"): ("user", lambda w: (f"/blobs/{w.digest}", {"content": BLOB})),
     ("GET", "/blobs/{digest}"): ("user_or_run", lambda w: (f"/blobs/{w.digest}", {})),

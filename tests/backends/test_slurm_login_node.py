@@ -48,7 +48,18 @@ def unknown_job_id() -> str:
 
 
 class TestSlurmThroughLoginNodeContract(BackendContract):
-    pass
+    """The contract's cases that exercise the SSH path (submit, poll, cancel, capacity, the exit code).
+
+    The rest run the same Slurm commands the direct contract (test_slurm_contract.py) already proves,
+    through the same command seam; repeating them over SSH cost about a minute of the suite (the time
+    limit alone waits for Slurm's one-minute granularity).
+    """
+
+    test_a_second_attempt_after_a_failure_runs_as_its_own_job = None  # type: ignore[assignment]
+    test_close_is_idempotent_and_jobs_keep_running = None  # type: ignore[assignment]
+    test_every_task_of_a_multi_task_run_starts = None  # type: ignore[assignment]
+    test_a_run_over_its_time_limit_ends_timeout = None  # type: ignore[assignment]
+    test_one_poll_answers_for_many_jobs = None  # type: ignore[assignment]
 
 
 def test_check_through_the_login_node(backend: SlurmBackend) -> None:

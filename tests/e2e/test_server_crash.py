@@ -90,47 +90,23 @@ def test_server_sigkill_mid_sweep_then_restart_finishes_the_sweep(servers, make_
     _check_each_run_dispatched_once(yard, exp["id"], project.read_lines("starts"), 6)
 
 
-def _freeze_a_dispatch(db_path: Path, server, timeout_s: float = 60.0) -> int:
-    """SIGKILL ``server`` while it dispatches a run: after its compare-and-set to starting,
-    before it stored the engine's job id. Returns that run's id; fails the test if it never
-    saw a run in that window (the crash this test is about would then go untested).
-
-    The test holds SQLite's write lock while it looks, so a server that submitted the
-    job cannot store the job id meanwhile: a run seen starting without one is caught in
-    that window for sure, and the kill lands there.
+def _kill_inside_a_dispatch(db_path: Path, server, project, timeout_s: float = 60.0) -> int:
+    """SIGKILL ``server`` inside a dispatch: after its compare-and-set to starting and the backend's
+    submit, before it stored the engine's job ids. The server runs with the failpoint
+    ``scheduler.before_recording_jobs`` (runyard._failpoints), which holds it there for a minute, so
+    the kill lands in that window every time. Returns the id of a run caught starting without a job id.
     """
-    db = sqlite3.connect(db_path, timeout=30, isolation_level=None)
-    looks = 0
-    started = time.monotonic()
-    try:
-        while time.monotonic() - started < timeout_s:
-            db.execute("BEGIN IMMEDIATE")
-            looks += 1
-            try:
-                row = db.execute("SELECT id FROM runs WHERE status = 'starting' AND engine_job_id IS NULL").fetchone()
-                if row is not None:
-                    # Not a wait on a condition: the submit is to reach the agent while we hold the lock that
-                    # storing its job id needs; the kill must land after it and before that store.
-                    time.sleep(0.2)
-                    server.kill()
-                    return int(row[0])
-                n_runs, n_queued = db.execute(
-                    "SELECT count(*), count(*) FILTER (WHERE status = 'queued') FROM runs").fetchone()
-                if n_runs > 0 and n_queued == 0:
-                    break  # every run is dispatched
-            finally:
-                db.execute("ROLLBACK")
-            time.sleep(0.002)
-        n_runs, n_queued = db.execute(
-            "SELECT count(*), count(*) FILTER (WHERE status = 'queued') FROM runs").fetchone()
-    finally:
-        db.close()
-    pytest.fail(f"Missed the race: in {looks} looks over {time.monotonic() - started:.1f} s the test never saw a run "
-                "starting without its engine job id (the window between the scheduler's compare-and-set to "
-                f"starting and its recording of the job id); {n_runs - n_queued} of {n_runs} runs were dispatched "
-                "meanwhile, each recorded between two looks. So the server was never killed inside a dispatch and "
-                "the crash under test did not happen: a dispatch now records its job id faster than the test's "
-                "~2 ms poll, or no longer commits 'starting' before it submits.")
+
+    def caught() -> int | None:
+        with sqlite3.connect(db_path, timeout=30) as db:
+            row = db.execute("SELECT id FROM runs WHERE status = 'starting' AND engine_job_id IS NULL").fetchone()
+        # The job reached the engine: its script started (the submit returned before the pause).
+        return int(row[0]) if row is not None and project.read_lines("starts") else None
+
+    run_id = wait_until(caught, timeout_s, "a run starting, its job submitted and its job id not yet stored",
+                        interval_s=0.1)
+    server.kill()
+    return run_id
 
 
 def _lease_expired(db_path: Path) -> bool:
@@ -144,10 +120,12 @@ def test_server_sigkill_between_dispatch_and_recording_the_job_runs_the_run_once
     project = make_project("frozen", SWEEP_YML.format(project="e2e-frozen", parallel=2),
                            SWEEP_PY.replace("{sleep_s}", "0.05"))
     db_path = tmp_path / "frozen.db"
-    server = servers.start("frozen", port=free_port(), database_url=f"sqlite:///{db_path}")
+    server = servers.start("frozen", port=free_port(), database_url=f"sqlite:///{db_path}",
+                           env={"RUNYARD_FAILPOINTS": "scheduler.before_recording_jobs=60"})
     yard = servers.yard(server)
     exp = yard.submit(project.path)
-    caught = _freeze_a_dispatch(db_path, server)
+    caught = _kill_inside_a_dispatch(db_path, server, project)
+    server.env.pop("RUNYARD_FAILPOINTS")  # the restarted server records its job ids at once
     # Restart once the dead server's scheduler lease ran out, so the new scheduler's first pass
     # meets the run still starting (else the runner's own "running" report may come first).
     wait_until(lambda: _lease_expired(db_path), 30, "the killed server's scheduler lease to expire", interval_s=0.2)

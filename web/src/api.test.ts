@@ -121,3 +121,77 @@ describe("projects", () => {
     expect(calls[1].url).toBe("/api/v1/projects");
   });
 });
+
+describe("run media", () => {
+  it("asks for images (one key), tables and a table's first rows with the path as a query parameter", async () => {
+    answer(200, { items: [] });
+    await api.images(4, "val/pred");
+    await api.images(4);
+    await api.tables(4);
+    await api.tableContent(4, "results/a b&c.csv", 1000);
+    expect(calls.map((c) => c.url)).toEqual([
+      "/api/v1/runs/4/images?key=val%2Fpred",
+      "/api/v1/runs/4/images",
+      "/api/v1/runs/4/tables",
+      "/api/v1/runs/4/tables/content?path=results%2Fa+b%26c.csv&limit=1000",
+    ]);
+  });
+
+  it("saves a note with PUT, the CSRF header and the text as JSON", async () => {
+    answer(200, { text: "# hi", updated_at: "2026-12-07T10:00:00Z", updated_by: "alice" });
+    const n = await api.setNote(9, "# hi\n<script>x</script>");
+    expect(n.updated_by).toBe("alice");
+    expect(calls[0].url).toBe("/api/v1/runs/9/note");
+    expect(calls[0].init.method).toBe("PUT");
+    expect(headers()["X-CSRF-Token"]).toBe("csrf-abc");
+    expect(JSON.parse(calls[0].init.body as string)).toEqual({ text: "# hi\n<script>x</script>" });
+  });
+
+  it("keeps a refused note's 403 message and hint", async () => {
+    answer(403, { code: "forbidden", message: "bob is a viewer of project 'p'; this needs editor.", hint: "Ask an owner." });
+    const err = await api.setNote(9, "x").catch((e) => e);
+    expect([err.status, err.message, err.hint]).toEqual([403, "bob is a viewer of project 'p'; this needs editor.", "Ask an owner."]);
+  });
+});
+
+describe("artifactText", () => {
+  it("reads a text artifact through ?view=true with the path's parts encoded", async () => {
+    answer(200, "line 1\nline 2\n");
+    const t = await api.artifactText(3, "logs/a b#1.txt");
+    expect(calls[0].url).toBe("/api/v1/runs/3/artifacts/logs/a%20b%231.txt?view=true");
+    expect(calls[0].init.credentials).toBe("same-origin");
+    expect(t).toEqual({ text: "line 1\nline 2\n", bytes: 14, truncated: false, binary: false });
+  });
+
+  it("stops at the byte limit, without half a character, and says it did", async () => {
+    answer(200, "ab\u00e9cd"); // é is 2 bytes: a b [c3 a9] c d
+    const t = await api.artifactText(3, "x.txt", 3);
+    expect(t).toEqual({ text: "ab", bytes: 3, truncated: true, binary: false });
+    const whole = await api.artifactText(3, "x.txt", 6);
+    expect(whole).toMatchObject({ text: "ab\u00e9cd", truncated: false });
+  });
+
+  it("stops reading a long body once it has enough", async () => {
+    let pulled = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(c) { pulled++; c.enqueue(new Uint8Array(1024).fill(0x61)); },
+    });
+    vi.stubGlobal("fetch", vi.fn(async () => new Response(body, { status: 200 })));
+    const t = await api.artifactText(3, "big.log", 4096);
+    expect(t.bytes).toBe(4096);
+    expect(t.truncated).toBe(true);
+    expect(pulled).toBeLessThan(10);
+  });
+
+  it("tells binary content from text", async () => {
+    answer(200, "PK\u0000\u0003");
+    expect((await api.artifactText(3, "model.txt")).binary).toBe(true);
+  });
+
+  it("turns a refused or missing file into the server's error", async () => {
+    answer(404, { code: "not_found", message: "Run 3 has no artifact 'x.txt'.", hint: "List them with `runyard info 3`." });
+    const err = await api.artifactText(3, "x.txt").catch((e) => e);
+    expect(err).toBeInstanceOf(ApiError);
+    expect([err.status, err.message]).toEqual([404, "Run 3 has no artifact 'x.txt'."]);
+  });
+});

@@ -1,6 +1,7 @@
 // The public REST API, through relative URLs with the session's cookies.
 // Writes carry the CSRF token of the session (X-CSRF-Token); a 401 sends the app to the login page.
 import { csrfHeaders, type Me, type Member, type Members, type Role } from "./lib/auth";
+import { looksBinary, TEXT_PREVIEW_BYTES } from "./lib/preview";
 
 export interface MetricSummary { last: number | null; step: number; min: number | null; max: number | null; count: number; ts: number }
 export interface Task { id: number; role: string; rank: number; attempt: number; status: string; host: string; pid: number | null; exit_code: number | null; started_at: number | null; ended_at: number | null }
@@ -20,6 +21,16 @@ export interface LogPage { lines: LogLine[]; next_offset: number; run_status: st
 export interface TensorBoardStatus { experiment_id: number; runs: number; files: number; running: boolean }
 export interface TensorBoardLink { url: string; experiment_id: number; runs: number; files: number; expires_in_s: number }
 export interface Artifact { path: string; size: number; sha256: string; created_at: number }
+/** A logged image (`GET /runs/{id}/images`): a PNG artifact at `path`. */
+export interface ImageItem { key: string; step: number; path: string; caption: string | null; width: number; height: number; time: number }
+/** A logged table (`GET /runs/{id}/tables`); `step` is null for a table logged without one. */
+export interface TableItem { key: string; step: number | null; path: string; format: string; rows: number; columns: string[] }
+/** The first rows of a .csv/.tsv/.parquet artifact (`GET /runs/{id}/tables/content`). */
+export interface TableContent { path: string; columns: string[]; rows: (string | number | boolean | null)[][]; total: number; truncated: boolean }
+/** A run's note (Markdown); `updated_at` is ISO 8601 text, null (with `updated_by`) before anybody wrote one. */
+export interface Note { text: string; updated_at: string | null; updated_by: string | null }
+/** The start of a text artifact: `truncated` when the file is longer than what was read. */
+export interface ArtifactText { text: string; bytes: number; truncated: boolean; binary: boolean }
 export interface Snapshot { id: string; files: [string, string, number, number][]; n_files: number; size: number; git_commit: string | null; git_branch: string | null; git_dirty: boolean; git_diff: string; created_at: number }
 
 /** An error the API answered with ({code, message, hint}) or a network failure. */
@@ -125,18 +136,81 @@ export const api = {
     get<MetricHistory>(`/runs/${id}/metrics/${key.split("/").map(encodeURIComponent).join("/")}`, { max_points: maxPoints }, signal),
   logs: (id: number, offset: number, task?: string | null, limit = 5000) => get<LogPage>(`/runs/${id}/logs`, { offset, task, limit }),
   artifacts: (id: number) => get<{ items: Artifact[] }>(`/runs/${id}/artifacts`).then((r) => r.items),
+  images: (id: number, key?: string) => get<{ items: ImageItem[] }>(`/runs/${id}/images`, { key }).then((r) => r.items),
+  tables: (id: number) => get<{ items: TableItem[] }>(`/runs/${id}/tables`).then((r) => r.items),
+  /** The first `limit` rows of a .csv, .tsv or .parquet artifact (a logged table or any other). */
+  tableContent: (id: number, path: string, limit = 1000) => get<TableContent>(`/runs/${id}/tables/content`, { path, limit }),
+  note: (id: number) => get<Note>(`/runs/${id}/note`),
+  /** Replaces the run's note (editors; the server refuses viewers with a 403). */
+  setNote: (id: number, text: string) => request<Note>("PUT", `/runs/${id}/note`, undefined, { text }),
+  /** The first `maxBytes` of an artifact as UTF-8 text (the rest is not downloaded). */
+  artifactText: async (id: number, path: string, maxBytes = TEXT_PREVIEW_BYTES): Promise<ArtifactText> => {
+    const resp = await fetch(artifactViewUrl(id, path), { credentials: "same-origin" });
+    if (!resp.ok) await fail(resp, `artifact ${path}`);
+    return readTextPrefix(resp, maxBytes);
+  },
   snapshot: (id: string) => get<Snapshot>(`/snapshots/${id}`),
   blobText: async (digest: string) => {
     const resp = await fetch(`${API}/blobs/${digest}`, { credentials: "same-origin" });
-    if (!resp.ok) {
-      const err = new ApiError(resp.status, "http_error", `blob ${digest} answered ${resp.status}`, null);
-      if (resp.status === 401 && unauthorizedHandler) unauthorizedHandler(err);
-      throw err;
-    }
+    if (!resp.ok) await fail(resp, `blob ${digest}`);
     return resp.text();
   },
 };
 
+/** Throws the ApiError of a file route's failed answer (its JSON error when it sent one). */
+async function fail(resp: Response, what: string): Promise<never> {
+  let code = "http_error", message = `${what} answered ${resp.status}`, hint: string | null = null;
+  try {
+    const j = await resp.json();
+    code = j.code ?? code;
+    message = j.message ?? message;
+    hint = j.hint ?? null;
+  } catch { /* not JSON: keep the status line */ }
+  const err = new ApiError(resp.status, code, message, hint);
+  if (resp.status === 401 && unauthorizedHandler) unauthorizedHandler(err);
+  throw err;
+}
+
+/** Reads at most `maxBytes` of a body and stops the download there; a character cut at the end is dropped. */
+export async function readTextPrefix(resp: Response, maxBytes: number): Promise<ArtifactText> {
+  const chunks: Uint8Array[] = [];
+  let n = 0;
+  let truncated = false;
+  if (resp.body) {
+    const reader = resp.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      n += value.length;
+      if (n > maxBytes) {
+        truncated = true;
+        await reader.cancel();
+        break;
+      }
+    }
+  } else {
+    const all = new Uint8Array(await resp.arrayBuffer());
+    chunks.push(all);
+    n = all.length;
+    truncated = n > maxBytes;
+  }
+  const bytes = new Uint8Array(Math.min(n, maxBytes));
+  let at = 0;
+  for (const c of chunks) {
+    const take = Math.min(c.length, bytes.length - at);
+    bytes.set(c.subarray(0, take), at);
+    at += take;
+    if (at >= bytes.length) break;
+  }
+  // stream: true keeps an unfinished character back instead of showing it as U+FFFD.
+  const text = new TextDecoder("utf-8").decode(bytes, { stream: truncated });
+  return { text, bytes: bytes.length, truncated, binary: looksBinary(bytes) };
+}
+
 export const artifactUrl = (runId: number, path: string) =>
   `${API}/runs/${runId}/artifacts/${path.split("/").map(encodeURIComponent).join("/")}`;
+/** The artifact for the page to show (`?view=true`): pictures and text with their own type, other files still
+ *  under the server's sandboxing Content-Security-Policy (shown only in a sandboxed frame, or downloaded). */
+export const artifactViewUrl = (runId: number, path: string) => `${artifactUrl(runId, path)}?view=true`;
 export const blobUrl = (digest: string) => `${API}/blobs/${digest}`;

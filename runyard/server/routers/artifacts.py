@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from runyard import config
+from runyard import config, media
 from runyard._manifest import manifest_id
 from runyard.artifacts import ArtifactStorage, check_sha256, clean_path
 from runyard.errors import InvalidInput, PayloadTooLarge
@@ -63,8 +64,11 @@ def _too_large(limit: int) -> PayloadTooLarge:
 _WRITE_BATCH = 1024 * 1024
 
 
-async def _receive(request: Request, sink, limit: int) -> tuple[int, str]:  # noqa: ANN001
-    """Stream the body into ``sink`` (never all of it in memory), then close it: its size and sha256."""
+async def _receive(request: Request, sink, limit: int,  # noqa: ANN001
+                   probe: media.ImageProbe | media.CsvProbe | None = None) -> tuple[int, str]:
+    """Stream the body into ``sink`` (never all of it in memory), then close it: its size and sha256.
+
+    ``probe`` (an image or table upload, :func:`runyard.media.probe_for`) sees every chunk on the way."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
@@ -76,6 +80,8 @@ async def _receive(request: Request, sink, limit: int) -> tuple[int, str]:  # no
         if size > limit:
             raise _too_large(limit)
         digest.update(chunk)
+        if probe is not None:
+            probe.feed(chunk)
         pending += chunk
         if len(pending) >= _WRITE_BATCH:
             await run_in_threadpool(sink.write, bytes(pending))
@@ -115,16 +121,33 @@ async def receive_artifact(request: Request, run_id: int, clean: str) -> Artifac
     storage = _storage(request)
     await run_in_threadpool(store.get_run, run_id)
     tmp, sink = await run_in_threadpool(storage.open_write, run_id, clean)
+    probe = media.probe_for(clean)
     try:
-        size, sha = await _receive(request, sink, config.max_upload_bytes())
+        size, sha = await _receive(request, sink, config.max_upload_bytes(), probe)
     except BaseException:
         await _discard(storage, tmp, sink)
         raise
     # Move and record as one step, so that of concurrent uploads of one path the same upload
-    # wins both the file and its record (within this server process).
+    # wins both the file and its record (within this server process). The image or table list's
+    # row is written with the artifact's, after its file is in place: a row never names a missing file.
     async with _COMMIT_LOCK:
         await run_in_threadpool(storage.commit, tmp)
-        return await run_in_threadpool(store.record_artifact, run_id, clean, size, sha)
+        info = probe.result() if probe is not None else None
+        if info is None and clean.endswith(".parquet"):
+            info = await run_in_threadpool(_parquet_info, storage, run_id, clean)
+        return await run_in_threadpool(store.record_artifact, run_id, clean, size, sha, info)
+
+
+def _parquet_info(storage: ArtifactStorage, run_id: int, path: str) -> media.MediaInfo | None:
+    """The table list's row of a Parquet table (its footer, read once stored); rows -1 without pyarrow."""
+    table = media.parse_table_path(path)
+    if table is None:
+        return None
+    key, step, fmt = table
+    with storage.open_run_file(run_id, path) as f:
+        shape = media.parquet_shape(f)
+    n_rows, columns = shape if shape is not None else (-1, ())
+    return media.MediaInfo("table", key, step, format=fmt, n_rows=n_rows, columns=columns)
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=ArtifactList, dependencies=[Depends(run_reader)])
@@ -133,14 +156,55 @@ def list_artifacts(run_id: int, prefix: str = "", store: Store = Depends(get_sto
     return ArtifactList(items=store.list_artifacts(run_id, clean_path(prefix) if prefix else ""))
 
 
+# What a file may be shown as, by extension. Only types no browser runs code from are sent as what they are:
+# raster images and plain text. HTML (a notebook's rendering) and SVG are shown only with ?view=true and only under
+# FILE_CSP (runyard.server._guard), whose `sandbox` without allow-scripts runs none of their scripts and gives them
+# an opaque origin; without ?view=true they, and everything else, are downloads of application/octet-stream.
+_IMAGE_TYPES = {"png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg", "gif": "image/gif", "webp": "image/webp"}
+_TEXT_EXTENSIONS = frozenset({"txt", "log", "md", "markdown", "csv", "tsv", "json", "jsonl", "yaml", "yml", "toml",
+                              "ini", "cfg", "conf", "py", "r", "sh", "out", "err", "tex", "rst", "sql", "js", "ts"})
+_TEXT = "text/plain; charset=utf-8"
+_PAGE_TYPES = {"html": "text/html; charset=utf-8", "htm": "text/html; charset=utf-8", "svg": "image/svg+xml"}
+
+
+def file_answer(path: str, view: bool) -> tuple[str, str]:
+    """(Content-Type, Content-Disposition) of the run file at ``path``.
+
+    >>> file_answer("media/images/x/0-0.png", True)
+    ('image/png', 'inline')
+    >>> file_answer("plot.svg", False)[0]
+    'application/octet-stream'
+    """
+    name = path.rpartition("/")[2]
+    ext = name.rpartition(".")[2].lower() if "." in name else ""
+    if ext in _IMAGE_TYPES:
+        kind = _IMAGE_TYPES[ext]
+    elif ext in _TEXT_EXTENSIONS:
+        kind = _TEXT
+    elif view and ext in _PAGE_TYPES:
+        kind = _PAGE_TYPES[ext]
+    else:
+        return "application/octet-stream", _attachment(name)
+    return kind, "inline" if view else _attachment(name)
+
+
+def _attachment(name: str) -> str:
+    """``attachment`` with the file's name: an ASCII fallback and the exact UTF-8 name (RFC 6266)."""
+    fallback = "".join(c if " " <= c < "\x7f" and c not in '"\\;' else "_" for c in name) or "download"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
 @router.get("/runs/{run_id}/artifacts/{path:path}", response_class=StreamingResponse,
             responses={200: {"content": {"application/octet-stream": {}}}}, dependencies=[Depends(run_reader)])
 @run_token_route
 def download_artifact(run_id: int, path: str, request: Request, store: Store = Depends(get_store),
-                      view: bool = Query(False, description="an .html artifact (a notebook's rendering) as a page to "
-                                         "read: text/html, still under the files' sandboxing Content-Security-"
-                                         "Policy, so none of its scripts run and it has no origin of its own; "
-                                         "other artifacts are sent as downloads whatever this says")
+                      view: bool = Query(False, description="show the file in the browser rather than download it: "
+                                         "png, jpeg, gif and webp images as themselves, text files (.txt, .log, .md, "
+                                         ".csv, .json, .yaml, .py ...) as text/plain, and .html (a notebook's "
+                                         "rendering) and .svg as text/html and image/svg+xml, still under the files' "
+                                         "sandboxing Content-Security-Policy, so none of their scripts run and they "
+                                         "have no origin of their own. Other files are downloads (application/"
+                                         "octet-stream) whatever this says")
                       ) -> StreamingResponse:
     clean = clean_path(path)
     art = store.find_artifact(run_id, clean)
@@ -149,14 +213,13 @@ def download_artifact(run_id: int, path: str, request: Request, store: Store = D
         from runyard.errors import NotFound
 
         raise NotFound(f"Run {run_id} has no artifact {clean!r}.", f"List them with `runyard info {run_id}`.")
-    # Every file answer carries FILE_CSP (runyard.server._guard): `sandbox` without allow-scripts, so a page
-    # shown here runs no script and gets an opaque origin, never the UI's (no cookies, no API calls).
-    page = view and clean.lower().endswith((".html", ".htm"))
+    # Every file answer carries FILE_CSP and nosniff (runyard.server._guard): `sandbox` without allow-scripts, so a
+    # page shown here runs no script and gets an opaque origin, never the UI's (no cookies, no API calls).
+    content_type, disposition = file_answer(clean, view)
     return StreamingResponse(
         _storage(request).read_run_file(run_id, clean),
-        media_type="text/html; charset=utf-8" if page else "application/octet-stream",
-        headers={"Content-Length": str(art.size), "X-Runyard-Sha256": art.sha256,
-                 **({"Content-Disposition": "inline"} if page else {})},
+        media_type=content_type,
+        headers={"Content-Length": str(art.size), "X-Runyard-Sha256": art.sha256, "Content-Disposition": disposition},
     )
 
 

@@ -1,8 +1,13 @@
-// A run: params, tags, config, snapshot (files, git commit, dirty diff), metric and system charts,
-// live log per task, artifacts with download, status history and attempts.
+// A run: its note, params, tags, config, snapshot (files, git commit, dirty diff), metric and system
+// charts, logged images and tables, live log per task, artifacts with previews and downloads, status
+// history and attempts.
 import { useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
-import { api, artifactUrl, type Run } from "../api";
+import { api, artifactUrl, artifactViewUrl, type Run } from "../api";
+import { ArtifactPreview } from "../components/ArtifactPreview";
+import { MediaView } from "../components/Media";
+import { RunNote } from "../components/RunNote";
+import { formatBytes, previewKind } from "../lib/preview";
 import { ConfirmButton, ErrorNote, StatusBadge } from "../components/Confirm";
 import { CANNOT_CANCEL } from "../components/RunTable";
 import { useProjectAccess } from "../lib/session";
@@ -11,7 +16,7 @@ import { ChartControlsBar, controlsFromQuery, MetricCharts } from "../components
 import { usePoll, useQueryParam } from "../lib/hooks";
 import { formatDuration, formatNumber, TERMINAL } from "../lib/table";
 
-const TABS = ["overview", "logs", "code", "artifacts", "history"] as const;
+const TABS = ["overview", "media", "logs", "code", "artifacts", "history"] as const;
 
 const fmt = (v: unknown) => (typeof v === "number" ? formatNumber(v) : typeof v === "string" ? v : JSON.stringify(v));
 const when = (ts: number | null) => (ts == null ? "" : new Date(ts * 1000).toLocaleString());
@@ -81,6 +86,7 @@ export function RunPage() {
       </nav>
       {r && current === "overview" && (
         <>
+          <RunNote runId={id} role={access.role} live={live} />
           <div className="cols">
             <section><h2>Params</h2><KeyValues data={r.params} testid="params" /></section>
             <section><h2>Tags</h2><KeyValues data={r.tags} testid="tags" /></section>
@@ -96,6 +102,7 @@ export function RunPage() {
           {exp.data && <section><h2>Config</h2><pre className="config" data-testid="config">{JSON.stringify(exp.data.config, null, 2)}</pre></section>}
         </>
       )}
+      {r && current === "media" && <MediaView runId={id} live={live} />}
       {r && current === "logs" && <LogView runId={id} tasks={tasks} task={task} onTask={setTask} search={logq ?? ""} onSearch={setLogq} live={live} />}
       {r && current === "code" && <SnapshotView run={r} />}
       {r && current === "artifacts" && <Artifacts runId={id} live={live} />}
@@ -120,17 +127,27 @@ export function RunPage() {
 function Artifacts({ runId, live }: { runId: number; live: boolean }) {
   const arts = usePoll(() => api.artifacts(runId), [runId], undefined, live);
   const [prefix, setPrefix] = useState("");
+  const [previewPath, setPreview] = useQueryParam("preview");
   const shown = (arts.data ?? []).filter((a) => a.path.startsWith(prefix));
+  const previewed = arts.data?.find((a) => a.path === previewPath);
   return (
     <section>
       <ErrorNote error={arts.error} />
       <input type="search" placeholder="path prefix" value={prefix} onChange={(e) => setPrefix(e.target.value)} aria-label="filter artifacts" />
+      {previewed && <ArtifactPreview key={`${previewed.path}:${previewed.sha256}`} runId={runId} artifact={previewed} onClose={() => setPreview(null)} />}
+      {arts.data && previewPath && !previewed && <p className="muted">This run has no artifact {previewPath}.</p>}
       <table className="list" data-testid="artifacts"><thead><tr><th>path</th><th>size</th><th>sha256</th><th /></tr></thead><tbody>
         {shown.map((a) => (
-          <tr key={a.path}><td>{a.path}</td><td>{a.size.toLocaleString()} B</td><td className="mono">{a.sha256.slice(0, 12)}</td>
-            <td><a href={artifactUrl(runId, a.path)} download={a.path.split("/").pop()}>download</a>
+          <tr key={a.path} data-path={a.path} className={a.path === previewPath ? "selected" : undefined}>
+            <td>{a.path}</td><td title={`${a.size.toLocaleString()} B`}>{formatBytes(a.size)}</td><td className="mono">{a.sha256.slice(0, 12)}</td>
+            <td>
+              {previewKind(a.path) !== "download" && (
+                <><button type="button" className="linkish" aria-label={`preview ${a.path}`} aria-pressed={a.path === previewPath}
+                  onClick={() => setPreview(a.path === previewPath ? null : a.path)}>preview</button> · </>
+              )}
+              <a href={artifactUrl(runId, a.path)} download={a.path.split("/").pop()}>download</a>
               {/* A notebook's HTML: served sandboxed (no script, no origin of its own), in a tab of its own. */}
-              {/\.html?$/i.test(a.path) && <> · <a href={`${artifactUrl(runId, a.path)}?view=1`} target="_blank" rel="noopener noreferrer">view</a></>}
+              {/\.html?$/i.test(a.path) && <> · <a href={artifactViewUrl(runId, a.path)} target="_blank" rel="noopener noreferrer">view</a></>}
             </td></tr>
         ))}
       </tbody></table>

@@ -4,8 +4,8 @@
 runs: the page no longer sorts them all); ``tags (key)`` finds the runs with (or without) a tag,
 e.g. the runs deleted through the MLflow-compatible API, without reading every tag.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-07 18:00:00
 """
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = '0009'
-down_revision = '0008'
+revision = '0010'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
