@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal, or_, select, update
 
 import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
@@ -99,7 +99,7 @@ class RunsPart(StorePart):
             if statuses:
                 conds.append(r.status.in_(list(statuses)))
             for f in filters:
-                conds.append(self._filter_cond(conn, f))
+                conds.append(self._filter_cond(conn, f, probe=not count))
             base = select(r.id).where(and_(*conds) if conds else literal(True))
             total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one() if count else -1
             fetch = limit if count else limit + 1  # without a count, one more tells whether a next page exists
@@ -174,17 +174,21 @@ class RunsPart(StorePart):
             conds = [col.like(p) for p in patterns]
         return or_(*conds)
 
-    def _filter_cond(self, conn, f: Filter):  # noqa: ANN001, ANN202
+    def _filter_cond(self, conn, f: Filter, *, probe: bool = False):  # noqa: ANN001, ANN202
+        """The condition of one filter. ``probe``: as correlated EXISTS (index probes per run, so a page walked in
+        order stops at its last run: a page of 10 among 10,000 runs in ~0.1 ms instead of ~10 ms of building the
+        matching ids' lists), for pages without a count; with a count every run is visited and the lists win."""
         r = m.SqlRun
+        has = _probe if probe else _member
         if f.op in _TEXT_OPS or f.op == "absent":
-            return self._text_filter_cond(f)
+            return self._text_filter_cond(f, has)
         if f.kind == "metric":
             kid = self._resolve_metric(conn, f.key, f.quoted, f"filter {f.text!r}")
             if kid is None:
                 return literal(False)
             s = m.SqlMetricSummary
             col = {"last": s.last, "min": s.min, "max": s.max}[f.agg]
-            return r.id.in_(select(s.run_id).where(s.key_id == kid, self._OPS[f.op](col, f.value)))
+            return has(s.run_id, s.key_id == kid, self._OPS[f.op](col, f.value))
         if f.kind == "param":
             p = m.SqlParam
             num = _num(f.value)
@@ -199,26 +203,26 @@ class RunsPart(StorePart):
                     f"Filter on params.{f.key} with {f.op} needs a number, but got {f.value!r}.",
                     "Use = or != to compare text values, or ~ for a substring.",
                 )
-            return r.id.in_(select(p.run_id).where(p.key == f.key, cond))
+            return has(p.run_id, p.key == f.key, cond)
         if f.kind == "tag":
             t = m.SqlTag
             cond = t.value.contains(str(f.value)) if f.op == "~" else self._OPS.get(f.op, self._OPS["="])(t.value, str(f.value))
-            return r.id.in_(select(t.run_id).where(t.key == f.key, cond))
+            return has(t.run_id, t.key == f.key, cond)
         col = getattr(r, f.key)
         if f.op == "~":
             return col.contains(str(f.value))
         return self._OPS[f.op](col, f.value)
 
-    def _text_filter_cond(self, f: Filter):  # noqa: ANN202
+    def _text_filter_cond(self, f: Filter, has: Any):  # noqa: ANN202
         r = m.SqlRun
         if f.kind == "param":
             p = m.SqlParam
-            return r.id.in_(select(p.run_id).where(p.key == f.key, self._text_cond(p.value, f.op, f.value)))
+            return has(p.run_id, p.key == f.key, self._text_cond(p.value, f.op, f.value))
         if f.kind == "tag":
             t = m.SqlTag
             if f.op == "absent":
-                return r.id.not_in(select(t.run_id).where(t.key == f.key))
-            return r.id.in_(select(t.run_id).where(t.key == f.key, self._text_cond(t.value, f.op, f.value)))
+                return ~has(t.run_id, t.key == f.key)
+            return has(t.run_id, t.key == f.key, self._text_cond(t.value, f.op, f.value))
         if f.kind == "attr" and f.op != "absent":
             return self._text_cond(getattr(r, f.key), f.op, f.value)
         raise InvalidInput(f"Filter {f.text!r}: {f.op} does not apply to {f.kind}s.", "Use <, <=, >, >=, = or !=.")
@@ -398,6 +402,17 @@ def _load_metrics_stmt() -> Any:
 
 
 _TEXT_OPS = ("like", "ilike", "in", "not in")
+
+
+def _member(run_id: Any, *conds: Any) -> Any:
+    """Runs among those of the rows matching ``conds`` (``run_id`` their run column): the ids' list, built once."""
+    return m.SqlRun.id.in_(select(run_id).where(*conds))
+
+
+def _probe(run_id: Any, *conds: Any) -> Any:
+    """The same as :func:`_member`, as a correlated EXISTS: an index probe per run visited."""
+    # Correlated to the runs alone: the outer query may join the same table (metric summaries, to sort).
+    return exists().where(run_id == m.SqlRun.id, *conds).correlate(m.SqlRun.__table__)
 
 
 def _like_to_glob(pattern: str) -> str:
