@@ -439,3 +439,26 @@ def test_unserved_endpoints_answer_endpoint_not_found(world: World) -> None:
     # Without credentials on a server that requires sign-in: MLflow's UNAUTHENTICATED, not Runyard's format.
     r = httpx.get(world.url + MLFLOW + "/experiments/get", params={"experiment_id": "1"})
     assert r.status_code == 401 and r.json()["error_code"] == "UNAUTHENTICATED"
+
+
+def test_metric_history_pages_and_bulk_interval(world: World) -> None:
+    run_id = _run_id(world)
+    points = [{"key": "loss", "value": 1.0 / (s + 1), "timestamp": 1700000000000 + s, "step": s} for s in range(5)]
+    assert _post(world, "/runs/log-batch", {"run_id": run_id, "metrics": points}).status_code == 200
+    headers = {"Authorization": f"Bearer {world.tokens['carol']}"}  # a viewer reads
+    steps, token = [], None
+    while True:
+        params = {"run_id": run_id, "metric_key": "loss", "max_results": "2", **({"page_token": token} if token else {})}
+        page = httpx.get(world.url + MLFLOW + "/metrics/get-history", params=params, headers=headers, timeout=30).json()
+        steps.append([m["step"] for m in page["metrics"]])
+        token = page.get("next_page_token")
+        if not token:
+            break
+    assert steps == [[0, 1], [2, 3], [4]]
+    full = httpx.get(world.url + MLFLOW + "/metrics/get-history", params={"run_id": run_id, "metric_key": "loss"}, headers=headers).json()
+    assert [(m["step"], m["timestamp"]) for m in full["metrics"]] == [(s, 1700000000000 + s) for s in range(5)]
+    bulk = httpx.get(world.url + MLFLOW + "/metrics/get-history-bulk-interval", headers=headers, timeout=30,
+                     params={"run_ids": [run_id], "metric_key": "loss", "start_step": "1", "end_step": "3"}).json()
+    assert [(m["run_id"], m["step"]) for m in bulk["metrics"]] == [(run_id, 1), (run_id, 2), (run_id, 3)]
+    none = httpx.get(world.url + MLFLOW + "/metrics/get-history", params={"run_id": run_id, "metric_key": "never"}, headers=headers)
+    assert none.json() == {"metrics": []}
