@@ -378,7 +378,7 @@ def _check_run(request: Request, run_id: int, need: str) -> None:
 
 
 def _get_run(request: Request, run_id: int) -> Run:
-    run = _store(request).find_run(run_id)
+    run = _store(request).find_run(run_id, details=False)
     if run is None:
         raise MlflowError("RESOURCE_DOES_NOT_EXIST", f"Run '{run_id}' not found.", "List runs with `runyard ls`.")
     return run
