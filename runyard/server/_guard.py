@@ -91,8 +91,14 @@ _TB = "/tb/"
 _SESSION_COOKIE = b"runyard_session="
 
 
+_MLFLOW = "/api/2.0/mlflow"  # the MLflow-compatible API (runyard.server.mlflow), and its artifact proxy
+_MLFLOW_FILES = "/api/2.0/mlflow-artifacts/artifacts/"
+
+
 def _is_file_path(path: str) -> bool:
     """Routes that carry the bytes of a user's file: artifacts and snapshot blobs (streamed, own cap)."""
+    if path.startswith(_MLFLOW_FILES):
+        return True
     if path.startswith("/api/v1/blobs/"):
         return path != "/api/v1/blobs/missing"
     return path.startswith("/api/v1/runs/") and "/artifacts/" in path
@@ -113,8 +119,10 @@ def body_limit(method: str, path: str, json_limit: int = JSON_BODY_LIMIT, batch_
             return batch_limit
     elif path in ("/api/v1/snapshots", "/api/v1/blobs/missing"):
         return batch_limit
-    elif method == "PUT" and path.startswith("/api/v1/blobs/"):
+    elif method == "PUT" and path.startswith(("/api/v1/blobs/", _MLFLOW_FILES)):
         return None
+    elif path == "/api/2.0/mlflow/runs/log-batch":
+        return batch_limit
     return json_limit
 
 
@@ -206,7 +214,7 @@ class Guard:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        if path.startswith(_API):
+        if path.startswith((_API, _MLFLOW)):
             if path.startswith("/api/v1/docs"):
                 extra = _HEADERS_DOCS
             elif method in ("GET", "HEAD") and _is_file_path(path):
@@ -245,7 +253,10 @@ class Guard:
                              f"not as {host.decode('latin-1')!r}.",
                              "Open it as http://127.0.0.1:PORT or http://localhost:PORT; to reach it under another name, "
                              "set RUNYARD_PUBLIC_URL to that address, or create a user so that sign-in is required.")
-        elif method in _WRITE_METHODS and not bearer and (local or cookie) and extra is not _HEADERS_TB:
+        elif (method in _WRITE_METHODS and not bearer and (local or cookie) and extra is not _HEADERS_TB
+              and not (method == "PUT" and path.startswith(_MLFLOW_FILES))):
+            # (The MLflow client uploads artifacts with their own type, text/plain too: a PUT is never a page's
+            # forged write, since browsers ask first and this server answers no CORS preflight.)
             # (Under /tb/ the capability in the path authorises and the session is never used: TensorBoard's
             # sandboxed page posts forms from an opaque origin.)
             # A page of another site cannot send an Authorization header without a preflight: bearer
@@ -255,7 +266,7 @@ class Guard:
         if refusal is None and limit is not None and length > limit:
             refusal = _too_large(limit)
         if refusal is not None:
-            await _send_error(send, refusal, extra)
+            await _send_error(send, _in_mlflow_format(refusal) if path.startswith(_MLFLOW) else refusal, extra)
             return
 
         started = False
@@ -307,8 +318,8 @@ class Guard:
                 raise
             # The app failed on the cut-off body (a disconnect to it): the 413 below is the answer.
         if over and not started:
-            status, body = _too_large(limit)
-            await _send_error(send, (status, body), extra)
+            refusal = _too_large(limit)
+            await _send_error(send, _in_mlflow_format(refusal) if path.startswith(_MLFLOW) else refusal, extra)
 
     @staticmethod
     def _local_mode(scope: Scope) -> bool:
@@ -336,6 +347,18 @@ class Guard:
                               f"A write from the web page at {origin.decode('latin-1')!r} to this local server is refused.",
                               "Use the Runyard UI served by this server, the CLI or the SDK.")
         return None
+
+
+_MLFLOW_CODES = {"forbidden": "PERMISSION_DENIED", "too_large": "INVALID_PARAMETER_VALUE", "invalid_input": "INVALID_PARAMETER_VALUE"}
+
+
+def _in_mlflow_format(refusal: tuple[int, bytes]) -> tuple[int, bytes]:
+    """A refusal of the MLflow-compatible API's paths in MLflow's format (``error_code``, ``message``)."""
+    status, body = refusal
+    parsed = orjson.loads(body)
+    message = parsed["message"] + (f" {parsed['hint']}" if parsed.get("hint") else "")
+    code = _MLFLOW_CODES.get(parsed["code"], "INVALID_PARAMETER_VALUE" if status < 500 else "INTERNAL_ERROR")
+    return status, orjson.dumps({"error_code": code, "message": message})
 
 
 async def _send_error(send: Send, refusal: tuple[int, bytes], extra: list[tuple[bytes, bytes]]) -> None:

@@ -28,6 +28,7 @@ from runyard.store._records import (
     TableItem,
     Task,
 )
+from runyard.store._statuses import EXTERNAL_BACKEND
 from runyard.store._store import BLOCK_STEPS, Store
 from runyard.store._tags import TagFilter, parse_tag_filter
 
@@ -48,6 +49,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ACTIVE_STATUSES",
     "BLOCK_STEPS",
+    "EXTERNAL_BACKEND",
     "ROLES",
     "RUN_STATUSES",
     "TERMINAL_STATUSES",

@@ -6,13 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select
+from sqlalchemy import and_, bindparam, delete, exists, func, insert, literal, or_, select, update
 
 import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _check_key, _clean_float, _json_ok, _json_value, _num
-from runyard.store._engine import read_scope, write_scope
+from runyard.store._engine import read_scope, statement, write_scope
 from runyard.store._query import Filter, Order
 from runyard.store._records import RUN_STATUSES, MetricSummary, Run, RunEvent, RunPage, Task
 
@@ -44,9 +44,10 @@ class RunsPart(StorePart):
         """The container images runs ran in (:func:`list_images`)."""
         return list_images(self, project=project, project_ids=project_ids, limit=limit)
 
-    def find_run(self, run_id: int) -> Run | None:
+    def find_run(self, run_id: int, *, details: bool = True) -> Run | None:
+        """The run, or None; ``details=False`` leaves out its tasks and status events (two reads fewer)."""
         with read_scope(self.engine) as conn:
-            runs = self._load_runs(conn, [run_id], details=True)
+            runs = self._load_runs(conn, [run_id], details=details)
         return runs[0] if runs else None
 
     def get_run(self, run_id: int) -> Run:
@@ -67,8 +68,12 @@ class RunsPart(StorePart):
         offset: int = 0,
         project_ids: Sequence[int] | None = None,
         fields: Sequence[str] | None = None,
+        count: bool = True,
     ) -> RunPage:
         """A page of runs matching every filter, in ``order`` (newest first by default).
+
+        ``count=False`` skips counting every match (a page of 10 among 10,000 runs costs a fraction
+        of the count): ``total`` is then the page's end, plus one when more runs follow.
 
         ``project_ids`` keeps only those projects' runs (what a user may see). ``fields``
         (e.g. ``["params.lr", "metrics.loss"]``) limits the params and metrics each run
@@ -95,15 +100,21 @@ class RunsPart(StorePart):
             if statuses:
                 conds.append(r.status.in_(list(statuses)))
             for f in filters:
-                conds.append(self._filter_cond(conn, f))
+                conds.append(self._filter_cond(conn, f, probe=not count))
             base = select(r.id).where(and_(*conds) if conds else literal(True))
-            total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one()
+            total = conn.execute(select(func.count()).select_from(base.subquery())).scalar_one() if count else -1
+            fetch = limit if count else limit + 1  # without a count, one more tells whether a next page exists
+
+            def page(ids: list[int]) -> RunPage:
+                end = offset + min(len(ids), limit)
+                return RunPage(items=self._load_runs(conn, ids[:limit], details=False, keep=keep),
+                               total=total if count else end + (len(ids) > limit), offset=offset, limit=limit)
+
             stmt = base
             if order is not None and order.kind == "metric":
-                ids = self._ids_by_metric(conn, conds, order, limit, offset)
-                items = self._load_runs(conn, ids, details=False, keep=keep) if ids is not None else None
-                if items is not None:
-                    return RunPage(items=items, total=total, offset=offset, limit=limit)
+                found = self._ids_by_metric(conn, conds, order, fetch, offset)
+                if found is not None:
+                    return page(found)
             if order is None:
                 stmt = stmt.order_by(r.id.desc())
             else:
@@ -113,9 +124,7 @@ class RunsPart(StorePart):
                 else:
                     # NULLs (runs without the metric) always last.
                     stmt = stmt.order_by(col.is_(None), col.desc() if order.descending else col.asc(), r.id.asc())
-            ids = list(conn.execute(stmt.limit(limit).offset(offset)).scalars())
-            items = self._load_runs(conn, ids, details=False, keep=keep)
-        return RunPage(items=items, total=total, offset=offset, limit=limit)
+            return page(list(conn.execute(stmt.limit(fetch).offset(offset)).scalars()))
 
     def _ids_by_metric(self, conn, conds: list, order: Order, limit: int, offset: int) -> list[int] | None:  # noqa: ANN001
         """A page of run ids sorted by a metric summary, walking the summaries by key.
@@ -150,15 +159,37 @@ class RunsPart(StorePart):
         ">=": lambda c, v: c >= v,
     }
 
-    def _filter_cond(self, conn, f: Filter):  # noqa: ANN001, ANN202
+    def _text_cond(self, col, op: str, value: Any):  # noqa: ANN001, ANN202
+        """The text operators beyond ``runyard ls``'s (the MLflow-compatible search builds them): ``like`` (case-
+        sensitive on both databases: SQLite's LIKE is not, so GLOB there), ``ilike``, ``in`` and ``not in``;
+        ``like``/``ilike`` take one pattern or a tuple of them (any may match)."""
+        if op in ("in", "not in"):
+            values = list(value)
+            return col.in_(values) if op == "in" else col.not_in(values)
+        patterns = value if isinstance(value, tuple) else (value,)
+        if op == "ilike":
+            conds = [func.lower(col).like(func.lower(p)) for p in patterns]
+        elif self._sqlite:
+            conds = [col.op("GLOB")(_like_to_glob(p)) for p in patterns]
+        else:
+            conds = [col.like(p) for p in patterns]
+        return or_(*conds)
+
+    def _filter_cond(self, conn, f: Filter, *, probe: bool = False):  # noqa: ANN001, ANN202
+        """The condition of one filter. ``probe``: as correlated EXISTS (index probes per run, so a page walked in
+        order stops at its last run: a page of 10 among 10,000 runs in ~0.1 ms instead of ~10 ms of building the
+        matching ids' lists), for pages without a count; with a count every run is visited and the lists win."""
         r = m.SqlRun
+        has = _probe if probe else _member
+        if f.op in _TEXT_OPS or f.op == "absent":
+            return self._text_filter_cond(f, has)
         if f.kind == "metric":
             kid = self._resolve_metric(conn, f.key, f.quoted, f"filter {f.text!r}")
             if kid is None:
                 return literal(False)
             s = m.SqlMetricSummary
             col = {"last": s.last, "min": s.min, "max": s.max}[f.agg]
-            return r.id.in_(select(s.run_id).where(s.key_id == kid, self._OPS[f.op](col, f.value)))
+            return has(s.run_id, s.key_id == kid, self._OPS[f.op](col, f.value))
         if f.kind == "param":
             p = m.SqlParam
             num = _num(f.value)
@@ -173,15 +204,29 @@ class RunsPart(StorePart):
                     f"Filter on params.{f.key} with {f.op} needs a number, but got {f.value!r}.",
                     "Use = or != to compare text values, or ~ for a substring.",
                 )
-            return r.id.in_(select(p.run_id).where(p.key == f.key, cond))
+            return has(p.run_id, p.key == f.key, cond)
         if f.kind == "tag":
             t = m.SqlTag
             cond = t.value.contains(str(f.value)) if f.op == "~" else self._OPS.get(f.op, self._OPS["="])(t.value, str(f.value))
-            return r.id.in_(select(t.run_id).where(t.key == f.key, cond))
+            return has(t.run_id, t.key == f.key, cond)
         col = getattr(r, f.key)
         if f.op == "~":
             return col.contains(str(f.value))
         return self._OPS[f.op](col, f.value)
+
+    def _text_filter_cond(self, f: Filter, has: Any):  # noqa: ANN202
+        r = m.SqlRun
+        if f.kind == "param":
+            p = m.SqlParam
+            return has(p.run_id, p.key == f.key, self._text_cond(p.value, f.op, f.value))
+        if f.kind == "tag":
+            t = m.SqlTag
+            if f.op == "absent":
+                return ~has(t.run_id, t.key == f.key)
+            return has(t.run_id, t.key == f.key, self._text_cond(t.value, f.op, f.value))
+        if f.kind == "attr" and f.op != "absent":
+            return self._text_cond(getattr(r, f.key), f.op, f.value)
+        raise InvalidInput(f"Filter {f.text!r}: {f.op} does not apply to {f.kind}s.", "Use <, <=, >, >=, = or !=.")
 
     def _order_column(self, conn, o: Order):  # noqa: ANN001, ANN202
         r = m.SqlRun
@@ -201,26 +246,26 @@ class RunsPart(StorePart):
                    keep: tuple[list[str], list[str]] | None = None) -> list[Run]:
         if not ids:
             return []
-        r, p = m.SqlRun, m.SqlProject
-        rows = conn.execute(
-            select(r.__table__, p.name.label("project_name")).join(p, p.id == r.project_id).where(r.id.in_(ids))
-        ).all()
+        # The statements are built once (an expanding bind parameter for the ids): building them per call cost
+        # more than running them (a page of 10 runs among 10,000).
+        by_ids = {"ids": ids}
+        rows = conn.execute(statement("load_runs", _load_runs_stmt), by_ids).all()
         params: dict[int, dict[str, Any]] = {i: {} for i in ids}
-        pstmt = select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(ids))
-        if keep is not None:
-            pstmt = pstmt.where(m.SqlParam.key.in_(keep[0]))
-        for rid, key, value in conn.execute(pstmt):
+        if keep is None:
+            pstmt = statement("load_runs_params", _load_params_stmt)
+        else:
+            pstmt = _load_params_stmt().where(m.SqlParam.key.in_(keep[0]))
+        for rid, key, value in conn.execute(pstmt, by_ids):
             params[rid][key] = _json_value(value)
         tags: dict[int, dict[str, str]] = {i: {} for i in ids}
-        for rid, key, value in conn.execute(select(m.SqlTag.run_id, m.SqlTag.key, m.SqlTag.value).where(m.SqlTag.run_id.in_(ids))):
+        for rid, key, value in conn.execute(statement("load_runs_tags", _load_tags_stmt), by_ids):
             tags[rid][key] = value
         metrics: dict[int, dict[str, MetricSummary]] = {i: {} for i in ids}
-        s, k = m.SqlMetricSummary, m.SqlMetricKey
-        mstmt = (select(s.run_id, k.name, s.last, s.last_step, s.min, s.max, s.count, s.last_ts)
-                 .join(k, k.id == s.key_id).where(s.run_id.in_(ids)))
-        if keep is not None:
-            mstmt = mstmt.where(k.name.in_(keep[1]))
-        for row in conn.execute(mstmt):
+        if keep is None:
+            mstmt = statement("load_runs_metrics", _load_metrics_stmt)
+        else:
+            mstmt = _load_metrics_stmt().where(m.SqlMetricKey.name.in_(keep[1]))
+        for row in conn.execute(mstmt, by_ids):
             metrics[row[0]][row[1]] = MetricSummary(
                 last=_clean_float(row[2]), step=row[3], min=_clean_float(row[4]), max=_clean_float(row[5]), count=row[6], ts=row[7]
             )
@@ -297,6 +342,24 @@ class RunsPart(StorePart):
         if rows:
             conn.execute(insert(m.SqlParam), rows)
 
+    def log_params_and_tags(self, run_id: int, params: dict[str, Any], tags: dict[str, str]) -> None:
+        """Record params (as :meth:`log_params`) and set tags in one transaction, without reading the run back
+        (the MLflow-compatible log-batch). Raises as ``log_params`` does; nothing is written then."""
+        with write_scope(self.engine) as conn:
+            self._lock_run(conn, run_id)
+            if params:
+                self._write_params(conn, run_id, params)
+            if tags:
+                self._write_tags(conn, run_id, tags)
+
+    def rename_run(self, run_id: int, name: str) -> Run:
+        """Give run ``run_id`` the name ``name`` (:data:`runyard.names.RUN_NAME_RULE`)."""
+        names.check_run_name(name)
+        with write_scope(self.engine) as conn:
+            self._lock_run(conn, run_id)
+            conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id).values(name=name))
+            return self._get_run_in(conn, run_id)
+
     def set_tags(self, run_id: int, tags: dict[str, str]) -> Run:
         with write_scope(self.engine) as conn:
             self._lock_run(conn, run_id)
@@ -317,6 +380,48 @@ class RunsPart(StorePart):
             if res.rowcount == 0:
                 raise NotFound(f"Run {run_id} has no tag {key!r}.", "See its tags with `runyard info RUN`.")
             return self._get_run_in(conn, run_id)
+
+
+def _load_runs_stmt() -> Any:
+    r, p = m.SqlRun, m.SqlProject
+    return (select(r.__table__, p.name.label("project_name")).join(p, p.id == r.project_id)
+            .where(r.id.in_(bindparam("ids", expanding=True))))
+
+
+def _load_params_stmt() -> Any:
+    return select(m.SqlParam.run_id, m.SqlParam.key, m.SqlParam.value).where(m.SqlParam.run_id.in_(bindparam("ids", expanding=True)))
+
+
+def _load_tags_stmt() -> Any:
+    return select(m.SqlTag.run_id, m.SqlTag.key, m.SqlTag.value).where(m.SqlTag.run_id.in_(bindparam("ids", expanding=True)))
+
+
+def _load_metrics_stmt() -> Any:
+    s, k = m.SqlMetricSummary, m.SqlMetricKey
+    return (select(s.run_id, k.name, s.last, s.last_step, s.min, s.max, s.count, s.last_ts)
+            .join(k, k.id == s.key_id).where(s.run_id.in_(bindparam("ids", expanding=True))))
+
+
+_TEXT_OPS = ("like", "ilike", "in", "not in")
+
+
+def _member(run_id: Any, *conds: Any) -> Any:
+    """Runs among those of the rows matching ``conds`` (``run_id`` their run column): the ids' list, built once."""
+    return m.SqlRun.id.in_(select(run_id).where(*conds))
+
+
+def _probe(run_id: Any, *conds: Any) -> Any:
+    """The same as :func:`_member`, as a correlated EXISTS: an index probe per run visited."""
+    # Correlated to the runs alone: the outer query may join the same table (metric summaries, to sort).
+    return exists().where(run_id == m.SqlRun.id, *conds).correlate(m.SqlRun.__table__)
+
+
+def _like_to_glob(pattern: str) -> str:
+    """A LIKE pattern (``%``, ``_``) as the GLOB pattern that matches the same texts, case-sensitively."""
+    out = []
+    for ch in pattern:
+        out.append("*" if ch == "%" else "?" if ch == "_" else f"[{ch}]" if ch in "*?[" else ch)
+    return "".join(out)
 
 
 def _split_fields(fields: Sequence[str] | None) -> tuple[list[str], list[str]] | None:
