@@ -71,7 +71,6 @@ TARGET_LOG_BATCH_X = 10.0
 TARGET_TOP10_X = 100.0
 WORKLOAD = BENCH_DIR / "_mlflow_client_workload.py"
 MLFLOW_API = "/api/2.0/mlflow"
-EXPERIMENT = "bench-search"
 
 FULL = {"runs": 10_000, "mlflow_api_runs": 200, "rounds": 3, "lb_runs": 2, "lb_batches": 10, "repeat": 20}
 QUICK = {"runs": 1_000, "mlflow_api_runs": 50, "rounds": 2, "lb_runs": 1, "lb_batches": 5, "repeat": 5}
@@ -107,13 +106,13 @@ def runyard_has_mlflow_api(url: str, token: str | None) -> str | None:
     return f"GET {MLFLOW_API}/experiments/search answered {r.status_code}: {r.text[:200]}"
 
 
-def measure_log_batch(sides: list[Side], rounds: int, lb_runs: int, lb_batches: int) -> list[dict[str, float]]:
+def measure_log_batch(sides: list[Side], experiment: str, rounds: int, lb_runs: int, lb_batches: int) -> list[dict[str, float]]:
     """R rounds; in each, every side logs the same batches; who goes first alternates."""
     out: list[dict[str, float]] = []
     for r in range(rounds):
         row: dict[str, float] = {}
         for side in sides if r % 2 == 0 else sides[::-1]:
-            res = side.run("log_batch", "--runs", lb_runs, "--batches", lb_batches, "--tag", f"round-{r + 1}")
+            res = side.run("log_batch", "--experiment", experiment, "--runs", lb_runs, "--batches", lb_batches, "--tag", f"round-{r + 1}")
             row[side.name] = res["points"] / res["s"]
             row[f"{side.name}_call_ms"] = statistics.median(res["calls_ms"])
             row["points"] = res["points"]
@@ -134,6 +133,9 @@ def main() -> int:
                    help="runs created through MLflow's API to time its populating (default 200; --quick 50)")
     p.add_argument("--threads", type=int, default=4, help="client threads that populate (default 4)")
     p.add_argument("--runyard-token", help="a Runyard token, sent as MLFLOW_TRACKING_TOKEN (needed only with sign-in on)")
+    p.add_argument("--runyard-url", metavar="URL",
+                   help="measure this running Runyard server (its state as it is, e.g. started under a profiler) "
+                        "instead of starting a fresh one")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (server logs, databases)")
     args = p.parse_args()
     size = dict(QUICK if args.quick else FULL)
@@ -152,18 +154,24 @@ def main() -> int:
     search: dict[str, dict[str, list[float]]] = {}
     populate: dict[str, dict[str, Any]] = {}
     n_runs, n_api = size["runs"], size["mlflow_api_runs"]
+    stamp = time.strftime("%Y%m%d-%H%M%S")  # a server given by --runyard-url may hold earlier runs' experiments
+    exp_search, exp_lb = f"bench-search-{stamp}", f"bench-log-batch-{stamp}"
     try:
         mdir = workdir / "mlflow"
         mdir.mkdir()
         say(f"MLflow: seeding runs run-{n_api} … run-{n_runs - 1} ({n_runs - n_api:,}) into its SQLite file, "
             "through its own store and tables …")
         seed = run_peer(["seed", "--db", str(mdir / "mlflow.db"), "--artifacts", str(mdir / "mlartifacts"),
-                         "--experiment", EXPERIMENT, "--runs", str(n_runs - n_api), "--first", str(n_api)], script=WORKLOAD)
+                         "--experiment", exp_search, "--runs", str(n_runs - n_api), "--first", str(n_api)], script=WORKLOAD)
         meta["mlflow_version"], meta["mlflow_seed_s"] = seed["mlflow_version"], seed["s"]
         say(f"  seeded in {seed['s']:.1f} s; starting its server (default workers) …")
         ml_server, ml_url = mlflow_server(mdir, wait=False)
-        say("Runyard: starting its server …")
-        ry_server, ry_url = runyard_server(workdir / "runyard-home")
+        if args.runyard_url:
+            ry_url = args.runyard_url.rstrip("/")
+            say(f"Runyard: the server at {ry_url}")
+        else:
+            say("Runyard: starting its server …")
+            ry_server, ry_url = runyard_server(workdir / "runyard-home")
         missing = runyard_has_mlflow_api(ry_url, args.runyard_token)
         if missing:
             meta["runyard_missing"] = missing
@@ -175,23 +183,23 @@ def main() -> int:
 
         say(f"log_batch: {size['rounds']} interleaved rounds of {size['lb_runs']} run(s) × {size['lb_batches']} calls "
             "× 1,000 metrics on each side …")
-        lb_rounds = measure_log_batch(sides, size["rounds"], size["lb_runs"], size["lb_batches"])
+        lb_rounds = measure_log_batch(sides, exp_lb, size["rounds"], size["lb_runs"], size["lb_batches"])
 
         say(f"MLflow: populating runs run-0 … run-{n_api - 1} through its API ({args.threads} client threads) …")
-        populate["MLflow"] = ml.run("populate", "--runs", n_api, "--threads", args.threads)
+        populate["MLflow"] = ml.run("populate", "--experiment", exp_search, "--runs", n_api, "--threads", args.threads)
         say(f"  {populate['MLflow']['runs'] / populate['MLflow']['s']:,.1f} runs/s")
         if ry is not None:
             say(f"Runyard: populating {n_runs:,} runs through its MLflow API ({args.threads} client threads) …")
-            populate["Runyard"] = ry.run("populate", "--runs", n_runs, "--threads", args.threads)
+            populate["Runyard"] = ry.run("populate", "--experiment", exp_search, "--runs", n_runs, "--threads", args.threads)
             say(f"  {populate['Runyard']['runs'] / populate['Runyard']['s']:,.1f} runs/s")
 
         say(f"search_runs over {n_runs:,} runs: Runyard, then MLflow, then Runyard again …")
-        ry_args = ("--total-runs", n_runs, "--repeat", size["repeat"], "--budget-s", 30)
+        ry_args = ("--experiment", exp_search, "--total-runs", n_runs, "--repeat", size["repeat"], "--budget-s", 30)
         search = {"Runyard": {"top10_s": [], "filter_s": []}, "MLflow": {}}
         if ry is not None:
             first = ry.run("search", *ry_args, "--warmup")
             meta["filter_string"] = first["filter_string"]
-        res = ml.run("search", "--total-runs", n_runs, "--repeat", 3, "--budget-s", 30)
+        res = ml.run("search", "--experiment", exp_search, "--total-runs", n_runs, "--repeat", 3, "--budget-s", 30)
         meta["filter_string"] = res["filter_string"]
         search["MLflow"] = {k: res[k] for k in ("top10_s", "filter_s")}
         say(f"  MLflow: top 10 {statistics.median(res['top10_s']):,.2f} s ({len(res['top10_s'])} samples), "
@@ -261,8 +269,8 @@ def summarize(lb_rounds: list[dict[str, float]], populate: dict[str, dict[str, A
 
 
 def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
-    def x(ratio: float | None, digits: int = 1) -> str:
-        return f"{ratio:,.{digits}f}× faster" if ratio else "—"
+    def x(ratio: float | None) -> str:
+        return f"{ratio:,.{0 if ratio >= 10 else 2 if ratio < 1 else 1}f}× faster" if ratio else "—"
 
     def spread(side: str) -> str:
         vals = [r[side] for r in meta["log_batch_rounds"] if side in r]
@@ -270,16 +278,15 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
 
     n = f"{meta['runs']:,}"
     rounds = meta["log_batch_rounds"]
-    points = f"{rounds[0]['points']:,}" if rounds else "—"
     ml_name = "MLflow" + (f" {meta['mlflow_version']}" if meta.get("mlflow_version") else "")
     print_table(
-        f"MlflowClient.log_batch, 1,000 metrics a call ({meta['lb_runs']} run(s) × {meta['lb_batches']} calls a round), "
-        f"medians of {len(rounds)} interleaved rounds",
-        ["server", "points a round", "points/s", "rounds", "median call", "Runyard is"],
+        f"MlflowClient.log_batch, 1,000 metrics a call, {meta['lb_runs']} run(s) × {meta['lb_batches']} calls "
+        f"({rounds[0]['points'] if rounds else 0:,} points) a round; medians of {len(rounds)} interleaved rounds",
+        ["server", "points/s", "rounds", "median call", "Runyard is"],
         [
-            ["Runyard (MLflow API)", points if f["runyard_log_batch_points_per_s"] else "—", fmt(f["runyard_log_batch_points_per_s"]),
-             spread("Runyard"), fmt(meta.get("runyard_log_batch_call_ms"), "ms"), "—"],
-            [ml_name, points, fmt(f["mlflow_log_batch_points_per_s"]), spread("MLflow"),
+            ["Runyard (MLflow API)", fmt(f["runyard_log_batch_points_per_s"]), spread("Runyard"),
+             fmt(meta.get("runyard_log_batch_call_ms"), "ms"), "—"],
+            [ml_name, fmt(f["mlflow_log_batch_points_per_s"]), spread("MLflow"),
              fmt(meta.get("mlflow_log_batch_call_ms"), "ms"), x(f["log_batch_ratio"])],
         ],
     )
@@ -307,9 +314,9 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
         ["query", "Runyard (MLflow API)", ml_name, "Runyard is"],
         [
             ['top 10, order_by=["metrics.loss ASC"]', fmt(f["runyard_top10_ms"], "ms"), fmt(f["mlflow_top10_ms"], "ms"),
-             x(f["top10_ratio"], 0)],
+             x(f["top10_ratio"])],
             [f"filter {meta.get('filter_string', '')!r}, same order, max 100", fmt(f["runyard_filter_ms"], "ms"),
-             fmt(f["mlflow_filter_ms"], "ms"), x(f["filter_ratio"], 0)],
+             fmt(f["mlflow_filter_ms"], "ms"), x(f["filter_ratio"])],
         ],
     )
     lb, top = f["log_batch_ratio"], f["top10_ratio"]
