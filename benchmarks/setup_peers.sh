@@ -8,12 +8,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PEERS_VENV="${PEERS_VENV:-.venv-peers}"
 case "$PEERS_VENV" in /*) ;; *) PEERS_VENV="$ROOT/$PEERS_VENV" ;; esac   # relative: to the repo root, as the benchmarks read it
 MLFLOW_VERSION="${MLFLOW_VERSION:-3.17.2}"   # the version our figures were measured with
+SKLEARN_VERSION="${SKLEARN_VERSION:-1.7.2}"   # for mlflow.sklearn.autolog() in the MLflow-compatibility tests
 PYTHON="${PYTHON:-python3}"
 
 if [ -x "$PEERS_VENV/bin/python" ] \
-   && "$PEERS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mlflow') != '$MLFLOW_VERSION')" 2>/dev/null \
+   && "$PEERS_VENV/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('mlflow') != '$MLFLOW_VERSION' or m.version('scikit-learn') != '$SKLEARN_VERSION')" 2>/dev/null \
    && [ -x "$PEERS_VENV/bin/mlflow" ]; then
-  echo "peers venv $PEERS_VENV: mlflow $MLFLOW_VERSION already installed"
+  echo "peers venv $PEERS_VENV: mlflow $MLFLOW_VERSION and scikit-learn $SKLEARN_VERSION already installed"
   exit 0
 fi
 
@@ -27,6 +28,6 @@ pip_quiet() {
   return "${PIPESTATUS[0]}"
 }
 pip_quiet --upgrade pip
-echo "installing mlflow==$MLFLOW_VERSION into $PEERS_VENV"
-pip_quiet "mlflow==$MLFLOW_VERSION"
-"$PEERS_VENV/bin/python" -c "import mlflow; print('peers venv ready: mlflow', mlflow.__version__)"
+echo "installing mlflow==$MLFLOW_VERSION and scikit-learn==$SKLEARN_VERSION into $PEERS_VENV"
+pip_quiet "mlflow==$MLFLOW_VERSION" "scikit-learn==$SKLEARN_VERSION"
+"$PEERS_VENV/bin/python" -c "import mlflow, sklearn; print('peers venv ready: mlflow', mlflow.__version__, 'scikit-learn', sklearn.__version__)"

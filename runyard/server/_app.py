@@ -172,6 +172,9 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     app.state.startup_hooks.append(tensorboard.check_settings)
     app.state.shutdown_hooks.append(tensorboard.close_boards)
 
+    from runyard.server.mlflow import install_mlflow
+
+    install_mlflow(app)  # MLflow's REST API for unmodified MLflow clients (docs/mlflow.md); not in the OpenAPI document
     install_docs(app)
     install_ui(app, static_dir or ui_dir())
     # The guard wraps the whole stack, the error middleware included, so 500 answers carry its headers too.

@@ -67,6 +67,8 @@ __all__ = [
     "run_reader",
     "run_token_route",
     "run_writer",
+    "session_principal",
+    "token_principal",
     "visible_project_ids",
 ]
 
@@ -242,21 +244,31 @@ def _bearer(request: Request) -> str | None:
     return value.strip()
 
 
+def token_principal(auth: Auth, secret: str) -> Principal:
+    """The principal of an API token (personal or run token); Unauthorized for an unknown, revoked or expired one."""
+    owner = auth.store.resolve_token(secret)
+    if owner is None or owner.kind == "session":
+        why = auth.store.token_refusal(secret) if owner is None and secret.startswith("ryr_") else None
+        if why is not None:
+            raise Unauthorized(why, "A run's token works only while its run is active: a restarted run "
+                                    "(POST /api/v1/runs/RUN/restart) gets a new one; else use a personal token.")
+        raise Unauthorized("The API token is unknown, expired or revoked.",
+                           "Create a new one with `runyard tokens create`, or sign in again with `runyard login URL`.")
+    if owner.kind == "run":
+        return Principal("run", run_id=owner.run_id, token_id=owner.token_id, via="token")
+    return Principal("user", user=owner.user, token_id=owner.token_id, via="token")
+
+
 def _resolve(request: Request, auth: Auth) -> Principal | None:
     """The principal named by the request's credentials; None without credentials; 401 for bad ones."""
     secret = _bearer(request)
     if secret is not None:
-        owner = auth.store.resolve_token(secret)
-        if owner is None or owner.kind == "session":
-            why = auth.store.token_refusal(secret) if owner is None and secret.startswith("ryr_") else None
-            if why is not None:
-                raise Unauthorized(why, "A run's token works only while its run is active: a restarted run "
-                                        "(POST /api/v1/runs/RUN/restart) gets a new one; else use a personal token.")
-            raise Unauthorized("The API token is unknown, expired or revoked.",
-                               "Create a new one with `runyard tokens create`, or sign in again with `runyard login URL`.")
-        if owner.kind == "run":
-            return Principal("run", run_id=owner.run_id, token_id=owner.token_id, via="token")
-        return Principal("user", user=owner.user, token_id=owner.token_id, via="token")
+        return token_principal(auth, secret)
+    return session_principal(request, auth)
+
+
+def session_principal(request: Request, auth: Auth) -> Principal | None:
+    """The signed-in user of the session cookie (CSRF checked for writes); None without the cookie."""
     session = request.cookies.get(SESSION_COOKIE)
     if session:
         owner = auth.store.resolve_token(session)

@@ -91,8 +91,14 @@ _TB = "/tb/"
 _SESSION_COOKIE = b"runyard_session="
 
 
+_MLFLOW = "/api/2.0/mlflow"  # the MLflow-compatible API (runyard.server.mlflow), and its artifact proxy
+_MLFLOW_FILES = "/api/2.0/mlflow-artifacts/artifacts/"
+
+
 def _is_file_path(path: str) -> bool:
     """Routes that carry the bytes of a user's file: artifacts and snapshot blobs (streamed, own cap)."""
+    if path.startswith(_MLFLOW_FILES):
+        return True
     if path.startswith("/api/v1/blobs/"):
         return path != "/api/v1/blobs/missing"
     return path.startswith("/api/v1/runs/") and "/artifacts/" in path
@@ -113,8 +119,10 @@ def body_limit(method: str, path: str, json_limit: int = JSON_BODY_LIMIT, batch_
             return batch_limit
     elif path in ("/api/v1/snapshots", "/api/v1/blobs/missing"):
         return batch_limit
-    elif method == "PUT" and path.startswith("/api/v1/blobs/"):
+    elif method == "PUT" and path.startswith(("/api/v1/blobs/", _MLFLOW_FILES)):
         return None
+    elif path == "/api/2.0/mlflow/runs/log-batch":
+        return batch_limit
     return json_limit
 
 
@@ -206,7 +214,7 @@ class Guard:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        if path.startswith(_API):
+        if path.startswith((_API, _MLFLOW)):
             if path.startswith("/api/v1/docs"):
                 extra = _HEADERS_DOCS
             elif method in ("GET", "HEAD") and _is_file_path(path):
@@ -245,7 +253,10 @@ class Guard:
                              f"not as {host.decode('latin-1')!r}.",
                              "Open it as http://127.0.0.1:PORT or http://localhost:PORT; to reach it under another name, "
                              "set RUNYARD_PUBLIC_URL to that address, or create a user so that sign-in is required.")
-        elif method in _WRITE_METHODS and not bearer and (local or cookie) and extra is not _HEADERS_TB:
+        elif (method in _WRITE_METHODS and not bearer and (local or cookie) and extra is not _HEADERS_TB
+              and not (method == "PUT" and path.startswith(_MLFLOW_FILES))):
+            # (The MLflow client uploads artifacts with their own type, text/plain too: a PUT is never a page's
+            # forged write, since browsers ask first and this server answers no CORS preflight.)
             # (Under /tb/ the capability in the path authorises and the session is never used: TensorBoard's
             # sandboxed page posts forms from an opaque origin.)
             # A page of another site cannot send an Authorization header without a preflight: bearer

@@ -58,6 +58,39 @@ class ProjectsPart(StorePart):
             rows = self._project_rows(conn, m.SqlProject.name == name)
         return rows[0] if rows else None
 
+    def find_project_by_id(self, project_id: int) -> Project | None:
+        with read_scope(self.engine) as conn:
+            rows = self._project_rows(conn, m.SqlProject.id == project_id)
+        return rows[0] if rows else None
+
+    def project_names(self, project_ids: Sequence[int]) -> dict[int, str]:
+        """id → name of these projects (missing ones are left out), in one query."""
+        if not project_ids:
+            return {}
+        p = m.SqlProject
+        with read_scope(self.engine) as conn:
+            return dict(conn.execute(select(p.id, p.name).where(p.id.in_(list(project_ids)))).all())
+
+    def project_ids(self, names_: Sequence[str]) -> dict[str, int]:
+        """name → id of these projects (missing ones are left out), in one query."""
+        if not names_:
+            return {}
+        p = m.SqlProject
+        with read_scope(self.engine) as conn:
+            return dict(conn.execute(select(p.name, p.id).where(p.name.in_(list(names_)))).all())
+
+    def rename_project(self, name: str, new_name: str) -> Project:
+        """Give project ``name`` the name ``new_name`` (its runs, experiments and members follow: they hold its id)."""
+        names.check_project_name(new_name)
+        try:
+            with write_scope(self.engine) as conn:
+                res = conn.execute(update(m.SqlProject).where(m.SqlProject.name == name).values(name=new_name, updated_at=_now()))
+                if res.rowcount == 0:
+                    raise NotFound(f"No project named {name!r}.", "List projects with `runyard projects`.")
+        except IntegrityError as e:
+            raise Conflict(f"Project {new_name!r} already exists.", "Pick another name.") from e
+        return self.get_project(new_name)
+
     def get_project(self, name: str) -> Project:
         found = self.find_project(name)
         if found is None:

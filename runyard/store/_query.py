@@ -43,7 +43,7 @@ _FIELDS_HINT = ("Use params.NAME, metrics.NAME[.last|.min|.max], tags.NAME (NAME
 class Filter:
     kind: str  # "param" | "metric" | "tag" | "attr"
     key: str
-    op: str
+    op: str  # as parsed; the MLflow-compatible search also builds like, ilike, in, not in and absent (tags)
     value: Any
     agg: str = "last"
     quoted: bool = False  # the name was written in quotes: never split into name and aggregate

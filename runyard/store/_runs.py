@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import and_, delete, func, insert, literal, select
+from sqlalchemy import and_, delete, func, insert, literal, or_, select, update
 
 import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
@@ -150,8 +150,26 @@ class RunsPart(StorePart):
         ">=": lambda c, v: c >= v,
     }
 
+    def _text_cond(self, col, op: str, value: Any):  # noqa: ANN001, ANN202
+        """The text operators beyond ``runyard ls``'s (the MLflow-compatible search builds them): ``like`` (case-
+        sensitive on both databases: SQLite's LIKE is not, so GLOB there), ``ilike``, ``in`` and ``not in``;
+        ``like``/``ilike`` take one pattern or a tuple of them (any may match)."""
+        if op in ("in", "not in"):
+            values = list(value)
+            return col.in_(values) if op == "in" else col.not_in(values)
+        patterns = value if isinstance(value, tuple) else (value,)
+        if op == "ilike":
+            conds = [func.lower(col).like(func.lower(p)) for p in patterns]
+        elif self._sqlite:
+            conds = [col.op("GLOB")(_like_to_glob(p)) for p in patterns]
+        else:
+            conds = [col.like(p) for p in patterns]
+        return or_(*conds)
+
     def _filter_cond(self, conn, f: Filter):  # noqa: ANN001, ANN202
         r = m.SqlRun
+        if f.op in _TEXT_OPS or f.op == "absent":
+            return self._text_filter_cond(f)
         if f.kind == "metric":
             kid = self._resolve_metric(conn, f.key, f.quoted, f"filter {f.text!r}")
             if kid is None:
@@ -182,6 +200,20 @@ class RunsPart(StorePart):
         if f.op == "~":
             return col.contains(str(f.value))
         return self._OPS[f.op](col, f.value)
+
+    def _text_filter_cond(self, f: Filter):  # noqa: ANN202
+        r = m.SqlRun
+        if f.kind == "param":
+            p = m.SqlParam
+            return r.id.in_(select(p.run_id).where(p.key == f.key, self._text_cond(p.value, f.op, f.value)))
+        if f.kind == "tag":
+            t = m.SqlTag
+            if f.op == "absent":
+                return r.id.not_in(select(t.run_id).where(t.key == f.key))
+            return r.id.in_(select(t.run_id).where(t.key == f.key, self._text_cond(t.value, f.op, f.value)))
+        if f.kind == "attr" and f.op != "absent":
+            return self._text_cond(getattr(r, f.key), f.op, f.value)
+        raise InvalidInput(f"Filter {f.text!r}: {f.op} does not apply to {f.kind}s.", "Use <, <=, >, >=, = or !=.")
 
     def _order_column(self, conn, o: Order):  # noqa: ANN001, ANN202
         r = m.SqlRun
@@ -297,6 +329,24 @@ class RunsPart(StorePart):
         if rows:
             conn.execute(insert(m.SqlParam), rows)
 
+    def log_params_and_tags(self, run_id: int, params: dict[str, Any], tags: dict[str, str]) -> None:
+        """Record params (as :meth:`log_params`) and set tags in one transaction, without reading the run back
+        (the MLflow-compatible log-batch). Raises as ``log_params`` does; nothing is written then."""
+        with write_scope(self.engine) as conn:
+            self._lock_run(conn, run_id)
+            if params:
+                self._write_params(conn, run_id, params)
+            if tags:
+                self._write_tags(conn, run_id, tags)
+
+    def rename_run(self, run_id: int, name: str) -> Run:
+        """Give run ``run_id`` the name ``name`` (:data:`runyard.names.RUN_NAME_RULE`)."""
+        names.check_run_name(name)
+        with write_scope(self.engine) as conn:
+            self._lock_run(conn, run_id)
+            conn.execute(update(m.SqlRun).where(m.SqlRun.id == run_id).values(name=name))
+            return self._get_run_in(conn, run_id)
+
     def set_tags(self, run_id: int, tags: dict[str, str]) -> Run:
         with write_scope(self.engine) as conn:
             self._lock_run(conn, run_id)
@@ -317,6 +367,17 @@ class RunsPart(StorePart):
             if res.rowcount == 0:
                 raise NotFound(f"Run {run_id} has no tag {key!r}.", "See its tags with `runyard info RUN`.")
             return self._get_run_in(conn, run_id)
+
+
+_TEXT_OPS = ("like", "ilike", "in", "not in")
+
+
+def _like_to_glob(pattern: str) -> str:
+    """A LIKE pattern (``%``, ``_``) as the GLOB pattern that matches the same texts, case-sensitively."""
+    out = []
+    for ch in pattern:
+        out.append("*" if ch == "%" else "?" if ch == "_" else f"[{ch}]" if ch in "*?[" else ch)
+    return "".join(out)
 
 
 def _split_fields(fields: Sequence[str] | None) -> tuple[list[str], list[str]] | None:

@@ -105,9 +105,14 @@ async def _discard(storage: ArtifactStorage, tmp: str, sink) -> None:  # noqa: A
             dependencies=[Depends(run_writer)])
 @run_token_route
 async def upload_artifact(run_id: int, path: str, request: Request) -> Artifact:
+    return await receive_artifact(request, run_id, clean_path(path))
+
+
+async def receive_artifact(request: Request, run_id: int, clean: str) -> Artifact:
+    """Stream the request's body into run ``run_id``'s artifact ``clean`` (a path cleaned by ``clean_path``) and
+    record it; the caller checked the right to write. Used by the MLflow-compatible artifact proxy too."""
     store: Store = request.app.state.store
     storage = _storage(request)
-    clean = clean_path(path)
     await run_in_threadpool(store.get_run, run_id)
     tmp, sink = await run_in_threadpool(storage.open_write, run_id, clean)
     try:
