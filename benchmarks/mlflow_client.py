@@ -15,8 +15,10 @@ Figures (also written to ``--json FILE`` under these names):
 
 - ``runyard_log_batch_points_per_s`` / ``mlflow_log_batch_points_per_s``: ``MlflowClient.log_batch``
   with 1,000 metrics a call (5 keys × 200 steps), 2 runs × 10 calls a round (``--quick``:
-  1 × 5), ``synchronous=True``; R interleaved rounds (default 3), the side that goes first
-  alternating; medians. ``log_batch_ratio`` is the median of the per-round ratios.
+  1 × 3), ``synchronous=True``; an uncounted warm-up round, then R interleaved rounds (default 5;
+  ``--quick`` 3), the side that goes first alternating; medians. ``log_batch_ratio`` is the median of the per-round ratios.
+  ``_meta.client_build_ms``: what MLflow's client alone spends building one such request (no
+  server), the floor under both sides' call times.
 - ``runyard_populate_runs_per_s``: the 10,000 runs of the search phase created through
   Runyard's MLflow API, each a ``create_run`` and a ``log_batch`` of one ``loss`` point, on 4
   client threads. ``mlflow_populate_runs_per_s``: the same calls for the first 200 of them on
@@ -72,8 +74,8 @@ TARGET_TOP10_X = 100.0
 WORKLOAD = BENCH_DIR / "_mlflow_client_workload.py"
 MLFLOW_API = "/api/2.0/mlflow"
 
-FULL = {"runs": 10_000, "mlflow_api_runs": 200, "rounds": 3, "lb_runs": 2, "lb_batches": 10, "repeat": 20}
-QUICK = {"runs": 1_000, "mlflow_api_runs": 50, "rounds": 2, "lb_runs": 1, "lb_batches": 5, "repeat": 5}
+FULL = {"runs": 10_000, "mlflow_api_runs": 200, "rounds": 5, "lb_runs": 2, "lb_batches": 10, "repeat": 20}
+QUICK = {"runs": 1_000, "mlflow_api_runs": 50, "rounds": 3, "lb_runs": 1, "lb_batches": 3, "repeat": 5}
 
 
 class Side:
@@ -95,40 +97,46 @@ class Side:
 
 def runyard_has_mlflow_api(url: str, token: str | None) -> str | None:
     """None when ``url`` answers MLflow's experiments search; else why not (the status and the start of the body)."""
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {token}"} if token else {})}
     try:
         with Session(url, timeout_s=10) as http:
-            r = http.request("GET", f"{MLFLOW_API}/experiments/search", params={"max_results": 1}, headers=headers)
+            r = http.request("POST", f"{MLFLOW_API}/experiments/search", content=b'{"max_results": 1}', headers=headers)
     except TransportError as e:
-        return f"GET {MLFLOW_API}/experiments/search failed: {e}"
+        return f"POST {MLFLOW_API}/experiments/search failed: {e}"
     if r.status_code == 200:
         return None
-    return f"GET {MLFLOW_API}/experiments/search answered {r.status_code}: {r.text[:200]}"
+    return f"POST {MLFLOW_API}/experiments/search answered {r.status_code}: {r.text[:200]}"
 
 
 def measure_log_batch(sides: list[Side], experiment: str, rounds: int, lb_runs: int, lb_batches: int) -> list[dict[str, float]]:
-    """R rounds; in each, every side logs the same batches; who goes first alternates."""
+    """A warm-up round (not counted), then R rounds; in each, every side logs the same batches; who goes
+    first alternates. (MLflow's server answered its first round 3-10× slower than the next ones, warm-up
+    batch or not.)"""
     out: list[dict[str, float]] = []
-    for r in range(rounds):
+    for r in range(rounds + 1):
         row: dict[str, float] = {}
         for side in sides if r % 2 == 0 else sides[::-1]:
-            res = side.run("log_batch", "--experiment", experiment, "--runs", lb_runs, "--batches", lb_batches, "--tag", f"round-{r + 1}")
+            res = side.run("log_batch", "--experiment", experiment, "--runs", lb_runs, "--batches", lb_batches,
+                           "--tag", f"round-{r}")
             row[side.name] = res["points"] / res["s"]
             row[f"{side.name}_call_ms"] = statistics.median(res["calls_ms"])
+            if res.get("client_ms") is not None:
+                row[f"{side.name}_client_ms"] = res["client_ms"]
             row["points"] = res["points"]
-        out.append(row)
-        say(f"  round {r + 1}: " + ", ".join(f"{s.name} {row[s.name]:,.0f} points/s "
-                                              f"(median call {row[f'{s.name}_call_ms']:,.1f} ms)" for s in sides))
+        say(f"  {f'round {r}' if r else 'warm-up round'}: " + ", ".join(
+            f"{s.name} {row[s.name]:,.0f} points/s (median call {row[f'{s.name}_call_ms']:,.1f} ms)" for s in sides))
+        if r:
+            out.append(row)
     return out
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true",
-                   help="smaller sizes: 1,000 runs to search, 2 rounds of 5,000 log_batch points, 5 samples (about 2 minutes)")
+                   help="smaller sizes: 1,000 runs to search, 3 rounds of 3,000 log_batch points, 5 samples (about 3 minutes)")
     p.add_argument("--json", metavar="FILE", help="write the figures to FILE")
     p.add_argument("--runs", type=int, help=f"runs to search over (default {FULL['runs']:,}; --quick {QUICK['runs']:,})")
-    p.add_argument("--rounds", type=int, help="interleaved log_batch rounds (default 3; --quick 2)")
+    p.add_argument("--rounds", type=int, help="interleaved log_batch rounds (default 5; --quick 3)")
     p.add_argument("--mlflow-api-runs", type=int,
                    help="runs created through MLflow's API to time its populating (default 200; --quick 50)")
     p.add_argument("--threads", type=int, default=4, help="client threads that populate (default 4)")
@@ -264,7 +272,8 @@ def summarize(lb_rounds: list[dict[str, float]], populate: dict[str, dict[str, A
     f["filter_ratio"] = f["mlflow_filter_ms"] / f["runyard_filter_ms"] if f["runyard_filter_ms"] and f["mlflow_filter_ms"] else None
     meta = {"log_batch_rounds": lb_rounds, "populate": populate, "search_samples_s": search,
             "runyard_log_batch_call_ms": _median([r["Runyard_call_ms"] for r in lb_rounds if "Runyard_call_ms" in r]),
-            "mlflow_log_batch_call_ms": _median([r["MLflow_call_ms"] for r in lb_rounds if "MLflow_call_ms" in r])}
+            "mlflow_log_batch_call_ms": _median([r["MLflow_call_ms"] for r in lb_rounds if "MLflow_call_ms" in r]),
+            "client_build_ms": _median([r[k] for r in lb_rounds for k in ("Runyard_client_ms", "MLflow_client_ms") if k in r])}
     return f, meta
 
 
@@ -290,6 +299,11 @@ def report(f: dict[str, float | None], meta: dict[str, Any]) -> None:
              fmt(meta.get("mlflow_log_batch_call_ms"), "ms"), x(f["log_batch_ratio"])],
         ],
     )
+    floor, ml_call = meta.get("client_build_ms"), meta.get("mlflow_log_batch_call_ms")
+    if floor:
+        print(f"MLflow's client alone spends {floor:,.1f} ms building each 1,000-metric request (entities → protobuf → "
+              f"JSON, no server): through it no server passes {1000 / floor * 1000:,.0f} points/s"
+              + (f", and no server beats this MLflow server by more than {ml_call / floor:,.1f}× on log_batch." if ml_call else "."))
     pop = meta["populate"]
     ry_pop, ml_pop = pop.get("Runyard"), pop.get("MLflow")
     print_table(
