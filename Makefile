@@ -8,7 +8,7 @@ PEERS_VENV ?= .venv-peers
 RAY_VENV ?= .venv-ray
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-fast test-ui ui bench install install-test system-test-deps test-images clean-demo
+.PHONY: demo test test-fast test-ui test-peers ui bench install install-test system-test-deps test-images clean-demo
 
 # The web UI (web/, TypeScript) is built into the package's static folder, which `runyard server` serves at /.
 UI_INDEX := runyard/server/static/index.html
@@ -62,6 +62,11 @@ system-test-deps:
 test-images: install system-test-deps
 	$(PY) -m runyard.testing._images
 
+## test-peers: the peers' own virtualenv (PEERS_VENV: MLflow and scikit-learn, pinned), never Runyard's; the
+## MLflow-compatibility tests (tests/mlflow) drive the real MLflow client from it; idempotent
+test-peers:
+	PEERS_VENV=$(PEERS_VENV) bash benchmarks/setup_peers.sh
+
 ## test-ui: the web UI's unit tests (Vitest)
 test-ui: $(UI_DEPS)
 	cd web && npx vitest run
@@ -72,7 +77,7 @@ test-ui: $(UI_DEPS)
 ## engines' runners miss their start-up times); then the rest on TEST_WORKERS pytest-xdist workers (they mostly
 ## wait for servers, runs and browsers: 3 keep 2 cores busy)
 TEST_WORKERS ?= 3
-test: install install-test system-test-deps test-images test-ui
+test: install install-test system-test-deps test-images test-ui test-peers
 	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
 	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
 	test $$first -eq 0 -a $$rest -eq 0

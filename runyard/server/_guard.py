@@ -266,7 +266,7 @@ class Guard:
         if refusal is None and limit is not None and length > limit:
             refusal = _too_large(limit)
         if refusal is not None:
-            await _send_error(send, refusal, extra)
+            await _send_error(send, _in_mlflow_format(refusal) if path.startswith(_MLFLOW) else refusal, extra)
             return
 
         started = False
@@ -318,8 +318,8 @@ class Guard:
                 raise
             # The app failed on the cut-off body (a disconnect to it): the 413 below is the answer.
         if over and not started:
-            status, body = _too_large(limit)
-            await _send_error(send, (status, body), extra)
+            refusal = _too_large(limit)
+            await _send_error(send, _in_mlflow_format(refusal) if path.startswith(_MLFLOW) else refusal, extra)
 
     @staticmethod
     def _local_mode(scope: Scope) -> bool:
@@ -347,6 +347,18 @@ class Guard:
                               f"A write from the web page at {origin.decode('latin-1')!r} to this local server is refused.",
                               "Use the Runyard UI served by this server, the CLI or the SDK.")
         return None
+
+
+_MLFLOW_CODES = {"forbidden": "PERMISSION_DENIED", "too_large": "INVALID_PARAMETER_VALUE", "invalid_input": "INVALID_PARAMETER_VALUE"}
+
+
+def _in_mlflow_format(refusal: tuple[int, bytes]) -> tuple[int, bytes]:
+    """A refusal of the MLflow-compatible API's paths in MLflow's format (``error_code``, ``message``)."""
+    status, body = refusal
+    parsed = orjson.loads(body)
+    message = parsed["message"] + (f" {parsed['hint']}" if parsed.get("hint") else "")
+    code = _MLFLOW_CODES.get(parsed["code"], "INVALID_PARAMETER_VALUE" if status < 500 else "INTERNAL_ERROR")
+    return status, orjson.dumps({"error_code": code, "message": message})
 
 
 async def _send_error(send: Send, refusal: tuple[int, bytes], extra: list[tuple[bytes, bytes]]) -> None:

@@ -25,6 +25,7 @@ from runyard.store._records import (
     Snapshot,
     Task,
 )
+from runyard.store._statuses import EXTERNAL_BACKEND
 from runyard.store._store import BLOCK_STEPS, Store
 from runyard.store._tags import TagFilter, parse_tag_filter
 
@@ -45,6 +46,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "ACTIVE_STATUSES",
     "BLOCK_STEPS",
+    "EXTERNAL_BACKEND",
     "ROLES",
     "RUN_STATUSES",
     "TERMINAL_STATUSES",

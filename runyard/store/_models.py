@@ -105,6 +105,7 @@ class SqlRun(Base):
         Index("ix_runs_project_status", "project_id", "status"),
         Index("ix_runs_experiment", "experiment_id", "number"),
         Index("ix_runs_status_id", "status", "id"),
+        Index("ix_runs_project_id", "project_id", "id"),  # a project's runs, newest first, without a sort
     )
 
 
@@ -134,6 +135,8 @@ class SqlTag(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
     key: Mapped[str] = mapped_column(String(250), primary_key=True)
     value: Mapped[str] = mapped_column(Text, default="")
+    # The runs with (or without) a tag: filters on a key, the MLflow-compatible API's deleted runs.
+    __table_args__ = (Index("ix_tags_key", "key"),)
 
 
 class SqlMetricKey(Base):

@@ -16,6 +16,9 @@ from runyard.store._engine import read_scope, write_scope
 from runyard.store._engine import statement as _stmt
 from runyard.store._records import RUN_STATUSES, TERMINAL_STATUSES, Run
 
+#: The backend of runs logged by a client Runyard does not run or hear from (the MLflow-compatible API's runs).
+EXTERNAL_BACKEND = "mlflow"
+
 
 class StatusesPart(StorePart):
     """The ``Store``'s run status methods."""
@@ -105,7 +108,9 @@ class StatusesPart(StorePart):
 
         Ad-hoc runs (no experiment) are set running by their own process, whose SDK heartbeats;
         a run's sign of life is its last heartbeat, else its start. Runs of experiments are
-        followed through their engines instead. One indexed query when nothing is lost.
+        followed through their engines instead. Runs logged through the MLflow-compatible API
+        (backend :data:`EXTERNAL_BACKEND`) are left alone: MLflow's client sends no heartbeat, so
+        a quiet hour of training is no sign of a lost process. One indexed query when nothing is lost.
 
         Returns:
             The ids of the runs it ended.
@@ -114,7 +119,8 @@ class StatusesPart(StorePart):
         alive_at = func.coalesce(r.heartbeat_at, r.started_at, r.created_at)
         with read_scope(self.engine) as conn:
             ids = [row[0] for row in conn.execute(_stmt("lost_runs", lambda: select(r.id).where(
-                r.status == "running", r.experiment_id.is_(None), alive_at < bindparam("before"))), {"before": before})]
+                r.status == "running", r.experiment_id.is_(None), alive_at < bindparam("before"),
+                or_(r.backend.is_(None), r.backend != EXTERNAL_BACKEND))), {"before": before})]
         ended = []
         for run_id in ids:
             with write_scope(self.engine) as conn:

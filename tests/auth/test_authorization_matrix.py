@@ -208,3 +208,123 @@ def _published_cache(world: World) -> set[tuple[str, str]]:
     if world.url not in _CACHE:
         _CACHE[world.url] = _published(world.url)
     return _CACHE[world.url]
+
+
+# ------------------------------------------------------------------ the MLflow-compatible API (not in the OpenAPI document)
+def _exp(w: World) -> str:
+    with w.admin() as c:
+        return str(c.get_project(w.project)["id"])
+
+
+def _fresh_project(w: World) -> str:
+    """A project like the world's (alice owns it, bob edits, carol views): for the owner-only experiment changes."""
+    name = f"mlf{_fresh()}"
+    with w.client("owner") as alice:
+        pid = alice.create_project(name)["id"]
+        alice.share_project(name, "bob", "editor")
+        alice.share_project(name, "carol", "viewer")
+    return str(pid)
+
+
+def _exp_tag(w: World) -> str:
+    with w.admin() as c:
+        c.set_project_tags(w.project, {"mlf-tag": "x"})
+    return "mlf-tag"
+
+
+def _model(w: World) -> str:
+    """A logged model of the world's run, with a tag to delete."""
+    status = call(w.url, w.tokens["admin"], "POST", "/api/2.0/mlflow/logged-models", json={
+        "source_run_id": str(w.run_id), "name": "mm", "tags": [{"key": "gone", "value": "1"}]}).status_code
+    assert status == 200
+    return f"m-{w.run_id}-mm"
+
+
+def _mlflow_batch(w: World) -> dict[str, Any]:
+    return {"run_id": str(w.run_id), "metrics": [{"key": "acc", "value": 0.5, "timestamp": 1, "step": 1}],
+            "params": [{"key": "lr", "value": "0.1"}], "tags": [{"key": "t", "value": "1"}]}
+
+
+ML = "/api/2.0/mlflow"
+MLA = "/api/2.0/mlflow-artifacts"
+# (method, path under ML or MLA) -> (rule, how to build a request that succeeds when allowed); MLA paths start with MLA.
+MLFLOW_EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
+    ("POST", "/experiments/create"): ("user", lambda w: ("/experiments/create", {"json": {"name": f"mlexp{_fresh()}"}})),
+    ("GET", "/experiments/get"): ("project_viewer", lambda w: ("/experiments/get", {"params": {"experiment_id": _exp(w)}})),
+    ("GET", "/experiments/get-by-name"): ("project_viewer", lambda w: (
+        "/experiments/get-by-name", {"params": {"experiment_name": w.project}})),
+    ("POST", "/experiments/search"): ("user", lambda w: ("/experiments/search", {"json": {}})),
+    ("POST", "/experiments/update"): ("project_owner", lambda w: (
+        "/experiments/update", {"json": {"experiment_id": _fresh_project(w), "new_name": f"renamed{_fresh()}"}})),
+    ("POST", "/experiments/delete"): ("project_owner", lambda w: ("/experiments/delete", {"json": {"experiment_id": _fresh_project(w)}})),
+    ("POST", "/experiments/restore"): ("project_owner", lambda w: ("/experiments/restore", {"json": {"experiment_id": _fresh_project(w)}})),
+    ("POST", "/experiments/set-experiment-tag"): ("project_editor", lambda w: (
+        "/experiments/set-experiment-tag", {"json": {"experiment_id": _exp(w), "key": "k", "value": "v"}})),
+    ("POST", "/experiments/delete-experiment-tag"): ("project_editor", lambda w: (
+        "/experiments/delete-experiment-tag", {"json": {"experiment_id": _exp(w), "key": _exp_tag(w)}})),
+    ("POST", "/runs/create"): ("project_editor", lambda w: ("/runs/create", {"json": {"experiment_id": _exp(w)}})),
+    ("GET", "/runs/get"): ("viewer_or_run", lambda w: ("/runs/get", {"params": {"run_id": str(w.run_id)}})),
+    ("POST", "/runs/update"): ("editor_or_run", lambda w: ("/runs/update", {"json": {"run_id": str(w.run_id)}})),
+    ("POST", "/runs/delete"): ("project_editor", lambda w: ("/runs/delete", {"json": {"run_id": str(_fresh_run(w))}})),
+    ("POST", "/runs/restore"): ("project_editor", lambda w: ("/runs/restore", {"json": {"run_id": str(_fresh_run(w))}})),
+    ("POST", "/runs/log-metric"): ("editor_or_run", lambda w: (
+        "/runs/log-metric", {"json": {"run_id": str(w.run_id), "key": "acc", "value": 0.5, "timestamp": 1}})),
+    ("POST", "/runs/log-parameter"): ("editor_or_run", lambda w: (
+        "/runs/log-parameter", {"json": {"run_id": str(w.run_id), "key": "mp", "value": "1"}})),
+    ("POST", "/runs/log-batch"): ("editor_or_run", lambda w: ("/runs/log-batch", {"json": _mlflow_batch(w)})),
+    ("POST", "/runs/log-inputs"): ("editor_or_run", lambda w: ("/runs/log-inputs", {"json": {"run_id": str(w.run_id), "datasets": [
+        {"dataset": {"name": "d", "digest": "x", "source_type": "local", "source": "{}"}}]}})),
+    ("POST", "/runs/outputs"): ("editor_or_run", lambda w: ("/runs/outputs", {"json": {"run_id": str(w.run_id)}})),
+    ("POST", "/runs/log-model"): ("editor_or_run", lambda w: (
+        "/runs/log-model", {"json": {"run_id": str(w.run_id), "model_json": "{\"artifact_path\": \"m\"}"}})),
+    ("POST", "/runs/set-tag"): ("editor_or_run", lambda w: (
+        "/runs/set-tag", {"json": {"run_id": str(w.run_id), "key": "t", "value": "2"}})),
+    ("POST", "/runs/delete-tag"): ("editor_or_run", lambda w: ("/runs/delete-tag", {"json": {"run_id": str(w.run_id), "key": _tag(w)}})),
+    ("POST", "/runs/search"): ("user", lambda w: ("/runs/search", {"json": {"experiment_ids": [_exp(w)]}})),
+    ("GET", "/metrics/get-history"): ("viewer_or_run", lambda w: (
+        "/metrics/get-history", {"params": {"run_id": str(w.run_id), "metric_key": "loss"}})),
+    ("GET", "/metrics/get-history-bulk-interval"): ("viewer_or_run", lambda w: (
+        "/metrics/get-history-bulk-interval", {"params": {"run_ids": str(w.run_id), "metric_key": "loss"}})),
+    ("POST", "/logged-models"): ("editor_or_run", lambda w: (
+        "/logged-models", {"json": {"source_run_id": str(w.run_id), "name": "m2"}})),
+    ("GET", "/logged-models/{model_id}"): ("viewer_or_run", lambda w: (f"/logged-models/{_model(w)}", {})),
+    ("PATCH", "/logged-models/{model_id}"): ("editor_or_run", lambda w: (
+        f"/logged-models/{_model(w)}", {"json": {"status": "LOGGED_MODEL_READY"}})),
+    ("PATCH", "/logged-models/{model_id}/tags"): ("editor_or_run", lambda w: (
+        f"/logged-models/{_model(w)}/tags", {"json": {"tags": [{"key": "k", "value": "v"}]}})),
+    ("DELETE", "/logged-models/{model_id}/tags/{tag_key}"): ("editor_or_run", lambda w: (f"/logged-models/{_model(w)}/tags/gone", {})),
+    ("POST", "/logged-models/{model_id}/params"): ("editor_or_run", lambda w: (
+        f"/logged-models/{_model(w)}/params", {"json": {"params": [{"key": "p", "value": "1"}]}})),
+    ("POST", "/logged-models/search"): ("user", lambda w: ("/logged-models/search", {"json": {"experiment_ids": [_exp(w)]}})),
+    ("PUT", MLA + "/artifacts/{path}"): ("editor_or_run", lambda w: (
+        f"{MLA}/artifacts/{_exp(w)}/{w.run_id}/artifacts/up.txt", {"content": b"x", "headers": {"Content-Type": "text/plain"}})),
+    ("GET", MLA + "/artifacts/{path}"): ("viewer_or_run", lambda w: (f"{MLA}/artifacts/{_exp(w)}/{w.run_id}/artifacts/model.txt", {})),
+    ("GET", MLA + "/artifacts"): ("viewer_or_run", lambda w: (f"{MLA}/artifacts", {"params": {"path": f"{_exp(w)}/{w.run_id}/artifacts"}})),
+}
+
+
+def test_every_mlflow_route_has_a_rule() -> None:
+    from runyard.server.mlflow import ARTIFACTS_SERVED, SERVED
+
+    served = set(SERVED) | {(m, MLA + p) for m, p in ARTIFACTS_SERVED}
+    assert sorted(served - set(MLFLOW_EXPECTED)) == [], f"MLflow routes without an authorization rule (add them to {__file__})"
+    assert sorted(set(MLFLOW_EXPECTED) - served) == [], "Rules for MLflow routes that are no longer served"
+
+
+@pytest.mark.parametrize("principal", PRINCIPALS)
+def test_mlflow_matrix(world: World, principal: str) -> None:
+    token = world.tokens[principal]
+    wrong = []
+    for (method, route), (rule, make) in sorted(MLFLOW_EXPECTED.items(), key=lambda kv: kv[0]):
+        path, kw = make(world)
+        resp = call(world.url, token, method, path if path.startswith(MLA) else ML + path, **kw)
+        allowed = principal in RULES[rule]
+        ok = 200 <= resp.status_code < 300 if allowed else resp.status_code in (401, 403, 404)
+        if not ok:
+            wrong.append(f"{method} {route} as {principal}: {resp.status_code} {resp.text[:200]} (rule {rule})")
+        if not allowed:
+            # Refusals are in MLflow's format, and credentials that name nobody are UNAUTHENTICATED.
+            assert set(resp.json()) == {"error_code", "message"}, (method, route, resp.text)
+            if principal in ("anonymous", "revoked", "expired"):
+                assert resp.json()["error_code"] == "UNAUTHENTICATED", (method, route, principal, resp.text)
+    assert not wrong, "\n".join(wrong)

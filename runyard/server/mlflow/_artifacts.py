@@ -25,7 +25,7 @@ from fastapi.responses import StreamingResponse
 import runyard.names as names
 from runyard.artifacts import clean_path
 from runyard.errors import InvalidInput
-from runyard.server.mlflow._convert import MODEL_TAG_PREFIX, experiment_id_of
+from runyard.server.mlflow._convert import DEFAULT_EXPERIMENT, DEFAULT_PROJECT, MODEL_TAG_PREFIX, experiment_id_of
 from runyard.server.mlflow._errors import (
     MlflowError,
     MlflowRoute,
@@ -37,7 +37,7 @@ from runyard.server.mlflow._errors import (
     strings,
     text,
 )
-from runyard.server.mlflow._tracking import _check_run, _get_run, _offset_token, _project_of, _route, _run_id, _store, _token_of
+from runyard.server.mlflow._tracking import _check_run, _get_run, _offset_token, _project_name_of, _route, _run_id, _store, _token_of
 from runyard.server.routers.artifacts import receive_artifact
 from runyard.store import Run
 
@@ -175,7 +175,7 @@ async def create_logged_model(request: Request) -> Response:
         ids = _store(request).project_ids([run.project])
         run_exp = experiment_id_of(ids.get(run.project, 0), run.project)
         if exp_id and exp_id != run_exp:
-            _project_of(request, exp_id)  # a missing experiment answers as such
+            _project_name_of(request, exp_id)  # a missing experiment answers as such
             raise MlflowError("INVALID_PARAMETER_VALUE", f"Run {run_id} is in experiment {run_exp}, not {exp_id}.", None)
         now = int(time.time() * 1000)
         record = {"status": "LOGGED_MODEL_PENDING", "model_type": model_type, "tags": tags, "params": params, "created": now}
@@ -276,7 +276,14 @@ async def search_logged_models(request: Request) -> Response:
         require_user(request)
         store = _store(request)
         visible = visible_project_ids(request)
-        project_ids = [_project_of(request, e).id for e in exp_ids] if exp_ids else visible
+        # Experiments the caller may not see are left out, as runs/search does.
+        project_ids = [int(e) for e in exp_ids if e.isdigit() and len(e) < 19] if exp_ids else visible
+        if DEFAULT_EXPERIMENT in exp_ids:
+            project_ids = [*(project_ids or []), *store.project_ids([DEFAULT_PROJECT]).values()]
+        if visible is not None and project_ids is not None:
+            project_ids = [i for i in project_ids if i in set(visible)]
+        if project_ids is not None and not project_ids:
+            return {"models": []}
         filters = [Filter("tag", MODEL_TAG_PREFIX + want["name"], "like", "%", text=filter_text)] if "name" in want else []
         if "source_run_id" in want:
             run_raw = want["source_run_id"]

@@ -29,11 +29,9 @@ from runyard.server.mlflow._convert import (
     DEFAULT_PROJECT,
     DELETED_TAG,
     EXPERIMENT_DELETED_TAG,
-    MODEL_TAG_PREFIX,
     experiment_id_of,
     experiment_json,
     param_value,
-    run_info_json,
     run_json,
 )
 from runyard.server.mlflow._errors import (
@@ -51,7 +49,7 @@ from runyard.server.mlflow._errors import (
     text,
 )
 from runyard.server.mlflow._search import parse_order_by, parse_search_filter, view_filter
-from runyard.store import TERMINAL_STATUSES, Project, Run, Store
+from runyard.store import EXTERNAL_BACKEND, TERMINAL_STATUSES, Project, Run, Store
 
 __all__ = ["PREFIX", "SERVED", "router"]
 
@@ -69,7 +67,7 @@ MAX_RESULTS = 10000  # runs per page (the store's page limit; MLflow's client as
 
 
 def _route(method: str, path: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    SERVED.append((method, path))
+    SERVED.append((method, path.replace(":path}", "}")))
     return router.api_route(path, methods=[method])
 
 
@@ -87,21 +85,30 @@ def _not_found_experiment(exp_id: str) -> MlflowError:
                        "An MLflow experiment is a Runyard project: list them with `runyard projects`.")
 
 
-def _project_of(request: Request, exp_id: str, need: str = "viewer") -> Project:
-    """The project behind experiment ``exp_id`` the caller has role ``need`` in (404 when they may not see it)."""
+def _project_name_of(request: Request, exp_id: str, need: str = "viewer") -> str:
+    """The name of the project behind experiment ``exp_id`` the caller has role ``need`` in (404 when they may not
+    see it): one small read, for the paths that need no more (a run's creation)."""
     store = _store(request)
     if exp_id == DEFAULT_EXPERIMENT:
-        project = store.find_project(DEFAULT_PROJECT)
+        name: str | None = DEFAULT_PROJECT
     elif exp_id.isdigit() and len(exp_id) < 19:
-        project = store.find_project_by_id(int(exp_id))
+        name = store.project_names([int(exp_id)]).get(int(exp_id))
     else:
-        project = None
-    if project is None:
+        name = None
+    if name is None:
         raise _not_found_experiment(exp_id)
     try:
-        require_project(request, project.name, need)
+        require_project(request, name, need)
     except NotFound as e:
         raise _not_found_experiment(exp_id) from e
+    return name
+
+
+def _project_of(request: Request, exp_id: str, need: str = "viewer") -> Project:
+    """The project behind experiment ``exp_id`` the caller has role ``need`` in (404 when they may not see it)."""
+    project = _store(request).find_project(_project_name_of(request, exp_id, need))
+    if project is None:  # deleted meanwhile
+        raise _not_found_experiment(exp_id)
     return project
 
 
@@ -182,8 +189,8 @@ async def get_experiment_by_name(request: Request) -> Response:
     return json_response({"experiment": await _threaded(get)})
 
 
-_EXP_FILTER = re.compile(r"""^\s*(?:attributes\.|attribute\.)?(name|tags\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$""",
-                         re.IGNORECASE)
+_EXP_FILTER = re.compile(r"""^\s*(?:attributes\.|attribute\.)?(name|tags\.(?:`[^`]+`|"[^"]+"|[\w.\-]+))"""
+                         r"""\s*(=|!=|LIKE|ILIKE)\s*'((?:[^']|'')*)'\s*$""", re.IGNORECASE)
 
 
 def _like(pattern: str, value: str, fold: bool) -> bool:
@@ -362,6 +369,8 @@ def _run_id(fields: dict[str, Any]) -> int:
 
 
 def _check_run(request: Request, run_id: int, need: str) -> None:
+    if principal(request).kind == "local":
+        return  # local mode may use every run: the read or write that follows answers for a missing one
     try:
         require_run(request, run_id, need)
     except NotFound as e:
@@ -411,11 +420,13 @@ async def create_run(request: Request) -> Response:
         if exp_id == DEFAULT_EXPERIMENT:
             project = DEFAULT_PROJECT
         else:
-            project = _project_of(request, exp_id, "viewer").name
+            project = _project_name_of(request, exp_id, "viewer")
         owner_id = require_project_write(request, project)
         p = principal(request)
         tags.setdefault("mlflow.user", user or (p.user.username if p.user is not None else ""))
-        run = insert_run(_store(request), project, name=name, tags=tags, status="running", owner_id=owner_id)
+        # Backend "mlflow": the run runs outside Runyard, and without heartbeats it is never failed as lost.
+        run = insert_run(_store(request), project, name=name, tags=tags, status="running", owner_id=owner_id,
+                         backend=EXTERNAL_BACKEND)
         return _runs_json(request, [run])[0]
 
     out = await _threaded(create)
@@ -456,10 +467,9 @@ async def update_run(request: Request) -> Response:
             run = store.rename_run(run_id, new_name)
         if status is not None:
             target = _STATUS_OF[status.upper()]
-            if run.status != target:
-                if run.status in TERMINAL_STATUSES:
-                    raise MlflowError("INVALID_STATE", f"Run {run_id} already ended ({run.status}); it cannot become {status}.",
-                                      "Start a new run.")
+            # A run that ended keeps its status (Runyard's statuses never leave an end): MLflow's client resumes a
+            # finished run (start_run(run_id=...): RUNNING, later FINISHED again) to log more, which it may.
+            if run.status != target and run.status not in TERMINAL_STATUSES:
                 run = store.set_run_status(run_id, target, message="set through the MLflow API") or run
                 if target in TERMINAL_STATUSES:
                     wake_scheduler(request)
@@ -724,7 +734,8 @@ async def search_runs(request: Request) -> Response:
         if project_ids is not None and not project_ids:
             return {"runs": []}
         try:
-            page = store.list_runs(filters=filters, order=order, limit=limit, offset=offset, project_ids=project_ids)
+            page = store.list_runs(filters=filters, order=order, limit=limit, offset=offset, project_ids=project_ids,
+                                   count=False)
         except InvalidInput as e:
             raise MlflowError("INVALID_PARAMETER_VALUE", e.message, e.hint) from e
         out: dict[str, Any] = {"runs": _runs_json(request, page.items)}
@@ -749,7 +760,7 @@ async def get_metric_history(request: Request) -> Response:
     fields = await request_fields(request)
     run_id = _run_id(fields)
     key = text(fields, "metric_key", required=True) or ""
-    limit = _max_results(fields, 25000, 1_000_000_000)
+    limit = _max_results(fields, 2**62, 2**62)  # no max_results: every point (MLflow's client asks for them all)
     offset = _offset_token(text(fields, "page_token"))
 
     def read() -> dict[str, Any]:
