@@ -102,6 +102,7 @@ def phase_log_batch(args: argparse.Namespace) -> dict:
     # on this connection first, into a run of its own.
     c.log_batch(c.create_run(exp, run_name=f"{args.tag}-warmup").info.run_id, metrics=batches[0], synchronous=True)
     calls: list[float] = []
+    waits = timed_requests()
     t0 = time.perf_counter()
     for rid in run_ids:
         for batch in batches:
@@ -109,6 +110,8 @@ def phase_log_batch(args: argparse.Namespace) -> dict:
             c.log_batch(rid, metrics=batch, synchronous=True)
             calls.append(time.perf_counter() - a)
     dt = time.perf_counter() - t0
+    server = list(waits)
+    waits.clear()
     points = args.runs * args.batches * per_key * len(keys)
     # Check what the server kept: every point of every key of the last run, and the other runs' last values.
     for key in keys:
@@ -123,7 +126,28 @@ def phase_log_batch(args: argparse.Namespace) -> dict:
             raise RuntimeError(f"log_batch: run {rid} reports latest metrics {last}, expected {want} for each of {keys}")
         c.set_terminated(rid)
     return {"points": points, "s": dt, "calls_ms": [round(x * 1000, 3) for x in calls],
+            "server_ms": [round(x * 1000, 3) for x in server] if len(server) == len(calls) else None,
             "client_ms": client_cost_ms(batches)}
+
+
+def timed_requests() -> list[float]:
+    """From now on, the seconds each of MLflow's REST calls waits for its server's answer (request sent, answer
+    read: MLflow's ``rest_utils.http_request``), appended to the list returned; the client's own work (entities
+    to protobuf to JSON, and parsing the answer) is outside it. The same wrap on both sides."""
+    from mlflow.utils import rest_utils
+
+    waits: list[float] = []
+    real = rest_utils.http_request
+
+    def http_request(*args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            waits.append(time.perf_counter() - t0)
+
+    rest_utils.http_request = http_request
+    return waits
 
 
 def client_cost_ms(batches: list) -> float | None:
