@@ -104,6 +104,7 @@ bench: install system-test-deps
 	mkdir -p bench-results
 	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/ingest.py --json bench-results/ingest.json
 	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/query.py --with-mlflow --json bench-results/query.json
+	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/mlflow_client.py --json bench-results/mlflow_client.json
 	RAY_VENV=$(RAY_VENV) $(PY) benchmarks/dispatch.py --json bench-results/dispatch.json
 	$(PY) benchmarks/reads_beside_writes.py --json bench-results/reads_beside_writes.json
 	$(PY) benchmarks/dispatch_images.py --json bench-results/dispatch_images.json

@@ -303,13 +303,16 @@ class PeerSession:
         self.close()
 
 
-def run_peer(args: Sequence[str], timeout_s: float = 600) -> dict[str, Any]:
-    """Run ``_mlflow_peer.py ARGS`` with the peers venv's python; it prints one JSON object last."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNYARD_")}
+def run_peer(args: Sequence[str], timeout_s: float = 600, *, script: Path = PEER_SCRIPT,
+             env_extra: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``script ARGS`` (default ``_mlflow_peer.py``) with the peers venv's python and ``env_extra``
+    added to the environment (no ``RUNYARD_*``, no ``MLFLOW_*`` but those); it prints one JSON object last."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RUNYARD_", "MLFLOW_"))}
     env.pop("VIRTUAL_ENV", None)
     env["PYTHONWARNINGS"] = "ignore"
+    env.update(env_extra or {})
     # stderr is inherited: the peer's progress lines show as they happen.
-    proc = subprocess.Popen([str(peers_python()), str(PEER_SCRIPT), *args], env=env, cwd=BENCH_DIR,
+    proc = subprocess.Popen([str(peers_python()), str(script), *args], env=env, cwd=BENCH_DIR,
                             stdout=subprocess.PIPE, stderr=None, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout_s)
@@ -321,10 +324,10 @@ def run_peer(args: Sequence[str], timeout_s: float = 600) -> dict[str, Any]:
         proc.wait(5)
         raise
     if proc.returncode != 0:
-        raise RuntimeError(f"the MLflow peer script failed ({proc.returncode}); its errors are above")
+        raise RuntimeError(f"{script.name} {args[0] if args else ''} failed ({proc.returncode}); its errors are above")
     lines = [ln for ln in out.splitlines() if ln.startswith("{")]
     if not lines:
-        raise RuntimeError(f"the MLflow peer script printed no JSON:\n{out[-2000:]}")
+        raise RuntimeError(f"{script.name} printed no JSON:\n{out[-2000:]}")
     return json.loads(lines[-1])
 
 
