@@ -64,7 +64,7 @@ params:
   quality: [good, poor]
 search:
   algorithm: grid
-  parallel: 1
+  parallel: 2
   metric: {metric}
   mode: min
 early_stopping:
@@ -80,6 +80,12 @@ env:
 """
 
 
+POOR_LINE = 'poor = runyard.params()["quality"] == "poor"\n'
+WAIT_FOR_GOOD = """while poor and not [n for n in os.listdir(os.environ["E2E_OUT"]) if n.endswith(".json")]:
+    time.sleep(0.1)
+"""
+
+
 @pytest.fixture
 def sweep(server: LiveServer, client: Client, tmp_path: Path) -> Iterator[Callable[..., Sweep]]:
     """``sweep(project, metric, script)``: run ``script`` as an experiment of runs quality=good, then quality=poor.
@@ -89,13 +95,18 @@ def sweep(server: LiveServer, client: Client, tmp_path: Path) -> Iterator[Callab
     stop by itself would show it by running to its end, or being stopped by the runner.
     """
 
+    # Both runs start at once, so their framework imports overlap; the poor run trains only once the good one has
+    # written its result (the rule needs one finished run to compare with), then takes half a second a step.
     def run(project: str, metric: str, script: str) -> Sweep:
+        script = textwrap.dedent(script).lstrip()
+        assert POOR_LINE in script, "the script sets `poor` as the others do"
+        script = script.replace(POOR_LINE, POOR_LINE + WAIT_FOR_GOOD, 1)
         directory, out = tmp_path / project, tmp_path / f"{project}-out"
         directory.mkdir()
         out.mkdir()
         (directory / "runyard.yml").write_text(
             textwrap.dedent(SWEEP_YML).format(project=project, metric=metric, out=json.dumps(str(out))).lstrip())
-        (directory / "train.py").write_text(textwrap.dedent(script).lstrip())
+        (directory / "train.py").write_text(script)
         env = {**os.environ, "RUNYARD_SERVER": server.url, "RUNYARD_HOME": str(tmp_path / "cli-home")}
         res = subprocess.run([sys.executable, "-m", "runyard.cli", "run", str(directory), "--json"], env=env,
                              capture_output=True, text=True, timeout=WAIT_S, stdin=subprocess.DEVNULL, check=False)
