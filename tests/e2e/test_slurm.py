@@ -94,7 +94,7 @@ def test_a_nonzero_exit_code_is_reported(slurm_yard: Yard, tmp_path: Path) -> No
         backend: slurm-dev
     """)
     exp = slurm_yard.submit(project)
-    (run,) = [slurm_yard.wait_run(r["id"]) for r in slurm_yard.runs(exp["id"])] or [None]
+    (run,) = [slurm_yard.wait_run(r["id"]) for r in wait_until(lambda: slurm_yard.runs(exp["id"]), 30, "a run")]
     assert (run["status"], run["exit_code"]) == ("failed", 7), run
     status = slurm_yard.cli("status", str(run["id"]))
     assert "exit code 7" in status.stdout, status.stdout
@@ -115,7 +115,7 @@ def test_an_unmodified_script_gets_its_metrics_outputs_and_threads_on_slurm(slur
         open("model.pt", "w").write("w")
     """)
     exp = slurm_yard.submit(project)
-    (run,) = [slurm_yard.wait_run(r["id"]) for r in slurm_yard.runs(exp["id"])] or [None]
+    (run,) = [slurm_yard.wait_run(r["id"]) for r in wait_until(lambda: slurm_yard.runs(exp["id"]), 30, "a run")]
     assert run["status"] == "succeeded", run
     run = slurm_yard.client.get_run(run["id"])
     assert run["metrics"]["threads"]["last"] == 1 and run["metrics"]["loss"]["last"] == 0.5
