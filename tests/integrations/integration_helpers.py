@@ -65,3 +65,39 @@ class Sweep:
 def run_logs(client: Client, run_id: int) -> str:
     """The run's log lines, for assertion messages."""
     return "\n".join(line["text"] for line in client.read_logs(run_id, 0, limit=10000)["lines"])
+
+
+class Lazy:
+    """A module, or a name in one, imported at its first use: collecting these tests (every pytest process and
+    xdist worker does) must not import a framework (Keras with TensorFlow, Lightning, Transformers: 10-40 s)."""
+
+    def __init__(self, module: str, name: str | None = None) -> None:
+        self._module, self._name, self._target = module, name, None
+
+    def _get(self) -> Any:
+        if self._target is None:
+            import importlib
+
+            target = importlib.import_module(self._module)
+            self._target = getattr(target, self._name) if self._name else target
+        return self._target
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("_"):
+            raise AttributeError(attr)
+        return getattr(self._get(), attr)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._get()(*args, **kwargs)
+
+
+def lazy_framework(module: str) -> Lazy:
+    """``module`` as a :class:`Lazy`; the test module is skipped when its package is not installed (checked
+    without importing it)."""
+    import importlib.util
+
+    import pytest
+
+    if importlib.util.find_spec(module.partition(".")[0]) is None:
+        pytest.skip(f"{module} is not installed", allow_module_level=True)
+    return Lazy(module)

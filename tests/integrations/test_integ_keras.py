@@ -6,13 +6,13 @@ import os
 
 import numpy as np
 import pytest
-from integration_helpers import artifact_paths, points, prune_and_wait
+from integration_helpers import Lazy, artifact_paths, lazy_framework, points, prune_and_wait
 
 import runyard
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-keras = pytest.importorskip("keras")
-from runyard.integrations.keras import RunyardCallback  # noqa: E402
+keras = lazy_framework("keras")
+RunyardCallback = Lazy("runyard.integrations.keras", "RunyardCallback")
 
 pytestmark = [
     pytest.mark.slow,  # Keras and its backend take 10-20 s to import

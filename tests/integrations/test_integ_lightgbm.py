@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from integration_helpers import artifact_paths, points, prune_and_wait
+from integration_helpers import Lazy, artifact_paths, lazy_framework, points, prune_and_wait
 
 import runyard
 
-lgb = pytest.importorskip("lightgbm")
-from runyard.integrations.lightgbm import RunyardCallback, log_model, runyard_callback  # noqa: E402
+lgb = lazy_framework("lightgbm")
+RunyardCallback = Lazy("runyard.integrations.lightgbm", "RunyardCallback")
+log_model = Lazy("runyard.integrations.lightgbm", "log_model")
+runyard_callback = Lazy("runyard.integrations.lightgbm", "runyard_callback")
 
 PARAMS = {"objective": "regression", "learning_rate": 0.2, "num_leaves": 7, "min_data_in_leaf": 5, "verbose": -1,
           "metric": ["l2", "l1"]}

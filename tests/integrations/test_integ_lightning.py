@@ -4,13 +4,14 @@ metrics at the global step, checkpoints, and training stopped when the run is pr
 from __future__ import annotations
 
 import pytest
-from integration_helpers import artifact_paths, points, prune_and_wait
+from integration_helpers import Lazy, artifact_paths, lazy_framework, points, prune_and_wait
 
 import runyard
 
-torch = pytest.importorskip("torch")
-lp = pytest.importorskip("lightning.pytorch")
-from runyard.integrations.lightning import RunyardLogger, RunyardStopCallback  # noqa: E402
+torch = lazy_framework("torch")
+lp = lazy_framework("lightning.pytorch")
+RunyardLogger = Lazy("runyard.integrations.lightning", "RunyardLogger")
+RunyardStopCallback = Lazy("runyard.integrations.lightning", "RunyardStopCallback")
 
 pytestmark = [
     pytest.mark.slow,  # Lightning and torch take 10-15 s to import
@@ -47,7 +48,14 @@ def _regression(base: type) -> type:
     return Regression
 
 
-Regression = _regression(lp.LightningModule)
+_REGRESSION: list[type] = []
+
+
+def Regression(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202, N802
+    """The tiny model on ``lightning``'s LightningModule (its class made at first use, not at collection)."""
+    if not _REGRESSION:
+        _REGRESSION.append(_regression(lp.LightningModule))
+    return _REGRESSION[0](*args, **kwargs)
 
 
 def _loaders() -> tuple:

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 
 import pytest
-from integration_helpers import artifact_paths, points, prune_and_wait
+from integration_helpers import Lazy, artifact_paths, lazy_framework, points, prune_and_wait
 
 import runyard
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
-from runyard.integrations.transformers import RunyardCallback  # noqa: E402
+torch = lazy_framework("torch")
+transformers = lazy_framework("transformers")
+RunyardCallback = Lazy("runyard.integrations.transformers", "RunyardCallback")
 
 pytestmark = pytest.mark.slow  # torch and the Trainer take 5-10 s to import
 

@@ -6,12 +6,12 @@ import json
 
 import numpy as np
 import pytest
-from integration_helpers import artifact_paths, points, prune_and_wait
+from integration_helpers import Lazy, artifact_paths, lazy_framework, points, prune_and_wait
 
 import runyard
 
-xgb = pytest.importorskip("xgboost")
-from runyard.integrations.xgboost import RunyardCallback  # noqa: E402
+xgb = lazy_framework("xgboost")
+RunyardCallback = Lazy("runyard.integrations.xgboost", "RunyardCallback")
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
