@@ -82,8 +82,8 @@ test-ui: $(UI_DEPS)
 ## wait for servers, runs and browsers: 3 keep 2 cores busy)
 TEST_WORKERS ?= 3
 test: test-setup
-	$(PY) -m pytest -q -p no:cacheprovider -m "engines or job_accounts"; first=$$?; \
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider --durations=20 -m "engines or job_accounts"; first=$$?; \
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
 	test $$first -eq 0 -a $$rest -eq 0
 
 ## test-setup: everything the tests need. Its independent parts go at once (pip into .venv, the peers' virtualenv,
