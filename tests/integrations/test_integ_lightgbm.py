@@ -40,7 +40,7 @@ def test_boosting_records_params_metrics_and_the_model_and_stops_when_pruned(ser
 
     # LightGBM's EarlyStopException ended training at the iteration the run was pruned in; that
     # iteration's metrics are not logged (the runner would take them for code ignoring should_stop()).
-    assert isinstance(callback, RunyardCallback) and callback.stopped_at == 5
+    assert isinstance(callback, RunyardCallback._get()) and callback.stopped_at == 5
     assert booster.current_iteration() == 6 and booster.best_iteration == 6
     record = client.get_run(run.id)
     assert record["status"] == "pruned"
