@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from edge_helpers import Api
 
+from runyard.backends.local import agent_dir, stop_agent
 from runyard.client import Client
 from runyard.testing import LiveServer
 from runyard.testing._postgres import fresh_postgres
@@ -100,8 +101,12 @@ def edge_api(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
     env = {"RUNYARD_WARM_AGENT": "0"}
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(fresh_postgres()) if request.param == "postgresql" else None
+        home = servers.root / f"edge-{request.param}"
+        # The edge tests' runs start the server's local agent, which outlives the server by design: stopped by
+        # its pid once the server has stopped (the callbacks run last first).
+        stack.callback(stop_agent, agent_dir(home), 30.0)
         stack.callback(servers.stop_all)  # runs before the database is dropped
-        server = servers.start(f"edge-{request.param}", database_url=url, env=env)
+        server = servers.start(f"edge-{request.param}", home=home, database_url=url, env=env)
         api = Api(server)
         yield api
         api.http.close()
