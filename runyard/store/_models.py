@@ -367,3 +367,115 @@ class SqlAuditEvent(Base):
     address: Mapped[str] = mapped_column(String(64), default="")
     success: Mapped[bool] = mapped_column(Boolean, default=True)
     detail: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class SqlModel(Base):
+    """A registered model: a named entry in a project with numbered versions (store/_registry.py)."""
+
+    __tablename__ = "registered_models"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="{}")  # JSON object of strings
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_registered_models_project_name"),)
+
+
+class SqlModelVersion(Base):
+    """One version of a registered model: its files are a content-addressed snapshot (never overwritten)."""
+
+    __tablename__ = "model_versions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), nullable=True, index=True)
+    source: Mapped[str] = mapped_column(Text, default="")  # e.g. "runs:/12/model" or "upload"
+    snapshot_id: Mapped[str] = mapped_column(ForeignKey("snapshots.id"))
+    flavor: Mapped[str] = mapped_column(String(32), default="files")
+    signature: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {inputs, outputs}
+    requirements: Mapped[str] = mapped_column(Text, default="[]")  # JSON list of pip requirement strings
+    description: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="{}")
+    status: Mapped[str] = mapped_column(String(16), default="ready")  # ready | archived
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[float] = mapped_column(Double)
+    archived_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    __table_args__ = (UniqueConstraint("model_id", "version", name="uq_model_versions_model_version"),)
+
+
+class SqlModelAlias(Base):
+    """An alias (``production``, ``staging``, any name) naming one version of a model."""
+
+    __tablename__ = "model_aliases"
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"), primary_key=True)
+    alias: Mapped[str] = mapped_column(String(128), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"))
+    updated_by: Mapped[str] = mapped_column(String(128), default="")
+    updated_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlModelAliasEvent(Base):
+    """Who moved (or removed) an alias when, from which version to which: the alias's audit trail."""
+
+    __tablename__ = "model_alias_events"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("registered_models.id", ondelete="CASCADE"))
+    alias: Mapped[str] = mapped_column(String(128))
+    from_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    to_version: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the alias was removed
+    actor: Mapped[str] = mapped_column(String(128), default="")
+    at: Mapped[float] = mapped_column(Double)
+    __table_args__ = (Index("ix_model_alias_events_model", "model_id", "id"),)
+
+
+class SqlDataset(Base):
+    """A named, versioned set of files in a project (store/_datasets.py)."""
+
+    __tablename__ = "datasets"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[float] = mapped_column(Double)
+    updated_at: Mapped[float] = mapped_column(Double)
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_datasets_project_name"),)
+
+
+class SqlDatasetVersion(Base):
+    """One version of a dataset: stored files (a snapshot of blobs) and/or files referenced in place.
+
+    ``content_id`` is the sha256 of the version's canonical manifest (stored and referenced files
+    together): a push whose content_id equals the latest version's makes no new version.
+    ``refs`` is a JSON list ``[[uri, sha256, size, mtime], ...]`` of files left where they are
+    (``/shared/scans/a.npy`` or ``s3://bucket/key``).
+    """
+
+    __tablename__ = "dataset_versions"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content_id: Mapped[str] = mapped_column(String(64))
+    snapshot_id: Mapped[str | None] = mapped_column(ForeignKey("snapshots.id"), nullable=True)
+    refs: Mapped[str] = mapped_column(Text, default="[]")
+    n_files: Mapped[int] = mapped_column(Integer, default=0)
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="{}")
+    created_by: Mapped[str] = mapped_column(String(128), default="")
+    created_at: Mapped[float] = mapped_column(Double)
+    __table_args__ = (UniqueConstraint("dataset_id", "version", name="uq_dataset_versions_dataset_version"),
+                      Index("ix_dataset_versions_content", "dataset_id", "content_id"))
+
+
+class SqlRunDataset(Base):
+    """A dataset version a run read, under the name the run gave it (``train``, ``raw``): lineage."""
+
+    __tablename__ = "run_datasets"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
+    recorded_at: Mapped[float] = mapped_column(Double)
