@@ -29,6 +29,7 @@ from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 import runyard.names as names
+from runyard import _failpoints
 from runyard._manifest import manifest_id
 from runyard.errors import Conflict, InvalidInput, InvalidState, NotFound
 from runyard.store import _models as m
@@ -339,7 +340,9 @@ class RegistryPart(StorePart):
                 copy_blob(run_id, art)
                 self.record_blob(art.sha256, art.size)
                 missing.discard(art.sha256)
+                _failpoints.pause("registry.blob_copied")  # the crash tests' window: some blobs copied, no version
         snap = self.create_snapshot(manifest_id(files), files)
+        _failpoints.pause("registry.before_version")  # the crash tests' window: the snapshot stored, no version
         source = f"runs:/{run_id}/{prefix}" if prefix else f"runs:/{run_id}"
         return self.create_model_version(project, name, snapshot_id=snap.id, run_id=run_id, source=source, **fields)
 
@@ -495,6 +498,7 @@ class RegistryPart(StorePart):
             return self._model_records(conn, project, [row])[0]
 
     def _model_row(self, conn, project: str, name: str, *, lock: bool = False):  # noqa: ANN001, ANN202
+        names.check_model_name(name)  # a name no model can have is bad input (400), not a missing model
         pid = self._project_id(conn, project)
         stmt = select(m.SqlModel.__table__).where(m.SqlModel.project_id == pid, m.SqlModel.name == name)
         row = conn.execute(stmt.with_for_update() if lock else stmt).first()

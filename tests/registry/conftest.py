@@ -56,3 +56,27 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture
 def storage(tmp_path: Path) -> ArtifactStorage:
     return ArtifactStorage(str(tmp_path / "artifacts"))
+
+
+@pytest.fixture(scope="session")
+def registry_server(session_live_servers):  # noqa: ANN001, ANN201
+    """One live server (SQLite, no scheduler) shared by the registry's route and CLI tests; each test uses its own project."""
+    return session_live_servers.start("registry", env={"RUNYARD_SCHEDULER": "0"})
+
+
+@pytest.fixture
+def client(registry_server):  # noqa: ANN001, ANN201
+    from runyard.client import Client
+
+    with Client(registry_server.url) as c:
+        yield c
+
+
+@pytest.fixture
+def project(client) -> str:  # noqa: ANN001
+    """A project of this test alone on the shared server."""
+    import uuid
+
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    client.create_project(name)
+    return name
