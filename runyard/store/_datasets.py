@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 
 import runyard.names as names
-from runyard._manifest import dataset_content_id
+from runyard._manifest import dataset_changes, dataset_content_id, dataset_keys
 from runyard.errors import Conflict, InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _now
@@ -92,15 +92,6 @@ def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
             raise InvalidInput(f"The value of tag {k!r} must be text, but got {type(v).__name__}.", "Send strings.")
         out[k] = names.check_text(v, f"tag {k!r}")
     return out
-
-
-def _changes(a: dict[str, tuple[str, int]], b: dict[str, tuple[str, int]]) -> DatasetDiff:
-    return DatasetDiff(
-        added=[[k, b[k][1]] for k in sorted(b.keys() - a.keys())],
-        removed=[[k, a[k][1]] for k in sorted(a.keys() - b.keys())],
-        changed=[[k, a[k][1], b[k][1]] for k in sorted(a.keys() & b.keys()) if a[k][0] != b[k][0]],
-        unchanged=sum(1 for k in a.keys() & b.keys() if a[k][0] == b[k][0]),
-    )
 
 
 class DatasetsPart(StorePart):
@@ -224,13 +215,7 @@ class DatasetsPart(StorePart):
         """What changed from version ``a`` to ``b``: stored files compared by path, referenced ones by uri."""
         va = self.get_dataset_version(project, name, a)
         vb = self.get_dataset_version(project, name, b)
-
-        def keyed(v: DatasetVersion) -> dict[str, tuple[str, int]]:
-            out = {str(f[0]): (str(f[1]), int(f[2])) for f in v.files}
-            out.update({str(r[0]): (str(r[1]), int(r[2])) for r in v.refs})
-            return out
-
-        return _changes(keyed(va), keyed(vb))
+        return DatasetDiff(**dataset_changes(dataset_keys(va.files, va.refs), dataset_keys(vb.files, vb.refs)))
 
     # ---- writing ------------------------------------------------------------------------------------------------
 
