@@ -164,7 +164,7 @@ def load(directory: str | os.PathLike[str], *, meta: ModelMeta | None = None, mo
     path = Path(directory) / meta.files[0]
     try:
         if meta.format == "torchscript":
-            return torch.jit.load(str(path), map_location="cpu")
+            return _jit(torch, torch.jit.load, str(path), "cpu")
         if meta.format == "export":
             return torch.export.load(str(path)).module()
         state = torch.load(str(path), map_location="cpu", weights_only=True)
