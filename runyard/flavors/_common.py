@@ -16,6 +16,7 @@ one raises :class:`MissingLibrary` whose hint names the pip install that fixes i
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,6 +111,11 @@ def save(model: Any, directory: str | os.PathLike[str], *, flavor: str | None = 
     """
     name = flavor if flavor is not None else detect(model)
     module = flavor_module(name)
+    takes = inspect.signature(module.save).parameters
+    unknown = sorted(k for k in options if k not in takes or k in ("model", "directory"))
+    if unknown:
+        raise InvalidInput(f"The {name} flavor takes no {', '.join(f'{k}=' for k in unknown)} option.",
+                           "Leave it out (format= is a pytorch option: torchscript, export or state_dict).")
     check_signature(signature)
     check_requirements(requirements)
     result: ModelMeta = module.save(model, directory, input_example=input_example, signature=signature,

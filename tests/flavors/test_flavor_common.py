@@ -159,3 +159,8 @@ except flavors.MissingLibrary as e:
     assert out.startswith("MissingLibrary |"), out
     assert f"needs the Python package {module!r}" in out and pip in out
     assert issubclass(MissingLibrary, ImportError)
+
+
+def test_an_option_the_flavor_does_not_take_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInput, match="The sklearn flavor takes no format= option"):
+        flavors.save(LinearRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "m", format="export")
