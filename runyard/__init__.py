@@ -25,16 +25,16 @@ _SDK_NAMES = {
     "log_artifact",
     "log_image",
     "log_table",
+    # models (runyard.sdk._models): log_model saves with a flavor and registers; load_model takes models:/ URIs
+    "log_model",
+    "register_model",
+    "load_model",
     "note",
     "params",
     "finish",
     "should_stop",
     "active_run",
     "Run",
-    # models (runyard.sdk._models): log_model saves with a flavor and registers; load_model takes models:/ URIs
-    "log_model",
-    "register_model",
-    "load_model",
 }
 
 __all__ = sorted(_SDK_NAMES | {"__version__"})

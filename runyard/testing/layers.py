@@ -32,7 +32,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
         "runyard.containers", "runyard.flavors"),
     4: ("runyard.client", "runyard.spec"),
     5: ("runyard.snapshot",),
-    6: ("runyard.sdk",),
+    6: ("runyard.sdk",),  # above snapshot: runyard.use_dataset materialises through its blob cache
     7: ("runyard.runner", "runyard.notebook", "runyard.integrations"),
     8: ("runyard.backends",),
     9: ("runyard.scheduler",),

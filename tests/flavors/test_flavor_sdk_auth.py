@@ -62,7 +62,7 @@ def test_a_launched_runs_token_logs_its_model_and_a_viewer_loads_it(world, monke
     monkeypatch.setenv("RUNYARD_TOKEN", tokens["run"])
     run = runyard.init()
     version = runyard.log_model(model, "clf", input_example=x[:2])
-    assert (version["project"], version["run_id"], version["created_by"]) [:2] == (PROJECT, run_id)
+    assert (version["project"], version["run_id"], version["flavor"]) == (PROJECT, run_id, "sklearn")
     runyard.finish()
     monkeypatch.delenv("RUNYARD_RUN_ID")
 
