@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runyard import _failpoints
 from runyard.errors import InvalidInput, InvalidState, RunyardError
 
 if TYPE_CHECKING:
@@ -113,6 +114,7 @@ def log_model(model: Any, name: str | None = None, *, flavor: str | None = None,
         raise RunyardError(f"Could not store model {model_name!r} in run {run_id}: {len(missing)} of its {len(expected)} "
                            f"files were not uploaded ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}).",
                            "See the error printed above; call log_model again when the server takes uploads.")
+    _failpoints.pause("sdk.log_model.before_register")  # a crash here leaves the files in the run, no version
     if not register:
         return {"run_id": run_id, "artifact_path": target, "paths": uploaded, "flavor": meta.flavor,
                 "signature": meta.signature, "requirements": list(meta.requirements)}

@@ -18,7 +18,7 @@ import runyard
 from runyard.client import Client
 from runyard.errors import InvalidInput, NotFound
 from runyard.sdk import _models
-from runyard.testing import LiveServer
+from runyard.testing import LiveServer, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -183,3 +183,35 @@ def test_docstring_example_runs(example: doctest.DocTest, server, tmp_path: Path
     report: list[str] = []
     result = runner.run(example, out=report.append)
     assert result.failed == 0, "".join(report)
+
+
+def test_a_log_model_killed_before_registering_leaves_no_version_and_register_model_finishes_it(server, client, xy,
+                                                                                                   tmp_path) -> None:
+    x, _ = xy
+    np.save(tmp_path / "x.npy", x)
+    script = """
+import sys, numpy as np, runyard
+from sklearn.linear_model import LogisticRegression
+x = np.load(sys.argv[1])
+run = runyard.init(project="flv-kill")
+print(run.id, flush=True)
+runyard.log_model(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), "clf")
+print("registered", flush=True)
+"""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RUNYARD_SERVER": server.url,
+           "RUNYARD_FAILPOINTS": "sdk.log_model.before_register=600"}
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "x.npy")], stdout=subprocess.PIPE, text=True,
+                            env=env)
+    try:
+        run_id = int(proc.stdout.readline())
+        wait_for(lambda: len(client.list_artifacts(run_id, prefix="models/clf/")) == 2, timeout_s=120,
+                 what="log_model's files uploaded")
+    finally:
+        proc.kill()
+        out, _ = proc.communicate()
+    assert "registered" not in out
+    with pytest.raises(NotFound):
+        client.get_model("flv-kill", "clf")  # nothing half-registered
+    version = runyard.register_model(run_id, "models/clf", "clf")  # the files in the run are complete: register them
+    assert (version["version"], version["flavor"]) == (1, "sklearn")
+    assert runyard.load_model("models:/flv-kill/clf/1").predict(x).shape == (60,)
