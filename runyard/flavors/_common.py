@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -118,8 +119,24 @@ def save(model: Any, directory: str | os.PathLike[str], *, flavor: str | None = 
                            "Leave it out (format= is a pytorch option: torchscript, export or state_dict).")
     check_signature(signature)
     check_requirements(requirements)
-    result: ModelMeta = module.save(model, directory, input_example=input_example, signature=signature,
-                                    requirements=requirements, **options)
+    root = Path(directory).expanduser()
+    created = not root.exists()
+    was_empty = root.is_dir() and not any(root.iterdir())
+    try:
+        result: ModelMeta = module.save(model, directory, input_example=input_example, signature=signature,
+                                        requirements=requirements, **options)
+    except BaseException:
+        # A save that failed half-way leaves nothing behind: not its partial files, nor a directory it made.
+        if (created or was_empty) and root.is_dir():
+            if created:
+                shutil.rmtree(root, ignore_errors=True)
+            else:
+                for child in root.iterdir():
+                    if child.is_dir() and not child.is_symlink():
+                        shutil.rmtree(child, ignore_errors=True)
+                    else:
+                        child.unlink(missing_ok=True)
+        raise
     return result
 
 

@@ -86,6 +86,7 @@ def test_saving_never_mixes_files_into_a_non_empty_directory(tmp_path: Path) -> 
     (tmp_path / "d" / "x").write_text("x")
     with pytest.raises(InvalidInput, match="not empty"):
         flavors.save(LinearRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "d")
+    assert (tmp_path / "d" / "x").read_text() == "x"  # the caller's files are never touched
     with pytest.raises(InvalidInput, match="it is a file"):
         flavors.save(LinearRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "d" / "x")
 

@@ -66,6 +66,7 @@ def test_a_module_scripting_cannot_compile_is_traced_with_the_example(tmp_path: 
     with pytest.raises(InvalidInput, match="cannot compile") as e:
         flavors.save(model, tmp_path / "a")
     assert "input_example" in e.value.hint
+    assert not (tmp_path / "a").exists()  # a failed save leaves nothing behind
     flavors.save(model, tmp_path / "b", input_example=x)
     torch.testing.assert_close(flavors.load(tmp_path / "b")(x), model(x))
 

@@ -112,7 +112,11 @@ def test_saving_a_model_that_could_not_be_loaded_back_fails_at_once(tmp_path: Pa
     model = FunctionTransformer(collections.OrderedDict)
     with pytest.raises(InvalidInput, match=r"loading will refuse.*collections\.OrderedDict"):
         flavors.save(model, tmp_path / "m", flavor="sklearn")
-    assert not (tmp_path / "m" / "runyard-model.json").exists()
+    assert not (tmp_path / "m").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InvalidInput, match="loading will refuse"):
+        flavors.save(model, tmp_path / "empty", flavor="sklearn")
+    assert (tmp_path / "empty").is_dir() and not list((tmp_path / "empty").iterdir())  # the caller's directory stays
 
 
 def test_a_truncated_skops_file_is_refused_clearly(xy, tmp_path: Path) -> None:
