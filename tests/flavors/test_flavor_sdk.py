@@ -215,3 +215,21 @@ print("registered", flush=True)
     version = runyard.register_model(run_id, "models/clf", "clf")  # the files in the run are complete: register them
     assert (version["version"], version["flavor"]) == (1, "sklearn")
     assert runyard.load_model("models:/flv-kill/clf/1").predict(x).shape == (60,)
+
+
+def test_a_registered_version_holding_a_hostile_skops_file_is_refused_at_load(server, tmp_path) -> None:
+    """An editor registers files that claim to be a scikit-learn model but carry os.system: loading refuses them."""
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    from runyard import flavors
+
+    flavors.save(LogisticRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "m")
+    sio.dump(FunctionTransformer(os.system), tmp_path / "m" / "model.skops")
+    run = runyard.init(project="flv-hostile")
+    run.log_artifact(tmp_path / "m", "models/evil")
+    version = runyard.register_model(run, "models/evil", "evil")
+    assert version["flavor"] == "sklearn"  # taken from its runyard-model.json
+    runyard.finish()
+    with pytest.raises(InvalidInput, match=r"holds types runyard does not load.*posix\.system"):
+        runyard.load_model("models:/flv-hostile/evil/1")
