@@ -183,6 +183,14 @@ def describe(value: Any, name: str | None = None) -> list[dict[str, Any]]:
                                                            for v in value):
         stem = name or "input"
         return [entry for i, v in enumerate(value) for entry in describe(v, f"{stem}_{i}")]
+    if isinstance(value, (tuple, list)) and value:  # plain rows of numbers, as scikit-learn takes them
+        try:
+            import numpy as np
+
+            array = np.asarray(value)
+        except (ImportError, ValueError, TypeError):
+            return []
+        return [] if array.dtype == object else describe(array, name)
     return []
 
 

@@ -136,6 +136,8 @@ def test_signatures_are_inferred_from_arrays_frames_tensors_and_their_collection
     named = flavors.infer_signature({"ids": np.zeros((1, 5), np.int32)})
     assert named["inputs"] == [{"name": "ids", "type": "int32", "shape": [-1, 5]}]
     assert flavors.infer_signature("free text") is None
+    assert flavors.infer_signature([[1.0, 2.0], [3.0, 4.0]])["inputs"] == [{"name": None, "type": "float64", "shape": [-1, 2]}]
+    assert flavors.infer_signature([[1, "a"], [2]]) is None  # ragged: no signature rather than a wrong one
 
 
 @pytest.mark.parametrize(("flavor", "module", "pip"), [
