@@ -90,8 +90,8 @@ def log_model(model: Any, name: str | None = None, *, flavor: str | None = None,
         >>> from sklearn.linear_model import LinearRegression
         >>> model = LinearRegression().fit([[0.0], [1.0], [2.0]], [0.0, 2.0, 4.0])
         >>> version = runyard.log_model(model, "doubler", input_example=[[3.0]])
-        >>> version["model"], version["version"], version["flavor"]
-        ('doubler', 1, 'sklearn')
+        >>> version["model"], version["flavor"], version["signature"]["inputs"]
+        ('doubler', 'sklearn', [{'name': None, 'type': 'float64', 'shape': [-1, 1]}])
         >>> runyard.finish()
     """
     from runyard import flavors, names
