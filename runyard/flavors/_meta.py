@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import platform
 import posixpath
 import re
@@ -247,12 +248,12 @@ def _check_file_name(name: Any) -> str:
     return text
 
 
-def read_meta(directory: str | Path) -> ModelMeta:
+def read_meta(directory: str | os.PathLike[str]) -> ModelMeta:
     """Read and check ``directory/runyard-model.json``.
 
     Raises:
-        NotFound-like InvalidInput: the directory or its runyard-model.json is missing, not JSON, not of the
-            known shape, names an unknown flavor or a file that is not there.
+        InvalidInput: the directory or its runyard-model.json is missing, not JSON, not of the known
+            shape, names an unknown flavor or a file that is not there.
     """
     root = Path(directory)
     path = root / META_FILE
