@@ -167,3 +167,18 @@ except flavors.MissingLibrary as e:
 def test_an_option_the_flavor_does_not_take_is_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidInput, match="The sklearn flavor takes no format= option"):
         flavors.save(LinearRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "m", format="export")
+
+
+def test_the_public_surface_and_a_light_import() -> None:
+    assert sorted(flavors.__all__) == ["FLAVORS", "META_FILE", "MissingLibrary", "ModelMeta", "check_requirements",
+                                       "check_signature", "detect", "flavor_module", "infer_signature", "load",
+                                       "read_meta", "save"]
+    for name in flavors.FLAVORS:
+        module = flavors.flavor_module(name)
+        assert name == module.NAME and {"NAME", "load", "matches", "save"} <= set(module.__all__)
+    code = ("import sys, json; from runyard import flavors; [flavors.flavor_module(f) for f in flavors.FLAVORS]; "
+            "print(json.dumps(sorted(m for m in ('numpy', 'torch', 'sklearn', 'xgboost', 'onnx', 'onnxruntime', 'skops') "
+            "if m in sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(Path(__file__).resolve().parents[2]), "PATH": "/usr/bin:/bin"}).stdout
+    assert json.loads(out) == []  # libraries load when a model is saved or loaded, not at import
