@@ -27,7 +27,7 @@ from typing import Any
 from runyard.errors import InvalidInput
 from runyard.flavors._meta import FLAVORS, META_FILE, ModelMeta, check_requirements, check_signature, read_meta, write_meta
 
-__all__ = ["detect", "flavor_module", "load", "save"]
+__all__ = ["check_options", "detect", "flavor_module", "load", "save"]
 
 # Detection order matters: XGBoost's scikit-learn wrappers are scikit-learn estimators too.
 _DETECT_ORDER = ("xgboost", "pytorch", "onnx", "sklearn", "files")
@@ -89,6 +89,21 @@ def finish(directory: Path, meta: ModelMeta, *, signature: Any = None, requireme
     return done
 
 
+def check_options(flavor: str, options: dict[str, Any]) -> ModuleType:
+    """The flavor's module, once ``options`` are known to be arguments its ``save`` takes.
+
+    Raises:
+        InvalidInput: an unknown flavor, or an option it does not take.
+    """
+    module = flavor_module(flavor)
+    takes = inspect.signature(module.save).parameters
+    unknown = sorted(k for k in options if k not in takes or k in ("model", "directory"))
+    if unknown:
+        raise InvalidInput(f"The {flavor} flavor takes no {', '.join(f'{k}=' for k in unknown)} option.",
+                           "Leave it out (format= is a pytorch option: torchscript, export or state_dict).")
+    return module
+
+
 def save(model: Any, directory: str | os.PathLike[str], *, flavor: str | None = None, input_example: Any = None,
          signature: Any = None, requirements: Iterable[str] | None = None, **options: Any) -> ModelMeta:
     """Save ``model`` into ``directory`` with its flavor's own format, and write ``runyard-model.json``.
@@ -111,12 +126,7 @@ def save(model: Any, directory: str | os.PathLike[str], *, flavor: str | None = 
         MissingLibrary: the flavor's library is not installed.
     """
     name = flavor if flavor is not None else detect(model)
-    module = flavor_module(name)
-    takes = inspect.signature(module.save).parameters
-    unknown = sorted(k for k in options if k not in takes or k in ("model", "directory"))
-    if unknown:
-        raise InvalidInput(f"The {name} flavor takes no {', '.join(f'{k}=' for k in unknown)} option.",
-                           "Leave it out (format= is a pytorch option: torchscript, export or state_dict).")
+    module = check_options(name, options)
     check_signature(signature)
     check_requirements(requirements)
     root = Path(directory).expanduser()

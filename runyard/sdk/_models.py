@@ -95,16 +95,19 @@ def log_model(model: Any, name: str | None = None, *, flavor: str | None = None,
         >>> runyard.finish()
     """
     from runyard import flavors, names
+    from runyard.flavors._common import check_options
     from runyard.sdk._api import _auto
 
     model_name = names.check_model_name(_DEFAULT_NAME if name is None else name)
-    if flavor is not None:
-        flavors.flavor_module(flavor)  # an unknown flavor fails before a run is started
+    options = {} if format is None else {"format": format}
+    # An unknown flavor, an option it does not take or a bad signature fail before a run is started.
+    check_options(flavor if flavor is not None else flavors.detect(model), options)
+    flavors.check_signature(signature)
+    flavors.check_requirements(requirements)
     target = f"models/{model_name}" if artifact_path is None else _check_artifact_path(artifact_path)
     run = _auto()
     client, run_id = _client_of(run)
     with tempfile.TemporaryDirectory(prefix="runyard-model-") as tmp:
-        options = {} if format is None else {"format": format}
         meta = flavors.save(model, Path(tmp) / "model", flavor=flavor, input_example=input_example, signature=signature,
                             requirements=requirements, **options)
         expected = sorted(f"{target}/{f}" for f in (*meta.files, flavors.META_FILE))
@@ -307,7 +310,14 @@ def _fetch(uri: str, project: str | None) -> tuple[Path, dict[str, Any]]:
         if not isinstance(client, Client):
             raise InvalidState("load_model() cannot reach the server from a task that spools (RUNYARD_SPOOL_DIR is set).",
                                "Load the model where the server is reachable.")
-        version = client.resolve_model(uri, project=project or _current_project(client))
+        from runyard.names import parse_model_uri
+
+        where = project or (None if parse_model_uri(uri).project else _current_project(client))
+        if where is None and parse_model_uri(uri).project is None:
+            raise InvalidInput(f"{uri!r} names no project, and none is set.",
+                               "Pass load_model(..., project='NAME'), set RUNYARD_PROJECT, or qualify the URI: "
+                               "models:/PROJECT/NAME@alias.")
+        version = client.resolve_model(uri, project=where)
         snapshot_id = str(version["snapshot_id"])
         if not snapshot_id.isalnum() or len(snapshot_id) > 128:
             raise InvalidInput(f"The server named the snapshot {snapshot_id!r:.80} for {uri}.", "Check the server.")

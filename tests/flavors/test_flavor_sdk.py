@@ -162,8 +162,16 @@ def test_bad_input_is_refused_before_anything_is_stored(server, fitted, client) 
         runyard.log_model(fitted, "ok", artifact_path="../x")
     with pytest.raises(InvalidInput, match="takes no format= option"):
         runyard.log_model(fitted, "ok", format="export")
+    with pytest.raises(InvalidInput, match="not a pip requirement"):
+        runyard.log_model(fitted, "ok", requirements=["numpy\n--index-url http://evil"])
+    with pytest.raises(InvalidInput, match="No model flavor knows"):
+        runyard.log_model(object(), "ok")
+    assert runyard.active_run() is None  # still no run started
     with pytest.raises(InvalidInput):
         runyard.load_model("models:/")
+    with pytest.raises(InvalidInput, match="names no project, and none is set") as e:
+        runyard.load_model("models:/clf@production")
+    assert "RUNYARD_PROJECT" in e.value.hint
     with pytest.raises(InvalidInput, match="models:/ URI or a directory"):
         runyard.load_model("runs:/1/model")
     with pytest.raises(NotFound):
