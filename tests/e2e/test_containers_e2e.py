@@ -25,7 +25,7 @@ from runyard.testing import LiveServer
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = "python3 -m pip install --no-index --find-links /wheels scikit-learn"
+BUILD = "python3 -m pip install --no-index --find-links /wheels scikit-learn skops"
 
 
 @pytest.fixture(scope="module")
