@@ -46,12 +46,15 @@ ui: $(UI_INDEX)
 
 install: $(VENV)/.installed $(UI_INDEX)
 
-## demo: install into .venv, start the embedded local server, log a run by hand, run the digits sweep live
+## demo: install into .venv, start the embedded local server, log a run by hand, push the digits data as a dataset,
+## run the digits sweep (which reads it) live
 demo: install
 	$(RUNYARD) server start
 	@echo "Web UI: $$($(RUNYARD) server status --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["url"])')/  (watch the sweep there)"
 	cd examples/quickstart && ../../$(PY) train.py --epochs 10
 	$(RUNYARD) info $$($(RUNYARD) ls --project quickstart --limit 1 --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+	cd examples/digits-sweep && ../../$(PY) prepare_data.py
+	$(RUNYARD) datasets push examples/digits-sweep/data --name digits --project digits -m "scikit-learn's 8x8 digits"
 	$(RUNYARD) run examples/digits-sweep --follow
 	$(RUNYARD) ls --project digits
 	$(RUNYARD) server status
