@@ -16,7 +16,6 @@ from runyard.artifacts import ArtifactStorage
 from runyard.store import Store
 from runyard.testing._postgres import drop_database, postgres_url
 
-
 _HERE = Path(__file__).parent
 
 
