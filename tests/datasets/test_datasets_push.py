@@ -159,7 +159,7 @@ def test_pull_writes_stored_files_and_links_references(client: Client, project: 
     data = _write(tmp_path / "data", {"x/1.txt": b"one", "2.txt": b"two"})
     refs = _write(tmp_path / "refs", {"big.bin": b"big" * 10})
     push_dataset(client, project, "mixed", data, [str(refs / "big.bin")])
-    res = cli("datasets", "pull", f"mixed:1", str(tmp_path / "out"), "-p", project, "--json")
+    res = cli("datasets", "pull", "mixed:1", str(tmp_path / "out"), "-p", project, "--json")
     assert res.exit_code == 0, res.output
     out = tmp_path / "out"
     assert (out / "x" / "1.txt").read_bytes() == b"one" and (out / "2.txt").read_bytes() == b"two"
