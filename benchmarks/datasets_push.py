@@ -191,7 +191,9 @@ def main() -> int:
 
 def report(f: dict[str, Any], meta: dict[str, Any], args: argparse.Namespace) -> None:
     def ratio(ours: float | None, theirs: float | None) -> str:
-        return f"{theirs / ours:,.1f}× faster" if ours and theirs else "—"
+        if not ours or not theirs:
+            return "—"
+        return f"{theirs / ours:,.1f}× faster" if theirs >= ours else f"{ours / theirs:,.1f}× slower"
 
     mb = meta["bytes"] / 1e6
     dvc_name = "DVC" + (f" {meta['dvc_version']}" if meta.get("dvc_version") else "")

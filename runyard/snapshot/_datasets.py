@@ -221,7 +221,10 @@ def _s3_fs(uri: str) -> Any:
 
     from runyard.artifacts import _storage_options
 
-    return fsspec.filesystem("s3", **_storage_options(uri))
+    # A fresh instance, no listing cached: a later push must see objects that changed since the last one.
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **_storage_options(uri))
+    fs.invalidate_cache()
+    return fs
 
 
 def _s3_refs(ref: str, previous: Mapping[str, tuple[int, float, str]],
@@ -250,9 +253,12 @@ def _s3_refs(ref: str, previous: Mapping[str, tuple[int, float, str]],
     def one(item: tuple[str, str, int, float]) -> str:
         nonlocal done
         digest = hashlib.sha256()
-        with fs.open(item[1], "rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
+        try:
+            with fs.open(item[1], "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+        except OSError as e:  # s3fs's FileExpired too: the object was replaced while it was read
+            raise InvalidInput(f"Cannot read {item[0]}: {e}.", "Push again once nothing writes to these objects.") from e
         if progress is not None:
             with lock:
                 done += item[2]
