@@ -29,6 +29,7 @@ from runyard.server.routers import (
     logs,
     media,
     members,
+    models,
     projects,
     runs,
     sessions,
@@ -169,6 +170,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
               sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router,
               tensorboard.router, media.router):
         api.include_router(r)
+    api.include_router(models.router)  # the model registry
     api.include_router(datasets.router)  # versioned datasets
     app.include_router(api)
     app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session
