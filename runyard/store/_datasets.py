@@ -144,12 +144,13 @@ class DatasetsPart(StorePart):
                        updated_at=r.updated_at)
 
     def get_dataset(self, project: str, name: str) -> DatasetDetail:
-        """A dataset with its versions, newest first (without their files and refs)."""
+        """A dataset with its versions, newest first (without their files and refs; with the models using each)."""
         v = m.SqlDatasetVersion
         with read_scope(self.engine) as conn:
             row = self._dataset_row(conn, project, name)
             rows = conn.execute(select(v.__table__).where(v.dataset_id == row.id).order_by(v.version.desc())).all()
-        versions = [self._version(r, name, project, with_files=False) for r in rows]
+            used = self._models_using(conn, [r.id for r in rows])
+        versions = [self._version(r, name, project, with_files=False, used=used.get(r.id)) for r in rows]
         base = self._dataset(row, project, (len(rows), rows[0].version) if rows else None, rows[0] if rows else None)
         return DatasetDetail(**base.model_dump(), versions=versions)
 

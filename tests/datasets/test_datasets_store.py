@@ -142,6 +142,8 @@ def test_deletion_refused_while_a_model_or_run_depends_on_it(store: Store) -> No
     _read_by(store, run.id, v1.id)
     _register_model(store, "p", "digits", 3, run.id, sid)
     assert store.get_dataset_version("p", "d", 1).used_by_models[0].model == "digits"
+    assert [(v.version, [u.model for u in v.used_by_models]) for v in store.get_dataset("p", "d").versions] == [
+        (2, []), (1, ["digits"])]
 
     # A registered model's data: refused, even with force, naming the model version.
     for force in (False, True):
