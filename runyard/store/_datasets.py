@@ -33,6 +33,7 @@ MAX_REFS = 1_000_000
 
 MAX_URI_CHARS = 4096
 MAX_TAGS = 64
+MAX_TAG_VALUE = 1000
 _SHA = frozenset("0123456789abcdef")
 
 
@@ -90,6 +91,9 @@ def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
         names.check_key(k, "tag key")
         if not isinstance(v, str):
             raise InvalidInput(f"The value of tag {k!r} must be text, but got {type(v).__name__}.", "Send strings.")
+        if len(v) > MAX_TAG_VALUE:
+            raise InvalidInput(f"The value of tag {k[:80]!r} is {len(v):,} characters; at most {MAX_TAG_VALUE:,} are allowed.",
+                               "Keep tags short; put long text in the version's message.")
         out[k] = names.check_text(v, f"tag {k!r}")
     return out
 
