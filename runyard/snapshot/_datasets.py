@@ -34,8 +34,8 @@ from runyard.snapshot._upload import upload_missing
 if TYPE_CHECKING:
     from runyard.client import Client
 
-__all__ = ["DatasetPushResult", "LocalDataset", "PulledDataset", "hash_references", "pull_dataset", "push_dataset",
-           "reference_paths", "scan_dataset"]
+__all__ = ["DatasetPushResult", "LocalDataset", "PulledDataset", "hash_references", "materialize_dataset", "pull_dataset",
+           "push_dataset", "reference_paths", "scan_dataset"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, bytes_done, bytes_total)``; phase is ``hashing DIR``, ``hashing REF`` or ``uploading``."""
@@ -413,33 +413,47 @@ class PulledDataset:
 
 def pull_dataset(client: Client, project: str, name: str, version: int | str | None, dest: str | os.PathLike[str], *,
                  cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
-    """Write a dataset version into ``dest``: stored files through the blob cache (:func:`materialize`), local
-    references as symlinks to their path, s3:// references downloaded into the blob cache (and checked against the
-    recorded sha256) then linked from it. Idempotent.
+    """Write a dataset version into ``dest``: see :func:`materialize_dataset`.
 
     Raises:
         NotFound: no such dataset or version.
         InvalidInput: a referenced file is gone or changed since the version was pushed, or a path would collide.
     """
     v = client.get_dataset_version(project, name, version)
+    return materialize_dataset(client, v, dest, cache_dir=cache_dir, link=link)
+
+
+def materialize_dataset(client: Client, v: Mapping[str, Any], dest: str | os.PathLike[str], *,
+                        cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
+    """Write a dataset version (as ``GET .../versions/{v}`` answers it: ``snapshot_id``, ``files``, ``refs``) into
+    ``dest``: stored files through the blob cache (:func:`materialize`), local references as symlinks to their
+    path, s3:// references downloaded into the blob cache (and checked against the recorded sha256) then linked
+    from it; where each reference lands: :func:`reference_paths`. Idempotent.
+
+    Raises:
+        InvalidInput: a referenced file is gone or changed since the version was pushed, or a path would collide.
+    """
+    project, name = v.get("project", "?"), v.get("dataset", "?")
     dest_root = Path(dest).expanduser()
     dest_root.mkdir(parents=True, exist_ok=True)
     got = None
     if v.get("snapshot_id"):
         got = materialize(client, v["snapshot_id"], dest_root, cache_dir, link=link)
-    stored = {str(f[0]) for f in v["files"]}
+    stored = {str(f[0]) for f in v.get("files") or []}
+    refs = {str(r[0]): r for r in v.get("refs") or []}
+    label = f"{project}/{name}:{v.get('version', '?')}"
     cache = _cache_dir(cache_dir)
     n_linked = n_fetched = 0
     fs = None
-    for uri, rel in reference_paths(v["refs"]).items():
-        ref = next(r for r in v["refs"] if r[0] == uri)
+    for uri, rel in reference_paths(list(refs.values())).items():
+        ref = refs[uri]
         if rel in stored:
             raise InvalidInput(f"Referenced {uri} would land on the stored file {rel!r}.", "Pull the references elsewhere.")
         target = dest_root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if "://" not in uri:
             if not os.path.exists(uri):
-                raise InvalidInput(f"Referenced file {uri} of {project}/{name}:{v['version']} is gone.",
+                raise InvalidInput(f"Referenced file {uri} of {label} is gone.",
                                    "Restore it, or push a new version without it.")
             if target.is_symlink() and os.readlink(target) == uri:
                 n_linked += 1
@@ -458,7 +472,7 @@ def pull_dataset(client: Client, project: str, name: str, version: int | str | N
             try:
                 fs.get_file(uri.split("://", 1)[1], str(tmp_blob))
                 if hash_file(tmp_blob)[0] != digest:
-                    raise InvalidInput(f"Referenced object {uri} changed since {project}/{name}:{v['version']} was pushed.",
+                    raise InvalidInput(f"Referenced object {uri} changed since {label} was pushed.",
                                        f"Push a new version (`runyard datasets push --reference {uri} --name {name}`).")
                 os.chmod(tmp_blob, _MODE_PLAIN)
                 os.replace(tmp_blob, blob)
@@ -466,5 +480,5 @@ def pull_dataset(client: Client, project: str, name: str, version: int | str | N
                 tmp_blob.unlink(missing_ok=True)
             n_fetched += 1
         _place(blob, target, _MODE_PLAIN, link)
-    return PulledDataset(v, dest_root, got.n_files if got else 0, got.n_downloaded if got else 0,
+    return PulledDataset(dict(v), dest_root, got.n_files if got else 0, got.n_downloaded if got else 0,
                          got.bytes_downloaded if got else 0, n_linked, n_fetched)
