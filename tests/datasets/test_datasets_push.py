@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert
 
 from runyard.client import Client
-from runyard.errors import Conflict
+from runyard.errors import Conflict, InvalidInput
 from runyard.snapshot import create_snapshot, pull_dataset, push_dataset, reference_paths
 from runyard.store import Store
 from runyard.store import _models as m
@@ -167,6 +167,10 @@ def test_pull_writes_stored_files_and_links_references(client: Client, project: 
     # Again: nothing downloaded (the blob cache has them).
     again = pull_dataset(client, project, "mixed", 1, out)
     assert again.n_downloaded == 0 and again.n_linked == 1
+    # A referenced file that is gone is an error naming it, not a dangling link.
+    (refs / "big.bin").unlink()
+    with pytest.raises(InvalidInput, match="big.bin of .*mixed:1 is gone"):
+        pull_dataset(client, project, "mixed", 1, tmp_path / "elsewhere")
 
 
 def test_reference_paths_are_relative_to_what_they_share() -> None:
