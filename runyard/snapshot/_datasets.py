@@ -301,7 +301,7 @@ class DatasetPushResult:
         return self.previous is not None and self.previous["content_id"] == self.local.content_id
 
 
-def latest_version(client: Client, project: str, name: str) -> dict[str, Any] | None:
+def find_latest_version(client: Client, project: str, name: str) -> dict[str, Any] | None:
     """The dataset's latest version, or None when it has none (or does not exist)."""
     try:
         return client.get_dataset_version(project, name, "latest")
@@ -335,7 +335,7 @@ def push_dataset(
     if directory is None and not references:
         raise InvalidInput("Nothing to push: give a directory, or --reference paths or s3:// URLs.",
                            "For example: runyard datasets push data/ --name digits")
-    previous = latest_version(client, project, name)
+    previous = find_latest_version(client, project, name)
     local = scan_dataset(directory, references, previous_refs=previous["refs"] if previous else (), progress=progress)
     if not local.files and not local.refs:
         raise InvalidInput(f"Nothing to push: {directory or ', '.join(references)} holds no files.",
