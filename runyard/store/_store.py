@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from runyard.store._engine import make_engine
 from runyard.store._experiments import ExperimentsPart
 from runyard.store._files import FilesPart
+from runyard.store._lineage import LineagePart
 from runyard.store._logs import LogsPart
 from runyard.store._media import MediaPart
 from runyard.store._metrics import MetricsPart
@@ -30,7 +31,8 @@ __all__ = ["BLOCK_STEPS", "Store"]
 
 
 class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPart, TasksPart, MetricsPart, LogsPart, FilesPart,
-            MediaPart):
+            MediaPart,
+            LineagePart):
     """Facade over the database. Create with ``Store.open()`` (applies migrations)."""
 
     def __init__(self, engine: Engine) -> None:
