@@ -131,7 +131,8 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         counts["starting"] = counts.get("starting", 0) + 1
         params = state.params_of(exp["id"], [run_id])[run_id]
         launch = build_launch(spec, {"id": run_id, "attempt": row["attempt"], "params": params}, exp,
-                              server_url=state.server_url, token=token)
+                              server_url=state.server_url, token=token,
+                              datasets=state.store.run_datasets(run_id) if spec.datasets else ())
         try:
             job_id = _hooks.submit(backend, launch, at_most)
         except RunyardError as e:

@@ -25,6 +25,7 @@ from runyard.server.routers import (
     backends,
     experiments,
     images,
+    lineage,
     logs,
     media,
     members,
@@ -166,7 +167,8 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.
     for r in (runs.router, logs.router, artifacts.router, experiments.router, projects.router, members.router,
               sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router,
-              tensorboard.router, media.router):
+              tensorboard.router, media.router,
+              lineage.router):
         api.include_router(r)
     app.include_router(api)
     app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session

@@ -30,6 +30,7 @@ dirty flag, diff), ``_upload`` (missing blobs only, then the manifest),
 ``_materialize`` (the verified local blob cache) and ``_diff`` (``runyard diff``).
 """
 
+from runyard.snapshot._datasets import DatasetMaterialized, materialize_dataset, release_dataset_dirs
 from runyard.snapshot._diff import Change, diff_snapshots, file_diff
 from runyard.snapshot._git import GIT_DIFF_MAX_BYTES, GitInfo, git_info
 from runyard.snapshot._materialize import Materialized, fetch_blobs, materialize
@@ -53,6 +54,7 @@ __all__ = [
     "GIT_DIFF_MAX_BYTES",
     "IGNORE_FILE",
     "Change",
+    "DatasetMaterialized",
     "FileEntry",
     "GitInfo",
     "Materialized",
@@ -66,5 +68,7 @@ __all__ = [
     "hash_file",
     "ignore_spec",
     "materialize",
+    "materialize_dataset",
+    "release_dataset_dirs",
     "scan",
 ]

@@ -31,7 +31,7 @@ def env_name(name: str) -> str:
 
 def _name_ok(name: Any) -> bool:
     return (isinstance(name, str) and 0 < len(name) <= NAME_MAX and name.isascii()
-            and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c == "_" for c in name))
+            and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c in "_.-" for c in name))
 
 
 def _check_datasets(value: Any) -> dict[str, str]:
@@ -44,7 +44,7 @@ def _check_datasets(value: Any) -> dict[str, str]:
     by_env: dict[str, str] = {}
     for key, ref in value.items():
         if not _name_ok(key):
-            raise bad(f"has the name {show(key)}, but each name is 1-{NAME_MAX} letters, digits or '_', starting with a "
+            raise bad(f"has the name {show(key)}, but each name is 1-{NAME_MAX} letters, digits, '_', '.' or '-', starting with a "
                       "letter or '_' (it names the directory datasets/NAME and the variable RUNYARD_DATASET_NAME). "
                       f"Rename it, e.g. train; write {_EXAMPLE}.")
         if not isinstance(ref, str):

@@ -13,7 +13,6 @@ from runyard.store._lineage import (
     LineageNode,
     RunDataset,
     check_run_dataset_name,
-    dataset_env_name,
     parse_lineage_uri,
 )
 from runyard.store._migrate import current_revision, head_revision, upgrade
@@ -99,6 +98,5 @@ __all__ = [
     "LineageNode",
     "RunDataset",
     "check_run_dataset_name",
-    "dataset_env_name",
     "parse_lineage_uri",
 ]

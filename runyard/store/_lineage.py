@@ -16,7 +16,9 @@ the caller may not read (``runyard.server.routers.lineage``).
 
 from __future__ import annotations
 
+import collections
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,14 +32,18 @@ from runyard.store._common import StorePart, _json_value, _now
 from runyard.store._engine import read_scope, write_scope
 from runyard.store._records import _Record
 
-__all__ = ["DATASET_ENV_PREFIX", "LineageEdge", "LineageGraph", "LineageNode", "LineagePart", "RunDataset",
-           "check_run_dataset_name", "dataset_env_name", "insert_run_datasets", "parse_lineage_uri"]
+__all__ = ["LineageEdge", "LineageGraph", "LineageNode", "LineagePart", "RunDataset",
+           "check_run_dataset_name", "insert_run_datasets", "parse_lineage_uri"]
 
-DATASET_ENV_PREFIX = "RUNYARD_DATASET_"
 RUN_DATASET_NAME_MAX = 64  # run_datasets.name
-RUN_DATASET_NAME_RULE = "1-64 letters, digits or '_', starting with a letter or '_'"
+RUN_DATASET_NAME_RULE = "1-64 letters, digits, '_', '.' or '-', starting with a letter or '_'"
 MAX_RUN_DATASETS = 100  # datasets one run may declare
 MAX_GRAPH_RUNS = 500  # runs listed as readers of one dataset version
+
+
+_DIGESTS: collections.OrderedDict[str, frozenset[str]] = collections.OrderedDict()
+_DIGESTS_LOCK = threading.Lock()
+_DIGESTS_MAX = 16
 
 
 class RunDataset(_Record):
@@ -83,15 +89,10 @@ def _show(value: Any) -> str:  # noqa: ANN401
     return text if len(text) <= 80 else text[:76] + " ..."
 
 
-def dataset_env_name(name: str) -> str:
-    """``RUNYARD_DATASET_<NAME>``: the name upper-cased, every character other than A-Z and 0-9 made ``_``."""
-    return DATASET_ENV_PREFIX + "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper())
-
-
 def check_run_dataset_name(name: Any) -> str:
     """A run's name for a dataset it reads (``train``): a directory name and the tail of a variable name."""
     if (isinstance(name, str) and 0 < len(name) <= RUN_DATASET_NAME_MAX and name.isascii()
-            and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c == "_" for c in name)):
+            and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c in "_.-" for c in name)):
         return name
     raise InvalidInput(f"A run's dataset name must be {RUN_DATASET_NAME_RULE}, but got {_show(name)}.",
                        "Name it like a variable, e.g. train or raw_scans.")
@@ -127,7 +128,8 @@ def _parse_model_path(rest: str, uri: str, hint: str) -> tuple[str | None, str, 
     body = rest
     if "@" in body:
         body, _, alias = body.rpartition("@")
-        if not alias or not alias[0].isalpha() or not all(c.isalnum() or c in "_-" for c in alias) or len(alias) > 128:
+        if (not alias or not alias.isascii() or not alias[0].isalpha() or len(alias) > 128
+                or not all(c.isalnum() or c in "_-" for c in alias)):
             raise InvalidInput(f"The alias in {uri!r} must be a letter then letters, digits, '_' or '-', but got {alias!r}.",
                                hint)
     parts = body.split("/")
@@ -244,6 +246,24 @@ class LineagePart(StorePart):
         with read_scope(self.engine) as conn:
             return [s for s in conn.execute(select(v.snapshot_id).join(rd, rd.version_id == v.id)
                                             .where(rd.run_id == run_id, v.snapshot_id.is_not(None)).distinct()).scalars()]
+
+    def snapshot_digests(self, snapshot_id: str) -> frozenset[str]:
+        """The blob digests a snapshot names; remembered for the last few snapshots (a snapshot never changes, and a
+        run fetching a 10,000-file dataset asks once per blob)."""
+        with _DIGESTS_LOCK:
+            found = _DIGESTS.get(snapshot_id)
+            if found is not None:
+                _DIGESTS.move_to_end(snapshot_id)
+                return found
+        with read_scope(self.engine) as conn:
+            manifest = conn.execute(select(m.SqlSnapshot.manifest).where(m.SqlSnapshot.id == snapshot_id)).scalar()
+        digests = frozenset(str(f[1]) for f in json.loads(manifest or "[]") if len(f) > 1)
+        if manifest is not None:
+            with _DIGESTS_LOCK:
+                _DIGESTS[snapshot_id] = digests
+                while len(_DIGESTS) > _DIGESTS_MAX:
+                    _DIGESTS.popitem(last=False)
+        return digests
 
     # ------------------------------------------------------------------ the graph
     def lineage(self, uri: str, *, project: str | None = None) -> LineageGraph:
