@@ -41,6 +41,7 @@ from runyard.sdk._api import (
     set_tags,
     should_stop,
 )
+from runyard.sdk._datasets import use_dataset
 from runyard.sdk._run import Run
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "params",
     "set_tags",
     "should_stop",
+    "use_dataset",
 ]
 
 # `runyard` re-exports these lazily through a module __getattr__, which Python calls on

@@ -29,7 +29,7 @@ def upload_snapshot(client: Client, files: Mapping[str, bytes]) -> str:
     """Upload the files' missing blobs and create their snapshot through the API; its id."""
     entries = manifest(files)
     missing = set(client.missing_blobs([e[1] for e in entries]))
-    for path, data in files.items():
+    for data in files.values():
         digest = hashlib.sha256(data).hexdigest()
         if digest in missing:
             client.upload_blob(digest, data)
