@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import runyard.cli._lineage  # noqa: F401  (runyard lineage)
 from runyard.cli import _auth, _backends, _experiments, _images, _projects, _runs, _server, _sync, _tensorboard, _validate  # noqa: F401  (they register their commands on app)
 from runyard.cli._app import app
 
