@@ -174,7 +174,37 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("GET", "/blobs/{digest}"): ("user_or_run", lambda w: (f"/blobs/{w.digest}", {})),
     ("POST", "/snapshots"): ("user", lambda w: ("/snapshots", {"json": {"files": [["a.py", w.digest, len(BLOB), 0o644]]}})),
     ("GET", "/snapshots/{snapshot_id}"): ("user_or_run", lambda w: (f"/snapshots/{w.snapshot_id}", {})),
+    # lineage: the datasets a run read, and the graph
+    ("GET", "/runs/{run_id}/datasets"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/datasets", {})),
+    ("POST", "/runs/{run_id}/datasets"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/datasets",
+                                                                      {"json": {"name": "train", "ref": _dataset(w)}})),
+    ("GET", "/lineage"): ("project_viewer", lambda w: ("/lineage", {"params": {"uri": f"runs:/{w.run_id}"}})),
 }
+
+
+def _dataset(w: World) -> str:
+    """A dataset version of the world's project (made once, straight in its database): what a run records reading."""
+    import time
+
+    from sqlalchemy import insert, select
+
+    from runyard.store import Store
+    from runyard.store import _models as m
+    from runyard.store._engine import write_scope
+
+    store = Store.open(f"sqlite:///{w.server.home / 'runyard.db'}", migrate=False)
+    try:
+        with write_scope(store.engine) as conn:
+            pid = conn.execute(select(m.SqlProject.id).where(m.SqlProject.name == w.project)).scalar_one()
+            if conn.execute(select(m.SqlDataset.id).where(m.SqlDataset.project_id == pid)).first() is None:
+                did = conn.execute(insert(m.SqlDataset).values(project_id=pid, name="matrix-data", created_at=time.time(),
+                                                               updated_at=time.time()).returning(m.SqlDataset.id)).scalar_one()
+                conn.execute(insert(m.SqlDatasetVersion).values(
+                    dataset_id=did, version=1, content_id="0" * 64, refs='[["/data/x", "' + "0" * 64 + '", 1, 1.0]]',
+                    n_files=1, created_at=time.time()))
+    finally:
+        store.close()
+    return "matrix-data:1"
 
 
 def _published(url: str) -> set[tuple[str, str]]:
