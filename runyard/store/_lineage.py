@@ -228,6 +228,11 @@ class LineagePart(StorePart):
                          .where(v.id == version_id)).first()
         return f"{r[0]}/{r[1]}:{r[2]}" if r else f"dataset version #{version_id}"
 
+    def add_experiment_datasets(self, run_id: int, project: str, refs: Mapping[str, str]) -> None:
+        """Record an experiment's pinned ``datasets:`` for a run added to it by hand (``POST /runs`` with its id)."""
+        with write_scope(self.engine) as conn:
+            insert_run_datasets(conn, project, [run_id], refs)
+
     def run_datasets(self, run_id: int) -> list[RunDataset]:
         """The dataset versions run ``run_id`` read, by name."""
         rd, d, v, p = m.SqlRunDataset, m.SqlDataset, m.SqlDatasetVersion, m.SqlProject
