@@ -13,8 +13,21 @@ Example::
 
 from __future__ import annotations
 
-import runyard.cli._lineage  # noqa: F401  (runyard lineage)
-from runyard.cli import _auth, _backends, _experiments, _images, _projects, _runs, _server, _sync, _tensorboard, _validate  # noqa: F401  (they register their commands on app)
+from runyard.cli import (  # noqa: F401  (they register their commands on app)
+    _auth,
+    _backends,
+    _datasets,
+    _experiments,
+    _images,
+    _lineage,  # noqa: F401  (runyard lineage)
+    _models,  # noqa: F401  (the model registry: `runyard models`)
+    _projects,
+    _runs,
+    _server,
+    _sync,
+    _tensorboard,
+    _validate,
+)
 from runyard.cli._app import app
 
 __all__ = ["app", "main"]

@@ -596,7 +596,7 @@ class TaskExecution:
         # Thread pools follow the task's CPUs unless the user's env: (or the backend) says otherwise.
         env.update(thread_env(task_resources(launch, self.slot).cpus, {**launch.env, **self._extra_env}))
         if launch.datasets:
-            from runyard.snapshot._datasets import env_name
+            from runyard.snapshot._dataset_dirs import env_name
 
             root = self._dataset_root()
             env.update({env_name(name): f"{root}/{name}" for name in launch.datasets})

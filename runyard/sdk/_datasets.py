@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from runyard.errors import InvalidInput
 
@@ -72,11 +70,7 @@ def use_dataset(ref: str, name: str | None = None, *, project: str | None = None
             item: dict[str, Any] = client.record_run_dataset(run_id, label, qualified)
         else:
             owner = parsed.project or project or os.environ.get("RUNYARD_PROJECT") or "default"
-            version = "latest" if parsed.version is None else str(parsed.version)
-            resp = client.request("GET", f"/projects/{quote(owner, safe='')}/datasets/{quote(parsed.name, safe='')}"
-                                         f"/versions/{version}")
-            item = json.loads(resp.content)
-            item = {**item, "project": item.get("project", owner)}
+            item = {"project": owner, "dataset": parsed.name, **client.get_dataset_version(owner, parsed.name, parsed.version)}
         dataset = item.get("dataset", parsed.name)
         dest = (config.home() / "cache" / "datasets" / item["project"] / dataset
                 / f"{item['version']}-{str(item['content_id'])[:16]}")

@@ -23,12 +23,14 @@ from runyard.server.routers import (
     artifacts,
     audit,
     backends,
+    datasets,
     experiments,
     images,
     lineage,
     logs,
     media,
     members,
+    models,
     projects,
     runs,
     sessions,
@@ -170,6 +172,8 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
               tensorboard.router, media.router,
               lineage.router):
         api.include_router(r)
+    api.include_router(models.router)  # the model registry
+    api.include_router(datasets.router)  # versioned datasets
     app.include_router(api)
     app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session
     app.state.startup_hooks.append(tensorboard.check_settings)

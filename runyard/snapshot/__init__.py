@@ -30,7 +30,19 @@ dirty flag, diff), ``_upload`` (missing blobs only, then the manifest),
 ``_materialize`` (the verified local blob cache) and ``_diff`` (``runyard diff``).
 """
 
-from runyard.snapshot._datasets import DatasetMaterialized, materialize_dataset, release_dataset_dirs
+# Versioned datasets: the same blobs and manifests, pushed by content (runyard datasets).
+from runyard.snapshot._dataset_dirs import DatasetMaterialized, materialize_dataset, release_dataset_dirs
+from runyard.snapshot._datasets import (
+    DatasetPushResult,
+    LocalDataset,
+    PulledDataset,
+    hash_references,
+    pull_dataset,
+    push_dataset,
+    reference_paths,
+    scan_dataset,
+    write_dataset_version,
+)
 from runyard.snapshot._diff import Change, diff_snapshots, file_diff
 from runyard.snapshot._git import GIT_DIFF_MAX_BYTES, GitInfo, git_info
 from runyard.snapshot._materialize import Materialized, fetch_blobs, materialize
@@ -45,7 +57,7 @@ from runyard.snapshot._scan import (
     ignore_spec,
     scan,
 )
-from runyard.snapshot._upload import SnapshotInfo, create_snapshot
+from runyard.snapshot._upload import SnapshotInfo, create_snapshot, upload_missing
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -68,7 +80,19 @@ __all__ = [
     "hash_file",
     "ignore_spec",
     "materialize",
-    "materialize_dataset",
-    "release_dataset_dirs",
     "scan",
+    "upload_missing",
+    # datasets
+    "DatasetMaterialized",
+    "DatasetPushResult",
+    "LocalDataset",
+    "PulledDataset",
+    "hash_references",
+    "materialize_dataset",
+    "pull_dataset",
+    "push_dataset",
+    "reference_paths",
+    "release_dataset_dirs",
+    "scan_dataset",
+    "write_dataset_version",
 ]

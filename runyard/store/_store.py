@@ -13,6 +13,7 @@ import threading
 
 from sqlalchemy import Engine
 
+from runyard.store._datasets import DatasetsPart  # versioned datasets
 from runyard.store._engine import make_engine
 from runyard.store._experiments import ExperimentsPart
 from runyard.store._files import FilesPart
@@ -22,6 +23,7 @@ from runyard.store._media import MediaPart
 from runyard.store._metrics import MetricsPart
 from runyard.store._points import BLOCK_STEPS
 from runyard.store._projects import ProjectsPart
+from runyard.store._registry import RegistryPart
 from runyard.store._runs import RunsPart
 from runyard.store._scheduling import SchedulingPart
 from runyard.store._statuses import StatusesPart
@@ -32,7 +34,9 @@ __all__ = ["BLOCK_STEPS", "Store"]
 
 class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPart, TasksPart, MetricsPart, LogsPart, FilesPart,
             MediaPart,
-            LineagePart):
+            RegistryPart,  # the model registry
+            DatasetsPart,  # versioned datasets
+            LineagePart):  # the datasets runs read, and the lineage graph
     """Facade over the database. Create with ``Store.open()`` (applies migrations)."""
 
     def __init__(self, engine: Engine) -> None:
