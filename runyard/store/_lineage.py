@@ -99,10 +99,10 @@ def check_run_dataset_name(name: Any) -> str:
 
 
 def parse_lineage_uri(uri: Any) -> tuple[str, Any]:
-    """``("run", id)``, ``("dataset", DatasetRef)`` or ``("model", (project|None, name, version|None, alias|None))``.
+    """``("run", id)``, ``("dataset", DatasetRef)`` or ``("model", ModelRef)`` (:func:`runyard.names.parse_model_uri`).
 
     Raises:
-        InvalidInput: not one of ``runs:/ID``, ``datasets:/[PROJECT/]NAME[:V]``, ``models:/[PROJECT/]NAME/V|@ALIAS|/latest``.
+        InvalidInput: not one of ``runs:/ID``, ``datasets:/[PROJECT/]NAME[:V]``, ``models:/[PROJECT/]NAME[/V|@ALIAS|/latest]``.
     """
     hint = "Write runs:/12, datasets:/PROJECT/NAME:3 or models:/PROJECT/NAME@production."
     if not isinstance(uri, str) or not uri or len(uri) > 600 or "\x00" in uri or not uri.isprintable():
@@ -118,44 +118,8 @@ def parse_lineage_uri(uri: Any) -> tuple[str, Any]:
     if scheme == "datasets":
         return "dataset", names.parse_dataset_ref(rest)
     if scheme == "models":
-        return "model", _parse_model_path(rest, uri, hint)
+        return "model", names.parse_model_uri(uri)
     raise InvalidInput(f"The lineage URI {uri!r} has the scheme {scheme!r}; known are runs, datasets and models.", hint)
-
-
-def _parse_model_path(rest: str, uri: str, hint: str) -> tuple[str | None, str, int | None, str | None]:
-    alias: str | None = None
-    version: int | None = None
-    body = rest
-    if "@" in body:
-        body, _, alias = body.rpartition("@")
-        if (not alias or not alias.isascii() or not alias[0].isalpha() or len(alias) > 128
-                or not all(c.isalnum() or c in "_-" for c in alias)):
-            raise InvalidInput(f"The alias in {uri!r} must be a letter then letters, digits, '_' or '-', but got {alias!r}.",
-                               hint)
-    parts = body.split("/")
-    if alias is None and len(parts) >= 2:
-        tail = parts.pop()
-        if tail == "latest":
-            version = None
-        elif tail.isascii() and tail.isdigit() and 0 < len(tail) <= 9 and int(tail) > 0:
-            version = int(tail)
-        else:
-            raise InvalidInput(f"The version in {uri!r} must be a positive number or 'latest', but got {tail!r}.", hint)
-    elif alias is None:
-        raise InvalidInput(f"The model URI {uri!r} names no version.", "Write models:/NAME/3, models:/NAME@alias or "
-                           "models:/NAME/latest.")
-    if len(parts) == 2:
-        project, name = parts
-        if names.project_name_problem(project) is not None:
-            raise InvalidInput(f"The project in {uri!r} must be {names.PROJECT_NAME_RULE}, but got {project!r}.", hint)
-    elif len(parts) == 1:
-        project, name = None, parts[0]
-    else:
-        raise InvalidInput(f"The model URI {uri!r} has too many parts.", hint)
-    if names.dataset_name_problem(name) is not None:  # model and dataset names follow one rule
-        raise InvalidInput(f"The model name in {uri!r} must be {names.DATASET_NAME_RULE}, but got {_show(name)}.",
-                           hint)
-    return project, name, version, alias
 
 
 class LineagePart(StorePart):
@@ -308,42 +272,21 @@ class LineagePart(StorePart):
                         g.edge(node, root, "read", {"name": name})
                 self._models_of_runs(conn, g, run_ids)
             else:
-                mp, name, version, alias = target
-                qualified = mp or project
+                qualified = target.project or project
                 if qualified is None:
                     raise InvalidInput(f"The model in {uri!r} has no project.", "Write models:/PROJECT/NAME/V, or pass --project.")
-                vid = self._model_version_id(conn, qualified, name, version, alias, uri)
+                found = self.resolve_model(qualified, target)  # RegistryPart's: the one models:/ resolver
+                mv, rm, p = m.SqlModelVersion, m.SqlModel, m.SqlProject
+                vid, run_id = conn.execute(select(mv.id, mv.run_id).join(rm, rm.id == mv.model_id).join(p, p.id == rm.project_id)
+                                           .where(p.name == found.project, rm.name == found.model,
+                                                  mv.version == found.version)).one()
                 root = self._model_node(conn, g, vid)
-                run_id = conn.execute(select(m.SqlModelVersion.run_id).where(m.SqlModelVersion.id == vid)).scalar()
                 if run_id is not None:
                     node = self._run_node(conn, g, run_id)
                     if node is not None:
                         g.edge(root, node, "trained_from")
                         self._expand_run(conn, g, run_id, upstream=True)
         return LineageGraph(root=root, nodes=list(g.nodes.values()), edges=g.edges, truncated=g.truncated)
-
-    def _model_version_id(self, conn: Any, project: str, name: str, version: int | None, alias: str | None,  # noqa: ANN401
-                          uri: str) -> int:
-        rm, mv, ma, p = m.SqlModel, m.SqlModelVersion, m.SqlModelAlias, m.SqlProject
-        mid = conn.execute(select(rm.id).join(p, p.id == rm.project_id).where(p.name == project, rm.name == name)).scalar()
-        if mid is None:
-            raise NotFound(f"No model {name!r} in project {project!r} (from {uri!r}).",
-                           f"List the models with `runyard models ls --project {project}`.")
-        if alias is not None:
-            vid = conn.execute(select(ma.version_id).where(ma.model_id == mid, ma.alias == alias)).scalar()
-            if vid is None:
-                have = sorted(conn.execute(select(ma.alias).where(ma.model_id == mid)).scalars())
-                raise NotFound(f"Model {project}/{name} has no alias {alias!r}; its aliases are: {', '.join(have) or 'none'}.",
-                               f"Set it with `runyard models alias {name} {alias} VERSION --project {project}`.")
-            return int(vid)
-        stmt = select(mv.id).where(mv.model_id == mid)
-        stmt = stmt.where(mv.version == version) if version is not None else stmt.order_by(mv.version.desc()).limit(1)
-        vid = conn.execute(stmt).scalar()
-        if vid is None:
-            have = list(conn.execute(select(mv.version).where(mv.model_id == mid).order_by(mv.version)).scalars())
-            raise NotFound(f"Model {project}/{name} has no version {version}; its versions are: "
-                           f"{', '.join(map(str, have[-20:])) or 'none'}.", f"Use one of them, e.g. models:/{project}/{name}/latest.")
-        return int(vid)
 
     def _model_node(self, conn: Any, g: _Graph, version_id: int) -> str:  # noqa: ANN401
         node_id = f"model_version:{version_id}"

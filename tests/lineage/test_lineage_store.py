@@ -141,7 +141,7 @@ def test_a_snapshot_node_names_its_git_commit(store: Store) -> None:
     assert "git deadbeefdead dirty" in snap.label
 
 
-@pytest.mark.parametrize("uri", ["", "runs:/", "runs:/x", "runs:/-1", "models:/x", "models:/a/b/c/1", "models:/n/0",
+@pytest.mark.parametrize("uri", ["", "runs:/", "runs:/x", "runs:/-1", "models:/", "models:/a/b/c/1", "models:/n/0",
                                  "models:/n@", "models:/n@1a", "datasets:/", "datasets:/a/b/c", "files:/x", "runs:/1\x00",
                                  "runs:/\ud800", "runs:/" + "9" * 30, "x" * 700, "models:/p/n@" + "a" * 200])
 def test_bad_lineage_uris_are_refused(uri: str) -> None:

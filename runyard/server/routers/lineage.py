@@ -94,7 +94,7 @@ def lineage(request: Request, uri: str = Query(max_length=600, description="mode
     if kind == "run":
         require_run(request, target, "viewer")
     else:
-        owner = (target.project if kind == "dataset" else target[0]) or project
+        owner = target.project or project
         if owner is not None:
             require_project(request, owner, "viewer")
     graph = store.lineage(uri, project=project)
