@@ -101,6 +101,9 @@ def test_submission_pins_latest_to_a_number_recorded_with_the_experiment(site: S
             assert "does not exist or you cannot read" in e.value.message
         exp = bob.create_experiment("bobs", "x", {"project": "bobs", "command": "x", "datasets": {"d": "pub/open"}})
         assert exp["config"]["datasets"] == {"d": "pub/open:1"}
+        # A run added to the experiment by hand reads the experiment's pinned versions too.
+        run = bob.create_run("bobs", experiment_id=exp["id"], status="queued")["id"]
+        assert [(d["name"], d["project"], d["version"]) for d in bob.run_datasets(run)] == [("d", "pub", 1)]
 
 
 def test_a_run_token_reads_its_datasets_blobs_and_another_runs_token_does_not(site: Site) -> None:
