@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -74,16 +73,5 @@ def use_dataset(ref: str, name: str | None = None, *, project: str | None = None
         dataset = item.get("dataset", parsed.name)
         dest = (config.home() / "cache" / "datasets" / item["project"] / dataset
                 / f"{item['version']}-{str(item['content_id'])[:16]}")
-        done = dest.with_name(dest.name + ".done")
-        if done.is_file() and dest.is_dir():
-            return dest
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            materialize_dataset(client, item, dest)
-        except OSError:
-            if not (done.is_file() and dest.is_dir()):  # another process made it meanwhile: theirs is as good
-                raise
-            return dest
-        with contextlib.suppress(OSError):
-            done.write_text(str(item["content_id"]) + "\n")
+        materialize_dataset(client, item, dest)  # a version written there already is left as it is
     return dest

@@ -13,6 +13,8 @@ directories their owner's write bit back once the run ended, so the working dire
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -81,9 +83,25 @@ def _seal(root: Path) -> None:
                 os.chmod(path, _READ_ONLY_DIR)
 
 
+def _key(version: Mapping[str, Any]) -> str:
+    """What identifies a version's content here: its snapshot and its references (uri, sha256, size)."""
+    refs = sorted([str(r[0]), str(r[1]), int(r[2])] for r in version.get("refs") or ())
+    return hashlib.sha256(json.dumps([version.get("snapshot_id"), refs]).encode()).hexdigest()
+
+
+def _marked(marker: Path, key: str) -> bool:
+    try:
+        return marker.read_text().strip() == key
+    except OSError:
+        return False
+
+
 def materialize_dataset(client: Client | Any, version: Mapping[str, Any], dest: str | os.PathLike[str],  # noqa: ANN401
                         cache_dir: str | os.PathLike[str] | None = None) -> DatasetMaterialized:
     """Write a dataset version into ``dest`` read-only, replacing what an earlier call wrote there.
+
+    A marker beside ``dest`` (``.<name>.runyard-dataset``) names the content written: the same version again (a
+    restarted attempt in the same working directory, another task of the run sharing it) is left as it is.
 
     Args:
         client: the server's client (``get_snapshot``, ``download_blob``); a run's token reads the blobs of the
@@ -98,6 +116,11 @@ def materialize_dataset(client: Client | Any, version: Mapping[str, Any], dest: 
         RunyardError: a blob does not match its digest.
     """
     root = Path(dest)
+    marker = root.with_name(f".{root.name}.runyard-dataset")
+    key = _key(version)
+    if _marked(marker, key) and root.is_dir() and not root.is_symlink():
+        return DatasetMaterialized(dest=root, n_files=0, n_linked_refs=0, n_downloaded=0)  # written already
+    marker.unlink(missing_ok=True)
     if root.is_symlink() or (root.exists() and not root.is_dir()):
         root.unlink()
     elif root.exists():
@@ -108,8 +131,18 @@ def materialize_dataset(client: Client | Any, version: Mapping[str, Any], dest: 
     try:
         done = write_dataset_version(client, version, tmp, cache_dir=cache_dir, link=True)
         _seal(tmp)
-        os.replace(tmp, root)  # its content sealed already; the directory itself once in place
+        try:
+            os.replace(tmp, root)  # its content sealed already; the directory itself once in place
+        except OSError:
+            # Another task sharing this working directory (a multi-task run on a shared file system) put the same
+            # version there first: theirs is as good.
+            if not (root.is_dir() and _marked(marker, key)):
+                raise
+            _writable(tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+            return DatasetMaterialized(dest=root, n_files=0, n_linked_refs=0, n_downloaded=0)
         os.chmod(root, _READ_ONLY_DIR)
+        marker.write_text(key + "\n")
     except BaseException:
         if tmp.exists():
             _writable(tmp)

@@ -119,9 +119,13 @@ def test_a_version_is_written_read_only_with_its_references(server: LiveServer, 
         # Stored files are hard links into the blob cache: a second run on this machine copies nothing.
         digest = hashlib.sha256(DATA["a.csv"]).hexdigest()
         assert os.path.samefile(dest / "a.csv", cache / digest[:2] / digest)
-        # Again (a restarted attempt): replaced, not added to; the directories get their write bit back after the run.
-        materialize_dataset(client, version, dest, cache)
-        assert sorted(p.name for p in dest.iterdir()) == ["a.csv", "deep", "s3:", "tmp"]
+        # Again (a restarted attempt, another task in the same directory): left as it is.
+        assert materialize_dataset(client, version, dest, cache).n_files == 0
+        # Another version under the same name replaces it whole.
+        other = {**version, "refs": version["refs"][:1]}
+        assert materialize_dataset(client, other, dest, cache).n_files == 3
+        assert sorted(p.name for p in dest.iterdir()) == ["a.csv", "deep", "scan.npy"]  # alone: at its file name
+        # After the run the directories get their write bit back (the working directory can be removed).
         release_dataset_dirs(dest.parent)
         assert oct(dest.stat().st_mode & 0o777) == "0o755" and oct((dest / "a.csv").stat().st_mode & 0o777) == "0o444"
 
