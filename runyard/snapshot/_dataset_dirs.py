@@ -118,8 +118,10 @@ def materialize_dataset(client: Client | Any, version: Mapping[str, Any], dest: 
     root = Path(dest)
     marker = root.with_name(f".{root.name}.runyard-dataset")
     key = _key(version)
-    if _marked(marker, key) and root.is_dir() and not root.is_symlink():
-        return DatasetMaterialized(dest=root, n_files=0, n_linked_refs=0, n_downloaded=0)  # written already
+    if _marked(marker, key) and root.is_dir() and not root.is_symlink():  # written already: sealed again
+        _seal(root)  # (a finished attempt gave the directories their write bit back)
+        os.chmod(root, _READ_ONLY_DIR)
+        return DatasetMaterialized(dest=root, n_files=0, n_linked_refs=0, n_downloaded=0)
     marker.unlink(missing_ok=True)
     if root.is_symlink() or (root.exists() and not root.is_dir()):
         root.unlink()

@@ -128,6 +128,9 @@ def test_a_version_is_written_read_only_with_its_references(server: LiveServer, 
         # After the run the directories get their write bit back (the working directory can be removed).
         release_dataset_dirs(dest.parent)
         assert oct(dest.stat().st_mode & 0o777) == "0o755" and oct((dest / "a.csv").stat().st_mode & 0o777) == "0o444"
+        # A restart in the same working directory finds it written, and seals it again.
+        assert materialize_dataset(client, other, dest, cache).n_files == 0
+        assert oct(dest.stat().st_mode & 0o777) == "0o555" and oct((dest / "deep").stat().st_mode & 0o777) == "0o555"
 
 
 def test_a_changed_object_fails_and_leaves_nothing_behind(server: LiveServer, s3_env: str, tmp_path: Path) -> None:
