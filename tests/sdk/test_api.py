@@ -16,7 +16,8 @@ from runyard.sdk import _api, _run
 from runyard.testing import LiveServer
 
 EXPECTED = ["Run", "active_run", "finish", "init", "log", "log_artifact", "log_image", "log_params", "log_table", "note",
-            "params", "set_tags", "should_stop"]
+            "params", "set_tags", "should_stop",
+            "use_dataset"]  # lineage
 
 
 def test_exports_are_exactly_the_sdk_names() -> None:
