@@ -221,7 +221,10 @@ def _s3_fs(uri: str) -> Any:
 
     from runyard.artifacts import _storage_options
 
-    return fsspec.filesystem("s3", **_storage_options(uri))
+    # A fresh instance, no listing cached: a later push must see objects that changed since the last one.
+    fs = fsspec.filesystem("s3", skip_instance_cache=True, **_storage_options(uri))
+    fs.invalidate_cache()
+    return fs
 
 
 def _s3_refs(ref: str, previous: Mapping[str, tuple[int, float, str]],
@@ -250,9 +253,12 @@ def _s3_refs(ref: str, previous: Mapping[str, tuple[int, float, str]],
     def one(item: tuple[str, str, int, float]) -> str:
         nonlocal done
         digest = hashlib.sha256()
-        with fs.open(item[1], "rb") as f:
-            while chunk := f.read(_CHUNK):
-                digest.update(chunk)
+        try:
+            with fs.open(item[1], "rb") as f:
+                while chunk := f.read(_CHUNK):
+                    digest.update(chunk)
+        except OSError as e:  # s3fs's FileExpired too: the object was replaced while it was read
+            raise InvalidInput(f"Cannot read {item[0]}: {e}.", "Push again once nothing writes to these objects.") from e
         if progress is not None:
             with lock:
                 done += item[2]
@@ -295,7 +301,7 @@ class DatasetPushResult:
         return self.previous is not None and self.previous["content_id"] == self.local.content_id
 
 
-def latest_version(client: Client, project: str, name: str) -> dict[str, Any] | None:
+def find_latest_version(client: Client, project: str, name: str) -> dict[str, Any] | None:
     """The dataset's latest version, or None when it has none (or does not exist)."""
     try:
         return client.get_dataset_version(project, name, "latest")
@@ -329,7 +335,7 @@ def push_dataset(
     if directory is None and not references:
         raise InvalidInput("Nothing to push: give a directory, or --reference paths or s3:// URLs.",
                            "For example: runyard datasets push data/ --name digits")
-    previous = latest_version(client, project, name)
+    previous = find_latest_version(client, project, name)
     local = scan_dataset(directory, references, previous_refs=previous["refs"] if previous else (), progress=progress)
     if not local.files and not local.refs:
         raise InvalidInput(f"Nothing to push: {directory or ', '.join(references)} holds no files.",
@@ -407,24 +413,29 @@ class PulledDataset:
 
 def pull_dataset(client: Client, project: str, name: str, version: int | str | None, dest: str | os.PathLike[str], *,
                  cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
-    """Write a dataset version into ``dest``: stored files through the blob cache (:func:`materialize`), local
-    references as symlinks to their path, s3:// references downloaded into the blob cache (and checked against the
-    recorded sha256) then linked from it. Idempotent.
+    """Write a dataset version into ``dest``: see :func:`write_dataset_version`.
 
     Raises:
         NotFound: no such dataset or version.
         InvalidInput: a referenced file is gone or changed since the version was pushed, or a path would collide.
     """
     v = client.get_dataset_version(project, name, version)
-    return write_dataset_version(client, {"project": project, "dataset": name, **v}, dest, cache_dir=cache_dir, link=link)
+    return write_dataset_version(client, v, dest, cache_dir=cache_dir, link=link)
 
 
 def write_dataset_version(client: Client, v: Mapping[str, Any], dest: str | os.PathLike[str], *,
                           cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
-    """:func:`pull_dataset` of a version already in hand: ``v`` holds ``snapshot_id``, ``refs``, ``version`` and, for
-    messages, ``project`` and ``dataset`` (``files`` too, else they are read from the snapshot). The task runner
-    and ``runyard.use_dataset`` write the versions a run reads with it (``GET /runs/{id}/datasets`` gives them)."""
-    project, name = v.get("project", ""), v.get("dataset", "")
+    """Write a dataset version (as ``GET .../versions/{v}`` answers it: ``snapshot_id``, ``files``, ``refs``; without
+    ``files`` they are read from the snapshot, as for the versions ``GET /runs/{id}/datasets`` lists) into ``dest``:
+    stored files through the blob cache (:func:`materialize`), local references as symlinks to their path, s3://
+    references downloaded into the blob cache (and checked against the recorded sha256) then linked from it; where
+    each reference lands: :func:`reference_paths`. Idempotent. The task runner and ``runyard.use_dataset`` write the
+    versions a run reads with it.
+
+    Raises:
+        InvalidInput: a referenced file is gone or changed since the version was pushed, or a path would collide.
+    """
+    project, name = v.get("project", "?"), v.get("dataset", "?")
     dest_root = Path(dest).expanduser()
     dest_root.mkdir(parents=True, exist_ok=True)
     got = None
@@ -433,20 +444,21 @@ def write_dataset_version(client: Client, v: Mapping[str, Any], dest: str | os.P
         got = materialize(client, v["snapshot_id"], dest_root, cache_dir, link=link)
         if files is None:
             files = client.get_snapshot(v["snapshot_id"])["files"]
-    stored = {str(f[0]) for f in files or ()}
+    stored = {str(f[0]) for f in files or []}
+    refs = {str(r[0]): r for r in v.get("refs") or []}
+    label = f"{project}/{name}:{v.get('version', '?')}"
     cache = _cache_dir(cache_dir)
     n_linked = n_fetched = 0
     fs = None
-    refs = list(v.get("refs") or ())
-    for uri, rel in reference_paths(refs).items():
-        ref = next(r for r in refs if r[0] == uri)
+    for uri, rel in reference_paths(list(refs.values())).items():
+        ref = refs[uri]
         if rel in stored:
             raise InvalidInput(f"Referenced {uri} would land on the stored file {rel!r}.", "Pull the references elsewhere.")
         target = dest_root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if "://" not in uri:
             if not os.path.exists(uri):
-                raise InvalidInput(f"Referenced file {uri} of {project}/{name}:{v['version']} is gone.",
+                raise InvalidInput(f"Referenced file {uri} of {label} is gone.",
                                    "Restore it, or push a new version without it.")
             if target.is_symlink() and os.readlink(target) == uri:
                 n_linked += 1
@@ -465,7 +477,7 @@ def write_dataset_version(client: Client, v: Mapping[str, Any], dest: str | os.P
             try:
                 fs.get_file(uri.split("://", 1)[1], str(tmp_blob))
                 if hash_file(tmp_blob)[0] != digest:
-                    raise InvalidInput(f"Referenced object {uri} changed since {project}/{name}:{v['version']} was pushed.",
+                    raise InvalidInput(f"Referenced object {uri} changed since {label} was pushed.",
                                        f"Push a new version (`runyard datasets push --reference {uri} --name {name}`).")
                 os.chmod(tmp_blob, _MODE_PLAIN)
                 os.replace(tmp_blob, blob)
