@@ -29,7 +29,7 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("runyard.names", "runyard.configfile", "runyard._http", "runyard._git"),
     2: ("runyard.records", "runyard.media"),
     3: ("runyard.store", "runyard.search", "runyard.launch", "runyard.spool", "runyard.artifacts", "runyard._local",
-        "runyard.containers"),
+        "runyard.containers", "runyard.flavors"),
     4: ("runyard.client", "runyard.spec"),
     5: ("runyard.snapshot",),
     6: ("runyard.sdk",),  # above snapshot: runyard.use_dataset materialises through its blob cache
