@@ -217,3 +217,5 @@ def test_bad_uris_are_refused_with_400(site: Site, uri: str) -> None:
     too_long = httpx.get(site.server.url + "/api/v1/lineage", params={"uri": "runs:/" + "1" * 700},
                          headers={"Authorization": f"Bearer {site.tokens['alice']}"})
     assert too_long.status_code in (400, 422)
+    huge = httpx.get(f"{site.server.url}/api/v1/runs/{2**70}/datasets", headers={"Authorization": f"Bearer {site.tokens['alice']}"})
+    assert huge.status_code in (400, 404), huge.text
