@@ -91,3 +91,21 @@ export function useClickedList<T>(fromUrl: T[]): [T[], (v: T[]) => void] {
   useEffect(() => setClicked(null), [key]);
   return [clicked ?? fromUrl, setClicked];
 }
+
+/** Sets several URL query parameters in one navigation (two single setters in one handler would keep only the last). */
+export function useSetQuery(): (changes: Record<string, string | null>) => void {
+  const [, setSp] = useSearchParams();
+  return useCallback(
+    (changes: Record<string, string | null>) => {
+      setSp((prev) => {
+        const next = new URLSearchParams(prev);
+        for (const [k, v] of Object.entries(changes)) {
+          if (v === null || v === "") next.delete(k);
+          else next.set(k, v);
+        }
+        return next;
+      }, { replace: true });
+    },
+    [setSp],
+  );
+}
