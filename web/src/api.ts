@@ -68,9 +68,11 @@ export interface DatasetDetail extends Dataset { versions: DatasetVersionSummary
 export interface DatasetDiff { added: [string, number][]; removed: [string, number][]; changed: [string, number, number][]; unchanged: number }
 export interface RunDataset { name: string; project: string; dataset: string; version: number; content_id: string; snapshot_id: string | null; n_files: number; size: number }
 export type LineageKind = "model_version" | "run" | "dataset_version" | "snapshot" | "image" | "experiment";
-export interface LineageNode { id: string; kind: LineageKind | string; label: string; data: Record<string, unknown> }
-export interface LineageEdge { source: string; target: string; kind: "trained_from" | "read" | "code" | "image" | "registered_as" | string }
-export interface Lineage { root: string; nodes: LineageNode[]; edges: LineageEdge[] }
+export interface LineageNode { id: string; kind: LineageKind | string; label: string; project?: string | null; data: Record<string, unknown> }
+/** `data.name` of a read edge: the run's name for the dataset (the key in runyard.yml's datasets:). */
+export interface LineageEdge { source: string; target: string; kind: "trained_from" | "read" | "code" | "image" | "registered_as" | "part_of" | string; data?: Record<string, unknown> }
+/** Redacted nodes (in projects the caller cannot read) carry `data.redacted`; `truncated`: the server left some nodes out. */
+export interface Lineage { root: string; nodes: LineageNode[]; edges: LineageEdge[]; truncated?: boolean }
 
 /** An error the API answered with ({code, message, hint}) or a network failure. */
 export class ApiError extends Error {

@@ -19,6 +19,7 @@ export function LineageView({ uri, title = "Lineage" }: { uri: string; title?: s
       <ErrorNote error={graph.error} />
       {!graph.data && !graph.error && <p className="muted">loading…</p>}
       {graph.data && rows.length <= 1 && <p className="muted">Nothing recorded beyond this {rows[0] ? kindLabel(rows[0].node.kind) : "item"} yet.</p>}
+      {graph.data?.truncated && <p className="muted">The graph is long: the server left the least related nodes out.</p>}
       {rows.length > 0 && (
         <ol className="lineage-rows">
           {rows.map((r, i) => <LineageItem key={`${r.node.id}:${i}`} row={r} root={i === 0} />)}
@@ -29,9 +30,9 @@ export function LineageView({ uri, title = "Lineage" }: { uri: string; title?: s
 }
 
 function LineageItem({ row, root }: { row: LineageRow; root: boolean }) {
-  const { node, depth, via, repeat } = row;
+  const { node, depth, via, repeat, parent } = row;
   const hidden = isRedacted(node);
-  const href = nodeHref(node);
+  const href = nodeHref(node, parent);
   const facts = nodeFacts(node);
   const params = node.kind === "run" && !repeat && !hidden ? keyParams(node.data ?? {}) : null;
   const label = hidden ? NOT_VISIBLE : node.label;

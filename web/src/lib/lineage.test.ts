@@ -89,6 +89,33 @@ describe("layoutLineage", () => {
     expect(layoutLineage({ root: "x", nodes: [], edges: [] })).toEqual([]);
   });
 
+  it("names the dataset as the run called it, and the experiment a run is part of", () => {
+    const g: Lineage = {
+      root: "run",
+      nodes: [node("run", "run", { id: 5 }), node("ds", "dataset_version"), node("exp", "experiment", { id: 2 }), node("snap", "snapshot", { git_commit: "abc" })],
+      edges: [
+        { source: "run", target: "ds", kind: "read", data: { name: "train" } },
+        { source: "run", target: "exp", kind: "part_of" },
+        { source: "run", target: "snap", kind: "code" },
+      ],
+    };
+    expect(shape(g)).toEqual(["run", "  read as train: ds", "  code: snap", "  part of: exp"]);
+    const snap = layoutLineage(g).find((r) => r.node.id === "snap")!;
+    expect(snap.parent?.id).toBe("run");
+    expect(nodeHref(snap.node, snap.parent)).toBe("/runs/5?tab=code");
+    expect(nodeHref(snap.node)).toBeNull();
+  });
+
+  it("follows nothing through a node the caller may not see", () => {
+    const g: Lineage = {
+      root: "ds",
+      nodes: [node("ds", "dataset_version"), node("hidden", "run", { redacted: true }), node("beyond", "model_version")],
+      edges: [{ source: "hidden", target: "ds", kind: "read" }, { source: "hidden", target: "beyond", kind: "registered_as" }],
+    };
+    // (a node reached only through it, which the server never sends, stands apart)
+    expect(shape(g)).toEqual(["ds", "  read by: hidden", "beyond", "  registered from: hidden (again)"]);
+  });
+
   it("names unknown edge kinds from their words", () => {
     expect(edgeText("derived_from", false)).toBe("derived from");
     expect(edgeText("read", true)).toBe("read by");
@@ -128,6 +155,9 @@ describe("nodes", () => {
     expect(nodeFacts(node("s", "snapshot", {}))).toEqual(["no git commit"]);
     expect(nodeFacts(byId("run"))).toEqual(["succeeded"]);
     expect(nodeFacts(node("i", "image", { image: "x:1" }, "image"))).toEqual(["x:1"]);
+    // What the label already says is not repeated.
+    expect(nodeFacts(node("r", "run", { name: "train", status: "failed" }, "run 3 (train)"))).toEqual(["failed"]);
+    expect(nodeFacts(node("s", "snapshot", { git_commit: "0123456789abcdef", git_branch: "dev" }, "snapshot ab (git 0123456789ab)"))).toEqual(["on dev"]);
   });
 
   it("shows a run's first params by name and counts the rest", () => {

@@ -11,17 +11,20 @@ const EDGE_TEXT: Record<string, [forward: string, reverse: string]> = {
   read: ["read", "read by"],
   code: ["code", "code of"],
   image: ["image", "image of"],
+  part_of: ["part of", "run"],
 };
 
 /** The order of a node's children: what made it first (the run), then data, code, image, then what came of it. */
-const EDGE_ORDER = ["trained_from", "read", "code", "image", "registered_as"];
+const EDGE_ORDER = ["trained_from", "read", "code", "image", "part_of", "registered_as"];
 const KIND_ORDER = ["model_version", "run", "experiment", "dataset_version", "snapshot", "image"];
 
-export function edgeText(kind: string, reverse: boolean): string {
+export function edgeText(kind: string, reverse: boolean, data?: Record<string, unknown>): string {
   const t = EDGE_TEXT[kind];
-  if (t) return reverse ? t[1] : t[0];
   const words = kind.replace(/_/g, " ");
-  return reverse ? `${words} (of)` : words;
+  const text = t ? (reverse ? t[1] : t[0]) : reverse ? `${words} (of)` : words;
+  // A read edge names the dataset as the run called it ("read as train").
+  const as = kind === "read" && typeof data?.name === "string" && data.name ? ` as ${data.name}` : "";
+  return text + as;
 }
 
 export interface LineageRow {
@@ -29,6 +32,8 @@ export interface LineageRow {
   depth: number;
   /** The edge from the row's parent (null for the root and for nodes not connected to it). */
   via: { kind: string; reverse: boolean; text: string } | null;
+  /** The node of the row above it in the chain (null at depth 0). */
+  parent: LineageNode | null;
   /** The node was already shown higher up (a diamond: two runs read one dataset version): not expanded again. */
   repeat: boolean;
 }
@@ -68,22 +73,24 @@ export function layoutLineage(graph: Lineage): LineageRow[] {
   const rows: LineageRow[] = [];
   const placed = new Set<string>();
   const usedEdges = new Set<LineageEdge>();
-  const walk = (id: string, depth: number, via: LineageRow["via"]) => {
+  const walk = (id: string, depth: number, via: LineageRow["via"], parent: LineageNode | null) => {
     const node = nodes.get(id)!;
     if (placed.has(id)) {
-      rows.push({ node, depth, via, repeat: true });
+      rows.push({ node, depth, via, parent, repeat: true });
       return;
     }
     placed.add(id);
-    rows.push({ node, depth, via, repeat: false });
+    rows.push({ node, depth, via, parent, repeat: false });
+    // Nothing is followed through a node the caller may not see (the server sends none, either).
+    if (isRedacted(node) && depth > 0) return;
     for (const { other, edge, reverse } of adj.get(id) ?? []) {
       if (usedEdges.has(edge)) continue; // the edge we came by, walked back
       usedEdges.add(edge);
-      walk(other, depth + 1, { kind: edge.kind, reverse, text: edgeText(edge.kind, reverse) });
+      walk(other, depth + 1, { kind: edge.kind, reverse, text: edgeText(edge.kind, reverse, edge.data) }, node);
     }
   };
-  if (nodes.has(graph.root)) walk(graph.root, 0, null);
-  for (const n of graph.nodes) if (!placed.has(n.id)) walk(n.id, 0, null);
+  if (nodes.has(graph.root)) walk(graph.root, 0, null, null);
+  for (const n of graph.nodes) if (!placed.has(n.id)) walk(n.id, 0, null, null);
   return rows;
 }
 
@@ -106,8 +113,8 @@ export function isRedacted(node: LineageNode): boolean {
 
 const enc = encodeURIComponent;
 
-/** The app page a node opens (null: none, or not visible to the caller). */
-export function nodeHref(node: LineageNode): string | null {
+/** The app page a node opens (null: none, or not visible to the caller); a snapshot opens its run's code tab. */
+export function nodeHref(node: LineageNode, parent: LineageNode | null = null): string | null {
   if (isRedacted(node)) return null;
   const d = node.data ?? {};
   const project = str(d.project);
@@ -129,8 +136,9 @@ export function nodeHref(node: LineageNode): string | null {
       return id != null ? `/runs/${id}` : null;
     }
     case "snapshot": {
+      const parentRun = parent?.kind === "run" && !isRedacted(parent) ? nodeHref(parent) : null;
       const run = int(d.run_id);
-      return run != null ? `/runs/${run}?tab=code` : null;
+      return run != null ? `/runs/${run}?tab=code` : parentRun ? `${parentRun}?tab=code` : null;
     }
     case "experiment": {
       const id = int(d.experiment_id) ?? int(d.id) ?? int(/^experiments?[:/]+(\d+)$/.exec(node.id)?.[1]);
@@ -164,7 +172,7 @@ export function nodeFacts(node: LineageNode): string[] {
     }
     case "run": {
       if (str(d.status)) facts.push(str(d.status)!);
-      if (str(d.name) && d.name !== node.label) facts.push(str(d.name)!);
+      if (str(d.name) && !node.label.includes(str(d.name)!)) facts.push(str(d.name)!);
       break;
     }
     case "dataset_version": {
@@ -176,8 +184,11 @@ export function nodeFacts(node: LineageNode): string[] {
     }
     case "snapshot": {
       const commit = str(d.git_commit);
-      if (commit) facts.push(`git ${commit.slice(0, 12)}${str(d.git_branch) ? ` on ${str(d.git_branch)}` : ""}`);
-      else facts.push("no git commit");
+      const branch = str(d.git_branch) ? ` on ${str(d.git_branch)}` : "";
+      if (!commit) facts.push("no git commit");
+      else if (node.label.includes(commit.slice(0, 12))) {
+        if (branch) facts.push(branch.trim());
+      } else facts.push(`git ${commit.slice(0, 12)}${branch}`);
       if (d.git_dirty === true) facts.push("uncommitted changes");
       break;
     }
