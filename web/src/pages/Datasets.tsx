@@ -38,9 +38,9 @@ export function DatasetsPage() {
       <div className="crumbs"><Link to="/">Projects</Link> / <Link to={`/projects/${enc(project)}`}>{project}</Link> / datasets</div>
       <h1>Datasets</h1>
       <ProjectNav project={project} />
-      <div className="controls">
+      {(q || items.length > 0 || !list.data) && <div className="controls">
         <input type="search" placeholder="search by name" aria-label="search datasets" value={q ?? ""} onChange={(e) => setQ(e.target.value)} />
-      </div>
+      </div>}
       <ErrorNote error={list.error} />
       {list.data && items.length > 0 && (
         <table className="list wide" data-testid="datasets">
@@ -266,7 +266,7 @@ function DiffView({ project, dataset, a, b }: { project: string; dataset: string
             ))}
             <input type="search" placeholder="filter by path" aria-label="filter the difference" value={q} onChange={(e) => setQ(e.target.value)} />
           </div>
-          <VirtualRows items={rows} columns="80px minmax(0,1fr) 100px 100px 100px" testid="diff-rows" label={`difference of v${a} and v${b}`}
+          <VirtualRows items={rows} columns="92px minmax(0,1fr) 100px 100px 100px" testid="diff-rows" label={`difference of v${a} and v${b}`}
             rowKey={(r) => `${r.kind}:${r.path}`}
             header={<><div>change</div><div>path</div><div className="num">v{a}</div><div className="num">v{b}</div><div className="num">size</div></>}
             row={(r) => <><div><span className={`diffkind diff-${r.kind}`}>{r.kind}</span></div><div className="path" title={r.path} data-path={r.path}>{r.path}</div>

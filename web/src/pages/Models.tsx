@@ -37,9 +37,9 @@ export function ModelsPage() {
       <div className="crumbs"><Link to="/">Projects</Link> / <Link to={`/projects/${enc(project)}`}>{project}</Link> / models</div>
       <h1>Models</h1>
       <ProjectNav project={project} />
-      <div className="controls">
+      {(q || items.length > 0 || !models.data) && <div className="controls">
         <input type="search" placeholder="search by name" aria-label="search models" value={q ?? ""} onChange={(e) => setQ(e.target.value)} />
-      </div>
+      </div>}
       <ErrorNote error={models.error} />
       {models.data && items.length > 0 && (
         <table className="list wide" data-testid="models">
@@ -84,7 +84,7 @@ export function ModelPage() {
   const version = versions.find((v) => v.version === selected) ?? null;
   const byVersion = useMemo(() => aliasesByVersion(m?.aliases ?? {}), [m]);
   return (
-    <div className="page">
+    <div className="page" data-testid="model-page" data-role={access.role ?? ""}>
       <div className="crumbs">
         <Link to="/">Projects</Link> / <Link to={`/projects/${enc(project)}`}>{project}</Link> / <Link to={`/projects/${enc(project)}/models`}>models</Link> / {name}
       </div>
@@ -134,6 +134,12 @@ export function ModelPage() {
   );
 }
 
+/** A signature as two short lines: "inputs: …" and "outputs: …" (each spec as compact JSON). */
+function signatureText(sig: NonNullable<ModelVersion["signature"]>): string {
+  const side = (xs: unknown[] | undefined) => (xs ?? []).map((x) => JSON.stringify(x)).join(", ") || "—";
+  return `inputs: ${side(sig.inputs)}\noutputs: ${side(sig.outputs)}`;
+}
+
 function VersionPanel({ project, version: v, aliases, canArchive, onChange }: {
   project: string; version: ModelVersion; aliases: string[]; canArchive: boolean; onChange: () => void;
 }) {
@@ -158,7 +164,7 @@ function VersionPanel({ project, version: v, aliases, canArchive, onChange }: {
         {v.description && <tr><th>description</th><td>{v.description}</td></tr>}
         {Object.keys(v.tags ?? {}).length > 0 && <tr><th>tags</th><td>{Object.entries(v.tags).map(([k, t]) => <span key={k} className="tag-chip">{t ? `${k}: ${t}` : k}</span>)}</td></tr>}
         {v.requirements.length > 0 && <tr><th>requirements</th><td className="mono">{v.requirements.join("  ")}</td></tr>}
-        {v.signature && <tr><th>signature</th><td><pre className="signature">{JSON.stringify(v.signature, null, 1)}</pre></td></tr>}
+        {v.signature && <tr><th>signature</th><td><pre className="signature">{signatureText(v.signature)}</pre></td></tr>}
       </tbody></table>
       <div className="cols">
         <section className="grow">
