@@ -292,6 +292,33 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     assert page.console_errors == []
 
 
+def test_a_version_of_10000_files_scrolls_and_filters(yard: Yard, narrow) -> None:  # noqa: ANN001
+    """10,000 files (one blob at 10,000 paths, so the seeding is quick): rendered a screenful at a time."""
+    page = narrow
+    project = "ui-registry-big"
+    c = yard.client
+    c.create_project(project)
+    blob = b"same bytes at every path"
+    digest = hashlib.sha256(blob).hexdigest()
+    c.upload_blob(digest, blob)
+    manifest = [[f"shard{i // 1000}/file{i:05d}.bin", digest, len(blob), 0o644] for i in range(10_000)]
+    snap = c.create_snapshot(manifest)
+    _json(c, "POST", f"/projects/{project}/datasets/big/versions", {"snapshot_id": snap["id"], "message": "ten thousand"})
+    requests = Requests(page, yard.url)
+    goto_settled(page, f"{yard.url}/projects/{project}/datasets/big", requests)
+    files = page.get_by_test_id("dataset-files")
+    expect(files).to_have_attribute("data-count", "10000")
+    expect(page.get_by_test_id("files-shown")).to_have_text("10,000 files")
+    assert files.locator(".vrows-row").count() < 100  # only what is in view (and a little more)
+    files.evaluate("el => { el.scrollTop = el.scrollHeight; }")
+    expect(files.locator(".vrows-row", has_text="shard9/file09999.bin")).to_be_visible()
+    page.get_by_label("filter files").fill("file0424")
+    expect(files).to_have_attribute("data-count", "10")
+    expect(page.get_by_test_id("files-shown")).to_have_text("10 of 10,000 files")
+    expect(page.get_by_test_id("dataset-diff")).to_have_count(0)  # one version: nothing to compare yet
+    assert page.console_errors == []
+
+
 def sign_in(page, url: str, username: str, then: str) -> None:  # noqa: ANN001
     page.goto(f"{url}{then}")
     page.wait_for_url("**/login?next=*")

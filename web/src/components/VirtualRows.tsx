@@ -21,13 +21,13 @@ export function VirtualRows<T>({ items, columns, header, row, height = 420, test
   const shown = Math.min(height, ROW_PX * (items.length + 1) + 2);
   return (
     <div className="vrows" ref={scroller} style={{ height: Math.max(shown, ROW_PX * 2) }} data-testid={testid}
-      data-count={items.length} role="table" aria-label={label} aria-rowcount={items.length + 1}>
-      <div className="vrows-head" role="row" style={{ gridTemplateColumns: columns }}>{header}</div>
-      <div style={{ height: virt.getTotalSize(), position: "relative" }} role="rowgroup">
+      data-count={items.length} role="region" aria-label={label} tabIndex={0}>
+      <div className="vrows-head" style={{ gridTemplateColumns: columns }}>{header}</div>
+      <div style={{ height: virt.getTotalSize(), position: "relative" }}>
         {virt.getVirtualItems().map((vi) => {
           const item = items[vi.index];
           return (
-            <div key={rowKey(item, vi.index)} className="vrows-row" role="row" data-index={vi.index} aria-rowindex={vi.index + 2}
+            <div key={rowKey(item, vi.index)} className="vrows-row" data-index={vi.index}
               style={{ gridTemplateColumns: columns, height: ROW_PX, transform: `translateY(${vi.start}px)` }}>
               {row(item, vi.index)}
             </div>
