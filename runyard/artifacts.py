@@ -180,3 +180,43 @@ class ArtifactStorage:
                     yield data
 
         return chunks()
+
+    # ------------------------------------------------------------------ the model registry
+    def copy_run_file_to_blob(self, run_id: int, path: str, digest: str) -> int:
+        """Copy run ``run_id``'s artifact ``path`` into the blob ``digest`` (a model version's file); its size.
+
+        The bytes are hashed on the way: an artifact replaced since its record was read (a new
+        upload to the same path) does not match, and nothing is stored. The blob appears whole or
+        not at all (written under a temporary name, then moved), so a copy cut short leaves no
+        damaged blob.
+
+        Raises:
+            NotFound: the run has no such file.
+            Conflict: the file's bytes no longer hash to ``digest``.
+        """
+        import hashlib
+
+        check_sha256(digest)
+        tmp, sink = self.blob_writer(digest)
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with self.open_run_file(run_id, path) as src:
+                while chunk := src.read(CHUNK):
+                    h.update(chunk)
+                    size += len(chunk)
+                    sink.write(chunk)
+            sink.close()
+            if h.hexdigest() != digest:
+                raise Conflict(f"Run {run_id}'s artifact {path!r} changed while it was being registered (it hashes to "
+                               f"{h.hexdigest()[:12]}…, its record says {digest[:12]}…).",
+                               "Register it again once the run stopped writing it.")
+            self.commit_blob(tmp, digest)
+        except BaseException:
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - the copy failed already; this is cleanup
+                pass
+            self.discard(tmp)
+            raise
+        return size

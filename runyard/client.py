@@ -522,6 +522,79 @@ class Client:
     def get_snapshot(self, snapshot_id: str) -> dict[str, Any]:
         return self._json("GET", f"/snapshots/{snapshot_id}")
 
+    # ---------------------------------------------------------- model registry
+    # Models live in a project; every answer is the REST API's JSON (docs/models.md): Model, ModelVersion.
+    def list_models(self, project: str, q: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The project's models by name (``q``: names containing it)."""
+        params = {k: v for k, v in (("q", q), ("limit", limit)) if v is not None}
+        items: list[dict[str, Any]] = self._json("GET", f"/projects/{_seg(project)}/models", params=params or None)["items"]
+        return items
+
+    def create_model(self, project: str, name: str, *, description: str = "", tags: dict[str, str] | None = None
+                     ) -> dict[str, Any]:
+        """An empty model (registering a version creates one too); Conflict when it exists."""
+        return self._json("POST", f"/projects/{_seg(project)}/models",
+                          json={"name": name, "description": description, "tags": tags or {}})
+
+    def get_model(self, project: str, name: str) -> dict[str, Any]:
+        """The model with its ``versions`` and ``alias_history``."""
+        return self._json("GET", _model_path(project, name))
+
+    def update_model(self, project: str, name: str, *, description: str | None = None,
+                     tags: dict[str, str] | None = None) -> dict[str, Any]:
+        """Change the description and/or replace the tags (None: unchanged)."""
+        body = {k: v for k, v in (("description", description), ("tags", tags)) if v is not None}
+        return self._json("PATCH", _model_path(project, name), json=body)
+
+    def create_model_version(self, project: str, name: str, *, run_id: int | None = None, paths: Sequence[str] | None = None,
+                             snapshot_id: str | None = None, flavor: str = "files", signature: dict[str, Any] | None = None,
+                             requirements: Sequence[str] | None = None, description: str = "",
+                             tags: dict[str, str] | None = None) -> dict[str, Any]:
+        """Register a new version (creating the model if missing): from ``run_id``'s artifacts under ``paths``
+        (files or directories; the version's paths are relative to their common directory), or from an
+        uploaded ``snapshot_id`` (with the ``run_id`` that made it, if any). Returns the ModelVersion."""
+        body: dict[str, Any] = {"flavor": flavor, "requirements": list(requirements or ()), "description": description,
+                                "tags": tags or {}}
+        for key, value in (("run_id", run_id), ("snapshot_id", snapshot_id), ("signature", signature)):
+            if value is not None:
+                body[key] = value
+        if paths is not None:
+            body["paths"] = list(paths)
+        return self._json("POST", f"{_model_path(project, name)}/versions", json=body, timeout_s=3600)
+
+    def get_model_version(self, project: str, name: str, version: int) -> dict[str, Any]:
+        return self._json("GET", f"{_model_path(project, name)}/versions/{int(version)}")
+
+    def update_model_version(self, project: str, name: str, version: int, *, description: str | None = None,
+                             tags: dict[str, str] | None = None) -> dict[str, Any]:
+        body = {k: v for k, v in (("description", description), ("tags", tags)) if v is not None}
+        return self._json("PATCH", f"{_model_path(project, name)}/versions/{int(version)}", json=body)
+
+    def archive_model_version(self, project: str, name: str, version: int, unarchive: bool = False) -> dict[str, Any]:
+        """Archive a version (or bring it back with ``unarchive=True``); returns it."""
+        action = "unarchive" if unarchive else "archive"
+        return self._json("POST", f"{_model_path(project, name)}/versions/{int(version)}/{action}")
+
+    def set_model_alias(self, project: str, name: str, alias: str, version: int) -> dict[str, Any]:
+        """Point ``alias`` at ``version``: ``{alias, version, from_version}``."""
+        return self._json("PUT", f"{_model_path(project, name)}/aliases/{_seg(alias)}", json={"version": int(version)})
+
+    def delete_model_alias(self, project: str, name: str, alias: str) -> dict[str, Any]:
+        """Remove ``alias``: ``{alias, version: None, from_version}``."""
+        return self._json("DELETE", f"{_model_path(project, name)}/aliases/{_seg(alias)}")
+
+    def resolve_model(self, uri: str, project: str | None = None) -> dict[str, Any]:
+        """The ModelVersion a ``models:/`` URI names; ``project`` for an unqualified URI.
+
+        Raises:
+            InvalidInput: a malformed URI (checked here first, with the same rule as the server).
+        """
+        from runyard.names import parse_model_uri
+
+        parse_model_uri(uri)
+        params = {"uri": uri, **({"project": project} if project else {})}
+        return self._json("GET", "/models/resolve", params=params)
+
     def _download(self, path: str, dest: Path, progress: Callable[[int], object] | None) -> int:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -550,6 +623,17 @@ def _q(path: str) -> str:
     from urllib.parse import quote
 
     return quote(path, safe="/")
+
+
+def _seg(text: str) -> str:
+    """Percent-encode one path segment (a name: slashes too)."""
+    from urllib.parse import quote
+
+    return quote(str(text), safe="")
+
+
+def _model_path(project: str, name: str) -> str:
+    return f"/projects/{_seg(project)}/models/{_seg(name)}"
 
 
 def _error(resp: Response) -> RunyardError:

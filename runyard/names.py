@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from runyard.errors import InvalidInput
@@ -69,6 +70,19 @@ __all__ = [
     "project_name_problem",
     "project_tag_key_problem",
     "suggest_project_name",
+    # The model registry (models-backend): model names, aliases and ``models:/`` URIs.
+    "ALIAS_MAX",
+    "ALIAS_RULE",
+    "MODEL_NAME_MAX",
+    "MODEL_NAME_RULE",
+    "MODEL_URI_MAX",
+    "MODEL_VERSION_MAX",
+    "ModelRef",
+    "alias_problem",
+    "check_alias",
+    "check_model_name",
+    "model_name_problem",
+    "parse_model_uri",
 ]
 
 PROJECT_NAME_MAX = 64
@@ -359,3 +373,177 @@ def check_project_tag_key(key: Any) -> str:
         f"A project tag key must be {PROJECT_TAG_KEY_RULE}, but got {key!r}.",
         "Use a short word such as 'problem', 'team' or 'data-set'.",
     )
+
+
+
+# ------------------------------------------------------------------ the model registry
+MODEL_NAME_MAX = 128
+MODEL_NAME_RULE = f"1-{MODEL_NAME_MAX} letters, digits, '.', '_' or '-', starting with a letter or digit"
+_MODEL_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{MODEL_NAME_MAX - 1}}}")
+ALIAS_MAX = 128
+ALIAS_RULE = (f"1-{ALIAS_MAX} letters, digits, '_' or '-', starting with a letter, and not 'latest' "
+              "(which always means the newest version)")
+_ALIAS = re.compile(rf"[A-Za-z][A-Za-z0-9_-]{{0,{ALIAS_MAX - 1}}}")
+MODEL_VERSION_MAX = 2**31 - 1  # the store's version column is a 32-bit integer
+MODEL_URI_MAX = 512
+_URI_FORMS = "models:/NAME/3, models:/NAME@production, models:/NAME/latest or models:/PROJECT/NAME/3"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A parsed ``models:/`` URI: a version number, an alias, or neither (the latest version).
+
+    ``project`` is None for an unqualified URI (``models:/digits/3``): it resolves in the current project.
+    """
+
+    project: str | None
+    name: str
+    version: int | None = None
+    alias: str | None = None
+
+    @property
+    def is_latest(self) -> bool:
+        return self.version is None and self.alias is None
+
+    def uri(self, project: str | None = None) -> str:
+        """The canonical URI (qualified with ``project`` when the reference has none and it is given)."""
+        where = self.project or project
+        head = f"models:/{where}/{self.name}" if where else f"models:/{self.name}"
+        if self.alias is not None:
+            return f"{head}@{self.alias}"
+        return f"{head}/{'latest' if self.version is None else self.version}"
+
+
+def model_name_problem(name: Any) -> str | None:
+    """``None`` for a valid model name, else the rule it breaks."""
+    if isinstance(name, str) and _MODEL_NAME.fullmatch(name):
+        return None
+    return f"must be {MODEL_NAME_RULE}"
+
+
+def _show_value(value: Any) -> str:
+    """A value for an error message: short, with what makes it unreadable named."""
+    if not isinstance(value, str):
+        return type(value).__name__
+    if len(value) > 80:
+        return f"a text of {len(value):,} characters"
+    m = _NAME_BAD.search(value)
+    return f"{value!r}, which holds {_describe(m.group())}" if m else repr(value)
+
+
+def _suggest_model_name(text: Any) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", str(text) if isinstance(text, str) else "").strip("-._")
+    slug = slug.encode("ascii", "ignore").decode()[:MODEL_NAME_MAX].strip("-._")
+    return slug or "my-model"
+
+
+def check_model_name(name: Any) -> str:
+    """``name`` when it is a valid model name.
+
+    Raises:
+        InvalidInput: naming the rule, the value and a valid name close to it.
+    """
+    if isinstance(name, str) and model_name_problem(name) is None:
+        return name
+    raise InvalidInput(f"A model name must be {MODEL_NAME_RULE}, but got {_show_value(name)}.",
+                       f"Use a name such as {_suggest_model_name(name)!r}.")
+
+
+def alias_problem(alias: Any) -> str | None:
+    """``None`` for a valid alias, else the rule it breaks."""
+    if isinstance(alias, str) and _ALIAS.fullmatch(alias) and alias != "latest":
+        return None
+    return f"must be {ALIAS_RULE}"
+
+
+def check_alias(alias: Any) -> str:
+    """``alias`` when it is a valid alias.
+
+    Raises:
+        InvalidInput: naming the rule, the value and the fix.
+    """
+    if isinstance(alias, str) and alias_problem(alias) is None:
+        return alias
+    if alias == "latest":
+        raise InvalidInput("'latest' cannot be an alias: models:/NAME/latest always means the newest ready version.",
+                           "Pick another alias, e.g. production, staging or candidate.")
+    raise InvalidInput(f"An alias must be {ALIAS_RULE}, but got {_show_value(alias)}.",
+                       "Use a word such as production, staging or candidate.")
+
+
+def _uri_error(uri: str, problem: str, hint: str | None = None) -> InvalidInput:
+    return InvalidInput(f"Invalid model URI {_show_value(uri)}: {problem}.",
+                        hint or f"Write it as {_URI_FORMS}.")
+
+
+def _version(uri: str, text: str) -> int | None:
+    if text == "latest":
+        return None
+    if not text.isascii() or not text.isdigit():
+        raise _uri_error(uri, f"the version {text!r} is not a number or 'latest'")
+    if len(text) > 10 or not 1 <= int(text) <= MODEL_VERSION_MAX:
+        raise _uri_error(uri, f"the version must be from 1 to {MODEL_VERSION_MAX}",
+                         "Versions are numbered 1, 2, 3, ... in the order they were registered.")
+    return int(text)
+
+
+def _uri_part(uri: str, text: str, kind: str) -> str:
+    if kind == "project":
+        if project_name_problem(text) is not None:
+            raise _uri_error(uri, f"the project {text!r} must be {PROJECT_NAME_RULE}")
+    elif kind == "alias":
+        if alias_problem(text) is not None:
+            if text == "latest":
+                raise _uri_error(uri, "'latest' is not an alias", "Write models:/NAME/latest for the newest version.")
+            raise _uri_error(uri, f"the alias {text!r} must be {ALIAS_RULE}")
+    elif model_name_problem(text) is not None:
+        raise _uri_error(uri, f"the model name {text!r} must be {MODEL_NAME_RULE}")
+    return text
+
+
+def parse_model_uri(uri: Any) -> ModelRef:
+    """Parse a model URI into a :class:`ModelRef`.
+
+    The forms: ``models:/NAME/3`` (a version), ``models:/NAME@production`` (an alias),
+    ``models:/NAME/latest`` and ``models:/NAME`` (the newest version that is not archived), each
+    optionally qualified with a project: ``models:/PROJECT/NAME/3``, ``models:/PROJECT/NAME@alias``,
+    ``models:/PROJECT/NAME``. With two parts, a number or ``latest`` as the second makes it NAME/VERSION.
+
+    Raises:
+        InvalidInput: naming what is wrong (the prefix, a part, the version) and the forms to use.
+    """
+    if not isinstance(uri, str):
+        raise InvalidInput(f"A model URI must be text, but got {type(uri).__name__}.", f"Write it as {_URI_FORMS}.")
+    if len(uri) > MODEL_URI_MAX:
+        raise _uri_error(uri, f"it is longer than {MODEL_URI_MAX} characters")
+    bad = _NAME_BAD.search(uri)
+    if bad is not None:
+        raise InvalidInput(f"Invalid model URI {uri[:80]!r}: it holds {_describe(bad.group(), bad.start())}.",
+                           f"Remove the character; write the URI as {_URI_FORMS}.")
+    if not uri.startswith("models:/"):
+        raise _uri_error(uri, "it does not start with 'models:/'")
+    body = uri[len("models:/"):]
+    if not body:
+        raise _uri_error(uri, "it names no model")
+    if "@" in body:
+        path, _, alias = body.partition("@")
+        if "@" in alias or "/" in alias:
+            raise _uri_error(uri, "an alias comes last and holds no '@' or '/'")
+        parts = path.split("/")
+        if len(parts) > 2 or "" in parts:
+            raise _uri_error(uri, "before '@' comes NAME or PROJECT/NAME")
+        project = _uri_part(uri, parts[0], "project") if len(parts) == 2 else None
+        return ModelRef(project, _uri_part(uri, parts[-1], "name"), None, _uri_part(uri, alias, "alias"))
+    parts = body.split("/")
+    if "" in parts:
+        raise _uri_error(uri, "it has an empty part (a doubled or trailing '/')")
+    if len(parts) == 1:
+        return ModelRef(None, _uri_part(uri, parts[0], "name"))
+    if len(parts) == 2:
+        last = parts[1]
+        if last == "latest" or (last.isascii() and last.isdigit()):
+            return ModelRef(None, _uri_part(uri, parts[0], "name"), _version(uri, last))
+        return ModelRef(_uri_part(uri, parts[0], "project"), _uri_part(uri, last, "name"))
+    if len(parts) == 3:
+        return ModelRef(_uri_part(uri, parts[0], "project"), _uri_part(uri, parts[1], "name"), _version(uri, parts[2]))
+    raise _uri_error(uri, f"it has {len(parts)} parts; at most 3 (PROJECT/NAME/VERSION)")

@@ -28,6 +28,7 @@ from runyard.server.routers import (
     logs,
     media,
     members,
+    models,
     projects,
     runs,
     sessions,
@@ -168,6 +169,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
               sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router,
               tensorboard.router, media.router):
         api.include_router(r)
+    api.include_router(models.router)  # the model registry
     app.include_router(api)
     app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session
     app.state.startup_hooks.append(tensorboard.check_settings)

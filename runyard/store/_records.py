@@ -25,6 +25,12 @@ __all__ = [
     "TERMINAL_STATUSES",
     "TableItem",
     "Task",
+    # the model registry
+    "Model",
+    "ModelAliasChange",
+    "ModelAliasEvent",
+    "ModelDetail",
+    "ModelVersion",
 ]
 
 # The status strings, from runyard.records.status (the one definition of run statuses).
@@ -188,3 +194,68 @@ class Snapshot(_Record):
     git_dirty: bool = False
     git_diff: str = ""
     created_at: float
+
+
+# ------------------------------------------------------------------ the model registry (store/_registry.py)
+class Model(_Record):
+    """A registered model (``GET /projects/{project}/models``)."""
+
+    name: str
+    project: str
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    n_versions: int = Field(0, description="versions registered, archived ones included")
+    latest_version: int | None = Field(None, description="the highest version that is not archived; null if none")
+    aliases: dict[str, int] = Field(default_factory=dict, description="alias -> version")
+    created_by: str = ""
+    created_at: float
+    updated_at: float
+
+
+class ModelVersion(_Record):
+    """One version of a registered model: its files are a snapshot, never overwritten."""
+
+    model: str
+    project: str
+    version: int
+    run_id: int | None = Field(None, description="the run it was registered from (null: uploaded directly)")
+    source: str = Field("", description="where the files came from: runs:/RUN/PATH, or upload")
+    snapshot_id: str
+    files: list[list[Any]] = Field(default_factory=list, description="[path, sha256, size, mode] per file")
+    n_files: int = 0
+    size: int = 0
+    flavor: str = "files"
+    signature: dict[str, Any] | None = Field(None, description="{inputs: [...], outputs: [...]} where known")
+    requirements: list[str] = Field(default_factory=list, description="pip requirement strings")
+    description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    status: str = Field("ready", description="ready or archived")
+    aliases: list[str] = Field(default_factory=list, description="the aliases naming this version")
+    created_by: str = ""
+    created_at: float
+    archived_at: float | None = None
+
+
+class ModelAliasEvent(_Record):
+    """One move (or removal) of an alias: the alias's audit trail."""
+
+    alias: str
+    from_version: int | None = Field(None, description="the version it named before (null: new alias)")
+    to_version: int | None = Field(None, description="the version it names now (null: removed)")
+    actor: str = ""
+    at: float
+
+
+class ModelDetail(Model):
+    """A model with its versions (oldest first) and its aliases' history (oldest first)."""
+
+    versions: list[ModelVersion] = Field(default_factory=list)
+    alias_history: list[ModelAliasEvent] = Field(default_factory=list)
+
+
+class ModelAliasChange(_Record):
+    """The answer to moving or removing an alias."""
+
+    alias: str
+    version: int | None = Field(None, description="the version it names now (null: removed)")
+    from_version: int | None = Field(None, description="the version it named before (null: new alias)")

@@ -21,6 +21,7 @@ from runyard.store._media import MediaPart
 from runyard.store._metrics import MetricsPart
 from runyard.store._points import BLOCK_STEPS
 from runyard.store._projects import ProjectsPart
+from runyard.store._registry import RegistryPart
 from runyard.store._runs import RunsPart
 from runyard.store._scheduling import SchedulingPart
 from runyard.store._statuses import StatusesPart
@@ -30,7 +31,8 @@ __all__ = ["BLOCK_STEPS", "Store"]
 
 
 class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPart, TasksPart, MetricsPart, LogsPart, FilesPart,
-            MediaPart):
+            MediaPart,
+            RegistryPart):  # the model registry
     """Facade over the database. Create with ``Store.open()`` (applies migrations)."""
 
     def __init__(self, engine: Engine) -> None:
