@@ -134,6 +134,10 @@ export function ModelPage() {
   );
 }
 
+/** Why a version with aliases cannot be archived (the server refuses it: an alias never names an archived version). */
+const aliasedNote = (aliases: string[]) =>
+  `Move or remove ${aliases.map((a) => `@${a}`).join(", ")} first: an alias cannot name an archived version.`;
+
 /** A signature as two short lines: "inputs: …" and "outputs: …" (each spec as compact JSON). */
 function signatureText(sig: NonNullable<ModelVersion["signature"]>): string {
   const side = (xs: unknown[] | undefined) => (xs ?? []).map((x) => JSON.stringify(x)).join(", ") || "—";
@@ -152,7 +156,9 @@ function VersionPanel({ project, version: v, aliases, canArchive, onChange }: {
           ? <ConfirmButton label="Unarchive" question={`Unarchive v${v.version}?`} confirmLabel="Yes, unarchive"
               onConfirm={async () => { await api.archiveModelVersion(project, v.model, v.version, true); onChange(); }} />
           : <ConfirmButton label="Archive" question={`Archive v${v.version}? It stays, but no longer counts as latest.`} confirmLabel="Yes, archive"
+              disabled={aliases.length > 0} title={aliases.length > 0 ? aliasedNote(aliases) : undefined}
               onConfirm={async () => { await api.archiveModelVersion(project, v.model, v.version); onChange(); }} />)}
+        {canArchive && !archived && aliases.length > 0 && <span className="muted" data-testid="archive-blocked">{aliasedNote(aliases)}</span>}
       </div>
       <table className="kv"><tbody>
         <tr><th>URI</th><td className="mono">{`models:/${v.model}/${v.version}`}</td></tr>

@@ -46,7 +46,7 @@ export function RunPage() {
     const r = await api.run(id);
     if (TERMINAL.has(r.status)) setLive(false);
     return r;
-  }, [id], 2000, live);
+  }, [id], 2000, live, false);
   const r = run.data;
   const exp = usePoll(() => (r?.experiment_id != null ? api.experiment(r.experiment_id) : Promise.resolve(null)), [r?.experiment_id], 0);
   const current = (TABS as readonly string[]).includes(tab ?? "") ? tab! : "overview";
