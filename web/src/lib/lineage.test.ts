@@ -119,6 +119,8 @@ describe("layoutLineage", () => {
   it("names unknown edge kinds from their words", () => {
     expect(edgeText("derived_from", false)).toBe("derived from");
     expect(edgeText("read", true)).toBe("read by");
+    expect(edgeText("read", false, { name: "train" })).toBe("read as train");
+    expect(edgeText("read", true, { name: "train" })).toBe("read as train by");
     expect(kindLabel("dataset_version")).toBe("dataset version");
     expect(kindLabel("new_thing")).toBe("new thing");
   });

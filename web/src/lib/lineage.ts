@@ -21,10 +21,9 @@ const KIND_ORDER = ["model_version", "run", "experiment", "dataset_version", "sn
 export function edgeText(kind: string, reverse: boolean, data?: Record<string, unknown>): string {
   const t = EDGE_TEXT[kind];
   const words = kind.replace(/_/g, " ");
-  const text = t ? (reverse ? t[1] : t[0]) : reverse ? `${words} (of)` : words;
-  // A read edge names the dataset as the run called it ("read as train").
-  const as = kind === "read" && typeof data?.name === "string" && data.name ? ` as ${data.name}` : "";
-  return text + as;
+  // A read edge names the dataset as the run called it: "read as train", backwards "read as train by".
+  if (kind === "read" && typeof data?.name === "string" && data.name) return reverse ? `read as ${data.name} by` : `read as ${data.name}`;
+  return t ? (reverse ? t[1] : t[0]) : reverse ? `${words} (of)` : words;
 }
 
 export interface LineageRow {
