@@ -291,6 +291,41 @@ class Client:
     def get_project(self, name: str) -> dict[str, Any]:
         return self._json("GET", f"/projects/{name}")
 
+    # ---------------------------------------------------------------- datasets
+    def list_datasets(self, project: str, q: str | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
+        """The project's datasets (``q``: names containing it), each with its latest version's files and size."""
+        params = {k: v for k, v in (("q", q), ("limit", limit)) if v is not None}
+        items: list[dict[str, Any]] = self._json("GET", f"/projects/{_q(project)}/datasets", params=params or None)["items"]
+        return items
+
+    def get_dataset(self, project: str, name: str) -> dict[str, Any]:
+        """A dataset with its versions, newest first (without their files)."""
+        return self._json("GET", f"/projects/{_q(project)}/datasets/{_q(name)}")
+
+    def create_dataset_version(self, project: str, name: str, *, snapshot_id: str | None = None,
+                               refs: Sequence[Sequence[Any]] = (), message: str = "", tags: dict[str, str] | None = None,
+                               description: str | None = None) -> dict[str, Any]:
+        """Push a version: ``{"created": bool, "version": {...}}``; created false when the content equals the latest's."""
+        body: dict[str, Any] = {"snapshot_id": snapshot_id, "refs": [list(r) for r in refs], "message": message,
+                                "tags": tags or {}}
+        if description is not None:
+            body["description"] = description
+        return self._json("POST", f"/projects/{_q(project)}/datasets/{_q(name)}/versions", json=body)
+
+    def get_dataset_version(self, project: str, name: str, version: int | str | None = None) -> dict[str, Any]:
+        """One version (None or "latest": the newest) with its files, refs and the models trained on it."""
+        v = "latest" if version is None else str(version)
+        return self._json("GET", f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{_q(v)}")
+
+    def diff_datasets(self, project: str, name: str, a: int | str, b: int | str = "latest") -> dict[str, Any]:
+        """``{added, removed, changed, unchanged}`` from version ``a`` to ``b``."""
+        return self._json("GET", f"/projects/{_q(project)}/datasets/{_q(name)}/diff", params={"a": str(a), "b": str(b)})
+
+    def delete_dataset_version(self, project: str, name: str, version: int, *, force: bool = False) -> None:
+        """Delete a version (owners); refused while a registered model depends on it, or runs read it and not force."""
+        self._send("DELETE", f"/projects/{_q(project)}/datasets/{_q(name)}/versions/{int(version)}",
+                   params={"force": "true"} if force else None)
+
     # ------------------------------------------------------------- experiments
     def create_experiment(self, project: str, name: str, config: dict[str, Any], snapshot_id: str | None = None,
                           backend: str | None = None) -> dict[str, Any]:

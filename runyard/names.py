@@ -34,7 +34,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from runyard.errors import InvalidInput
 
@@ -83,6 +83,13 @@ __all__ = [
     "check_model_name",
     "model_name_problem",
     "parse_model_uri",
+    # datasets
+    "DATASET_NAME_MAX",
+    "DATASET_NAME_RULE",
+    "DatasetRef",
+    "check_dataset_name",
+    "dataset_name_problem",
+    "parse_dataset_ref",
 ]
 
 PROJECT_NAME_MAX = 64
@@ -547,3 +554,75 @@ def parse_model_uri(uri: Any) -> ModelRef:
     if len(parts) == 3:
         return ModelRef(_uri_part(uri, parts[0], "project"), _uri_part(uri, parts[1], "name"), _version(uri, parts[2]))
     raise _uri_error(uri, f"it has {len(parts)} parts; at most 3 (PROJECT/NAME/VERSION)")
+# --- Datasets: names and references (``digits:3``, ``team/digits:latest``) ---------------------------------
+
+DATASET_NAME_MAX = 128
+DATASET_NAME_RULE = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+_DATASET_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{DATASET_NAME_MAX - 1}}}")
+_DATASET_REF_MAX = 512
+
+
+class DatasetRef(NamedTuple):
+    """A parsed dataset reference: ``version`` None means the latest version; ``project`` None the current one."""
+
+    project: str | None
+    name: str
+    version: int | None
+
+
+def dataset_name_problem(name: Any) -> str | None:
+    """``None`` for a valid dataset name, else the rule it breaks."""
+    if isinstance(name, str) and _DATASET_NAME.fullmatch(name):
+        return None
+    return f"must be {DATASET_NAME_RULE}"
+
+
+def check_dataset_name(name: Any) -> str:
+    """``name`` when it is a valid dataset name.
+
+    Raises:
+        InvalidInput: naming the rule, what is wrong and a valid name close to it.
+    """
+    if isinstance(name, str) and dataset_name_problem(name) is None:
+        return name
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name if isinstance(name, str) else "").strip("-._")[:DATASET_NAME_MAX]
+    raise InvalidInput(f"A dataset name must be {DATASET_NAME_RULE}, but got {_show_name(name, _NAME_BAD)}.",
+                       f"Rename it, e.g. {slug or 'my-data'}.")
+
+
+def parse_dataset_ref(text: Any) -> DatasetRef:
+    """Parse ``NAME``, ``NAME:3``, ``NAME:latest``, ``NAME@latest`` or ``PROJECT/NAME:3`` (no version = latest).
+
+    Raises:
+        InvalidInput: the reference is not of that form, or its project, name or version is invalid.
+    """
+    hint = "Write NAME, NAME:3, NAME:latest or PROJECT/NAME:3, e.g. digits:3."
+    if not isinstance(text, str) or not text:
+        raise InvalidInput(f"A dataset reference must be non-empty text, but got {_show_name(text)}.", hint)
+    if len(text) > _DATASET_REF_MAX:
+        raise InvalidInput(f"A dataset reference is at most {_DATASET_REF_MAX} characters, but got {len(text)}.", hint)
+    bad = _NAME_BAD.search(text)
+    if bad:
+        raise InvalidInput(f"The dataset reference {text!r} holds {_describe(bad.group(), bad.start())}.", hint)
+    body, version = text, None
+    for sep in (":", "@"):
+        if sep in body:
+            body, _, tail = body.rpartition(sep)
+            if tail == "latest":
+                version = None
+            elif tail.isascii() and tail.isdigit() and 0 < len(tail) <= 9 and int(tail) > 0:
+                version = int(tail)
+            else:
+                raise InvalidInput(f"The version in the dataset reference {text!r} must be a positive number "
+                                   f"(below 10**9) or 'latest', but got {tail!r}.", hint)
+            break
+    project: str | None = None
+    if "/" in body:
+        project, _, body = body.partition("/")
+        if project_name_problem(project) is not None:
+            raise InvalidInput(f"The project in the dataset reference {text!r} must be {PROJECT_NAME_RULE}, "
+                               f"but got {project!r}.", hint)
+    if dataset_name_problem(body) is not None:
+        raise InvalidInput(f"The name in the dataset reference {text!r} must be {DATASET_NAME_RULE}, but got {_show_name(body)}.",
+                           hint)
+    return DatasetRef(project, body, version)

@@ -13,8 +13,20 @@ Example::
 
 from __future__ import annotations
 
-from runyard.cli import _auth, _backends, _experiments, _images, _projects, _runs, _server, _sync, _tensorboard, _validate  # noqa: F401  (they register their commands on app)
-from runyard.cli import _models  # noqa: F401  (the model registry: `runyard models`)
+from runyard.cli import (  # noqa: F401  (they register their commands on app)
+    _auth,
+    _backends,
+    _datasets,
+    _experiments,
+    _images,
+    _models,  # noqa: F401  (the model registry: `runyard models`)
+    _projects,
+    _runs,
+    _server,
+    _sync,
+    _tensorboard,
+    _validate,
+)
 from runyard.cli._app import app
 
 __all__ = ["app", "main"]

@@ -23,6 +23,7 @@ from runyard.server.routers import (
     artifacts,
     audit,
     backends,
+    datasets,
     experiments,
     images,
     logs,
@@ -170,6 +171,7 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
               tensorboard.router, media.router):
         api.include_router(r)
     api.include_router(models.router)  # the model registry
+    api.include_router(datasets.router)  # versioned datasets
     app.include_router(api)
     app.include_router(tensorboard.proxy)  # /tb/CAP/...: the capability authorises, not the session
     app.state.startup_hooks.append(tensorboard.check_settings)

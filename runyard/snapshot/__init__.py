@@ -30,6 +30,17 @@ dirty flag, diff), ``_upload`` (missing blobs only, then the manifest),
 ``_materialize`` (the verified local blob cache) and ``_diff`` (``runyard diff``).
 """
 
+# Versioned datasets: the same blobs and manifests, pushed by content (runyard datasets).
+from runyard.snapshot._datasets import (
+    DatasetPushResult,
+    LocalDataset,
+    PulledDataset,
+    hash_references,
+    pull_dataset,
+    push_dataset,
+    reference_paths,
+    scan_dataset,
+)
 from runyard.snapshot._diff import Change, diff_snapshots, file_diff
 from runyard.snapshot._git import GIT_DIFF_MAX_BYTES, GitInfo, git_info
 from runyard.snapshot._materialize import Materialized, fetch_blobs, materialize
@@ -44,7 +55,7 @@ from runyard.snapshot._scan import (
     ignore_spec,
     scan,
 )
-from runyard.snapshot._upload import SnapshotInfo, create_snapshot
+from runyard.snapshot._upload import SnapshotInfo, create_snapshot, upload_missing
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -67,4 +78,14 @@ __all__ = [
     "ignore_spec",
     "materialize",
     "scan",
+    "upload_missing",
+    # datasets
+    "DatasetPushResult",
+    "LocalDataset",
+    "PulledDataset",
+    "hash_references",
+    "pull_dataset",
+    "push_dataset",
+    "reference_paths",
+    "scan_dataset",
 ]

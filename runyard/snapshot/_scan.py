@@ -6,7 +6,10 @@ import errno
 import hashlib
 import os
 import stat
-from collections.abc import Sequence
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ __all__ = [
     "DEFAULT_MAX_FILES",
     "IGNORE_FILE",
     "FileEntry",
+    "Known",
     "ScanResult",
     "hash_file",
     "ignore_spec",
@@ -67,6 +71,7 @@ class FileEntry:
         size: bytes.
         mode: 0o755 if executable, else 0o644.
         source: absolute path the content was read from (the target, for a symlink).
+        mtime: the file's modification time (seconds) when it was scanned.
     """
 
     path: str
@@ -74,6 +79,7 @@ class FileEntry:
     size: int
     mode: int
     source: Path
+    mtime: float = 0.0
 
     def entry(self) -> list[Any]:
         """The ``[path, sha256, size, mode]`` manifest entry."""
@@ -214,6 +220,7 @@ class _Found:
     source: str
     size: int
     mode: int
+    mtime: float = 0.0
 
 
 def _check_name(rel: str) -> None:
@@ -290,7 +297,7 @@ def _walk(root: Path, spec: pathspec.GitIgnoreSpec, stop_at: int, warnings: list
             _check_name(rel)
             # Git's rule: the owner's execute bit decides; everything else is normalised away.
             mode = _MODE_EXEC if st.st_mode & stat.S_IXUSR else _MODE_PLAIN
-            found.append(_Found(rel, entry.path, st.st_size, mode))
+            found.append(_Found(rel, entry.path, st.st_size, mode, st.st_mtime))
             if len(found) >= stop_at:
                 return found, True
         stack.extend(reversed(subdirs))
@@ -375,12 +382,21 @@ def _over_limit(root: Path, found: list[_Found], truncated: bool, max_files: int
     )
 
 
+Known = Mapping[str, tuple[int, float, str]]
+"""Hashes already known, by relative path: ``(size, mtime, sha256)``; a file whose size and mtime are these is not read."""
+
+
 def scan(
     directory: str | os.PathLike[str],
     ignore: Sequence[str] = (),
     *,
     max_files: int | None = None,
     max_bytes: int | None = None,
+    rules: bool = True,
+    limited: bool = True,
+    threads: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+    known: Known | None = None,
 ) -> ScanResult:
     """Find, filter and hash the files of a project directory; uploads nothing.
 
@@ -394,6 +410,13 @@ def scan(
         ignore: extra gitignore patterns, e.g. the ``ignore:`` list of runyard.yml.
         max_files: file limit; default ``RUNYARD_SNAPSHOT_MAX_FILES`` or 2000.
         max_bytes: size limit; default ``RUNYARD_SNAPSHOT_MAX_MB`` (in MiB) or 300 MiB.
+        rules: apply the code rules (:data:`DEFAULT_IGNORE` and ``.runyardignore``); False keeps only ``ignore``
+            (a dataset holds every file).
+        limited: apply the file and size limits, which are meant for code; False for data.
+        threads: files hashed at once.
+        progress: ``progress(bytes_hashed, bytes_total)``, once with ``(0, total)`` after the walk, then per file
+            (serialised by a lock).
+        known: hashes already known (:data:`Known`), e.g. from an earlier scan: such files are not read again.
 
     Returns:
         The files, sorted by path, with what was skipped in ``warnings``.
@@ -409,27 +432,62 @@ def scan(
         raise InvalidInput(f"Cannot snapshot {str(root)!r}: it is not a directory.",
                            "Pass the project directory, the one holding runyard.yml.")
     root = root.resolve()
-    max_files, max_bytes = _limits(max_files, max_bytes)
-    spec = ignore_spec(root, ignore)
+    if limited:
+        max_files, max_bytes = _limits(max_files, max_bytes)
+    else:
+        max_files = max_bytes = sys.maxsize
+    spec = ignore_spec(root, ignore) if rules else _plain_spec(ignore)
     warnings: list[str] = []
     ignored: list[str] = []
-    stop_at = max(2 * max_files, max_files + 10_000)
+    stop_at = max(2 * max_files, max_files + 10_000) if limited else sys.maxsize
     found, truncated = _walk(root, spec, stop_at, warnings, ignored)
     if truncated or len(found) > max_files or sum(f.size for f in found) > max_bytes:
         raise _over_limit(root, found, truncated, max_files, max_bytes)
-    files = []
-    for f in found:
+    total = sum(f.size for f in found)
+    lock = threading.Lock()
+    done = 0
+
+    def one(f: _Found) -> FileEntry | None:
+        nonlocal done
+        seen = known.get(f.path) if known else None
         try:
-            sha, size = hash_file(f.source)
+            if seen is not None and seen[0] == f.size and seen[1] == f.mtime:
+                sha, size = seen[2], f.size
+            else:
+                sha, size = hash_file(f.source)
         except FileNotFoundError:
             warnings.append(f"{f.path}: skipped, it vanished while scanning.")
-            continue
+            return None
         except OSError as e:
             raise InvalidInput(f"Cannot read {f.path!r} in {root}: {e.strerror or e}.",
                                f"Fix its permissions, or ignore it in {IGNORE_FILE}.") from e
-        files.append(FileEntry(f.path, sha, size, f.mode, Path(f.source)))
+        if progress is not None:
+            with lock:
+                done += f.size
+                progress(done, total)
+        return FileEntry(f.path, sha, size, f.mode, Path(f.source), f.mtime)
+
+    if progress is not None:
+        progress(0, total)
+    if threads > 1 and len(found) > 1:
+        with ThreadPoolExecutor(max_workers=min(threads, len(found)), thread_name_prefix="runyard-hash") as pool:
+            hashed = list(pool.map(one, found))
+    else:
+        hashed = [one(f) for f in found]
+    files = [f for f in hashed if f is not None]
     # The size may have grown between stat and read; the limit holds for what is stored.
     if sum(f.size for f in files) > max_bytes:
         raise _over_limit(root, [_Found(f.path, str(f.source), f.size, f.mode) for f in files], False, max_files, max_bytes)
     files.sort(key=lambda f: f.path)
     return ScanResult(root, tuple(files), tuple(warnings), tuple(sorted(ignored)))
+
+
+def _plain_spec(ignore: Sequence[str]) -> pathspec.GitIgnoreSpec:
+    """Only the given patterns (no defaults, no ignore file): what a dataset push leaves out."""
+    if isinstance(ignore, (str, bytes)):
+        raise InvalidInput(f"`ignore` must be a list of patterns, but got the string {ignore!r}.",
+                           f"Pass a list, e.g. ignore=[{ignore!r}].")
+    try:
+        return pathspec.GitIgnoreSpec.from_lines([str(p) for p in ignore])
+    except ValueError as e:
+        raise InvalidInput(f"Invalid ignore pattern in {list(ignore)!r}: {e}.", "Use gitignore syntax, e.g. `*.tmp`.") from e

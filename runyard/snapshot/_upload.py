@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from runyard._failpoints import pause
 from runyard.errors import InvalidInput, RunyardError
 from runyard.snapshot._git import git_info
 from runyard.snapshot._scan import _N_THREADS, FileEntry, scan
@@ -18,7 +19,7 @@ from runyard.snapshot._scan import _N_THREADS, FileEntry, scan
 if TYPE_CHECKING:
     from runyard.client import Client
 
-__all__ = ["SnapshotInfo", "create_snapshot"]
+__all__ = ["SnapshotInfo", "create_snapshot", "upload_missing"]
 
 _MISSING_BATCH = 10_000  # the server accepts at most 100,000 digests per /blobs/missing call
 
@@ -112,8 +113,46 @@ def create_snapshot(
     """
     result = scan(directory, ignore, max_files=max_files, max_bytes=max_bytes)
     git = git_info(result.root)
+    n_sent, total = upload_missing(client, result.root, result.files, progress)
+    snap = client.create_snapshot(result.manifest(), git_commit=git.commit, git_branch=git.branch,
+                                  git_dirty=bool(git.dirty), git_diff=git.diff or "")
+    if snap["id"] != result.id:
+        raise RunyardError(
+            f"The server stored snapshot {snap['id']} but this client computed {result.id} for the same manifest.",
+            "Client and server disagree on the manifest format: use the same Runyard version on both (`runyard --version`).",
+        )
+    return SnapshotInfo(
+        id=result.id, n_files=result.n_files, size=result.size, n_uploaded=n_sent, bytes_uploaded=total,
+        git_commit=git.commit, git_branch=git.branch, git_dirty=git.dirty, git_diff=git.diff, warnings=result.warnings,
+    )
+
+
+def upload_missing(
+    client: Client,
+    root: Path,
+    files: Sequence[FileEntry],
+    progress: Callable[[int, int], None] | None = None,
+    *,
+    threads: int = _N_THREADS,
+) -> tuple[int, int]:
+    """Upload the blobs of ``files`` that the server lacks, several at a time; each file's bytes are hashed as they
+    are sent, and a file that changed since it was scanned is refused (the server would refuse it too).
+
+    Args:
+        client: the server's client.
+        root: the scanned directory (named in errors).
+        files: the scanned files.
+        progress: ``progress(bytes_done, bytes_total)`` as in :func:`create_snapshot`.
+        threads: uploads at once.
+
+    Returns:
+        ``(blobs uploaded, bytes uploaded)``.
+
+    Raises:
+        InvalidInput: a file changed while it was uploaded.
+    """
     by_digest: dict[str, FileEntry] = {}
-    for f in result.files:
+    for f in files:
         by_digest.setdefault(f.sha256, f)
     digests = sorted(by_digest)
     missing: list[str] = []
@@ -126,6 +165,7 @@ def create_snapshot(
 
     def on_chunk(n: int) -> None:
         nonlocal done
+        pause("snapshot.upload_chunk")  # tests: a push killed in the middle of its uploads
         if progress is None:
             return
         with lock:
@@ -140,28 +180,18 @@ def create_snapshot(
                     client.upload_blob(f.sha256, body)  # type: ignore[arg-type]
                 except InvalidInput as e:
                     if body.sha256.hexdigest() != f.sha256:
-                        raise _changed(result.root, f) from e
+                        raise _changed(root, f) from e
                     raise
         except FileNotFoundError as e:
-            raise _changed(result.root, f) from e
+            raise _changed(root, f) from e
 
     if progress is not None:
         progress(0, total)
     if to_send:
-        with ThreadPoolExecutor(max_workers=min(_N_THREADS, len(to_send)), thread_name_prefix="runyard-upload") as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(to_send))), thread_name_prefix="runyard-upload") as pool:
             for _ in pool.map(upload, to_send):
                 pass
-    snap = client.create_snapshot(result.manifest(), git_commit=git.commit, git_branch=git.branch,
-                                  git_dirty=bool(git.dirty), git_diff=git.diff or "")
-    if snap["id"] != result.id:
-        raise RunyardError(
-            f"The server stored snapshot {snap['id']} but this client computed {result.id} for the same manifest.",
-            "Client and server disagree on the manifest format: use the same Runyard version on both (`runyard --version`).",
-        )
-    return SnapshotInfo(
-        id=result.id, n_files=result.n_files, size=result.size, n_uploaded=len(to_send), bytes_uploaded=total,
-        git_commit=git.commit, git_branch=git.branch, git_dirty=git.dirty, git_diff=git.diff, warnings=result.warnings,
-    )
+    return len(to_send), total
 
 
 def _changed(root: Path, f: FileEntry) -> InvalidInput:

@@ -11,6 +11,12 @@ from runyard.records.status import ACTIVE, TERMINAL, RunStatus
 __all__ = [
     "ACTIVE_STATUSES",
     "Artifact",
+    "Dataset",
+    "DatasetDetail",
+    "DatasetDiff",
+    "DatasetModelUse",
+    "DatasetPush",
+    "DatasetVersion",
     "Experiment",
     "ImageItem",
     "LogLine",
@@ -259,3 +265,71 @@ class ModelAliasChange(_Record):
     alias: str
     version: int | None = Field(None, description="the version it names now (null: removed)")
     from_version: int | None = Field(None, description="the version it named before (null: new alias)")
+
+
+# --- Versioned datasets (store/_datasets.py) -----------------------------------------------------------------------
+
+class DatasetModelUse(_Record):
+    """A registered model version trained by a run that read a dataset version."""
+
+    project: str
+    model: str
+    version: int
+
+
+class DatasetVersion(_Record):
+    """One version of a dataset: stored files (a snapshot) and/or files referenced in place."""
+
+    id: int = Field(description="the version's row id (what run_datasets rows point at)")
+    dataset: str
+    project: str
+    version: int
+    content_id: str = Field(description="sha256 over the snapshot id and the sorted refs (uri, sha256, size)")
+    snapshot_id: str | None = None
+    files: list[list[Any]] = Field(default_factory=list, description="[path, sha256, size, mode] per stored file")
+    refs: list[list[Any]] = Field(default_factory=list, description="[uri, sha256, size, mtime] per referenced file")
+    n_files: int = 0
+    size: int = 0
+    message: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_by: str = ""
+    created_at: float
+    used_by_models: list[DatasetModelUse] = Field(default_factory=list,
+                                                  description="model versions registered from runs that read it")
+
+
+class Dataset(_Record):
+    """A named, versioned set of files in a project; ``n_files`` and ``size`` are those of the latest version."""
+
+    name: str
+    project: str
+    description: str = ""
+    n_versions: int = 0
+    latest_version: int | None = None
+    n_files: int = 0
+    size: int = 0
+    created_by: str = ""
+    created_at: float
+    updated_at: float
+
+
+class DatasetDetail(Dataset):
+    """A dataset with its versions (newest first, without their files and refs)."""
+
+    versions: list[DatasetVersion] = Field(default_factory=list)
+
+
+class DatasetPush(_Record):
+    """What pushing content did: ``created`` false when it equals the latest version's (that version is returned)."""
+
+    created: bool
+    version: DatasetVersion
+
+
+class DatasetDiff(_Record):
+    """What changed from version a to b; stored files by path and referenced files by uri."""
+
+    added: list[list[Any]] = Field(default_factory=list, description="[path, size]")
+    removed: list[list[Any]] = Field(default_factory=list, description="[path, size]")
+    changed: list[list[Any]] = Field(default_factory=list, description="[path, size_a, size_b]")
+    unchanged: int = 0

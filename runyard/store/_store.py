@@ -13,6 +13,7 @@ import threading
 
 from sqlalchemy import Engine
 
+from runyard.store._datasets import DatasetsPart  # versioned datasets
 from runyard.store._engine import make_engine
 from runyard.store._experiments import ExperimentsPart
 from runyard.store._files import FilesPart
@@ -32,7 +33,8 @@ __all__ = ["BLOCK_STEPS", "Store"]
 
 class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPart, TasksPart, MetricsPart, LogsPart, FilesPart,
             MediaPart,
-            RegistryPart):  # the model registry
+            RegistryPart,  # the model registry
+            DatasetsPart):  # versioned datasets
     """Facade over the database. Create with ``Store.open()`` (applies migrations)."""
 
     def __init__(self, engine: Engine) -> None:

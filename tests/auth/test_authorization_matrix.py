@@ -95,6 +95,23 @@ def _table(w: World) -> str:
     return "media/tables/t.csv"
 
 
+
+# ---- versioned datasets (runyard/server/routers/datasets.py): viewers read, editors push, owners delete
+def _dataset(w: World) -> str:
+    """The world's dataset "ds" with at least one version (pushing the same content again makes none)."""
+    with w.admin() as c:
+        c.create_dataset_version(w.project, "ds", snapshot_id=w.snapshot_id)
+    return "ds"
+
+
+def _dataset_version(w: World) -> int:
+    """A new version of "ds" to delete (each with other content: a file referenced in place)."""
+    _dataset(w)
+    with w.admin() as c:
+        ref = [f"/shared/matrix/{_fresh()}.bin", w.digest, len(BLOB), 1.0]
+        return int(c.create_dataset_version(w.project, "ds", snapshot_id=w.snapshot_id, refs=[ref])["version"]["version"])
+
+
 V1 = "/api/v1"
 # (method, OpenAPI path) -> (rule, how to build a request that succeeds when allowed)
 EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
@@ -174,6 +191,18 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("GET", "/blobs/{digest}"): ("user_or_run", lambda w: (f"/blobs/{w.digest}", {})),
     ("POST", "/snapshots"): ("user", lambda w: ("/snapshots", {"json": {"files": [["a.py", w.digest, len(BLOB), 0o644]]}})),
     ("GET", "/snapshots/{snapshot_id}"): ("user_or_run", lambda w: (f"/snapshots/{w.snapshot_id}", {})),
+    # versioned datasets
+    ("GET", "/projects/{project}/datasets"): ("project_viewer", lambda w: (f"/projects/{w.project}/datasets", {})),
+    ("GET", "/projects/{project}/datasets/{name}"): ("project_viewer", lambda w: (
+        f"/projects/{w.project}/datasets/{_dataset(w)}", {})),
+    ("POST", "/projects/{project}/datasets/{name}/versions"): ("project_editor", lambda w: (
+        f"/projects/{w.project}/datasets/ds/versions", {"json": {"snapshot_id": w.snapshot_id}})),
+    ("GET", "/projects/{project}/datasets/{name}/versions/{version}"): ("project_viewer", lambda w: (
+        f"/projects/{w.project}/datasets/{_dataset(w)}/versions/latest", {})),
+    ("GET", "/projects/{project}/datasets/{name}/diff"): ("project_viewer", lambda w: (
+        f"/projects/{w.project}/datasets/{_dataset(w)}/diff", {"params": {"a": "1", "b": "latest"}})),
+    ("DELETE", "/projects/{project}/datasets/{name}/versions/{version}"): ("project_owner", lambda w: (
+        f"/projects/{w.project}/datasets/ds/versions/{_dataset_version(w)}", {})),
 }
 
 
@@ -216,6 +245,7 @@ def test_matrix(world: World, principal: str) -> None:
 
 _CACHE: dict[str, set[tuple[str, str]]] = {}
 _CREATE_IN_PROJECT = {("POST", "/experiments"), ("POST", "/runs")}
+_CREATE_IN_PROJECT |= {("POST", "/projects/{project}/datasets/{name}/versions")}  # versioned datasets
 
 
 def _published_cache(world: World) -> set[tuple[str, str]]:
