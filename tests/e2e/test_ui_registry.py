@@ -137,12 +137,16 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     (data / "images").mkdir(parents=True)
     first = {"labels.csv": "id,label\n1,3\n", "images/a.txt": "aaaa", "images/old.txt": "old!!"}
     second = {"labels.csv": "id,label\n1,3\n2,7\n3,1\n", "images/a.txt": "aaaa", "images/new.txt": "a new file"}
-    for files, message in ((first, "first cut"), (second, "more labels")):
+    # ... and a file too big to upload, referenced in place (the same in both versions).
+    scan = tmp_path / "shared" / "scan.bin"
+    scan.parent.mkdir()
+    scan.write_bytes(b"\x00" * 4096)
+    for files, more in ((first, ["-m", "first cut"]), (second, ["-m", "more labels", "--tag", "stage=clean"])):
         for old in data.rglob("*.txt"):
             old.unlink()
         for rel, text in files.items():
             (data / rel).write_text(text)
-        res = yard.cli("datasets", "push", data, "--name", "digits", "--project", project, "-m", message, "--quiet")
+        res = yard.cli("datasets", "push", data, "--name", "digits", "--project", project, "--reference", scan, *more, "--quiet")
         assert res.returncode == 0, res.stdout + res.stderr
     assert [v["version"] for v in _json(c, "GET", f"/projects/{project}/datasets/digits")["versions"]] in ([1, 2], [2, 1])
 
@@ -234,17 +238,25 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     page.get_by_role("button", name="Yes, archive").click()
     expect(page.get_by_test_id("model-versions").locator('tr[data-version="1"]')).to_contain_text("archived")
     assert _json(c, "GET", f"/projects/{project}/models/digits-clf/versions/1")["status"] == "archived"
+    page.get_by_test_id("model-version").get_by_role("button", name="Unarchive").click()
+    page.get_by_role("button", name="Yes, unarchive").click()
+    expect(page.get_by_test_id("model-versions").locator('tr[data-version="1"]')).to_contain_text("ready")
+    assert _json(c, "GET", f"/projects/{project}/models/digits-clf/versions/1")["status"] == "ready"
+    page.get_by_test_id("model-version").get_by_role("button", name="Archive").click()
+    page.get_by_role("button", name="Yes, archive").click()
+    expect(page.get_by_test_id("model-versions").locator('tr[data-version="1"]')).to_contain_text("archived")
 
     # Datasets: the list, then the dataset with both versions, v1's files and the models trained on it.
     goto_settled(page, f"{url}/projects/{project}/datasets", requests)
     drow = page.locator('[data-testid="datasets"] tr[data-dataset="digits"]')
     expect(drow).to_contain_text("v2")
-    expect(drow.locator("td").nth(3)).to_have_text("3")  # files of the latest version
+    expect(drow.locator("td").nth(3)).to_have_text("4")  # files of the latest version: 3 stored, 1 referenced
     drow.get_by_role("link", name="digits").click()
     page.wait_for_url(f"{url}/projects/{project}/datasets/digits")
     dversions = page.get_by_test_id("dataset-versions")
     expect(dversions.locator("tbody tr")).to_have_count(2)
     expect(dversions.locator('tr[data-version="2"]')).to_contain_text("more labels")
+    expect(dversions.locator('tr[data-version="2"]')).to_contain_text("stage: clean")
     expect(dversions.locator('tr[data-version="1"]')).to_contain_text("first cut")
     dversions.locator('tr[data-version="1"]').get_by_role("link", name="v1").click()
     dpanel = page.get_by_test_id("dataset-version")
@@ -252,6 +264,9 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     expect(dpanel.get_by_test_id("version-message")).to_have_text("first cut")
     expect(page.get_by_test_id("dataset-files")).to_have_attribute("data-count", "3")
     expect(page.get_by_test_id("dataset-files")).to_contain_text("images/old.txt")
+    dpanel.get_by_role("button", name="references (1)").click()
+    expect(page.get_by_test_id("dataset-refs")).to_contain_text(str(scan))
+    expect(page.get_by_test_id("dataset-refs")).to_contain_text("4.0 KiB")
     dpanel.get_by_role("button", name="models (2)").click()
     expect(page.get_by_test_id("used-by-models")).to_contain_text("digits-clf v1")
     expect(page.get_by_test_id("used-by-models")).to_contain_text("digits-clf v2")
@@ -266,7 +281,7 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     expect(diff).to_have_attribute("data-b", "2")
     grown = len(second["labels.csv"]) - len(first["labels.csv"])
     expect(diff.get_by_test_id("diff-summary")).to_contain_text(
-        f"+1 file (+{len(second['images/new.txt'])} B), −1 file (−{len(first['images/old.txt'])} B), 1 changed (+{grown} B), 1 unchanged")
+        f"+1 file (+{len(second['images/new.txt'])} B), −1 file (−{len(first['images/old.txt'])} B), 1 changed (+{grown} B), 2 unchanged")
     rows = diff.get_by_test_id("diff-rows")
     expect(rows.locator('[data-path="images/new.txt"]')).to_be_visible()
     expect(rows.locator(".vrows-row", has=page.locator('[data-path="images/new.txt"]'))).to_contain_text("added")
