@@ -10,7 +10,7 @@ URL, fit 1,280 px, and ask for nothing twice. An alias moved and a version archi
 change what the API answers.
 
 The second test signs in as an owner, an editor and a viewer of a project: only the owner sees the
-alias controls, only editors and owners the archive button; a dataset of a project the viewer
+alias controls and deletes dataset versions, only editors and owners the archive button; a dataset of a project the viewer
 cannot read shows in the lineage as "not visible to you".
 """
 
@@ -270,6 +270,9 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     dpanel.get_by_role("button", name="models (2)").click()
     expect(page.get_by_test_id("used-by-models")).to_contain_text("digits-clf v1")
     expect(page.get_by_test_id("used-by-models")).to_contain_text("digits-clf v2")
+    # Models were trained on v1: the owner's delete button says why it is off.
+    expect(dpanel.get_by_role("button", name="Delete version")).to_be_disabled()
+    expect(dpanel.get_by_test_id("delete-blocked")).to_be_visible()
     dpanel.get_by_role("button", name="lineage").click()
     assert query(page)["tab"] == ["lineage"]
     expect(dpanel.get_by_test_id("lineage").locator('[data-kind="run"]')).to_contain_text(f"run {run_id}")
@@ -303,6 +306,16 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     expect(page.get_by_test_id("dataset-version")).to_have_attribute("data-version", "1")
     expect(page.get_by_test_id("dataset-version").get_by_test_id("lineage")).to_be_visible()
     page.screenshot(path=str(ARTIFACTS / "test_ui_registry_dataset.png"), full_page=True)
+
+    # Nothing was trained on v2: the owner deletes it from the page.
+    page.get_by_test_id("dataset-versions").locator('tr[data-version="2"]').get_by_role("link", name="v2").click()
+    expect(page.get_by_test_id("dataset-version")).to_have_attribute("data-version", "2")
+    page.get_by_test_id("dataset-version").get_by_role("button", name="Delete version").click()
+    page.get_by_role("button", name="Yes, delete").click()
+    expect(page.get_by_test_id("dataset-versions").locator("tbody tr")).to_have_count(1)
+    expect(page.get_by_test_id("dataset-version")).to_have_attribute("data-version", "1")
+    expect(page.get_by_test_id("dataset-diff")).to_have_count(0)
+    assert [v["version"] for v in _json(c, "GET", f"/projects/{project}/datasets/digits")["versions"]] == [1]
 
     # The run page's lineage tab: the dataset it read under its own name, and the models made from it.
     goto_settled(page, f"{url}/runs/{run_id}?tab=lineage", requests)
@@ -382,6 +395,7 @@ def test_roles_decide_the_actions_and_hidden_lineage(servers, narrow) -> None:  
         alice.share_project("team", "bob", "viewer")
         alice.share_project("team", "carol", "editor")
         push_files(alice, "secret", "raw", {"a.txt": b"secret data"})
+        push_files(alice, "team", "labels", {"labels.csv": b"id,label\n"})
         run = alice.create_run("team", name="fit", params={"lr": 0.1})
         alice.upload_artifact(run["id"], "model/weights.bin", b"\x00\x01weights")
         _json(alice, "POST", f"/runs/{run['id']}/datasets", {"name": "raw", "ref": "secret/raw:1"})
@@ -399,6 +413,9 @@ def test_roles_decide_the_actions_and_hidden_lineage(servers, narrow) -> None:  
     expect(page.get_by_test_id("alias-list").get_by_role("button", name="remove")).to_be_visible()
     expect(panel.get_by_test_id("lineage").locator('[data-kind="dataset_version"]')).to_contain_text("secret/raw:1")
     expect(page.get_by_test_id("alias-history")).to_contain_text("alice")
+    page.goto(f"{url}/projects/team/datasets/labels")
+    expect(page.get_by_test_id("dataset-page")).to_have_attribute("data-role", "owner")
+    expect(page.get_by_test_id("dataset-version").get_by_role("button", name="Delete version")).to_be_enabled()
     sign_out(page, url)
 
     # carol edits: she may archive, not move aliases.
@@ -407,6 +424,10 @@ def test_roles_decide_the_actions_and_hidden_lineage(servers, narrow) -> None:  
     expect(page.get_by_test_id("model-version").get_by_role("button", name="Archive")).to_be_visible()
     expect(page.get_by_test_id("move-alias")).to_have_count(0)
     expect(page.get_by_test_id("alias-list").get_by_role("button", name="remove")).to_have_count(0)
+    page.goto(f"{url}/projects/team/datasets/labels")
+    expect(page.get_by_test_id("dataset-page")).to_have_attribute("data-role", "editor")
+    expect(page.get_by_test_id("dataset-version")).to_contain_text("labels.csv")
+    expect(page.get_by_role("button", name="Delete version")).to_have_count(0)
     sign_out(page, url)
 
     # bob views: no actions; the dataset of a project he cannot read is not visible to him.

@@ -214,6 +214,9 @@ export const api = {
   dataset: (project: string, name: string) => get<DatasetDetail>(datasetPath(project, name)),
   datasetVersion: (project: string, name: string, version: number | "latest") => get<DatasetVersion>(`${datasetPath(project, name)}/versions/${version}`),
   datasetDiff: (project: string, name: string, a: number, b: number) => get<DatasetDiff>(`${datasetPath(project, name)}/diff`, { a, b }),
+  /** Deletes a dataset version (owners); 409 when a registered model was trained on it or runs read it. */
+  deleteDatasetVersion: (project: string, name: string, version: number) =>
+    request<void>("DELETE", `${datasetPath(project, name)}/versions/${version}`),
   runDatasets: (id: number) => get<{ items: RunDataset[] }>(`/runs/${id}/datasets`).then((r) => r.items),
   lineage: (uri: string) => get<Lineage>("/lineage", { uri }),
 };

@@ -204,6 +204,8 @@ export function aliasProblem(text: string): string | null {
 
 /** Editors (and owners) archive and unarchive versions. */
 export const canArchive = (role: Role | null | undefined) => atLeast(role, "editor");
+/** Owners delete dataset versions. */
+export const canDeleteVersion = (role: Role | null | undefined) => atLeast(role, "owner");
 /** Owners move and remove aliases. */
 export const canMoveAlias = (role: Role | null | undefined) => atLeast(role, "owner");
 

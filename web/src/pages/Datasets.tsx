@@ -5,15 +5,16 @@
 import { useMemo, useState } from "react";
 import { Link, useParams } from "react-router-dom";
 import { api, type DatasetDetail, type DatasetVersion } from "../api";
-import { ErrorNote } from "../components/Confirm";
+import { ConfirmButton, ErrorNote } from "../components/Confirm";
 import { LineageView } from "../components/Lineage";
 import { Command, ProjectNav } from "../components/ProjectNav";
 import { VirtualRows } from "../components/VirtualRows";
 import { usePoll, useQueryParam, useSetQuery } from "../lib/hooks";
 import {
-  datasetVersionUri, diffPair, diffSummary, DIFF_KINDS, exactBytes, filterDiffRows, filterFiles, formatCount, formatSize,
+  canDeleteVersion, datasetVersionUri, diffPair, diffSummary, DIFF_KINDS, exactBytes, filterDiffRows, filterFiles, formatCount, formatSize,
   formatSizeDelta, groupDiff, parseVersion, pickVersion, pushDatasetCommand, type DiffKind,
 } from "../lib/registry";
+import { useProjectAccess } from "../lib/session";
 import { modelHref } from "./Models";
 import { ago } from "./Projects";
 
@@ -74,6 +75,7 @@ export function DatasetsPage() {
 }
 
 const TABS = ["files", "references", "models", "lineage"] as const;
+const KEPT_FOR_MODELS = "Registered models were trained on this version: it cannot be deleted (see models).";
 
 export function DatasetPage() {
   const { name: project, dataset: name } = useParams() as { name: string; dataset: string };
@@ -83,8 +85,9 @@ export function DatasetPage() {
   const versions = useMemo(() => [...(d?.versions ?? [])].sort((a, b) => b.version - a.version), [d]);
   const numbers = useMemo(() => versions.map((v) => v.version), [versions]);
   const selected = pickVersion(parseVersion(versionQ), numbers);
+  const access = useProjectAccess(project);
   return (
-    <div className="page">
+    <div className="page" data-testid="dataset-page" data-role={access.role ?? ""}>
       <div className="crumbs">
         <Link to="/">Projects</Link> / <Link to={`/projects/${enc(project)}`}>{project}</Link> / <Link to={`/projects/${enc(project)}/datasets`}>datasets</Link> / {name}
       </div>
@@ -121,7 +124,8 @@ export function DatasetPage() {
               </tbody>
             </table>
           )}
-          {selected != null && <VersionPanel key={selected} project={project} dataset={name} version={selected} />}
+          {selected != null && <VersionPanel key={selected} project={project} dataset={name} version={selected} canDelete={canDeleteVersion(access.role)}
+            onDeleted={() => { setVersion(null); detail.reload(); }} />}
           <DiffPanel project={project} detail={d} versions={numbers} />
         </>
       )}
@@ -129,14 +133,24 @@ export function DatasetPage() {
   );
 }
 
-function VersionPanel({ project, dataset, version }: { project: string; dataset: string; version: number }) {
+function VersionPanel({ project, dataset, version, canDelete, onDeleted }: {
+  project: string; dataset: string; version: number; canDelete: boolean; onDeleted: () => void;
+}) {
   const v = usePoll(() => api.datasetVersion(project, dataset, version), [project, dataset, version], 0);
   const [tabQ, setTab] = useQueryParam("tab");
   const tab = (TABS as readonly string[]).includes(tabQ ?? "") ? tabQ! : "files";
   const dv = v.data;
   return (
     <section className="panel" data-testid="dataset-version" data-version={version}>
-      <h2>{dataset} v{version}</h2>
+      <div className="controls">
+        <h2>{dataset} v{version}</h2>
+        {canDelete && dv && (
+          <ConfirmButton label="Delete version" question={`Delete ${dataset} v${version}?`} confirmLabel="Yes, delete"
+            disabled={dv.used_by_models.length > 0} title={dv.used_by_models.length > 0 ? KEPT_FOR_MODELS : undefined}
+            onConfirm={async () => { await api.deleteDatasetVersion(project, dataset, version); onDeleted(); }} />
+        )}
+        {canDelete && dv && dv.used_by_models.length > 0 && <span className="muted" data-testid="delete-blocked">{KEPT_FOR_MODELS}</span>}
+      </div>
       <ErrorNote error={v.error} />
       {!dv && !v.error && <p className="muted">loading…</p>}
       {dv && (
@@ -202,7 +216,7 @@ function UsedBy({ project, version: v }: { project: string; version: DatasetVers
       {v.used_by_models.map((m) => (
         <li key={`${m.model}:${m.version}`}><Link to={modelHref(project, m.model, m.version)}>{m.model} v{m.version}</Link></li>
       ))}
-      <li className="muted">A version a registered model depends on cannot be deleted.</li>
+      <li className="muted">A version a registered model was trained on cannot be deleted.</li>
     </ul>
   );
 }
