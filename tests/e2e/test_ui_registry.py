@@ -432,6 +432,7 @@ def test_roles_decide_the_actions_and_hidden_lineage(servers, narrow) -> None:  
 
     # bob views: no actions; the dataset of a project he cannot read is not visible to him.
     sign_in(page, url, "bob", model_page)
+    goto_settled(page, f"{url}{model_page}", Requests(page, url))  # signed in: members and all, each asked once
     expect(page.get_by_test_id("model-page")).to_have_attribute("data-role", "viewer")
     panel = page.get_by_test_id("model-version")
     expect(panel.get_by_role("button", name="Archive")).to_have_count(0)
