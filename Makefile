@@ -46,12 +46,15 @@ ui: $(UI_INDEX)
 
 install: $(VENV)/.installed $(UI_INDEX)
 
-## demo: install into .venv, start the embedded local server, log a run by hand, run the digits sweep live
+## demo: install into .venv, start the embedded local server, log a run by hand, push the digits data as a dataset,
+## run the digits sweep (which reads it) live
 demo: install
 	$(RUNYARD) server start
 	@echo "Web UI: $$($(RUNYARD) server status --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["url"])')/  (watch the sweep there)"
 	cd examples/quickstart && ../../$(PY) train.py --epochs 10
 	$(RUNYARD) info $$($(RUNYARD) ls --project quickstart --limit 1 --json | $(PY) -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["id"])')
+	cd examples/digits-sweep && ../../$(PY) prepare_data.py
+	$(RUNYARD) datasets push examples/digits-sweep/data --name digits --project digits -m "scikit-learn's 8x8 digits"
 	$(RUNYARD) run examples/digits-sweep --follow
 	$(RUNYARD) ls --project digits
 	$(RUNYARD) server status
@@ -79,12 +82,23 @@ test-ui: $(UI_DEPS)
 ## first, one at a time, the tests of the shared engines (Slurm, sshd, Ray, podman, Charliecloud) and of the pool
 ## accounts, which restart daemons and kill what accounts leave running (beside other tests on 2 cores their
 ## engines' runners miss their start-up times); then the rest on TEST_WORKERS pytest-xdist workers (they mostly
-## wait for servers, runs and browsers: 3 keep 2 cores busy)
+## wait for servers, runs and browsers: 3 keep 2 cores busy). The engine tests leave most of a core idle (they wait
+## on daemons): the unit tests of BESIDE_ENGINES (no engine, no browser, no timing) run beside them at a lower CPU
+## priority (nice), so the engines' processes still come first; their output follows the engine tests'.
 TEST_WORKERS ?= 3
+BESIDE_ENGINES := tests/store tests/search tests/records tests/launch tests/scheduler tests/runner tests/docs tests/auth \
+	tests/containers tests/registry tests/datasets tests/flavors tests/test_snapshot.py tests/test_spec.py \
+	tests/test_spec_notebook.py tests/test_media.py tests/test_proc.py tests/test_lint.py tests/test_layers.py
 test: test-setup
+	beside_log=$$(mktemp); \
+	nice -n 10 $(PY) -m pytest -q -p no:cacheprovider --durations=10 -m "not engines and not job_accounts" \
+		$(BESIDE_ENGINES) > $$beside_log 2>&1 & beside=$$!; \
 	$(PY) -m pytest -q -p no:cacheprovider --durations=20 -m "engines or job_accounts"; first=$$?; \
-	$(PY) -m pytest -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist loadgroup -m "not engines and not job_accounts"; rest=$$?; \
-	test $$first -eq 0 -a $$rest -eq 0
+	$(PY) -m pytest -q -p no:cacheprovider --durations=30 -n $(TEST_WORKERS) --dist loadgroup \
+		-m "not engines and not job_accounts" $(addprefix --ignore=,$(BESIDE_ENGINES)); rest=$$?; \
+	wait $$beside; side=$$?; echo "== the unit tests run beside the engine tests ($(BESIDE_ENGINES)):"; \
+	cat $$beside_log; rm -f $$beside_log; \
+	test $$first -eq 0 -a $$rest -eq 0 -a $$side -eq 0
 
 ## test-setup: everything the tests need. Its independent parts go at once (pip into .venv, the peers' virtualenv,
 ## npm ci and the UI's build, Debian's packages: each mostly waits on downloads and disk), then what needs them

@@ -25,6 +25,10 @@ _SDK_NAMES = {
     "log_artifact",
     "log_image",
     "log_table",
+    # models (runyard.sdk._models): log_model saves with a flavor and registers; load_model takes models:/ URIs
+    "log_model",
+    "register_model",
+    "load_model",
     "note",
     "params",
     "finish",

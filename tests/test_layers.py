@@ -49,8 +49,8 @@ def test_the_checker_catches_imports_up_across_and_inside_functions(tmp_path: Pa
     })
     found = [str(v) for v in check_tree(root)]
     assert found == [
-        "runyard/snapshot.py:1: runyard.snapshot (layer 5) imports runyard (layer 5)",
-        "runyard/store/_store.py:5: runyard.store._store (layer 3) imports runyard.server (layer 9)",
+        "runyard/snapshot.py:1: runyard.snapshot (layer 5) imports runyard (layer 6)",
+        "runyard/store/_store.py:5: runyard.store._store (layer 3) imports runyard.server (layer 10)",
     ]
     across = check_source("import runyard.spec\n", "runyard/client.py", root)
     assert [str(v) for v in across] == [

@@ -41,6 +41,7 @@ from runyard.sdk._api import (
     set_tags,
     should_stop,
 )
+from runyard.sdk._models import load_model, log_model, register_model
 from runyard.sdk._run import Run
 
 __all__ = [
@@ -48,13 +49,16 @@ __all__ = [
     "active_run",
     "finish",
     "init",
+    "load_model",
     "log",
     "log_artifact",
     "log_image",
+    "log_model",
     "log_params",
     "log_table",
     "note",
     "params",
+    "register_model",
     "set_tags",
     "should_stop",
 ]

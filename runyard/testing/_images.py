@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import hashlib
 import os
 import re
 import shutil
@@ -43,8 +44,9 @@ IMAGE_PATH = "/usr/local/bin:/usr/bin:/bin"
 # ch-run mounts onto directories that must already exist in the image: the run's work dir and spool.
 CHARLIECLOUD_MOUNT_POINTS = ("runyard/work", "runyard/spool")
 
-# The wheels the digits example installs in a build step (scipy, joblib and threadpoolctl come with them).
-WHEELS = ("numpy", "scikit-learn")
+# The wheels the digits example installs in a build step (scipy, joblib and threadpoolctl come with them; skops
+# stores its fitted model).
+WHEELS = ("numpy", "scikit-learn", "skops")
 
 # A few commands beside the shells, for tests and build steps.
 _COMMANDS = ("sh", "bash", "ls", "cat", "mkdir", "rm", "env", "id", "true", "false", "sleep", "echo", "touch",
@@ -369,8 +371,8 @@ def ensure_image(name: str = IMAGE_NAME, *, rebuild: bool = False) -> str:
 # --- the wheels ---------------------------------------------------------------------------------------------
 
 def wheelhouse_dir(*, download: bool = True) -> Path:
-    """The wheels of numpy and scikit-learn (and their dependencies) for the host's Python, downloaded once."""
-    d = _mkcache() / f"wheels-py{PY_VERSION}"
+    """The wheels of :data:`WHEELS` (and their dependencies) for the host's Python, downloaded once per list."""
+    d = _mkcache() / f"wheels-py{PY_VERSION}-{hashlib.sha256(' '.join(WHEELS).encode()).hexdigest()[:8]}"
     stamp = d / ".complete"
     if stamp.exists() or not download:
         return d

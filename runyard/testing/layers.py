@@ -5,7 +5,7 @@ same layer do not import each other. Every import counts: at module level, insid
 under ``if TYPE_CHECKING:``. Relative imports are resolved against the importing module.
 
 The package root (``runyard/__init__.py``) is the SDK's lazy facade: it belongs with
-``runyard.sdk`` (layer 5), so ``import runyard`` or ``from runyard import init`` is an import of
+``runyard.sdk`` (layer 6), so ``import runyard`` or ``from runyard import init`` is an import of
 the SDK. ``from runyard import config`` imports the submodule ``runyard.config`` (Python imports a
 submodule named there; the facade's lazy names are not touched), so it counts as ``runyard.config``.
 """
@@ -29,15 +29,16 @@ LAYERS: dict[int, tuple[str, ...]] = {
     1: ("runyard.names", "runyard.configfile", "runyard._http", "runyard._git"),
     2: ("runyard.records", "runyard.media"),
     3: ("runyard.store", "runyard.search", "runyard.launch", "runyard.spool", "runyard.artifacts", "runyard._local",
-        "runyard.containers"),
+        "runyard.containers", "runyard.flavors"),
     4: ("runyard.client", "runyard.spec"),
-    5: ("runyard.snapshot", "runyard.sdk"),
-    6: ("runyard.runner", "runyard.notebook", "runyard.integrations"),
-    7: ("runyard.backends",),
-    8: ("runyard.scheduler",),
-    9: ("runyard.server",),
-    10: ("runyard.cli",),
-    11: ("runyard.testing",),
+    5: ("runyard.snapshot",),
+    6: ("runyard.sdk",),  # above snapshot: runyard.use_dataset materialises through its blob cache
+    7: ("runyard.runner", "runyard.notebook", "runyard.integrations"),
+    8: ("runyard.backends",),
+    9: ("runyard.scheduler",),
+    10: ("runyard.server",),
+    11: ("runyard.cli",),
+    12: ("runyard.testing",),
 }
 
 _LAYER_OF_UNIT = {unit: layer for layer, units in LAYERS.items() for unit in units}

@@ -125,3 +125,12 @@ def log_texts(client: Client, run_id: int) -> list[str]:
         if page["next_offset"] == offset or not page["lines"]:
             return texts
         offset = page["next_offset"]
+
+
+def push_digits_data(yard: Yard, project_dir: Path, project: str) -> dict[str, Any]:
+    """The digits example's data (``prepare_data.py``) pushed as the dataset ``digits`` of ``project``, which the
+    example's runyard.yml declares (``datasets: {train: digits@latest}``); returns ``datasets push --json``."""
+    subprocess.run([sys.executable, "prepare_data.py"], cwd=project_dir, check=True, capture_output=True, timeout=120)
+    res = yard.cli("datasets", "push", project_dir / "data", "--name", "digits", "-p", project, "--json")
+    assert res.returncode == 0, f"datasets push failed ({res.returncode}):\n{res.stdout}\n{res.stderr}"
+    return json.loads(res.stdout)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_helpers import Yard, log_texts
+from e2e_helpers import Yard, log_texts, push_digits_data
 
 from runyard.client import Client
 from runyard.testing import LiveServer
@@ -25,7 +25,7 @@ from runyard.testing import LiveServer
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD = "python3 -m pip install --no-index --find-links /wheels scikit-learn"
+BUILD = "python3 -m pip install --no-index --find-links /wheels scikit-learn skops"
 
 
 @pytest.fixture(scope="module")
@@ -56,13 +56,14 @@ def ctr_yard(slurm_cluster: str, podman_image: str, wheelhouse: Path,
             subprocess.run(["scancel", job_file.read_text().strip()], capture_output=True, check=False)
 
 
-def _digits(tmp_path: Path, name: str, image: str, *, runs: int = 3, extra: str = "") -> Path:
+def _digits(yard: Yard, tmp_path: Path, name: str, image: str, *, runs: int = 3, extra: str = "") -> Path:
     project = tmp_path / name
     shutil.copytree(ROOT / "examples" / "digits-sweep", project)
     yml = (project / "runyard.yml").read_text()
     yml = yml.replace("max_runs: 12", f"max_runs: {runs}").replace("project: digits", f"project: {name}")
     yml += f"image: {image}\nbuild:\n  steps:\n    - {BUILD}\n{extra}"
     (project / "runyard.yml").write_text(yml)
+    push_digits_data(yard, project, name)  # the runs read it inside the container
     return project
 
 
@@ -74,7 +75,7 @@ def _run(yard: Yard, project: Path, *args: str) -> dict:
 
 def test_the_digits_sweep_runs_in_an_image_built_once_with_podman(ctr_yard: Yard, podman_image: str,
                                                                   tmp_path: Path) -> None:
-    exp = _run(ctr_yard, _digits(tmp_path, "ctr-digits", podman_image))
+    exp = _run(ctr_yard, _digits(ctr_yard, tmp_path, "ctr-digits", podman_image))
     assert exp["status"] == "succeeded", ctr_yard.describe(exp["id"])
     runs = ctr_yard.runs(exp["id"])
     assert len(runs) == 3
@@ -155,7 +156,7 @@ def test_a_backend_that_requires_an_image_refuses_a_run_without_one(ctr_yard: Ya
 
 def test_the_digits_sweep_runs_on_slurm_through_charliecloud(ctr_yard: Yard, podman_image: str,
                                                             tmp_path: Path) -> None:
-    exp = _run(ctr_yard, _digits(tmp_path, "ctr-slurm-digits", podman_image, runs=2), "--backend", "slurm-ch")
+    exp = _run(ctr_yard, _digits(ctr_yard, tmp_path, "ctr-slurm-digits", podman_image, runs=2), "--backend", "slurm-ch")
     assert exp["status"] == "succeeded", ctr_yard.describe(exp["id"])
     runs = ctr_yard.runs(exp["id"])
     assert len(runs) == 2

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_helpers import Yard, log_texts, wait_until
+from e2e_helpers import Yard, log_texts, push_digits_data, wait_until
 
 from runyard.backends.ray import RayBackend
 from runyard.client import Client
@@ -97,6 +97,7 @@ def test_digits_sweep_completes_on_ray(ray_yard: Yard, ray_cluster: RayCluster, 
         "    with open('accuracy.json', 'w') as f:\n        json.dump({'val_accuracy': acc}, f)\n"
         "    runyard.log_artifact('accuracy.json')\n    runyard.finish()").replace("import time", "import json\nimport time")
     (project / "train.py").write_text(train)
+    push_digits_data(ray_yard, project, "ray-digits")  # the runs read it on the Ray cluster
 
     res = ray_yard.cli("run", project, "--backend", "ray", "--wait", "--json", timeout_s=600)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
@@ -114,7 +115,10 @@ def test_digits_sweep_completes_on_ray(ray_yard: Yard, ray_cluster: RayCluster, 
     assert info.returncode == 0 and "val/accuracy" in info.stdout, info.stdout
     logs = ray_yard.cli("logs", str(run["id"]))
     assert logs.returncode == 0 and "epoch" in logs.stdout.lower(), logs.stdout
-    assert [a["path"] for a in ray_yard.client.list_artifacts(run["id"])] == ["accuracy.json"]
+    paths = {a["path"] for a in ray_yard.client.list_artifacts(run["id"])}
+    assert {"accuracy.json", "models/digits/runyard-model.json"} <= paths, paths
+    assert [(d["name"], d["dataset"], d["version"]) for d in ray_yard.client.run_datasets(run["id"])["items"]] == [
+        ("train", "digits", 1)]
 
 
 def test_a_failing_run_reports_its_exit_code(ray_yard: Yard, tmp_path: Path) -> None:

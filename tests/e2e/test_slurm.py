@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_helpers import Yard, log_texts, wait_until
+from e2e_helpers import Yard, log_texts, push_digits_data, wait_until
 
 from runyard.client import Client
 from runyard.testing import LiveServer
@@ -70,6 +70,7 @@ def test_digits_sweep_completes_on_slurm(slurm_yard: Yard, tmp_path: Path) -> No
     yml = (project / "runyard.yml").read_text().replace("max_runs: 12", "max_runs: 4").replace("project: digits",
                                                                                                "project: slurm-digits")
     (project / "runyard.yml").write_text(yml)
+    push_digits_data(slurm_yard, project, "slurm-digits")  # the runs read it from Slurm's node
     res = slurm_yard.cli("run", project, "--backend", "slurm-dev", "--wait", "--json", timeout_s=600)
     assert res.returncode == 0, f"{res.stdout}\n{res.stderr}"
     exp = json.loads(res.stdout)
@@ -85,6 +86,9 @@ def test_digits_sweep_completes_on_slurm(slurm_yard: Yard, tmp_path: Path) -> No
     assert info.returncode == 0 and "val/accuracy" in info.stdout, info.stdout
     logs = slurm_yard.cli("logs", str(run["id"]))
     assert logs.returncode == 0 and "epoch" in logs.stdout.lower(), logs.stdout
+    assert [(d["name"], d["dataset"], d["version"]) for d in slurm_yard.client.run_datasets(run["id"])["items"]] == [
+        ("train", "digits", 1)]
+    assert "models/digits/runyard-model.json" in {a["path"] for a in slurm_yard.client.list_artifacts(run["id"])}
 
 
 def test_a_nonzero_exit_code_is_reported(slurm_yard: Yard, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from e2e_helpers import Yard, log_texts, process_gone, wait_until
+from e2e_helpers import Yard, log_texts, process_gone, push_digits_data, wait_until
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "backends"))
 from ssh_helpers import LOADED_START_S, DevSSHD, dev_sshd_session, stop_ssh_jobs  # noqa: E402
@@ -70,6 +70,7 @@ def test_the_digits_sweep_runs_on_ssh_hosts(ssh_yard: tuple[Yard, Path], tmp_pat
     spec["search"].update(max_runs=4, parallel=2)
     spec.pop("early_stopping")
     (project / "runyard.yml").write_text(yaml.safe_dump(spec))
+    push_digits_data(yard, project, spec["project"])  # the runs read it on the SSH host
 
     exp = yard.submit(project)
     exp = yard.wait_experiment(exp["id"], timeout_s=300)

@@ -15,8 +15,8 @@ import runyard.sdk
 from runyard.sdk import _api, _run
 from runyard.testing import LiveServer
 
-EXPECTED = ["Run", "active_run", "finish", "init", "log", "log_artifact", "log_image", "log_params", "log_table", "note",
-            "params", "set_tags", "should_stop"]
+EXPECTED = ["Run", "active_run", "finish", "init", "load_model", "log", "log_artifact", "log_image", "log_model", "log_params",
+            "log_table", "note", "params", "register_model", "set_tags", "should_stop"]
 
 
 def test_exports_are_exactly_the_sdk_names() -> None:
