@@ -227,6 +227,8 @@ def test_models_datasets_diff_alias_history_and_lineage(yard: Yard, narrow, tmp_
     expect(page.get_by_test_id("alias-history").locator("tbody tr").first).to_contain_text("staging")
     expect(page.get_by_test_id("alias-history").locator("tbody tr").first).to_contain_text("set to v1")
     assert _json(c, "GET", f"/projects/{project}/models/digits-clf")["aliases"] == {"production": 2, "staging": 1}
+    lineage_root = page.get_by_test_id("model-version").get_by_test_id("lineage").locator('[data-depth="0"]')
+    expect(lineage_root).to_contain_text("@staging")  # read again after the move
     # An alias never names an archived version: the page says so before the server would refuse.
     expect(page.get_by_test_id("model-version").get_by_role("button", name="Archive")).to_be_disabled()
     expect(page.get_by_test_id("archive-blocked")).to_contain_text("@staging")

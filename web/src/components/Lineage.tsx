@@ -10,8 +10,9 @@ import { ErrorNote } from "./Confirm";
 
 export const NOT_VISIBLE = "not visible to you";
 
-export function LineageView({ uri, title = "Lineage" }: { uri: string; title?: string }) {
-  const graph = usePoll(() => api.lineage(uri), [uri], 0);
+/** `rev`: read the graph again when it changes (the page changed what the graph shows, e.g. a version's aliases). */
+export function LineageView({ uri, title = "Lineage", rev = "" }: { uri: string; title?: string; rev?: string }) {
+  const graph = usePoll(() => api.lineage(uri), [uri, rev], 0);
   const rows = useMemo(() => (graph.data ? layoutLineage(graph.data) : []), [graph.data]);
   return (
     <section className="lineage" data-testid="lineage" data-uri={uri}>

@@ -180,7 +180,7 @@ function VersionPanel({ project, version: v, aliases, canArchive, onChange }: {
             header={<><div>path</div><div className="num">size</div><div>sha256</div></>}
             row={(f) => <><div className="path" title={f[0]}>{f[0]}</div><div className="num" title={exactBytes(f[2])}>{formatSize(f[2])}</div><div className="mono">{f[1].slice(0, 12)}</div></>} />
         </section>
-        <section className="grow"><LineageView uri={modelVersionUri(project, v.model, v.version)} /></section>
+        <section className="grow"><LineageView uri={modelVersionUri(project, v.model, v.version)} rev={`${v.status}:${aliases.join(",")}`} /></section>
       </div>
     </section>
   );
