@@ -123,3 +123,4 @@ bench: install system-test-deps
 	$(PY) benchmarks/reads_beside_writes.py --json bench-results/reads_beside_writes.json
 	$(PY) benchmarks/dispatch_images.py --json bench-results/dispatch_images.json
 	$(PY) benchmarks/output_metrics.py --json bench-results/output_metrics.json
+	PEERS_VENV=$(PEERS_VENV) $(PY) benchmarks/datasets_push.py --json bench-results/datasets_push.json

@@ -182,12 +182,12 @@ def datasets_status(
     """
     proj, r = _ref(ref, project)
     from runyard.snapshot import push_dataset
-    from runyard.snapshot._datasets import latest_version
+    from runyard.snapshot._datasets import find_latest_version
 
     with get_client() as client:
         refs = list(reference)
         if directory is None and not refs:
-            latest = latest_version(client, proj, r.name)
+            latest = find_latest_version(client, proj, r.name)
             if latest is None:
                 raise InvalidInput(f"Dataset {proj}/{r.name} has no versions to compare with.",
                                    f"Push one: runyard datasets push DIR --name {r.name} -p {proj}")

@@ -31,6 +31,7 @@ dirty flag, diff), ``_upload`` (missing blobs only, then the manifest),
 """
 
 # Versioned datasets: the same blobs and manifests, pushed by content (runyard datasets).
+from runyard.snapshot._dataset_dirs import DatasetMaterialized, materialize_dataset, release_dataset_dirs
 from runyard.snapshot._datasets import (
     DatasetPushResult,
     LocalDataset,
@@ -40,6 +41,7 @@ from runyard.snapshot._datasets import (
     push_dataset,
     reference_paths,
     scan_dataset,
+    write_dataset_version,
 )
 from runyard.snapshot._diff import Change, diff_snapshots, file_diff
 from runyard.snapshot._git import GIT_DIFF_MAX_BYTES, GitInfo, git_info
@@ -64,6 +66,7 @@ __all__ = [
     "GIT_DIFF_MAX_BYTES",
     "IGNORE_FILE",
     "Change",
+    "DatasetMaterialized",
     "FileEntry",
     "GitInfo",
     "Materialized",
@@ -80,12 +83,16 @@ __all__ = [
     "scan",
     "upload_missing",
     # datasets
+    "DatasetMaterialized",
     "DatasetPushResult",
     "LocalDataset",
     "PulledDataset",
     "hash_references",
+    "materialize_dataset",
     "pull_dataset",
     "push_dataset",
     "reference_paths",
+    "release_dataset_dirs",
     "scan_dataset",
+    "write_dataset_version",
 ]

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from runyard.client import Client
 
 __all__ = ["DatasetPushResult", "LocalDataset", "PulledDataset", "hash_references", "pull_dataset", "push_dataset",
-           "reference_paths", "scan_dataset"]
+           "reference_paths", "scan_dataset", "write_dataset_version"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, bytes_done, bytes_total)``; phase is ``hashing DIR``, ``hashing REF`` or ``uploading``."""
@@ -416,17 +416,30 @@ def pull_dataset(client: Client, project: str, name: str, version: int | str | N
         InvalidInput: a referenced file is gone or changed since the version was pushed, or a path would collide.
     """
     v = client.get_dataset_version(project, name, version)
+    return write_dataset_version(client, {"project": project, "dataset": name, **v}, dest, cache_dir=cache_dir, link=link)
+
+
+def write_dataset_version(client: Client, v: Mapping[str, Any], dest: str | os.PathLike[str], *,
+                          cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
+    """:func:`pull_dataset` of a version already in hand: ``v`` holds ``snapshot_id``, ``refs``, ``version`` and, for
+    messages, ``project`` and ``dataset`` (``files`` too, else they are read from the snapshot). The task runner
+    and ``runyard.use_dataset`` write the versions a run reads with it (``GET /runs/{id}/datasets`` gives them)."""
+    project, name = v.get("project", ""), v.get("dataset", "")
     dest_root = Path(dest).expanduser()
     dest_root.mkdir(parents=True, exist_ok=True)
     got = None
+    files = v.get("files")
     if v.get("snapshot_id"):
         got = materialize(client, v["snapshot_id"], dest_root, cache_dir, link=link)
-    stored = {str(f[0]) for f in v["files"]}
+        if files is None:
+            files = client.get_snapshot(v["snapshot_id"])["files"]
+    stored = {str(f[0]) for f in files or ()}
     cache = _cache_dir(cache_dir)
     n_linked = n_fetched = 0
     fs = None
-    for uri, rel in reference_paths(v["refs"]).items():
-        ref = next(r for r in v["refs"] if r[0] == uri)
+    refs = list(v.get("refs") or ())
+    for uri, rel in reference_paths(refs).items():
+        ref = next(r for r in refs if r[0] == uri)
         if rel in stored:
             raise InvalidInput(f"Referenced {uri} would land on the stored file {rel!r}.", "Pull the references elsewhere.")
         target = dest_root / rel
@@ -460,5 +473,5 @@ def pull_dataset(client: Client, project: str, name: str, version: int | str | N
                 tmp_blob.unlink(missing_ok=True)
             n_fetched += 1
         _place(blob, target, _MODE_PLAIN, link)
-    return PulledDataset(v, dest_root, got.n_files if got else 0, got.n_downloaded if got else 0,
+    return PulledDataset(dict(v), dest_root, got.n_files if got else 0, got.n_downloaded if got else 0,
                          got.bytes_downloaded if got else 0, n_linked, n_fetched)

@@ -61,9 +61,13 @@ class _HashingReader:
     def __init__(self, f: BinaryIO, on_chunk: Callable[[int], None]) -> None:
         self._f = f
         self._on_chunk = on_chunk
+        self._started = False
         self.sha256 = hashlib.sha256()
 
     def read(self, n: int = -1) -> bytes:
+        if self._started:
+            pause("snapshot.upload_chunk")  # tests: a push killed in the middle of a blob's body
+        self._started = True
         chunk = self._f.read(n)
         if chunk:
             self.sha256.update(chunk)
@@ -165,7 +169,6 @@ def upload_missing(
 
     def on_chunk(n: int) -> None:
         nonlocal done
-        pause("snapshot.upload_chunk")  # tests: a push killed in the middle of its uploads
         if progress is None:
             return
         with lock:

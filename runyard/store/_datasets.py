@@ -33,6 +33,7 @@ MAX_REFS = 1_000_000
 
 MAX_URI_CHARS = 4096
 MAX_TAGS = 64
+MAX_TAG_VALUE = 1000
 _SHA = frozenset("0123456789abcdef")
 
 
@@ -90,6 +91,9 @@ def _check_tags(tags: Mapping[str, str]) -> dict[str, str]:
         names.check_key(k, "tag key")
         if not isinstance(v, str):
             raise InvalidInput(f"The value of tag {k!r} must be text, but got {type(v).__name__}.", "Send strings.")
+        if len(v) > MAX_TAG_VALUE:
+            raise InvalidInput(f"The value of tag {k[:80]!r} is {len(v):,} characters; at most {MAX_TAG_VALUE:,} are allowed.",
+                               "Keep tags short; put long text in the version's message.")
         out[k] = names.check_text(v, f"tag {k!r}")
     return out
 
@@ -144,12 +148,13 @@ class DatasetsPart(StorePart):
                        updated_at=r.updated_at)
 
     def get_dataset(self, project: str, name: str) -> DatasetDetail:
-        """A dataset with its versions, newest first (without their files and refs)."""
+        """A dataset with its versions, newest first (without their files and refs; with the models using each)."""
         v = m.SqlDatasetVersion
         with read_scope(self.engine) as conn:
             row = self._dataset_row(conn, project, name)
             rows = conn.execute(select(v.__table__).where(v.dataset_id == row.id).order_by(v.version.desc())).all()
-        versions = [self._version(r, name, project, with_files=False) for r in rows]
+            used = self._models_using(conn, [r.id for r in rows])
+        versions = [self._version(r, name, project, with_files=False, used=used.get(r.id)) for r in rows]
         base = self._dataset(row, project, (len(rows), rows[0].version) if rows else None, rows[0] if rows else None)
         return DatasetDetail(**base.model_dump(), versions=versions)
 

@@ -203,8 +203,54 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
         f"/projects/{w.project}/datasets/{_dataset(w)}/diff", {"params": {"a": "1", "b": "latest"}})),
     ("DELETE", "/projects/{project}/datasets/{name}/versions/{version}"): ("project_owner", lambda w: (
         f"/projects/{w.project}/datasets/ds/versions/{_dataset_version(w)}", {})),
+    # lineage: the datasets a run read, and the graph
+    ("GET", "/runs/{run_id}/datasets"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/datasets", {})),
+    ("POST", "/runs/{run_id}/datasets"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/datasets",
+                                                                      {"json": {"name": "train", "ref": f"{_dataset(w)}:1"}})),
+    ("GET", "/lineage"): ("project_viewer", lambda w: ("/lineage", {"params": {"uri": f"runs:/{w.run_id}"}})),
 }
 
+
+
+# ------------------------------------------------------------------ the model registry
+def _registered(w: World) -> str:
+    """The world's model ``mm``: versions 1 and 2 from the run's model.txt, registered once."""
+    with w.admin() as c:
+        if not any(m["name"] == "mm" for m in c.list_models(w.project)):
+            for _ in range(2):
+                c.create_model_version(w.project, "mm", run_id=w.run_id, paths=["model.txt"])
+    return "mm"
+
+
+def _alias_to_delete(w: World) -> str:
+    with w.admin() as c:
+        c.set_model_alias(w.project, _registered(w), "gone", 1)
+    return "gone"
+
+
+_MM = "/projects/{project}/models/{name}"
+EXPECTED.update({
+    ("GET", "/projects/{project}/models"): ("project_viewer", lambda w: (f"/projects/{w.project}/models", {})),
+    ("POST", "/projects/{project}/models"): ("project_editor", lambda w: (
+        f"/projects/{w.project}/models", {"json": {"name": f"m{_fresh()}"}})),
+    ("GET", _MM): ("project_viewer", lambda w: (f"/projects/{w.project}/models/{_registered(w)}", {})),
+    ("PATCH", _MM): ("project_editor", lambda w: (f"/projects/{w.project}/models/{_registered(w)}", {"json": {"description": "d"}})),
+    ("POST", _MM + "/versions"): ("editor_or_run", lambda w: (
+        f"/projects/{w.project}/models/{_registered(w)}/versions", {"json": {"run_id": w.run_id, "paths": ["model.txt"]}})),
+    ("GET", _MM + "/versions/{version}"): ("project_viewer", lambda w: (f"/projects/{w.project}/models/{_registered(w)}/versions/1", {})),
+    ("PATCH", _MM + "/versions/{version}"): ("project_editor", lambda w: (
+        f"/projects/{w.project}/models/{_registered(w)}/versions/1", {"json": {"tags": {"k": "v"}}})),
+    ("POST", _MM + "/versions/{version}/archive"): ("project_editor", lambda w: (
+        f"/projects/{w.project}/models/{_registered(w)}/versions/2/archive", {})),
+    ("POST", _MM + "/versions/{version}/unarchive"): ("project_editor", lambda w: (
+        f"/projects/{w.project}/models/{_registered(w)}/versions/2/unarchive", {})),
+    ("PUT", _MM + "/aliases/{alias}"): ("project_owner", lambda w: (
+        f"/projects/{w.project}/models/{_registered(w)}/aliases/production", {"json": {"version": 1}})),
+    ("DELETE", _MM + "/aliases/{alias}"): ("project_owner", lambda w: (
+        f"/projects/{w.project}/models/{_registered(w)}/aliases/{_alias_to_delete(w)}", {})),
+    ("GET", "/models/resolve"): ("project_viewer", lambda w: (
+        "/models/resolve", {"params": {"uri": f"models:/{w.project}/{_registered(w)}/latest"}})),
+})
 
 def _published(url: str) -> set[tuple[str, str]]:
     doc = httpx.get(url + "/api/v1/openapi.json", timeout=10).json()

@@ -142,6 +142,8 @@ def test_deletion_refused_while_a_model_or_run_depends_on_it(store: Store) -> No
     _read_by(store, run.id, v1.id)
     _register_model(store, "p", "digits", 3, run.id, sid)
     assert store.get_dataset_version("p", "d", 1).used_by_models[0].model == "digits"
+    assert [(v.version, [u.model for u in v.used_by_models]) for v in store.get_dataset("p", "d").versions] == [
+        (2, []), (1, ["digits"])]
 
     # A registered model's data: refused, even with force, naming the model version.
     for force in (False, True):
@@ -202,6 +204,12 @@ def test_bad_inputs_refused(store: Store) -> None:
         store.create_dataset_version("p", "d", snapshot_id=sid, message="m\x00")
     with pytest.raises(InvalidInput):
         store.create_dataset_version("p", "d", snapshot_id=sid, tags={"k": "\ud800"})
+    with pytest.raises(InvalidInput, match="at most 1,000"):
+        store.create_dataset_version("p", "d", snapshot_id=sid, tags={"k": "v" * 1001})
+    with pytest.raises(InvalidInput):
+        store.create_dataset_version("p", "d", snapshot_id=sid, tags={"bad\nkey": "v"})
+    with pytest.raises(InvalidInput, match="at most 64 tags"):
+        store.create_dataset_version("p", "d", snapshot_id=sid, tags={f"k{i}": "v" for i in range(65)})
     # A manifest claiming 10 GB for a 1-byte blob is refused: sizes are the blobs'.
     store.record_blob(_sha(b"z"), 1)
     lie = [["big.bin", _sha(b"z"), 10 * 1024**3, 0o644]]

@@ -16,6 +16,16 @@ from runyard.artifacts import ArtifactStorage
 from runyard.store import Store
 from runyard.testing._postgres import drop_database, postgres_url
 
+_HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselection, so `-m "not postgres"` sees the mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("db_url") == "postgresql" and _HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.postgres)
+
 
 @pytest.fixture(scope="session")
 def registry_pg_url() -> Iterator[str]:
