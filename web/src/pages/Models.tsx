@@ -160,20 +160,20 @@ function VersionPanel({ project, version: v, aliases, canArchive, onChange }: {
               onConfirm={async () => { await api.archiveModelVersion(project, v.model, v.version); onChange(); }} />)}
         {canArchive && !archived && aliases.length > 0 && <span className="muted" data-testid="archive-blocked">{aliasedNote(aliases)}</span>}
       </div>
-      <table className="kv"><tbody>
-        <tr><th>URI</th><td className="mono">{`models:/${v.model}/${v.version}`}</td></tr>
-        <tr><th>source</th><td className="mono">{v.source || "—"}</td></tr>
-        <tr><th>flavor</th><td>{v.flavor}</td></tr>
-        <tr><th>files</th><td>{formatCount(v.n_files, "file")}, <span title={exactBytes(v.size)}>{formatSize(v.size)}</span></td></tr>
-        <tr><th>registered</th><td>by {v.created_by || "—"}, {when(v.created_at)}</td></tr>
-        {archived && <tr><th>archived</th><td>{when(v.archived_at)}</td></tr>}
-        {v.description && <tr><th>description</th><td>{v.description}</td></tr>}
-        {Object.keys(v.tags ?? {}).length > 0 && <tr><th>tags</th><td>{Object.entries(v.tags).map(([k, t]) => <span key={k} className="tag-chip">{t ? `${k}: ${t}` : k}</span>)}</td></tr>}
-        {v.requirements.length > 0 && <tr><th>requirements</th><td className="mono">{v.requirements.join("  ")}</td></tr>}
-        {v.signature && <tr><th>signature</th><td><pre className="signature">{signatureText(v.signature)}</pre></td></tr>}
-      </tbody></table>
       <div className="cols">
         <section className="grow">
+          <table className="kv"><tbody>
+            <tr><th>URI</th><td className="mono">{`models:/${v.model}/${v.version}`}</td></tr>
+            <tr><th>source</th><td className="mono">{v.source || "—"}</td></tr>
+            <tr><th>flavor</th><td>{v.flavor}</td></tr>
+            <tr><th>files</th><td>{formatCount(v.n_files, "file")}, <span title={exactBytes(v.size)}>{formatSize(v.size)}</span></td></tr>
+            <tr><th>registered</th><td>by {v.created_by || "—"}, {when(v.created_at)}</td></tr>
+            {archived && <tr><th>archived</th><td>{when(v.archived_at)}</td></tr>}
+            {v.description && <tr><th>description</th><td>{v.description}</td></tr>}
+            {Object.keys(v.tags ?? {}).length > 0 && <tr><th>tags</th><td>{Object.entries(v.tags).map(([k, t]) => <span key={k} className="tag-chip">{t ? `${k}: ${t}` : k}</span>)}</td></tr>}
+            {v.requirements.length > 0 && <tr><th>requirements</th><td className="mono">{v.requirements.join("  ")}</td></tr>}
+            {v.signature && <tr><th>signature</th><td><pre className="signature">{signatureText(v.signature)}</pre></td></tr>}
+          </tbody></table>
           <h3>Files</h3>
           <VirtualRows items={v.files} columns="minmax(0,1fr) 90px 110px" height={260} testid="model-files" label={`files of v${v.version}`}
             rowKey={(f) => f[0]}
