@@ -226,9 +226,10 @@ def local_blob(client: Any, digest: str, size: int) -> Path:
 
 
 def launch_snapshot_ids(launch: RunLaunch) -> list[str]:
-    """The snapshots a launch's runner materialises: its code's, then its datasets' (``RunLaunch.datasets``)."""
+    """The snapshots a launch's runner materialises: its code's, then its datasets' (``RunLaunch.datasets``), then its
+    models' (``RunLaunch.models``)."""
     ids = [launch.snapshot_id] if launch.snapshot_id else []
-    for version in launch.datasets.values():
+    for version in [*launch.datasets.values(), *launch.models.values()]:
         sid = version.get("snapshot_id")
         if sid and sid not in ids:
             ids.append(str(sid))

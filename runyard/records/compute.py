@@ -101,6 +101,10 @@ class RunLaunch:
     # snapshot_id, refs}`` (``refs``: ``[[uri, sha256, size, mtime], ...]``). The runner materialises each
     # read-only at ``<workdir>/datasets/<name>/`` and sets ``RUNYARD_DATASET_<NAME>``. Empty: none.
     datasets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # ``models:`` in runyard.yml as pinned at submission: name → ``{project, model, version, uri, snapshot_id,
+    # flavor}``. The runner materialises each version's files read-only at ``<workdir>/models/<name>/`` and sets
+    # ``RUNYARD_MODEL_<NAME>``. Empty: none.
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class Feature(enum.Enum):

@@ -423,16 +423,19 @@ class TaskExecution:
                 self._prepare(self.workdir)
             if not error and launch.datasets:  # after prepare: the job's account gets read access, not ownership
                 error = self._materialize_datasets()
+            if not error and launch.models:  # the same, for the model versions of models:
+                error = self._materialize_models()
             if not error:
                 env = self._environment()
                 if self._sudo is not None:
                     from runyard.runner._sudo import install
 
                     self._rundir = install(self._sudo, self.workdir, self.slot.label, env)
-                    if launch.datasets:
+                    if launch.datasets or launch.models:
                         from runyard.snapshot import release_dataset_dirs
 
                         release_dataset_dirs(self.workdir / "datasets")
+                        release_dataset_dirs(self.workdir / "models")
                     shutil.rmtree(self.workdir, ignore_errors=True)  # the agent's staging copy
                 if launch.container is not None:
                     rc, failed_step, error = self._prepare_image(env)
@@ -450,10 +453,11 @@ class TaskExecution:
             error = f"runner error: {type(e).__name__}: {e}"
         if self._container is not None:
             self._container.cleanup(self._capture)
-        if launch.datasets:  # the files stay read-only; the directories writable again, so the workdir can go
+        if launch.datasets or launch.models:  # the files stay read-only; the directories writable again, so the workdir can go
             from runyard.snapshot import release_dataset_dirs
 
             release_dataset_dirs(self.workdir / "datasets")
+            release_dataset_dirs(self.workdir / "models")
         if self._tensorboard is not None:
             self._finish_tensorboard()
         if keeper is not None:  # however the task ended: the files it wrote are kept
@@ -562,15 +566,43 @@ class TaskExecution:
                                 f"(read-only; {done.n_downloaded} downloaded)", time.time())
         return ""
 
-    def _dataset_root(self) -> str:
-        """Where the task's processes find ``datasets/``: in the container, the account's copy (sudo), or the workdir."""
+    def _materialize_models(self) -> str:
+        """Each of the launch's model versions, read-only in ``<workdir>/models/<name>/``; an error message, or ""."""
+        from runyard import config
+        from runyard.snapshot import materialize_model
+
+        cache_dir = self._cache_dir or config.home() / "cache" / "blobs"
+        client = _SnapshotCache(self._client, self.launch.server_url, self.launch.token)
+        for name, version in self.launch.models.items():
+            label = str(version.get("uri") or f"models:/{version.get('project')}/{version.get('model')}/{version.get('version')}")
+            delay = 0.2
+            while True:
+                try:
+                    done = materialize_model(client, version, self.workdir / "models" / name, cache_dir)
+                    break
+                except ServerUnreachable:
+                    if self._stop is not None:
+                        return "stopped while fetching the models"
+                    time.sleep(delay)  # only while the server is down
+                    delay = min(5.0, delay * 2)
+                except RunyardError as e:
+                    return f"could not materialise model {name} ({label}): {e.message}"
+                except OSError as e:
+                    return f"could not materialise model {name} ({label}): {e}"
+            self._reporter.line("system", f"[runyard] model {name}: {label}, {done.n_files} files in models/{name}/ "
+                                f"(read-only; {done.n_downloaded} downloaded)", time.time())
+        return ""
+
+    def _dataset_root(self, folder: str = "datasets") -> str:
+        """Where the task's processes find ``datasets/`` (or ``models/``): in the container, the account's copy
+        (sudo), or the workdir."""
         if self.launch.container is not None:
             from runyard.runner._container import GUEST_WORK
 
-            return f"{GUEST_WORK}/datasets"
+            return f"{GUEST_WORK}/{folder}"
         if self._sudo is not None:
-            return str(self._sudo.home / self.slot.label / "datasets")
-        return str(self.workdir.resolve() / "datasets")
+            return str(self._sudo.home / self.slot.label / folder)
+        return str(self.workdir.resolve() / folder)
 
     def _environment(self) -> dict[str, str]:
         launch = self.launch
@@ -600,6 +632,11 @@ class TaskExecution:
 
             root = self._dataset_root()
             env.update({env_name(name): f"{root}/{name}" for name in launch.datasets})
+        if launch.models:
+            from runyard.snapshot._dataset_dirs import model_env_name
+
+            root = self._dataset_root("models")
+            env.update({model_env_name(name): f"{root}/{name}" for name in launch.models})
         env["RUNYARD_ATTEMPT"] = str(launch.attempt)
         env["RUNYARD_TASK_ROLE"] = self.slot.role
         env["RUNYARD_TASK_RANK"] = str(self.slot.rank)

@@ -44,6 +44,7 @@ def launch_to_dict(launch: RunLaunch) -> dict[str, Any]:
         "tensorboard": None if launch.tensorboard is None else dict(launch.tensorboard),
         "task_io": dict(launch.task_io),
         "datasets": {str(k): dict(v) for k, v in launch.datasets.items()},
+        "models": {str(k): dict(v) for k, v in launch.models.items()},
     }
 
 
@@ -88,6 +89,7 @@ def launch_from_dict(data: Mapping[str, Any]) -> RunLaunch:
             tensorboard=None if data.get("tensorboard") is None else dict(data["tensorboard"]),
             task_io=dict(data.get("task_io") or {}),
             datasets={str(k): dict(v) for k, v in (data.get("datasets") or {}).items()},
+            models={str(k): dict(v) for k, v in (data.get("models") or {}).items()},
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise InvalidInput(f"The launch has a value of the wrong type ({type(e).__name__}: {e}).",

@@ -132,7 +132,8 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         params = state.params_of(exp["id"], [run_id])[run_id]
         launch = build_launch(spec, {"id": run_id, "attempt": row["attempt"], "params": params}, exp,
                               server_url=state.server_url, token=token,
-                              datasets=_datasets_of(state, run_id) if spec.datasets else ())
+                              datasets=_datasets_of(state, run_id) if spec.datasets else (),
+                              models=_models_of(state, run_id) if spec.models else ())
         try:
             job_id = _hooks.submit(backend, launch, at_most)
         except RunyardError as e:
@@ -271,6 +272,14 @@ def _cancel_left_behind(state: SchedulerState, row: Mapping[str, Any]) -> bool:
     except InvalidState:
         return False
     return True
+
+
+def _models_of(state: SchedulerState, run_id: int) -> list[Any]:
+    """The model versions recorded for the run (its experiment's ``models:``); none once the run is gone."""
+    try:
+        return list(state.store.run_models(run_id))
+    except NotFound:
+        return []
 
 
 def _datasets_of(state: SchedulerState, run_id: int) -> list[Any]:

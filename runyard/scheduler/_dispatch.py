@@ -213,10 +213,11 @@ class BackendPool:
 
 
 def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any], *, server_url: str,
-                 token: str | None = None, datasets: Sequence[Any] = ()) -> RunLaunch:
+                 token: str | None = None, datasets: Sequence[Any] = (), models: Sequence[Any] = ()) -> RunLaunch:
     """Everything a backend needs for one attempt of ``run`` of an experiment with ``spec``.
 
-    ``datasets``: the run's ``RunDataset`` records (``Store.run_datasets``), materialised by the runner.
+    ``datasets``: the run's ``RunDataset`` records (``Store.run_datasets``), materialised by the runner;
+    ``models``: its ``RunModel`` records (``Store.run_models``), likewise.
     """
     params = dict(run["params"])
     env = {str(k): str(v) for k, v in spec.env.items()}
@@ -260,6 +261,8 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         task_io=spec.task_io(),
         datasets={d.name: {"project": d.project, "dataset": d.dataset, "version": d.version, "content_id": d.content_id,
                            "snapshot_id": d.snapshot_id, "refs": [list(r) for r in d.refs]} for d in datasets},
+        models={x.name: {"project": x.project, "model": x.model, "version": x.version, "uri": x.uri,
+                         "snapshot_id": x.snapshot_id, "flavor": x.flavor} for x in models},
     )
 
 

@@ -65,11 +65,13 @@ def propose(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         backend = names[0] if len(names) == 1 else None
         try:
             ids = store.create_queued_runs(exp["id"], exp["project_id"], runs, snapshot_id=exp.get("snapshot_id"),
-                                           backend=backend, datasets=spec.datasets or None)
+                                           backend=backend, datasets=spec.datasets or None,
+                                           models=spec.models or None)
         except RunyardError as e:  # a dataset version it reads was deleted since submission: no run can read it
-            if not spec.datasets:
+            if not spec.datasets and not spec.models:
                 raise
-            store.set_experiment_status(exp["id"], "failed", f"datasets: {e.message}")
+            what = "datasets" if not spec.models else "models" if not spec.datasets else "datasets or models"
+            store.set_experiment_status(exp["id"], "failed", f"{what}: {e.message}")
             continue
         if not ids:
             continue  # the experiment ended since this round's read: nothing was queued

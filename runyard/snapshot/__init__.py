@@ -31,7 +31,12 @@ dirty flag, diff), ``_upload`` (missing blobs only, then the manifest),
 """
 
 # Versioned datasets: the same blobs and manifests, pushed by content (runyard datasets).
-from runyard.snapshot._dataset_dirs import DatasetMaterialized, materialize_dataset, release_dataset_dirs
+from runyard.snapshot._dataset_dirs import (
+    DatasetMaterialized,
+    materialize_dataset,
+    materialize_model,
+    release_dataset_dirs,
+)
 from runyard.snapshot._datasets import (
     DatasetPushResult,
     LocalDataset,
@@ -89,6 +94,7 @@ __all__ = [
     "PulledDataset",
     "hash_references",
     "materialize_dataset",
+    "materialize_model",
     "pull_dataset",
     "push_dataset",
     "reference_paths",

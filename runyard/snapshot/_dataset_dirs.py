@@ -1,4 +1,5 @@
-"""The dataset versions a run reads, materialised read-only (:func:`materialize_dataset`).
+"""The dataset versions a run reads and the model versions it uses, materialised read-only (:func:`materialize_dataset`,
+:func:`materialize_model`).
 
 The runner writes each of a launch's datasets into ``<workdir>/datasets/<name>/`` and ``runyard.use_dataset``
 into the user's cache, both through :func:`runyard.snapshot.write_dataset_version` (what ``runyard datasets
@@ -8,6 +9,10 @@ into a temporary directory beside the target, made read-only (files 0444, direct
 place: a run never sees half a dataset, and a program that tries to write into its data fails instead of
 changing it (and the cache entries its files are hard links of). :func:`release_dataset_dirs` gives the
 directories their owner's write bit back once the run ended, so the working directory can be removed.
+
+A model version's files are a snapshot like a dataset version's stored files (and no references):
+:func:`materialize_model` writes them the same way into ``<workdir>/models/<name>/`` (``models:`` in runyard.yml),
+with its own marker, so one directory is never taken for the other.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from runyard.snapshot._datasets import write_dataset_version
 if TYPE_CHECKING:
     from runyard.client import Client
 
-__all__ = ["DatasetMaterialized", "env_name", "materialize_dataset", "release_dataset_dirs"]
+__all__ = ["DatasetMaterialized", "env_name", "materialize_dataset", "materialize_model", "model_env_name",
+           "release_dataset_dirs"]
 
 _READ_ONLY_FILE = 0o444
 _READ_ONLY_DIR = 0o555
@@ -38,6 +44,11 @@ def env_name(name: str) -> str:
     """``RUNYARD_DATASET_<NAME>``: the run's name for the dataset upper-cased, every character other than A-Z and 0-9
     made ``_``."""
     return "RUNYARD_DATASET_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper())
+
+
+def model_env_name(name: str) -> str:
+    """``RUNYARD_MODEL_<NAME>``: the run's name for the model, made a variable name as :func:`env_name` does."""
+    return "RUNYARD_MODEL_" + env_name(name)[len("RUNYARD_DATASET_"):]
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,20 @@ def _marked(marker: Path, key: str) -> bool:
         return False
 
 
+def materialize_model(client: Client | Any, version: Mapping[str, Any], dest: str | os.PathLike[str],  # noqa: ANN401
+                      cache_dir: str | os.PathLike[str] | None = None) -> DatasetMaterialized:
+    """Write a model version's files (its snapshot) into ``dest`` read-only, as :func:`materialize_dataset` writes a
+    dataset version (marker ``.<name>.runyard-model``).
+
+    Args:
+        version: ``snapshot_id``, ``project``, ``model`` and ``version``, as ``RunLaunch.models`` and
+            ``GET /runs/{id}/models`` give them.
+    """
+    sealed = {"snapshot_id": version.get("snapshot_id"), "refs": [], "project": version.get("project", "?"),
+              "dataset": f"model {version.get('model', '?')}", "version": version.get("version", "?")}
+    return _materialize_sealed(client, sealed, dest, cache_dir, "model")
+
+
 def materialize_dataset(client: Client | Any, version: Mapping[str, Any], dest: str | os.PathLike[str],  # noqa: ANN401
                         cache_dir: str | os.PathLike[str] | None = None) -> DatasetMaterialized:
     """Write a dataset version into ``dest`` read-only, replacing what an earlier call wrote there.
@@ -115,8 +140,14 @@ def materialize_dataset(client: Client | Any, version: Mapping[str, Any], dest: 
         InvalidInput: a referenced file is gone or changed, or two files would land on one path.
         RunyardError: a blob does not match its digest.
     """
+    return _materialize_sealed(client, version, dest, cache_dir, "dataset")
+
+
+def _materialize_sealed(client: Client | Any, version: Mapping[str, Any], dest: str | os.PathLike[str],  # noqa: ANN401
+                        cache_dir: str | os.PathLike[str] | None, kind: str) -> DatasetMaterialized:
+    """:func:`materialize_dataset` and :func:`materialize_model`: ``kind`` names the marker."""
     root = Path(dest)
-    marker = root.with_name(f".{root.name}.runyard-dataset")
+    marker = root.with_name(f".{root.name}.runyard-{kind}")
     key = _key(version)
     if _marked(marker, key) and root.is_dir() and not root.is_symlink():  # written already: sealed again
         _seal(root)  # (a finished attempt gave the directories their write bit back)

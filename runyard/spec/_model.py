@@ -27,6 +27,7 @@ from runyard.search import (
     axis_size,
 )
 from runyard.spec._datasets import DatasetsField
+from runyard.spec._models_section import ModelsField
 from runyard.spec._image import BuildField, BuildSection, ImageField
 from runyard.spec._notebook import TensorboardSpec, check_notebook, notebook_command
 from runyard.spec._outputs import (
@@ -197,6 +198,9 @@ class Spec(Model):
     mounts: MountsField = Field(default_factory=dict)
     # The dataset versions each run reads (runyard.spec._datasets): name -> reference, pinned at submission.
     datasets: DatasetsField = Field(default_factory=dict)
+    # The registered model versions each run uses (runyard.spec._models_section): name -> models:/ URI, pinned
+    # at submission; materialised read-only in models/NAME/.
+    models: ModelsField = Field(default_factory=dict)
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -313,6 +317,11 @@ class Spec(Model):
             problems.extend((("mounts",), f"has the path {key!r}, where the run's datasets: are materialised. "
                              "Mount it elsewhere, e.g. data/.") for key in self.mounts
                             if key == "datasets" or key.startswith("datasets/"))
+        if self.models:
+            problems.extend((("mounts",), f"has the path {key!r}, where the run's models: are materialised. "
+                             "Mount it elsewhere, e.g. checkpoints/.") for key in self.mounts
+                            if key == "models" or any(key == f"models/{n}" or key.startswith(f"models/{n}/")
+                                                      for n in self.models))
         assert self.command is not None
         missing = undeclared(self.command, list(self.params))
         problems.extend((("command",), body) for body in missing)

@@ -15,6 +15,7 @@ from runyard.store._lineage import (
     check_run_dataset_name,
     parse_lineage_uri,
 )
+from runyard.store._run_models import RunModel, check_run_model_name  # the model versions runs use
 from runyard.store._migrate import current_revision, head_revision, upgrade
 from runyard.store._new_run import insert_run
 from runyard.store._query import Filter, Order, parse_filter, parse_order
@@ -109,4 +110,7 @@ __all__ = [
     "RunDataset",
     "check_run_dataset_name",
     "parse_lineage_uri",
+    # the model versions runs use
+    "RunModel",
+    "check_run_model_name",
 ]

@@ -480,3 +480,17 @@ class SqlRunDataset(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     version_id: Mapped[int] = mapped_column(ForeignKey("dataset_versions.id"), index=True)
     recorded_at: Mapped[float] = mapped_column(Double)
+
+
+class SqlRunModel(Base):
+    """A registered model version a run used, under the name the run gave it (``base``, ``teacher``): lineage.
+
+    Written with the queued runs for ``models:`` in runyard.yml, or by the run itself through
+    ``runyard.load_model`` (``POST /runs/{id}/models``).
+    """
+
+    __tablename__ = "run_models"
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"), index=True)
+    recorded_at: Mapped[float] = mapped_column(Double)

@@ -174,7 +174,8 @@ class SchedulingPart(StorePart):
 
     def create_queued_runs(self, experiment_id: int, project_id: int, runs: Sequence[tuple[int, str, dict[str, Any]]], *,
                            snapshot_id: str | None, backend: str | None,
-                           datasets: Mapping[str, str] | None = None) -> list[int]:
+                           datasets: Mapping[str, str] | None = None,
+                           models: Mapping[str, str] | None = None) -> list[int]:
         """Queue the scheduler's proposals ``(number, name, params)`` of one experiment in one transaction.
 
         Returns the new runs' ids in order, or ``[]`` when the experiment is no longer
@@ -217,4 +218,9 @@ class SchedulingPart(StorePart):
                 from runyard.store._lineage import insert_run_datasets
 
                 insert_run_datasets(conn, project, ids, datasets)
+            if models:  # lineage: the model versions each run uses, recorded with the run
+                from runyard.store._run_models import insert_run_models
+
+                owner = conn.execute(select(m.SqlProject.name).where(m.SqlProject.id == project_id)).scalar_one()
+                insert_run_models(conn, owner, ids, models)
         return ids

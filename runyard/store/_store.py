@@ -24,6 +24,7 @@ from runyard.store._metrics import MetricsPart
 from runyard.store._points import BLOCK_STEPS
 from runyard.store._projects import ProjectsPart
 from runyard.store._registry import RegistryPart
+from runyard.store._run_models import RunModelsPart  # the model versions runs use
 from runyard.store._runs import RunsPart
 from runyard.store._scheduling import SchedulingPart
 from runyard.store._statuses import StatusesPart
@@ -36,7 +37,8 @@ class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPar
             MediaPart,
             RegistryPart,  # the model registry
             DatasetsPart,  # versioned datasets
-            LineagePart):  # the datasets runs read, and the lineage graph
+            LineagePart,  # the datasets runs read, and the lineage graph
+            RunModelsPart):  # the model versions runs use
     """Facade over the database. Create with ``Store.open()`` (applies migrations)."""
 
     def __init__(self, engine: Engine) -> None:

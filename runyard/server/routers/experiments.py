@@ -64,12 +64,14 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     scheduler = getattr(request.app.state, "scheduler", None)
     if scheduler is not None:
         check_backends(scheduler.backends, backends, spec)
-    if body.snapshot_id is not None:
-        store.get_snapshot(body.snapshot_id)
+    snapshot = store.get_snapshot(body.snapshot_id) if body.snapshot_id is not None else None
     config = spec.to_config()
     config["backend"] = spec.backend
     if spec.datasets:  # lineage: pinned now, so every run of the experiment reads the same versions
         config["datasets"] = pin_datasets(request, store, body.project, spec.datasets)
+    if spec.models:  # the model versions runs use: pinned now, as datasets are
+        check_models_dirs(spec.models, snapshot.files if snapshot is not None else [])
+        config["models"] = pin_models(request, store, body.project, spec.models)
     store.ensure_project(body.project, owner_id=owner_id)
     exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id,
                                   backend=",".join(backends), created_by=owner_id)
@@ -90,6 +92,35 @@ def pin_datasets(request: Request, store: Store, project: str, refs: dict[str, s
                                "Name a dataset of a project you can read; ask its owner to share it: "
                                f"`runyard projects share {other} USER --role viewer`.") from e
     return {name: f"{d.project}/{d.dataset}:{d.version}" for name, d in store.resolve_datasets(project, refs).items()}
+
+
+def pin_models(request: Request, store: Store, project: str, uris: dict[str, str]) -> dict[str, str]:
+    """``models:`` resolved to versions: name → ``models:/PROJECT/NAME/V``. The submitter must be able to read each
+    model's project (one they may not see answers as a missing model); an archived version is refused."""
+    for uri in uris.values():
+        other = names.parse_model_uri(uri).project
+        if other is not None and other != project:
+            try:
+                require_project(request, other, "viewer")
+            except NotFound as e:
+                raise NotFound(f"models: {uri!r} names project {other!r}, which does not exist or you cannot read.",
+                               "Name a model of a project you can read; ask its owner to share it: "
+                               f"`runyard projects share {other} USER --role viewer`.") from e
+    return {name: v.uri for name, v in store.resolve_run_models(project, uris).items()}
+
+
+def check_models_dirs(uris: dict[str, str], files: list[list[Any]]) -> None:
+    """Refuse a code snapshot holding files where a declared model is materialised (``models/<name>/``)."""
+    from runyard.errors import SpecError
+
+    for name in uris:
+        clash = next((str(f[0]) for f in files if str(f[0]) == f"models/{name}" or str(f[0]).startswith(f"models/{name}/")),
+                     None)
+        if clash is not None:
+            raise SpecError(f"models: {name} is materialised read-only in models/{name}/, but the code snapshot has the "
+                            f"file {clash!r} there.",
+                            f"Move your files out of models/{name}/ (or exclude them, e.g. in .runyardignore), or give "
+                            "the model another name in models:.")
 
 
 def check_backends(pool: Any, backends: list[str], spec: Any) -> None:

@@ -120,9 +120,12 @@ async def create_run(body: RunCreate, request: Request, store: Store = Depends(g
         run = insert_run(store, body.project, name=body.name, experiment_id=body.experiment_id, params=body.params,
                          tags=body.tags, status=body.status, owner_id=owner_id)
         if body.experiment_id is not None:  # lineage: a run of an experiment reads the experiment's pinned datasets
-            pinned = store.get_experiment(body.experiment_id).config.get("datasets")
+            config = store.get_experiment(body.experiment_id).config
+            pinned = config.get("datasets")
             if pinned:
                 store.add_experiment_datasets(run.id, body.project, pinned)
+            if config.get("models"):  # and the model versions they use
+                store.add_experiment_models(run.id, body.project, config["models"])
         return run
 
     run = await run_in_threadpool(create)
