@@ -641,6 +641,21 @@ class Client:
         """Record that a run reads the dataset version ``ref`` names (``digits:latest`` resolves to a number) as ``name``."""
         return self._json("POST", f"/runs/{run_id}/datasets", json={"name": name, "ref": ref})
 
+    # --- run models: the registered model versions a run used ---
+    def run_models(self, run_id: int) -> list[dict[str, Any]]:
+        """The model versions a run used: ``[{name, project, model, version, uri, snapshot_id, flavor, status, n_files,
+        size, recorded_at}]``."""
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/models")["items"]
+        return items
+
+    def record_run_model(self, run_id: int, name: str, uri: str) -> dict[str, Any]:
+        """Record that a run uses the model version ``uri`` names (an alias or ``latest`` resolves to a number) as
+        ``name``."""
+        from runyard.names import parse_model_uri
+
+        parse_model_uri(uri)
+        return self._json("POST", f"/runs/{run_id}/models", json={"name": name, "uri": uri})
+
     def lineage(self, uri: str, *, project: str | None = None) -> dict[str, Any]:
         """The lineage graph of ``models:/…``, ``runs:/ID`` or ``datasets:/…``: ``{root, nodes, edges, truncated}``."""
         params = {"uri": uri} if project is None else {"uri": uri, "project": project}

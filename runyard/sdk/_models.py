@@ -256,7 +256,8 @@ def _current_project(client: Client) -> str | None:
     return None
 
 
-def load_model(uri_or_path: str | os.PathLike[str], *, model: Any = None, project: str | None = None) -> Any:
+def load_model(uri_or_path: str | os.PathLike[str], *, model: Any = None, project: str | None = None,
+               name: str | None = None) -> Any:
     """Load a registered model version (``models:/NAME/3``, ``models:/NAME@production``, ``models:/NAME/latest``,
     ``models:/PROJECT/NAME@alias``) or a directory saved by :func:`runyard.flavors.save`.
 
@@ -265,10 +266,17 @@ def load_model(uri_or_path: str | os.PathLike[str], *, model: Any = None, projec
     scikit-learn estimator, an XGBoost model, a TorchScript module / exported program's module /
     state dict, an ``onnxruntime.InferenceSession``, or the directory's ``Path`` for ``files``.
 
+    Inside a run (the active run, or the run launched by Runyard, whose token may read the models of
+    its project and of public projects) the version is recorded as used by the run
+    (``POST /runs/{id}/models``) under ``name`` (default: the model's name), which its lineage shows.
+    A ``models:`` entry of runyard.yml is already in the run's directory: load it by its path,
+    ``runyard.load_model(os.environ["RUNYARD_MODEL_BASE"])``.
+
     Args:
         uri_or_path: a ``models:/`` URI or a local directory.
         model: for a PyTorch state dict, the module to load it into.
         project: the project of an unqualified URI; default ``RUNYARD_PROJECT``, else the active run's.
+        name: the run's name for the model when recording its use (default: the model's name).
 
     Raises:
         runyard.errors.InvalidInput: a malformed URI; files that do not load (damaged, refused types).
@@ -286,7 +294,7 @@ def load_model(uri_or_path: str | os.PathLike[str], *, model: Any = None, projec
 
     options = {} if model is None else {"model": model}
     if isinstance(uri_or_path, str) and uri_or_path.startswith(MODELS_URI):
-        directory, version = _fetch(uri_or_path, project)
+        directory, version = _fetch(uri_or_path, project, name)
         if not (directory / flavors.META_FILE).is_file():
             if version.get("flavor") == "files" and model is None:
                 return directory
@@ -300,7 +308,42 @@ def load_model(uri_or_path: str | os.PathLike[str], *, model: Any = None, projec
     return flavors.load(uri_or_path, **options)
 
 
-def _fetch(uri: str, project: str | None) -> tuple[Path, dict[str, Any]]:
+def _run_id_here() -> int | None:
+    """The current run: the active one, else the one Runyard launched this process for (RUNYARD_RUN_ID)."""
+    from runyard.sdk._api import active_run
+
+    run = active_run()
+    if run is not None and run.id is not None:
+        return int(run.id)
+    env = os.environ.get("RUNYARD_RUN_ID", "")
+    return int(env) if env.isascii() and env.isdigit() and len(env) <= 18 else None
+
+
+def _use_name(model: str) -> str:
+    """The run's default name for a model it uses: the model's name, made a valid one (``2024-bert`` → ``_2024-bert``)."""
+    label = "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "_" for c in model)[:64]
+    return label if label[:1].isalpha() or label[:1] == "_" else ("_" + label)[:64]
+
+
+def _record_use(client: Client, version: dict[str, Any], name: str | None) -> None:
+    """Inside a run: record that it uses ``version`` (pinned by number) under ``name``."""
+    run_id = _run_id_here()
+    if run_id is None:
+        return
+    from runyard.errors import Conflict
+
+    pinned = f"models:/{version['project']}/{version['model']}/{version['version']}"
+    label = name if name is not None else _use_name(str(version["model"]))
+    try:
+        client.record_run_model(run_id, label, pinned)
+    except Conflict:
+        if name is not None:
+            raise
+        # The run uses another version of this model under its name already: this one under NAME-vV.
+        client.record_run_model(run_id, f"{label[:56]}-v{version['version']}", pinned)
+
+
+def _fetch(uri: str, project: str | None, name: str | None = None) -> tuple[Path, dict[str, Any]]:
     """Resolve ``uri`` and write its version's files into the model cache; (directory, ModelVersion)."""
     from runyard.client import Client
     from runyard.snapshot import materialize
@@ -318,6 +361,7 @@ def _fetch(uri: str, project: str | None) -> tuple[Path, dict[str, Any]]:
                                "Pass load_model(..., project='NAME'), set RUNYARD_PROJECT, or qualify the URI: "
                                "models:/PROJECT/NAME@alias.")
         version = client.resolve_model(uri, project=where)
+        _record_use(client, version, name)  # inside a run: its lineage, and its token may then read the files
         snapshot_id = str(version["snapshot_id"])
         if not snapshot_id.isalnum() or len(snapshot_id) > 128:
             raise InvalidInput(f"The server named the snapshot {snapshot_id!r:.80} for {uri}.", "Check the server.")

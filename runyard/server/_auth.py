@@ -59,6 +59,7 @@ __all__ = [
     "require_backends",
     "require_blob",
     "require_experiment",
+    "require_model_read",
     "require_project",
     "require_project_write",
     "require_run",
@@ -450,9 +451,11 @@ def require_snapshot(request: Request, snapshot_id: str) -> None:
     and those of the dataset versions recorded for it."""
     p = principal(request)
     if p.kind == "run" and (p.run_id is None or (_auth(request).store.run_snapshot(p.run_id) != snapshot_id
-                                                 and snapshot_id not in _run_dataset_snapshots(request, p.run_id))):
-        raise Forbidden(f"Run {p.run_id}'s token may read only its own snapshot and its datasets'.",
-                        "Each run's token reaches only its own run; record a dataset it reads with runyard.use_dataset.")
+                                                 and snapshot_id not in _run_dataset_snapshots(request, p.run_id)
+                                                 and snapshot_id not in _run_model_snapshots(request, p.run_id))):
+        raise Forbidden(f"Run {p.run_id}'s token may read only its own snapshot and its datasets' and models'.",
+                        "Each run's token reaches only its own run; record a dataset it reads with runyard.use_dataset, "
+                        "a model it uses with runyard.load_model.")
 
 
 def require_blob(request: Request, digest: str) -> None:
@@ -469,13 +472,42 @@ def require_blob(request: Request, digest: str) -> None:
     main = request.app.state.store
     if p.run_id is not None and any(digest in main.snapshot_digests(s) for s in _run_dataset_snapshots(request, p.run_id)):
         return
-    raise Forbidden(f"Run {p.run_id}'s token may read only the files of its own snapshot and of its datasets.",
-                    "Each run's token reaches only its own run; record a dataset it reads with runyard.use_dataset.")
+    # --- run models: the blobs of the model versions the run uses ---
+    if p.run_id is not None and any(digest in main.snapshot_digests(s) for s in _run_model_snapshots(request, p.run_id)):
+        return
+    raise Forbidden(f"Run {p.run_id}'s token may read only the files of its own snapshot and of its datasets and models.",
+                    "Each run's token reaches only its own run; record a dataset it reads with runyard.use_dataset, "
+                    "a model it uses with runyard.load_model.")
 
 
 def _run_dataset_snapshots(request: Request, run_id: int) -> list[str]:
     """The snapshots of the dataset versions recorded for run ``run_id`` (``run_datasets``)."""
     return request.app.state.store.run_dataset_snapshot_ids(run_id)
+
+
+# --- run models: what a run's token may read of the model registry ---
+def _run_model_snapshots(request: Request, run_id: int) -> list[str]:
+    """The snapshots of the model versions recorded for run ``run_id`` (``run_models``)."""
+    return request.app.state.store.run_model_snapshot_ids(run_id)
+
+
+def require_model_read(request: Request, project: str) -> None:
+    """Reading project ``project``'s models: viewers (public projects: every signed-in user), and a run's token for
+    its run's own project and public projects (``models:`` in runyard.yml, ``runyard.load_model`` in a run)."""
+    p = principal(request)
+    if p.kind != "run":
+        require_project(request, project, "viewer")
+        return
+    store = _auth(request).store
+    run_info = store.run_access(p.run_id) if p.run_id is not None else None
+    if run_info is not None and run_info.project == project:
+        return
+    info = store.project_access(project)
+    if info is not None and info.visibility == "public":
+        return
+    raise Forbidden(f"Run {p.run_id}'s token may read the models of its project"
+                    f"{f' {run_info.project!r}' if run_info is not None else ''} and of public projects, not of {project!r}.",
+                    "Register the model in the run's project, or make its project public.")
 
 
 def sign_in_on(request: Request) -> bool:

@@ -8,7 +8,9 @@ submission for every run of an experiment that declares ``datasets:`` in ``runya
 
 - model_version ``trained_from`` run (upstream: the run that produced it);
 - run ``read`` dataset_version, run ``code`` snapshot, run ``image`` image, run ``part_of`` experiment;
-- run ``registered_as`` model_version (downstream: from a run or a dataset version, the models made from it).
+- run ``registered_as`` model_version (downstream: from a run or a dataset version, the models made from it);
+- run ``used_model`` model_version (``run_models``: the registered model versions a run used; from a model
+  version, the runs that used it are listed downstream).
 
 Access is left to the caller: each node carries its ``project``, and the server redacts the ones
 the caller may not read (``runyard.server.routers.lineage``).
@@ -72,7 +74,7 @@ class LineageNode(_Record):
 class LineageEdge(_Record):
     source: str
     target: str
-    kind: str = Field(description="trained_from, read, code, image, registered_as or part_of")
+    kind: str = Field(description="trained_from, read, code, image, registered_as, used_model or part_of")
     data: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -80,7 +82,8 @@ class LineageGraph(_Record):
     root: str
     nodes: list[LineageNode]
     edges: list[LineageEdge]
-    truncated: bool = Field(False, description="more runs read the dataset version than are listed")
+    truncated: bool = Field(False, description="more runs read the dataset version (or used the model version) than "
+                            "are listed")
 
 
 def _show(value: Any) -> str:  # noqa: ANN401
@@ -286,6 +289,7 @@ class LineagePart(StorePart):
                     if node is not None:
                         g.edge(root, node, "trained_from")
                         self._expand_run(conn, g, run_id, upstream=True)
+                self._users_of_model(conn, g, vid, root)
         return LineageGraph(root=root, nodes=list(g.nodes.values()), edges=g.edges, truncated=g.truncated)
 
     def _model_node(self, conn: Any, g: _Graph, version_id: int) -> str:  # noqa: ANN401
@@ -382,6 +386,25 @@ class LineagePart(StorePart):
         rd = m.SqlRunDataset
         for name, vid in conn.execute(select(rd.name, rd.version_id).where(rd.run_id == run_id).order_by(rd.name)).all():
             g.edge(run_node, self._dataset_node(conn, g, vid), "read", {"name": name})
+        # --- run models: the registered model versions the run used ---
+        rmod = m.SqlRunModel
+        for name, vid in conn.execute(select(rmod.name, rmod.model_version_id).where(rmod.run_id == run_id)
+                                      .order_by(rmod.name)).all():
+            g.edge(run_node, self._model_node(conn, g, vid), "used_model", {"name": name})
+
+    def _users_of_model(self, conn: Any, g: _Graph, version_id: int, root: str) -> None:  # noqa: ANN401
+        """Downstream of a model version: the runs that used it (``used_model``) and the models registered from them."""
+        rmod = m.SqlRunModel
+        users = conn.execute(select(rmod.run_id, rmod.name).where(rmod.model_version_id == version_id)
+                             .order_by(rmod.run_id.desc()).limit(MAX_GRAPH_RUNS + 1)).all()
+        if len(users) > MAX_GRAPH_RUNS:
+            g.truncated = True
+            users = users[:MAX_GRAPH_RUNS]
+        for rid, name in users:
+            node = self._run_node(conn, g, rid)
+            if node is not None:
+                g.edge(node, root, "used_model", {"name": name})
+        self._models_of_runs(conn, g, [rid for rid, _ in users])
 
     def _models_of_runs(self, conn: Any, g: _Graph, run_ids: Sequence[int]) -> None:  # noqa: ANN401
         """Edges run ``registered_as`` model_version for the model versions registered from these runs."""

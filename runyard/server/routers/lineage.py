@@ -1,8 +1,8 @@
-"""Lineage: the dataset versions a run read (``/runs/{id}/datasets``) and the graph from models back to data and code
-(``/lineage``).
+"""Lineage: the dataset versions a run read (``/runs/{id}/datasets``), the model versions it used
+(``/runs/{id}/models``) and the graph from models back to data and code (``/lineage``).
 
 A run's own token may list and record its run's datasets (``runyard.use_dataset``); it may record a dataset of
-its run's project or of a public project. The graph shows only what the caller may read: a node in a project the
+its run's project or of a public project. Likewise for the models it uses (``runyard.load_model`` in a run). The graph shows only what the caller may read: a node in a project the
 caller cannot read is a redacted node ("not visible to you"), and nothing is followed through it.
 """
 
@@ -19,6 +19,7 @@ from runyard.records.fields import SafeStr
 from runyard.server._auth import (
     principal,
     project_role,
+    require_model_read,
     require_project,
     require_run,
     run_reader,
@@ -26,7 +27,7 @@ from runyard.server._auth import (
     run_writer,
 )
 from runyard.server._deps import get_store
-from runyard.store import LineageGraph, LineageNode, RunDataset, Store, parse_lineage_uri
+from runyard.store import LineageGraph, LineageNode, RunDataset, RunModel, Store, parse_lineage_uri
 
 router = APIRouter(tags=["lineage"])
 
@@ -79,6 +80,46 @@ def record_run_dataset(run_id: int, body: RunDatasetCreate, request: Request, st
             else:
                 require_project(request, ref.project, "viewer")
     return store.record_run_dataset(run_id, body.name, body.ref)
+
+
+# --- run models: the registered model versions a run used ---
+class RunModelList(BaseModel):
+    items: list[RunModel]
+
+
+class RunModelCreate(BaseModel):
+    name: SafeStr = Field(max_length=64, description="the run's name for it: 1-64 letters, digits, '_', '.' or '-', "
+                          "starting with a letter or '_' (RUNYARD_MODEL_<NAME>)")
+    uri: SafeStr = Field(max_length=names.MODEL_URI_MAX, description="models:/NAME/3, models:/NAME@alias, "
+                         "models:/NAME/latest or models:/PROJECT/NAME/... (unqualified: the run's project)")
+
+
+@router.get("/runs/{run_id}/models", response_model=RunModelList, dependencies=[Depends(run_reader)])
+@run_token_route
+def run_models(run_id: int, store: Store = Depends(get_store)) -> RunModelList:
+    """The model versions the run used, by the run's names for them."""
+    return RunModelList(items=store.run_models(run_id))
+
+
+@router.post("/runs/{run_id}/models", response_model=RunModel, dependencies=[Depends(run_writer)])
+@run_token_route
+def record_run_model(run_id: int, body: RunModelCreate, request: Request, store: Store = Depends(get_store)) -> RunModel:
+    """Record that the run uses a model version (resolved now: an alias or ``latest`` becomes a number) and return it.
+
+    The same version under the same name again changes nothing; another version under a name the run
+    already uses is refused (409). The caller must be able to read the model's project (a run's token:
+    its run's project or a public one); the run's token may then read the version's files.
+    """
+    from runyard.store import check_run_model_name
+
+    check_run_model_name(body.name)
+    ref = names.parse_model_uri(body.uri)
+    run_info = request.app.state.auth.store.run_access(run_id)
+    if run_info is None:
+        raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+    if (ref.project or run_info.project) != run_info.project or principal(request).kind != "run":
+        require_model_read(request, ref.project or run_info.project)
+    return store.record_run_model(run_id, body.name, body.uri)
 
 
 @router.get("/lineage", response_model=LineageGraph)

@@ -3,7 +3,9 @@
 Access (checks in :mod:`runyard.server._auth`): viewers of a project read its models (public
 projects: every signed-in user); editors create models, register versions, archive and
 unarchive them and edit descriptions and tags; owners move and delete aliases. A run's token
-may register a version from its own run into its own project, and nothing else here.
+may register a version from its own run into its own project, and read (GET) the models of its
+run's project and of public projects (``models:`` in runyard.yml, ``runyard.load_model`` in a run);
+nothing else here.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import runyard.names as names
 from runyard.artifacts import ArtifactStorage, clean_path
 from runyard.errors import Forbidden, InvalidInput
 from runyard.records.fields import Int64, SafeJson, SafeStr
-from runyard.server._auth import principal, require_project, require_run, run_token_route
+from runyard.server._auth import principal, require_model_read, require_project, require_run, run_token_route
 from runyard.server._deps import get_store
 from runyard.store import Artifact, Model, ModelAliasChange, ModelDetail, ModelVersion, Store
 
@@ -76,11 +78,12 @@ def _storage(request: Request) -> ArtifactStorage:
 
 
 @router.get("/projects/{project}/models", response_model=ModelList)
+@run_token_route
 def list_models(project: str, request: Request,
                 q: str | None = Query(None, max_length=names.MODEL_NAME_MAX, description="keep names containing this"),
                 limit: int = Query(1000, ge=1, le=10_000), store: Store = Depends(get_store)) -> ModelList:
     """The project's registered models, by name: versions, the latest one and the aliases of each."""
-    require_project(request, project, "viewer")
+    require_model_read(request, project)
     if q is not None:
         names.check_text(q, "q")
     return ModelList(items=store.list_models(project, q, limit=limit))
@@ -95,9 +98,10 @@ def create_model(project: str, body: ModelCreate, request: Request, store: Store
 
 
 @router.get("/projects/{project}/models/{name}", response_model=ModelDetail)
+@run_token_route
 def get_model(project: str, name: str, request: Request, store: Store = Depends(get_store)) -> ModelDetail:
     """The model with every version (files included) and its aliases' history: who moved which, when."""
-    require_project(request, project, "viewer")
+    require_model_read(request, project)
     return store.get_model(project, name)
 
 
@@ -164,10 +168,11 @@ def create_model_version(project: str, name: str, body: VersionCreate, request: 
 
 
 @router.get("/projects/{project}/models/{name}/versions/{version}", response_model=ModelVersion)
+@run_token_route
 def get_model_version(project: str, name: str, version: int, request: Request,
                       store: Store = Depends(get_store)) -> ModelVersion:
     """One version, archived or not, with its files."""
-    require_project(request, project, "viewer")
+    require_model_read(request, project)
     return store.get_model_version(project, name, version)
 
 
@@ -212,6 +217,7 @@ def delete_model_alias(project: str, name: str, alias: str, request: Request,
 
 
 @router.get("/models/resolve", response_model=ModelVersion)
+@run_token_route
 def resolve_model(request: Request,
                   uri: str = Query(..., max_length=names.MODEL_URI_MAX,
                                    description="models:/NAME/3, models:/NAME@alias, models:/NAME/latest, "
@@ -224,5 +230,5 @@ def resolve_model(request: Request,
     if where is None:
         raise InvalidInput(f"{uri!r} names no project, and no project was given.",
                            f"Send ?project=NAME, or qualify the URI: {ref.uri('PROJECT')}.")
-    require_project(request, where, "viewer")
+    require_model_read(request, where)
     return store.resolve_model(where, ref)
