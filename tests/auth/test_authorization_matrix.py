@@ -210,6 +210,13 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("GET", "/lineage"): ("project_viewer", lambda w: ("/lineage", {"params": {"uri": f"runs:/{w.run_id}"}})),
 }
 
+# ---- run models: the registered model versions a run used (a run's token reads its project's models, above)
+EXPECTED.update({
+    ("GET", "/runs/{run_id}/models"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/models", {})),
+    ("POST", "/runs/{run_id}/models"): ("editor_or_run", lambda w: (
+        f"/runs/{w.run_id}/models", {"json": {"name": "base", "uri": f"models:/{w.project}/{_registered(w)}/1"}})),
+})
+
 
 
 # ------------------------------------------------------------------ the model registry
@@ -230,14 +237,14 @@ def _alias_to_delete(w: World) -> str:
 
 _MM = "/projects/{project}/models/{name}"
 EXPECTED.update({
-    ("GET", "/projects/{project}/models"): ("project_viewer", lambda w: (f"/projects/{w.project}/models", {})),
+    ("GET", "/projects/{project}/models"): ("viewer_or_run", lambda w: (f"/projects/{w.project}/models", {})),
     ("POST", "/projects/{project}/models"): ("project_editor", lambda w: (
         f"/projects/{w.project}/models", {"json": {"name": f"m{_fresh()}"}})),
-    ("GET", _MM): ("project_viewer", lambda w: (f"/projects/{w.project}/models/{_registered(w)}", {})),
+    ("GET", _MM): ("viewer_or_run", lambda w: (f"/projects/{w.project}/models/{_registered(w)}", {})),
     ("PATCH", _MM): ("project_editor", lambda w: (f"/projects/{w.project}/models/{_registered(w)}", {"json": {"description": "d"}})),
     ("POST", _MM + "/versions"): ("editor_or_run", lambda w: (
         f"/projects/{w.project}/models/{_registered(w)}/versions", {"json": {"run_id": w.run_id, "paths": ["model.txt"]}})),
-    ("GET", _MM + "/versions/{version}"): ("project_viewer", lambda w: (f"/projects/{w.project}/models/{_registered(w)}/versions/1", {})),
+    ("GET", _MM + "/versions/{version}"): ("viewer_or_run", lambda w: (f"/projects/{w.project}/models/{_registered(w)}/versions/1", {})),
     ("PATCH", _MM + "/versions/{version}"): ("project_editor", lambda w: (
         f"/projects/{w.project}/models/{_registered(w)}/versions/1", {"json": {"tags": {"k": "v"}}})),
     ("POST", _MM + "/versions/{version}/archive"): ("project_editor", lambda w: (
@@ -248,7 +255,7 @@ EXPECTED.update({
         f"/projects/{w.project}/models/{_registered(w)}/aliases/production", {"json": {"version": 1}})),
     ("DELETE", _MM + "/aliases/{alias}"): ("project_owner", lambda w: (
         f"/projects/{w.project}/models/{_registered(w)}/aliases/{_alias_to_delete(w)}", {})),
-    ("GET", "/models/resolve"): ("project_viewer", lambda w: (
+    ("GET", "/models/resolve"): ("viewer_or_run", lambda w: (
         "/models/resolve", {"params": {"uri": f"models:/{w.project}/{_registered(w)}/latest"}})),
 })
 
