@@ -14,7 +14,8 @@ from runyard.cli._output import console, fmt_size, print_json, safe, status_text
 __all__: list[str] = []
 
 _EDGE_WORDS = {"trained_from": "trained by", "read": "read", "code": "code", "image": "image",
-               "registered_as": "registered as", "part_of": "in"}
+               "registered_as": "registered as", "part_of": "in",
+               "used_model": "used model"}  # run models: a registered model version the run used
 
 
 @app.command("lineage")
@@ -26,8 +27,9 @@ def lineage(
     json_: bool = typer.Option(False, "--json", help="Print the graph as JSON: {root, nodes, edges}."),
 ) -> None:
     """Show where a model version, run or dataset version came from: the run, its params, the dataset
-    versions it read, its code snapshot (with the git commit) and image; for a dataset version, the runs
-    that read it and the models trained from them. What you cannot read shows as "not visible to you".
+    versions it read, the model versions it used, its code snapshot (with the git commit) and image; for a
+    dataset version, the runs that read it and the models trained from them; for a model version, also the runs
+    that used it. What you cannot read shows as "not visible to you".
 
     Example:
 
@@ -70,16 +72,17 @@ def render_tree(graph: dict[str, Any]) -> Any:  # noqa: ANN401
             shown.add(there)
             word = _EDGE_WORDS.get(kind, kind) if forward else _REVERSE.get(kind, kind)
             name = f" as {data['name']}" if data.get("name") else ""
-            head, tail = (f"{word}{name}", "") if forward else (word, f" (read{name})" if name else "")
+            used = "read" if kind == "read" else "used"
+            head, tail = (f"{word}{name}", "") if forward else (word, f" ({used}{name})" if name else "")
             todo.append((there, branch.add(f"[dim]{safe(head)}:[/dim] " + _label(nodes[there]) + safe(tail))))
     if graph.get("truncated"):
-        tree.add("[dim]… more runs read it than are listed[/dim]")
+        tree.add("[dim]… more runs read or used it than are listed[/dim]")
     return tree
 
 
-_ORDER = {"trained_from": 0, "read": 1, "code": 2, "image": 3, "part_of": 4, "registered_as": 5}
+_ORDER = {"trained_from": 0, "read": 1, "used_model": 2, "code": 3, "image": 4, "part_of": 5, "registered_as": 6}
 _REVERSE = {"read": "read by", "trained_from": "model", "registered_as": "from run", "code": "code of",
-            "image": "image of", "part_of": "run"}
+            "image": "image of", "part_of": "run", "used_model": "used by"}
 
 
 def _label(node: dict[str, Any]) -> str:

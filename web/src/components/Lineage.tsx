@@ -1,5 +1,5 @@
 // Where a model version, run or dataset version came from and what came of it (GET /lineage?uri=…),
-// as an indented chain: model version → run → dataset versions read, code snapshot with its git
+// as an indented chain: model version → run → dataset versions read, model versions used, code snapshot with its git
 // commit, image, and the run's key params. Nodes the caller may not read say so instead.
 import { useMemo } from "react";
 import { Link } from "react-router-dom";

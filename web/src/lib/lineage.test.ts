@@ -50,6 +50,26 @@ describe("layoutLineage", () => {
     ]);
   });
 
+  it("shows the model versions a run used (used_model) after the data, and the runs using a model version", () => {
+    const g: Lineage = {
+      ...modelChain,
+      nodes: [...modelChain.nodes, node("base", "model_version", { project: "vision", model: "base", version: 2 }, "base v2")],
+      edges: [...modelChain.edges, { source: "run", target: "base", kind: "used_model", data: { name: "teacher" } }],
+    };
+    expect(shape(g)).toEqual([
+      "mv",
+      "  trained from: run",
+      "    read: ds-digits",
+      "    read: ds-labels",
+      "    used model as teacher: base",
+      "    code: snap",
+      "    image: img",
+    ]);
+    expect(shape({ ...g, root: "base" }).slice(0, 3)).toEqual(["base", "  used as teacher by: run", "    produced: mv"]);
+    expect(edgeText("used_model", false)).toBe("used model");
+    expect(edgeText("used_model", true)).toBe("used by");
+  });
+
   it("shows a node reached twice again without its children, and never loops", () => {
     const g: Lineage = {
       root: "mv",

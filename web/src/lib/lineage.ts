@@ -12,10 +12,11 @@ const EDGE_TEXT: Record<string, [forward: string, reverse: string]> = {
   code: ["code", "code of"],
   image: ["image", "image of"],
   part_of: ["part of", "run"],
+  used_model: ["used model", "used by"],
 };
 
 /** The order of a node's children: what made it first (the run), then data, code, image, then what came of it. */
-const EDGE_ORDER = ["trained_from", "read", "code", "image", "part_of", "registered_as"];
+const EDGE_ORDER = ["trained_from", "read", "used_model", "code", "image", "part_of", "registered_as"];
 const KIND_ORDER = ["model_version", "run", "experiment", "dataset_version", "snapshot", "image"];
 
 export function edgeText(kind: string, reverse: boolean, data?: Record<string, unknown>): string {
@@ -23,6 +24,10 @@ export function edgeText(kind: string, reverse: boolean, data?: Record<string, u
   const words = kind.replace(/_/g, " ");
   // A read edge names the dataset as the run called it: "read as train", backwards "read as train by".
   if (kind === "read" && typeof data?.name === "string" && data.name) return reverse ? `read as ${data.name} by` : `read as ${data.name}`;
+  // A used_model edge likewise names the model as the run called it (models: in runyard.yml, load_model).
+  if (kind === "used_model" && typeof data?.name === "string" && data.name) {
+    return reverse ? `used as ${data.name} by` : `used model as ${data.name}`;
+  }
   return t ? (reverse ? t[1] : t[0]) : reverse ? `${words} (of)` : words;
 }
 
