@@ -27,8 +27,8 @@ from runyard.search import (
     axis_size,
 )
 from runyard.spec._datasets import DatasetsField
-from runyard.spec._models_section import ModelsField
 from runyard.spec._image import BuildField, BuildSection, ImageField
+from runyard.spec._models_section import ModelsField
 from runyard.spec._notebook import TensorboardSpec, check_notebook, notebook_command
 from runyard.spec._outputs import (
     MountsField,

@@ -15,7 +15,6 @@ from runyard.store._lineage import (
     check_run_dataset_name,
     parse_lineage_uri,
 )
-from runyard.store._run_models import RunModel, check_run_model_name  # the model versions runs use
 from runyard.store._migrate import current_revision, head_revision, upgrade
 from runyard.store._new_run import insert_run
 from runyard.store._query import Filter, Order, parse_filter, parse_order
@@ -42,6 +41,7 @@ from runyard.store._records import (
     TableItem,
     Task,
 )
+from runyard.store._run_models import RunModel, check_run_model_name  # the model versions runs use
 from runyard.store._statuses import EXTERNAL_BACKEND
 from runyard.store._store import BLOCK_STEPS, Store
 from runyard.store._tags import TagFilter, parse_tag_filter

@@ -2,8 +2,9 @@
 (``/runs/{id}/models``) and the graph from models back to data and code (``/lineage``).
 
 A run's own token may list and record its run's datasets (``runyard.use_dataset``); it may record a dataset of
-its run's project or of a public project. Likewise for the models it uses (``runyard.load_model`` in a run). The graph shows only what the caller may read: a node in a project the
-caller cannot read is a redacted node ("not visible to you"), and nothing is followed through it.
+its run's project or of a public project; likewise the models it uses (``runyard.load_model`` in a run). The
+graph shows only what the caller may read: a node in a project the caller cannot read is a redacted node ("not
+visible to you"), and nothing is followed through it.
 """
 
 from __future__ import annotations
