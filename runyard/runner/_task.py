@@ -432,10 +432,7 @@ class TaskExecution:
 
                     self._rundir = install(self._sudo, self.workdir, self.slot.label, env)
                     if launch.datasets or launch.models:
-                        from runyard.snapshot import release_dataset_dirs
-
-                        release_dataset_dirs(self.workdir / "datasets")
-                        release_dataset_dirs(self.workdir / "models")
+                        self._release_sealed_dirs()
                     shutil.rmtree(self.workdir, ignore_errors=True)  # the agent's staging copy
                 if launch.container is not None:
                     rc, failed_step, error = self._prepare_image(env)
@@ -454,10 +451,7 @@ class TaskExecution:
         if self._container is not None:
             self._container.cleanup(self._capture)
         if launch.datasets or launch.models:  # the files stay read-only; the directories writable again, so the workdir can go
-            from runyard.snapshot import release_dataset_dirs
-
-            release_dataset_dirs(self.workdir / "datasets")
-            release_dataset_dirs(self.workdir / "models")
+            self._release_sealed_dirs()
         if self._tensorboard is not None:
             self._finish_tensorboard()
         if keeper is not None:  # however the task ended: the files it wrote are kept
@@ -565,6 +559,16 @@ class TaskExecution:
             self._reporter.line("system", f"[runyard] dataset {name}: {label}, {done.n_files} files in datasets/{name}/ "
                                 f"(read-only; {done.n_downloaded} downloaded)", time.time())
         return ""
+
+    def _release_sealed_dirs(self) -> None:
+        """The directories of ``datasets/`` and of each ``models/<name>/`` writable by their owner again (the
+        rest of a ``models/`` folder the code snapshot brought is the user's own, left as it is)."""
+        from runyard.snapshot import release_dataset_dirs
+
+        if self.launch.datasets:
+            release_dataset_dirs(self.workdir / "datasets")
+        for name in self.launch.models:
+            release_dataset_dirs(self.workdir / "models" / name)
 
     def _materialize_models(self) -> str:
         """Each of the launch's model versions, read-only in ``<workdir>/models/<name>/``; an error message, or ""."""

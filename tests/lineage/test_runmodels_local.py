@@ -39,6 +39,7 @@ import runyard
 
 root = Path(os.environ["RUNYARD_MODEL_BASE"])
 assert root == Path.cwd().resolve() / "models" / "base", (root, Path.cwd())
+assert Path("models/mine/keep.txt").read_text() == "mine"  # the code's own models/ folder is left as it is
 model = runyard.load_model(os.environ["RUNYARD_MODEL_BASE"])
 assert model.predict([[4.0]]).round(6).tolist() == [8.0], model.predict([[4.0]])
 for folder, dirs, files in os.walk(root):
@@ -145,6 +146,8 @@ def _project(tmp: Path, project: str, backend: str, shell: bool) -> Path:
     d.mkdir()
     (d / "check.py").write_text(textwrap.dedent(CHECK % {"project": project}))
     (d / "check.sh").write_text(CHECK_SH)
+    (d / "models" / "mine").mkdir(parents=True)  # a models/ folder of the code's own, beside the declared model
+    (d / "models" / "mine" / "keep.txt").write_text("mine")
     command = "bash check.sh" if shell else "python check.py"
     (d / "runyard.yml").write_text(f"project: {project}\ncommand: {command}\nbackend: {backend}\n"
                                    "models: {base: 'models:/twice@production'}\nresources: {cpus: 0.1}\n")

@@ -128,6 +128,11 @@ def test_submission_refuses_archived_unknown_unreadable_and_clashing_models(site
     with pytest.raises(SpecError) as e:
         submit("alice", "rm", {"base": "models:/digits/1"}, snapshot_id=code)
     assert "models/base/old.pt" in e.value.message and "models/base/" in e.value.hint
+    with site.client("alice") as alice:
+        a_file = upload_snapshot(alice, {"models": b"not a folder"})
+    with pytest.raises(SpecError) as e:
+        submit("alice", "rm", {"base": "models:/digits/1"}, snapshot_id=a_file)
+    assert "'models'" in e.value.message
     with site.client("alice") as alice:  # another name does not clash
         exp = alice.create_experiment("rm", "ok", {"project": "rm", "command": "x", "models": {"teacher": "models:/digits/1"}},
                                       snapshot_id=code)

@@ -114,8 +114,8 @@ def check_models_dirs(uris: dict[str, str], files: list[list[Any]]) -> None:
     from runyard.errors import SpecError
 
     for name in uris:
-        clash = next((str(f[0]) for f in files if str(f[0]) == f"models/{name}" or str(f[0]).startswith(f"models/{name}/")),
-                     None)
+        clash = next((str(f[0]) for f in files if str(f[0]) in ("models", f"models/{name}")
+                      or str(f[0]).startswith(f"models/{name}/")), None)
         if clash is not None:
             raise SpecError(f"models: {name} is materialised read-only in models/{name}/, but the code snapshot has the "
                             f"file {clash!r} there.",
