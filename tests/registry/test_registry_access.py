@@ -66,6 +66,8 @@ def world(module_live_servers: LiveServers) -> Iterator[World]:
     engine = make_engine(f"sqlite:///{server.home / 'runyard.db'}")
     try:
         _, w.tokens["run"] = AuthStore(engine).create_token("run", run_id=w.run_id, name="registry test")
+        # run models: a run of "pub", whose token reads pub's models and public ones, never priv's
+        _, w.tokens["pub_run"] = AuthStore(engine).create_token("run", run_id=w.pub_run_id, name="registry test")
     finally:
         engine.dispose()
     yield w
@@ -95,13 +97,14 @@ def _outcome(w: World, who: str, call: Callable[[Client], Any]) -> str:
 
 @pytest.mark.parametrize(("who", "expected"), [
     ("owner", "ok"), ("editor", "ok"), ("viewer", "ok"), ("admin", "ok"), ("outsider", "404"), ("anonymous", "401"),
-    ("run", "403"),
+    ("run", "ok"), ("pub_run", "403"),  # a run's token reads its own project's models, not another's private ones
 ])
 def test_reading_a_private_projects_models(world: World, who: str, expected: str) -> None:
     assert [_outcome(world, who, call) for call in _reads("priv")] == [expected] * 4
 
 
-@pytest.mark.parametrize(("who", "expected"), [("outsider", "ok"), ("viewer", "ok"), ("anonymous", "401"), ("run", "403")])
+@pytest.mark.parametrize(("who", "expected"), [("outsider", "ok"), ("viewer", "ok"), ("anonymous", "401"), ("run", "ok"),
+                                               ("pub_run", "ok")])
 def test_public_projects_models_are_readable_by_any_signed_in_user(world: World, who: str, expected: str) -> None:
     assert [_outcome(world, who, call) for call in _reads("pub")] == [expected] * 4
 
