@@ -150,8 +150,12 @@ def upload_missing(
     *,
     threads: int = _N_THREADS,
 ) -> tuple[int, int]:
-    """Upload the blobs of ``files`` that the server lacks, several at a time; each file's bytes are hashed as they
-    are sent, and a file that changed since it was scanned is refused (the server would refuse it too).
+    """Upload the blobs of ``files`` that the server lacks, several requests at a time; each file's bytes are hashed
+    as they are sent, and a file that changed since it was scanned is refused (the server would refuse it too).
+
+    Files under ``BATCH_FILE_BYTES`` go in ``POST /blobs/batch`` requests (:meth:`Client.upload_blobs`) of at most
+    ``BATCH_BYTES`` and ``BATCH_FILES`` files, the others one per ``PUT /blobs/SHA256``; a server without the batch
+    route (it answers an empty batch with 404 or 405) gets every file by ``PUT``.
 
     Args:
         client: the server's client.
@@ -222,7 +226,7 @@ def upload_missing(
             raise
 
     large = [f for f in to_send if f.size >= BATCH_FILE_BYTES]
-    batches = _batches([f for f in to_send if f.size < BATCH_FILE_BYTES])
+    batches = _batches([f for f in to_send if f.size < BATCH_FILE_BYTES], threads)
     if batches and not _takes_batches(client):
         large, batches = to_send, []  # an older server: every file by PUT
     jobs: list[Callable[[], None]] = [functools.partial(upload, f) for f in large]
@@ -236,12 +240,14 @@ def upload_missing(
     return len(to_send), total
 
 
-def _batches(files: Sequence[FileEntry]) -> list[list[FileEntry]]:
-    """``files`` in groups of at most ``BATCH_FILES`` files and about ``BATCH_BYTES`` bytes, in their order."""
+def _batches(files: Sequence[FileEntry], threads: int) -> list[list[FileEntry]]:
+    """``files`` in groups of at most ``BATCH_FILES`` files and about ``BATCH_BYTES`` bytes, in their order; a few
+    MiB in all are split into about ``threads`` groups (of at least 1 MiB), so that they go up side by side too."""
     out: list[list[FileEntry]] = []
+    per_batch = min(BATCH_BYTES, max(1024 * 1024, sum(f.size for f in files) // max(1, threads) + 1))
     size = 0
     for f in files:
-        if not out or len(out[-1]) >= BATCH_FILES or size + f.size > BATCH_BYTES:
+        if not out or len(out[-1]) >= BATCH_FILES or size + f.size > per_batch:
             out.append([])
             size = 0
         out[-1].append(f)

@@ -242,7 +242,12 @@ def test_datasets_push_sends_small_files_in_batches_and_nothing_the_second_time(
                   | {"big.bin": os.urandom(5 * MiB)})
     counter = _Requests(bclient)
     progress: list[tuple[int, int]] = []
-    first = push_dataset(bclient, "bb", "ds", data, progress=lambda phase, done, total: progress.append((done, total)) if phase == "uploading" else None)
+
+    def on_progress(phase: str, done: int, total: int) -> None:
+        if phase == "uploading":
+            progress.append((done, total))
+
+    first = push_dataset(bclient, "bb", "ds", data, progress=on_progress)
     assert first.created and first.n_uploaded == 26
     assert counter.puts == 1 and counter.batches == [0, 10, 10, 5]  # the probe (empty), then the batches, any order
     assert progress[-1][0] == progress[-1][1] == first.bytes_uploaded
