@@ -449,11 +449,14 @@ class _BatchReceiver:
 
 @router.post("/blobs/batch", response_model=BlobBatchStored, openapi_extra=_BATCH_BODY, dependencies=[Depends(require_user)])
 async def upload_blob_batch(request: Request) -> BlobBatchStored:
-    """Store many blobs in one streamed request (framing above), recorded in one transaction at the end.
+    """Store many blobs in one streamed request, recorded in one transaction at the end.
 
-    Each blob's bytes must hash to its digest and match its size, else the request fails naming it and
-    nothing of that blob is stored (blobs before it in the body may be). A body cut short stores nothing
-    of its unfinished blob. At most ``BATCH_MAX_BLOBS`` blobs and ``BATCH_MAX_BYTES`` bytes per request."""
+    The body is one frame per blob, with nothing between them: the blob's sha256 (64 lowercase hex
+    characters), its size (20 decimal digits, zero-padded), then its bytes. An empty body stores nothing.
+    Each blob's bytes must hash to its digest, else the request fails (400) naming it and nothing of that
+    blob is stored (valid blobs before it in the body may be). A body cut short stores nothing of its
+    unfinished blob. At most 10,000 blobs (400) and 256 MiB (413) per request, each blob at most
+    RUNYARD_MAX_UPLOAD_MB (413); send larger files with PUT /blobs/{digest}."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > BATCH_MAX_BYTES:
         raise _batch_too_large()
