@@ -347,3 +347,14 @@ def test_a_streamed_body_over_the_byte_limit_is_refused(inproc: Callable[[bool],
     assert parts == []
     # The blobs wholly received before the limit may be kept (valid content); the others are not recorded.
     assert set(store.missing_blobs([_sha(b) for b in blobs])) >= {_sha(b) for b in blobs[4:]}
+
+
+def test_a_batch_on_a_postgresql_server(live_servers: LiveServers, pg_url: str, tmp_path: Path) -> None:
+    server = live_servers.start("blob-batch-pg", database_url=pg_url, env={"RUNYARD_SCHEDULER": "0"})
+    blobs = [os.urandom(1000 + i) for i in range(30)]
+    with Client(server.url) as c:
+        assert _post(c, b"".join(_frame(b) for b in blobs + blobs[:3])) == {"n_blobs": 33, "size": sum(map(len, blobs + blobs[:3]))}
+        assert c.missing_blobs([_sha(b) for b in blobs]) == []
+        proj = _write(tmp_path / "proj", {f"f{i}.bin": b for i, b in enumerate(blobs)} | {"new.bin": b"new"})
+        counter = _Requests(c)
+        assert create_snapshot(c, proj).n_uploaded == 1 and counter.batches == [0, 1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from typing import BinaryIO
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -331,7 +332,7 @@ class _BatchReceiver:
         self.hasher = hashlib.sha256()
         self.body = bytearray()  # the current blob's bytes not yet written
         self.tmp: str | None = None  # the current (large) blob's temporary file and its writer
-        self.sink = None  # noqa: ANN001
+        self.sink: BinaryIO | None = None
         self.ready: list[tuple[str, bytes]] = []  # whole, verified small blobs not yet written
         self.ready_bytes = 0
         self.n_blobs = 0
