@@ -358,3 +358,40 @@ def test_a_batch_on_a_postgresql_server(live_servers: LiveServers, pg_url: str, 
         proj = _write(tmp_path / "proj", {f"f{i}.bin": b for i, b in enumerate(blobs)} | {"new.bin": b"new"})
         counter = _Requests(c)
         assert create_snapshot(c, proj).n_uploaded == 1 and counter.batches == [0, 1]
+
+
+def test_the_datasets_push_command_sends_batches(batch_server: LiveServer, bclient: Client, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """``runyard datasets push`` itself (in this process, so that its client's requests can be counted)."""
+    from typer.testing import CliRunner
+
+    from runyard.cli import app
+
+    calls: list[tuple[str, int]] = []
+    put, batch = Client.upload_blob, Client.upload_blobs
+
+    def upload_blob(self: Client, digest: str, data: Any) -> None:
+        calls.append(("PUT", 1))
+        put(self, digest, data)
+
+    def upload_blobs(self: Client, items: Any) -> dict[str, Any]:
+        answer = batch(self, items)
+        calls.append(("POST", answer["n_blobs"]))
+        return answer
+
+    monkeypatch.setattr(Client, "upload_blob", upload_blob)
+    monkeypatch.setattr(Client, "upload_blobs", upload_blobs)
+    monkeypatch.setenv("RUNYARD_SERVER", batch_server.url)
+    monkeypatch.setenv("RUNYARD_HOME", str(tmp_path / "client-home"))
+    bclient.create_project("bbcli")
+    data = _write(tmp_path / "data", {f"x/f{i}.bin": os.urandom(5000 + i) for i in range(40)})
+    args = ["datasets", "push", str(data), "--name", "cli", "-p", "bbcli", "--json"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert calls[0] == ("POST", 0) and all(kind == "POST" for kind, _ in calls)  # the probe, then batches only
+    assert sum(n for _, n in calls) == 40 and len(calls) <= 1 + 8  # about one batch per upload thread
+    calls.clear()
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert calls == [] and out["bytes_uploaded"] == 0 and out["unchanged"]
