@@ -35,6 +35,8 @@ _SDK_NAMES = {
     "should_stop",
     "active_run",
     "Run",
+    # lineage: a dataset version read from code
+    "use_dataset",
 }
 
 __all__ = sorted(_SDK_NAMES | {"__version__"})

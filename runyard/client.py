@@ -648,6 +648,22 @@ class Client:
         params = {"uri": uri, **({"project": project} if project else {})}
         return self._json("GET", "/models/resolve", params=params)
 
+    # ------------------------------------------------------------------ lineage
+    def run_datasets(self, run_id: int) -> list[dict[str, Any]]:
+        """The dataset versions a run read: ``[{name, project, dataset, version, content_id, snapshot_id, n_files,
+        size, refs}]``."""
+        items: list[dict[str, Any]] = self._json("GET", f"/runs/{run_id}/datasets")["items"]
+        return items
+
+    def record_run_dataset(self, run_id: int, name: str, ref: str) -> dict[str, Any]:
+        """Record that a run reads the dataset version ``ref`` names (``digits:latest`` resolves to a number) as ``name``."""
+        return self._json("POST", f"/runs/{run_id}/datasets", json={"name": name, "ref": ref})
+
+    def lineage(self, uri: str, *, project: str | None = None) -> dict[str, Any]:
+        """The lineage graph of ``models:/…``, ``runs:/ID`` or ``datasets:/…``: ``{root, nodes, edges, truncated}``."""
+        params = {"uri": uri} if project is None else {"uri": uri, "project": project}
+        return self._json("GET", "/lineage", params=params)
+
     def _download(self, path: str, dest: Path, progress: Callable[[int], object] | None) -> int:
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)

@@ -225,8 +225,20 @@ def local_blob(client: Any, digest: str, size: int) -> Path:
     return path
 
 
-def stage_snapshot(launch: RunLaunch, target: BlobTarget, *, known: set[str] | None = None) -> dict[str, Any]:
-    """Put the blobs of ``launch``'s snapshot that ``target`` lacks into it; returns the snapshot (its manifest).
+def launch_snapshot_ids(launch: RunLaunch) -> list[str]:
+    """The snapshots a launch's runner materialises: its code's, then its datasets' (``RunLaunch.datasets``)."""
+    ids = [launch.snapshot_id] if launch.snapshot_id else []
+    for version in launch.datasets.values():
+        sid = version.get("snapshot_id")
+        if sid and sid not in ids:
+            ids.append(str(sid))
+    return ids
+
+
+def stage_snapshot(launch: RunLaunch, target: BlobTarget, *, known: set[str] | None = None,
+                   snapshot_id: str | None = None) -> dict[str, Any]:
+    """Put the blobs of ``launch``'s snapshot (or of ``snapshot_id``, one of :func:`launch_snapshot_ids`) that
+    ``target`` lacks into it; returns the snapshot (its manifest).
 
     Blobs come from this machine's cache, downloaded from the server (``launch.server_url``
     with the run's token) when missing. Each blob crosses once: ``target.missing`` is
@@ -235,10 +247,11 @@ def stage_snapshot(launch: RunLaunch, target: BlobTarget, *, known: set[str] | N
     """
     from runyard.client import Client
 
-    if not launch.snapshot_id:
+    snapshot_id = snapshot_id or launch.snapshot_id
+    if not snapshot_id:
         return {}
     with Client(launch.server_url, launch.token, timeout_s=60.0) as client:
-        snap = client.get_snapshot(launch.snapshot_id)
+        snap = client.get_snapshot(snapshot_id)
         sizes = {str(f[1]): int(f[2]) for f in snap["files"]}
         wanted = [d for d in sorted(sizes) if known is None or d not in known]
         if wanted:

@@ -51,7 +51,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from runyard.backends._images import ContainerOptions, container_checks, with_container
 from runyard.backends._remote import RemoteBlobs, RemoteError, RemoteHost
 from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, Resources, RunLaunch
-from runyard.backends.kit import job_name, launch_file_bytes, poll_waiting, runner_command, stage_snapshot
+from runyard.backends.kit import (
+    job_name,
+    launch_file_bytes,
+    launch_snapshot_ids,
+    poll_waiting,
+    runner_command,
+    stage_snapshot,
+)
 from runyard.errors import SubmitError
 
 __all__ = ["SSHBackend", "SSHBackendOptions", "SSHHostOptions"]
@@ -334,9 +341,11 @@ class SSHBackend(BaseBackend):
         return usage
 
     def _start(self, host: _Host, name: str, launch: RunLaunch, gpus: tuple[int, ...]) -> None:
-        if launch.snapshot_id:  # each blob crosses once per host; the runner materialises from that cache
+        # Each blob crosses once per host (the code's, and the datasets' the run reads); the runner materialises
+        # from that cache.
+        for snapshot_id in launch_snapshot_ids(launch):
             stage_snapshot(launch, RemoteBlobs(host.remote, host.blobs_dir, timeout_s=self.options.command_timeout_s),
-                           known=host.blobs)
+                           known=host.blobs, snapshot_id=snapshot_id)
         job = host.job_dir(name)
         host.remote.put_bytes(launch_file_bytes(launch), posixpath.join(job, "launch.json"), mode=0o600)
         res = f"{launch.resources.cpus:g} {launch.resources.memory_mb} {launch.resources.gpus} {','.join(map(str, gpus))}"

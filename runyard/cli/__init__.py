@@ -19,6 +19,7 @@ from runyard.cli import (  # noqa: F401  (they register their commands on app)
     _datasets,
     _experiments,
     _images,
+    _lineage,  # noqa: F401  (runyard lineage)
     _models,  # noqa: F401  (the model registry: `runyard models`)
     _projects,
     _runs,

@@ -62,7 +62,8 @@ def models_register(
     paths: list[str] = typer.Argument(..., help="Artifact paths or directories of the run; the version's files are "
                                       "relative to their common directory."),
     name: str = typer.Option(..., "--name", "-n", help=f"The model's name: {MODEL_NAME_RULE}. Created if missing."),
-    flavor: str = typer.Option("files", "--flavor", help=f"How the model loads: {', '.join(FLAVORS)}."),
+    flavor: str | None = typer.Option(None, "--flavor", help=f"How the model loads: {', '.join(FLAVORS)} (default: "
+                                      "the flavor runyard.log_model recorded in the files, else files)."),
     description: str = typer.Option("", "--description", "-d", help="What this version is."),
     project: str | None = typer.Option(None, "--project", "-p", help="The model's project (default: RUNYARD_PROJECT, "
                                        "else the run's)."),
@@ -70,7 +71,8 @@ def models_register(
 ) -> None:
     """Register a new version of a model from a run's artifacts (the model is created if missing).
 
-    The server copies the files into its content-addressed store, so the version keeps them even
+    Files stored by ``runyard.log_model`` (a directory with ``runyard-model.json``) keep their flavor,
+    signature and requirements. The server copies the files into its content-addressed store, so the version keeps them even
     if the run's artifacts change later. A version is never overwritten: each registration gets the
     next number.
 
@@ -80,11 +82,16 @@ def models_register(
 
         $ runyard models register 1 model/weights.bin report.txt --name digits -p demo --flavor files
     """
-    if flavor not in FLAVORS:
+    if flavor is not None and flavor not in FLAVORS:
         raise InvalidInput(f"Unknown flavor {flavor!r}.", f"Use one of: {', '.join(FLAVORS)}.")
     with get_client() as client:
         where = project or os.environ.get("RUNYARD_PROJECT") or client.get_run(run)["project"]
-        v = client.create_model_version(where, name, run_id=run, paths=paths, flavor=flavor, description=description)
+        meta: dict[str, Any] = {"flavor": flavor or "files"}
+        if flavor is None:  # files stored by runyard.log_model say how they load (runyard-model.json)
+            from runyard.sdk._models import _meta_of_artifacts
+
+            meta = _meta_of_artifacts(client, run, paths) or meta
+        v = client.create_model_version(where, name, run_id=run, paths=paths, description=description, **meta)
     if json_:
         print_json(v)
         return

@@ -97,6 +97,10 @@ class RunLaunch:
     # (``[{regex}|{preset}]``), ``outputs`` (globs, ``!`` excludes), ``outputs_every_s``, ``stop_signal``,
     # ``stop_grace_s``, ``mounts`` (working-directory path → backend path). Empty: none of them.
     task_io: Mapping[str, Any] = field(default_factory=dict)
+    # ``datasets:`` in runyard.yml as resolved at submission: name → ``{project, dataset, version, content_id,
+    # snapshot_id, refs}`` (``refs``: ``[[uri, sha256, size, mtime], ...]``). The runner materialises each
+    # read-only at ``<workdir>/datasets/<name>/`` and sets ``RUNYARD_DATASET_<NAME>``. Empty: none.
+    datasets: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 class Feature(enum.Enum):

@@ -421,12 +421,18 @@ class TaskExecution:
                 error = make_mounts(self.workdir, launch.task_io["mounts"], contained=launch.container is not None)
             if not error and self._prepare is not None:
                 self._prepare(self.workdir)
+            if not error and launch.datasets:  # after prepare: the job's account gets read access, not ownership
+                error = self._materialize_datasets()
             if not error:
                 env = self._environment()
                 if self._sudo is not None:
                     from runyard.runner._sudo import install
 
                     self._rundir = install(self._sudo, self.workdir, self.slot.label, env)
+                    if launch.datasets:
+                        from runyard.snapshot import release_dataset_dirs
+
+                        release_dataset_dirs(self.workdir / "datasets")
                     shutil.rmtree(self.workdir, ignore_errors=True)  # the agent's staging copy
                 if launch.container is not None:
                     rc, failed_step, error = self._prepare_image(env)
@@ -444,6 +450,10 @@ class TaskExecution:
             error = f"runner error: {type(e).__name__}: {e}"
         if self._container is not None:
             self._container.cleanup(self._capture)
+        if launch.datasets:  # the files stay read-only; the directories writable again, so the workdir can go
+            from runyard.snapshot import release_dataset_dirs
+
+            release_dataset_dirs(self.workdir / "datasets")
         if self._tensorboard is not None:
             self._finish_tensorboard()
         if keeper is not None:  # however the task ended: the files it wrote are kept
@@ -525,6 +535,43 @@ class TaskExecution:
             except RunyardError as e:
                 return f"could not fetch snapshot {snapshot_id}: {e.message}"
 
+    def _materialize_datasets(self) -> str:
+        """Each of the launch's datasets, read-only in ``<workdir>/datasets/<name>/``; an error message, or ""."""
+        from runyard import config
+        from runyard.snapshot import materialize_dataset
+
+        cache_dir = self._cache_dir or config.home() / "cache" / "blobs"
+        client = _SnapshotCache(self._client, self.launch.server_url, self.launch.token)
+        for name, version in self.launch.datasets.items():
+            label = f"{version.get('project')}/{version.get('dataset')}:{version.get('version')}"
+            delay = 0.2
+            while True:
+                try:
+                    done = materialize_dataset(client, version, self.workdir / "datasets" / name, cache_dir)
+                    break
+                except ServerUnreachable:
+                    if self._stop is not None:
+                        return "stopped while fetching the datasets"
+                    time.sleep(delay)  # only while the server is down
+                    delay = min(5.0, delay * 2)
+                except RunyardError as e:
+                    return f"could not materialise dataset {name} ({label}): {e.message}"
+                except OSError as e:
+                    return f"could not materialise dataset {name} ({label}): {e}"
+            self._reporter.line("system", f"[runyard] dataset {name}: {label}, {done.n_files} files in datasets/{name}/ "
+                                f"(read-only; {done.n_downloaded} downloaded)", time.time())
+        return ""
+
+    def _dataset_root(self) -> str:
+        """Where the task's processes find ``datasets/``: in the container, the account's copy (sudo), or the workdir."""
+        if self.launch.container is not None:
+            from runyard.runner._container import GUEST_WORK
+
+            return f"{GUEST_WORK}/datasets"
+        if self._sudo is not None:
+            return str(self._sudo.home / self.slot.label / "datasets")
+        return str(self.workdir.resolve() / "datasets")
+
     def _environment(self) -> dict[str, str]:
         launch = self.launch
         env = dict(os.environ if self._base_env is None else self._base_env)
@@ -548,6 +595,11 @@ class TaskExecution:
 
         # Thread pools follow the task's CPUs unless the user's env: (or the backend) says otherwise.
         env.update(thread_env(task_resources(launch, self.slot).cpus, {**launch.env, **self._extra_env}))
+        if launch.datasets:
+            from runyard.snapshot._dataset_dirs import env_name
+
+            root = self._dataset_root()
+            env.update({env_name(name): f"{root}/{name}" for name in launch.datasets})
         env["RUNYARD_ATTEMPT"] = str(launch.attempt)
         env["RUNYARD_TASK_ROLE"] = self.slot.role
         env["RUNYARD_TASK_RANK"] = str(self.slot.rank)

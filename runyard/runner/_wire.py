@@ -43,6 +43,7 @@ def launch_to_dict(launch: RunLaunch) -> dict[str, Any]:
         "container": None if launch.container is None else dict(launch.container),
         "tensorboard": None if launch.tensorboard is None else dict(launch.tensorboard),
         "task_io": dict(launch.task_io),
+        "datasets": {str(k): dict(v) for k, v in launch.datasets.items()},
     }
 
 
@@ -86,6 +87,7 @@ def launch_from_dict(data: Mapping[str, Any]) -> RunLaunch:
             container=None if data.get("container") is None else dict(data["container"]),
             tensorboard=None if data.get("tensorboard") is None else dict(data["tensorboard"]),
             task_io=dict(data.get("task_io") or {}),
+            datasets={str(k): dict(v) for k, v in (data.get("datasets") or {}).items()},
         )
     except (TypeError, ValueError, KeyError, AttributeError) as e:
         raise InvalidInput(f"The launch has a value of the wrong type ({type(e).__name__}: {e}).",

@@ -8,7 +8,7 @@ from typing import Any
 
 from runyard import _failpoints
 from runyard.backends.base import Backend, Resources
-from runyard.errors import InvalidState, RunyardError
+from runyard.errors import InvalidState, NotFound, RunyardError
 from runyard.scheduler import _hooks
 from runyard.scheduler._dispatch import Unavailable, backend_names, build_launch, infeasible, run_resources, waiting_reason
 from runyard.scheduler._state import SchedulerState
@@ -131,7 +131,8 @@ def admit(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         counts["starting"] = counts.get("starting", 0) + 1
         params = state.params_of(exp["id"], [run_id])[run_id]
         launch = build_launch(spec, {"id": run_id, "attempt": row["attempt"], "params": params}, exp,
-                              server_url=state.server_url, token=token)
+                              server_url=state.server_url, token=token,
+                              datasets=_datasets_of(state, run_id) if spec.datasets else ())
         try:
             job_id = _hooks.submit(backend, launch, at_most)
         except RunyardError as e:
@@ -270,3 +271,11 @@ def _cancel_left_behind(state: SchedulerState, row: Mapping[str, Any]) -> bool:
     except InvalidState:
         return False
     return True
+
+
+def _datasets_of(state: SchedulerState, run_id: int) -> list[Any]:
+    """The dataset versions recorded for the run (its experiment's ``datasets:``); none once the run is gone."""
+    try:
+        return list(state.store.run_datasets(run_id))
+    except NotFound:
+        return []

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -213,8 +213,11 @@ class BackendPool:
 
 
 def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any], *, server_url: str,
-                 token: str | None = None) -> RunLaunch:
-    """Everything a backend needs for one attempt of ``run`` of an experiment with ``spec``."""
+                 token: str | None = None, datasets: Sequence[Any] = ()) -> RunLaunch:
+    """Everything a backend needs for one attempt of ``run`` of an experiment with ``spec``.
+
+    ``datasets``: the run's ``RunDataset`` records (``Store.run_datasets``), materialised by the runner.
+    """
     params = dict(run["params"])
     env = {str(k): str(v) for k, v in spec.env.items()}
     env.update({
@@ -255,6 +258,8 @@ def build_launch(spec: Any, run: Mapping[str, Any], experiment: Mapping[str, Any
         distributed=distributed,
         tensorboard=None if spec.tensorboard is None else spec.tensorboard.model_dump(),
         task_io=spec.task_io(),
+        datasets={d.name: {"project": d.project, "dataset": d.dataset, "version": d.version, "content_id": d.content_id,
+                           "snapshot_id": d.snapshot_id, "refs": [list(r) for r in d.refs]} for d in datasets},
     )
 
 

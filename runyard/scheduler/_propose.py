@@ -63,8 +63,14 @@ def propose(state: SchedulerState, rows: list[dict[str, Any]]) -> bool:
         # One backend: the runs are queued for it. Several: a run's backend is recorded when it is dispatched.
         names = backend_names(spec)
         backend = names[0] if len(names) == 1 else None
-        ids = store.create_queued_runs(exp["id"], exp["project_id"], runs, snapshot_id=exp.get("snapshot_id"),
-                                       backend=backend)
+        try:
+            ids = store.create_queued_runs(exp["id"], exp["project_id"], runs, snapshot_id=exp.get("snapshot_id"),
+                                           backend=backend, datasets=spec.datasets or None)
+        except RunyardError as e:  # a dataset version it reads was deleted since submission: no run can read it
+            if not spec.datasets:
+                raise
+            store.set_experiment_status(exp["id"], "failed", f"datasets: {e.message}")
+            continue
         if not ids:
             continue  # the experiment ended since this round's read: nothing was queued
         cache = state.params.setdefault(exp["id"], {})

@@ -41,6 +41,7 @@ from runyard.sdk._api import (
     set_tags,
     should_stop,
 )
+from runyard.sdk._datasets import use_dataset
 from runyard.sdk._models import load_model, log_model, register_model
 from runyard.sdk._run import Run
 
@@ -61,6 +62,7 @@ __all__ = [
     "register_model",
     "set_tags",
     "should_stop",
+    "use_dataset",
 ]
 
 # `runyard` re-exports these lazily through a module __getattr__, which Python calls on

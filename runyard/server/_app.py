@@ -26,6 +26,7 @@ from runyard.server.routers import (
     datasets,
     experiments,
     images,
+    lineage,
     logs,
     media,
     members,
@@ -168,7 +169,8 @@ def create_app(store: Store | None = None, *, artifacts_url: str | None = None, 
     # heartbeats, metrics, logs) come first, since they are most of the requests a busy server sees.
     for r in (runs.router, logs.router, artifacts.router, experiments.router, projects.router, members.router,
               sessions.router, users.router, tokens.router, tokens.run_tokens, audit.router, backends.router, images.router,
-              tensorboard.router, media.router):
+              tensorboard.router, media.router,
+              lineage.router):
         api.include_router(r)
     api.include_router(models.router)  # the model registry
     api.include_router(datasets.router)  # versioned datasets

@@ -446,21 +446,36 @@ async def _require_run_async(request: Request, run_id: int, need: str) -> None:
 
 
 def require_snapshot(request: Request, snapshot_id: str) -> None:
-    """Snapshots are content-addressed (unguessable ids): any user may read one; a run only its own."""
+    """Snapshots are content-addressed (unguessable ids): any user may read one; a run only its own
+    and those of the dataset versions recorded for it."""
     p = principal(request)
-    if p.kind == "run" and (p.run_id is None or _auth(request).store.run_snapshot(p.run_id) != snapshot_id):
-        raise Forbidden(f"Run {p.run_id}'s token may read only its own snapshot.", "Each run's token reaches only its own run.")
+    if p.kind == "run" and (p.run_id is None or (_auth(request).store.run_snapshot(p.run_id) != snapshot_id
+                                                 and snapshot_id not in _run_dataset_snapshots(request, p.run_id))):
+        raise Forbidden(f"Run {p.run_id}'s token may read only its own snapshot and its datasets'.",
+                        "Each run's token reaches only its own run; record a dataset it reads with runyard.use_dataset.")
 
 
 def require_blob(request: Request, digest: str) -> None:
-    """Blobs are content-addressed: any user may read one; a run only the files of its own snapshot."""
+    """Blobs are content-addressed: any user may read one; a run only the files of its own snapshot and of the
+    dataset versions recorded for it (``datasets:`` in runyard.yml, ``runyard.use_dataset``)."""
     p = principal(request)
     if p.kind != "run":
         return
-    snap = _auth(request).store.run_snapshot(p.run_id) if p.run_id is not None else None
-    if snap is None or not _auth(request).store.snapshot_has_blob(snap, digest):
-        raise Forbidden(f"Run {p.run_id}'s token may read only the files of its own snapshot.",
-                        "Each run's token reaches only its own run.")
+    store = _auth(request).store
+    snap = store.run_snapshot(p.run_id) if p.run_id is not None else None
+    if snap is not None and store.snapshot_has_blob(snap, digest):
+        return
+    # --- lineage: the blobs of the dataset versions the run reads ---
+    main = request.app.state.store
+    if p.run_id is not None and any(digest in main.snapshot_digests(s) for s in _run_dataset_snapshots(request, p.run_id)):
+        return
+    raise Forbidden(f"Run {p.run_id}'s token may read only the files of its own snapshot and of its datasets.",
+                    "Each run's token reaches only its own run; record a dataset it reads with runyard.use_dataset.")
+
+
+def _run_dataset_snapshots(request: Request, run_id: int) -> list[str]:
+    """The snapshots of the dataset versions recorded for run ``run_id`` (``run_datasets``)."""
+    return request.app.state.store.run_dataset_snapshot_ids(run_id)
 
 
 def sign_in_on(request: Request) -> bool:

@@ -31,16 +31,17 @@ dirty flag, diff), ``_upload`` (missing blobs only, then the manifest),
 """
 
 # Versioned datasets: the same blobs and manifests, pushed by content (runyard datasets).
+from runyard.snapshot._dataset_dirs import DatasetMaterialized, materialize_dataset, release_dataset_dirs
 from runyard.snapshot._datasets import (
     DatasetPushResult,
     LocalDataset,
     PulledDataset,
     hash_references,
-    materialize_dataset,
     pull_dataset,
     push_dataset,
     reference_paths,
     scan_dataset,
+    write_dataset_version,
 )
 from runyard.snapshot._diff import Change, diff_snapshots, file_diff
 from runyard.snapshot._git import GIT_DIFF_MAX_BYTES, GitInfo, git_info
@@ -65,6 +66,7 @@ __all__ = [
     "GIT_DIFF_MAX_BYTES",
     "IGNORE_FILE",
     "Change",
+    "DatasetMaterialized",
     "FileEntry",
     "GitInfo",
     "Materialized",
@@ -81,6 +83,7 @@ __all__ = [
     "scan",
     "upload_missing",
     # datasets
+    "DatasetMaterialized",
     "DatasetPushResult",
     "LocalDataset",
     "PulledDataset",
@@ -89,5 +92,7 @@ __all__ = [
     "pull_dataset",
     "push_dataset",
     "reference_paths",
+    "release_dataset_dirs",
     "scan_dataset",
+    "write_dataset_version",
 ]

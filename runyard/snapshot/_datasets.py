@@ -34,8 +34,8 @@ from runyard.snapshot._upload import upload_missing
 if TYPE_CHECKING:
     from runyard.client import Client
 
-__all__ = ["DatasetPushResult", "LocalDataset", "PulledDataset", "hash_references", "materialize_dataset", "pull_dataset",
-           "push_dataset", "reference_paths", "scan_dataset"]
+__all__ = ["DatasetPushResult", "LocalDataset", "PulledDataset", "hash_references", "pull_dataset", "push_dataset",
+           "reference_paths", "scan_dataset", "write_dataset_version"]
 
 Progress = Callable[[str, int, int], None]
 """``progress(phase, bytes_done, bytes_total)``; phase is ``hashing DIR``, ``hashing REF`` or ``uploading``."""
@@ -413,22 +413,24 @@ class PulledDataset:
 
 def pull_dataset(client: Client, project: str, name: str, version: int | str | None, dest: str | os.PathLike[str], *,
                  cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
-    """Write a dataset version into ``dest``: see :func:`materialize_dataset`.
+    """Write a dataset version into ``dest``: see :func:`write_dataset_version`.
 
     Raises:
         NotFound: no such dataset or version.
         InvalidInput: a referenced file is gone or changed since the version was pushed, or a path would collide.
     """
     v = client.get_dataset_version(project, name, version)
-    return materialize_dataset(client, v, dest, cache_dir=cache_dir, link=link)
+    return write_dataset_version(client, v, dest, cache_dir=cache_dir, link=link)
 
 
-def materialize_dataset(client: Client, v: Mapping[str, Any], dest: str | os.PathLike[str], *,
-                        cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
-    """Write a dataset version (as ``GET .../versions/{v}`` answers it: ``snapshot_id``, ``files``, ``refs``) into
-    ``dest``: stored files through the blob cache (:func:`materialize`), local references as symlinks to their
-    path, s3:// references downloaded into the blob cache (and checked against the recorded sha256) then linked
-    from it; where each reference lands: :func:`reference_paths`. Idempotent.
+def write_dataset_version(client: Client, v: Mapping[str, Any], dest: str | os.PathLike[str], *,
+                          cache_dir: str | os.PathLike[str] | None = None, link: bool = True) -> PulledDataset:
+    """Write a dataset version (as ``GET .../versions/{v}`` answers it: ``snapshot_id``, ``files``, ``refs``; without
+    ``files`` they are read from the snapshot, as for the versions ``GET /runs/{id}/datasets`` lists) into ``dest``:
+    stored files through the blob cache (:func:`materialize`), local references as symlinks to their path, s3://
+    references downloaded into the blob cache (and checked against the recorded sha256) then linked from it; where
+    each reference lands: :func:`reference_paths`. Idempotent. The task runner and ``runyard.use_dataset`` write the
+    versions a run reads with it.
 
     Raises:
         InvalidInput: a referenced file is gone or changed since the version was pushed, or a path would collide.
@@ -437,9 +439,12 @@ def materialize_dataset(client: Client, v: Mapping[str, Any], dest: str | os.Pat
     dest_root = Path(dest).expanduser()
     dest_root.mkdir(parents=True, exist_ok=True)
     got = None
+    files = v.get("files")
     if v.get("snapshot_id"):
         got = materialize(client, v["snapshot_id"], dest_root, cache_dir, link=link)
-    stored = {str(f[0]) for f in v.get("files") or []}
+        if files is None:
+            files = client.get_snapshot(v["snapshot_id"])["files"]
+    stored = {str(f[0]) for f in files or []}
     refs = {str(r[0]): r for r in v.get("refs") or []}
     label = f"{project}/{name}:{v.get('version', '?')}"
     cache = _cache_dir(cache_dir)

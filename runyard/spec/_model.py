@@ -26,6 +26,7 @@ from runyard.search import (
     IntRange,
     axis_size,
 )
+from runyard.spec._datasets import DatasetsField
 from runyard.spec._image import BuildField, BuildSection, ImageField
 from runyard.spec._notebook import TensorboardSpec, check_notebook, notebook_command
 from runyard.spec._outputs import (
@@ -194,6 +195,8 @@ class Spec(Model):
     stop_signal: StopSignalField = None
     stop_grace: StopGraceField = None
     mounts: MountsField = Field(default_factory=dict)
+    # The dataset versions each run reads (runyard.spec._datasets): name -> reference, pinned at submission.
+    datasets: DatasetsField = Field(default_factory=dict)
 
     @field_validator("backend", mode="before")
     @classmethod
@@ -306,6 +309,10 @@ class Spec(Model):
                 )
             )
         problems.extend(self._image_problems())
+        if self.datasets:
+            problems.extend((("mounts",), f"has the path {key!r}, where the run's datasets: are materialised. "
+                             "Mount it elsewhere, e.g. data/.") for key in self.mounts
+                            if key == "datasets" or key.startswith("datasets/"))
         assert self.command is not None
         missing = undeclared(self.command, list(self.params))
         problems.extend((("command",), body) for body in missing)

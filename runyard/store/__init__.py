@@ -7,6 +7,14 @@ hashes a dummy password with argon2 at import, a cost that users of the ``Store`
 from typing import TYPE_CHECKING, Any
 
 from runyard.store._engine import make_engine
+from runyard.store._lineage import (
+    LineageEdge,
+    LineageGraph,
+    LineageNode,
+    RunDataset,
+    check_run_dataset_name,
+    parse_lineage_uri,
+)
 from runyard.store._migrate import current_revision, head_revision, upgrade
 from runyard.store._new_run import insert_run
 from runyard.store._query import Filter, Order, parse_filter, parse_order
@@ -94,4 +102,11 @@ __all__ = [
     "parse_order",
     "parse_tag_filter",
     "upgrade",
+    # lineage
+    "LineageEdge",
+    "LineageGraph",
+    "LineageNode",
+    "RunDataset",
+    "check_run_dataset_name",
+    "parse_lineage_uri",
 ]

@@ -285,12 +285,13 @@ class DatasetsPart(StorePart):
                 if description is not None and description != row.description:
                     conn.execute(update(d).where(d.id == row.id).values(description=description, updated_at=now))
                 return DatasetPush(created=False, version=self._pushed(conn, latest.id, name, project))
-            number = (latest.version if latest is not None else 0) + 1
+            # Never a number given before, even if that version was deleted since (``last_version``).
+            number = max(int(row.last_version or 0), latest.version if latest is not None else 0) + 1
             res = conn.execute(v.__table__.insert().values(
                 dataset_id=row.id, version=number, content_id=content_id, snapshot_id=snapshot_id,
                 refs=json.dumps(clean_refs), n_files=n_files, size=size, message=message, tags=json.dumps(tags),
                 created_by=created_by, created_at=now))
-            values: dict[str, Any] = {"updated_at": now}
+            values: dict[str, Any] = {"updated_at": now, "last_version": number}
             if description is not None:
                 values["description"] = description
             conn.execute(update(d).where(d.id == row.id).values(**values))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, insert, literal, or_, select, update
@@ -173,7 +173,8 @@ class SchedulingPart(StorePart):
         return [(row[0], row[1], row[2], _clean_float(row[3]), row[4] or 0) for row in rows]
 
     def create_queued_runs(self, experiment_id: int, project_id: int, runs: Sequence[tuple[int, str, dict[str, Any]]], *,
-                           snapshot_id: str | None, backend: str | None) -> list[int]:
+                           snapshot_id: str | None, backend: str | None,
+                           datasets: Mapping[str, str] | None = None) -> list[int]:
         """Queue the scheduler's proposals ``(number, name, params)`` of one experiment in one transaction.
 
         Returns the new runs' ids in order, or ``[]`` when the experiment is no longer
@@ -211,4 +212,9 @@ class SchedulingPart(StorePart):
                                  "num": _num(value)})
             if rows:
                 conn.execute(insert(m.SqlParam), rows)
+            if datasets:  # lineage: what each run reads, recorded with the run
+                project = conn.execute(select(m.SqlProject.name).where(m.SqlProject.id == project_id)).scalar_one()
+                from runyard.store._lineage import insert_run_datasets
+
+                insert_run_datasets(conn, project, ids, datasets)
         return ids

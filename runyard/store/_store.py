@@ -17,6 +17,7 @@ from runyard.store._datasets import DatasetsPart  # versioned datasets
 from runyard.store._engine import make_engine
 from runyard.store._experiments import ExperimentsPart
 from runyard.store._files import FilesPart
+from runyard.store._lineage import LineagePart
 from runyard.store._logs import LogsPart
 from runyard.store._media import MediaPart
 from runyard.store._metrics import MetricsPart
@@ -34,7 +35,8 @@ __all__ = ["BLOCK_STEPS", "Store"]
 class Store(ProjectsPart, ExperimentsPart, RunsPart, StatusesPart, SchedulingPart, TasksPart, MetricsPart, LogsPart, FilesPart,
             MediaPart,
             RegistryPart,  # the model registry
-            DatasetsPart):  # versioned datasets
+            DatasetsPart,  # versioned datasets
+            LineagePart):  # the datasets runs read, and the lineage graph
     """Facade over the database. Create with ``Store.open()`` (applies migrations)."""
 
     def __init__(self, engine: Engine) -> None:

@@ -206,6 +206,11 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
         f"/projects/{w.project}/datasets/{_dataset(w)}/diff", {"params": {"a": "1", "b": "latest"}})),
     ("DELETE", "/projects/{project}/datasets/{name}/versions/{version}"): ("project_owner", lambda w: (
         f"/projects/{w.project}/datasets/ds/versions/{_dataset_version(w)}", {})),
+    # lineage: the datasets a run read, and the graph
+    ("GET", "/runs/{run_id}/datasets"): ("viewer_or_run", lambda w: (f"/runs/{w.run_id}/datasets", {})),
+    ("POST", "/runs/{run_id}/datasets"): ("editor_or_run", lambda w: (f"/runs/{w.run_id}/datasets",
+                                                                      {"json": {"name": "train", "ref": f"{_dataset(w)}:1"}})),
+    ("GET", "/lineage"): ("project_viewer", lambda w: ("/lineage", {"params": {"uri": f"runs:/{w.run_id}"}})),
 }
 
 

@@ -225,3 +225,20 @@ def test_bad_inputs_refused(store: Store) -> None:
         store.get_dataset_version("p", "d", 7)
     with pytest.raises(NotFound, match="no dataset"):
         store.get_dataset("p", "other")
+
+
+def test_a_deleted_versions_number_is_never_given_again(store: Store) -> None:
+    """``digits:2`` names one content for good: after version 2 is deleted, the next push is version 3, and
+    pushing version 2's content again makes version 3 too (a number pinned by an experiment never changes
+    meaning)."""
+    store.create_project("p")
+    s1 = _snapshot(store, {"a.txt": b"one"})
+    s2 = _snapshot(store, {"a.txt": b"two"})
+    assert store.create_dataset_version("p", "digits", snapshot_id=s1).version.version == 1
+    assert store.create_dataset_version("p", "digits", snapshot_id=s2).version.version == 2
+    store.delete_dataset_version("p", "digits", 2)
+    again = store.create_dataset_version("p", "digits", snapshot_id=s2)
+    assert again.created and again.version.version == 3
+    store.delete_dataset_version("p", "digits", 3)
+    store.delete_dataset_version("p", "digits", 1)
+    assert store.create_dataset_version("p", "digits", snapshot_id=s1).version.version == 4

@@ -117,7 +117,7 @@ def test_digits_sweep_completes_on_ray(ray_yard: Yard, ray_cluster: RayCluster, 
     assert logs.returncode == 0 and "epoch" in logs.stdout.lower(), logs.stdout
     paths = {a["path"] for a in ray_yard.client.list_artifacts(run["id"])}
     assert {"accuracy.json", "models/digits/runyard-model.json"} <= paths, paths
-    assert [(d["name"], d["dataset"], d["version"]) for d in ray_yard.client.run_datasets(run["id"])["items"]] == [
+    assert [(d["name"], d["dataset"], d["version"]) for d in ray_yard.client.run_datasets(run["id"])] == [
         ("train", "digits", 1)]
 
 

@@ -58,7 +58,7 @@ def test_digits_from_dataset_to_a_model_in_production(yard: Yard, tmp_path: Path
     runs = [r for r in yard.runs(exp["id"]) if r["status"] == "succeeded"]
     assert runs, yard.describe(exp["id"])
     for r in runs:  # every run read version 1, from the directory Runyard gave it
-        used = yard.client.run_datasets(r["id"])["items"]
+        used = yard.client.run_datasets(r["id"])
         assert [(u["name"], u["dataset"], u["version"]) for u in used] == [("train", "digits", 1)]
     best = max(runs, key=lambda r: r["metrics"]["val/accuracy"]["last"])
 

@@ -86,7 +86,7 @@ def test_digits_sweep_completes_on_slurm(slurm_yard: Yard, tmp_path: Path) -> No
     assert info.returncode == 0 and "val/accuracy" in info.stdout, info.stdout
     logs = slurm_yard.cli("logs", str(run["id"]))
     assert logs.returncode == 0 and "epoch" in logs.stdout.lower(), logs.stdout
-    assert [(d["name"], d["dataset"], d["version"]) for d in slurm_yard.client.run_datasets(run["id"])["items"]] == [
+    assert [(d["name"], d["dataset"], d["version"]) for d in slurm_yard.client.run_datasets(run["id"])] == [
         ("train", "digits", 1)]
     assert "models/digits/runyard-model.json" in {a["path"] for a in slurm_yard.client.list_artifacts(run["id"])}
 

@@ -16,7 +16,7 @@ from runyard.sdk import _api, _run
 from runyard.testing import LiveServer
 
 EXPECTED = ["Run", "active_run", "finish", "init", "load_model", "log", "log_artifact", "log_image", "log_model", "log_params",
-            "log_table", "note", "params", "register_model", "set_tags", "should_stop"]
+            "log_table", "note", "params", "register_model", "set_tags", "should_stop", "use_dataset"]
 
 
 def test_exports_are_exactly_the_sdk_names() -> None:

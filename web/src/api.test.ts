@@ -195,3 +195,40 @@ describe("artifactText", () => {
     expect([err.status, err.message]).toEqual([404, "Run 3 has no artifact 'x.txt'."]);
   });
 });
+
+describe("models, datasets and lineage", () => {
+  it("encodes names in paths and sends alias moves and archives as writes with the CSRF token", async () => {
+    answer(200, { alias: "production", version: 2, from_version: 1 });
+    await api.setModelAlias("my proj", "a.b-c", "production", 2);
+    await api.archiveModelVersion("p", "m", 3);
+    await api.archiveModelVersion("p", "m", 3, true);
+    await api.deleteModelAlias("p", "m", "staging");
+    expect(calls.map((c) => [c.init.method, c.url])).toEqual([
+      ["PUT", "/api/v1/projects/my%20proj/models/a.b-c/aliases/production"],
+      ["POST", "/api/v1/projects/p/models/m/versions/3/archive"],
+      ["POST", "/api/v1/projects/p/models/m/versions/3/unarchive"],
+      ["DELETE", "/api/v1/projects/p/models/m/aliases/staging"],
+    ]);
+    expect(JSON.parse(calls[0].init.body as string)).toEqual({ version: 2 });
+    expect(headers(0)["X-CSRF-Token"]).toBe("csrf-abc");
+  });
+
+  it("reads versions, diffs and lineage with their query", async () => {
+    answer(200, { items: [] });
+    await api.models("p", "dig");
+    await api.datasets("p");
+    await api.datasetVersion("p", "digits", "latest");
+    await api.datasetDiff("p", "digits", 1, 2);
+    await api.lineage("models:/p/digits@production");
+    await api.runDatasets(7);
+    expect(calls.map((c) => c.url)).toEqual([
+      "/api/v1/projects/p/models?q=dig",
+      "/api/v1/projects/p/datasets",
+      "/api/v1/projects/p/datasets/digits/versions/latest",
+      "/api/v1/projects/p/datasets/digits/diff?a=1&b=2",
+      "/api/v1/lineage?uri=models%3A%2Fp%2Fdigits%40production",
+      "/api/v1/runs/7/datasets",
+    ]);
+    expect(calls.every((c) => c.init.method === "GET")).toBe(true);
+  });
+});

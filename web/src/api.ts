@@ -33,6 +33,47 @@ export interface Note { text: string; updated_at: string | null; updated_by: str
 export interface ArtifactText { text: string; bytes: number; truncated: boolean; binary: boolean }
 export interface Snapshot { id: string; files: [string, string, number, number][]; n_files: number; size: number; git_commit: string | null; git_branch: string | null; git_dirty: boolean; git_diff: string; created_at: number }
 
+// ---- Models, datasets and lineage (REGISTRY contract: /projects/{p}/models, /projects/{p}/datasets, /lineage) ----
+/** A file of a snapshot: [path, sha256, size, mode]. */
+export type ManifestEntry = [string, string, number, number];
+/** A referenced file of a dataset version (kept in place): [uri, sha256, size, mtime]. */
+export type RefEntry = [string, string, number, number];
+export interface Model {
+  name: string; project: string; description: string; tags: Record<string, string>; n_versions: number;
+  latest_version: number | null; aliases: Record<string, number>; created_by: string; created_at: number; updated_at: number;
+}
+export interface ModelVersion {
+  model: string; project: string; version: number; run_id: number | null; source: string; snapshot_id: string;
+  files: ManifestEntry[]; n_files: number; size: number; flavor: string;
+  signature: { inputs?: unknown[]; outputs?: unknown[] } | null; requirements: string[]; description: string;
+  tags: Record<string, string>; status: "ready" | "archived" | string; aliases: string[]; created_by: string;
+  created_at: number; archived_at: number | null;
+}
+/** An alias moved (from_version null: set for the first time; to_version null: removed). */
+export interface AliasEvent { alias: string; from_version: number | null; to_version: number | null; actor: string; at: number }
+export interface ModelDetail extends Model { versions: ModelVersion[]; alias_history: AliasEvent[] }
+export interface AliasMove { alias: string; version: number; from_version: number | null }
+export interface Dataset {
+  name: string; project: string; description: string; n_versions: number; latest_version: number | null;
+  n_files: number; size: number; created_by: string; created_at: number; updated_at: number;
+}
+export interface DatasetVersion {
+  dataset: string; project: string; version: number; content_id: string; snapshot_id: string | null;
+  files: ManifestEntry[]; refs: RefEntry[]; n_files: number; size: number; message: string;
+  tags: Record<string, string>; created_by: string; created_at: number; used_by_models: { model: string; version: number }[];
+}
+export type DatasetVersionSummary = Omit<DatasetVersion, "files" | "refs" | "used_by_models"> & Partial<Pick<DatasetVersion, "used_by_models">>;
+export interface DatasetDetail extends Dataset { versions: DatasetVersionSummary[] }
+/** `GET .../diff?a=&b=`: [path, size] added and removed, [path, size_a, size_b] changed. */
+export interface DatasetDiff { added: [string, number][]; removed: [string, number][]; changed: [string, number, number][]; unchanged: number }
+export interface RunDataset { name: string; project: string; dataset: string; version: number; content_id: string; snapshot_id: string | null; n_files: number; size: number }
+export type LineageKind = "model_version" | "run" | "dataset_version" | "snapshot" | "image" | "experiment";
+export interface LineageNode { id: string; kind: LineageKind | string; label: string; project?: string | null; data: Record<string, unknown> }
+/** `data.name` of a read edge: the run's name for the dataset (the key in runyard.yml's datasets:). */
+export interface LineageEdge { source: string; target: string; kind: "trained_from" | "read" | "code" | "image" | "registered_as" | "part_of" | string; data?: Record<string, unknown> }
+/** Redacted nodes (in projects the caller cannot read) carry `data.redacted`; `truncated`: the server left some nodes out. */
+export interface Lineage { root: string; nodes: LineageNode[]; edges: LineageEdge[]; truncated?: boolean }
+
 /** An error the API answered with ({code, message, hint}) or a network failure. */
 export class ApiError extends Error {
   constructor(public status: number, public code: string, message: string, public hint: string | null) {
@@ -97,6 +138,8 @@ export interface RunQuery {
 }
 
 const projectPath = (name: string) => `/projects/${encodeURIComponent(name)}`;
+const modelPath = (project: string, name: string) => `${projectPath(project)}/models/${encodeURIComponent(name)}`;
+const datasetPath = (project: string, name: string) => `${projectPath(project)}/datasets/${encodeURIComponent(name)}`;
 
 export const api = {
   me: () => get<Me>("/me"),
@@ -155,6 +198,27 @@ export const api = {
     if (!resp.ok) await fail(resp, `blob ${digest}`);
     return resp.text();
   },
+  // ---- Models, datasets and lineage ----
+  models: (project: string, q?: string) => get<{ items: Model[] }>(`${projectPath(project)}/models`, { q }).then((r) => r.items),
+  model: (project: string, name: string) => get<ModelDetail>(modelPath(project, name)),
+  modelVersion: (project: string, name: string, version: number) => get<ModelVersion>(`${modelPath(project, name)}/versions/${version}`),
+  /** Archives (or with `unarchive`, restores) a version (editors). */
+  archiveModelVersion: (project: string, name: string, version: number, unarchive = false) =>
+    request<ModelVersion>("POST", `${modelPath(project, name)}/versions/${version}/${unarchive ? "unarchive" : "archive"}`),
+  /** Points an alias at a version (owners); the server records who moved it from which version. */
+  setModelAlias: (project: string, name: string, alias: string, version: number) =>
+    request<AliasMove>("PUT", `${modelPath(project, name)}/aliases/${encodeURIComponent(alias)}`, undefined, { version }),
+  deleteModelAlias: (project: string, name: string, alias: string) =>
+    request<void>("DELETE", `${modelPath(project, name)}/aliases/${encodeURIComponent(alias)}`),
+  datasets: (project: string, q?: string) => get<{ items: Dataset[] }>(`${projectPath(project)}/datasets`, { q }).then((r) => r.items),
+  dataset: (project: string, name: string) => get<DatasetDetail>(datasetPath(project, name)),
+  datasetVersion: (project: string, name: string, version: number | "latest") => get<DatasetVersion>(`${datasetPath(project, name)}/versions/${version}`),
+  datasetDiff: (project: string, name: string, a: number, b: number) => get<DatasetDiff>(`${datasetPath(project, name)}/diff`, { a, b }),
+  /** Deletes a dataset version (owners); 409 when a registered model was trained on it or runs read it. */
+  deleteDatasetVersion: (project: string, name: string, version: number) =>
+    request<void>("DELETE", `${datasetPath(project, name)}/versions/${version}`),
+  runDatasets: (id: number) => get<{ items: RunDataset[] }>(`/runs/${id}/datasets`).then((r) => r.items),
+  lineage: (uri: string) => get<Lineage>("/lineage", { uri }),
 };
 
 /** Throws the ApiError of a file route's failed answer (its JSON error when it sent one). */

@@ -6,8 +6,10 @@ import { api, onUnauthorized } from "./api";
 import { loginUrl } from "./lib/auth";
 import { SessionProvider, useSession } from "./lib/session";
 import { ComparePage } from "./pages/Compare";
+import { DatasetPage, DatasetsPage } from "./pages/Datasets";
 import { ExperimentPage } from "./pages/Experiment";
 import { LoginPage } from "./pages/Login";
+import { ModelPage, ModelsPage } from "./pages/Models";
 import { ProjectPage } from "./pages/Project";
 import { ProjectsPage } from "./pages/Projects";
 import { RunPage } from "./pages/Run";
@@ -83,6 +85,10 @@ function App() {
           <Route path="/login" element={<LoginPage />} />
           <Route path="/" element={<ProjectsPage />} />
           <Route path="/projects/:name" element={<ProjectPage />} />
+          <Route path="/projects/:name/models" element={<ModelsPage />} />
+          <Route path="/projects/:name/models/:model" element={<ModelPage />} />
+          <Route path="/projects/:name/datasets" element={<DatasetsPage />} />
+          <Route path="/projects/:name/datasets/:dataset" element={<DatasetPage />} />
           <Route path="/experiments/:id" element={<ExperimentPage />} />
           <Route path="/runs/:id" element={<RunPage />} />
           <Route path="/compare" element={<ComparePage />} />

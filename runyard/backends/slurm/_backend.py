@@ -56,7 +56,13 @@ from pydantic import BaseModel
 
 from runyard.backends._images import container_checks, with_container
 from runyard.backends.base import BaseBackend, CheckResult, EngineState, EngineStatus, Feature, Resources, RunLaunch
-from runyard.backends.kit import launch_file_bytes, launch_reaching, poll_waiting, stage_snapshot
+from runyard.backends.kit import (
+    launch_file_bytes,
+    launch_reaching,
+    launch_snapshot_ids,
+    poll_waiting,
+    stage_snapshot,
+)
 from runyard.backends.slurm._commands import Commands, LocalCommands, SSHCommands
 from runyard.backends.slurm._options import SlurmBackendOptions
 from runyard.backends.slurm._script import JobPaths, render_sbatch
@@ -175,7 +181,7 @@ class SlurmBackend(BaseBackend):
             self.commands.makedirs(paths.job_dir)
             if paths.spool:
                 self.commands.makedirs(paths.spool)
-                if launch.snapshot_id:
+                if launch_snapshot_ids(launch):  # the code's and the datasets' snapshots
                     self._stage_snapshot(launch, paths.blob_cache or "")
             self.commands.write(paths.launch_file, launch_file_bytes(far_launch), 0o600)
             script = render_sbatch(far_launch, self.options_for(launch), paths, self.python)  # the run's own options too
@@ -382,10 +388,11 @@ class SlurmBackend(BaseBackend):
         """Copy the snapshot's blobs into the shared blob cache, and its manifest next to them (spool mode)."""
         from runyard.spool import snapshot_manifest_path
 
-        snap = stage_snapshot(launch, self.commands.blobs(blob_cache))
-        manifest = str(snapshot_manifest_path(Path(blob_cache), launch.snapshot_id or ""))
-        self.commands.makedirs(os.path.dirname(manifest))
-        self.commands.write(manifest, json.dumps(snap).encode(), 0o644)
+        for snapshot_id in launch_snapshot_ids(launch):  # the code's, then the datasets' the run reads
+            snap = stage_snapshot(launch, self.commands.blobs(blob_cache), snapshot_id=snapshot_id)
+            manifest = str(snapshot_manifest_path(Path(blob_cache), snapshot_id))
+            self.commands.makedirs(os.path.dirname(manifest))
+            self.commands.write(manifest, json.dumps(snap).encode(), 0o644)
 
     def _ingest(self, job: _Job) -> None:
         from runyard.client import Client

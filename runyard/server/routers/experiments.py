@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
 import runyard.names as names
-from runyard.errors import InvalidState
+from runyard.errors import InvalidState, NotFound
 from runyard.records.fields import SafeJson, SafeStr
 from runyard.server._auth import (
     principal,
@@ -68,11 +68,28 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
         store.get_snapshot(body.snapshot_id)
     config = spec.to_config()
     config["backend"] = spec.backend
+    if spec.datasets:  # lineage: pinned now, so every run of the experiment reads the same versions
+        config["datasets"] = pin_datasets(request, store, body.project, spec.datasets)
     store.ensure_project(body.project, owner_id=owner_id)
     exp = store.create_experiment(body.project, body.name, config=config, snapshot_id=body.snapshot_id,
                                   backend=",".join(backends), created_by=owner_id)
     wake_scheduler(request)
     return exp
+
+
+def pin_datasets(request: Request, store: Store, project: str, refs: dict[str, str]) -> dict[str, str]:
+    """``datasets:`` resolved to versions: name → ``PROJECT/NAME:V``. The submitter must be able to read each
+    dataset's project (one they may not see answers as a missing dataset)."""
+    for ref in refs.values():
+        other = names.parse_dataset_ref(ref).project
+        if other is not None and other != project:
+            try:
+                require_project(request, other, "viewer")
+            except NotFound as e:
+                raise NotFound(f"datasets: {ref!r} names project {other!r}, which does not exist or you cannot read.",
+                               "Name a dataset of a project you can read; ask its owner to share it: "
+                               f"`runyard projects share {other} USER --role viewer`.") from e
+    return {name: f"{d.project}/{d.dataset}:{d.version}" for name, d in store.resolve_datasets(project, refs).items()}
 
 
 def check_backends(pool: Any, backends: list[str], spec: Any) -> None:

@@ -117,8 +117,13 @@ async def create_run(body: RunCreate, request: Request, store: Store = Depends(g
                 # The scheduler dispatches it to the experiment's backends: the caller must be admitted to each.
                 backends = store.get_experiment(body.experiment_id).backend.split(",")
                 require_backends(request, body.project, backends, backend_entries(request))
-        return insert_run(store, body.project, name=body.name, experiment_id=body.experiment_id, params=body.params,
-                          tags=body.tags, status=body.status, owner_id=owner_id)
+        run = insert_run(store, body.project, name=body.name, experiment_id=body.experiment_id, params=body.params,
+                         tags=body.tags, status=body.status, owner_id=owner_id)
+        if body.experiment_id is not None:  # lineage: a run of an experiment reads the experiment's pinned datasets
+            pinned = store.get_experiment(body.experiment_id).config.get("datasets")
+            if pinned:
+                store.add_experiment_datasets(run.id, body.project, pinned)
+        return run
 
     run = await run_in_threadpool(create)
     request.app.state.changes.bump("runs")

@@ -9,18 +9,35 @@ export const hidden = () => typeof document !== "undefined" && document.visibili
 
 export interface Loaded<T> { data: T | undefined; error: Error | null; reload: () => void }
 
-/** Calls `fn` now, then every `intervalMs` while `live` (0 = once); `deps` restart it. Keeps the last data on errors. */
-export function usePoll<T>(fn: () => Promise<T>, deps: unknown[], intervalMs = POLL_MS, live = true): Loaded<T> {
+/**
+ * Calls `fn` now, then every `intervalMs` while `live` (0 = once); `deps` restart it. Keeps the last data on errors.
+ * When `live` turns false the data is read once more (what a run logged last), unless `finalRead` is false: for a
+ * poll whose own answer turned it off (a run page that saw its run end has its final state already).
+ */
+export function usePoll<T>(fn: () => Promise<T>, deps: unknown[], intervalMs = POLL_MS, live = true, finalRead = true): Loaded<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<Error | null>(null);
   const [tick, setTick] = useState(0);
   const fnRef = useRef(fn);
   fnRef.current = fn;
+  const liveRef = useRef(live);
+  liveRef.current = live;
+  // Without a final read, only live turning on again restarts the poll; turning off just ends the loop.
+  const resumes = useRef(0);
+  const wasLive = useRef(live);
+  if (live && !wasLive.current) resumes.current++;
+  wasLive.current = live;
+  const liveKey = finalRead ? live : resumes.current;
+  const pending = useRef<(() => void) | null>(null);
   useEffect(() => {
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
+    pending.current = () => {
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+    };
     const run = async () => {
-      if (hidden() && live && intervalMs > 0) {
+      if (hidden() && liveRef.current && intervalMs > 0) {
         timer = setTimeout(run, intervalMs);
         return;
       }
@@ -33,7 +50,7 @@ export function usePoll<T>(fn: () => Promise<T>, deps: unknown[], intervalMs = P
       } catch (e) {
         if (!stopped) setError(e as Error);
       }
-      if (!stopped && live && intervalMs > 0) timer = setTimeout(run, intervalMs);
+      if (!stopped && liveRef.current && intervalMs > 0) timer = setTimeout(run, intervalMs);
     };
     run();
     return () => {
@@ -41,7 +58,11 @@ export function usePoll<T>(fn: () => Promise<T>, deps: unknown[], intervalMs = P
       if (timer) clearTimeout(timer);
     };
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, tick, live, intervalMs]);
+  }, [...deps, tick, liveKey, intervalMs]);
+  // Turned off without a restart: drop the next poll the loop may have planned before it knew.
+  useEffect(() => {
+    if (!live) pending.current?.();
+  }, [live]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
   return { data, error, reload };
 }
@@ -90,4 +111,22 @@ export function useClickedList<T>(fromUrl: T[]): [T[], (v: T[]) => void] {
   const key = fromUrl.join(",");
   useEffect(() => setClicked(null), [key]);
   return [clicked ?? fromUrl, setClicked];
+}
+
+/** Sets several URL query parameters in one navigation (two single setters in one handler would keep only the last). */
+export function useSetQuery(): (changes: Record<string, string | null>) => void {
+  const [, setSp] = useSearchParams();
+  return useCallback(
+    (changes: Record<string, string | null>) => {
+      setSp((prev) => {
+        const next = new URLSearchParams(prev);
+        for (const [k, v] of Object.entries(changes)) {
+          if (v === null || v === "") next.delete(k);
+          else next.set(k, v);
+        }
+        return next;
+      }, { replace: true });
+    },
+    [setSp],
+  );
 }

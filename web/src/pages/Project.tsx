@@ -4,6 +4,7 @@ import { Link, useParams } from "react-router-dom";
 import { api } from "../api";
 import { ErrorNote, StatusBadge } from "../components/Confirm";
 import { RunTable } from "../components/RunTable";
+import { ProjectNav } from "../components/ProjectNav";
 import { ProjectTags } from "../components/ProjectTags";
 import { SharingPanel } from "../components/Sharing";
 import { useProjectAccess, useSession } from "../lib/session";
@@ -28,6 +29,7 @@ export function ProjectPage() {
     <div className="page">
       <div className="crumbs"><Link to="/">Projects</Link> / {name}</div>
       <h1>{name}</h1>
+      <ProjectNav project={name} />
       <ErrorNote error={project.error} />
       {project.data && (
         <div className="controls muted" data-testid="project-meta">

@@ -12,11 +12,13 @@ import { ConfirmButton, ErrorNote, StatusBadge } from "../components/Confirm";
 import { CANNOT_CANCEL } from "../components/RunTable";
 import { useProjectAccess } from "../lib/session";
 import { LogView } from "../components/LogView";
+import { LineageView } from "../components/Lineage";
+import { formatSize, runUri } from "../lib/registry";
 import { ChartControlsBar, controlsFromQuery, MetricCharts } from "../components/MetricCharts";
 import { usePoll, useQueryParam } from "../lib/hooks";
 import { formatDuration, formatNumber, TERMINAL } from "../lib/table";
 
-const TABS = ["overview", "media", "logs", "code", "artifacts", "history"] as const;
+const TABS = ["overview", "media", "logs", "code", "artifacts", "lineage", "history"] as const;
 
 const fmt = (v: unknown) => (typeof v === "number" ? formatNumber(v) : typeof v === "string" ? v : JSON.stringify(v));
 const when = (ts: number | null) => (ts == null ? "" : new Date(ts * 1000).toLocaleString());
@@ -44,7 +46,7 @@ export function RunPage() {
     const r = await api.run(id);
     if (TERMINAL.has(r.status)) setLive(false);
     return r;
-  }, [id], 2000, live);
+  }, [id], 2000, live, false);
   const r = run.data;
   const exp = usePoll(() => (r?.experiment_id != null ? api.experiment(r.experiment_id) : Promise.resolve(null)), [r?.experiment_id], 0);
   const current = (TABS as readonly string[]).includes(tab ?? "") ? tab! : "overview";
@@ -106,6 +108,7 @@ export function RunPage() {
       {r && current === "logs" && <LogView runId={id} tasks={tasks} task={task} onTask={setTask} search={logq ?? ""} onSearch={setLogq} live={live} />}
       {r && current === "code" && <SnapshotView run={r} />}
       {r && current === "artifacts" && <Artifacts runId={id} live={live} />}
+      {r && current === "lineage" && <RunLineage runId={id} />}
       {r && current === "history" && (
         <div className="cols">
           <section><h2>Status history</h2>
@@ -153,6 +156,32 @@ function Artifacts({ runId, live }: { runId: number; live: boolean }) {
       </tbody></table>
       {arts.data && shown.length === 0 && <p className="muted">No artifacts.</p>}
     </section>
+  );
+}
+
+/** The datasets the run declared or read (by the name it gave each), and its lineage graph. */
+function RunLineage({ runId }: { runId: number }) {
+  const datasets = usePoll(() => api.runDatasets(runId), [runId], 0);
+  return (
+    <div className="cols">
+      <section>
+        <h2>Datasets read</h2>
+        <ErrorNote error={datasets.error} />
+        {datasets.data && datasets.data.length === 0 && (
+          <p className="muted">None recorded. Declare them in runyard.yml (<code>datasets: {"{"}train: NAME:latest{"}"}</code>) or call <code>runyard.use_dataset("NAME:latest")</code>.</p>
+        )}
+        {datasets.data && datasets.data.length > 0 && (
+          <table className="list" data-testid="run-datasets"><thead><tr><th>name</th><th>dataset version</th><th>files</th><th>size</th></tr></thead><tbody>
+            {datasets.data.map((d) => (
+              <tr key={d.name}><td>{d.name}</td>
+                <td><Link to={`/projects/${encodeURIComponent(d.project)}/datasets/${encodeURIComponent(d.dataset)}?version=${d.version}`}>{d.project}/{d.dataset}:{d.version}</Link></td>
+                <td className="num">{d.n_files.toLocaleString("en-US")}</td><td className="num">{formatSize(d.size)}</td></tr>
+            ))}
+          </tbody></table>
+        )}
+      </section>
+      <section className="grow"><LineageView uri={runUri(runId)} /></section>
+    </div>
   );
 }
 
