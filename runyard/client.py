@@ -10,7 +10,7 @@ library's ``http.client``) rather than httpx.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Self
 
@@ -546,6 +546,24 @@ class Client:
     def upload_blob(self, digest: str, data: bytes | BinaryIO) -> None:
         self._send("PUT", f"/blobs/{digest}", content=data, headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
 
+    # --- batched blob uploads (POST /blobs/batch)
+    def upload_blobs(self, items: Iterable[tuple[str, int, BinaryIO | str | os.PathLike[str]]]) -> dict[str, Any]:
+        """Upload many blobs in one streamed request: ``(sha256, size, file object or path)`` each, read as sent.
+
+        The body frames each blob as its sha256 (64 hex characters), its size (20 decimal digits) and its bytes;
+        the server checks each, stores them and records them together. Keep a batch under the server's limits
+        (10,000 blobs, 256 MiB); files of several MiB go faster with :meth:`upload_blob`.
+
+        Returns:
+            ``{"n_blobs": stored, "size": their bytes}``.
+
+        Raises:
+            InvalidInput: a file is shorter than its size, or the server refused a blob (it names the digest).
+            NotFound, RunyardError: a server without the route answers 404 or 405 (code ``method_not_allowed``).
+        """
+        return self._json("POST", "/blobs/batch", content=_blob_frames(items),
+                          headers={"Content-Type": "application/octet-stream"}, timeout_s=3600)
+
     def download_blob(self, digest: str, dest: Path) -> int:
         return self._download(f"/blobs/{digest}", dest, None)
 
@@ -682,6 +700,37 @@ class Client:
             raise ServerUnreachable(f"Download from {self.base_url} failed: {e}.", "Check the server and retry.") from e
         tmp.replace(dest)
         return size
+
+
+_FRAME_BLOCK = 1024 * 1024
+
+
+def _blob_frames(items: Iterable[tuple[str, int, BinaryIO | str | os.PathLike[str]]]) -> Iterator[bytes]:
+    """The body of POST /blobs/batch: per blob its sha256, its size in 20 digits, then ``size`` bytes of its file,
+    in pieces of about 1 MiB (small blobs share a piece)."""
+    pending = bytearray()
+    for digest, size, source in items:
+        if len(digest) != 64 or not 0 <= size < 10**20:
+            raise InvalidInput(f"Cannot frame blob {digest!r} of {size} bytes.", "Pass a sha256 hex digest and the file's size.")
+        pending += digest.encode("ascii") + b"%020d" % size
+        f = open(source, "rb") if isinstance(source, (str, os.PathLike)) else source  # noqa: SIM115
+        try:
+            left = size
+            while left:
+                block = f.read(min(left, _FRAME_BLOCK))
+                if not block:
+                    raise InvalidInput(f"The file of blob {digest} ended after {size - left:,} of its {size:,} bytes: "
+                                       "it shrank while it was sent.", "Upload it again once nothing writes to the file.")
+                pending += block
+                left -= len(block)
+                if len(pending) >= _FRAME_BLOCK:
+                    yield bytes(pending)
+                    pending.clear()
+        finally:
+            if f is not source:
+                f.close()
+    if pending:
+        yield bytes(pending)
 
 
 def _q(path: str) -> str:

@@ -119,7 +119,8 @@ def body_limit(method: str, path: str, json_limit: int = JSON_BODY_LIMIT, batch_
             return batch_limit
     elif path in ("/api/v1/snapshots", "/api/v1/blobs/missing"):
         return batch_limit
-    elif method == "PUT" and path.startswith(("/api/v1/blobs/", _MLFLOW_FILES)):
+    elif (method == "PUT" and path.startswith(("/api/v1/blobs/", _MLFLOW_FILES))
+          or (method == "POST" and path == "/api/v1/blobs/batch")):  # a blob batch is streamed too, capped by its route
         return None
     elif path == "/api/2.0/mlflow/runs/log-batch":
         return batch_limit

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from runyard._failpoints import pause
-from runyard.errors import InvalidInput, RunyardError
+from runyard.errors import InvalidInput, NotFound, RunyardError
 from runyard.snapshot._git import git_info
 from runyard.snapshot._scan import _N_THREADS, FileEntry, scan
 
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
 __all__ = ["SnapshotInfo", "create_snapshot", "upload_missing"]
 
 _MISSING_BATCH = 10_000  # the server accepts at most 100,000 digests per /blobs/missing call
+# Files under BATCH_FILE_BYTES go up together, in POST /blobs/batch requests of at most BATCH_BYTES and
+# BATCH_FILES files (well under the server's 256 MiB and 10,000); larger files go one by one (PUT /blobs/SHA256).
+BATCH_FILE_BYTES = 4 * 1024 * 1024
+BATCH_BYTES = 32 * 1024 * 1024
+BATCH_FILES = 2_000
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,8 @@ class _HashingReader:
         self._on_chunk = on_chunk
         self._started = False
         self.sha256 = hashlib.sha256()
+        self.n_read = 0
+        self.at_end = False  # a read found the end of the file
 
     def read(self, n: int = -1) -> bytes:
         if self._started:
@@ -71,7 +79,10 @@ class _HashingReader:
         chunk = self._f.read(n)
         if chunk:
             self.sha256.update(chunk)
+            self.n_read += len(chunk)
             self._on_chunk(len(chunk))
+        elif n != 0:
+            self.at_end = True
         return chunk
 
     def seekable(self) -> bool:
@@ -139,8 +150,12 @@ def upload_missing(
     *,
     threads: int = _N_THREADS,
 ) -> tuple[int, int]:
-    """Upload the blobs of ``files`` that the server lacks, several at a time; each file's bytes are hashed as they
-    are sent, and a file that changed since it was scanned is refused (the server would refuse it too).
+    """Upload the blobs of ``files`` that the server lacks, several requests at a time; each file's bytes are hashed
+    as they are sent, and a file that changed since it was scanned is refused (the server would refuse it too).
+
+    Files under ``BATCH_FILE_BYTES`` go in ``POST /blobs/batch`` requests (:meth:`Client.upload_blobs`) of at most
+    ``BATCH_BYTES`` and ``BATCH_FILES`` files, the others one per ``PUT /blobs/SHA256``; a server without the batch
+    route (it answers an empty batch with 404 or 405) gets every file by ``PUT``.
 
     Args:
         client: the server's client.
@@ -188,13 +203,69 @@ def upload_missing(
         except FileNotFoundError as e:
             raise _changed(root, f) from e
 
+    def upload_batch(batch: list[FileEntry]) -> None:
+        sent: list[tuple[FileEntry, _HashingReader]] = []
+
+        def items() -> Iterator[tuple[str, int, BinaryIO]]:
+            for f in batch:
+                try:
+                    fh = open(f.source, "rb")  # noqa: SIM115 - closed once the body moved past it
+                except FileNotFoundError as e:
+                    raise _changed(root, f) from e  # not an OSError: raised from the request's body as it is
+                with fh:
+                    body = _HashingReader(fh, on_chunk)
+                    sent.append((f, body))
+                    yield f.sha256, f.size, body  # type: ignore[misc]
+
+        try:
+            client.upload_blobs(items())
+        except InvalidInput as e:
+            for f, body in sent:  # the server refused a blob whose bytes are not those scanned, or one shrank
+                if (body.n_read == f.size and body.sha256.hexdigest() != f.sha256) or (body.at_end and body.n_read < f.size):
+                    raise _changed(root, f) from e
+            raise
+
+    large = [f for f in to_send if f.size >= BATCH_FILE_BYTES]
+    batches = _batches([f for f in to_send if f.size < BATCH_FILE_BYTES], threads)
+    if batches and not _takes_batches(client):
+        large, batches = to_send, []  # an older server: every file by PUT
+    jobs: list[Callable[[], None]] = [functools.partial(upload, f) for f in large]
+    jobs += [functools.partial(upload_batch, b) for b in batches]
     if progress is not None:
         progress(0, total)
-    if to_send:
-        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(to_send))), thread_name_prefix="runyard-upload") as pool:
-            for _ in pool.map(upload, to_send):
+    if jobs:
+        with ThreadPoolExecutor(max_workers=max(1, min(threads, len(jobs))), thread_name_prefix="runyard-upload") as pool:
+            for _ in pool.map(lambda job: job(), jobs):
                 pass
     return len(to_send), total
+
+
+def _batches(files: Sequence[FileEntry], threads: int) -> list[list[FileEntry]]:
+    """``files`` in groups of at most ``BATCH_FILES`` files and about ``BATCH_BYTES`` bytes, in their order; a few
+    MiB in all are split into about ``threads`` groups (of at least 1 MiB), so that they go up side by side too."""
+    out: list[list[FileEntry]] = []
+    per_batch = min(BATCH_BYTES, max(1024 * 1024, sum(f.size for f in files) // max(1, threads) + 1))
+    size = 0
+    for f in files:
+        if not out or len(out[-1]) >= BATCH_FILES or size + f.size > per_batch:
+            out.append([])
+            size = 0
+        out[-1].append(f)
+        size += f.size
+    return out
+
+
+def _takes_batches(client: Client) -> bool:
+    """Whether the server has POST /blobs/batch: an empty batch is stored, an older server answers 404 or 405."""
+    try:
+        client.upload_blobs(())
+    except NotFound:
+        return False
+    except RunyardError as e:
+        if e.code == "method_not_allowed":
+            return False
+        raise
+    return True
 
 
 def _changed(root: Path, f: FileEntry) -> InvalidInput:

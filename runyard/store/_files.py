@@ -75,6 +75,19 @@ class FilesPart(StorePart):
                 (sha256, size, _now()),
             )
 
+    def record_blobs(self, items: Sequence[tuple[str, int]]) -> None:
+        """Record many stored blobs, ``(sha256, size)`` each, in one transaction (one executemany); blobs
+        already recorded are left as they are. Used by POST /blobs/batch once its blobs are in place."""
+        if not items:
+            return
+        ph = "?" if self._sqlite else "%s"
+        now = _now()
+        with write_scope(self.engine) as conn:
+            conn.exec_driver_sql(
+                f"INSERT INTO blobs (sha256, size, created_at) VALUES ({ph}, {ph}, {ph}) ON CONFLICT (sha256) DO NOTHING",
+                [(sha256, int(size), now) for sha256, size in items],
+            )
+
     def create_snapshot(
         self,
         snapshot_id: str,

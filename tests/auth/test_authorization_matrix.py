@@ -189,6 +189,9 @@ EXPECTED: dict[tuple[str, str], tuple[str, Maker]] = {
     ("POST", "/blobs/missing"): ("user", lambda w: ("/blobs/missing", {"json": {"digests": [w.digest]}})),
     ("PUT", "/blobs/{digest}"): ("user", lambda w: (f"/blobs/{w.digest}", {"content": BLOB})),
     ("GET", "/blobs/{digest}"): ("user_or_run", lambda w: (f"/blobs/{w.digest}", {})),
+    # batched blob uploads: the same access as PUT /blobs/{digest}
+    ("POST", "/blobs/batch"): ("user", lambda w: (
+        "/blobs/batch", {"content": w.digest.encode() + b"%020d" % len(BLOB) + BLOB})),
     ("POST", "/snapshots"): ("user", lambda w: ("/snapshots", {"json": {"files": [["a.py", w.digest, len(BLOB), 0o644]]}})),
     ("GET", "/snapshots/{snapshot_id}"): ("user_or_run", lambda w: (f"/snapshots/{w.snapshot_id}", {})),
     # versioned datasets

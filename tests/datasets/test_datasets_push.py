@@ -37,18 +37,24 @@ def _sha(data: bytes) -> str:
 
 
 class _Counting:
-    """Counts the client's blob uploads (PUT /blobs) and their bytes, then lets them through."""
+    """Counts the blobs the client uploads (PUT /blobs/SHA256 one each, POST /blobs/batch many), then lets them through."""
 
     def __init__(self, client: Client) -> None:
         self.calls = 0
         self.bytes = 0
-        self._upload = client.upload_blob
+        self._upload, self._upload_many = client.upload_blob, client.upload_blobs
 
         def upload(digest: str, data: Any) -> None:
             self.calls += 1
             self._upload(digest, data)
 
+        def upload_many(items: Any) -> dict[str, Any]:
+            answer = self._upload_many(items)
+            self.calls += answer["n_blobs"]
+            return answer
+
         client.upload_blob = upload  # type: ignore[method-assign]
+        client.upload_blobs = upload_many  # type: ignore[method-assign]
 
 
 def _data(tmp_path: Path) -> Path:

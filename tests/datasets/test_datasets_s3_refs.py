@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -18,57 +14,25 @@ import pytest
 from runyard.client import Client
 from runyard.errors import InvalidInput
 from runyard.snapshot import pull_dataset, push_dataset
+from runyard.testing.moto import MotoS3, moto_s3
 
 BUCKET = "runyard-datasets"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """moto's S3 in server mode with a bucket; a boto3 client of it. Stopped by its pid."""
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
+    """moto's S3 in server mode with a bucket. Stopped by its pid."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[test]')")
-    import boto3
-
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(0.1)
-        endpoint = f"http://127.0.0.1:{port}"
-        client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
-                              region_name="us-east-1")
-        client.create_bucket(Bucket=BUCKET)
-        client.endpoint = endpoint
-        yield client
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(10)
+    with moto_s3(tmp_path_factory.mktemp("moto"), BUCKET) as server:
+        yield server
 
 
 @pytest.fixture
-def s3_env(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in {"RUNYARD_S3_ENDPOINT_URL": s3.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+def s3_env(s3: MotoS3, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key, value in s3.env().items():
         monkeypatch.setenv(key, value)
-    return s3
+    return s3.client()
 
 
 def test_s3_references_hashed_changes_detected_and_pulled(client: Client, project: str, s3_env: Any, tmp_path: Path) -> None:

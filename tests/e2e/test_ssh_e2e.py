@@ -91,8 +91,10 @@ def test_the_digits_sweep_runs_on_ssh_hosts(ssh_yard: tuple[Yard, Path], tmp_pat
     assert logs.returncode == 0, logs.stderr
     epochs = re.findall(r"epoch +(\d+) loss [\d.]+ val_accuracy [\d.]+", logs.stdout)
     assert epochs == ["0", "1", "2", "3", "4"], logs.stdout
-    # The snapshot's two files went to the host's blob cache once, for all four runs.
-    assert len([p for p in (work / "cache" / "blobs").rglob("*") if p.is_file()]) == 2
+    # The snapshot's three files and the dataset's one went to the host's blob cache once, for all four runs.
+    assert len([p for p in (work / "cache" / "blobs").rglob("*") if p.is_file()]) == 4
+    for r in runs:
+        assert [(d["name"], d["dataset"], d["version"]) for d in yard.client.run_datasets(r["id"])] == [("train", "digits", 1)]
     assert sorted(p.name for p in (work / "jobs").iterdir()) == sorted(f"{r['id']}.1" for r in runs)
 
 

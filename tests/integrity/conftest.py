@@ -6,15 +6,8 @@ PostgreSQL, one per module and store, for the regressions of histories, queries 
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -24,38 +17,9 @@ from runyard.backends.local import agent_dir, stop_agent
 from runyard.client import Client
 from runyard.testing import LiveServer
 from runyard.testing._postgres import fresh_postgres
+from runyard.testing.moto import MotoS3
+from runyard.testing.moto import moto_s3 as start_moto_s3
 from runyard.testing.pytest_plugin import LiveServers
-
-
-@dataclass(frozen=True)
-class MotoS3:
-    """A running moto S3 server: its endpoint, a bucket, and the environment a Runyard server needs to use it."""
-
-    endpoint: str
-    bucket: str
-
-    def env(self, prefix: str) -> dict[str, str]:
-        return {"RUNYARD_ARTIFACTS_URL": f"s3://{self.bucket}/{prefix}", "RUNYARD_S3_ENDPOINT_URL": self.endpoint,
-                "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
-
-    def client(self):  # noqa: ANN201 - a boto3 S3 client, for looking at the bucket directly
-        import boto3
-
-        return boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
-                            aws_secret_access_key="testing", region_name="us-east-1")
-
-    def keys(self, prefix: str) -> dict[str, int]:
-        """Every object under ``prefix`` in the bucket, key → size."""
-        out: dict[str, int] = {}
-        for page in self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-            out.update({o["Key"]: o["Size"] for o in page.get("Contents", [])})
-        return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -63,35 +27,8 @@ def moto_s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoS3]:
     """moto's S3 in server mode (``python -m moto.server``), stopped by its pid at the end of the session."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[test]')")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"moto_server exited with {proc.returncode}: {log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not listen within 60 s: {log.read_text()[-2000:]}") from None
-                time.sleep(0.1)
-        s3 = MotoS3(f"http://127.0.0.1:{port}", "runyard-test")
-        s3.client().create_bucket(Bucket=s3.bucket)
+    with start_moto_s3(tmp_path_factory.mktemp("moto")) as s3:
         yield s3
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

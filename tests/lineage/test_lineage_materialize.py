@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +18,7 @@ from runyard.runner import launch_from_dict, launch_to_dict
 from runyard.snapshot import materialize_dataset, release_dataset_dirs
 from runyard.snapshot._dataset_dirs import env_name
 from runyard.testing import LiveServer
+from runyard.testing.moto import MotoS3, moto_s3
 from runyard.testing.pytest_plugin import LiveServers
 
 DATA = {"a.csv": b"1,2\n", "deep/b.bin": bytes(range(256))}
@@ -31,47 +27,17 @@ OBJECT = b"an object in s3\n"
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """moto's S3 in server mode with bucket ``lineage``, stopped by its pid afterwards."""
+    """moto's S3 in server mode with bucket ``lineage`` (holding ``raw/obj.txt``), stopped by its pid afterwards."""
     pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[test]')")
     pytest.importorskip("s3fs", reason="s3fs is not installed (pip install -e '.[test]')")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True,
-                                env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, log.read_text()[-2000:]
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, log.read_text()[-2000:]
-                time.sleep(0.1)
-        import boto3
-
-        s3 = boto3.client("s3", endpoint_url=f"http://127.0.0.1:{port}", aws_access_key_id="testing",
-                          aws_secret_access_key="testing", region_name="us-east-1")
-        s3.create_bucket(Bucket="lineage")
-        s3.put_object(Bucket="lineage", Key="raw/obj.txt", Body=OBJECT)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with moto_s3(tmp_path_factory.mktemp("moto"), "lineage") as s3:
+        s3.client().put_object(Bucket="lineage", Key="raw/obj.txt", Body=OBJECT)
+        yield s3.endpoint
 
 
 @pytest.fixture
 def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    for key, value in {"RUNYARD_S3_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                       "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in MotoS3(s3_endpoint, "lineage").env().items():
         monkeypatch.setenv(key, value)
     return s3_endpoint
 
