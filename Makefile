@@ -84,10 +84,10 @@ test-ui: $(UI_DEPS)
 ## engines' runners miss their start-up times); then the rest on TEST_WORKERS pytest-xdist workers (they mostly
 ## wait for servers, runs and browsers: 3 keep 2 cores busy). The engine tests leave most of a core idle (they wait
 ## on daemons): the unit tests of BESIDE_ENGINES (no engine, no browser, no timing) run beside them at a lower CPU
-## priority (nice), so the engines' processes still come first; their output follows the engine tests'.
+## priority (nice), so the engines' processes still come first (no test that times a process's signals: tests/runner stays with the rest); their output follows the rest's.
 TEST_WORKERS ?= 3
-BESIDE_ENGINES := tests/store tests/search tests/records tests/launch tests/scheduler tests/runner tests/docs tests/auth \
-	tests/containers tests/registry tests/datasets tests/flavors tests/test_snapshot.py tests/test_spec.py \
+BESIDE_ENGINES := tests/store tests/search tests/records tests/launch tests/scheduler tests/docs tests/auth \
+	tests/containers tests/registry tests/dataset_versions tests/flavors tests/test_snapshot.py tests/test_spec.py \
 	tests/test_spec_notebook.py tests/test_media.py tests/test_proc.py tests/test_lint.py tests/test_layers.py
 test: test-setup
 	beside_log=$$(mktemp); \

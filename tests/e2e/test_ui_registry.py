@@ -98,7 +98,11 @@ class Requests:
 
 
 def goto_settled(page, url: str, requests: Requests) -> None:  # noqa: ANN001
-    """Open a page fresh and wait until its requests are done; then nothing may have been asked twice."""
+    """Open a page fresh and wait until its requests are done; then nothing may have been asked twice.
+
+    The previous page is left for a blank one first, so a request it was still making (late, on a loaded
+    machine) is not counted as this page's."""
+    page.goto("about:blank")
     requests.reset()
     page.goto(url)
     page.wait_for_load_state("networkidle")
