@@ -535,28 +535,45 @@ class TaskExecution:
 
     def _materialize_datasets(self) -> str:
         """Each of the launch's datasets, read-only in ``<workdir>/datasets/<name>/``; an error message, or ""."""
-        from runyard import config
         from runyard.snapshot import materialize_dataset
+
+        return self._materialize_inputs(
+            "dataset", "datasets", self.launch.datasets, materialize_dataset,
+            lambda v: f"{v.get('project')}/{v.get('dataset')}:{v.get('version')}")
+
+    def _materialize_models(self) -> str:
+        """Each of the launch's model versions, read-only in ``<workdir>/models/<name>/``; an error message, or ""."""
+        from runyard.snapshot import materialize_model
+
+        return self._materialize_inputs(
+            "model", "models", self.launch.models, materialize_model,
+            lambda v: str(v.get("uri") or f"models:/{v.get('project')}/{v.get('model')}/{v.get('version')}"))
+
+    def _materialize_inputs(self, kind: str, folder: str, items: Mapping[str, Mapping[str, Any]],
+                            write: Callable[..., Any], label_of: Callable[[Mapping[str, Any]], str]) -> str:
+        """Write each of ``items`` (name → version) read-only into ``<workdir>/<folder>/<name>/`` with ``write``
+        (through the blob cache), waiting while the server is down; an error message, or ""."""
+        from runyard import config
 
         cache_dir = self._cache_dir or config.home() / "cache" / "blobs"
         client = _SnapshotCache(self._client, self.launch.server_url, self.launch.token)
-        for name, version in self.launch.datasets.items():
-            label = f"{version.get('project')}/{version.get('dataset')}:{version.get('version')}"
+        for name, version in items.items():
+            label = label_of(version)
             delay = 0.2
             while True:
                 try:
-                    done = materialize_dataset(client, version, self.workdir / "datasets" / name, cache_dir)
+                    done = write(client, version, self.workdir / folder / name, cache_dir)
                     break
                 except ServerUnreachable:
                     if self._stop is not None:
-                        return "stopped while fetching the datasets"
+                        return f"stopped while fetching the {folder}"
                     time.sleep(delay)  # only while the server is down
                     delay = min(5.0, delay * 2)
                 except RunyardError as e:
-                    return f"could not materialise dataset {name} ({label}): {e.message}"
+                    return f"could not materialise {kind} {name} ({label}): {e.message}"
                 except OSError as e:
-                    return f"could not materialise dataset {name} ({label}): {e}"
-            self._reporter.line("system", f"[runyard] dataset {name}: {label}, {done.n_files} files in datasets/{name}/ "
+                    return f"could not materialise {kind} {name} ({label}): {e}"
+            self._reporter.line("system", f"[runyard] {kind} {name}: {label}, {done.n_files} files in {folder}/{name}/ "
                                 f"(read-only; {done.n_downloaded} downloaded)", time.time())
         return ""
 
@@ -569,33 +586,6 @@ class TaskExecution:
             release_dataset_dirs(self.workdir / "datasets")
         for name in self.launch.models:
             release_dataset_dirs(self.workdir / "models" / name)
-
-    def _materialize_models(self) -> str:
-        """Each of the launch's model versions, read-only in ``<workdir>/models/<name>/``; an error message, or ""."""
-        from runyard import config
-        from runyard.snapshot import materialize_model
-
-        cache_dir = self._cache_dir or config.home() / "cache" / "blobs"
-        client = _SnapshotCache(self._client, self.launch.server_url, self.launch.token)
-        for name, version in self.launch.models.items():
-            label = str(version.get("uri") or f"models:/{version.get('project')}/{version.get('model')}/{version.get('version')}")
-            delay = 0.2
-            while True:
-                try:
-                    done = materialize_model(client, version, self.workdir / "models" / name, cache_dir)
-                    break
-                except ServerUnreachable:
-                    if self._stop is not None:
-                        return "stopped while fetching the models"
-                    time.sleep(delay)  # only while the server is down
-                    delay = min(5.0, delay * 2)
-                except RunyardError as e:
-                    return f"could not materialise model {name} ({label}): {e.message}"
-                except OSError as e:
-                    return f"could not materialise model {name} ({label}): {e}"
-            self._reporter.line("system", f"[runyard] model {name}: {label}, {done.n_files} files in models/{name}/ "
-                                f"(read-only; {done.n_downloaded} downloaded)", time.time())
-        return ""
 
     def _dataset_root(self, folder: str = "datasets") -> str:
         """Where the task's processes find ``datasets/`` (or ``models/``): in the container, the account's copy

@@ -17,19 +17,21 @@ import runyard.names as names
 from runyard.errors import InvalidInput
 from runyard.spec._rules import Rule, bad, invalid, show
 
-__all__ = ["MAX_DATASETS", "DatasetsField", "env_name"]
+__all__ = ["MAX_DATASETS", "NAME_MAX", "DatasetsField", "env_name", "name_ok"]
 
 MAX_DATASETS = 100
 NAME_MAX = 64
 _EXAMPLE = "`datasets: {train: digits:3, raw: scans@latest}`"
 
 
-def env_name(name: str) -> str:
-    """``RUNYARD_DATASET_<NAME>``: upper-cased, every character other than A-Z and 0-9 made ``_``."""
-    return "RUNYARD_DATASET_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper())
+def env_name(name: str, prefix: str = "RUNYARD_DATASET_") -> str:
+    """``RUNYARD_DATASET_<NAME>`` (or ``prefix`` + NAME): upper-cased, every character other than A-Z and 0-9 made ``_``."""
+    return prefix + "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper())
 
 
-def _name_ok(name: Any) -> bool:
+def name_ok(name: Any) -> bool:
+    """Whether ``name`` may name a run's dataset or model: a directory under ``datasets/`` or ``models/`` and the
+    tail of its variable."""
     return (isinstance(name, str) and 0 < len(name) <= NAME_MAX and name.isascii()
             and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c in "_.-" for c in name))
 
@@ -43,7 +45,7 @@ def _check_datasets(value: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     by_env: dict[str, str] = {}
     for key, ref in value.items():
-        if not _name_ok(key):
+        if not name_ok(key):
             raise bad(f"has the name {show(key)}, but each name is 1-{NAME_MAX} letters, digits, '_', '.' or '-', starting with a "
                       "letter or '_' (it names the directory datasets/NAME and the variable RUNYARD_DATASET_NAME). "
                       f"Rename it, e.g. train; write {_EXAMPLE}.")

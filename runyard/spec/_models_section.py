@@ -15,23 +15,18 @@ from pydantic import BeforeValidator
 
 import runyard.names as names
 from runyard.errors import InvalidInput
+from runyard.spec._datasets import NAME_MAX, env_name, name_ok
 from runyard.spec._rules import Rule, bad, invalid, show
 
 __all__ = ["MAX_MODELS", "ModelsField", "model_env_name"]
 
 MAX_MODELS = 100
-NAME_MAX = 64
 _EXAMPLE = "`models: {base: models:/digits@production}`"
 
 
 def model_env_name(name: str) -> str:
     """``RUNYARD_MODEL_<NAME>``: upper-cased, every character other than A-Z and 0-9 made ``_``."""
-    return "RUNYARD_MODEL_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in name.upper())
-
-
-def _name_ok(name: Any) -> bool:  # noqa: ANN401
-    return (isinstance(name, str) and 0 < len(name) <= NAME_MAX and name.isascii()
-            and (name[0].isalpha() or name[0] == "_") and all(c.isalnum() or c in "_.-" for c in name))
+    return env_name(name, "RUNYARD_MODEL_")
 
 
 def _check_models(value: Any) -> dict[str, str]:  # noqa: ANN401
@@ -42,7 +37,7 @@ def _check_models(value: Any) -> dict[str, str]:  # noqa: ANN401
     out: dict[str, str] = {}
     by_env: dict[str, str] = {}
     for key, uri in value.items():
-        if not _name_ok(key):
+        if not name_ok(key):
             raise bad(f"has the name {show(key)}, but each name is 1-{NAME_MAX} letters, digits, '_', '.' or '-', "
                       "starting with a letter or '_' (it names the directory models/NAME and the variable "
                       f"RUNYARD_MODEL_NAME). Rename it, e.g. base; write {_EXAMPLE}.")
