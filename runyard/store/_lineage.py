@@ -21,11 +21,11 @@ from __future__ import annotations
 import collections
 import json
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pydantic import Field
-from sqlalchemy import insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 
 import runyard.names as names
 from runyard.errors import Conflict, InvalidInput, NotFound
@@ -167,26 +167,14 @@ class LineagePart(StorePart):
         parsed = names.parse_dataset_ref(ref)
         rd = m.SqlRunDataset
         with write_scope(self.engine) as conn:
-            run_project = conn.execute(select(m.SqlProject.name).join(m.SqlRun, m.SqlRun.project_id == m.SqlProject.id)
-                                       .where(m.SqlRun.id == run_id)).scalar()
-            if run_project is None:
-                raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+            run_project = run_project_of(conn, run_id)
             row = _resolve_row(conn, parsed.project or project or run_project, parsed.name, parsed.version, ref)
-            have = conn.execute(select(rd.version_id, rd.recorded_at).where(rd.run_id == run_id, rd.name == name)).first()
-            if have is not None and have[0] != row.id:
-                old = self._version_label(conn, have[0])
-                raise Conflict(f"Run {run_id} already reads {old} under the name {name!r}, not "
-                               f"{row.project}/{row.dataset}:{row.version}.",
-                               "Give this dataset another name, e.g. use_dataset(ref, name='other').")
-            if have is None:
-                n = len(list(conn.execute(select(rd.name).where(rd.run_id == run_id)).scalars()))
-                if n >= MAX_RUN_DATASETS:
-                    raise InvalidInput(f"Run {run_id} already reads {n} datasets, the most one run may record.",
-                                       "Combine datasets into fewer versions.")
-                recorded = _now()
-                conn.execute(insert(rd).values(run_id=run_id, name=name, version_id=row.id, recorded_at=recorded))
-            else:
-                recorded = have[1]
+            recorded = record_use(
+                conn, rd.__table__, "version_id", run_id, name, row.id, verb="reads",
+                label=f"{row.project}/{row.dataset}:{row.version}",
+                other_label=lambda version_id: self._version_label(conn, version_id),
+                rename_hint="Give this dataset another name, e.g. use_dataset(ref, name='other').",
+                limit=MAX_RUN_DATASETS, kinds="datasets", fewer_hint="Combine datasets into fewer versions.")
         return _run_dataset(name, row, recorded)
 
     def _version_label(self, conn: Any, version_id: int) -> str:  # noqa: ANN401
@@ -481,3 +469,41 @@ def _run_dataset(name: str, row: Any, recorded_at: float | None) -> RunDataset: 
     return RunDataset(name=name, project=row.project, dataset=row.dataset, version=row.version, content_id=row.content_id,
                       snapshot_id=row.snapshot_id, n_files=row.n_files, size=row.size, refs=json.loads(row.refs or "[]"),
                       recorded_at=recorded_at)
+
+
+def run_project_of(conn: Connection, run_id: int) -> str:
+    """The project of run ``run_id``.
+
+    Raises:
+        NotFound: no such run.
+    """
+    run_project = conn.execute(select(m.SqlProject.name).join(m.SqlRun, m.SqlRun.project_id == m.SqlProject.id)
+                               .where(m.SqlRun.id == run_id)).scalar()
+    if run_project is None:
+        raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
+    return str(run_project)
+
+
+def record_use(conn: Connection, table: Table, column: str, run_id: int, name: str, version_id: int, *, verb: str,
+               label: str, other_label: Callable[[int], str], rename_hint: str, limit: int, kinds: str,
+               fewer_hint: str) -> float:
+    """Record in ``table`` (``run_datasets`` or ``run_models``) that run ``run_id`` uses ``version_id`` (``column``)
+    under ``name``; the same version under the same name again changes nothing. Returns when it was recorded.
+
+    Raises:
+        Conflict: the run already uses another version under ``name`` (``verb``: "reads", "uses").
+        InvalidInput: the run already records ``limit`` of them.
+    """
+    have = conn.execute(select(table.c[column], table.c.recorded_at)
+                        .where(table.c.run_id == run_id, table.c.name == name)).first()
+    if have is not None and have[0] != version_id:
+        raise Conflict(f"Run {run_id} already {verb} {other_label(have[0])} under the name {name!r}, not {label}.",
+                       rename_hint)
+    if have is not None:
+        return float(have[1])
+    n = conn.execute(select(func.count()).select_from(table).where(table.c.run_id == run_id)).scalar() or 0
+    if n >= limit:
+        raise InvalidInput(f"Run {run_id} already {verb} {n} {kinds}, the most one run may record.", fewer_hint)
+    recorded = _now()
+    conn.execute(insert(table).values(run_id=run_id, name=name, recorded_at=recorded, **{column: version_id}))
+    return recorded

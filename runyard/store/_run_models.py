@@ -17,10 +17,11 @@ from pydantic import Field
 from sqlalchemy import insert, select
 
 import runyard.names as names
-from runyard.errors import Conflict, InvalidInput, NotFound
+from runyard.errors import InvalidInput, NotFound
 from runyard.store import _models as m
 from runyard.store._common import StorePart, _now
 from runyard.store._engine import read_scope, write_scope
+from runyard.store._lineage import record_use, run_project_of
 from runyard.store._records import _Record
 
 __all__ = ["RunModel", "RunModelsPart", "check_run_model_name", "insert_run_models"]
@@ -153,26 +154,13 @@ class RunModelsPart(StorePart):
         ref = names.parse_model_uri(uri)
         rmod = m.SqlRunModel
         with write_scope(self.engine) as conn:
-            run_project = conn.execute(select(m.SqlProject.name).join(m.SqlRun, m.SqlRun.project_id == m.SqlProject.id)
-                                       .where(m.SqlRun.id == run_id)).scalar()
-            if run_project is None:
-                raise NotFound(f"No run with id {run_id}.", "List runs with `runyard ls`.")
-            row = _version_row(conn, run_project, ref, uri)
-            have = conn.execute(select(rmod.model_version_id, rmod.recorded_at)
-                                .where(rmod.run_id == run_id, rmod.name == name)).first()
-            if have is not None and have[0] != row.id:
-                raise Conflict(f"Run {run_id} already uses {self._model_version_label(conn, have[0])} under the name "
-                               f"{name!r}, not models:/{row.project}/{row.model}/{row.version}.",
-                               "Give this model another name, e.g. load_model(uri, name='other').")
-            if have is None:
-                n = len(list(conn.execute(select(rmod.name).where(rmod.run_id == run_id)).scalars()))
-                if n >= MAX_RUN_MODELS:
-                    raise InvalidInput(f"Run {run_id} already uses {n} models, the most one run may record.",
-                                       "Use fewer models in one run.")
-                recorded = _now()
-                conn.execute(insert(rmod).values(run_id=run_id, name=name, model_version_id=row.id, recorded_at=recorded))
-            else:
-                recorded = have[1]
+            row = _version_row(conn, run_project_of(conn, run_id), ref, uri)
+            recorded = record_use(
+                conn, rmod.__table__, "model_version_id", run_id, name, row.id, verb="uses",
+                label=f"models:/{row.project}/{row.model}/{row.version}",
+                other_label=lambda version_id: self._model_version_label(conn, version_id),
+                rename_hint="Give this model another name, e.g. load_model(uri, name='other').",
+                limit=MAX_RUN_MODELS, kinds="models", fewer_hint="Use fewer models in one run.")
         return _run_model(name, row, recorded)
 
     def _model_version_label(self, conn: Any, version_id: int) -> str:  # noqa: ANN401
