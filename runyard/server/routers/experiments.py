@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -79,33 +80,32 @@ def create_experiment(body: ExperimentCreate, request: Request, store: Store = D
     return exp
 
 
-def pin_datasets(request: Request, store: Store, project: str, refs: dict[str, str]) -> dict[str, str]:
-    """``datasets:`` resolved to versions: name → ``PROJECT/NAME:V``. The submitter must be able to read each
-    dataset's project (one they may not see answers as a missing dataset)."""
+def _require_readable(request: Request, project: str, key: str, what: str, refs: dict[str, str],
+                      project_of: Callable[[str], str | None]) -> None:
+    """The submitter can read the project each of ``refs`` (the values of ``key:``) names, when another than
+    ``project``: one they may not see answers as a missing ``what`` (dataset, model)."""
     for ref in refs.values():
-        other = names.parse_dataset_ref(ref).project
+        other = project_of(ref)
         if other is not None and other != project:
             try:
                 require_project(request, other, "viewer")
             except NotFound as e:
-                raise NotFound(f"datasets: {ref!r} names project {other!r}, which does not exist or you cannot read.",
-                               "Name a dataset of a project you can read; ask its owner to share it: "
+                raise NotFound(f"{key}: {ref!r} names project {other!r}, which does not exist or you cannot read.",
+                               f"Name a {what} of a project you can read; ask its owner to share it: "
                                f"`runyard projects share {other} USER --role viewer`.") from e
+
+
+def pin_datasets(request: Request, store: Store, project: str, refs: dict[str, str]) -> dict[str, str]:
+    """``datasets:`` resolved to versions: name → ``PROJECT/NAME:V``. The submitter must be able to read each
+    dataset's project (one they may not see answers as a missing dataset)."""
+    _require_readable(request, project, "datasets", "dataset", refs, lambda ref: names.parse_dataset_ref(ref).project)
     return {name: f"{d.project}/{d.dataset}:{d.version}" for name, d in store.resolve_datasets(project, refs).items()}
 
 
 def pin_models(request: Request, store: Store, project: str, uris: dict[str, str]) -> dict[str, str]:
     """``models:`` resolved to versions: name → ``models:/PROJECT/NAME/V``. The submitter must be able to read each
     model's project (one they may not see answers as a missing model); an archived version is refused."""
-    for uri in uris.values():
-        other = names.parse_model_uri(uri).project
-        if other is not None and other != project:
-            try:
-                require_project(request, other, "viewer")
-            except NotFound as e:
-                raise NotFound(f"models: {uri!r} names project {other!r}, which does not exist or you cannot read.",
-                               "Name a model of a project you can read; ask its owner to share it: "
-                               f"`runyard projects share {other} USER --role viewer`.") from e
+    _require_readable(request, project, "models", "model", uris, lambda uri: names.parse_model_uri(uri).project)
     return {name: v.uri for name, v in store.resolve_run_models(project, uris).items()}
 
 
